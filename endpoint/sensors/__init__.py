@@ -1,0 +1,1 @@
+"""Sensors: each yields typed evidence records about one channel (processes, files, network)."""
