@@ -31,8 +31,9 @@ class ProcessRecord:
     uid: int | None
     create_time: float
     env_keys: frozenset[str] = frozenset()  # names only; values are reduced to credentials on read
+    env_values: dict[str, str] = field(default_factory=dict)  # only HOME and autonomy markers: never secrets
     credentials: list[Credential] = field(default_factory=list)
-    cwd: str = ""
+    cwd: str = ""  # read for interpreters only, to find the script they run
 
 
 @dataclass(frozen=True, slots=True)

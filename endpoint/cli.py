@@ -1,0 +1,197 @@
+"""``agentroster``: the one command line, with a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentroster", description="Find the AI agents on this machine.")
+    parser.add_argument("--version", action="version", version=f"agentroster {_version()}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    scan = sub.add_parser("scan", help="find the agents on this machine (or under --root) and print them")
+    scan.add_argument("--json", action="store_true", help="print the agentroster.scan/1 JSON document")
+    scan.add_argument("--root", default="/", metavar="DIR",
+                      help="scan the homes and machine-wide paths under DIR (default /); processes are "
+                           "scanned only when DIR is /")
+    scan.add_argument("--home", action="append", default=[], metavar="DIR", help="also scan DIR as a user home")
+    scan.add_argument("--no-processes", action="store_true", help="skip the process sensor")
+    scan.add_argument("--no-files", action="store_true", help="skip the file sensor")
+    scan.add_argument("--no-walk", action="store_true", help="do not walk homes for project configs")
+    scan.add_argument("--pcap", metavar="FILE", help="also report the LLM and tool calls in a pcap/pcapng capture")
+    scan.add_argument("--sniff", type=float, metavar="SECONDS", help="also capture live for SECONDS")
+    scan.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
+    scan.set_defaults(run=_scan)
+
+    sigs = sub.add_parser("signatures", help="check or list the signature packs")
+    sigs_sub = sigs.add_subparsers(metavar="ACTION")
+    check = sigs_sub.add_parser("check", help="validate packs and run every signature's cases")
+    check.add_argument("files", nargs="*", help="pack files (default: the shipped packs)")
+    check.set_defaults(run=_signatures_check)
+    listing = sigs_sub.add_parser("list", help="list the signatures")
+    listing.set_defaults(run=_signatures_list)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of `scan --json`")
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def _version() -> str:
+    import endpoint
+
+    return endpoint.__version__
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from endpoint.scan import ScanOptions, scan
+
+    options = ScanOptions(root=args.root, homes=[os.path.abspath(h) for h in args.home],
+                          processes=not args.no_processes, files=not args.no_files, walk_projects=not args.no_walk)
+    if not os.path.isdir(options.root):
+        print(f"agentroster: --root {args.root}: not a directory", file=sys.stderr)
+        return 2
+    if args.pcap or args.sniff:
+        _network(args, options)
+    document = scan(options)
+    text = json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_table(document)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def _network(args: argparse.Namespace, options: Any) -> None:
+    import signatures
+    from endpoint.evidence import ScanError
+
+    lib = signatures.load()
+
+    def provider_for(host: str, port: int) -> str | None:
+        found = lib.provider_for_host(host) if host else None
+        found = found or lib.provider_for_port(port)
+        return found.id if found else None
+
+    if args.pcap:
+        from endpoint.sensors.pcap import PcapError, read_pcap
+
+        try:
+            for record in read_pcap(args.pcap):
+                record.provider = record.provider or provider_for(record.host, record.port)
+                options.network.append(record)
+        except (PcapError, OSError) as exc:
+            options.network_errors.append(ScanError(args.pcap, "pcap", str(exc)))
+    if args.sniff:
+        from endpoint.sensors.network import NetworkSensor
+
+        sensor = NetworkSensor(provider_for)
+        options.network.extend(sensor.sniff(args.sniff))
+        for reason in sensor.capabilities:
+            options.network_errors.append(ScanError("network", "limited", reason))
+
+
+def render_table(document: dict[str, Any]) -> str:
+    """The scan as a table a person reads: children under their parent, flags last."""
+    sightings = document["sightings"]
+    by_parent: dict[str | None, list[dict[str, Any]]] = {}
+    ids = {s["id"] for s in sightings}
+    for s in sightings:
+        by_parent.setdefault(s["parent"] if s["parent"] in ids else None, []).append(s)
+    rows: list[tuple[str, ...]] = []
+
+    def visit(parent: str | None, depth: int) -> None:
+        for s in by_parent.get(parent, []):
+            rows.append(("  " * depth + ("└ " if depth else "") + s["name"], s["type"], s["user"] or "(machine)",
+                         "yes" if s["running"] else "no", _summary(s), ", ".join(s["flags"])))
+            if depth < 8:
+                visit(s["id"], depth + 1)
+
+    visit(None, 0)
+    header = ("AGENT", "TYPE", "USER", "RUNNING", "EVIDENCE", "FLAGS")
+    width = shutil.get_terminal_size((160, 24)).columns
+    widths = [min(max(len(r[i]) for r in [header, *rows]), cap) for i, cap in enumerate((40, 11, 14, 7, 60, 60))]
+    lines = ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()[:width]
+             for row in [header, *rows]]
+    device = document["device"]
+    lines.insert(0, f"{device['hostname']} ({device['os']}) — {len(sightings)} sightings, "
+                    f"{len(document['errors'])} errors")
+    for err in document["errors"][:20]:
+        lines.append(f"error: {err['where']}: {err['error']}: {err['detail']}")
+    if len(document["errors"]) > 20:
+        lines.append(f"… and {len(document['errors']) - 20} more errors (see --json)")
+    return "\n".join(lines)
+
+
+def _summary(s: dict[str, Any]) -> str:
+    parts = []
+    if s["processes"]:
+        parts.append(f"{len(s['processes'])} process" + ("es" if len(s["processes"]) > 1 else ""))
+    if s["configs"]:
+        parts.append(f"{len(s['configs'])} config" + ("s" if len(s["configs"]) > 1 else ""))
+    if s["mcp_servers"] and s["type"] != "tool_server":
+        parts.append(f"{len(s['mcp_servers'])} MCP")
+    artifacts = [e for e in s["evidence"] if e["kind"] == "artifact"]
+    if artifacts:
+        parts.append(", ".join(sorted({e["rule"] for e in artifacts})))
+    if s["endpoints"]:
+        parts.append("calls " + ", ".join(sorted({e["host"] for e in s["endpoints"]}))[:40])
+    if s["credentials"]:
+        parts.append(f"{len(s['credentials'])} key" + ("s" if len(s["credentials"]) > 1 else ""))
+    return "; ".join(parts)
+
+
+def _signatures_check(args: argparse.Namespace) -> int:
+    import pathlib
+
+    import signatures
+
+    paths = [pathlib.Path(f) for f in args.files] if args.files else None
+    problems = signatures.check(paths) if paths is not None else signatures.check(signatures.pack_paths())
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print("signatures: ok")
+    return 1 if problems else 0
+
+
+def _signatures_list(args: argparse.Namespace) -> int:
+    import signatures
+
+    lib = signatures.load()
+    for sig in sorted(lib.signatures, key=lambda s: (s.type, s.id)):
+        print(f"{sig.id:28} {sig.type:12} {sig.vendor:22} {sig.name}")
+    print(f"{len(lib.signatures)} signatures, {len(lib.providers)} providers")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from endpoint.protocol import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

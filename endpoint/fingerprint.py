@@ -1,0 +1,555 @@
+"""The fingerprint engine: evidence in, sightings out.
+
+Pure logic, no I/O: processes, configs, installed artifacts and network calls are matched against
+the signatures and folded into one sighting per agent per user, with the MCP servers it declares or
+spawned as child sightings (``parent``), the endpoint-side flags, and the evidence that supports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from endpoint.evidence import (
+    ArtifactRecord,
+    ConfigRecord,
+    Credential,
+    McpServerConfig,
+    NetworkRecord,
+    ProcessRecord,
+)
+
+if TYPE_CHECKING:
+    from signatures import Library
+    from signatures.schema import Signature
+
+ReadScript = Callable[[str], str | None]
+
+# How much one kind of evidence says that an agent is really there; combined as independent signals.
+WEIGHTS = {
+    "process.cmdline": 0.9, "process.exe": 0.9, "process.names": 0.8, "process.script_imports": 0.7,
+    "process.child_env": 0.5, "config.user": 0.7, "config.project": 0.6, "config.managed": 0.5,
+    "artifact.app": 0.6, "artifact.extension": 0.8, "artifact.package": 0.6, "mcp.declared": 0.7,
+    "mcp.process": 0.9, "network": 0.5, "unknown.credential": 0.4, "unknown.sdk": 0.5, "unknown.host": 0.5,
+}
+
+INTERPRETERS = frozenset({"python", "python3", "pythonw", "node", "nodejs", "bun", "deno", "ruby", "php",
+                          "java", "dotnet", "perl"})
+SHELLS = frozenset({"sh", "bash", "zsh", "fish", "dash", "ksh", "tcsh", "csh", "pwsh", "powershell",
+                    "cmd", "nu"})
+LLM_SDK_MODULES = ("openai", "anthropic", "litellm", "google.generativeai", "google.genai", "mistralai",
+                   "groq", "cohere", "ollama", "together", "boto3.bedrock")
+_LAUNCHERS = frozenset({"npx", "uvx", "bunx", "pnpm", "pnpx", "pipx", "uv", "docker", "podman", "node",
+                        "nodejs", "python", "python3", "deno", "bun", "cmd", "cmd.exe", "yarn", "npm"})
+_BROAD = frozenset({"shell", "filesystem", "browser", "code_execution"})
+_MAX_TREE_DEPTH = 64
+
+
+def _base(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for suffix in (".exe", ".cmd", ".bat"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return re.sub(r"(\d+(\.\d+)*)$", "", name) if name.startswith("python") else name
+
+
+def stable_id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
+def combine(weights: Iterable[float]) -> float:
+    miss = 1.0
+    for w in weights:
+        miss *= 1.0 - w
+    return round(1.0 - miss, 2)
+
+
+def redact_url(url: str) -> str:
+    """A URL without userinfo and without query values (tokens ride there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "[unparseable url]"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    query = "&".join(p.split("=", 1)[0] + "=…" for p in parts.query.split("&") if p) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def is_local_host(host: str) -> bool:
+    host = host.strip("[]").rstrip(".").lower()
+    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal", ".lan")):
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return addr.is_loopback or addr.is_private or addr.is_link_local
+
+
+@dataclass
+class Sighting:
+    """A sighting being assembled; ``to_dict`` gives the contract's shape."""
+
+    key: tuple[str, ...]
+    signature: Signature | None
+    name: str
+    vendor: str
+    type: str
+    user: str | None
+    parent: Sighting | None = None
+    processes: dict[int, ProcessRecord] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mcp_servers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    endpoints: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
+    credentials: dict[tuple[str, str], Credential] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)
+    evidence: dict[tuple[str, str, str], None] = field(default_factory=dict)  # ordered set
+    weights: list[float] = field(default_factory=list)
+    declared: McpServerConfig | None = None  # a tool server: its declaration
+
+    @property
+    def id(self) -> str:
+        return stable_id(*self.key)
+
+    def add_evidence(self, kind: str, rule: str, detail: str, weight_key: str) -> None:
+        if (kind, rule, detail) not in self.evidence:
+            self.evidence[(kind, rule, detail)] = None
+            self.weights.append(WEIGHTS.get(weight_key, 0.3))
+
+    def to_dict(self, seen_at: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "signature": self.signature.id if self.signature else None,
+            "name": self.name,
+            "vendor": self.vendor,
+            "type": self.type,
+            "user": self.user,
+            "running": bool(self.processes),
+            "confidence": combine(self.weights),
+            "parent": self.parent.id if self.parent else None,
+            "processes": [{"pid": p.pid, "ppid": p.ppid, "name": p.name, "exe": p.exe, "cmdline": p.cmdline,
+                           "user": p.user, "started": p.create_time} for p in self.processes.values()],
+            "configs": list(self.configs.values()),
+            "mcp_servers": list(self.mcp_servers.values()),
+            "endpoints": list(self.endpoints.values()),
+            "credentials": [{"kind": c.kind, "fingerprint": c.fingerprint, "source": c.source, "where": c.where}
+                            for c in self.credentials.values()],
+            "flags": sorted(self.flags),
+            "evidence": [{"kind": k, "rule": r, "detail": d} for k, r, d in self.evidence],
+            "first_seen": seen_at,
+            "last_seen": seen_at,
+        }
+
+
+def _mcp_dict(server: McpServerConfig, source: str) -> dict[str, Any]:
+    return {"name": server.name, "transport": server.transport, "command": server.command,
+            "args": list(server.args), "url": redact_url(server.url) if server.url else None,
+            "source": source, "enabled": server.enabled, "project": server.project}
+
+
+class Engine:
+    """One fingerprinting pass over one scan's evidence."""
+
+    def __init__(self, lib: Library, *, device_id: str, platform: str, read_script: ReadScript | None = None,
+                 classify_credentials: Callable[[Sequence[str]], tuple[list[str], list[Credential]]] | None = None
+                 ) -> None:
+        self.lib = lib
+        self.device_id = device_id
+        self.platform = platform
+        self.read_script = read_script
+        self.redact_args = classify_credentials
+        self.sightings: dict[tuple[str, ...], Sighting] = {}
+        self.owner: dict[int, Sighting] = {}  # pid -> the sighting that process belongs to
+        self.procs: dict[int, ProcessRecord] = {}
+        self.children: dict[int, list[int]] = {}
+        self._llm_kinds = frozenset(p.credential for p in lib.providers if p.credential)
+
+    # -- sightings -------------------------------------------------------------------------------
+    def _sighting(self, key: tuple[str, ...], sig: Signature | None, *, name: str | None = None,
+                  user: str | None, type_: str | None = None) -> Sighting:
+        found = self.sightings.get(key)
+        if found is None:
+            found = Sighting(key=(self.device_id, *key), signature=sig, name=name or (sig.name if sig else "?"),
+                             vendor=sig.vendor if sig else "", type=type_ or (sig.type if sig else "unknown"),
+                             user=user)
+            self.sightings[key] = found
+        return found
+
+    def agent(self, sig: Signature, user: str | None) -> Sighting:
+        return self._sighting(("agent", sig.id, user or ""), sig, user=user)
+
+    def _agents_of(self, sig: Signature) -> list[Sighting]:
+        return [s for k, s in self.sightings.items() if k[0] == "agent" and k[1] == sig.id and s.user]
+
+    # -- processes -------------------------------------------------------------------------------
+    def add_processes(self, processes: Iterable[ProcessRecord]) -> None:
+        from signatures.matching import ProcessFacts
+
+        matches = {}
+        for proc in processes:
+            self.procs[proc.pid] = proc
+            self.children.setdefault(proc.ppid, []).append(proc.pid)
+            facts = ProcessFacts(name=proc.name, exe=proc.exe, cmdline=tuple(proc.cmdline),
+                                 env_keys=proc.env_keys, platform=self.platform)
+            found = self.lib.match_process(facts, self._script_reader(proc))
+            if found:
+                matches[proc.pid] = found[0]
+        # Parents before children, so that a child finds its ancestor's sighting already made.
+        for pid in sorted(matches, key=self._depth):
+            self._place_process(self.procs[pid], matches[pid])
+        self._link_declared_servers()
+        self._find_unknowns()
+
+    def _script_reader(self, proc: ProcessRecord) -> ReadScript | None:
+        read = self.read_script
+        if read is None:
+            return None
+        cwd = proc.cwd
+        return lambda path: read(os.path.join(cwd, path) if cwd and not os.path.isabs(path) else path)
+
+    def _depth(self, pid: int) -> int:
+        depth, seen = 0, set()
+        while pid in self.procs and pid not in seen and depth < _MAX_TREE_DEPTH:
+            seen.add(pid)
+            pid = self.procs[pid].ppid
+            depth += 1
+        return depth
+
+    def _ancestors(self, proc: ProcessRecord) -> Iterable[ProcessRecord]:
+        seen = {proc.pid}
+        pid = proc.ppid
+        while pid in self.procs and pid not in seen and len(seen) < _MAX_TREE_DEPTH:
+            seen.add(pid)
+            yield self.procs[pid]
+            pid = self.procs[pid].ppid
+
+    def _owning_ancestor(self, proc: ProcessRecord) -> tuple[Sighting | None, bool]:
+        """The nearest ancestor's sighting, and whether a human's interactive shell stands between."""
+        interactive = False
+        for anc in self._ancestors(proc):
+            owner = self.owner.get(anc.pid)
+            if owner is not None:
+                return owner, interactive
+            if _base(anc.exe or anc.name) in SHELLS and _is_interactive_shell(anc.cmdline):
+                interactive = True
+        return None, interactive
+
+    def _env_parent(self, proc: ProcessRecord, sig: Signature) -> Sighting | None:
+        for other in self.lib.signatures:
+            if other.id != sig.id and other.process.child_env and proc.env_keys.intersection(other.process.child_env):
+                return self.agent(other, proc.user)
+        return None
+
+    def _place_process(self, proc: ProcessRecord, match: Any) -> None:
+        sig = match.signature
+        ancestor, interactive = self._owning_ancestor(proc)
+        if ancestor is not None and ancestor.signature is sig:
+            target = ancestor  # a helper process of the same agent
+        elif sig.type == "tool_server":
+            parent = ancestor if ancestor is not None and ancestor.type != "tool_server" else None
+            parent = parent or self._env_parent(proc, sig)
+            target = self._sighting(("tool", parent.id if parent else "", sig.id, _command_key(proc.cmdline)),
+                                    sig, user=proc.user, name=sig.name)
+            target.parent = parent
+        else:
+            target = self.agent(sig, proc.user)
+            if target.parent is None and ancestor is not None and not interactive:
+                target.parent = ancestor
+            if target.parent is None and ancestor is None:
+                target.parent = self._env_parent(proc, sig)
+            if sig.autonomy.flags:
+                for hit in self.lib.autonomy_flags(sig, proc.cmdline):
+                    target.flags.add("autonomous")
+                    target.add_evidence("process", "autonomy.flags", f"pid {proc.pid}: {hit}", "process.cmdline")
+        self._own(proc, target)
+        target.add_evidence("process", match.rule, f"pid {proc.pid}: {match.detail}", match.rule)
+
+    def _own(self, proc: ProcessRecord, target: Sighting) -> None:
+        self.owner[proc.pid] = target
+        target.processes[proc.pid] = proc
+        for cred in proc.credentials:
+            target.credentials[(cred.kind, cred.fingerprint)] = cred
+        for key, value in proc.env_values.items():
+            for sig_env in (target.signature.autonomy.env if target.signature else []):
+                name, _, want = sig_env.partition("=")
+                if key == name and (not want or value.lower() == want.lower()):
+                    target.flags.add("autonomous")
+                    target.add_evidence("process", "autonomy.env", f"pid {proc.pid}: {name}", "process.child_env")
+
+    def _descendants(self, pid: int) -> Iterable[ProcessRecord]:
+        stack, seen = list(self.children.get(pid, [])), set()
+        while stack:
+            child = stack.pop()
+            if child in seen or child not in self.procs:
+                continue
+            seen.add(child)
+            yield self.procs[child]
+            stack.extend(self.children.get(child, []))
+
+    def _absorb_tree(self, proc: ProcessRecord, target: Sighting) -> None:
+        for member in (proc, *self._descendants(proc.pid)):
+            previous = self.owner.get(member.pid)
+            if previous is not None and previous is not target and self._is_loose_tool(previous):
+                self._merge(previous, target)
+            elif previous is not None and previous is target.parent:
+                del previous.processes[member.pid]  # launched by the agent, but it is the server
+                self.owner.pop(member.pid)
+            if self.owner.get(member.pid) in (None, target):
+                self._own(member, target)
+
+    @staticmethod
+    def _is_loose_tool(sighting: Sighting) -> bool:
+        """A tool-server process sighting that no config declared: it folds into a declared one."""
+        return sighting.type == "tool_server" and sighting.declared is None
+
+    # -- configs ---------------------------------------------------------------------------------
+    def add_configs(self, configs: Iterable[ConfigRecord]) -> None:
+        for config in configs:
+            sig = self.lib.by_id.get(config.signature)
+            if sig is None:
+                continue
+            targets = [self.agent(sig, config.user)] if config.user else (self._agents_of(sig) or [self.agent(sig, None)])
+            for target in targets:
+                self._attach_config(target, config)
+
+    def _attach_config(self, target: Sighting, config: ConfigRecord) -> None:
+        target.configs[config.display_path] = {"path": config.display_path, "client": config.signature,
+                                               "format": config.dialect, "scope": config.scope}
+        target.add_evidence("config", f"files.{config.scope}", config.display_path, f"config.{config.scope}")
+        for setting in config.autonomy:
+            target.flags.add("autonomous")
+            target.add_evidence("config", "autonomy.settings", f"{config.display_path}: {setting}", "config.user")
+        for cred in config.credentials:
+            target.credentials[(cred.kind, cred.fingerprint)] = cred
+            target.flags.add("plaintext_secret")
+        for server in config.mcp_servers:
+            self._declare_server(target, server, config)
+
+    def _declare_server(self, agent: Sighting, server: McpServerConfig, config: ConfigRecord) -> None:
+        entry = _mcp_dict(server, config.display_path)
+        if self.redact_args is not None and server.args:
+            entry["args"], _ = self.redact_args(server.args)
+        agent.mcp_servers[(config.display_path, server.where or server.name)] = entry
+        match = (self.lib.match_url(server.url) if server.url
+                 else self.lib.match_command(server.command or "", server.args) if server.command else None)
+        sig = match.signature if match else None
+        tool = self._sighting(("tool", agent.id, server.name, server.project or ""), sig, user=agent.user,
+                              name=server.name, type_="tool_server")
+        if sig is None:
+            tool.vendor = ""
+        tool.parent = agent
+        tool.declared = tool.declared or server
+        tool.mcp_servers[(config.display_path, server.where or server.name)] = entry
+        tool.add_evidence("config", "mcp.declared", f"{config.display_path}{'#' + server.where if server.where else ''}",
+                          "mcp.declared")
+        if match is not None:
+            tool.add_evidence("config", match.rule, match.detail, "mcp.declared")
+        for cred in config.credentials:
+            if server.where and cred.where.split("#", 1)[-1].startswith(server.where + "/"):
+                tool.credentials[(cred.kind, cred.fingerprint)] = cred
+                tool.flags.add("plaintext_secret")
+        self._flag_tool(tool, server, sig)
+
+    def _flag_tool(self, tool: Sighting, server: McpServerConfig, sig: Signature | None) -> None:
+        if not server.enabled:
+            return
+        broad = sig is not None and (bool(_BROAD.intersection(sig.risk.reaches))
+                                     or ("database" in sig.risk.reaches and sig.risk.write))
+        if broad or _reaches_whole_disk(server):
+            tool.flags.add("broad_tools")
+            if tool.parent is not None:
+                tool.parent.flags.add("broad_tools")
+        if server.url:
+            host = urlsplit(server.url).hostname or ""
+            if not is_local_host(host):
+                tool.flags.add("remote_tool_server")
+                if tool.parent is not None:
+                    tool.parent.flags.add("remote_tool_server")
+
+    def _link_declared_servers(self) -> None:
+        """Attach running MCP server processes to the servers their agent declared."""
+        for tool in [s for s in self.sightings.values() if s.declared is not None and s.parent is not None]:
+            server, agent = tool.declared, tool.parent
+            assert server is not None and agent is not None
+            tokens = _distinctive_tokens(server)
+            if server.url or not tokens:
+                continue
+            for proc in self._declared_candidates(agent, tokens):
+                self._absorb_tree(proc, tool)
+                tool.add_evidence("process", "mcp.process", f"pid {proc.pid}: runs the declared command",
+                                  "mcp.process")
+                break
+
+    def _declared_candidates(self, agent: Sighting, tokens: list[str]) -> Iterable[ProcessRecord]:
+        for agent_pid in list(agent.processes):
+            for proc in self._descendants(agent_pid):
+                owner = self.owner.get(proc.pid)
+                if owner is not None and owner is not agent and not self._is_loose_tool(owner):
+                    continue
+                joined = " ".join(proc.cmdline)
+                if all(t in joined for t in tokens):
+                    yield proc
+
+    def _merge(self, source: Sighting, into: Sighting) -> None:
+        for pid, proc in source.processes.items():
+            into.processes[pid] = proc
+            self.owner[pid] = into
+        into.evidence.update(source.evidence)
+        into.weights.extend(source.weights)
+        into.flags |= source.flags
+        if into.signature is None:
+            into.signature, into.vendor = source.signature, source.vendor
+        for key, value in list(self.sightings.items()):
+            if value is source:
+                del self.sightings[key]
+
+    # -- unknowns --------------------------------------------------------------------------------
+    def _find_unknowns(self) -> None:
+        for proc in self.procs.values():
+            if proc.pid in self.owner:
+                continue
+            reason = self._unknown_reason(proc)
+            if reason is None:
+                continue
+            if any(self.owner.get(a.pid) is not None for a in self._ancestors(proc)):
+                continue  # inherited an agent's environment: part of that agent's work
+            key = ("unknown", proc.user, _base(proc.exe or proc.name), _script_of(proc.cmdline) or "")
+            target = self._sighting(key, None, user=proc.user, type_="unknown",
+                                    name=_script_of(proc.cmdline) or _base(proc.exe or proc.name))
+            target.processes[proc.pid] = proc
+            self.owner[proc.pid] = target
+            for cred in proc.credentials:
+                target.credentials[(cred.kind, cred.fingerprint)] = cred
+            rule, detail = reason
+            target.add_evidence("process", rule, f"pid {proc.pid}: {detail}", rule)
+
+    def _unknown_reason(self, proc: ProcessRecord) -> tuple[str, str] | None:
+        base = _base(proc.exe or proc.name)
+        argv0 = _base(proc.cmdline[0]) if proc.cmdline else ""
+        is_interp = base in INTERPRETERS or argv0 in INTERPRETERS
+        joined = " ".join(proc.cmdline)
+        for host in _hosts_in(joined):
+            provider = self.lib.provider_for_host(host)
+            if provider is not None and not provider.local:
+                return "unknown.host", f"command line names {provider.name}'s API ({host})"
+        llm_creds = [c for c in proc.credentials if c.kind in self._llm_kinds]
+        if is_interp and llm_creds:
+            return "unknown.credential", f"an interpreter holding a {llm_creds[0].kind} API key"
+        script = _script_of(proc.cmdline)
+        reader = self._script_reader(proc)
+        if reader is not None and script and (base.startswith("python") or argv0.startswith("python")):
+            text = reader(script)
+            if text:
+                for module in LLM_SDK_MODULES:
+                    if re.search(rf"^\s*(from|import)\s+{re.escape(module)}\b", text, re.MULTILINE):
+                        return "unknown.sdk", f"its script imports {module}"
+        return None
+
+    # -- artifacts and network -------------------------------------------------------------------
+    def add_artifacts(self, artifacts: Iterable[ArtifactRecord]) -> None:
+        for art in artifacts:
+            sig = self.lib.by_id.get(art.signature)
+            if sig is None:
+                continue
+            targets = [self.agent(sig, art.user)] if art.user else (self._agents_of(sig) or [self.agent(sig, None)])
+            detail = f"{art.ident} {art.version}".strip() + f" at {art.display_path}" if art.ident else art.display_path
+            for target in targets:
+                target.add_evidence("artifact", f"{art.kind}", detail, f"artifact.{art.kind}")
+
+    def add_network(self, records: Iterable[NetworkRecord]) -> None:
+        for rec in records:
+            owner = self.owner.get(rec.pid) if rec.pid is not None else None
+            if owner is None and rec.pid is not None and rec.pid in self.procs:
+                proc = self.procs[rec.pid]
+                owner = next((self.owner[a.pid] for a in self._ancestors(proc) if a.pid in self.owner), None)
+                if owner is None:
+                    key = ("unknown", proc.user, _base(proc.exe or proc.name), _script_of(proc.cmdline) or "")
+                    owner = self._sighting(key, None, user=proc.user, type_="unknown",
+                                           name=_script_of(proc.cmdline) or _base(proc.exe or proc.name))
+                    owner.processes[proc.pid] = proc
+                    self.owner[proc.pid] = owner
+            if owner is None:
+                if rec.provider is None:
+                    continue
+                owner = self._sighting(("unattributed", rec.provider), None, user=None, type_="unknown",
+                                       name=f"unattributed calls to {rec.provider}")
+            key = (rec.host, rec.port, rec.via)
+            entry = owner.endpoints.get(key)
+            if entry is None:
+                owner.endpoints[key] = {"host": rec.host, "port": rec.port, "provider": rec.provider, "via": rec.via,
+                                        "first_seen": rec.ts, "last_seen": rec.ts, "count": rec.count}
+            else:
+                entry["first_seen"] = min(entry["first_seen"], rec.ts)
+                entry["last_seen"] = max(entry["last_seen"], rec.ts)
+                entry["count"] += rec.count
+            owner.add_evidence("network", f"network.{rec.via}", f"{rec.host}:{rec.port}"
+                               + (f" ({rec.provider})" if rec.provider else ""), "network")
+
+    def result(self, seen_at: str) -> list[dict[str, Any]]:
+        ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, s.type, s.name.lower(),
+                                                                 s.user or ""))
+        return [s.to_dict(seen_at) for s in ordered]
+
+
+def _is_interactive_shell(argv: Sequence[str]) -> bool:
+    if not argv:
+        return True
+    if argv[0].startswith("-"):
+        return True  # a login shell
+    return "-c" not in argv[1:] and not any(a.startswith("-") and "c" in a[1:] and not a.startswith("--")
+                                            for a in argv[1:]) and len([a for a in argv[1:] if not a.startswith("-")]) == 0
+
+
+def _script_of(argv: Sequence[str]) -> str | None:
+    if len(argv) < 2 or _base(argv[0]) not in INTERPRETERS:
+        return None
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, None)
+        if arg in ("-c", "-e", "--eval"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _command_key(argv: Sequence[str]) -> str:
+    script = _script_of(argv)
+    return script or (_base(argv[0]) if argv else "")
+
+
+def _distinctive_tokens(server: McpServerConfig) -> list[str]:
+    argv = [server.command or "", *server.args]
+    tokens = []
+    if _base(argv[0]) not in _LAUNCHERS:
+        tokens.append(posixpath.basename(argv[0].replace("\\", "/")))
+    for arg in argv[1:]:
+        if not arg or arg.startswith("-") or "${" in arg or arg in ("run", "exec", "dlx", "tool", "x"):
+            continue
+        if re.match(r"^@?[\w.-]+(/[\w.-]+)?@[\w.^~<>=*-]+$", arg):
+            arg = arg.rsplit("@", 1)[0]  # a package spec with a version: the process shows the name
+        if arg.startswith("@") and "/" in arg:
+            arg = arg.split("/", 1)[1]  # npx runs the scoped package's bin, named without the scope
+        tokens.append(arg)
+    return tokens[:3]
+
+
+def _reaches_whole_disk(server: McpServerConfig) -> bool:
+    return any(a in ("/", "C:\\", "C:/", "~", os.path.expanduser("~")) for a in server.args[1:] if server.command)
+
+
+_HOST_RE = re.compile(r"https?://([A-Za-z0-9.-]+)")
+
+
+def _hosts_in(text: str) -> list[str]:
+    return _HOST_RE.findall(text) if "://" in text else []

@@ -1,0 +1,122 @@
+"""The wire contract: the scan document and the sightings in it, as pydantic models.
+
+The scan path builds plain dicts of this shape (pydantic is slow to import on an endpoint's hot
+path); these models are the contract's source of truth: the collector validates reports with them,
+``endpoint/schema/scan-1.json`` is generated from them, and the tests check every scan against it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SightingType = Literal["coding", "in_product", "enterprise", "runtime", "tool_server", "unknown"]
+Flag = Literal["unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential", "autonomous",
+               "broad_tools", "plaintext_secret", "remote_tool_server"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Device(_Model):
+    id: str = Field(description="stable device id (machine-id, or host:NAME)")
+    hostname: str
+    os: Literal["linux", "macos", "windows"]
+    os_version: str = ""
+    arch: str = ""
+    agentroster_version: str
+
+
+class Process(_Model):
+    pid: int
+    ppid: int
+    name: str
+    exe: str
+    cmdline: list[str] = Field(description="argv with every credential replaced by [REDACTED:kind]")
+    user: str
+    started: float
+
+
+class Config(_Model):
+    path: str
+    client: str = Field(description="the signature id whose file template matched")
+    format: str = Field(description="the config dialect")
+    scope: Literal["managed", "user", "project"]
+
+
+class McpServer(_Model):
+    name: str
+    transport: Literal["stdio", "http", "sse", "streamable_http", "builtin", "unknown"]
+    command: str | None
+    args: list[str]
+    url: str | None = Field(description="without userinfo or query values")
+    source: str = Field(description="the config file that declares it")
+    enabled: bool
+    project: str | None = None
+
+
+class Endpoint(_Model):
+    host: str
+    port: int
+    provider: str | None
+    via: Literal["sni", "dns", "connect", "http", "socket"]
+    first_seen: float
+    last_seen: float
+    count: int
+
+
+class CredentialRef(_Model):
+    kind: str
+    fingerprint: str = Field(pattern=r"^hmac-sha256:[0-9a-f]{32}$")
+    source: Literal["env", "config", "cmdline"]
+    where: str
+
+
+class Evidence(_Model):
+    kind: Literal["process", "config", "artifact", "network"]
+    rule: str
+    detail: str
+
+
+class Sighting(_Model):
+    id: str
+    signature: str | None
+    name: str
+    vendor: str
+    type: SightingType
+    user: str | None = Field(description="null for a machine-wide install")
+    running: bool
+    confidence: float = Field(ge=0, le=1)
+    parent: str | None = Field(description="the id of the sighting that declared or spawned this one")
+    processes: list[Process]
+    configs: list[Config]
+    mcp_servers: list[McpServer]
+    endpoints: list[Endpoint]
+    credentials: list[CredentialRef]
+    flags: list[Flag]
+    evidence: list[Evidence]
+    first_seen: str
+    last_seen: str
+
+
+class ScanErrorEntry(_Model):
+    where: str
+    error: str
+    detail: str
+
+
+class ScanDocument(_Model):
+    schema_: Literal["agentroster.scan/1"] = Field(alias="schema")
+    device: Device
+    scanned_at: str
+    sightings: list[Sighting]
+    errors: list[ScanErrorEntry]
+
+
+def json_schema() -> dict[str, object]:
+    schema = ScanDocument.model_json_schema(by_alias=True)
+    schema["$id"] = "https://agentroster.dev/schema/scan-1.json"
+    schema["title"] = "agentroster.scan/1"
+    return schema

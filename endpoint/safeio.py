@@ -1,0 +1,119 @@
+"""Reading files that any user can write, as root, without being tricked.
+
+Only regular files are opened (never a FIFO, device or socket, so a read never blocks), symlinks are
+followed only while they stay inside the directory the file belongs to, sizes are capped, and the
+text must decode. Every refusal is a ``ReadRefused`` with a short code and a reason that never quotes
+the file's contents.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest real agent config is a few hundred KiB
+MAX_SCRIPT_BYTES = 64 << 10  # 64 KiB of a script is enough to see its imports
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+class ReadRefused(Exception):
+    """A file was not read; ``code`` says why (not_found, not_regular, too_large, binary, ...)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def is_within(path: str, boundary: str) -> bool:
+    """True when ``path`` is ``boundary`` or below it (both already resolved)."""
+    boundary = boundary.rstrip(os.sep) or os.sep
+    return path == boundary or path.startswith(boundary + os.sep) or boundary == os.sep
+
+
+def resolve_within(path: str, boundary: str) -> str:
+    """The real path of ``path``; refuses symlink loops and links that lead out of ``boundary``."""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except FileNotFoundError as exc:
+        raise ReadRefused("not_found", "no such file") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ReadRefused("symlink_loop", "symbolic link loop") from exc
+        raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
+    except RuntimeError as exc:  # older realpath reports loops this way
+        raise ReadRefused("symlink_loop", "symbolic link loop") from exc
+    if not is_within(real, os.path.realpath(boundary)):
+        raise ReadRefused("symlink_escape", f"links outside {boundary}; not followed")
+    return real
+
+
+def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """Read a regular file below ``boundary`` of at most ``limit`` bytes."""
+    real = resolve_within(path, boundary)
+    try:
+        # stat before open: opening a device node can have side effects even when we never read it
+        pre = os.stat(real, follow_symlinks=False)
+    except OSError as exc:
+        raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
+    if not stat.S_ISREG(pre.st_mode):
+        raise ReadRefused("not_regular", f"{_kind(pre.st_mode)}, not a regular file; not opened")
+    if pre.st_size > limit:
+        raise ReadRefused("too_large", f"{pre.st_size} bytes, over the {limit}-byte cap")
+    try:
+        fd = os.open(real, _OPEN_FLAGS)
+    except OSError as exc:
+        code = {errno.ENOENT: "not_found", errno.EACCES: "permission_denied", errno.EPERM: "permission_denied",
+                errno.ELOOP: "symlink_loop", errno.ENXIO: "not_regular"}.get(exc.errno or 0, "unreadable")
+        raise ReadRefused(code, os.strerror(exc.errno or errno.EIO)) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ReadRefused("not_regular", f"{_kind(st.st_mode)}, not a regular file; not opened for reading")
+        if st.st_size > limit:
+            raise ReadRefused("too_large", f"{st.st_size} bytes, over the {limit}-byte cap")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:  # grew while we read it
+            raise ReadRefused("too_large", f"over the {limit}-byte cap")
+        return data
+    except OSError as exc:
+        raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
+    finally:
+        os.close(fd)
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a config file: UTF-8 (with or without BOM) or UTF-16 with a BOM; binary is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ReadRefused("encoding", f"invalid UTF-16 at byte {exc.start}") from exc
+    if b"\x00" in data[:8192]:
+        raise ReadRefused("binary", "contains NUL bytes; not a text config")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReadRefused("encoding", f"not UTF-8 (invalid byte at offset {exc.start})") from exc
+
+
+def read_text(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    return decode_text(read_bytes(path, boundary=boundary, limit=limit))
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"

@@ -1,0 +1,296 @@
+"""The file sensor: agent configs, app bundles, IDE extensions and agent packages in every home.
+
+Three scopes of config are read: machine-wide (managed) paths, each user's own, and each project's —
+projects found through the clients' own records (``projects`` in ~/.claude.json, VS Code-family
+workspaceStorage, opencode's project list) and a bounded walk of each home. Discovery is static:
+nothing is started to learn about it, and every file goes through ``endpoint.safeio``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from endpoint import credentials, safeio
+from endpoint.evidence import ArtifactRecord, ConfigRecord, ScanError
+from endpoint.homes import (
+    Home,
+    display_path,
+    existing,
+    expand_home_template,
+    expand_machine_template,
+    is_home_template,
+    template_platforms,
+)
+
+if TYPE_CHECKING:
+    from signatures import Library
+    from signatures.schema import FileMatcher, Signature
+
+Record = ConfigRecord | ArtifactRecord | ScanError
+
+# Directories a project walk never enters: dependency trees, VCS data, caches, app data.
+SKIP_DIRS = frozenset({
+    "node_modules", ".git", ".hg", ".svn", "__pycache__", ".cache", ".npm", ".nvm", ".pyenv", ".rustup",
+    ".cargo", ".venv", "venv", "site-packages", "Library", "AppData", ".local", "snap", ".Trash", "go",
+    ".gradle", ".m2", "target", "dist", "build", ".next", "vendor", ".tox", ".mypy_cache", ".pytest_cache",
+    ".ruff_cache", ".vscode-server", ".docker", ".bun", ".deno", "Applications", "Music", "Pictures",
+    "Movies", "Videos", ".steam", ".mozilla", ".thunderbird",
+})
+WALK_MAX_DEPTH = 4  # home/a/b/c/d: deep enough for ~/src/org/repo
+WALK_MAX_ENTRIES = 20_000  # per home: a huge home is walked partly, and the scan says so
+
+_EDITOR_USER_DIRS = ("Code", "Code - Insiders", "Cursor", "Windsurf", "VSCodium", "Kiro", "Antigravity", "Trae")
+_EXTENSION_DIRS = (".vscode", ".vscode-insiders", ".vscode-server", ".vscode-oss", ".cursor", ".windsurf",
+                   ".kiro", ".antigravity", ".trae", ".cursor-server", ".windsurf-server")
+_EXT_NAME = re.compile(r"^(?P<id>[A-Za-z0-9][\w-]*\.[\w.-]+?)-(?P<version>\d+\.\d+[\w.+-]*)$")
+_SITE_PACKAGES_MACHINE = ("/usr/lib/python3*/site-packages", "/usr/lib/python3*/dist-packages",
+                          "/usr/local/lib/python3*/site-packages", "/usr/local/lib/python3*/dist-packages",
+                          "/opt/homebrew/lib/python3*/site-packages", "/opt/*/lib/python3*/site-packages")
+_SITE_PACKAGES_HOME = ("~/.local/lib/python3*/site-packages", "~/.local/share/pipx/venvs/*/lib/python3*/site-packages",
+                       "~/.local/pipx/venvs/*/lib/python3*/site-packages",
+                       "~/.local/share/uv/tools/*/lib/python3*/site-packages",
+                       "~/.pyenv/versions/*/lib/python3*/site-packages",
+                       "~/Library/Python/3*/lib/python/site-packages",
+                       "%APPDATA%/Python/Python3*/site-packages", "%LOCALAPPDATA%/Programs/Python/Python3*/Lib/site-packages")
+_NPM_MACHINE = ("/usr/lib/node_modules", "/usr/local/lib/node_modules", "/opt/homebrew/lib/node_modules")
+_NPM_HOME = ("~/.npm-global/lib/node_modules", "~/.nvm/versions/node/*/lib/node_modules",
+             "~/.local/lib/node_modules", "~/.local/share/pnpm/global/*/node_modules",
+             "~/.bun/install/global/node_modules", "~/.volta/tools/image/packages/*/lib/node_modules",
+             "%APPDATA%/npm/node_modules", "~/.npm/lib/node_modules")
+
+
+@dataclass
+class FileScan:
+    """One pass over the files of a machine (or a tree standing for one)."""
+
+    lib: Library
+    root: str
+    walk_projects: bool = True
+    parse_cache: dict[str, object] = field(default_factory=dict)
+    claimed: set[tuple[str, str]] = field(default_factory=set)  # (real path, signature id)
+    fingerprint_key: bytes = field(default_factory=credentials.fingerprint_key)
+
+    # -- entry points ----------------------------------------------------------------------------
+    def run(self, homes: Iterable[Home]) -> Iterator[Record]:
+        yield from self.machine()
+        for home in homes:
+            yield from self.home(home)
+
+    def machine(self) -> Iterator[Record]:
+        root = self.root
+        for sig, fm in self.lib.file_templates:
+            if fm.scope == "managed" and not is_home_template(fm.path):
+                for pattern in expand_machine_template(fm.path, root):
+                    for path in existing(pattern, root.rstrip("/")):
+                        yield from self._config(path, sig, fm, user="", boundary=root)
+        for sig, template in self.lib.app_templates:
+            if not is_home_template(template) and not template.startswith("{"):
+                for pattern in expand_machine_template(template, root):
+                    for path in existing(pattern, root.rstrip("/")):
+                        yield ArtifactRecord("app", sig.id, path, display_path(path, root), "")
+        yield from self._packages([p for t in _SITE_PACKAGES_MACHINE for p in expand_machine_template(t, root)],
+                                  [p for t in _NPM_MACHINE for p in expand_machine_template(t, root)],
+                                  user="", prefix=root.rstrip("/"))
+
+    def home(self, home: Home) -> Iterator[Record]:
+        projects: dict[str, None] = {}
+        for sig, fm in self.lib.file_templates:
+            if fm.scope != "user" or not is_home_template(fm.path):
+                continue
+            if not template_platforms(fm.path, list(fm.platforms)) & home.platforms:
+                continue
+            for path in existing(expand_home_template(fm.path, home), home.path):
+                for record in self._config(path, sig, fm, user=home.user, boundary=home.path):
+                    yield record
+                    if isinstance(record, ConfigRecord) and fm.dialect == "claude_code":
+                        projects.update(dict.fromkeys(self._claude_projects(path)))
+        for sig, template in self.lib.app_templates:
+            if is_home_template(template) and template_platforms(template, []) & home.platforms:
+                for path in existing(expand_home_template(template, home), home.path):
+                    yield ArtifactRecord("app", sig.id, path, display_path(path, self.root), home.user)
+        for project in self._recorded_projects(home):
+            projects.setdefault(project)
+        if self.walk_projects:
+            walked, error = walk_projects(home.path, self.lib.project_markers)
+            projects.update(dict.fromkeys(walked))
+            if error is not None:
+                yield ScanError(home.display, "walk_capped", error)
+        for project in projects:
+            yield from self._project(project, home)
+        yield from self._extensions(home)
+        yield from self._packages([expand_home_template(t, home) for t in _SITE_PACKAGES_HOME],
+                                  [expand_home_template(t, home) for t in _NPM_HOME], user=home.user, prefix=home.path)
+
+    # -- configs ---------------------------------------------------------------------------------
+    def _config(self, path: str, sig: Signature, fm: FileMatcher, *, user: str, boundary: str) -> Iterator[Record]:
+        from endpoint.parsers import ConfigError, parse_config, walk
+
+        shown = display_path(path, self.root)
+        key = (os.path.realpath(path), sig.id)
+        if key in self.claimed:
+            return
+        self.claimed.add(key)
+        if fm.dialect == "none":
+            yield ArtifactRecord("app", sig.id, path, shown, user)
+            return
+        cache_key = f"{fm.dialect}\0{key[0]}"
+        parsed = self.parse_cache.get(cache_key)
+        if parsed is None:
+            try:
+                text = safeio.read_text(path, boundary=boundary)
+                parsed = parse_config(fm.dialect, text, path=shown)
+            except safeio.ReadRefused as exc:
+                parsed = ScanError(shown, exc.code, exc.detail)
+            except ConfigError as exc:
+                parsed = ScanError(shown, exc.code, exc.detail)
+            self.parse_cache[cache_key] = parsed
+        if isinstance(parsed, ScanError):
+            if os.path.isdir(path):
+                return  # a template that names a directory in one client is a file in another
+            yield parsed
+            return
+        record = ConfigRecord(path=path, display_path=shown, signature=sig.id, dialect=fm.dialect,
+                              scope=fm.scope, user=user, mcp_servers=list(parsed.mcp_servers),
+                              models=list(parsed.models), base_urls=list(parsed.base_urls))
+        record.autonomy = self.lib.autonomy_settings(sig, fm.dialect, parsed.document)
+        record.credentials = credentials.from_leaves(walk(parsed.document), self.lib.credential_kind, where=shown,
+                                                     key=self.fingerprint_key)
+        yield record
+
+    def _project(self, project: str, home: Home) -> Iterator[Record]:
+        real = os.path.realpath(project)
+        boundary = home.path if safeio.is_within(real, home.path) else real
+        for sig, fm in self.lib.file_templates:
+            if fm.scope != "project":
+                continue
+            for path in existing(project + fm.path[len("{project}"):], project):
+                yield from self._config(path, sig, fm, user=home.user, boundary=boundary)
+
+    def _claude_projects(self, path: str) -> list[str]:
+        from endpoint.parsers import ParsedConfig
+
+        parsed = self.parse_cache.get(f"claude_code\0{os.path.realpath(path)}")
+        document = parsed.document if isinstance(parsed, ParsedConfig) else None
+        projects = document.get("projects") if isinstance(document, dict) else None
+        if not isinstance(projects, dict):
+            return []
+        return [self._under_root(p) for p in list(projects)[:1000] if isinstance(p, str)]
+
+    def _under_root(self, recorded: str) -> str:
+        """An absolute path recorded in a config, as it lies under the scan root."""
+        recorded = recorded.replace("\\", "/")
+        if re.match(r"^[A-Za-z]:/", recorded):
+            recorded = f"/mnt/{recorded[0].lower()}{recorded[2:]}"
+        return os.path.join(self.root, recorded.lstrip("/")) if self.root not in ("", "/") else recorded
+
+    def _recorded_projects(self, home: Home) -> Iterator[str]:
+        """Project folders the editors and opencode remember for this user."""
+        bases = [f"~/.config/{d}/User" for d in _EDITOR_USER_DIRS]
+        bases += [f"~/Library/Application Support/{d}/User" for d in _EDITOR_USER_DIRS]
+        bases += [f"%APPDATA%/{d}/User" for d in _EDITOR_USER_DIRS]
+        for base in bases:
+            for path in existing(expand_home_template(base + "/workspaceStorage/*/workspace.json", home), home.path):
+                folder = _json_field(path, home.path, "folder")
+                if folder and folder.startswith("file://"):
+                    yield self._under_root(unquote(urlsplit(folder).path))
+        for path in existing(expand_home_template("~/.local/share/opencode/storage/project/*.json", home), home.path):
+            worktree = _json_field(path, home.path, "worktree")
+            if worktree and worktree != "/":
+                yield self._under_root(worktree)
+
+    # -- artifacts -------------------------------------------------------------------------------
+    def _extensions(self, home: Home) -> Iterator[Record]:
+        dirs = [os.path.join(home.path, d, "extensions") for d in _EXTENSION_DIRS]
+        for pattern in ("~/.local/share/JetBrains/*", "~/Library/Application Support/JetBrains/*/plugins",
+                        "%APPDATA%/JetBrains/*/plugins"):
+            dirs.extend(existing(expand_home_template(pattern, home), home.path))
+        for directory in dirs:
+            for name in _listdir(directory):
+                m = _EXT_NAME.match(name)
+                ident, version = (m["id"], m["version"]) if m else (name, "")
+                sig = self.lib.match_extension(ident)
+                if sig is not None:
+                    path = os.path.join(directory, name)
+                    yield ArtifactRecord("extension", sig.id, path, display_path(path, self.root), home.user,
+                                         ident, version)
+
+    def _packages(self, site_patterns: list[str], npm_patterns: list[str], *, user: str,
+                  prefix: str) -> Iterator[Record]:
+        for pattern in site_patterns:
+            for site in existing(pattern, prefix):
+                for name in _listdir(site):
+                    if name.endswith((".dist-info", ".egg-info")):
+                        dist, _, rest = name.rpartition(".")[0].partition("-")
+                        sig = self.lib.match_package("pypi", dist)
+                        if sig is not None:
+                            path = os.path.join(site, name)
+                            yield ArtifactRecord("package", sig.id, path, display_path(path, self.root), user,
+                                                 f"pypi:{dist}", rest)
+        for pattern in npm_patterns:
+            for modules in existing(pattern, prefix):
+                for name in _listdir(modules):
+                    names = [f"{name}/{sub}" for sub in _listdir(os.path.join(modules, name))] \
+                        if name.startswith("@") else [name]
+                    for package in names:
+                        sig = self.lib.match_package("npm", package)
+                        if sig is not None:
+                            path = os.path.join(modules, package)
+                            yield ArtifactRecord("package", sig.id, path, display_path(path, self.root), user,
+                                                 f"npm:{package}", _npm_version(path, prefix))
+
+
+def walk_projects(home: str, markers: frozenset[str], *, max_depth: int = WALK_MAX_DEPTH,
+                  max_entries: int = WALK_MAX_ENTRIES) -> tuple[list[str], str | None]:
+    """Directories below ``home`` holding a project marker, and why the walk stopped early, if it did."""
+    found: list[str] = []
+    queue: deque[tuple[str, int]] = deque([(home, 0)])
+    seen = 0
+    while queue:
+        directory, depth = queue.popleft()
+        try:
+            with os.scandir(directory) as entries:
+                subdirs = []
+                is_project = False
+                for entry in entries:
+                    seen += 1
+                    if entry.name in markers and depth > 0:
+                        is_project = True
+                    if depth < max_depth and entry.name not in SKIP_DIRS and entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.path)
+                    if seen >= max_entries:
+                        if is_project:
+                            found.append(directory)
+                        return found, f"project walk stopped after {max_entries} entries"
+        except OSError:
+            continue
+        if is_project:
+            found.append(directory)
+        queue.extend((d, depth + 1) for d in sorted(subdirs))
+    return found, None
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _json_field(path: str, boundary: str, name: str) -> str | None:
+    try:
+        value = json.loads(safeio.read_text(path, boundary=boundary, limit=64 << 10)).get(name)
+    except (safeio.ReadRefused, ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _npm_version(path: str, boundary: str) -> str:
+    value = _json_field(os.path.join(path, "package.json"), boundary, "version")
+    return value or ""
