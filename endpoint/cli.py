@@ -52,9 +52,33 @@ def _parser() -> argparse.ArgumentParser:
     listing = sigs_sub.add_parser("list", help="list the signatures")
     listing.set_defaults(run=_signatures_list)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of `scan --json`")
+    schema = sub.add_parser("schema", help="print the JSON Schema of `scan --json` (or of a report)")
+    schema.add_argument("--report", action="store_true", help="the device report's schema instead")
     schema.set_defaults(run=_schema)
+
+    _add_optional(sub, "server", "console.server.cli", "run and administer the collector server")
     return parser
+
+
+def _add_optional(sub: Any, name: str, module: str, help_text: str) -> None:
+    """A subcommand that lives in an optional extra; without it, it says what to install."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if found:
+        importlib.import_module(module).add_parser(sub)
+        return
+    missing = sub.add_parser(name, help=f"{help_text} (needs agentroster[console])")
+    missing.add_argument("rest", nargs=argparse.REMAINDER)
+    missing.set_defaults(run=lambda _args: _missing_extra(name))
+
+
+def _missing_extra(name: str) -> int:
+    print(f"agentroster {name}: this install has no console extra; install agentroster[console]", file=sys.stderr)
+    return 2
 
 
 def _version() -> str:
@@ -187,9 +211,9 @@ def _signatures_list(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from endpoint.protocol import json_schema
+    from endpoint.protocol import json_schema, report_json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    print(json.dumps(report_json_schema() if args.report else json_schema(), indent=2))
     return 0
 
 

@@ -62,6 +62,7 @@ class ConfigRecord:
     mcp_servers: list[McpServerConfig] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     base_urls: list[str] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)  # provider ids the config selects (anthropic, ollama, ...)
     autonomy: list[str] = field(default_factory=list)  # the setting markers that matched
     credentials: list[Credential] = field(default_factory=list)
 
@@ -91,6 +92,8 @@ class NetworkRecord:
     sport: int = 0
     dst: str = ""
     count: int = 1
+    last_ts: float = 0.0  # when count > 1, the last time it was seen (``ts`` is the first); 0.0: only at ts
+    process: str = ""  # the process name at attribution time: the pid may be gone when it is read
 
 
 @dataclass(frozen=True, slots=True)

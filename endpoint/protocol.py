@@ -120,3 +120,59 @@ def json_schema() -> dict[str, object]:
     schema["$id"] = "https://agentroster.dev/schema/scan-1.json"
     schema["title"] = "agentroster.scan/1"
     return schema
+
+
+# -- device ↔ collector ------------------------------------------------------------------------------
+# A device enrolls once with the org's enroll secret and gets its own key; then it sends reports, each
+# numbered within an epoch (a new epoch starts when its local state is new), as osquery's
+# differential results are: a full snapshot now and then, deltas between, heartbeats when nothing
+# changed. The collector applies each (device, epoch, seq) exactly once.
+
+
+class EnrollRequest(_Model):
+    enroll_secret: str = Field(min_length=1, max_length=512)
+    host_identifier: str = Field(min_length=1, max_length=256, description="the device id from the scan")
+    device: Device
+
+
+class EnrollResponse(_Model):
+    device_id: str
+    device_key: str = Field(description="the device's own bearer token; stored hashed by the collector")
+
+
+class DeviceStatus(_Model):
+    spool: Literal["normal", "warning", "full"] = "normal"
+    spool_reports: int = 0
+    spool_bytes: int = 0
+    shedding: bool = Field(default=False, description="the resource guard is shedding work")
+    cpu_percent: float = 0.0
+    rss_mb: float = 0.0
+    sensors: dict[str, str] = Field(default_factory=dict, description="sensor name -> ok | off | limited: why")
+
+
+class Report(_Model):
+    schema_: Literal["agentroster.report/1"] = Field(alias="schema")
+    epoch: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=1)
+    kind: Literal["snapshot", "delta", "heartbeat"]
+    sent_at: str
+    device: Device
+    upserts: list[Sighting] = Field(default_factory=list, description="snapshot: every sighting; delta: new or changed")
+    removed: list[str] = Field(default_factory=list, description="delta: ids of sightings that are gone")
+    errors: list[ScanErrorEntry] = Field(default_factory=list)
+    status: DeviceStatus = Field(default_factory=DeviceStatus)
+
+
+class ReportAck(_Model):
+    seq: int = Field(description="the last seq the collector holds for this device and epoch")
+    applied: bool
+    duplicate: bool = False
+    need_snapshot: bool = Field(default=False, description="a gap or a new epoch: send a full snapshot next")
+    reason: str = ""
+
+
+def report_json_schema() -> dict[str, object]:
+    schema = Report.model_json_schema(by_alias=True)
+    schema["$id"] = "https://agentroster.dev/schema/report-1.json"
+    schema["title"] = "agentroster.report/1"
+    return schema

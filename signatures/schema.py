@@ -7,9 +7,9 @@ people who write them. Everything here is plain data; matching lives in ``signat
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AgentType = Literal["coding", "in_product", "enterprise", "runtime", "tool_server", "unknown"]
 Platform = Literal["linux", "macos", "windows"]
@@ -42,6 +42,19 @@ Dialect = Literal[
 ]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_ALL_PLATFORMS: list[Platform] = ["linux", "macos", "windows"]
+
+
+def _compiles(pattern: str) -> str:
+    # Checked per item, so that a bad pattern's error points at its own line in the pack.
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
 
 
 class _Strict(BaseModel):
@@ -54,28 +67,22 @@ class ProcessMatcher(_Strict):
     ``names`` are compared, case-insensitively and without ``.exe``, with the executable's basename,
     argv[0]'s basename, the kernel's process name, and -- for interpreters such as node or python --
     the basename of the script they run (and its package directory for ``.../pkg/cli.js``).
-    ``cmdline`` and ``exe`` are regular expressions searched in the joined command line and the full
-    executable path. ``script_imports`` are module names looked for in the import lines of the
-    Python script an interpreter runs. ``child_env`` are environment variables that the agent sets
-    for the processes it spawns: a process that has one is attributed to this agent as its parent.
+    A name may hold ``*`` wildcards (``mcp-server-*``). ``cmdline`` and ``exe`` are regular
+    expressions searched (case-insensitively) in the joined command line and the full executable
+    path; ``exclude`` are regular expressions that, found in either, veto this signature (Claude
+    Code's ``claude`` is not Claude Desktop's ``Claude.app``). ``script_imports`` are module names
+    looked for in the import lines of the Python script an interpreter runs. ``child_env`` are
+    environment variables that the agent sets for the processes it spawns: a process that has one is
+    attributed to this agent as its parent (they never identify the process itself).
     """
 
     names: list[str] = Field(default_factory=list)
-    cmdline: list[str] = Field(default_factory=list)
-    exe: list[str] = Field(default_factory=list)
+    cmdline: list[Regex] = Field(default_factory=list)
+    exe: list[Regex] = Field(default_factory=list)
+    exclude: list[Regex] = Field(default_factory=list)
     script_imports: list[str] = Field(default_factory=list)
     child_env: list[str] = Field(default_factory=list)
     platforms: list[Platform] = Field(default_factory=list)
-
-    @field_validator("cmdline", "exe")
-    @classmethod
-    def _regexes_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
-        return patterns
 
 
 class FileMatcher(_Strict):
@@ -150,6 +157,7 @@ class Case(_Strict):
     autonomous_settings: dict[str, object] | None = None
     dialect: Dialect | None = None  # with autonomous_settings
     script: str | None = None  # with process: the text of the script the interpreter runs
+    platform: Platform | None = None  # with process: the OS it runs on (else guessed from the paths)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Case:
@@ -184,7 +192,7 @@ class Signature(_Strict):
     status: Status = "test"
     description: str = ""
     references: list[str] = Field(default_factory=list)
-    platforms: list[Platform] = Field(default_factory=lambda: ["linux", "macos", "windows"])
+    platforms: list[Platform] = Field(default_factory=lambda: list(_ALL_PLATFORMS))
     process: ProcessMatcher = Field(default_factory=ProcessMatcher)
     files: list[FileMatcher] = Field(default_factory=list)
     apps: list[str] = Field(default_factory=list)  # app bundle or install dir templates (presence)
@@ -253,17 +261,10 @@ class CredentialKind(_Strict):
 
     id: str
     name: str
-    patterns: list[str] = Field(default_factory=list)  # regexes a whole value must match
+    patterns: list[Regex] = Field(default_factory=list)  # regexes a whole value must match
     env: list[str] = Field(default_factory=list)  # variable / config key names (case-insensitive)
     references: list[str] = Field(default_factory=list)
     cases: ValueCases = Field(default_factory=lambda: ValueCases())
-
-    @field_validator("patterns")
-    @classmethod
-    def _regexes_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            re.compile(pattern)
-        return patterns
 
 
 class Catalog(_Strict):

@@ -12,7 +12,7 @@ class ConfigError(ValueError):
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
-        self.code = code  # "syntax", "encoding", "too_deep", "unsafe_yaml", "shape"
+        self.code = code  # "syntax", "encoding", "too_deep", "unsafe_yaml", "shape", "unknown_dialect"
         self.detail = detail
 
 
@@ -22,4 +22,5 @@ class ParsedConfig:
     mcp_servers: list[McpServerConfig] = field(default_factory=list)
     models: list[str] = field(default_factory=list)  # model names the config selects
     base_urls: list[str] = field(default_factory=list)  # provider / runtime base URLs it points at
+    providers: list[str] = field(default_factory=list)  # provider ids it selects, as the file names them
     warnings: list[str] = field(default_factory=list)  # shape problems that did not stop parsing

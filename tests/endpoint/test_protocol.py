@@ -20,3 +20,10 @@ def test_schema_is_versioned():
     schema = json_schema()
     assert schema["title"] == "agentroster.scan/1"
     assert schema["properties"]["schema"]["const"] == "agentroster.scan/1"
+
+
+def test_checked_in_report_schema_matches_the_models():
+    from endpoint.protocol import report_json_schema
+
+    path = SCHEMA_FILE.with_name("report-1.json")
+    assert json.loads(path.read_text()) == report_json_schema()

@@ -1,0 +1,285 @@
+"""Measures ``agentroster scan`` against its performance budget and its peers; prints figures, asserts nothing.
+
+(a) Full endpoint scan: 1,000 extra idle processes (varied argv, a few shaped like agents) and about
+    200 config files (``tests/factories.py`` homes passed with ``--home``), then ``agentroster scan
+    --json`` N times: median wall ms and peak RSS, with ``ps -eo pid,args`` on the same machine as a
+    yardstick. Budget: <= 150 ms median, <= 60 MB.
+(b) Ten homes from ``build_homes`` (~100 real configs): ``agentroster scan --json --root DIR
+    --no-processes`` once over all ten versus each peer (``bench/peers.py``) run once per home, summed;
+    every tool runs in the same lo-only network namespace. Prints the wall ratio to the fastest peer,
+    how many MCP servers each found (and how many of the planted ones), and every server a peer found
+    that agentroster did not. Budget: >= 4x faster than the fastest peer, finding all they find.
+
+``python bench/scan.py [--quick] [--only a|b]``. Every process it starts is killed before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+for extra in (REPO / "bench", REPO / "tests", REPO):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+import peers  # noqa: E402  (bench/peers.py, found through the sys.path entry above)
+from factories import HomesManifest, build_homes  # noqa: E402
+
+BUDGET_WALL_MS = 150
+BUDGET_RSS_MB = 60
+BUDGET_PEER_RATIO = 4.0
+IDLE_PROCESSES = 1000
+CONFIG_FILES = 200
+
+# argv[0] shapes for the idle processes: most ordinary, a few looking like agents or MCP servers.
+ORDINARY = ["bash", "python3", "node", "postgres: writer", "nginx: worker process", "java", "gunicorn",
+            "redis-server", "containerd-shim", "code", "chrome", "sshd: alice", "cron", "dockerd"]
+AGENT_SHAPED = ["claude", "aider", "codex", "gemini", "ollama", "goose", "mcp-server-fetch", "cursor"]
+
+
+def agentroster_command() -> list[str]:
+    script = REPO / ".venv" / "bin" / "agentroster"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("agentroster")
+    if found:
+        return [found]
+    sys.exit("agentroster is not installed: .venv/bin/pip install -e . --no-deps")
+
+
+# ----------------------------------------------------------------------------- idle processes
+
+
+def start_idle_processes(count: int) -> list[subprocess.Popen[bytes]]:
+    """``sleep`` children in one new process group, with argv[0] and arguments varied."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    procs: list[subprocess.Popen[bytes]] = []
+    for i in range(count):
+        name = AGENT_SHAPED[i % len(AGENT_SHAPED)] if i % 100 == 0 else ORDINARY[i % len(ORDINARY)]
+        argv = [name, str(3600 + i), *(["0"] * (i % 4))]  # sleep adds its arguments up
+        group = procs[0].pid if procs else 0  # all in the first one's new process group
+        procs.append(subprocess.Popen(argv, executable=sleep, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=group))
+    return procs
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    if procs:
+        try:
+            os.killpg(procs[0].pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    min_ms: float
+    max_rss_mb: float
+    runs: int
+    last: peers.RunResult
+
+
+def measure(argv: list[str], reps: int, *, warmup: int = 1) -> Timing:
+    for _ in range(warmup):
+        peers.timed_run(argv)
+    runs = [peers.timed_run(argv) for _ in range(reps)]
+    failed = [r for r in runs if r.returncode != 0]
+    if failed:
+        raise RuntimeError(f"{' '.join(argv[:4])}… exited {failed[0].returncode}: {failed[0].stderr[-800:]}")
+    walls = [r.wall_s * 1000 for r in runs]
+    return Timing(statistics.median(walls), min(walls), max(r.max_rss_mb for r in runs), reps, runs[-1])
+
+
+def _verdict(ok: bool) -> str:
+    return "within budget" if ok else "OVER BUDGET"
+
+
+# ----------------------------------------------------------------------------- (a) full scan
+
+
+def homes_for_files(files: int) -> int:
+    """Homes to build for about ``files`` config files (a built home holds about twelve)."""
+    return max(1, math.ceil(files / 12))
+
+
+def bench_full_scan(reps: int, tmp: Path) -> None:
+    manifest = build_homes(tmp / "machine", homes=homes_for_files(CONFIG_FILES), seed=1)
+    homes = [arg for h in manifest.homes for arg in ("--home", str(h.path))]
+    scan_argv = [*agentroster_command(), "scan", "--json", *homes]
+    procs = start_idle_processes(IDLE_PROCESSES)
+    try:
+        total = sum(1 for _ in Path("/proc").glob("[0-9]*"))
+        scan = measure(scan_argv, reps)
+        ps = measure(["ps", "-eo", "pid,args"], reps)
+        sightings = len(json.loads(scan.last.stdout).get("sightings", []))
+    finally:
+        stop_processes(procs)
+    print(f"(a) full scan: {total} processes ({IDLE_PROCESSES} extra idle), {len(manifest.files)} config files "
+          f"in {len(manifest.homes)} homes, {reps} runs")
+    print(f"    agentroster scan --json   median {scan.median_ms:7.1f} ms  (min {scan.min_ms:.1f})  "
+          f"peak RSS {scan.max_rss_mb:5.1f} MB  {sightings} sightings")
+    print(f"    ps -eo pid,args           median {ps.median_ms:7.1f} ms  peak RSS {ps.max_rss_mb:5.1f} MB")
+    print(f"    ratio scan/ps             {scan.median_ms / ps.median_ms:7.1f}x")
+    print(f"    budget <= {BUDGET_WALL_MS} ms: {_verdict(scan.median_ms <= BUDGET_WALL_MS)};  "
+          f"<= {BUDGET_RSS_MB} MB: {_verdict(scan.max_rss_mb <= BUDGET_RSS_MB)}")
+
+
+# ----------------------------------------------------------------------------- (b) homes vs peers
+
+Key = tuple[str, str, str]  # (user, path relative to their home, MCP server name)
+
+
+def _home_prefixes(manifest: HomesManifest) -> list[tuple[str, str]]:
+    """(path prefix, user) pairs: the real path and the path as seen from --root, longest first."""
+    pairs = []
+    for home in manifest.homes:
+        pairs.append((str(home.path), home.user))
+        pairs.append(("/" + str(home.path.relative_to(manifest.root)), home.user))
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def _key(path: str, name: str, prefixes: list[tuple[str, str]]) -> Key:
+    for prefix, user in prefixes:
+        if path.startswith(prefix + "/"):
+            return (user, path[len(prefix) + 1 :], name)
+    return ("?", path, name)
+
+
+def agentroster_found(doc: dict[str, Any], manifest: HomesManifest) -> set[Key]:
+    """Every declared MCP server the scan reports, on any sighting, by the file that declares it."""
+    prefixes = _home_prefixes(manifest)
+    found: set[Key] = set()
+    for sighting in doc.get("sightings", []):
+        for server in sighting.get("mcp_servers", []):
+            found.add(_key(str(server.get("source", "")), str(server.get("name", "")), prefixes))
+    return found
+
+
+def planted(manifest: HomesManifest) -> set[Key]:
+    return {(f.user, str(f.path.relative_to(manifest.home(f.user).path)), s.name)
+            for f in manifest.files for s in f.servers if s.transport != "builtin"}
+
+
+@dataclass
+class ToolRun:
+    name: str
+    wall_s: float
+    max_rss_mb: float
+    found: set[Key]
+    errors: list[str]
+
+
+def run_agentroster(root: Path, manifest: HomesManifest, prefix: list[str], reps: int) -> ToolRun:
+    timing = measure([*prefix, *agentroster_command(), "scan", "--json", "--root", str(root), "--no-processes"], reps)
+    doc = json.loads(timing.last.stdout)
+    errors = [f"{e.get('where')}: {e.get('error')}" for e in doc.get("errors", [])]
+    return ToolRun("agentroster", timing.median_ms / 1000, timing.max_rss_mb, agentroster_found(doc, manifest), errors)
+
+
+def run_peer_over_homes(peer: str, manifest: HomesManifest, prefix: list[str], reps: int) -> ToolRun:
+    totals: list[float] = []
+    found: set[Key] = set()
+    errors: list[str] = []
+    rss = 0.0
+    for _ in range(reps):
+        total = 0.0
+        for home in manifest.homes:
+            result = peers.run_peer(peer, home.path, prefix=prefix)
+            total += result.wall_s
+            rss = max(rss, result.max_rss_mb)
+            found |= {(home.user, path, name) for path, name in result.found}
+            if result.error:
+                errors.append(f"{home.user}: {result.error}")
+        totals.append(total)
+    return ToolRun(peer, statistics.median(totals), rss, found, errors)
+
+
+def bench_homes(reps: int, peer_reps: int, tmp: Path) -> None:
+    root = tmp / "ten-homes"
+    manifest = build_homes(root, homes=10, seed=0)
+    expected = planted(manifest)
+    for peer in peers.PINNED:
+        peers.ensure_installed(peer)
+    with peers.offline_namespace("arbench-homes") as prefix:
+        ours = run_agentroster(root, manifest, prefix, reps)
+        others = [run_peer_over_homes(peer, manifest, prefix, peer_reps) for peer in peers.PINNED]
+    print(f"(b) {len(manifest.homes)} homes, {len(manifest.files)} files, {len(expected)} planted MCP servers "
+          f"(agentroster: median of {reps}; peers: median of {peer_reps} sums over the homes)")
+    print(f"    {'tool':18} {'wall':>9} {'vs agentroster':>15} {'peak RSS':>9} {'servers':>8} {'planted found':>14}")
+    for run in [ours, *others]:
+        ratio = run.wall_s / ours.wall_s if ours.wall_s else float("inf")
+        hits = len(run.found & expected)
+        print(f"    {run.name:18} {run.wall_s * 1000:7.0f}ms {ratio:14.1f}x {run.max_rss_mb:7.1f}MB "
+              f"{len(run.found):8d} {hits:6d}/{len(expected):<7d}")
+    fastest = min(others, key=lambda r: r.wall_s)
+    ratio = fastest.wall_s / ours.wall_s if ours.wall_s else float("inf")
+    print(f"    fastest peer: {fastest.name}, agentroster is {ratio:.1f}x faster; budget >= {BUDGET_PEER_RATIO}x: "
+          f"{_verdict(ratio >= BUDGET_PEER_RATIO)}")
+    _print_misses(ours, others, expected)
+    _print_errors(ours, manifest)
+
+
+def _print_misses(ours: ToolRun, others: list[ToolRun], expected: set[Key]) -> None:
+    missed_any = False
+    for run in others:
+        for user, path, name in sorted(run.found - ours.found):
+            missed_any = True
+            tag = "planted" if (user, path, name) in expected else "not planted"
+            print(f"    MISSED (found by {run.name}, {tag}): {user}: {path} :: {name}")
+        for error in run.errors[:5]:
+            print(f"    {run.name} error: {error}")
+    if not missed_any:
+        print("    agentroster found every server the peers found: within budget")
+    for user, path, name in sorted(expected - ours.found)[:20]:
+        print(f"    agentroster did not report planted {user}: {path} :: {name}")
+
+
+def _print_errors(ours: ToolRun, manifest: HomesManifest) -> None:
+    """errors[] entries on the planted junk files are expected; anything else is listed."""
+    junk = {"/" + str(f.path.relative_to(manifest.root)) for f in manifest.files if f.broken}
+    junk |= {str(f.path) for f in manifest.files if f.broken}
+    expected = [e for e in ours.errors if e.split(":", 1)[0] in junk]
+    print(f"    agentroster errors[]: {len(expected)} on the {len(junk) // 2} planted broken files")
+    for error in [e for e in ours.errors if e not in expected][:10]:
+        print(f"    agentroster unexpected error: {error}")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--only", choices=["a", "b"], help="run one part")
+    args = parser.parse_args()
+    reps, peer_reps = (3, 1) if args.quick else (15, 3)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks clean up
+    with tempfile.TemporaryDirectory(prefix="agentroster-bench-") as tmp:
+        if args.only in (None, "a"):
+            bench_full_scan(reps, Path(tmp))
+        if args.only in (None, "b"):
+            bench_homes(reps, peer_reps, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The collector's FastAPI app: ``create_app(settings)`` wires the routers, limits, errors and metrics.
+
+Every error answer is JSON with a reason: ``{"detail": {"reason": "...", ...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import endpoint
+from console.server.db import Database, migrate
+from console.server.deps import State
+from console.server.limits import BodyLimit, RateLimiter
+from console.server.metrics import LatencyMiddleware, Metrics
+from console.server.routes import API, admin, agents, devices, enroll, health, overview, policy, reports
+from console.server.settings import Settings
+from console.server.writer import Writer
+from endpoint.protocol import Report
+
+MAX_ERRORS_SHOWN = 20
+
+
+def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    """The app on ``settings.database_url``; migrations run at start-up unless the caller ran them."""
+    db = Database(settings.database_url, pool_size=settings.pool_size)
+    writer = Writer(db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            await run_in_threadpool(migrate, db)
+        writer.start()
+        yield
+        writer.stop()
+        db.dispose()
+
+    # /openapi.json is published without a token (it holds no data); the interactive pages are off:
+    # they would load their scripts from a CDN and are one more unauthenticated page.
+    app = FastAPI(title="agentroster collector", version=endpoint.__version__, lifespan=lifespan,
+                  summary="Enrolls devices, ingests their reports of AI agents, serves the console.",
+                  docs_url=None, redoc_url=None)
+    metrics = Metrics()
+    app.state.collector = State(settings=settings, db=db, metrics=metrics,
+                                limiter=RateLimiter(settings.report_rate_per_second, settings.report_burst),
+                                writer=writer)
+    for router in (enroll.router, reports.router, agents.router, devices.router, overview.router,
+                   policy.router, admin.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, report_path=f"{API}/reports", report_limit=settings.max_report_bytes,
+                       default_limit=settings.max_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory uvicorn workers call (``--factory``): settings come from AGENTROSTER_SERVER_*."""
+    return create_app(Settings.from_env(), run_migrations=False)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail: Any = exc.detail
+    if not isinstance(detail, dict):  # Starlette's own 404/405: give them a reason too
+        detail = {"reason": str(detail).lower().replace(" ", "_"), "message": str(detail)}
+    return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """422 with a reason; submitted values are not echoed (an enroll secret could be among them)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse({"detail": {"reason": "invalid_json"}}, 400)
+    shown = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+             for e in errors[:MAX_ERRORS_SHOWN]]
+    return JSONResponse({"detail": {"reason": "invalid_request", "errors": shown, "error_count": len(errors)}}, 422)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, plus the Report body that the reports route reads by itself."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        report = Report.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(report.pop("$defs", {}))
+        components["Report"] = report
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,36 @@
+"""Alembic environment: runs on the connection the collector hands over (``db.migrate``).
+
+Without one (a developer running ``alembic revision --autogenerate`` with ``-x url=...``) it opens
+its own engine on that URL.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import console.server.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+target_metadata = SQLModel.metadata
+
+
+def run() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        from console.server.db import make_engine
+
+        url = context.get_x_argument(as_dictionary=True)["url"]
+        with make_engine(url).begin() as conn:
+            _run_on(conn)
+        return
+    _run_on(connection)
+
+
+def _run_on(connection: object) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=connection.dialect.name == "sqlite")  # type: ignore[attr-defined]
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

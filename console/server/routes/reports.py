@@ -1,0 +1,85 @@
+"""POST /api/v1/reports: a device's report in, a ReportAck out.
+
+The body is read here rather than by FastAPI so that the device is authenticated and rate-limited
+before a byte of it is read, and so that pydantic validates the raw JSON in one pass.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import ValidationError
+
+from console.server import ingest
+from console.server.deps import DeviceKey, State, StateDep, invalid_device_key, refuse
+from console.server.limits import retry_after
+from console.server.routes import API
+from console.server.writer import StoreUnavailable
+from endpoint.protocol import Report, ReportAck
+
+router = APIRouter(prefix=API, tags=["devices"])
+MAX_ERRORS_SHOWN = 20
+
+REPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Report"}}},
+    }
+}
+
+
+@router.post(
+    "/reports",
+    response_model=ReportAck,
+    openapi_extra=REPORT_BODY,
+    responses={401: {"description": "unknown or revoked device key: enroll again"},
+               403: {"description": "the report is about another device"},
+               413: {"description": "body over the cap"}, 429: {"description": "rate limited"}},
+)  # fmt: skip
+async def post_report(request: Request, key: DeviceKey, state: StateDep) -> Response:
+    """Apply a report exactly once per (device, epoch, seq); see ReportAck for the answer."""
+    wait = state.limiter.take(key.key_id)
+    if wait:
+        state.metrics.count_report("rate_limited")
+        raise HTTPException(429, detail={"reason": "rate_limited", "retry_after": wait}, headers=retry_after(wait))
+    body = await request.body()
+    data = _validated(body, state)
+    try:
+        outcome = await state.writer.apply(key, data)
+    except StoreUnavailable:
+        state.metrics.count_report("error")
+        raise refuse(503, "store_unavailable", retry=True) from None
+    except ingest.InvalidDeviceKey:
+        state.forget_device_key(key.key_id)
+        state.metrics.count_report("rejected")
+        raise invalid_device_key() from None
+    except ingest.IngestError as exc:
+        state.metrics.count_report("rejected")
+        raise HTTPException(exc.status, detail=exc.detail) from None
+    state.metrics.count_report(outcome.result)
+    return Response(orjson.dumps(outcome.ack()), media_type="application/json")
+
+
+def _validated(body: bytes, state: State) -> dict[str, Any]:
+    """The report as plain data, once pydantic has checked it against the contract (strictly: no coercion,
+    so the plain data and the model agree)."""
+    try:
+        Report.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        state.metrics.count_report("rejected")
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise refuse(400, "invalid_json") from None
+        shown = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:MAX_ERRORS_SHOWN]]
+        raise refuse(422, "invalid_report", errors=shown, error_count=len(errors)) from None
+    data: dict[str, Any] = orjson.loads(body)
+    data.setdefault("upserts", [])
+    data.setdefault("removed", [])
+    try:
+        ingest.check_sizes(data["upserts"], data["removed"])
+    except ingest.ReportRejected as exc:
+        state.metrics.count_report("rejected")
+        raise HTTPException(exc.status, detail=exc.detail) from None
+    return data

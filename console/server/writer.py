@@ -1,0 +1,107 @@
+"""The report writer: one thread per process applies reports, committing several together under load.
+
+Reports that queue up while a transaction commits are applied in the next one (group commit): each
+report is still all-or-nothing, its ack waits for the commit that holds it, and a commit (an fsync on
+SQLite's checkpoints, a round trip and a WAL flush on PostgreSQL) is shared by up to ``max_batch``
+reports instead of paid by each. If a batch fails as a whole (a database error), it is rolled back and
+every report in it is retried alone, so one bad report cannot take others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from console.server import auth, ingest
+from console.server.db import Database
+
+log = logging.getLogger("agentroster.server")
+Result = ingest.Outcome | ingest.IngestError | Exception
+
+
+@dataclass(slots=True)
+class _Job:
+    key: auth.Presented
+    report: dict[str, Any]
+    future: asyncio.Future[Result]
+    loop: asyncio.AbstractEventLoop
+
+
+class StoreUnavailable(Exception):
+    """The database failed while applying a report; the device should retry later."""
+
+
+class Writer:
+    def __init__(self, db: Database, *, max_batch: int = 32) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="agentroster-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def apply(self, key: auth.Presented, report: dict[str, Any]) -> ingest.Outcome:
+        """Apply one validated report; raises the IngestError it was refused with, or StoreUnavailable."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._queue.put(_Job(key, report, future, loop))
+        result = await future
+        if isinstance(result, ingest.Outcome):
+            return result
+        if isinstance(result, ingest.IngestError):
+            raise result
+        raise StoreUnavailable(type(result).__name__)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            # the same order in every process, so that two batches never wait on each other's devices
+            batch.sort(key=lambda j: j.key.key_id)
+            for done, result in zip(batch, self._run(batch), strict=True):
+                done.loop.call_soon_threadsafe(_resolve, done.future, result)
+
+    def _run(self, batch: list[_Job]) -> list[Result]:
+        try:
+            with self.db.writing() as conn:
+                return [_apply_one(conn, job) for job in batch]
+        except Exception as exc:  # a database error: nothing of this batch was committed
+            if len(batch) == 1:
+                log.warning("report from device key %s not applied: %s", batch[0].key.key_id, type(exc).__name__)
+                return [exc]
+            return [self._run([job])[0] for job in batch]
+
+
+def _apply_one(conn: Any, job: _Job) -> Result:
+    try:
+        return ingest.apply_report(conn, job.key, job.report)
+    except ingest.IngestError as exc:  # refused before it wrote anything: the batch goes on
+        return exc
+
+
+def _resolve(future: asyncio.Future[Result], result: Result) -> None:
+    if not future.done():  # the client may have gone away
+        future.set_result(result)

@@ -1,0 +1,13 @@
+"""agentroster's signatures: what each known agent, provider and credential looks like, and matching.
+
+``load()`` returns the shipped packs as a ``Library`` (cached per process); ``check(paths)`` validates
+pack files and runs their cases. The format is described in docs/signatures.md.
+"""
+
+from __future__ import annotations
+
+from signatures.cases import check
+from signatures.loader import SignatureError, load, load_files
+from signatures.matching import Library, Match, ProcessFacts
+
+__all__ = ["Library", "Match", "ProcessFacts", "SignatureError", "check", "load", "load_files"]
