@@ -122,18 +122,21 @@ def _network(args: argparse.Namespace, options: Any) -> None:
         from endpoint.sensors.pcap import PcapError, read_pcap
 
         try:
-            for record in read_pcap(args.pcap):
-                record.provider = record.provider or provider_for(record.host, record.port)
-                options.network.append(record)
+            reader = read_pcap(args.pcap, provider_for=provider_for)
+            options.network.extend(reader)
+            options.network_errors.extend(ScanError(args.pcap, "pcap", e) for e in reader.errors)
         except (PcapError, OSError) as exc:
             options.network_errors.append(ScanError(args.pcap, "pcap", str(exc)))
     if args.sniff:
         from endpoint.sensors.network import NetworkSensor
 
-        sensor = NetworkSensor(provider_for)
+        sensor = NetworkSensor(provider_for, watch_hosts=_catalog_hosts(lib))
         options.network.extend(sensor.sniff(args.sniff))
-        for reason in sensor.capabilities:
-            options.network_errors.append(ScanError("network", "limited", reason))
+        options.network_errors.extend(ScanError("network", "limited", str(e)) for e in sensor.errors)
+
+
+def _catalog_hosts(lib: Any) -> list[str]:
+    return sorted({h for p in lib.providers for h in p.hosts if "*" not in h})
 
 
 def render_table(document: dict[str, Any]) -> str:

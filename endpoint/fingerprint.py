@@ -171,6 +171,7 @@ class Engine:
         self.owner: dict[int, Sighting] = {}  # pid -> the sighting that process belongs to
         self.procs: dict[int, ProcessRecord] = {}
         self.children: dict[int, list[int]] = {}
+        self._linked = False
         self._llm_kinds = frozenset(p.credential for p in lib.providers if p.credential)
 
     # -- sightings -------------------------------------------------------------------------------
@@ -206,6 +207,12 @@ class Engine:
         # Parents before children, so that a child finds its ancestor's sighting already made.
         for pid in sorted(matches, key=self._depth):
             self._place_process(self.procs[pid], matches[pid])
+
+    def link(self) -> None:
+        """After processes and configs are in: running servers to their declarations, then unknowns."""
+        if self._linked:
+            return
+        self._linked = True
         self._link_declared_servers()
         self._find_unknowns()
 
@@ -466,6 +473,7 @@ class Engine:
                 target.add_evidence("artifact", f"{art.kind}", detail, f"artifact.{art.kind}")
 
     def add_network(self, records: Iterable[NetworkRecord]) -> None:
+        self.link()
         for rec in records:
             owner = self.owner.get(rec.pid) if rec.pid is not None else None
             if owner is None and rec.pid is not None and rec.pid in self.procs:
@@ -482,19 +490,21 @@ class Engine:
                     continue
                 owner = self._sighting(("unattributed", rec.provider), None, user=None, type_="unknown",
                                        name=f"unattributed calls to {rec.provider}")
-            key = (rec.host, rec.port, rec.via)
-            entry = owner.endpoints.get(key)
+            endpoint_key = (rec.host, rec.port, rec.via)
+            entry = owner.endpoints.get(endpoint_key)
             if entry is None:
-                owner.endpoints[key] = {"host": rec.host, "port": rec.port, "provider": rec.provider, "via": rec.via,
-                                        "first_seen": rec.ts, "last_seen": rec.ts, "count": rec.count}
+                owner.endpoints[endpoint_key] = {"host": rec.host, "port": rec.port, "provider": rec.provider, "via": rec.via,
+                                        "first_seen": rec.ts, "last_seen": rec.last_ts or rec.ts,
+                                                 "count": rec.count}
             else:
                 entry["first_seen"] = min(entry["first_seen"], rec.ts)
-                entry["last_seen"] = max(entry["last_seen"], rec.ts)
+                entry["last_seen"] = max(entry["last_seen"], rec.last_ts or rec.ts)
                 entry["count"] += rec.count
             owner.add_evidence("network", f"network.{rec.via}", f"{rec.host}:{rec.port}"
                                + (f" ({rec.provider})" if rec.provider else ""), "network")
 
     def result(self, seen_at: str) -> list[dict[str, Any]]:
+        self.link()
         ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, s.type, s.name.lower(),
                                                                  s.user or ""))
         return [s.to_dict(seen_at) for s in ordered]

@@ -1,0 +1,32 @@
+"""`agentroster scan --pcap FILE`: the calls in a capture become endpoints on sightings."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_agentroster
+from network_factories import client_hello, dns_exchange, tcp_frame
+from scapy.utils import wrpcap
+
+
+def test_scan_pcap_reports_provider_calls(tmp_path):
+    capture = tmp_path / "calls.pcap"
+    packets = [*dns_exchange("api.anthropic.com", ["203.0.113.7"]),
+               tcp_frame(client_hello("api.openai.com"), dport=443)]
+    wrpcap(str(capture), packets)
+    done = run_agentroster("scan", "--json", "--no-processes", "--no-files", "--pcap", str(capture))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    endpoints = {(e["host"], e["via"], e["provider"]) for s in document["sightings"] for e in s["endpoints"]}
+    assert ("api.openai.com", "sni", "openai") in endpoints
+    assert ("api.anthropic.com", "dns", "anthropic") in endpoints
+    assert all(s["type"] == "unknown" for s in document["sightings"])
+
+
+def test_scan_pcap_of_a_non_capture_is_an_error_not_a_crash(tmp_path):
+    bogus = tmp_path / "not.pcap"
+    bogus.write_text("hello")
+    done = run_agentroster("scan", "--json", "--no-processes", "--no-files", "--pcap", str(bogus))
+    assert done.returncode == 0, done.stderr
+    errors = json.loads(done.stdout)["errors"]
+    assert [e["error"] for e in errors] == ["pcap"]
