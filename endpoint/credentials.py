@@ -51,12 +51,25 @@ def from_env(env: Mapping[str, str], classify: Classifier, *, where: str,
     """Credentials held in environment variables; ``where`` is e.g. ``pid 42 env``."""
     found = []
     for name, value in env.items():
-        if len(value) < 8:
+        if len(value) < 8 or name in _PLAIN_ENV or name.startswith(("XDG_", "LC_")) or not _could_be_secret(value):
             continue
         kind = classify(name, value)
         if kind is not None:
             found.append(_make(kind, value, "env", f"{where} {name}", key))
     return found
+
+
+# Variables every process has and none holds a secret: not worth classifying on each of 1,000 processes.
+_PLAIN_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "PWD", "OLDPWD", "SHELL", "TERM", "USER", "LOGNAME",
+                        "DISPLAY", "LS_COLORS", "MAIL", "SHLVL", "HOSTNAME", "EDITOR", "PAGER", "TZ", "COLORTERM",
+                        "TERM_PROGRAM", "SSH_TTY", "SSH_CONNECTION", "SSH_CLIENT", "MANPATH", "INFOPATH",
+                        "PYTHONPATH", "NODE_PATH", "VIRTUAL_ENV", "JOURNAL_STREAM", "INVOCATION_ID",
+                        "DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY", "SYSTEMD_EXEC_PID", "MOTD_SHOWN"})
+
+
+def _could_be_secret(value: str) -> bool:
+    """Cheap shape test before the classifier: secrets have no spaces and are not paths or lists of them."""
+    return " " not in value and not value.startswith("/") and ":/" not in value and len(value) <= 4096
 
 
 def from_leaves(leaves: Iterable[tuple[str, str | None, object]], classify: Classifier, *, where: str,
