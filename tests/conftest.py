@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
-REPO = TESTS.parent
-sys.path.append(str(TESTS))  # after the repo root: tests/endpoint must not shadow endpoint
-AGENTROSTER = str(Path(sys.executable).with_name("agentroster"))
+sys.path.append(str(Path(__file__).parent))  # after the repo root: tests/endpoint must not shadow endpoint
+
+from support import AGENTROSTER, REPO, TESTS, run_agentroster  # noqa: E402,F401  (re-exported for old imports)
 
 
 @pytest.fixture
@@ -35,7 +34,3 @@ def spawn() -> Iterator:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
-
-
-def run_agentroster(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([AGENTROSTER, *args], capture_output=True, text=True, timeout=timeout, **kw)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import REPO, run_agentroster
+from support import REPO, run_agentroster
 
 pytestmark = pytest.mark.e2e
 

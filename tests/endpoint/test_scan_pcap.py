@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_agentroster
 from network_factories import client_hello, dns_exchange, tcp_frame
 from scapy.utils import wrpcap
+from support import run_agentroster
 
 
 def test_scan_pcap_reports_provider_calls(tmp_path):
