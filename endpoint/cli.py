@@ -179,6 +179,10 @@ def _summary(s: dict[str, Any]) -> str:
         parts.append(f"{len(s['configs'])} config" + ("s" if len(s["configs"]) > 1 else ""))
     if s["mcp_servers"] and s["type"] != "tool_server":
         parts.append(f"{len(s['mcp_servers'])} MCP")
+    elif s["mcp_servers"]:
+        server = s["mcp_servers"][0]
+        how = server["url"] or " ".join([server["command"] or "", *server["args"]]).strip()
+        parts.append(("disabled: " if not server["enabled"] else "") + how[:50])
     artifacts = [e for e in s["evidence"] if e["kind"] == "artifact"]
     if artifacts:
         parts.append(", ".join(sorted({e["rule"] for e in artifacts})))
@@ -195,7 +199,7 @@ def _signatures_check(args: argparse.Namespace) -> int:
     import signatures
 
     paths = [pathlib.Path(f) for f in args.files] if args.files else None
-    problems = signatures.check(paths) if paths is not None else signatures.check(signatures.pack_paths())
+    problems = signatures.check(paths)
     for problem in problems:
         print(problem)
     if not problems:
