@@ -429,15 +429,17 @@ class Engine:
                 continue
             if any(self.owner.get(a.pid) is not None for a in self._ancestors(proc)):
                 continue  # inherited an agent's environment: part of that agent's work
-            key = ("unknown", proc.user, _base(proc.exe or proc.name), _script_of(proc.cmdline) or "")
-            target = self._sighting(key, None, user=proc.user, type_="unknown",
-                                    name=_script_of(proc.cmdline) or _base(proc.exe or proc.name))
-            target.processes[proc.pid] = proc
-            self.owner[proc.pid] = target
-            for cred in proc.credentials:
-                target.credentials[(cred.kind, cred.fingerprint)] = cred
+            target = self._unknown_for(proc)
             rule, detail = reason
             target.add_evidence("process", rule, f"pid {proc.pid}: {detail}", rule)
+
+    def _unknown_for(self, proc: ProcessRecord) -> Sighting:
+        """The unknown sighting of a process no signature claims: one per user and program."""
+        script = _script_of(proc.cmdline)
+        key = ("unknown", proc.user, _base(proc.exe or proc.name), script or "")
+        target = self._sighting(key, None, user=proc.user, type_="unknown", name=script or _base(proc.exe or proc.name))
+        self._own(proc, target)
+        return target
 
     def _unknown_reason(self, proc: ProcessRecord) -> tuple[str, str] | None:
         base = _base(proc.exe or proc.name)
@@ -480,11 +482,7 @@ class Engine:
                 proc = self.procs[rec.pid]
                 owner = next((self.owner[a.pid] for a in self._ancestors(proc) if a.pid in self.owner), None)
                 if owner is None:
-                    key = ("unknown", proc.user, _base(proc.exe or proc.name), _script_of(proc.cmdline) or "")
-                    owner = self._sighting(key, None, user=proc.user, type_="unknown",
-                                           name=_script_of(proc.cmdline) or _base(proc.exe or proc.name))
-                    owner.processes[proc.pid] = proc
-                    self.owner[proc.pid] = owner
+                    owner = self._unknown_for(proc)
             if owner is None:
                 if rec.provider is None:
                     continue
