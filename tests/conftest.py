@@ -1,4 +1,4 @@
-"""Shared test set-up: tests/ on sys.path (for factories), output dirs, process clean-up."""
+"""Shared test set-up: tests/ on sys.path (for factories and support), process clean-up."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.append(str(Path(__file__).parent))  # after the repo root: tests/endpoint must not shadow endpoint
-
-from support import AGENTROSTER, REPO, TESTS, run_agentroster  # noqa: E402,F401  (re-exported for old imports)
+# After the repo root (pytest's pythonpath): tests/endpoint must not shadow the endpoint package.
+sys.path.append(str(Path(__file__).parent))
 
 
 @pytest.fixture

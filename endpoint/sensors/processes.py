@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 
 import psutil
 
@@ -82,14 +82,3 @@ def _read_env(proc: psutil.Process, record: ProcessRecord, classify: credentials
     record.env_values = {k: env[k] for k in keep_env if k in env}
     record.credentials.extend(credentials.from_env(env, classify, where=f"pid {record.pid} env", key=key))
     return None
-
-
-def read_env_of(pid: int) -> dict[str, str] | None:
-    """One process's environment, or None when it is gone or hidden from us."""
-    try:
-        return psutil.Process(pid).environ()
-    except (psutil.Error, OSError):
-        return None
-
-
-ProcessFilter = Callable[[ProcessRecord], bool]

@@ -33,23 +33,6 @@ import servers  # noqa: E402
 BACKENDS = ("sqlite", "postgresql")
 
 
-def __getattr__(name: str) -> Any:
-    """Other tests import helpers from tests/conftest.py as ``conftest``; pytest leaves the last conftest
-    it loaded under that name, which may be this one. Names this module lacks come from that one."""
-    import importlib.util
-
-    root = sys.modules.get("_agentroster_tests_conftest")
-    if root is None:
-        spec = importlib.util.spec_from_file_location("_agentroster_tests_conftest", HERE.parents[1] / "conftest.py")
-        if spec is None or spec.loader is None:
-            raise AttributeError(name)
-        root = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = root
-        spec.loader.exec_module(root)
-    try:
-        return getattr(root, name)
-    except AttributeError:
-        raise AttributeError(f"module 'conftest' has no attribute {name!r}") from None
 _counter = itertools.count(1)
 
 
