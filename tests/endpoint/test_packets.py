@@ -448,19 +448,19 @@ BUDGET_S = 1e-3
 
 
 def assert_cheap_and_safe(parser: PacketParser, frame: bytes, linktype: int) -> None:
-    """No exception escapes; a packet costs < 1 ms (re-timed to rule out a GC pause or preemption)."""
-    start = time.perf_counter()
+    """No exception escapes; a packet costs < 1 ms of this thread's CPU (re-timed to rule out a GC pause)."""
+    start = time.thread_time()
     parser.feed(frame, linktype, 1.0)
-    took = time.perf_counter() - start
+    took = time.thread_time() - start
     if took > BUDGET_S:
         took = min(_timed(PacketParser(), frame, linktype) for _ in range(3))
     assert took < BUDGET_S, f"{took * 1e3:.2f} ms for {frame[:40].hex()}..."
 
 
 def _timed(parser: PacketParser, frame: bytes, linktype: int) -> float:
-    start = time.perf_counter()
+    start = time.thread_time()
     parser.feed(frame, linktype, 1.0)
-    return time.perf_counter() - start
+    return time.thread_time() - start
 
 
 def _base_frames() -> list[bytes]:

@@ -143,9 +143,6 @@ def test_an_empty_file_is_an_empty_document(dialect, text):
     ("jsonc", "{" + '"k": 1, ' * 100_000 + "/*"),
     ("yaml", "a: '" + "x " * 200_000),
 ])  # fmt: skip
+@pytest.mark.timeout(30)  # a parser that backtracks quadratically on these would not finish
 def test_a_large_broken_file_fails_in_bounded_time(dialect, text):
-    import time
-
-    start = time.perf_counter()
     assert error_of(dialect, text).code == "syntax"
-    assert time.perf_counter() - start < 1.0

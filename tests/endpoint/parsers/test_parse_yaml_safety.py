@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from endpoint.parsers import ConfigError, parse_config, walk
@@ -38,31 +36,28 @@ def test_standard_tags_still_load():
     assert parsed.document == {"a": "1", "b": 2, "c": b"hi"}
 
 
+@pytest.mark.timeout(30)  # unbounded, 2**30 leaves would never finish
 def test_alias_bomb_parses_and_walks_in_bounded_time():
-    start = time.perf_counter()
     parsed = parse_config("yaml", billion_laughs(30))
     leaves = list(walk(parsed.document))
-    assert time.perf_counter() - start < 1.0
     assert len(leaves) == 9  # each shared list is visited once, wherever it is referenced
     assert all(value == "lol" for _, _, value in leaves)
 
 
+@pytest.mark.timeout(30)
 def test_alias_bomb_inside_a_dialect_is_harmless():
     text = billion_laughs(20) + "extensions:\n  bomb: *l20\n"
-    start = time.perf_counter()
     parsed = parse_config("goose_yaml", text)
-    assert time.perf_counter() - start < 1.0
     assert parsed.mcp_servers == []
     assert parsed.warnings == ["/extensions/bomb: entry is not a mapping; skipped"]
 
 
+@pytest.mark.timeout(30)  # 2**2000 merged keys if the budget did not stop it
 def test_nested_merge_keys_beyond_the_budget_are_unsafe_yaml():
     lines = ["m0: &m0 {k0: v}"]
     lines += [f"m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: v}}" for i in range(1, 2_000)]
-    start = time.perf_counter()
     with pytest.raises(ConfigError) as err:
         parse_config("yaml", "\n".join(lines))
-    assert time.perf_counter() - start < 2.0
     assert err.value.code == "unsafe_yaml"
 
 
