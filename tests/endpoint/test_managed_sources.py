@@ -1,0 +1,380 @@
+"""Managed settings as each OS holds them: endpoint.toml on Linux, a managed-preferences plist on
+macOS (XML and binary), the policy registry key on Windows. The files are real files under tmp_path;
+the registry is a dict behind the same reader interface as winreg (no registry exists here)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import plistlib
+import socket
+from pathlib import Path
+
+import pytest
+
+from endpoint import _managed_windows as win
+from endpoint._managed_files import MAX_MANAGED_BYTES
+from endpoint._managed_linux import LinuxManagedSource
+from endpoint._managed_macos import MacManagedSource
+from endpoint.settings import Secret, SettingsError, load_settings
+
+FAKE_SECRET = "sk-ant-FAKE-managed-0123456789"
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root to give files to another owner")
+# files made by the test belong to whoever runs it; the reader trusts root, and that user when not root
+TRUSTED = (0,) if IS_ROOT else (0, os.getuid())
+
+TOML = """\
+collector_url = "https://collector.example.com"
+enroll_secret_file = "/etc/agentroster/enroll-secret"
+process_interval_s = 2
+sensors = ["processes", "files"]
+spool_max_bytes = "20MiB"
+log_level = "debug"
+"""
+
+
+def write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
+    """A file under tmp_path with every directory root-like: 0755, owned by the test user."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for parent in path.parents:
+        if parent.name in ("etc", "agentroster", "Library", "Managed Preferences"):
+            os.chmod(parent, 0o755)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.chmod(path, mode)
+    return path
+
+
+def linux(root: Path) -> LinuxManagedSource:
+    return LinuxManagedSource(root, trusted_uids=TRUSTED)
+
+
+def macos(root: Path) -> MacManagedSource:
+    return MacManagedSource(root, trusted_uids=TRUSTED)
+
+
+def toml_path(root: Path) -> Path:
+    return root / "etc/agentroster/endpoint.toml"
+
+
+def plist_path(root: Path) -> Path:
+    return root / "Library/Managed Preferences/dev.agentroster.endpoint.plist"
+
+
+def refusal(source) -> SettingsError:
+    with pytest.raises(SettingsError) as info:
+        source.read()
+    return info.value
+
+
+# ---- Linux: endpoint.toml ----------------------------------------------------------------------------
+
+
+def test_linux_missing_file_is_no_managed_settings(tmp_path):
+    found = linux(tmp_path).read()
+    assert found.values == {} and found.where == str(toml_path(tmp_path))
+
+
+def test_linux_toml_gives_settings_with_its_path_as_origin(tmp_path):
+    write(toml_path(tmp_path), TOML)
+    settings, origins = load_settings(env={}, managed=linux(tmp_path), platform="linux")
+    assert settings.collector_url == "https://collector.example.com"
+    assert settings.enroll_secret_file == Path("/etc/agentroster/enroll-secret")
+    assert settings.process_interval_s == 2.0
+    assert settings.sensors == {"processes", "files"}
+    assert settings.spool_max_bytes == 20 * 1024**2
+    assert settings.log_level == "debug"
+    assert origins["collector_url"] == f"managed:{toml_path(tmp_path)}"
+    assert origins["heartbeat_interval_s"] == "default"
+
+
+def test_linux_env_overrides_the_toml(tmp_path):
+    write(toml_path(tmp_path), TOML)
+    settings, origins = load_settings(env={"AGENTROSTER_LOG_LEVEL": "error"}, managed=linux(tmp_path))
+    assert settings.log_level == "error" and origins["log_level"] == "env:AGENTROSTER_LOG_LEVEL"
+
+
+def test_linux_world_writable_file_is_refused(tmp_path):
+    write(toml_path(tmp_path), TOML, mode=0o666)
+    exc = refusal(linux(tmp_path))
+    assert exc.source == str(toml_path(tmp_path))
+    assert "world-writable (mode 0666); refused" in exc.reason
+    with pytest.raises(SettingsError):
+        load_settings(env={}, managed=linux(tmp_path))
+
+
+@needs_root
+def test_linux_group_writable_file_of_a_user_group_is_refused(tmp_path):
+    path = write(toml_path(tmp_path), TOML, mode=0o664)
+    os.chown(path, 0, 100)
+    assert "writable by group 100" in refusal(linux(tmp_path)).reason
+    os.chown(path, 0, 0)  # root's own group may write it
+    assert linux(tmp_path).read().values["log_level"] == "debug"
+
+
+@needs_root
+def test_linux_file_not_owned_by_root_is_refused(tmp_path):
+    os.chown(write(toml_path(tmp_path), TOML), 65534, 65534)
+    assert "owned by uid 65534, not root" in refusal(LinuxManagedSource(tmp_path)).reason
+
+
+@needs_root
+def test_linux_directory_others_can_write_is_refused(tmp_path):
+    write(toml_path(tmp_path), TOML)
+    os.chmod(toml_path(tmp_path).parent, 0o777)
+    assert "directory" in (exc := refusal(linux(tmp_path))).reason and "can be written by others" in exc.reason
+    os.chmod(toml_path(tmp_path).parent, 0o1777)  # sticky: others cannot replace root's file
+    assert linux(tmp_path).read().values["log_level"] == "debug"
+
+
+def test_linux_symlink_is_refused(tmp_path):
+    target = write(tmp_path / "elsewhere.toml", TOML)
+    toml_path(tmp_path).parent.mkdir(parents=True)
+    toml_path(tmp_path).symlink_to(target)
+    assert "symbolic link" in refusal(linux(tmp_path)).reason
+
+
+def test_linux_fifo_and_socket_are_refused_without_blocking(tmp_path):
+    toml_path(tmp_path).parent.mkdir(parents=True)
+    os.mkfifo(toml_path(tmp_path))
+    assert "a FIFO, not a regular file" in refusal(linux(tmp_path)).reason
+    os.unlink(toml_path(tmp_path))
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(toml_path(tmp_path)))
+        assert "a socket, not a regular file" in refusal(linux(tmp_path)).reason
+
+
+def test_linux_directory_in_place_of_the_file_is_refused(tmp_path):
+    toml_path(tmp_path).mkdir(parents=True)
+    assert "a directory" in refusal(linux(tmp_path)).reason
+
+
+def test_linux_oversized_file_is_refused(tmp_path):
+    write(toml_path(tmp_path), "# padding\n" * (MAX_MANAGED_BYTES // 10 + 1))
+    assert "over the" in refusal(linux(tmp_path)).reason
+
+
+def test_linux_broken_toml_says_where_and_not_what(tmp_path):
+    write(toml_path(tmp_path), f'collector_url = "https://c.example.com"\nenroll_secret = "{FAKE_SECRET}\n')
+    exc = refusal(linux(tmp_path))
+    assert "is not valid TOML" in exc.reason and "line 2" in exc.reason
+    assert FAKE_SECRET not in str(exc)
+
+
+def test_linux_non_utf8_toml_is_refused(tmp_path):
+    write(toml_path(tmp_path), 'log_level = "d\xe9bug"\n'.encode("latin-1"))
+    assert "not UTF-8" in refusal(linux(tmp_path)).reason
+
+
+def test_linux_unknown_keys_and_tables_are_warnings(tmp_path):
+    write(toml_path(tmp_path), 'log_level = "info"\nintervall = 3\n[extra]\nx = 1\n')
+    settings, _ = load_settings(env={}, managed=linux(tmp_path))
+    assert [w.split(": ", 1)[1] for w in settings.warnings] == ["unknown key 'intervall' ignored",
+                                                                "unknown key 'extra' ignored"]
+
+
+def test_linux_wrong_type_in_toml_names_field_and_file(tmp_path):
+    write(toml_path(tmp_path), 'heartbeat_interval_s = "often"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=linux(tmp_path))
+    assert info.value.field == "heartbeat_interval_s"
+    assert info.value.source == f"managed:{toml_path(tmp_path)}"
+
+
+def test_linux_secret_in_toml_is_read_and_never_shown(tmp_path):
+    write(toml_path(tmp_path), f'enroll_secret = "{FAKE_SECRET}"\n', mode=0o600)
+    settings, _ = load_settings(env={}, managed=linux(tmp_path))
+    assert settings.enroll_secret == Secret(FAKE_SECRET)
+    assert FAKE_SECRET not in repr(settings)
+    assert settings.warnings == ()
+
+
+def test_linux_secret_in_a_file_others_can_read_is_a_warning(tmp_path):
+    write(toml_path(tmp_path), f'enroll_secret = "{FAKE_SECRET}"\n', mode=0o644)
+    settings, _ = load_settings(env={}, managed=linux(tmp_path))
+    assert settings.enroll_secret == Secret(FAKE_SECRET)
+    assert settings.warnings == (f"{toml_path(tmp_path)}: holds enroll_secret but other users can read it; "
+                                 "make it mode 0600 or use enroll_secret_file",)
+
+
+# ---- macOS: managed preferences plist ----------------------------------------------------------------
+
+PREFS = {"collector_url": "https://collector.example.com", "report_interval_s": 30,
+         "sensors": ["processes", "network"], "max_cpu_percent": 1.5}
+
+
+@pytest.mark.parametrize("fmt", [plistlib.FMT_XML, plistlib.FMT_BINARY], ids=["xml", "binary"])
+def test_macos_plist_in_xml_and_binary(tmp_path, fmt):
+    path = write(plist_path(tmp_path), plistlib.dumps(PREFS, fmt=fmt))
+    assert path.read_bytes().startswith(b"bplist00" if fmt == plistlib.FMT_BINARY else b"<?xml")
+    settings, origins = load_settings(env={}, managed=macos(tmp_path), platform="darwin")
+    assert settings.collector_url == "https://collector.example.com"
+    assert settings.report_interval_s == 30.0
+    assert settings.sensors == {"processes", "network"}
+    assert settings.max_cpu_percent == 1.5
+    assert origins["report_interval_s"] == f"managed:{plist_path(tmp_path)}"
+    assert settings.data_dir == Path("/Library/Application Support/agentroster")
+
+
+def test_macos_payload_keys_of_a_profile_are_not_settings(tmp_path):
+    prefs = {**PREFS, "PayloadUUID": "5A6B", "PayloadType": "dev.agentroster.endpoint", "PayloadVersion": 1}
+    write(plist_path(tmp_path), plistlib.dumps(prefs))
+    settings, _ = load_settings(env={}, managed=macos(tmp_path))
+    assert settings.warnings == ()
+
+
+def test_macos_per_user_managed_preferences_are_ignored(tmp_path):
+    write(tmp_path / "Library/Managed Preferences/alice/dev.agentroster.endpoint.plist", plistlib.dumps(PREFS))
+    assert macos(tmp_path).read().values == {}
+
+
+@pytest.mark.parametrize("data", [b"bplist00\x00\x01garbage", b"<?xml version='1.0'?><plist><dict><key>",
+                                  b"not a plist at all", b""], ids=["binary", "xml", "text", "empty"])
+def test_macos_broken_plist_is_refused(tmp_path, data):
+    write(plist_path(tmp_path), data)
+    assert "not a valid property list" in refusal(macos(tmp_path)).reason
+
+
+def test_macos_plist_that_is_not_a_dictionary_is_refused(tmp_path):
+    write(plist_path(tmp_path), plistlib.dumps(["collector_url"], fmt=plistlib.FMT_BINARY))
+    assert "dictionary" in refusal(macos(tmp_path)).reason
+
+
+def test_macos_plist_value_of_the_wrong_type_names_field_and_file(tmp_path):
+    write(plist_path(tmp_path), plistlib.dumps({"collector_url": datetime.datetime(2026, 1, 1)}))
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=macos(tmp_path))
+    assert info.value.field == "collector_url"
+    assert "expected a string, got datetime" in info.value.reason
+
+
+def test_macos_world_writable_plist_is_refused(tmp_path):
+    write(plist_path(tmp_path), plistlib.dumps(PREFS), mode=0o646)
+    assert "world-writable" in refusal(macos(tmp_path)).reason
+
+
+# ---- Windows: the policy registry key -----------------------------------------------------------------
+
+
+def registry(*values) -> win.DictRegistry:
+    return win.DictRegistry({r"SOFTWARE\Policies\agentroster": list(values)})
+
+
+def test_windows_registry_types_map_to_settings():
+    reader = registry(
+        ("Collector_URL", "https://collector.example.com", win.REG_SZ),
+        ("enroll_secret", FAKE_SECRET + "\x00", win.REG_SZ),
+        ("process_interval_s", 3, win.REG_DWORD),
+        ("report_interval_s", "2.5", win.REG_SZ),
+        ("spool_max_bytes", 5 * 1024**3, win.REG_QWORD),
+        ("sensors", ["processes", "files", ""], win.REG_MULTI_SZ),
+        ("data_dir", r"C:\ProgramData\agentroster-test", win.REG_EXPAND_SZ),
+        ("", "ignored default value", win.REG_SZ),
+    )
+    settings, origins = load_settings(env={}, managed=win.WindowsManagedSource(reader), platform="win32")
+    assert settings.collector_url == "https://collector.example.com"
+    assert settings.enroll_secret == Secret(FAKE_SECRET)
+    assert settings.process_interval_s == 3.0 and settings.report_interval_s == 2.5
+    assert settings.spool_max_bytes == 5 * 1024**3
+    assert settings.sensors == {"processes", "files"}
+    assert str(settings.data_dir) == r"C:\ProgramData\agentroster-test"
+    assert origins["collector_url"] == r"managed:HKLM\SOFTWARE\Policies\agentroster"
+    assert settings.warnings == ()
+
+
+def test_windows_missing_policy_key_is_no_managed_settings():
+    source = win.WindowsManagedSource(win.DictRegistry({}))
+    assert source.read().values == {}
+    settings, origins = load_settings(env={"PROGRAMDATA": r"C:\ProgramData"}, managed=source, platform="win32")
+    assert str(settings.data_dir) == r"C:\ProgramData\agentroster"
+    assert set(origins.values()) == {"default"}
+
+
+def test_windows_binary_value_is_refused_with_the_key_named():
+    reader = registry(("max_rss_mb", b"\x96\x00\x00\x00", win.REG_BINARY))
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=win.WindowsManagedSource(reader), platform="win32")
+    assert info.value.field == "max_rss_mb"
+    assert info.value.source == r"managed:HKLM\SOFTWARE\Policies\agentroster"
+    assert "binary data" in info.value.reason
+
+
+def test_windows_multi_string_for_a_single_value_is_refused():
+    reader = registry(("log_level", ["debug", "info"], win.REG_MULTI_SZ))
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=win.WindowsManagedSource(reader), platform="win32")
+    assert "expected a string, got a list" in info.value.reason
+
+
+def test_windows_unknown_values_are_warnings():
+    reader = registry(("LogLevel", "debug", win.REG_SZ))
+    settings, _ = load_settings(env={}, managed=win.WindowsManagedSource(reader), platform="win32")
+    assert settings.log_level == "info"
+    assert settings.warnings == (r"HKLM\SOFTWARE\Policies\agentroster: unknown key 'loglevel' ignored",)
+
+
+def test_windows_registry_read_failure_is_a_settings_error():
+    class DeniedRegistry:  # a registry that refuses access, as an ACL-locked key would
+        def values(self, key):
+            raise PermissionError(5, "Access is denied")
+
+    exc = refusal(win.WindowsManagedSource(DeniedRegistry()))
+    assert exc.source == r"HKLM\SOFTWARE\Policies\agentroster" and "Access is denied" in exc.reason
+
+
+def test_windows_real_reader_is_chosen_without_importing_winreg():
+    source = win.WindowsManagedSource()
+    assert isinstance(source.reader, win.WinregReader)
+    if os.name != "nt":
+        with pytest.raises(ModuleNotFoundError):
+            source.read()
+
+
+# ---- the examples in docs/endpoint-settings.md are valid -------------------------------------------
+
+DOC = Path(__file__).parents[2] / "docs/endpoint-settings.md"
+
+
+def doc_block(language: str) -> str:
+    text = DOC.read_text()
+    start = text.index(f"```{language}\n") + len(language) + 4
+    return text[start:text.index("```", start)]
+
+
+def test_documented_endpoint_toml_loads_without_warnings(tmp_path):
+    write(toml_path(tmp_path), doc_block("toml"))
+    settings, origins = load_settings(env={}, managed=linux(tmp_path))
+    assert settings.warnings == ()
+    assert settings.collector_url == "https://agentroster.corp.example.com"
+    assert settings.spool_max_bytes == 50 * 1024**2
+    assert origins["enroll_secret_file"].startswith("managed:")
+
+
+def test_documented_profile_payload_loads_without_warnings(tmp_path):
+    profile = plistlib.loads(doc_block("xml").encode())
+    payload = profile["PayloadContent"][0]
+    assert payload["PayloadType"] == "dev.agentroster.endpoint"
+    write(plist_path(tmp_path), plistlib.dumps(payload, fmt=plistlib.FMT_BINARY))
+    settings, _ = load_settings(env={}, managed=macos(tmp_path), platform="darwin")
+    assert settings.warnings == ()
+    assert settings.sensors == {"processes", "files", "network"}
+    assert settings.heartbeat_interval_s == 300
+
+
+def test_documented_reg_file_values_load():
+    values = []
+    for line in doc_block("reg").replace("\\\n  ", "").splitlines()[3:]:
+        name, data = line.split("=", 1)
+        name = name.strip('"')
+        if data.startswith("dword:"):
+            values.append((name, int(data[6:], 16), win.REG_DWORD))
+        elif data.startswith("hex(7):"):
+            raw = bytes(int(b, 16) for b in data[7:].split(","))
+            values.append((name, raw.decode("utf-16-le").rstrip("\x00").split("\x00"), win.REG_MULTI_SZ))
+        else:
+            values.append((name, data.strip('"').replace("\\\\", "\\"), win.REG_SZ))
+    settings, _ = load_settings(env={}, managed=win.WindowsManagedSource(registry(*values)), platform="win32")
+    assert settings.warnings == ()
+    assert settings.heartbeat_interval_s == 300 and settings.max_rss_mb == 150
+    assert settings.sensors == {"processes", "files", "network"}
+    assert str(settings.ca_bundle) == r"C:\ProgramData\agentroster\corp-root-ca.pem"
