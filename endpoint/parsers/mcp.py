@@ -54,8 +54,12 @@ def remote_transport(url: str) -> Transport:
 
 
 def enabled_flag(entry: Mapping[Any, Any]) -> bool:
-    """False when the entry says ``disabled: true`` or ``enabled: false``."""
-    return entry.get("disabled") is not True and entry.get("enabled") is not False
+    """False when the entry says ``disabled: true``, ``enabled: false``, ``active: false`` (Jan) or, in
+    AnythingLLM's block, ``anythingllm: {autoStart: false}``."""
+    if entry.get("disabled") is True or entry.get("enabled") is False or entry.get("active") is False:
+        return False
+    extra = entry.get("anythingllm")
+    return not (isinstance(extra, Mapping) and extra.get("autoStart") is False)
 
 
 def names(value: object) -> frozenset[str]:

@@ -25,6 +25,16 @@ def test_disabled_servers_are_marked_not_dropped():
     assert names(parsed) == [("on", True), ("off", False), ("toggled", False), ("explicit", True)]
 
 
+def test_jan_and_anythingllm_switches_mark_servers_off():
+    parsed = parse_config("mcp_json", mcp_json({
+        "jan-off": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem"], "active": False},
+        "jan-on": {"command": "npx", "active": True},
+        "allm-off": {"command": "uvx", "anythingllm": {"autoStart": False}},
+        "allm-on": {"command": "uvx", "anythingllm": {"autoStart": True}},
+    }))  # fmt: skip
+    assert names(parsed) == [("jan-off", False), ("jan-on", True), ("allm-off", False), ("allm-on", True)]
+
+
 def test_wrong_shaped_entries_become_warnings_and_the_others_still_parse():
     parsed = parse_config("mcp_json", mcp_json({
         "good": {"command": "npx", "args": ["-y", "pkg"]},
