@@ -7,12 +7,13 @@ spawned as child sightings (``parent``), the endpoint-side flags, and the eviden
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,8 +28,8 @@ from endpoint.evidence import (
 )
 
 if TYPE_CHECKING:
-    from signatures import Library
-    from signatures.schema import Signature
+    from signatures import Library, Match
+    from signatures.runtime import Signature
 
 ReadScript = Callable[[str], str | None]
 
@@ -52,7 +53,9 @@ _BROAD = frozenset({"shell", "filesystem", "browser", "code_execution"})
 _MAX_TREE_DEPTH = 64
 
 
+@functools.lru_cache(maxsize=4096)
 def _base(path: str) -> str:
+    # Asked several times of every process of a scan, of a few hundred distinct paths.
     name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
     for suffix in (".exe", ".cmd", ".bat"):
         if name.endswith(suffix):
@@ -61,7 +64,8 @@ def _base(path: str) -> str:
 
 
 def stable_id(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+    # surrogatepass: a path with bytes that are not UTF-8 (any user can make one) still has an id
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def combine(weights: Iterable[float]) -> float:
@@ -173,6 +177,7 @@ class Engine:
         self.children: dict[int, list[int]] = {}
         self._linked = False
         self._llm_kinds = frozenset(p.credential for p in lib.providers if p.credential)
+        self._servers: dict[tuple[str | None, str | None, tuple[str, ...]], Match | None] = {}
 
     # -- sightings -------------------------------------------------------------------------------
     def _sighting(self, key: tuple[str, ...], sig: Signature | None, *, name: str | None = None,
@@ -192,11 +197,22 @@ class Engine:
         return [s for k, s in self.sightings.items() if k[0] == "agent" and k[1] == sig.id and s.user]
 
     # -- processes -------------------------------------------------------------------------------
-    def add_processes(self, processes: Iterable[ProcessRecord]) -> None:
+    def add_processes(self, processes: Iterable[ProcessRecord], *,
+                      read_details: Callable[[ProcessRecord], object] | None = None,
+                      details_for: Collection[int] = ()) -> None:
+        """Match processes and place each matched one in a sighting.
+
+        Records may come without their details (environment, credentials: the costly part of reading a
+        process). Then ``read_details`` is called, before anything is placed, on each process where they
+        can matter: those a signature matches, those below a matched or placed process, interpreters
+        (an unknown agent is an interpreter holding an LLM key), and the pids in ``details_for``.
+        """
         from signatures.matching import ProcessFacts
 
         matches = {}
+        batch = []
         for proc in processes:
+            batch.append(proc)
             self.procs[proc.pid] = proc
             self.children.setdefault(proc.ppid, []).append(proc.pid)
             facts = ProcessFacts(name=proc.name, exe=proc.exe, cmdline=tuple(proc.cmdline),
@@ -204,9 +220,27 @@ class Engine:
             found = self.lib.match_process(facts, self._script_reader(proc))
             if found:
                 matches[proc.pid] = found[0]
+        if read_details is not None:
+            for proc in self._needing_details(batch, matches.keys() | set(details_for)):
+                read_details(proc)
         # Parents before children, so that a child finds its ancestor's sighting already made.
         for pid in sorted(matches, key=self._depth):
             self._place_process(self.procs[pid], matches[pid])
+
+    def _needing_details(self, batch: Sequence[ProcessRecord], picked: set[int]) -> list[ProcessRecord]:
+        below: dict[int, bool] = {}  # pid -> it or an ancestor is picked or placed
+
+        def under_picked(pid: int, depth: int = 0) -> bool:
+            if pid in picked or pid in self.owner:
+                return True
+            found = below.get(pid)
+            if found is None:
+                proc = self.procs.get(pid)
+                found = below[pid] = (proc is not None and proc.ppid != pid and depth < _MAX_TREE_DEPTH
+                                      and under_picked(proc.ppid, depth + 1))
+            return found
+
+        return [proc for proc in batch if _is_interpreter(proc) or under_picked(proc.pid)]
 
     def link(self) -> None:
         """After processes and configs are in: running servers to their declarations, then unknowns."""
@@ -346,8 +380,7 @@ class Engine:
         if self.redact_args is not None and server.args:
             entry["args"], _ = self.redact_args(server.args)
         agent.mcp_servers[(config.display_path, server.where or server.name)] = entry
-        match = (self.lib.match_url(server.url) if server.url
-                 else self.lib.match_command(server.command or "", server.args) if server.command else None)
+        match = self._match_server(server)
         sig = match.signature if match else None
         tool = self._sighting(("tool", agent.id, server.name, server.project or ""), sig, user=agent.user,
                               name=server.name, type_="tool_server")
@@ -365,6 +398,15 @@ class Engine:
                 tool.credentials[(cred.kind, cred.fingerprint)] = cred
                 tool.flags.add("plaintext_secret")
         self._flag_tool(tool, server, sig)
+
+    def _match_server(self, server: McpServerConfig) -> Match | None:
+        """The signature of a declared server; the same few servers are declared in home after home."""
+        key = (server.url, server.command, server.args)
+        if key not in self._servers:
+            self._servers[key] = (self.lib.match_url(server.url) if server.url
+                                  else self.lib.match_command(server.command or "", server.args) if server.command
+                                  else None)
+        return self._servers[key]
 
     def _flag_tool(self, tool: Sighting, server: McpServerConfig, sig: Signature | None) -> None:
         if not server.enabled:
@@ -444,7 +486,7 @@ class Engine:
     def _unknown_reason(self, proc: ProcessRecord) -> tuple[str, str] | None:
         base = _base(proc.exe or proc.name)
         argv0 = _base(proc.cmdline[0]) if proc.cmdline else ""
-        is_interp = base in INTERPRETERS or argv0 in INTERPRETERS
+        is_interp = _is_interpreter(proc)
         joined = " ".join(proc.cmdline)
         for host in _hosts_in(joined):
             provider = self.lib.provider_for_host(host)
@@ -506,6 +548,10 @@ class Engine:
         ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, s.type, s.name.lower(),
                                                                  s.user or ""))
         return [s.to_dict(seen_at) for s in ordered]
+
+
+def _is_interpreter(proc: ProcessRecord) -> bool:
+    return _base(proc.exe or proc.name) in INTERPRETERS or bool(proc.cmdline) and _base(proc.cmdline[0]) in INTERPRETERS
 
 
 def _is_interactive_shell(argv: Sequence[str]) -> bool:

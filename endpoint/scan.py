@@ -6,11 +6,10 @@ entry of ``errors[]`` and the rest of the scan completes.
 
 from __future__ import annotations
 
+import gc
 import os
-import platform
-import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ class ScanOptions:
     walk_projects: bool = True
     network: list[NetworkRecord] = field(default_factory=list)
     network_errors: list[ScanError] = field(default_factory=list)
+    aside: bool = True  # read processes in a forked child while this process reads files (Linux, a core spare)
 
 
 def device_info(root: str = "/") -> dict[str, Any]:
@@ -49,10 +49,23 @@ def device_info(root: str = "/") -> dict[str, Any]:
             continue
         if machine_id:
             break
-    hostname = socket.gethostname() if root in ("", "/") else os.path.basename(os.path.abspath(root))
+    node, release, machine = _uname()
+    hostname = node if root in ("", "/") else os.path.basename(os.path.abspath(root))
     return {"id": machine_id or f"host:{hostname}", "hostname": hostname, "os": PLATFORM,
-            "os_version": platform.release() if root in ("", "/") else "", "arch": platform.machine(),
+            "os_version": release if root in ("", "/") else "", "arch": machine,
             "agentroster_version": endpoint.__version__}
+
+
+def _uname() -> tuple[str, str, str]:
+    """Host name, OS release and machine: from os.uname() where there is one (platform and socket cost
+    an import each)."""
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        return uname.nodename, uname.release, uname.machine
+    import platform
+    import socket
+
+    return socket.gethostname(), platform.release(), platform.machine()
 
 
 def read_script(path: str) -> str | None:
@@ -73,22 +86,38 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     errors: list[ScanError] = list(options.network_errors)
     device = device_info(root)
     key = credentials.fingerprint_key()
+    from endpoint.sensors.processes import remembering
+
+    classify = remembering(lib.credential_kind)  # the same servers' arguments recur in home after home
     engine = Engine(lib, device_id=device["id"], platform=PLATFORM, read_script=read_script,
-                    classify_credentials=lambda argv: credentials.redact_argv(argv, lib.credential_kind,
-                                                                              where="mcp args", key=key))
+                    classify_credentials=lambda argv: credentials.redact_argv(argv, classify, where="mcp args",
+                                                                              key=key))
     live = root == "/"
-    if options.processes and live:
-        engine.add_processes(_collect(_processes(lib), errors))
+    network_pids = {r.pid for r in options.network if r.pid is not None}
+    read_processes = options.processes and live
+    aside = _ProcessesAside.start(lib, network_pids) if read_processes and options.aside and _spare_core() else None
+    records: list[Any] = []
     if options.files:
         from endpoint.sensors.files import FileScan
 
-        extra = list(options.homes)
-        if live:
-            extra += _agent_homes(engine)
-        homes = find_homes(root, extra)
-        records = list(_collect(FileScan(lib, root, walk_projects=options.walk_projects).run(homes), errors))
-        engine.add_configs(r for r in records if isinstance(r, ConfigRecord))
-        engine.add_artifacts(r for r in records if isinstance(r, ArtifactRecord))
+        files = FileScan(lib, root, walk_projects=options.walk_projects)
+        homes = find_homes(root, list(options.homes))
+        records += _collect(files.run(homes), errors)
+    if read_processes:
+        found = aside.result() if aside is not None else None
+        if found is None:
+            _add_processes(engine, lib, errors, network_pids=network_pids)
+        else:
+            engine.add_processes(found[0])
+            errors += found[1]
+    if options.files and read_processes:
+        # The homes of running agents (their HOME) may lie outside /home: a throwaway or service home.
+        scanned = {home.path for home in homes}
+        for home in find_homes(root, [*options.homes, *_agent_homes(engine)]):
+            if home.path not in scanned:
+                records += _collect(files.home(home), errors)
+    engine.add_configs(r for r in records if isinstance(r, ConfigRecord))
+    engine.add_artifacts(r for r in records if isinstance(r, ArtifactRecord))
     engine.add_network(options.network)
     if live and options.processes and hasattr(os, "geteuid") and os.geteuid() != 0:
         errors.append(ScanError("processes", "not_root", "not running as root: other users' process environments "
@@ -103,13 +132,103 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     }
 
 
-def _processes(lib: Library) -> Iterable[ProcessRecord | ScanError]:
-    from endpoint.sensors.processes import iter_processes
+def _add_processes(engine: Engine, lib: Library, errors: list[ScanError], *, network_pids: set[int],
+                   skip_pids: Collection[int] = ()) -> None:
+    """Every process into the engine; environments are read only where the engine says they matter."""
+    from endpoint.sensors.processes import DEFAULT_KEEP_ENV, iter_processes, read_details, remembering
 
-    keep = {"HOME", "USERPROFILE"}
+    keep = set(DEFAULT_KEEP_ENV)
     for sig in lib.signatures:
         keep.update(e.partition("=")[0] for e in sig.autonomy.env)
-    return iter_processes(lib.credential_kind, keep_env=keep, skip_pids={os.getpid()})
+    key = credentials.fingerprint_key()
+    users: dict[int, str] = {}
+    classify = remembering(lib.credential_kind)
+
+    def details(record: ProcessRecord) -> None:
+        error = read_details(record, classify, keep_env=keep, key=key, users=users)
+        if error is not None:
+            errors.append(error)
+
+    records = _collect(iter_processes(classify, read_env=False, skip_pids={os.getpid(), *skip_pids}), errors)
+    engine.add_processes(records, read_details=details, details_for=network_pids)
+
+
+def _spare_core() -> bool:
+    """Whether another core is likely idle (the load average leaves one): else a second process only competes."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return cores > 1 and load <= cores - 1
+
+
+class _ProcessesAside:
+    """The process sensor run in a forked child while the scan reads files.
+
+    The two sensors share nothing until the engine takes their records, and each is mostly Python
+    work, so on two cores they take about the time of the longer one (plus some 20 ms of CPU for the
+    fork and the pickled records: not worth it when no core is idle). The child sends its records
+    (details read where the engine wants them) back through a pipe; whatever goes wrong there, the
+    scan reads the processes itself.
+    """
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd
+
+    @classmethod
+    def start(cls, lib: Library, network_pids: set[int]) -> _ProcessesAside | None:
+        threads = sys.modules.get("threading")
+        if not sys.platform.startswith("linux") or (threads is not None and threads.active_count() > 1):
+            return None  # fork is only safe in a process with no other thread
+        parent = os.getpid()
+        read_fd, write_fd = os.pipe()
+        gc.freeze()  # the child's collector then leaves the parent's objects (and their pages) alone
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
+        finally:
+            if os.getpid() == parent:
+                gc.unfreeze()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                import pickle
+
+                gc.disable()  # short-lived: what it allocates is freed at exit
+                os.close(read_fd)
+                data = pickle.dumps(_read_processes(lib, network_pids, skip_pids={parent}), pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(write_fd, "wb") as out:
+                    out.write(data)
+                code = 0
+            finally:
+                os._exit(code)  # no atexit handlers, no flush of the parent's buffered output
+        os.close(write_fd)
+        return cls(pid, read_fd)
+
+    def result(self) -> tuple[list[ProcessRecord], list[ScanError]] | None:
+        """The child's records and errors; None if it failed (the caller then reads them itself)."""
+        with os.fdopen(self.fd, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(self.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not data:
+            return None
+        import pickle
+
+        found: tuple[list[ProcessRecord], list[ScanError]] = pickle.loads(data)  # from our own child
+        return found
+
+
+def _read_processes(lib: Library, network_pids: set[int], *, skip_pids: Collection[int]
+                    ) -> tuple[list[ProcessRecord], list[ScanError]]:
+    errors: list[ScanError] = []
+    engine = Engine(lib, device_id="", platform=PLATFORM, read_script=read_script)
+    _add_processes(engine, lib, errors, network_pids=network_pids, skip_pids=skip_pids)
+    return list(engine.procs.values()), errors
 
 
 def _collect(records: Iterable[Any], errors: list[ScanError]) -> Iterable[Any]:

@@ -11,9 +11,11 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from signatures.loader import CATALOG_PATH, SourceFile, read_all, shipped_packs
+from signatures import runtime
+from signatures.loader import CATALOG_PATH, shipped_packs
 from signatures.matching import Library, ProcessFacts, basename, host_pattern, normalise_host
-from signatures.schema import Case, CredentialKind, Pack, Signature
+from signatures.runtime import Case, CredentialKind, Signature
+from signatures.validate import SourceFile, read_all
 
 GENERIC_IDS = frozenset({"mcp-server"})
 
@@ -131,20 +133,26 @@ def check(paths: Sequence[Path] | None = None) -> list[str]:
     packs, catalog, problems = read_all(pack_paths, catalog_path)
     if catalog is None:
         return problems
-    lib = Library([s for pack, _ in packs for s in pack.signatures], catalog[0].providers, catalog[0].credentials)
+    # The cases run on the same plain objects that a scan matches with.
+    signatures, providers, kinds = runtime.build([pack.model_dump(mode="json") for pack, _ in packs],
+                                                 catalog[0].model_dump(mode="json"))
+    lib = Library(signatures, providers, kinds)
+    first = 0
     for pack, source in packs:
-        problems += _pack_case_problems(lib, pack, source)
+        count = len(pack.signatures)
+        problems += _pack_case_problems(lib, signatures[first:first + count], source)
+        first += count
     if catalogs:
-        cat, source = catalog
-        for i, kind in enumerate(cat.credentials):
+        source = catalog[1]
+        for i, kind in enumerate(kinds):
             for bucket, index, message in run_credential_cases(lib, kind):
                 problems.append(f"{source.where(('credentials', i, 'cases', bucket, index))}: {message}")
     return problems
 
 
-def _pack_case_problems(lib: Library, pack: Pack, source: SourceFile) -> list[str]:
+def _pack_case_problems(lib: Library, signatures: Sequence[Signature], source: SourceFile) -> list[str]:
     problems = []
-    for i, sig in enumerate(pack.signatures):
+    for i, sig in enumerate(signatures):
         for bucket, index, message in run_signature_cases(lib, sig):
             problems.append(f"{source.where(('signatures', i, 'cases', bucket, index))}: {message}")
     return problems

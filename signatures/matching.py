@@ -13,11 +13,9 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal, NamedTuple
 
-from signatures.schema import CredentialKind, FileMatcher, Provider, SettingMarker, Signature
+from signatures.runtime import CredentialKind, FileMatcher, Provider, SettingMarker, Signature
 
 GENERIC_MCP = "mcp-server"
 CMDLINE_CAP = 1024  # characters of the joined command line that cmdline patterns see
@@ -31,8 +29,7 @@ _RANK = {"process.exe": 0, "process.cmdline": 1, "process.names": 2, "process.sc
          "process.names*": 4}
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessFacts:
+class ProcessFacts(NamedTuple):
     """What the matcher needs to know about one process (never environment values)."""
 
     name: str
@@ -42,8 +39,7 @@ class ProcessFacts:
     platform: str = "linux"  # "linux" | "macos" | "windows"; "" when unknown (a configured command)
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """A signature that matched, the rule that decided it, and a short safe description of why."""
 
     signature: Signature
@@ -214,12 +210,14 @@ def _option_values(args: Sequence[str], names: tuple[str, ...]) -> Iterator[str]
                 yield arg[len(name) + 1:]
 
 
-@dataclass(slots=True)
 class Targets:
     """What an interpreter or launcher runs: name candidates, and a Python script to read imports from."""
 
-    names: list[tuple[str, str]] = field(default_factory=list)
-    python_script: str | None = None
+    __slots__ = ("names", "python_script")
+
+    def __init__(self) -> None:
+        self.names: list[tuple[str, str]] = []
+        self.python_script: str | None = None
 
 
 def _python(args: Sequence[str], out: Targets) -> None:
@@ -467,11 +465,15 @@ class _HostTable:
 
     def __init__(self) -> None:
         self.exact: dict[str, int] = {}
-        self.wild: list[tuple[re.Pattern[str], int]] = []
+        # (pattern, literal head, literal tail, value): a wildcard is compiled only for a host that has
+        # its head and tail, so a scan that asks about a few hosts compiles next to nothing.
+        self.wild_patterns: list[tuple[str, str, str, int]] = []
+        self._wild: dict[str, re.Pattern[str]] = {}
 
     def add(self, pattern: str, value: int) -> None:
         if "*" in pattern:
-            self.wild.append((host_pattern(pattern), value))
+            lowered = pattern.lower().rstrip(".")
+            self.wild_patterns.append((lowered, lowered.split("*", 1)[0], lowered.rsplit("*", 1)[1], value))
         else:
             self.exact.setdefault(normalise_host(pattern), value)
 
@@ -479,7 +481,12 @@ class _HostTable:
         host = normalise_host(host)
         if host in self.exact:
             return self.exact[host]
-        for regex, value in self.wild:
+        for pattern, head, tail, value in self.wild_patterns:
+            if not (host.startswith(head) and host.endswith(tail)):
+                continue
+            regex = self._wild.get(pattern)
+            if regex is None:
+                regex = self._wild[pattern] = host_pattern(pattern)
             if regex.fullmatch(host):
                 return value
         return None
@@ -493,11 +500,14 @@ _PLACEHOLDER = re.compile(
     r"|://", re.I)
 
 
+_SPACE = re.compile(r"\s")  # the same characters as str.isspace()
+
+
 def looks_secret(value: str) -> bool:
     """Whether a value could be a real secret (not empty, short, spaced, templated or a placeholder)."""
     if not 12 <= len(value) <= 4096 or value.isdigit():
         return False
-    if any(ch.isspace() for ch in value) or len(set(value)) < 6:
+    if _SPACE.search(value) is not None or len(set(value)) < 6:
         return False
     return _PLACEHOLDER.search(value) is None
 
@@ -703,11 +713,21 @@ def _bounded_words(tokens: list[str]) -> list[str]:
 # -- the library ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class _Rule:
-    index: int  # the signature's position in Library.signatures
-    regex: re.Pattern[str]
-    source: str
+    """A process pattern of one signature, compiled when a process first holds one of its anchor words."""
+
+    __slots__ = ("_regex", "index", "source")
+
+    def __init__(self, index: int, source: str) -> None:
+        self.index = index  # the signature's position in Library.signatures
+        self.source = source
+        self._regex: re.Pattern[str] | None = None
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        if self._regex is None:
+            self._regex = re.compile(self.source, re.I)
+        return self._regex
 
 
 class _RuleSet:
@@ -721,7 +741,7 @@ class _RuleSet:
 
     def add(self, index: int, source: str) -> None:
         position = len(self.rules)
-        self.rules.append(_Rule(index, re.compile(source, re.I), source))
+        self.rules.append(_Rule(index, source))
         if source not in self.anchors:
             self.anchors[source] = anchor_words(source)
         words = self.anchors[source]
@@ -777,17 +797,17 @@ class Library:
     def _index_processes(self) -> None:
         self._names: dict[str, list[int]] = {}
         self._prefix15: dict[str, list[int]] = {}
-        self._globs: list[tuple[re.Pattern[str], int, str]] = []
+        self._globs: list[tuple[_Rule, int, str]] = []
         self._exe = _RuleSet(self._anchors)
         self._cmdline = _RuleSet(self._anchors)
-        self._exclude: dict[int, list[re.Pattern[str]]] = {}
+        self._exclude: dict[int, list[_Rule]] = {}
         self._imports: dict[str, list[int]] = {}
         for i, sig in enumerate(self.signatures):
             proc = sig.process
             for name in proc.names:
                 key = normalise(name)
                 if "*" in key:
-                    self._globs.append((re.compile(".*".join(re.escape(p) for p in key.split("*"))), i, name))
+                    self._globs.append((_Rule(i, ".*".join(re.escape(p) for p in key.split("*"))), i, name))
                     continue
                 self._names.setdefault(key, []).append(i)
                 if len(key) > 15:
@@ -797,10 +817,10 @@ class Library:
             for source in proc.cmdline:
                 self._cmdline.add(i, source)
             if proc.exclude:
-                self._exclude[i] = [re.compile(p, re.I) for p in proc.exclude]
+                self._exclude[i] = [_Rule(i, p) for p in proc.exclude]
             for module in proc.script_imports:
                 self._imports.setdefault(module.lower(), []).append(i)
-        self._any_glob = re.compile("|".join(f"(?:{g.pattern})" for g, _, _ in self._globs)) if self._globs else None
+        self._any_glob = re.compile("|".join(f"(?:{g.source})" for g, _, _ in self._globs)) if self._globs else None
 
     def _index_artifacts(self) -> None:
         # Built back to front, so that the first signature to declare an id keeps it.
@@ -831,7 +851,7 @@ class Library:
         for kind in self.credential_kinds:
             for name in kind.env:
                 self._credential_env.setdefault(env_key(name), kind)
-        self._shapes = [(kind, re.compile(p)) for kind, p in shaped]
+        self._shapes = shaped  # each compiled only where the combined pattern cannot be
         try:
             self._shape_any: re.Pattern[str] | None = re.compile(
                 "|".join(f"(?P<k{i}>{p})" for i, (_, p) in enumerate(shaped))) if shaped else None
@@ -870,8 +890,8 @@ class Library:
             for i in self._prefix15.get(name, ()):
                 _hit(hits, i, "process.names", f"{source} {name!r} (truncated)")
         if self._any_glob is not None and self._any_glob.fullmatch(name):
-            for regex, i, glob in self._globs:
-                if regex.fullmatch(name):
+            for rule, i, glob in self._globs:
+                if rule.regex.fullmatch(name):
                     _hit(hits, i, "process.names*", f"{source} {name!r} is {glob!r}")
 
     def _match_imports(self, script: str, read_script: ReadScript, hits: dict[int, tuple[int, str, str]]) -> None:
@@ -896,7 +916,7 @@ class Library:
             if facts.platform and (facts.platform not in sig.platforms or
                                    (sig.process.platforms and facts.platform not in sig.process.platforms)):
                 continue
-            if any(x.search(facts.exe) or x.search(joined) for x in self._exclude.get(i, ())):
+            if any(x.regex.search(facts.exe) or x.regex.search(joined) for x in self._exclude.get(i, ())):
                 continue
             kept.append((sig.id == GENERIC_MCP, rank, i, Match(sig, rule.rstrip("*"), detail)))
         kept.sort(key=lambda k: k[:3])
@@ -914,6 +934,8 @@ class Library:
 
     def match_url(self, url: str) -> Match | None:
         """A remote MCP server URL: a known tool server for its host, else the generic one."""
+        from urllib.parse import urlsplit
+
         try:
             host = urlsplit(url.strip()).hostname or ""
         except ValueError:
@@ -976,8 +998,8 @@ class Library:
             if match is None or match.lastgroup is None:
                 return None
             return self._shapes[int(match.lastgroup[1:])][0]
-        for kind, regex in self._shapes:
-            if regex.fullmatch(value):
+        for kind, pattern in self._shapes:
+            if re.fullmatch(pattern, value):
                 return kind
         return None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from endpoint import credentials, safeio
-from endpoint.evidence import ArtifactRecord, ConfigRecord, ScanError
+from endpoint.evidence import ArtifactRecord, ConfigRecord, McpServerConfig, ScanError
 from endpoint.homes import (
     Home,
     display_path,
@@ -31,7 +32,7 @@ from endpoint.homes import (
 
 if TYPE_CHECKING:
     from signatures import Library
-    from signatures.schema import FileMatcher, Signature
+    from signatures.runtime import FileMatcher, Signature
 
 Record = ConfigRecord | ArtifactRecord | ScanError
 
@@ -76,6 +77,63 @@ class FileScan:
     parse_cache: dict[str, object] = field(default_factory=dict)
     claimed: set[tuple[str, str]] = field(default_factory=set)  # (real path, signature id)
     fingerprint_key: bytes = field(default_factory=credentials.fingerprint_key)
+    listings: dict[str, frozenset[str] | None] = field(default_factory=dict)  # folder -> lower-cased names
+    reals: dict[str, str] = field(default_factory=dict)  # path -> os.path.realpath(path)
+    _templates: _Templates | None = None
+    _classify: credentials.Classifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        from endpoint.sensors.processes import remembering
+
+        self._classify = remembering(self.lib.credential_kind)  # homes hold many copies of the same values
+
+    @property
+    def templates(self) -> _Templates:
+        if self._templates is None:
+            self._templates = _Templates.of(self.lib)
+        return self._templates
+
+    def _listing(self, directory: str) -> frozenset[str] | None:
+        """The lower-cased names in a folder, read once per scan; None when it cannot be listed."""
+        if directory in self.listings:
+            return self.listings[directory]
+        names = self.listings[directory] = _names(directory)
+        return names
+
+    def _real(self, path: str) -> str:
+        """``os.path.realpath(path)``, each folder on the way resolved once per scan rather than per file."""
+        found = self.reals.get(path)
+        if found is not None:
+            return found
+        head, tail = os.path.split(path)
+        if not path.startswith("/") or not tail or tail in (".", ".."):
+            real = os.path.realpath(path)
+        else:
+            try:
+                link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except OSError:
+                link = False  # missing: realpath keeps such a component as it is
+            real = os.path.realpath(path) if link else os.path.join(self._real(head), tail)
+        self.reals[path] = real
+        return real
+
+    def _existing(self, pattern: str, prefix: str) -> list[str]:
+        """``existing(pattern, prefix)``, skipped when a directory on the way is already known not to hold it.
+
+        Hundreds of templates are tried in every home and project, and most name a folder the home
+        lacks: one listing of each folder on the way answers them all, where a stat per path would not.
+        """
+        directory = prefix or "/"
+        for part in pattern[len(prefix):].strip("/").split("/"):
+            if "*" in part or not part:
+                break
+            names = self._listing(directory)
+            if names is None:
+                break  # not listable (search-only permission): let existing() look
+            if part.lower() not in names:
+                return []
+            directory = f"{directory.rstrip('/')}/{part}"
+        return existing(pattern, prefix)
 
     # -- entry points ----------------------------------------------------------------------------
     def run(self, homes: Iterable[Home]) -> Iterator[Record]:
@@ -88,7 +146,7 @@ class FileScan:
         for sig, fm in self.lib.file_templates:
             if fm.scope == "managed" and not is_home_template(fm.path):
                 for pattern in expand_machine_template(fm.path, root):
-                    for path in existing(pattern, root.rstrip("/")):
+                    for path in existing(pattern, root.rstrip("/")):  # few, under big folders: no listing
                         yield from self._config(path, sig, fm, user="", boundary=root)
         for sig, template in self.lib.app_templates:
             if not is_home_template(template) and not template.startswith("{"):
@@ -101,19 +159,18 @@ class FileScan:
 
     def home(self, home: Home) -> Iterator[Record]:
         projects: dict[str, None] = {}
-        for sig, fm in self.lib.file_templates:
-            if fm.scope != "user" or not is_home_template(fm.path):
+        names = self._listing(home.path)
+        for sig, fm, platforms, first in self.templates.user:
+            if not platforms & home.platforms or not _may_hold(names, first):
                 continue
-            if not template_platforms(fm.path, list(fm.platforms)) & home.platforms:
-                continue
-            for path in existing(expand_home_template(fm.path, home), home.path):
+            for path in self._existing(expand_home_template(fm.path, home), home.path):
                 for record in self._config(path, sig, fm, user=home.user, boundary=home.path):
                     yield record
                     if isinstance(record, ConfigRecord) and fm.dialect == "claude_code":
                         projects.update(dict.fromkeys(self._claude_projects(path)))
-        for sig, template in self.lib.app_templates:
-            if is_home_template(template) and template_platforms(template, []) & home.platforms:
-                for path in existing(expand_home_template(template, home), home.path):
+        for sig, template, platforms, first in self.templates.home_apps:
+            if platforms & home.platforms and _may_hold(names, first):
+                for path in self._existing(expand_home_template(template, home), home.path):
                     yield ArtifactRecord("app", sig.id, path, display_path(path, self.root), home.user)
         for project in self._recorded_projects(home):
             projects.setdefault(project)
@@ -133,7 +190,7 @@ class FileScan:
         from endpoint.parsers import ConfigError, parse_config, walk
 
         shown = display_path(path, self.root)
-        key = (os.path.realpath(path), sig.id)
+        key = (self._real(path), sig.id)
         if key in self.claimed:
             return
         self.claimed.add(key)
@@ -158,25 +215,67 @@ class FileScan:
             return
         record = ConfigRecord(path=path, display_path=shown, signature=sig.id, dialect=fm.dialect,
                               scope=fm.scope, user=user, mcp_servers=list(parsed.mcp_servers),
-                              models=list(parsed.models), base_urls=list(parsed.base_urls))
+                              models=list(parsed.models), base_urls=list(parsed.base_urls),
+                              providers=list(getattr(parsed, "providers", ())))
         record.autonomy = self.lib.autonomy_settings(sig, fm.dialect, parsed.document)
-        record.credentials = credentials.from_leaves(walk(parsed.document), self.lib.credential_kind, where=shown,
+        record.credentials = credentials.from_leaves(walk(parsed.document), self._classify, where=shown,
                                                      key=self.fingerprint_key)
         yield record
 
     def _project(self, project: str, home: Home) -> Iterator[Record]:
-        real = os.path.realpath(project)
+        real = self._real(project)
         boundary = home.path if safeio.is_within(real, home.path) else real
-        for sig, fm in self.lib.file_templates:
-            if fm.scope != "project":
+        names = self._listing(project)
+        for sig, fm, first in self.templates.project:
+            if not _may_hold(names, first):
                 continue
-            for path in existing(project + fm.path[len("{project}"):], project):
-                yield from self._config(path, sig, fm, user=home.user, boundary=boundary)
+            for path in self._existing(project + fm.path[len("{project}"):], project):
+                for record in self._config(path, sig, fm, user=home.user, boundary=boundary):
+                    if isinstance(record, ConfigRecord) and fm.dialect == "mcp_json":
+                        record.mcp_servers = self._approved_mcpjson(fm, record.mcp_servers, project, home, boundary)
+                    yield record
+
+    def _approved_mcpjson(self, fm: FileMatcher, servers: list[McpServerConfig], project: str, home: Home,
+                          boundary: str) -> list[McpServerConfig]:
+        """Claude Code's ``.mcp.json`` servers as the approvals in its other files leave them."""
+        from endpoint.parsers import claude
+
+        if fm.path != claude.MCPJSON_TEMPLATE:
+            return servers
+        here = os.path.normpath(project)
+
+        def is_this_project(key: str) -> bool:
+            return os.path.normpath(self._under_root(key)) == here
+
+        sources = []
+        for template, dialect, source in claude.APPROVAL_SOURCES:
+            in_project = template.startswith("{project}")
+            path = project + template[len("{project}"):] if in_project else expand_home_template(template, home)
+            document = self._document(path, dialect, boundary if in_project else home.path)
+            if source == "legacy":
+                document = claude.legacy_project_entry(document, is_this_project)
+            sources.append((source, document))
+        return claude.project_servers(servers, display_path(project, self.root), claude.mcpjson_approvals(sources))
+
+    def _document(self, path: str, dialect: str, boundary: str) -> object:
+        """The parsed document of a file another one depends on, through the parse cache; None if unreadable."""
+        from endpoint.parsers import ConfigError, ParsedConfig, parse_config
+
+        key = f"{dialect}\0{self._real(path)}"
+        parsed = self.parse_cache.get(key)
+        if parsed is None and os.path.isfile(path):
+            try:
+                parsed = parse_config(dialect, safeio.read_text(path, boundary=boundary),
+                                      path=display_path(path, self.root))
+            except (safeio.ReadRefused, ConfigError) as exc:
+                parsed = ScanError(display_path(path, self.root), exc.code, exc.detail)
+            self.parse_cache[key] = parsed
+        return parsed.document if isinstance(parsed, ParsedConfig) else None
 
     def _claude_projects(self, path: str) -> list[str]:
         from endpoint.parsers import ParsedConfig
 
-        parsed = self.parse_cache.get(f"claude_code\0{os.path.realpath(path)}")
+        parsed = self.parse_cache.get(f"claude_code\0{self._real(path)}")
         document = parsed.document if isinstance(parsed, ParsedConfig) else None
         projects = document.get("projects") if isinstance(document, dict) else None
         if not isinstance(projects, dict):
@@ -196,11 +295,11 @@ class FileScan:
         bases += [f"~/Library/Application Support/{d}/User" for d in _EDITOR_USER_DIRS]
         bases += [f"%APPDATA%/{d}/User" for d in _EDITOR_USER_DIRS]
         for base in bases:
-            for path in existing(expand_home_template(base + "/workspaceStorage/*/workspace.json", home), home.path):
+            for path in self._existing(expand_home_template(base + "/workspaceStorage/*/workspace.json", home), home.path):
                 folder = _json_field(path, home.path, "folder")
                 if folder and folder.startswith("file://"):
                     yield self._under_root(unquote(urlsplit(folder).path))
-        for path in existing(expand_home_template("~/.local/share/opencode/storage/project/*.json", home), home.path):
+        for path in self._existing(expand_home_template("~/.local/share/opencode/storage/project/*.json", home), home.path):
             worktree = _json_field(path, home.path, "worktree")
             if worktree and worktree != "/":
                 yield self._under_root(worktree)
@@ -210,7 +309,7 @@ class FileScan:
         dirs = [os.path.join(home.path, d, "extensions") for d in _EXTENSION_DIRS]
         for pattern in ("~/.local/share/JetBrains/*", "~/Library/Application Support/JetBrains/*/plugins",
                         "%APPDATA%/JetBrains/*/plugins"):
-            dirs.extend(existing(expand_home_template(pattern, home), home.path))
+            dirs.extend(self._existing(expand_home_template(pattern, home), home.path))
         for directory in dirs:
             for name in _listdir(directory):
                 m = _EXT_NAME.match(name)
@@ -224,7 +323,7 @@ class FileScan:
     def _packages(self, site_patterns: list[str], npm_patterns: list[str], *, user: str,
                   prefix: str) -> Iterator[Record]:
         for pattern in site_patterns:
-            for site in existing(pattern, prefix):
+            for site in self._existing(pattern, prefix):
                 for name in _listdir(site):
                     if name.endswith((".dist-info", ".egg-info")):
                         dist, _, rest = name.rpartition(".")[0].partition("-")
@@ -234,7 +333,7 @@ class FileScan:
                             yield ArtifactRecord("package", sig.id, path, display_path(path, self.root), user,
                                                  f"pypi:{dist}", rest)
         for pattern in npm_patterns:
-            for modules in existing(pattern, prefix):
+            for modules in self._existing(pattern, prefix):
                 for name in _listdir(modules):
                     names = [f"{name}/{sub}" for sub in _listdir(os.path.join(modules, name))] \
                         if name.startswith("@") else [name]
@@ -244,6 +343,39 @@ class FileScan:
                             path = os.path.join(modules, package)
                             yield ArtifactRecord("package", sig.id, path, display_path(path, self.root), user,
                                                  f"npm:{package}", _npm_version(path, prefix))
+
+
+@dataclass(frozen=True)
+class _Templates:
+    """The library's path templates, sorted by where they apply, each with the first folder it names."""
+
+    user: list[tuple[Signature, FileMatcher, frozenset[str], str | None]]
+    home_apps: list[tuple[Signature, str, frozenset[str], str | None]]
+    project: list[tuple[Signature, FileMatcher, str | None]]
+
+    @classmethod
+    def of(cls, lib: Library) -> _Templates:
+        return cls(
+            user=[(sig, fm, template_platforms(fm.path, list(fm.platforms)), _first_name(fm.path))
+                  for sig, fm in lib.file_templates if fm.scope == "user" and is_home_template(fm.path)],
+            home_apps=[(sig, t, template_platforms(t, []), _first_name(t))
+                       for sig, t in lib.app_templates if is_home_template(t)],
+            project=[(sig, fm, _first_name(fm.path)) for sig, fm in lib.file_templates if fm.scope == "project"],
+        )
+
+
+def _first_name(template: str) -> str | None:
+    """The lower-cased first component a home or project template names below its base; None for a wildcard."""
+    for var, sub in (("%APPDATA%", "AppData"), ("%LOCALAPPDATA%", "AppData"), ("%USERPROFILE%", ""), ("~", ""),
+                     ("{project}", "")):
+        if template.startswith(var):
+            first = (sub or template[len(var):].lstrip("/").split("/", 1)[0]).lower()
+            return None if "*" in first or not first else first
+    return None
+
+
+def _may_hold(names: frozenset[str] | None, first: str | None) -> bool:
+    return names is None or first is None or first in names
 
 
 def walk_projects(home: str, markers: frozenset[str], *, max_depth: int = WALK_MAX_DEPTH,
@@ -274,6 +406,17 @@ def walk_projects(home: str, markers: frozenset[str], *, max_depth: int = WALK_M
             found.append(directory)
         queue.extend((d, depth + 1) for d in sorted(subdirs))
     return found, None
+
+
+def _names(directory: str) -> frozenset[str] | None:
+    """Lower-cased, so that a folder on a case-insensitive file system is never missed; None when the
+    folder exists but may not be listed (its entries may still be reachable by name)."""
+    try:
+        return frozenset(name.lower() for name in os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
+    except OSError:
+        return None
 
 
 def _listdir(path: str) -> list[str]:

@@ -1,8 +1,14 @@
 """The process sensor: every process of every user, with its tree, reduced to safe records.
 
+Reading is split in two, so that a scan of a thousand processes stays cheap: ``iter_processes`` yields
+each process's command line, executable, parent and owner; ``read_details`` adds the costlier facts
+(the environment, reduced to variable names, a few kept values and credential fingerprints; on Linux
+the real owner) for the processes where they can matter, which the fingerprint engine picks.
 Races (a process that exits mid-scan) and access errors never break the scan: a process we may not
 inspect still yields what we could read. Command lines are redacted here, and environment values are
 reduced to credential fingerprints here, so no secret travels further than this module.
+
+/proc is read directly on Linux (``_procs_linux``); psutil serves the other systems (``_procs_psutil``).
 """
 
 from __future__ import annotations
@@ -10,49 +16,107 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Collection, Iterator
-
-import psutil
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
 
 from endpoint import credentials
 from endpoint.evidence import ProcessRecord, ScanError
 
-_ATTRS = ["pid", "ppid", "name", "exe", "cmdline", "username", "uids", "create_time"]
-_MAX_ENV_BYTES = 256 << 10  # an environment larger than this is read no further
+if sys.platform.startswith("linux"):
+    from endpoint.sensors import _procs_linux as _reader
+else:
+    from endpoint.sensors import _procs_psutil as _reader  # type: ignore[no-redef]
 
 PLATFORM = "linux" if sys.platform.startswith("linux") else "macos" if sys.platform == "darwin" else "windows"
+DEFAULT_KEEP_ENV = ("HOME", "USERPROFILE")
+_MAX_ENV_ENTRIES = 4096  # an environment with more variables than this is read no further
 
 
-def iter_processes(classify: credentials.Classifier, *, keep_env: Collection[str] = ("HOME",),
-                   read_env: bool = True, skip_pids: Collection[int] = ()) -> Iterator[ProcessRecord | ScanError]:
-    """Yield one record per live process (kernel threads excluded) and an error per unreadable one."""
+def iter_processes(classify: credentials.Classifier, *, pids: Iterable[int] | None = None,
+                   keep_env: Collection[str] = DEFAULT_KEEP_ENV, read_env: bool = True,
+                   skip_pids: Collection[int] = ()) -> Iterator[ProcessRecord | ScanError]:
+    """One record per live process (kernel threads and zombies excluded), an error per unreadable one.
+
+    ``pids``: only these processes (default: all); one that is gone is skipped. With ``read_env``
+    each record comes with its details (``read_details``); without, the caller reads them for the
+    processes it picks.
+    """
     key = credentials.fingerprint_key()
-    for proc in psutil.process_iter(_ATTRS, ad_value=None):
-        info = proc.info
-        pid = info["pid"]
+    users: dict[int, str] = {}
+    classify = remembering(classify)
+    for pid in _reader.pids() if pids is None else pids:
         if pid in skip_pids:
             continue
-        cmdline = info["cmdline"] or []
-        exe = info["exe"] or ""
-        if not cmdline and not exe and PLATFORM == "linux":
+        try:
+            raw = _reader.read(pid, users)
+        except (ProcessLookupError, PermissionError):
+            continue  # gone, or hidden from us (hidepid): nothing to see
+        except OSError as exc:
+            yield ScanError(f"pid {pid}", "unreadable", f"process: {exc.strerror or exc}")
+            continue
+        if raw is None or (not raw.cmdline and not raw.exe and PLATFORM == "linux"):
             continue  # kernel thread, or a zombie with nothing left to see
-        argv, creds = credentials.redact_argv(cmdline, classify, where=f"pid {pid}", key=key)
-        uids = info["uids"]
-        record = ProcessRecord(
-            pid=pid, ppid=info["ppid"] or 0, name=info["name"] or "", exe=exe, cmdline=argv,
-            user=info["username"] or (str(uids.real) if uids else ""), uid=uids.real if uids else None,
-            create_time=info["create_time"] or 0.0, credentials=creds,
-        )
+        argv, creds = credentials.redact_argv(raw.cmdline, classify, where=f"pid {pid}", key=key)
+        record = ProcessRecord(pid=pid, ppid=raw.ppid, name=raw.name, exe=raw.exe, cmdline=argv, user=raw.user,
+                               uid=raw.uid, create_time=raw.create_time, credentials=creds)
         if _needs_cwd(argv):
             try:
-                record.cwd = proc.cwd()
-            except (psutil.Error, OSError):
+                record.cwd = _reader.cwd(pid)
+            except OSError:
                 pass
         if read_env:
-            error = _read_env(proc, record, classify, keep_env, key)
+            error = read_details(record, classify, keep_env=keep_env, key=key, users=users)
             if error is not None:
                 yield error
         yield record
+
+
+def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
+                 keep_env: Collection[str] = DEFAULT_KEEP_ENV, key: bytes | None = None,
+                 users: dict[int, str] | None = None) -> ScanError | None:
+    """Add the environment's names, its ``keep_env`` values and its credentials to ``record``.
+
+    On Linux, a process that /proc shows as root's may be another user's that made itself
+    non-dumpable: its real owner is read too. Returns an error only for an unexpected read failure.
+    """
+    if record.uid == 0 and PLATFORM == "linux":
+        try:
+            uid = _reader.real_uid(record.pid)
+        except OSError:
+            uid = None
+        if uid is not None and uid != 0:
+            record.uid = uid
+            record.user = _reader.user_name(uid, users if users is not None else {})
+    try:
+        env = _reader.environ(record.pid)
+    except (ProcessLookupError, PermissionError):
+        return None  # gone, or another user's process while not root: the scan says so once
+    except OSError as exc:
+        return ScanError(f"pid {record.pid}", "unreadable", f"environment: {exc.strerror or exc}")
+    if len(env) > _MAX_ENV_ENTRIES:
+        env = dict(list(env.items())[:_MAX_ENV_ENTRIES])
+    record.env_keys = frozenset(env)
+    record.env_values = {k: env[k] for k in keep_env if k in env}
+    record.credentials.extend(credentials.from_env(env, classify, where=f"pid {record.pid} env",
+                                                   key=key or credentials.fingerprint_key()))
+    return None
+
+
+def remembering(classify: credentials.Classifier) -> credentials.Classifier:
+    """``classify``, answering each (name, value) once: most processes inherit the same environment.
+
+    What it remembers is keyed by the value's hash, never the value, so no secret outlives its process
+    record's reading. Make one per scan.
+    """
+    answers: dict[tuple[str | None, int, int], object] = {}
+
+    def remembered(name: str | None, value: str) -> Any:
+        key = (name, len(value), hash(value))  # hashes are salted per process: no one can aim a collision
+        if key not in answers:
+            answers[key] = classify(name, value)
+        return answers[key]
+
+    return remembered
 
 
 _PYTHON = re.compile(r"^python(\d+(\.\d+)*)?w?(\.exe)?$", re.IGNORECASE)
@@ -66,19 +130,11 @@ def _needs_cwd(argv: list[str]) -> bool:
     return bool(script) and not os.path.isabs(script)
 
 
-def _read_env(proc: psutil.Process, record: ProcessRecord, classify: credentials.Classifier,
-              keep_env: Collection[str], key: bytes) -> ScanError | None:
-    try:
-        env = proc.environ()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:
-        return None  # expected for other users' processes when not root; the scan says so once
-    except OSError as exc:
-        return ScanError(f"pid {record.pid}", "unreadable", f"environment: {exc.strerror or exc}")
-    if sum(len(k) + len(v) for k, v in env.items()) > _MAX_ENV_BYTES:
-        env = dict(list(env.items())[:512])
-    record.env_keys = frozenset(env)
-    record.env_values = {k: env[k] for k in keep_env if k in env}
-    record.credentials.extend(credentials.from_env(env, classify, where=f"pid {record.pid} env", key=key))
-    return None
+# What endpoint/daemon.py's read_pids() used before ``iter_processes(pids=...)`` existed; it goes
+# once the daemon reads its pids through iter_processes.
+_ATTRS = ["pid", "ppid", "name", "exe", "cmdline", "username", "uids", "create_time"]
+
+
+def _read_env(proc: object, record: ProcessRecord, classify: credentials.Classifier, keep_env: Collection[str],
+              key: bytes) -> ScanError | None:
+    return read_details(record, classify, keep_env=keep_env, key=key)

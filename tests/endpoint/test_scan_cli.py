@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from support import run_agentroster
+import json
+import os
+import subprocess
+import sys
+
+from support import AGENTROSTER, run_agentroster
 
 
 def test_signatures_check_passes_on_the_shipped_packs():
@@ -34,3 +39,33 @@ def test_table_shows_agents_with_their_servers_under_them(tmp_path):
 def test_a_missing_root_is_a_clear_error():
     done = run_agentroster("scan", "--root", "/no/such/dir")
     assert done.returncode == 2 and "not a directory" in done.stderr
+
+
+def test_json_in_a_pipe_is_one_compact_utf8_document_even_for_undecodable_file_names(tmp_path):
+    project = tmp_path.joinpath("home", "alice").__bytes__() + b"/caf\xe9"
+    os.makedirs(project + b"/.git")
+    with open(project + b"/.mcp.json", "w") as fh:
+        fh.write('{"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}}')
+    done = subprocess.run([AGENTROSTER, "scan", "--json", "--root", str(tmp_path)], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode("utf-8")  # strict: a lone surrogate written raw would fail here
+    assert text.count("\n") == 1
+    document = json.loads(text)
+    assert any(s["name"] == "fetch" for s in document["sightings"])
+
+
+_MODULES_OF_A_SCAN = """
+import json, sys
+from endpoint import cli
+cli.main(["scan", "--json", "--no-processes", "--root", sys.argv[1], "-o", sys.argv[2]])
+print(json.dumps(sorted({m.split(".")[0] + ("." + m.split(".")[1] if m.startswith("console.") else "")
+                         for m in sys.modules if m.startswith(("console", "pydantic", "PySide6", "fastapi"))})))
+"""
+
+
+def test_a_warm_scan_imports_neither_the_console_nor_pydantic(tmp_path):
+    env = {**os.environ, "AGENTROSTER_CACHE_DIR": str(tmp_path / "cache")}
+    argv = [sys.executable, "-c", _MODULES_OF_A_SCAN, str(tmp_path), str(tmp_path / "out.json")]
+    runs = [subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True) for _ in range(2)]
+    assert json.loads(runs[1].stdout) == []
+    assert json.loads((tmp_path / "out.json").read_text())["schema"] == "agentroster.scan/1"

@@ -1,0 +1,74 @@
+"""The file sensor on a real tree: what a config record carries, and the folder listings that speed it up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import signatures
+from endpoint.evidence import ConfigRecord
+from endpoint.homes import find_homes
+from endpoint.sensors.files import FileScan
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "configs"
+
+
+@pytest.fixture(scope="module")
+def lib() -> signatures.Library:
+    return signatures.load()
+
+
+def configs(lib: signatures.Library, root: Path) -> dict[str, ConfigRecord]:
+    found = FileScan(lib, str(root)).run(find_homes(str(root)))
+    return {r.display_path: r for r in found if isinstance(r, ConfigRecord)}
+
+
+def test_a_config_record_carries_the_providers_its_file_selects(lib, tmp_path: Path) -> None:
+    home = tmp_path / "home" / "alice"
+    (home / ".config" / "goose").mkdir(parents=True)
+    shutil.copy(FIXTURES / "goose" / "config-providers.yaml", home / ".config" / "goose" / "config.yaml")
+    (home / "src" / "app").mkdir(parents=True)
+    shutil.copy(FIXTURES / "aider" / ".aider.conf.yml", home / "src" / "app" / ".aider.conf.yml")
+    (home / "src" / "app" / ".git").mkdir()
+    found = configs(lib, tmp_path)
+    assert found["/home/alice/.config/goose/config.yaml"].providers == ["anthropic"]
+    assert found["/home/alice/src/app/.aider.conf.yml"].providers == ["gemini", "openrouter"]
+
+
+def test_configs_are_found_in_every_place_a_template_names(lib, tmp_path: Path) -> None:
+    planted = ["bob/.cursor/mcp.json", "bob/.codex/config.toml", "bob/.config/Code/User/mcp.json",
+               "bob/work/api/.mcp.json", "dave/AppData/Roaming/Claude/claude_desktop_config.json"]
+    for rel in planted:
+        path = tmp_path / "home" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('[mcp_servers.x]\ncommand = "uvx"\n' if rel.endswith(".toml") else
+                        '{"mcpServers": {"x": {"command": "uvx"}}}')
+    (tmp_path / "home" / "bob" / "work" / "api" / ".git").mkdir()
+    (tmp_path / "home" / "bob" / ".config" / "Other").mkdir()  # a sibling folder no template names
+    assert set(configs(lib, tmp_path)) == {f"/home/{rel}" for rel in planted}
+
+
+def test_a_folder_reached_through_a_link_is_found_once(lib, tmp_path: Path) -> None:
+    home = tmp_path / "home" / "carol"
+    (home / "real" / ".cursor").mkdir(parents=True)
+    (home / "real" / ".cursor" / "mcp.json").write_text('{"mcpServers": {"x": {"command": "uvx"}}}')
+    (home / ".cursor").symlink_to(home / "real" / ".cursor")
+    found = configs(lib, tmp_path)
+    assert "/home/carol/.cursor/mcp.json" in found
+
+
+@pytest.mark.parametrize("layout", ["plain", "linked folder", "relative link", "dangling", "dot-dot"])
+def test_resolved_paths_are_those_of_realpath(lib, tmp_path: Path, layout: str) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "a" / "rel").symlink_to("b")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    path = {"plain": tmp_path / "a" / "b" / "f", "linked folder": tmp_path / "link" / "b" / "f",
+            "relative link": tmp_path / "a" / "rel" / "f", "dangling": tmp_path / "gone" / "f",
+            "dot-dot": tmp_path / "a" / "b" / ".." / "rel" / "f"}[layout]
+    scan = FileScan(lib, "/")
+    assert scan._real(str(path)) == os.path.realpath(path)
+    assert scan._real(str(path)) == os.path.realpath(path)  # the second time, from what the scan remembers

@@ -1,0 +1,51 @@
+"""The engine asks for a process's details (environment, credentials) only where they can matter."""
+
+from __future__ import annotations
+
+import signatures
+from endpoint.evidence import Credential, ProcessRecord
+from endpoint.fingerprint import Engine
+
+CLAUDE = ["node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"]
+
+
+def proc(pid: int, ppid: int, argv: list[str], exe: str = "") -> ProcessRecord:
+    exe = exe or argv[0]
+    return ProcessRecord(pid=pid, ppid=ppid, name=exe.rsplit("/", 1)[-1][:15], exe=exe, cmdline=list(argv),
+                         user="alice", uid=1000, create_time=0.0)
+
+
+def machine() -> list[ProcessRecord]:
+    return [
+        proc(10, 1, ["-bash"], "/usr/bin/bash"),
+        proc(20, 10, CLAUDE, "/usr/bin/node"),  # an agent
+        proc(30, 20, ["/bin/sh", "-c", "ls"]),  # below the agent
+        proc(31, 30, ["/usr/bin/ls"]),  # further below
+        proc(40, 1, ["python3", "/srv/report.py"], "/usr/bin/python3.12"),  # an interpreter: maybe an unknown agent
+        proc(50, 1, ["/usr/sbin/cron", "-f"]),  # nothing to do with agents
+        proc(60, 1, ["/usr/bin/curl", "https://example.org"]),  # named by a network record
+    ]
+
+
+def test_details_are_read_for_agents_their_subtrees_interpreters_and_named_pids() -> None:
+    asked: list[int] = []
+    engine = Engine(signatures.load(), device_id="d", platform="linux")
+    engine.add_processes(machine(), read_details=lambda p: asked.append(p.pid), details_for={60})
+    assert sorted(asked) == [20, 30, 31, 40, 60]
+
+
+def test_details_are_in_before_processes_are_placed() -> None:
+    def details(record: ProcessRecord) -> None:
+        if record.pid == 20:
+            record.credentials.append(Credential("anthropic", "hmac-sha256:00", "env", "pid 20 env ANTHROPIC_API_KEY"))
+
+    engine = Engine(signatures.load(), device_id="d", platform="linux")
+    engine.add_processes(machine(), read_details=details)
+    (code,) = [s for s in engine.result("now") if s["signature"] == "claude-code"]
+    assert [c["kind"] for c in code["credentials"]] == ["anthropic"]
+
+
+def test_without_a_reader_records_are_taken_as_they_come() -> None:
+    engine = Engine(signatures.load(), device_id="d", platform="linux")
+    engine.add_processes(machine())
+    assert any(s["signature"] == "claude-code" for s in engine.result("now"))

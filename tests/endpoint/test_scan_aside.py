@@ -1,0 +1,107 @@
+"""A live scan reads processes in a forked child while it reads files: the result is the same as reading
+them one after the other, including the homes that only a running agent's environment names.
+
+Each check runs in a fresh interpreter: the scan forks only a process with no other thread, and a test
+session may have threads of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKE_OPENAI = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"
+REPO = Path(__file__).parents[2]
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked reader is Linux's")
+
+_BOTH_WAYS = """
+import json, sys
+import endpoint.scan
+from endpoint.scan import ScanOptions, scan
+
+endpoint.scan._spare_core = lambda: True  # fork however busy this machine is
+started = []
+start = endpoint.scan._ProcessesAside.start
+endpoint.scan._ProcessesAside.start = lambda *a: started.append(1) or start(*a)
+pid, tmp = int(sys.argv[1]), sys.argv[2]
+
+def summary(document):
+    # What the scan says of this test's process and files (the rest of the machine, other agents of
+    # the same kind included, may change between two scans).
+    return sorted([s["id"], s["signature"], s["user"], pid in {p["pid"] for p in s["processes"]},
+                   sorted(c["path"] for c in s["configs"] if tmp in c["path"]),
+                   sorted(c["fingerprint"] for c in s["credentials"] if c["where"].startswith(f"pid {pid} ")),
+                   "autonomous" in s["flags"]]
+                  for s in document["sightings"]
+                  if any(p["pid"] == pid for p in s["processes"]) or any(tmp in c["path"] for c in s["configs"]))
+
+aside = summary(scan(ScanOptions(walk_projects=False, aside=True)))
+in_turn = summary(scan(ScanOptions(walk_projects=False, aside=False)))
+print(json.dumps({"forked": len(started), "aside": aside, "in_turn": in_turn}))
+"""
+
+_CHILD = """
+import json, os, sys
+import signatures
+from endpoint.scan import _ProcessesAside
+
+aside = _ProcessesAside.start(signatures.load(), set())
+records, errors = aside.result()
+print(json.dumps({"me": os.getpid(), "child": aside.pid,
+                  "records": {r.pid: [sorted(r.env_keys), [c.kind for c in r.credentials]] for r in records}}))
+"""
+
+
+def _sleeper(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    code = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(120)"
+    proc = subprocess.Popen([sys.executable, *(args or ("-c", code))], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    return proc
+
+
+def _run(code: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.timeout(180)
+def test_processes_read_aside_give_the_same_sightings(tmp_path: Path) -> None:
+    home = tmp_path / "srv" / "bot-home"  # outside any /home: found only through the agent's HOME
+    home.mkdir(parents=True)
+    (home / ".aider.conf.yml").write_text("model: gpt-4o\nyes-always: true\n")
+    aider = tmp_path / "venv" / "bin" / "aider"
+    aider.parent.mkdir(parents=True)
+    aider.write_text("import sys, time\nsys.stdout.write('up\\n'); sys.stdout.flush()\ntime.sleep(120)\n")
+    proc = _sleeper({**os.environ, "HOME": str(home), "OPENAI_API_KEY": FAKE_OPENAI}, str(aider), "--yes-always",
+                    cwd=home)
+    try:
+        found = _run(_BOTH_WAYS, str(proc.pid), str(tmp_path))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert found["forked"] == 1
+    (ours,) = [s for s in found["aside"] if s[3]]
+    assert ours[1] == "aider" and ours[4] == [f"{home}/.aider.conf.yml"] and ours[5] and ours[6]
+    assert found["aside"] == found["in_turn"]
+
+
+@pytest.mark.timeout(180)
+def test_the_child_sends_back_every_process_with_its_details() -> None:
+    proc = _sleeper({**os.environ, "OPENAI_API_KEY": FAKE_OPENAI})
+    try:
+        found = _run(_CHILD)
+    finally:
+        proc.kill()
+        proc.wait()
+    records = found["records"]
+    assert str(found["me"]) not in records and str(found["child"]) not in records  # the scan is not scanned
+    env_keys, kinds = records[str(proc.pid)]  # an interpreter: its environment was read for an LLM key
+    assert "OPENAI_API_KEY" in env_keys and kinds == ["openai"]
