@@ -5,33 +5,42 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    program = argv is None  # run as the agentroster command, not called from Python
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    if program and args.run is _scan:
+        # A scan leaves nothing to clean up: skip freeing its objects one by one at exit (some 20 ms).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``command`` is the subcommand being run, whose optional module is imported."""
     parser = argparse.ArgumentParser(prog="agentroster", description="Find the AI agents on this machine.")
     parser.add_argument("--version", action="version", version=f"agentroster {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     scan = sub.add_parser("scan", help="find the agents on this machine (or under --root) and print them")
-    scan.add_argument("--json", action="store_true", help="print the agentroster.scan/1 JSON document")
+    scan.add_argument("--json", action="store_true",
+                      help="print the agentroster.scan/1 JSON document (indented at a terminal, else compact)")
     scan.add_argument("--root", default="/", metavar="DIR",
                       help="scan the homes and machine-wide paths under DIR (default /); processes are "
                            "scanned only when DIR is /")
@@ -56,24 +65,109 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--report", action="store_true", help="the device report's schema instead")
     schema.set_defaults(run=_schema)
 
-    _add_optional(sub, "server", "console.server.cli", "run and administer the collector server")
+    _add_daemon(sub)
+    _add_optional(sub, "server", "console.server.cli", "run and administer the collector server",
+                  load=command == "server")
+    _add_optional(sub, "console", "console.app.cli", "open the Qt console (IT admins triage the fleet's agents)",
+                  load=command == "console")
     return parser
 
 
-def _add_optional(sub: Any, name: str, module: str, help_text: str) -> None:
-    """A subcommand that lives in an optional extra; without it, it says what to install."""
-    import importlib.util
+def _add_daemon(sub: Any) -> None:
+    daemon = sub.add_parser("daemon", help="watch this machine and report its agents to the collector")
+    daemon.add_argument("--collector", metavar="URL", help="the collector's URL (https://…)")
+    daemon.add_argument("--enroll-secret-file", metavar="FILE", help="a file holding the org's enroll secret")
+    daemon.add_argument("--data-dir", metavar="DIR", help="where the daemon keeps its state")
+    daemon.add_argument("--root", metavar="DIR", help="watch the homes under DIR instead of / (processes: this machine)")
+    daemon.add_argument("--log-level", choices=("debug", "info", "warning", "error", "critical"))
+    daemon.add_argument("--once", action="store_true", help="scan once, send what is spooled, and exit")
+    daemon.add_argument("--print-settings", action="store_true",
+                        help="print the effective settings and where each comes from, and exit")
+    daemon.set_defaults(run=_daemon)
+    status = sub.add_parser("status", help="show the daemon's state: enrollment, reports, queue, sensors")
+    status.add_argument("--data-dir", metavar="DIR", help="the daemon's data dir (default: from its settings)")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(run=_status)
+
+
+def _daemon_settings(args: argparse.Namespace) -> Any:
+    from endpoint.settings import load_settings, managed_source
+
+    cli = {"collector": getattr(args, "collector", None), "enroll_secret_file": getattr(args, "enroll_secret_file", None),
+           "data_dir": args.data_dir, "root": getattr(args, "root", None), "log_level": getattr(args, "log_level", None)}
+    return load_settings(cli, managed=managed_source())
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    import logging
+
+    from endpoint.settings import SettingsError, describe, read_enroll_secret
 
     try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    if found:
-        importlib.import_module(module).add_parser(sub)
-        return
-    missing = sub.add_parser(name, help=f"{help_text} (needs agentroster[console])")
-    missing.add_argument("rest", nargs=argparse.REMAINDER)
-    missing.set_defaults(run=lambda _args: _missing_extra(name))
+        settings, origins = _daemon_settings(args)
+    except SettingsError as exc:
+        print(f"agentroster daemon: {exc}", file=sys.stderr)
+        return 2
+    if args.print_settings:
+        print("\n".join(describe(settings, origins)))
+        return 0
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "watchdog"):  # one line per request / event: the daemon says what matters
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from endpoint.daemon import run_daemon
+    from endpoint.inventory import StateError
+    from endpoint.reporter import EnrollmentRejected
+
+    def enroll_secret() -> str | None:
+        try:
+            secret = read_enroll_secret(settings)
+        except (SettingsError, OSError) as exc:
+            raise EnrollmentRejected(f"enroll secret: {exc}") from None
+        return secret.reveal() if secret else None
+
+    try:
+        return run_daemon(settings, once=args.once, enroll_secret=enroll_secret)
+    except StateError as exc:
+        print(f"agentroster daemon: {exc}", file=sys.stderr)
+        return 2
+
+
+def _status(args: argparse.Namespace) -> int:
+    from endpoint.inventory import StateError
+    from endpoint.settings import SettingsError
+    from endpoint.status import read_status, render
+
+    try:
+        data_dir = args.data_dir or _daemon_settings(args)[0].data_dir
+    except SettingsError as exc:
+        print(f"agentroster status: {exc}", file=sys.stderr)
+        return 2
+    try:
+        doc = read_status(data_dir)
+    except StateError as exc:
+        print(f"agentroster status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(doc, indent=2, sort_keys=True) if args.json else render(doc))
+    return 0
+
+
+def _add_optional(sub: Any, name: str, module: str, help_text: str, *, load: bool) -> None:
+    """A subcommand that lives in an optional extra, imported only when it is the one run (so that
+    ``scan`` starts without it); without the extra, it says what to install."""
+    if load:
+        import importlib
+
+        try:
+            add_parser = importlib.import_module(module).add_parser
+        except ModuleNotFoundError:
+            pass
+        else:
+            add_parser(sub)
+            return
+    placeholder = sub.add_parser(name, help=help_text, add_help=load)
+    placeholder.add_argument("rest", nargs=argparse.REMAINDER)
+    placeholder.set_defaults(run=lambda _args: _missing_extra(name))
 
 
 def _missing_extra(name: str) -> int:
@@ -98,12 +192,24 @@ def _scan(args: argparse.Namespace) -> int:
     if args.pcap or args.sniff:
         _network(args, options)
     document = scan(options)
-    text = json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_table(document)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    to_terminal = not args.output and sys.stdout.isatty()
+    if args.json:
+        # Indented for a person at a terminal; compact (and written by json's C encoder, several times
+        # quicker) for a pipe or a file.
+        text = json.dumps(document, indent=2 if to_terminal else None, ensure_ascii=False)
     else:
-        sys.stdout.write(text + "\n")
+        text = render_table(document)
+    # A file name that is not valid UTF-8 reaches us with lone surrogates: never let it break the output.
+    data = (text + "\n").encode("utf-8", "replace")
+    if args.output:
+        with open(args.output, "wb") as fh:
+            fh.write(data)
+    elif hasattr(sys.stdout, "buffer"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:  # a stream without bytes underneath (a test's capture)
+        sys.stdout.write(data.decode("utf-8"))
     return 0
 
 
@@ -157,6 +263,8 @@ def render_table(document: dict[str, Any]) -> str:
 
     visit(None, 0)
     header = ("AGENT", "TYPE", "USER", "RUNNING", "EVIDENCE", "FLAGS")
+    import shutil
+
     width = shutil.get_terminal_size((160, 24)).columns
     widths = [min(max(len(r[i]) for r in [header, *rows]), cap) for i, cap in enumerate((40, 11, 14, 7, 60, 60))]
     lines = ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()[:width]

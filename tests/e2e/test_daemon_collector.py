@@ -1,0 +1,633 @@
+"""End to end: the real `agentroster daemon` (a child process) watching tmp homes and real stand-in agent
+processes, reporting over real HTTP to a real `agentroster server` on 127.0.0.1, on a SQLite file and on
+PostgreSQL. Faults: the collector down for a while, restarted mid-ingest, the daemon killed with SIGKILL,
+a tiny spool, a device key that stops working.
+
+"Exactly once" is checked in the collector's own store: every sighting the daemon holds is present at
+the collector, nothing else is, and no sighting was ever recorded as new twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from factories import build_homes
+from support import AGENTROSTER, TESTS
+
+sys.path.append(str(TESTS / "console" / "server"))
+import servers  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+FAKE_OPENAI = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"
+SETTINGS_ENV = {  # fast timers for tests; the defaults are minutes
+    "AGENTROSTER_PROCESS_INTERVAL_S": "0.5",
+    "AGENTROSTER_HEARTBEAT_INTERVAL_S": "3",
+    "AGENTROSTER_REPORT_INTERVAL_S": "0.5",
+    "AGENTROSTER_FULL_SCAN_INTERVAL_S": "3600",
+    "AGENTROSTER_SENSORS": "processes,files",
+    "AGENTROSTER_LOG_LEVEL": "debug",
+}
+
+
+# -- collectors ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_cluster() -> Iterator[servers.PostgresCluster]:
+    bindir = servers.postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+    cluster = servers.PostgresCluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/collector.sqlite3"
+    cluster: servers.PostgresCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"d{uuid.uuid4().hex[:12]}")
+
+
+@dataclass
+class Collector:
+    process: servers.CollectorProcess
+    database_url: str
+    admin: str
+    enroll_secret: str
+
+    @property
+    def url(self) -> str:
+        return self.process.base_url
+
+    def get(self, path: str, **params: Any) -> Any:
+        answer = httpx.get(self.url + path, params=params, headers={"authorization": f"Bearer {self.admin}"},
+                           timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def present_ids(self, device_id: str) -> set[str]:
+        ids, cursor = set(), None
+        while True:
+            page = self.get("/api/v1/agents", device=device_id, limit=500, **({"cursor": cursor} if cursor else {}))
+            ids |= {s["id"] for s in page["data"]}
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return ids
+
+    def names(self, device_id: str) -> set[str]:
+        return {s["name"] for s in self.get("/api/v1/agents", device=device_id, limit=500)["data"]}
+
+    def _rows(self, sql: str, **params: Any) -> list[Any]:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sqlalchemy.text(sql), params).all())
+        finally:
+            engine.dispose()
+
+    def applied_twice(self, device_id: str) -> list[Any]:
+        """Evidence of a report applied twice in the collector's history: one (sighting, epoch, seq) with
+        two entries, or a sighting recorded as new twice without going in between."""
+        rows = self._rows("SELECT sighting_id, epoch, seq, change, id FROM sighting_history WHERE device_id = :d "
+                          "ORDER BY sighting_id, id", d=device_id)
+        problems: list[Any] = []
+        seen: set[tuple[str, str, int]] = set()
+        last: dict[str, str] = {}
+        for sid, epoch, seq, change, _id in rows:
+            if (sid, epoch, seq) in seen:
+                problems.append(("twice in one report", sid, epoch, seq))
+            seen.add((sid, epoch, seq))
+            if change == "new" and last.get(sid) in ("new", "changed"):
+                problems.append(("new again while present", sid, epoch, seq))
+            last[sid] = change
+        return problems
+
+    def position(self, device_id: str) -> tuple[str, int]:
+        epoch, seq = self._rows("SELECT epoch, seq FROM device WHERE id = :d", d=device_id)[0]
+        return str(epoch), int(seq)
+
+
+@pytest.fixture
+def collector(database_url: str, tmp_path: Path) -> Iterator[Collector]:
+    tokens = servers.provision(database_url)
+    process = servers.CollectorProcess(database_url, log=tmp_path / "server.log").start()
+    yield Collector(process, database_url, tokens["admin"], tokens["enroll_secret"])
+    process.stop()
+
+
+# -- the daemon ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Daemon:
+    tmp: Path
+    collector: Collector
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.tmp / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.tmp / "daemon.log"
+
+    def start(self) -> Daemon:
+        secret = self.tmp / "enroll-secret"
+        if not secret.exists():
+            secret.write_text(self.collector.enroll_secret + "\n")
+            secret.chmod(0o600)
+        argv = [AGENTROSTER, "daemon", "--collector", self.collector.url, "--enroll-secret-file", str(secret),
+                "--data-dir", str(self.data_dir), "--root", str(self.root)]
+        env = {**os.environ, **SETTINGS_ENV, **self.env}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                         start_new_session=True)
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def state(self) -> dict[str, Any]:
+        """The daemon's own state file, read as `agentroster status` does."""
+        db = sqlite3.connect(f"file:{self.data_dir / 'state.sqlite3'}?mode=ro", uri=True, timeout=10)
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            ids = {r[0] for r in db.execute("SELECT id FROM sighting")}
+            spool = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM spool").fetchone()
+            names = {json.loads(r[0])["name"] for r in db.execute("SELECT doc FROM sighting")}
+        finally:
+            db.close()
+        return {"meta": meta, "ids": ids, "spool_reports": spool[0], "spool_bytes": spool[1], "names": names}
+
+    def status(self) -> dict[str, Any]:
+        done = subprocess.run([AGENTROSTER, "status", "--json", "--data-dir", str(self.data_dir)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path, collector: Collector) -> Iterator[Callable[..., Daemon]]:
+    made: list[Daemon] = []
+
+    def make(root: Path, **env: str) -> Daemon:
+        daemon = Daemon(tmp_path, collector, root, env)
+        made.append(daemon)
+        return daemon.start()
+
+    yield make
+    for daemon in made:
+        daemon.stop()
+
+
+def eventually(check: Callable[[], Any], what: str, *, daemon: Daemon | None = None, timeout: float = 90) -> Any:
+    """Poll ``check`` until it returns something true (a hang guard, not a speed assertion)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, sqlite3.Error, httpx.HTTPError, AssertionError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what} (last: {last!r})\n{daemon.tail() if daemon else ''}")
+
+
+def in_step(daemon: Daemon, collector: Collector) -> bool:
+    """The collector holds exactly the sightings the daemon holds, and the spool is empty."""
+    state = daemon.state()
+    device_id = state["meta"].get("device_id")
+    return bool(device_id and state["spool_reports"] == 0 and state["ids"]
+                and collector.present_ids(device_id) == state["ids"])
+
+
+def exactly_once(daemon: Daemon, collector: Collector) -> str:
+    eventually(lambda: in_step(daemon, collector), "the collector holds every sighting of the daemon", daemon=daemon)
+    device_id = daemon.state()["meta"]["device_id"]
+    assert collector.applied_twice(device_id) == []
+
+    def same_position() -> bool:  # the collector's last applied report is the daemon's last acknowledged one
+        meta = daemon.state()["meta"]
+        return collector.position(device_id) == (meta["epoch"], int(meta["acked_seq"]))
+
+    eventually(same_position, "the collector's position is the daemon's", daemon=daemon)
+    return str(device_id)
+
+
+# -- machines --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / f"root-{uuid.uuid4().hex[:8]}"  # its name is the device's host name
+    build_homes(root, homes=2)
+    return root
+
+
+def edit_config(root: Path, name: str, rel: str = ".cursor/mcp.json") -> Path:
+    """A user adds an MCP server to a client's config (written whole, then renamed, as editors do)."""
+    path = root / "home" / "alice" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = json.loads(path.read_text()) if path.exists() else {"mcpServers": {}}
+    doc.setdefault("mcpServers", {})[name] = {"command": "npx", "args": ["-y", f"@example/{name}"]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
+    return path
+
+
+def stand_in_agent(root: Path, spawn: Callable[..., subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """A process laid out as pip installs aider, run as a user runs it."""
+    script = root / "opt" / "venv" / "bin" / "aider"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("import time\ntime.sleep(600)\n")
+    env = {**os.environ, "HOME": str(root / "home" / "alice"), "OPENAI_API_KEY": FAKE_OPENAI}
+    return spawn([sys.executable, str(script), "--yes-always", "--model", "gpt-4o"], env=env)
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+def test_daemon_reports_homes_new_processes_and_config_edits(collector, make_daemon, root, spawn):
+    daemon = make_daemon(root)
+    device_id = exactly_once(daemon, collector)
+    status = daemon.status()
+    assert status["enrolled"] and status["running"] and status["collector_url"] == collector.url
+    assert status["sensors"]["processes"] == "ok" and status["sensors"]["files"].startswith("ok")
+
+    agent = stand_in_agent(root, spawn)
+    found = eventually(lambda: [s for s in collector.get("/api/v1/agents", device=device_id, signature="aider",
+                                                         limit=50)["data"] if s["running"]],
+                       "the new aider process is a running sighting at the collector", daemon=daemon)
+    assert found[0]["user"] is not None
+
+    edit_config(root, "edit-probe-one")
+    eventually(lambda: "edit-probe-one" in collector.names(device_id), "a config edit", daemon=daemon)
+    # a client whose config directory does not exist yet: the nearest parent is watched
+    assert not (root / "home" / "alice" / ".codeium").exists()
+    edit_config(root, "edit-probe-two", ".codeium/windsurf/mcp_config.json")
+    eventually(lambda: "edit-probe-two" in collector.names(device_id), "a config in a new directory", daemon=daemon)
+    edit_config(root, "edit-probe-three", ".codeium/windsurf/mcp_config.json")
+    eventually(lambda: "edit-probe-three" in collector.names(device_id), "an edit in the re-armed watch",
+               daemon=daemon)
+
+    agent.kill()
+    agent.wait(timeout=10)
+    eventually(lambda: not [s for s in collector.get("/api/v1/agents", device=device_id, signature="aider",
+                                                     limit=50)["data"] if s["running"]],
+               "the exited process is no longer running at the collector", daemon=daemon)
+    assert exactly_once(daemon, collector) == device_id
+    log = daemon.tail()
+    assert collector.enroll_secret not in log and "ard_" not in log, "a credential reached the log"
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0
+
+
+def test_collector_down_for_a_while_then_everything_is_delivered_once(collector, make_daemon, root):
+    daemon = make_daemon(root)
+    exactly_once(daemon, collector)
+    collector.process.stop()
+    for n in range(4):
+        edit_config(root, f"while-down-{n}")
+        eventually(lambda n=n: f"while-down-{n}" in daemon.state()["names"], "the edit is in the state", daemon=daemon)
+    eventually(lambda: daemon.state()["spool_reports"] >= 1, "reports wait in the spool", daemon=daemon)
+    status = eventually(lambda: (s := daemon.status())["reporter"] and s["reporter"]["last_error"] and s,
+                        "the status says why", daemon=daemon)
+    assert "CollectorUnreachable" in status["reporter"]["last_error"]
+    collector.process.start()
+    device_id = exactly_once(daemon, collector)
+    assert {f"while-down-{n}" for n in range(4)} <= collector.names(device_id)
+
+
+def test_collector_killed_mid_ingest_then_restarted(collector, make_daemon, tmp_path):
+    root = tmp_path / f"big-{uuid.uuid4().hex[:8]}"
+    build_homes(root, homes=12)  # a first snapshot of a few hundred sightings
+    daemon = make_daemon(root)
+    eventually(lambda: daemon.state()["meta"].get("device_id"), "enrolled", daemon=daemon)
+    collector.process.stop(signal.SIGKILL)  # while the snapshot is on its way or being applied
+    edit_config(root, "after-crash")
+    collector.process.start()
+    device_id = exactly_once(daemon, collector)
+    assert "after-crash" in collector.names(device_id)
+
+
+def test_daemon_killed_mid_report_resumes_with_the_same_epoch(collector, make_daemon, root):
+    daemon = make_daemon(root)
+    exactly_once(daemon, collector)
+    epoch = daemon.state()["meta"]["epoch"]
+    for n in range(3):
+        edit_config(root, f"before-kill-{n}")
+        time.sleep(0.1)
+    daemon.signal(signal.SIGKILL)  # somewhere between an edit, its report and its ack
+    daemon.wait(timeout=30)
+    edit_config(root, "while-dead")
+    daemon.start()
+    wanted = {"before-kill-0", "before-kill-1", "before-kill-2", "while-dead"}
+    eventually(lambda: wanted <= daemon.state()["names"], "the restarted daemon sees every edit", daemon=daemon)
+    device_id = exactly_once(daemon, collector)
+    assert daemon.state()["meta"]["epoch"] == epoch
+    assert wanted <= collector.names(device_id)
+
+
+def test_tiny_spool_coalesces_into_a_snapshot_and_stays_bounded(collector, make_daemon, root):
+    daemon = make_daemon(root, AGENTROSTER_SPOOL_MAX_BYTES="15000")
+    exactly_once(daemon, collector)
+    collector.process.stop()
+    for n in range(12):
+        edit_config(root, f"spooled-{n}")
+        eventually(lambda n=n: f"spooled-{n}" in daemon.state()["names"], "the edit is in the state", daemon=daemon)
+    status = eventually(lambda: (s := daemon.status())["spool"].get("coalesced") and s, "the spool coalesced",
+                        daemon=daemon)
+    state = daemon.state()
+    snapshot_size = state["spool_bytes"] if state["spool_reports"] == 1 else 0
+    assert state["spool_bytes"] <= max(15000, snapshot_size)
+    assert status["spool"]["health"] in ("normal", "warning", "full")
+    collector.process.start()
+    device_id = exactly_once(daemon, collector)
+    assert {f"spooled-{n}" for n in range(12)} <= collector.names(device_id)
+
+
+def test_invalid_device_key_makes_the_daemon_enroll_again(collector, make_daemon, root):
+    daemon = make_daemon(root)
+    device_id = exactly_once(daemon, collector)
+    old_key = (daemon.data_dir / "device.key").read_text()
+    host = daemon.state()["meta"] and collector.get("/api/v1/devices", limit=500)
+    host_identifier = next(d["host_identifier"] for d in host["data"] if d["id"] == device_id)
+    # the same host enrolls elsewhere (a reinstall, an image clone): this daemon's key stops working
+    answer = httpx.post(collector.url + "/api/v1/enroll", timeout=30, json={
+        "enroll_secret": collector.enroll_secret, "host_identifier": host_identifier,
+        "device": {"id": host_identifier, "hostname": root.name, "os": "linux", "agentroster_version": "0"}})
+    assert answer.status_code == 200, answer.text
+    edit_config(root, "after-reenroll")
+    eventually(lambda: (daemon.data_dir / "device.key").read_text() not in ("", old_key), "a new key", daemon=daemon)
+    assert exactly_once(daemon, collector) == device_id
+    assert "after-reenroll" in collector.names(device_id)
+    eventually(lambda: daemon.status()["reporter"]["enrollments"] >= 1, "the status counts the enrollment",
+               daemon=daemon)
+
+
+def contract_sighting(name: str) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex[:20], "signature": None, "name": name, "vendor": "", "type": "tool_server",
+            "user": "alice", "running": False, "confidence": 0.7, "parent": None, "processes": [], "configs": [],
+            "mcp_servers": [], "endpoints": [], "credentials": [], "flags": [], "evidence": [],
+            "first_seen": "2026-01-01T00:00:00+00:00", "last_seen": "2026-01-01T00:00:00+00:00"}
+
+
+def test_replayed_and_out_of_order_reports_are_applied_exactly_once(collector, tmp_path):
+    from endpoint.inventory import Inventory, finish_body
+    from endpoint.reporter import Reporter
+
+    host = f"host:replay-{uuid.uuid4().hex[:8]}"
+    device = {"id": host, "hostname": host[5:], "os": "linux", "os_version": "", "arch": "x86_64",
+              "agentroster_version": "0.1.0"}
+    inv = Inventory(tmp_path / "state")
+    rep = Reporter(inv, collector_url=collector.url, enroll_secret=lambda: collector.enroll_secret,
+                   device=lambda: device)
+    one, two, three = (contract_sighting(n) for n in ("one", "two", "three"))
+
+    def post(body: bytes) -> dict[str, Any]:
+        answer = httpx.post(collector.url + "/api/v1/reports", content=finish_body(body, sent_at="x", status={}),
+                            headers={"authorization": f"Bearer {inv.device_key()}",
+                                     "content-type": "application/json"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def spooled(seq: int) -> bytes:
+        return bytes(inv.db.execute("SELECT body FROM spool WHERE seq = ?", (seq,)).fetchone()[0])
+
+    inv.record([one], device=device)
+    rep.enroll()
+    snapshot = inv.pending().body
+    assert rep.send_next()
+    inv.record([one, two], device=device)
+    delta = inv.pending().body
+    assert rep.send_next()
+    assert post(snapshot)["duplicate"] and post(delta)["duplicate"]  # a report in flight, sent again
+
+    inv.record([one, two, three], device=device)  # seq 3
+    inv.record([one, three], device=device)  # seq 4
+    early = post(spooled(4))  # seq 4 overtakes seq 3
+    assert early["need_snapshot"] and not early["applied"]
+    while rep.send_next():
+        pass
+    device_id = inv.meta()["device_id"]
+    assert collector.present_ids(device_id) == {one["id"], three["id"]}
+    assert collector.applied_twice(device_id) == []
+    assert collector.position(device_id) == (inv.epoch, inv.acked_seq)
+    rep.stop()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AGENTROSTER, *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, **SETTINGS_ENV, **(env or {})})
+
+
+def test_once_scans_delivers_and_says_so_in_status(collector, root, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(collector.enroll_secret)
+    secret.chmod(0o600)
+    data = tmp_path / "once"
+    done = run("daemon", "--once", "--collector", collector.url, "--enroll-secret-file", str(secret),
+               "--data-dir", str(data), "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    assert collector.enroll_secret not in done.stderr
+    status = run("status", "--data-dir", str(data))
+    assert status.returncode == 0, status.stderr
+    assert "enrolled:   yes" in status.stdout and "0 reports" in status.stdout
+    assert "daemon:     not running" in status.stdout
+    device_id = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
+    assert len(collector.present_ids(device_id)) > 10
+
+
+def test_once_with_the_collector_down_keeps_the_report_and_fails(collector, root, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(collector.enroll_secret)
+    secret.chmod(0o600)
+    collector.process.stop()
+    data = tmp_path / "down"
+    done = run("daemon", "--once", "--collector", collector.url, "--enroll-secret-file", str(secret),
+               "--data-dir", str(data), "--root", str(root))
+    assert done.returncode == 1 and "refused" in done.stderr
+    doc = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)
+    assert doc["spool"]["reports"] == 1 and not doc["enrolled"]
+    collector.process.start()
+
+
+def test_print_settings_shows_where_each_comes_from_and_never_the_secret(tmp_path):
+    done = run("daemon", "--print-settings", "--collector", "https://collector.example:8443",
+               "--data-dir", str(tmp_path / "d"), env={"AGENTROSTER_ENROLL_SECRET": "are_FAKE_SECRET_VALUE"})
+    assert done.returncode == 0, done.stderr
+    assert "https://collector.example:8443" in done.stdout and "(cli)" in done.stdout
+    assert "are_FAKE_SECRET_VALUE" not in done.stdout + done.stderr
+    bad = run("daemon", "--collector", "ftp://nope", "--data-dir", str(tmp_path / "d"))
+    assert bad.returncode == 2 and "collector_url" in bad.stderr
+
+
+def test_status_without_state_is_a_clear_error(tmp_path):
+    done = run("status", "--data-dir", str(tmp_path / "none"))
+    assert done.returncode == 1 and "no state yet" in done.stderr
+
+
+def _tls_files(tmp: Path) -> dict[str, Path]:
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it (openssl, as an admin would)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command (Debian: apt-get install openssl; ./dev test installs it)")
+
+    def ssl_cmd(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60, cwd=tmp)
+
+    ssl_cmd("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=agentroster test CA")
+    ssl_cmd("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (tmp / "ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    ssl_cmd("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext")
+    return {"ca": tmp / "ca.pem", "cert": tmp / "server.pem", "key": tmp / "server.key"}
+
+
+def test_tls_collector_is_trusted_through_the_ca_bundle_only(tmp_path, root):
+    import ssl
+
+    files = _tls_files(tmp_path)
+    url = f"sqlite:///{tmp_path}/tls.sqlite3"
+    tokens = servers.provision(url)
+    port = servers.free_port()
+    with open(tmp_path / "server.log", "ab") as log:
+        server = subprocess.Popen([AGENTROSTER, "server", "--database-url", url, "--port", str(port),
+                                   "--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    try:
+        trusted = ssl.create_default_context(cafile=str(files["ca"]))
+        eventually(lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trusted, timeout=2).status_code
+                   == 200, "the TLS collector is up")
+        secret = tmp_path / "secret"
+        secret.write_text(tokens["enroll_secret"])
+        secret.chmod(0o600)
+        argv = ("daemon", "--once", "--collector", f"https://127.0.0.1:{port}", "--enroll-secret-file", str(secret),
+                "--root", str(root))
+        untrusted = run(*argv, "--data-dir", str(tmp_path / "a"))
+        assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        trusting = run(*argv, "--data-dir", str(tmp_path / "b"), env={"AGENTROSTER_CA_BUNDLE": str(files["ca"])})
+        assert trusting.returncode == 0, trusting.stderr
+        doc = json.loads(run("status", "--json", "--data-dir", str(tmp_path / "b")).stdout)
+        assert doc["enrolled"] and doc["spool"]["reports"] == 0
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+LLM_CALLER = """
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for line in sys.stdin:
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as raw:
+            with ctx.wrap_socket(raw, server_hostname=line.strip()):
+                pass
+    except OSError:
+        pass
+"""
+
+
+def test_an_llm_call_becomes_an_endpoint_at_the_collector(collector, make_daemon, root, tmp_path):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:  # a provider's port: takes the ClientHello, says nothing
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    script = root / "opt" / "venv" / "bin" / "aider"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(LLM_CALLER)
+    agent = subprocess.Popen([sys.executable, str(script), str(listener.getsockname()[1]), "--yes-always"],
+                             stdin=subprocess.PIPE, env={**os.environ, "HOME": str(root / "home" / "alice")},
+                             start_new_session=True)
+    try:
+        daemon = make_daemon(root, AGENTROSTER_SENSORS="processes,files,network")
+        device_id = exactly_once(daemon, collector)
+        network = daemon.status()["sensors"]["network"]
+        if network != "ok":
+            pytest.skip(f"the network sensor cannot capture here: {network}")
+        assert agent.stdin is not None
+        agent.stdin.write(b"api.mistral.ai\n")
+        agent.stdin.flush()
+        found = eventually(lambda: collector.get("/api/v1/agents", device=device_id, provider="mistral")["data"],
+                           "the call to api.mistral.ai is an endpoint of a sighting", daemon=daemon)
+        detail = collector.get(f"/api/v1/agents/{device_id}/{found[0]['id']}")
+        assert any(e["host"] == "api.mistral.ai" and e["provider"] == "mistral" for e in detail["endpoints"])
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        agent.kill()
+        agent.wait(timeout=10)
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def test_a_config_directory_removed_and_made_again_is_still_watched(collector, make_daemon, root):
+    daemon = make_daemon(root)
+    device_id = exactly_once(daemon, collector)
+    edit_config(root, "first-life")
+    eventually(lambda: "first-life" in collector.names(device_id), "the first edit", daemon=daemon)
+    shutil.rmtree(root / "home" / "alice" / ".cursor")
+    eventually(lambda: "first-life" not in collector.names(device_id), "the removed config's server is gone",
+               daemon=daemon)
+    edit_config(root, "second-life")  # the directory again, a new inode
+    eventually(lambda: "second-life" in collector.names(device_id), "an edit in the new directory", daemon=daemon)
+    edit_config(root, "third-edit")
+    eventually(lambda: "third-edit" in collector.names(device_id), "a further edit there", daemon=daemon)
