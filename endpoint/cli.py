@@ -32,9 +32,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, as wide as ``shutil.get_terminal_size()`` says, without importing shutil (and with
+    it bz2 and lzma: some 2 ms of every start, since argparse makes a formatter for each option)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that formats with ``_Formatter``; the subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` gives it: $COLUMNS, else the
+    terminal's, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line; ``command`` is the subcommand being run, whose optional module is imported."""
-    parser = argparse.ArgumentParser(prog="agentroster", description="Find the AI agents on this machine.")
+    parser = _Parser(prog="agentroster", description="Find the AI agents on this machine.")
     parser.add_argument("--version", action="version", version=f"agentroster {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -66,6 +98,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     schema.set_defaults(run=_schema)
 
     _add_daemon(sub)
+    _add_register(sub)
     _add_optional(sub, "server", "console.server.cli", "run and administer the collector server",
                   load=command == "server")
     _add_optional(sub, "console", "console.app.cli", "open the Qt console (IT admins triage the fleet's agents)",
@@ -88,6 +121,32 @@ def _add_daemon(sub: Any) -> None:
     status.add_argument("--data-dir", metavar="DIR", help="the daemon's data dir (default: from its settings)")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(run=_status)
+
+
+def _add_register(sub: Any) -> None:
+    reg = sub.add_parser("register", help="list your agents, or register one with the collector (owner, purpose…)",
+                         description="Without ID: list your agents known to the daemon. With ID: declare what "
+                                     "the agent is for; an admin approves it. Needs the daemon's data dir "
+                                     "(usually: sudo).")
+    reg.add_argument("id", nargs="?", metavar="ID", help="the agent's id (or the start of it) from the list")
+    reg.add_argument("--owner", metavar="EMAIL", help="who answers for the agent")
+    reg.add_argument("--purpose", metavar="TEXT", help="what the agent is for")
+    reg.add_argument("--business-process", metavar="TEXT", help="the business process it serves")
+    reg.add_argument("--provider", action="append", metavar="P",
+                     help="an LLM provider it is meant to use (repeat; replaces the ones found)")
+    reg.add_argument("--tool", action="append", metavar="T",
+                     help="an MCP server it is meant to use (repeat; replaces the ones found)")
+    reg.add_argument("--data-system", action="append", metavar="S", help="a data system it touches (repeat)")
+    reg.add_argument("--autonomy", choices=("supervised", "autonomous"),
+                     help="default: autonomous when found running with approvals off, else supervised")
+    reg.add_argument("--data-dir", metavar="DIR", help="the daemon's data dir (default: from its settings)")
+    reg.set_defaults(run=_register)
+
+
+def _register(args: argparse.Namespace) -> int:
+    from endpoint.register import main as register
+
+    return register(args)
 
 
 def _daemon_settings(args: argparse.Namespace) -> Any:
@@ -182,6 +241,23 @@ def _version() -> str:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    import gc
+
+    # The imports and the scan allocate some hundred thousand objects and leave hardly a cycle: the
+    # collector would only walk them again and again (some 5 ms). It runs again once the scan is done,
+    # and throughout one that captures packets (a capture's objects are many, and not ours).
+    if args.pcap or args.sniff:
+        return _scan_and_print(args)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan_and_print(args)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _scan_and_print(args: argparse.Namespace) -> int:
     from endpoint.scan import ScanOptions, scan
 
     options = ScanOptions(root=args.root, homes=[os.path.abspath(h) for h in args.home],
