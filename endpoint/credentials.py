@@ -24,7 +24,8 @@ _SECRET_FLAG_WORDS = ("api-key", "api_key", "apikey", "token", "secret", "passwo
 
 
 class _Kind(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...  # read-only, so that a NamedTuple (``signatures.runtime.CredentialKind``) fits
 
 
 Classifier = Callable[[str | None, str], _Kind | None]  # Library.credential_kind
@@ -113,7 +114,7 @@ def redact_argv(argv: Sequence[str], classify: Classifier, *, where: str,
             out.append(f"{prefix}[REDACTED:{kind.id}]")
         else:
             out.append(arg)
-        secret_next = not prefix and _is_secret_flag(arg)
+        secret_next = not prefix and arg[:1] == "-" and _is_secret_flag(arg)  # most arguments are no flag
     return out, found
 
 

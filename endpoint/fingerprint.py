@@ -120,8 +120,8 @@ class Sighting:
     weights: list[float] = field(default_factory=list)
     declared: McpServerConfig | None = None  # a tool server: its declaration
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # the key never changes; the id is asked for again and again
         return stable_id(*self.key)
 
     def add_evidence(self, kind: str, rule: str, detail: str, weight_key: str) -> None:
@@ -169,7 +169,7 @@ class Engine:
         self.lib = lib
         self.device_id = device_id
         self.platform = platform
-        self.read_script = read_script
+        self.read_script = _once_per_path(read_script) if read_script is not None else None
         self.redact_args = classify_credentials
         self.sightings: dict[tuple[str, ...], Sighting] = {}
         self.owner: dict[int, Sighting] = {}  # pid -> the sighting that process belongs to
@@ -429,6 +429,8 @@ class Engine:
         for tool in [s for s in self.sightings.values() if s.declared is not None and s.parent is not None]:
             server, agent = tool.declared, tool.parent
             assert server is not None and agent is not None
+            if not agent.processes:
+                continue  # not running: no process of it can run the server (most declared servers)
             tokens = _distinctive_tokens(server)
             if server.url or not tokens:
                 continue
@@ -484,24 +486,24 @@ class Engine:
         return target
 
     def _unknown_reason(self, proc: ProcessRecord) -> tuple[str, str] | None:
-        base = _base(proc.exe or proc.name)
-        argv0 = _base(proc.cmdline[0]) if proc.cmdline else ""
-        is_interp = _is_interpreter(proc)
-        joined = " ".join(proc.cmdline)
-        for host in _hosts_in(joined):
+        for host in _hosts_in(" ".join(proc.cmdline)):
             provider = self.lib.provider_for_host(host)
             if provider is not None and not provider.local:
                 return "unknown.host", f"command line names {provider.name}'s API ({host})"
+        if not _is_interpreter(proc):
+            return None  # the other reasons are an interpreter's (and most processes are none)
         llm_creds = [c for c in proc.credentials if c.kind in self._llm_kinds]
-        if is_interp and llm_creds:
+        if llm_creds:
             return "unknown.credential", f"an interpreter holding a {llm_creds[0].kind} API key"
+        base = _base(proc.exe or proc.name)
+        argv0 = _base(proc.cmdline[0]) if proc.cmdline else ""
         script = _script_of(proc.cmdline)
         reader = self._script_reader(proc)
         if reader is not None and script and (base.startswith("python") or argv0.startswith("python")):
             text = reader(script)
             if text:
-                for module in LLM_SDK_MODULES:
-                    if re.search(rf"^\s*(from|import)\s+{re.escape(module)}\b", text, re.MULTILINE):
+                for module in LLM_SDK_MODULES:  # a scan of the text per module: only where the name occurs
+                    if module in text and re.search(rf"^\s*(from|import)\s+{re.escape(module)}\b", text, re.MULTILINE):
                         return "unknown.sdk", f"its script imports {module}"
         return None
 
@@ -548,6 +550,19 @@ class Engine:
         ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, s.type, s.name.lower(),
                                                                  s.user or ""))
         return [s.to_dict(seen_at) for s in ordered]
+
+
+def _once_per_path(read: ReadScript) -> ReadScript:
+    """``read``, asked once per path in one pass: interpreters run the same few scripts, and a script is
+    read both to match signatures and to look for an unknown agent's SDK."""
+    texts: dict[str, str | None] = {}
+
+    def remembered(path: str) -> str | None:
+        if path not in texts:
+            texts[path] = read(path)
+        return texts[path]
+
+    return remembered
 
 
 def _is_interpreter(proc: ProcessRecord) -> bool:

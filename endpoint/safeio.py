@@ -11,10 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest real agent config is a few hundred KiB
 MAX_SCRIPT_BYTES = 64 << 10  # 64 KiB of a script is enough to see its imports
 
+# Where /proc/self/fd names what a descriptor has open (Linux), a read can check where it really landed.
+_OPENED_PATHS = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
 
 
@@ -33,10 +36,18 @@ def is_within(path: str, boundary: str) -> bool:
     return path == boundary or path.startswith(boundary + os.sep) or boundary == os.sep
 
 
-def resolve_within(path: str, boundary: str) -> str:
+def resolve_within(path: str, boundary: str, *, resolver: Resolver | None = None) -> str:
     """The real path of ``path``; refuses symlink loops and links that lead out of ``boundary``."""
+    return _resolve(path, boundary, resolver)[0]
+
+
+def _resolve(path: str, boundary: str, resolver: Resolver | None) -> tuple[str, os.stat_result | None]:
+    """The real path, and the file's own ``lstat`` when it was taken on the way (the file is no link)."""
     try:
-        real = os.path.realpath(path, strict=True)
+        if resolver is None:
+            real, own = os.path.realpath(path, strict=True), None
+        else:
+            real, own = resolver.realpath(path)
     except FileNotFoundError as exc:
         raise ReadRefused("not_found", "no such file") from exc
     except OSError as exc:
@@ -45,19 +56,66 @@ def resolve_within(path: str, boundary: str) -> str:
         raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
     except RuntimeError as exc:  # older realpath reports loops this way
         raise ReadRefused("symlink_loop", "symbolic link loop") from exc
-    if not is_within(real, os.path.realpath(boundary)):
+    real_boundary = os.path.realpath(boundary) if resolver is None else resolver.boundary(boundary)
+    if not is_within(real, real_boundary):
         raise ReadRefused("symlink_escape", f"links outside {boundary}; not followed")
-    return real
+    return real, own
 
 
-def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
+class Resolver:
+    """Real paths of boundaries and folders, each resolved once: one scan reads many files below a home.
+
+    A folder resolved early could be swapped for a symlink before a file in it is opened; where the
+    kernel tells where an open file lies (Linux), ``read_bytes`` checks that after opening, and only
+    there are folders remembered (elsewhere only boundaries are). Make one per scan.
+    """
+
+    def __init__(self) -> None:
+        self._boundaries: dict[str, str] = {}
+        self._folders: dict[str, str] = {}
+
+    def boundary(self, boundary: str) -> str:
+        real = self._boundaries.get(boundary)
+        if real is None:
+            real = self._boundaries[boundary] = os.path.realpath(boundary)
+        return real
+
+    def realpath(self, path: str) -> tuple[str, os.stat_result | None]:
+        """``os.path.realpath(path, strict=True)``, and the file's ``lstat`` when it is no symlink."""
+        head, tail = os.path.split(path)
+        if not _OPENED_PATHS or not os.path.isabs(path) or tail in ("", ".", ".."):
+            return os.path.realpath(path, strict=True), None
+        own = os.lstat(path)  # raises as realpath would: missing, a loop on the way, no permission
+        if stat.S_ISLNK(own.st_mode):
+            return os.path.realpath(path, strict=True), None
+        return os.path.join(self._folder(head), tail), own
+
+    def _folder(self, folder: str) -> str:
+        """The real path of a folder the caller just reached: one ``lstat`` per folder not yet known."""
+        below: list[tuple[str, str]] = []
+        real = self._folders.get(folder)
+        while real is None:
+            head, tail = os.path.split(folder)
+            if tail in ("", ".", "..") or stat.S_ISLNK(os.lstat(folder).st_mode):
+                real = self._folders[folder] = os.path.realpath(folder, strict=True)
+                break
+            below.append((folder, tail))
+            folder = head
+            real = self._folders.get(folder)
+        for path, tail in reversed(below):
+            real = self._folders[path] = os.path.join(real, tail)
+        return real
+
+
+def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None) -> bytes:
     """Read a regular file below ``boundary`` of at most ``limit`` bytes."""
-    real = resolve_within(path, boundary)
-    try:
-        # stat before open: opening a device node can have side effects even when we never read it
-        pre = os.stat(real, follow_symlinks=False)
-    except OSError as exc:
-        raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
+    real, pre = _resolve(path, boundary, resolver)
+    if pre is None:
+        try:
+            # stat before open: opening a device node can have side effects even when we never read it
+            pre = os.stat(real, follow_symlinks=False)
+        except OSError as exc:
+            raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
     if not stat.S_ISREG(pre.st_mode):
         raise ReadRefused("not_regular", f"{_kind(pre.st_mode)}, not a regular file; not opened")
     if pre.st_size > limit:
@@ -74,6 +132,8 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES) -> by
             raise ReadRefused("not_regular", f"{_kind(st.st_mode)}, not a regular file; not opened for reading")
         if st.st_size > limit:
             raise ReadRefused("too_large", f"{st.st_size} bytes, over the {limit}-byte cap")
+        if resolver is not None and not _opened_within(fd, resolver.boundary(boundary)):
+            raise ReadRefused("symlink_escape", f"links outside {boundary}; not followed")
         chunks: list[bytes] = []
         remaining = limit + 1
         while remaining > 0:
@@ -92,6 +152,15 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES) -> by
         os.close(fd)
 
 
+def _opened_within(fd: int, real_boundary: str) -> bool:
+    """Whether the file open as ``fd`` lies below ``real_boundary``, as the kernel names it (Linux)."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True  # no /proc: the path was checked when it was resolved
+    return is_within(opened.removesuffix(" (deleted)"), real_boundary)
+
+
 def decode_text(data: bytes) -> str:
     """Decode a config file: UTF-8 (with or without BOM) or UTF-16 with a BOM; binary is refused."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -107,8 +176,8 @@ def decode_text(data: bytes) -> str:
         raise ReadRefused("encoding", f"not UTF-8 (invalid byte at offset {exc.start})") from exc
 
 
-def read_text(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES) -> str:
-    return decode_text(read_bytes(path, boundary=boundary, limit=limit))
+def read_text(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None) -> str:
+    return decode_text(read_bytes(path, boundary=boundary, limit=limit, resolver=resolver))
 
 
 def _kind(mode: int) -> str:

@@ -63,7 +63,15 @@ def read(pid: int, users: dict[int, str]) -> RawProcess | None:
 
 
 def environ(pid: int) -> dict[str, str]:
-    data = _read(f"{PROC}/{pid}/environ", ENV_CAP + 1)
+    return parse_environ(environ_bytes(pid))
+
+
+def environ_bytes(pid: int) -> bytes:
+    """The raw environment (``parse_environ`` reads it): processes of one session share it byte for byte."""
+    return _read(f"{PROC}/{pid}/environ", ENV_CAP + 1)
+
+
+def parse_environ(data: bytes) -> dict[str, str]:
     entries = _text(data).split("\0")
     if len(data) > ENV_CAP:
         entries.pop()  # cut off at the cap
@@ -81,11 +89,13 @@ def cwd(pid: int) -> str:
 
 def real_uid(pid: int) -> int | None:
     """The real uid from /proc/<pid>/status (the owner of /proc/<pid>/stat is the effective one)."""
-    for line in _read(f"{PROC}/{pid}/status", 64 << 10).splitlines():
-        if line.startswith(b"Uid:"):
-            parts = line.split()
-            return int(parts[1]) if len(parts) > 1 else None
-    return None
+    data = b"\n" + _read(f"{PROC}/{pid}/status", 64 << 10)
+    start = data.find(b"\nUid:")  # one search instead of splitting some fifty lines
+    if start < 0:
+        return None
+    end = data.find(b"\n", start + 1)
+    parts = data[start + 1:end if end >= 0 else len(data)].split()
+    return int(parts[1]) if len(parts) > 1 else None
 
 
 def user_name(uid: int, users: dict[int, str]) -> str:

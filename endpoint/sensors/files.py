@@ -15,7 +15,7 @@ import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 from urllib.parse import unquote, urlsplit
 
 from endpoint import credentials, safeio
@@ -31,10 +31,12 @@ from endpoint.homes import (
 )
 
 if TYPE_CHECKING:
+    from endpoint.parsers import ParsedConfig
     from signatures import Library
     from signatures.runtime import FileMatcher, Signature
 
 Record = ConfigRecord | ArtifactRecord | ScanError
+Scope = Literal["managed", "user", "project"]  # a FileMatcher's scope, as the pack schema allows
 
 # Directories a project walk never enters: dependency trees, VCS data, caches, app data.
 SKIP_DIRS = frozenset({
@@ -74,11 +76,12 @@ class FileScan:
     lib: Library
     root: str
     walk_projects: bool = True
-    parse_cache: dict[str, object] = field(default_factory=dict)
+    parse_cache: dict[str, ParsedConfig | ScanError] = field(default_factory=dict)
     claimed: set[tuple[str, str]] = field(default_factory=set)  # (real path, signature id)
     fingerprint_key: bytes = field(default_factory=credentials.fingerprint_key)
     listings: dict[str, frozenset[str] | None] = field(default_factory=dict)  # folder -> lower-cased names
     reals: dict[str, str] = field(default_factory=dict)  # path -> os.path.realpath(path)
+    resolver: safeio.Resolver = field(default_factory=safeio.Resolver)  # the folders files are read from
     _templates: _Templates | None = None
     _classify: credentials.Classifier = field(init=False)
 
@@ -117,14 +120,15 @@ class FileScan:
         self.reals[path] = real
         return real
 
-    def _existing(self, pattern: str, prefix: str) -> list[str]:
+    def _existing(self, pattern: str, prefix: str, parts: list[str] | None = None) -> list[str]:
         """``existing(pattern, prefix)``, skipped when a directory on the way is already known not to hold it.
 
         Hundreds of templates are tried in every home and project, and most name a folder the home
         lacks: one listing of each folder on the way answers them all, where a stat per path would not.
+        ``parts``: the components of ``pattern`` below ``prefix``, when the caller has them already.
         """
         directory = prefix or "/"
-        for part in pattern[len(prefix):].strip("/").split("/"):
+        for part in pattern[len(prefix):].strip("/").split("/") if parts is None else parts:
             if "*" in part or not part:
                 break
             names = self._listing(directory)
@@ -160,17 +164,17 @@ class FileScan:
     def home(self, home: Home) -> Iterator[Record]:
         projects: dict[str, None] = {}
         names = self._listing(home.path)
-        for sig, fm, platforms, first in self.templates.user:
+        for sig, fm, platforms, first, below, parts in self.templates.user:
             if not platforms & home.platforms or not _may_hold(names, first):
                 continue
-            for path in self._existing(expand_home_template(fm.path, home), home.path):
+            for path in self._existing(home.path + below, home.path, parts):
                 for record in self._config(path, sig, fm, user=home.user, boundary=home.path):
                     yield record
                     if isinstance(record, ConfigRecord) and fm.dialect == "claude_code":
                         projects.update(dict.fromkeys(self._claude_projects(path)))
-        for sig, template, platforms, first in self.templates.home_apps:
+        for sig, _template, platforms, first, below, parts in self.templates.home_apps:
             if platforms & home.platforms and _may_hold(names, first):
-                for path in self._existing(expand_home_template(template, home), home.path):
+                for path in self._existing(home.path + below, home.path, parts):
                     yield ArtifactRecord("app", sig.id, path, display_path(path, self.root), home.user)
         for project in self._recorded_projects(home):
             projects.setdefault(project)
@@ -201,7 +205,7 @@ class FileScan:
         parsed = self.parse_cache.get(cache_key)
         if parsed is None:
             try:
-                text = safeio.read_text(path, boundary=boundary)
+                text = safeio.read_text(path, boundary=boundary, resolver=self.resolver)
                 parsed = parse_config(fm.dialect, text, path=shown)
             except safeio.ReadRefused as exc:
                 parsed = ScanError(shown, exc.code, exc.detail)
@@ -214,9 +218,9 @@ class FileScan:
             yield parsed
             return
         record = ConfigRecord(path=path, display_path=shown, signature=sig.id, dialect=fm.dialect,
-                              scope=fm.scope, user=user, mcp_servers=list(parsed.mcp_servers),
+                              scope=cast(Scope, fm.scope), user=user, mcp_servers=list(parsed.mcp_servers),
                               models=list(parsed.models), base_urls=list(parsed.base_urls),
-                              providers=list(getattr(parsed, "providers", ())))
+                              providers=list(parsed.providers))
         record.autonomy = self.lib.autonomy_settings(sig, fm.dialect, parsed.document)
         record.credentials = credentials.from_leaves(walk(parsed.document), self._classify, where=shown,
                                                      key=self.fingerprint_key)
@@ -265,7 +269,7 @@ class FileScan:
         parsed = self.parse_cache.get(key)
         if parsed is None and os.path.isfile(path):
             try:
-                parsed = parse_config(dialect, safeio.read_text(path, boundary=boundary),
+                parsed = parse_config(dialect, safeio.read_text(path, boundary=boundary, resolver=self.resolver),
                                       path=display_path(path, self.root))
             except (safeio.ReadRefused, ConfigError) as exc:
                 parsed = ScanError(display_path(path, self.root), exc.code, exc.detail)
@@ -296,11 +300,11 @@ class FileScan:
         bases += [f"%APPDATA%/{d}/User" for d in _EDITOR_USER_DIRS]
         for base in bases:
             for path in self._existing(expand_home_template(base + "/workspaceStorage/*/workspace.json", home), home.path):
-                folder = _json_field(path, home.path, "folder")
+                folder = _json_field(path, home.path, "folder", self.resolver)
                 if folder and folder.startswith("file://"):
                     yield self._under_root(unquote(urlsplit(folder).path))
         for path in self._existing(expand_home_template("~/.local/share/opencode/storage/project/*.json", home), home.path):
-            worktree = _json_field(path, home.path, "worktree")
+            worktree = _json_field(path, home.path, "worktree", self.resolver)
             if worktree and worktree != "/":
                 yield self._under_root(worktree)
 
@@ -342,26 +346,36 @@ class FileScan:
                         if sig is not None:
                             path = os.path.join(modules, package)
                             yield ArtifactRecord("package", sig.id, path, display_path(path, self.root), user,
-                                                 f"npm:{package}", _npm_version(path, prefix))
+                                                 f"npm:{package}", _npm_version(path, prefix, self.resolver))
 
 
 @dataclass(frozen=True)
 class _Templates:
     """The library's path templates, sorted by where they apply, each with the first folder it names."""
 
-    user: list[tuple[Signature, FileMatcher, frozenset[str], str | None]]
-    home_apps: list[tuple[Signature, str, frozenset[str], str | None]]
+    # Home templates also carry their path below the home and its components (the same in every home).
+    user: list[tuple[Signature, FileMatcher, frozenset[str], str | None, str, list[str]]]
+    home_apps: list[tuple[Signature, str, frozenset[str], str | None, str, list[str]]]
     project: list[tuple[Signature, FileMatcher, str | None]]
 
     @classmethod
     def of(cls, lib: Library) -> _Templates:
         return cls(
-            user=[(sig, fm, template_platforms(fm.path, list(fm.platforms)), _first_name(fm.path))
+            user=[(sig, fm, template_platforms(fm.path, list(fm.platforms)), _first_name(fm.path), *_below_home(fm.path))
                   for sig, fm in lib.file_templates if fm.scope == "user" and is_home_template(fm.path)],
-            home_apps=[(sig, t, template_platforms(t, []), _first_name(t))
+            home_apps=[(sig, t, template_platforms(t, []), _first_name(t), *_below_home(t))
                        for sig, t in lib.app_templates if is_home_template(t)],
             project=[(sig, fm, _first_name(fm.path)) for sig, fm in lib.file_templates if fm.scope == "project"],
         )
+
+
+_NOWHERE = Home("", "", frozenset(), "")
+
+
+def _below_home(template: str) -> tuple[str, list[str]]:
+    """What ``expand_home_template`` appends to a home's path for ``template``, and its components."""
+    below = expand_home_template(template, _NOWHERE)
+    return below, below.strip("/").split("/")
 
 
 def _first_name(template: str) -> str | None:
@@ -426,14 +440,14 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def _json_field(path: str, boundary: str, name: str) -> str | None:
+def _json_field(path: str, boundary: str, name: str, resolver: safeio.Resolver | None = None) -> str | None:
     try:
-        value = json.loads(safeio.read_text(path, boundary=boundary, limit=64 << 10)).get(name)
+        value = json.loads(safeio.read_text(path, boundary=boundary, limit=64 << 10, resolver=resolver)).get(name)
     except (safeio.ReadRefused, ValueError, AttributeError, RecursionError):
         return None
     return value if isinstance(value, str) else None
 
 
-def _npm_version(path: str, boundary: str) -> str:
-    value = _json_field(os.path.join(path, "package.json"), boundary, "version")
+def _npm_version(path: str, boundary: str, resolver: safeio.Resolver | None = None) -> str:
+    value = _json_field(os.path.join(path, "package.json"), boundary, "version", resolver)
     return value or ""

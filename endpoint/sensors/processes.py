@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from endpoint import credentials
-from endpoint.evidence import ProcessRecord, ScanError
+from endpoint.evidence import Credential, ProcessRecord, ScanError
 
 if sys.platform.startswith("linux"):
     from endpoint.sensors import _procs_linux as _reader
@@ -43,6 +43,7 @@ def iter_processes(classify: credentials.Classifier, *, pids: Iterable[int] | No
     """
     key = credentials.fingerprint_key()
     users: dict[int, str] = {}
+    envs: dict[tuple[int, int], Reduced] = {}
     classify = remembering(classify)
     for pid in _reader.pids() if pids is None else pids:
         if pid in skip_pids:
@@ -65,19 +66,27 @@ def iter_processes(classify: credentials.Classifier, *, pids: Iterable[int] | No
             except OSError:
                 pass
         if read_env:
-            error = read_details(record, classify, keep_env=keep_env, key=key, users=users)
+            error = read_details(record, classify, keep_env=keep_env, key=key, users=users, envs=envs)
             if error is not None:
                 yield error
         yield record
 
 
+# An environment reduced to what a record keeps: its names, its ``keep_env`` values, and its
+# credentials with ``where`` holding only " NAME" (the pid goes in front per process). No values.
+Reduced = tuple[frozenset[str], dict[str, str], list[Credential]]
+
+
 def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
                  keep_env: Collection[str] = DEFAULT_KEEP_ENV, key: bytes | None = None,
-                 users: dict[int, str] | None = None) -> ScanError | None:
+                 users: dict[int, str] | None = None,
+                 envs: dict[tuple[int, int], Reduced] | None = None) -> ScanError | None:
     """Add the environment's names, its ``keep_env`` values and its credentials to ``record``.
 
     On Linux, a process that /proc shows as root's may be another user's that made itself
     non-dumpable: its real owner is read too. Returns an error only for an unexpected read failure.
+    ``envs`` (one per scan, with the same ``classify``, ``keep_env`` and ``key``) remembers each
+    environment reduced, by its bytes' length and hash: the processes of a session share one.
     """
     if record.uid == 0 and PLATFORM == "linux":
         try:
@@ -87,19 +96,34 @@ def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
         if uid is not None and uid != 0:
             record.uid = uid
             record.user = _reader.user_name(uid, users if users is not None else {})
+    key = key or credentials.fingerprint_key()
     try:
-        env = _reader.environ(record.pid)
+        if envs is not None and hasattr(_reader, "environ_bytes"):
+            data = _reader.environ_bytes(record.pid)
+            seen = (len(data), hash(data))  # hashes are salted per process: no one can aim a collision
+            reduced = envs.get(seen)
+            if reduced is None:
+                reduced = envs[seen] = _reduce(_reader.parse_environ(data), classify, keep_env, key)
+        else:
+            reduced = _reduce(_reader.environ(record.pid), classify, keep_env, key)
     except (ProcessLookupError, PermissionError):
         return None  # gone, or another user's process while not root: the scan says so once
     except OSError as exc:
         return ScanError(f"pid {record.pid}", "unreadable", f"environment: {exc.strerror or exc}")
+    names, kept, found = reduced
+    record.env_keys = names
+    record.env_values = dict(kept)
+    where = f"pid {record.pid} env"
+    record.credentials.extend(Credential(c.kind, c.fingerprint, c.source, where + c.where) for c in found)
+    return None
+
+
+def _reduce(env: dict[str, str], classify: credentials.Classifier, keep_env: Collection[str],
+            key: bytes) -> Reduced:
     if len(env) > _MAX_ENV_ENTRIES:
         env = dict(list(env.items())[:_MAX_ENV_ENTRIES])
-    record.env_keys = frozenset(env)
-    record.env_values = {k: env[k] for k in keep_env if k in env}
-    record.credentials.extend(credentials.from_env(env, classify, where=f"pid {record.pid} env",
-                                                   key=key or credentials.fingerprint_key()))
-    return None
+    return (frozenset(env), {k: env[k] for k in keep_env if k in env},
+            credentials.from_env(env, classify, where="", key=key))
 
 
 def remembering(classify: credentials.Classifier) -> credentials.Classifier:

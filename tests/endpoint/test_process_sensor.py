@@ -76,6 +76,39 @@ def test_the_environment_is_read_on_request_and_reduced_to_names_kept_values_and
 
 
 @pytest.mark.timeout(60)
+def test_processes_sharing_an_environment_are_reduced_once_each_credited_with_its_own_pid(lib, children) -> None:
+    shared = {**os.environ, "ANTHROPIC_API_KEY": FAKE_ANTHROPIC, "HOME": "/home/somebody"}
+    other = {**shared, "HOME": "/home/someone-else"}
+    started = [start([sys.executable, "-c", SLEEPER], env=env) for env in (shared, shared, other)]
+    children.extend(started)
+    envs: dict = {}
+    asked: list[str | None] = []
+
+    def classify(name, value):
+        asked.append(name)
+        return lib.credential_kind(name, value)
+
+    found = [r for r in records(lib, [c.pid for c in started], read_env=False) if isinstance(r, ProcessRecord)]
+    assert len(found) == 3
+    for record in found:
+        assert processes.read_details(record, classify, keep_env=("HOME",), envs=envs) is None
+    if hasattr(_procs_linux, "environ_bytes") and LINUX:
+        assert len(envs) == 2  # the two identical environments were reduced once
+        assert asked.count("ANTHROPIC_API_KEY") == 2
+    homes = [r.env_values for r in found]
+    assert homes == [{"HOME": "/home/somebody"}, {"HOME": "/home/somebody"}, {"HOME": "/home/someone-else"}]
+    for record in found:
+        alone = ProcessRecord(record.pid, record.ppid, record.name, record.exe, record.cmdline, record.user,
+                              record.uid, record.create_time)
+        processes.read_details(alone, lib.credential_kind, keep_env=("HOME",))
+        assert (record.env_keys, record.env_values, record.credentials) == \
+            (alone.env_keys, alone.env_values, alone.credentials)
+        (cred,) = [c for c in record.credentials if c.kind == "anthropic"]
+        assert cred.where == f"pid {record.pid} env ANTHROPIC_API_KEY"
+    assert FAKE_ANTHROPIC not in repr(envs)
+
+
+@pytest.mark.timeout(60)
 def test_a_secret_on_the_command_line_is_redacted(lib, children) -> None:
     child = start([sys.executable, "-c", SLEEPER, "--api-key", FAKE_ANTHROPIC])
     children.append(child)

@@ -69,3 +69,65 @@ def test_a_warm_scan_imports_neither_the_console_nor_pydantic(tmp_path):
     runs = [subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True) for _ in range(2)]
     assert json.loads(runs[1].stdout) == []
     assert json.loads((tmp_path / "out.json").read_text())["schema"] == "agentroster.scan/1"
+
+
+_PARSERS_OF_A_SCAN = """
+import json, sys
+from endpoint import cli
+cli.main(["scan", "--json", "--no-processes", "--root", sys.argv[1], "-o", sys.argv[2]])
+print(json.dumps(sorted(m for m in ("yaml", "tomllib", "datetime") if m in sys.modules)))
+"""
+
+
+def _parsers_imported(root, tmp_path) -> tuple[list[str], dict]:
+    out = tmp_path / f"{root.name}.json"
+    env = {**os.environ, "AGENTROSTER_CACHE_DIR": str(tmp_path / "cache")}
+    argv = [sys.executable, "-c", _PARSERS_OF_A_SCAN, str(root), str(out)]
+    runs = [subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True) for _ in range(2)]
+    return json.loads(runs[1].stdout), json.loads(out.read_text())
+
+
+def test_yaml_and_toml_parsers_are_imported_only_by_a_scan_that_meets_such_a_file(tmp_path):
+    only_json = tmp_path / "only-json"
+    (only_json / "home" / "alice" / ".cursor").mkdir(parents=True)
+    (only_json / "home" / "alice" / ".cursor" / "mcp.json").write_text(
+        '{"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}}')
+    imported, document = _parsers_imported(only_json, tmp_path)
+    assert imported == []
+    assert any(s["name"] == "fetch" for s in document["sightings"])
+
+    mixed = tmp_path / "mixed"
+    (mixed / "home" / "bob" / ".config" / "goose").mkdir(parents=True)
+    (mixed / "home" / "bob" / ".config" / "goose" / "config.yaml").write_text(
+        "extensions:\n  fetch:\n    type: stdio\n    cmd: uvx\n    args: [mcp-server-fetch]\n    enabled: true\n")
+    (mixed / "home" / "bob" / ".codex").mkdir(parents=True)
+    (mixed / "home" / "bob" / ".codex" / "config.toml").write_text(
+        '[mcp_servers.github]\ncommand = "npx"\nargs = ["-y", "@modelcontextprotocol/server-github"]\n')
+    imported, document = _parsers_imported(mixed, tmp_path)
+    assert {"tomllib", "yaml"} <= set(imported)  # (PyYAML brings datetime along)
+    assert {"fetch", "github"} <= {s["name"] for s in document["sightings"]}
+
+
+def test_scanned_at_is_what_datetime_writes_in_utc_to_the_second():
+    from datetime import UTC, datetime
+
+    from endpoint.scan import scanned_at
+
+    for seconds in (0.0, 951_782_400.0, 1_767_225_599.999, 4_102_444_800.5):  # incl. a leap day and 2100
+        assert scanned_at(seconds) == datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def test_a_scan_leaves_the_garbage_collector_as_it_found_it(tmp_path, capsys):
+    import gc
+
+    from endpoint import cli
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert cli.main(["scan", "--json", "--no-processes", "--root", str(tmp_path)]) == 0
+            assert gc.isenabled() is enabled
+            assert json.loads(capsys.readouterr().out)["schema"] == "agentroster.scan/1"
+    finally:
+        (gc.enable if was else gc.disable)()
