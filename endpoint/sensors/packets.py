@@ -487,7 +487,28 @@ class PacketParser:
     def __init__(self) -> None:
         self._pending: OrderedDict[tuple[bytes, int, int], _Pending] = OrderedDict()
         self._seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        self._rest_only = False
         self.malformed = 0  # packets that looked like DNS / TLS / HTTP but did not parse
+
+    def waiting(self, now: float) -> bool:
+        """True while a ClientHello start waits for its rest; starts older than PENDING_TTL_S are dropped."""
+        while self._pending:
+            key, oldest = next(iter(self._pending.items()))
+            if now - oldest.ts <= PENDING_TTL_S:
+                return True
+            del self._pending[key]
+        return False
+
+    def feed_rest(self, buf: Buffer, linktype: int, ts: float, start: int = 0, end: int = -1) -> Event | None:
+        """Like ``feed``, for a frame that can only matter as the rest of a split ClientHello: any other
+        frame is ignored (a capture that parks such candidates apart feeds them here)."""
+        if not self._pending:
+            return None
+        self._rest_only = True
+        try:
+            return self.feed(buf, linktype, ts, start, end)
+        finally:
+            self._rest_only = False
 
     def feed(self, buf: Buffer, linktype: int, ts: float, start: int = 0, end: int = -1) -> Event | None:
         """The event in one frame, or None (most frames)."""
@@ -609,6 +630,8 @@ class PacketParser:
             )
             if key in self._pending:
                 return self._continue_hello(buf, j, p, end, ts, key)
+        if self._rest_only:
+            return None
         if b0 == 0x16:
             return self._tls_start(buf, j, p, end, ts, ip, version)
         sport = (buf[j] << 8) | buf[j + 1]
@@ -621,7 +644,7 @@ class PacketParser:
         return None
 
     def _udp(self, buf: Buffer, j: int, end: int, ts: float, ip: int, version: int) -> Event | None:
-        if j + 8 > end:
+        if j + 8 > end or self._rest_only:
             return None
         sport = (buf[j] << 8) | buf[j + 1]
         dport = (buf[j + 2] << 8) | buf[j + 3]

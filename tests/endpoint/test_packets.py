@@ -38,6 +38,7 @@ from endpoint.sensors.packets import (
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    PENDING_TTL_S,
     DnsMessage,
     EndpointTable,
     HttpRequest,
@@ -96,6 +97,41 @@ def test_split_client_hello_with_sni_in_the_first_segment_is_reported_at_once():
     hello = client_hello("api.openai.com", key_share=1216)
     first, _ = split_segments(hello, [600])
     assert [e.sni for e in feed_all([first])] == ["api.openai.com"]
+
+
+def test_the_rest_of_a_split_client_hello_fed_apart_completes_it():
+    """A capture that parks rest candidates apart feeds them through ``feed_rest``."""
+    hello = client_hello("generativelanguage.googleapis.com", key_share=1216, padding=300, sni_last=True)
+    first, rest = split_segments(hello, [1460])
+    parser = PacketParser()
+    assert parser.feed(bytes(first), LINKTYPE_ETHERNET, 5.0) is None
+    assert parser.waiting(5.0)
+    event = parser.feed_rest(bytes(rest), LINKTYPE_ETHERNET, 5.01)
+    assert isinstance(event, TlsClientHello) and event.sni == "generativelanguage.googleapis.com"
+    assert not parser.waiting(5.01)
+
+
+def test_feed_rest_ignores_everything_but_the_rest_of_a_waiting_client_hello():
+    """Other frames reached the sensor through the hello filter already, or mean nothing: no event."""
+    parser = PacketParser()
+    others = [
+        tcp_frame(client_hello("api.openai.com")),
+        tcp_frame(b"POST /api/chat HTTP/1.1\r\nHost: localhost:11434\r\n\r\n", dport=11434),
+        *dns_exchange("api.openai.com", ["192.0.2.9"]),
+    ]
+    assert [parser.feed_rest(bytes(f), LINKTYPE_ETHERNET, 1.0) for f in others] == [None] * len(others)
+    first, _ = split_segments(client_hello("api.groq.com", key_share=1600, sni_last=True), [536])
+    parser.feed(bytes(first), LINKTYPE_ETHERNET, 2.0)
+    assert [parser.feed_rest(bytes(f), LINKTYPE_ETHERNET, 2.0) for f in others] == [None] * len(others)
+    assert parser.waiting(2.0)
+
+
+def test_a_client_hello_start_stops_waiting_after_its_time_to_live():
+    parser = PacketParser()
+    first, _ = split_segments(client_hello("api.groq.com", key_share=1600, sni_last=True), [536])
+    parser.feed(bytes(first), LINKTYPE_ETHERNET, 100.0)
+    assert parser.waiting(100.0 + PENDING_TTL_S)
+    assert not parser.waiting(100.0 + PENDING_TTL_S + 0.1)
 
 
 def test_split_client_hello_ignores_an_out_of_order_segment_until_the_expected_one():
@@ -506,6 +542,7 @@ def test_fuzz_mutated_valid_packets(base, flips, cut):
         frame[at % len(frame)] = value
     parser = PacketParser()
     parser.feed(BASES[1], LINKTYPE_ETHERNET, 0.0)  # a split ClientHello waiting for its rest
+    parser.feed_rest(bytes(frame[: max(cut, 14)]), LINKTYPE_ETHERNET, 0.5)  # as the parked rest sockets feed
     assert_cheap_and_safe(parser, bytes(frame[: max(cut, 14)]), LINKTYPE_ETHERNET)
 
 
