@@ -520,6 +520,7 @@ class Engine:
 
     def add_network(self, records: Iterable[NetworkRecord]) -> None:
         self.link()
+        remote_tools = self._remote_tools()
         for rec in records:
             owner = self.owner.get(rec.pid) if rec.pid is not None else None
             if owner is None and rec.pid is not None and rec.pid in self.procs:
@@ -527,29 +528,64 @@ class Engine:
                 owner = next((self.owner[a.pid] for a in self._ancestors(proc) if a.pid in self.owner), None)
                 if owner is None:
                     owner = self._unknown_for(proc)
+            tools = remote_tools.get((rec.host.lower().rstrip("."), rec.port), [])
+            if tools:
+                # a call to an MCP server declared with this URL: the tool server is in use; prefer the
+                # declarations of the agent that made the call
+                called = [t for t in tools if owner is not None and t.parent is owner] or tools
+                for tool in called:
+                    _add_endpoint(tool, rec)
+                    caller = f" by pid {rec.pid}" if rec.pid is not None else ""
+                    tool.add_evidence("network", "network.mcp_url", f"{rec.host}:{rec.port} called{caller}", "network")
+                if owner is None:
+                    continue
+                owner.add_evidence("network", "network.mcp_url",
+                                   f"{rec.host}:{rec.port} (MCP server {', '.join(sorted({t.name for t in called}))})",
+                                   "network")
             if owner is None:
                 if rec.provider is None:
                     continue
                 owner = self._sighting(("unattributed", rec.provider), None, user=None, type_="unknown",
                                        name=f"unattributed calls to {rec.provider}")
-            endpoint_key = (rec.host, rec.port, rec.via)
-            entry = owner.endpoints.get(endpoint_key)
-            if entry is None:
-                owner.endpoints[endpoint_key] = {"host": rec.host, "port": rec.port, "provider": rec.provider, "via": rec.via,
-                                        "first_seen": rec.ts, "last_seen": rec.last_ts or rec.ts,
-                                                 "count": rec.count}
-            else:
-                entry["first_seen"] = min(entry["first_seen"], rec.ts)
-                entry["last_seen"] = max(entry["last_seen"], rec.last_ts or rec.ts)
-                entry["count"] += rec.count
+            _add_endpoint(owner, rec)
             owner.add_evidence("network", f"network.{rec.via}", f"{rec.host}:{rec.port}"
                                + (f" ({rec.provider})" if rec.provider else ""), "network")
+
+    def _remote_tools(self) -> dict[tuple[str, int], list[Sighting]]:
+        """(host, port) -> the tool-server sightings whose MCP server is declared with a URL there."""
+        found: dict[tuple[str, int], list[Sighting]] = {}
+        for tool in self.sightings.values():
+            server = tool.declared
+            if server is None or not server.url:
+                continue
+            try:
+                parts = urlsplit(server.url)
+                port = parts.port or {"https": 443, "wss": 443, "http": 80, "ws": 80}.get(parts.scheme.lower())
+            except ValueError:
+                continue  # an unparseable URL or port: nothing on the wire can match it
+            host = (parts.hostname or "").rstrip(".")
+            if host and port:
+                found.setdefault((host, port), []).append(tool)
+        return found
 
     def result(self, seen_at: str) -> list[dict[str, Any]]:
         self.link()
         ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, s.type, s.name.lower(),
                                                                  s.user or ""))
         return [s.to_dict(seen_at) for s in ordered]
+
+
+def _add_endpoint(sighting: Sighting, rec: NetworkRecord) -> None:
+    """Count one network record on a sighting's endpoints (one entry per host, port and channel)."""
+    key = (rec.host, rec.port, rec.via)
+    entry = sighting.endpoints.get(key)
+    if entry is None:
+        sighting.endpoints[key] = {"host": rec.host, "port": rec.port, "provider": rec.provider, "via": rec.via,
+                                   "first_seen": rec.ts, "last_seen": rec.last_ts or rec.ts, "count": rec.count}
+    else:
+        entry["first_seen"] = min(entry["first_seen"], rec.ts)
+        entry["last_seen"] = max(entry["last_seen"], rec.last_ts or rec.ts)
+        entry["count"] += rec.count
 
 
 def _once_per_path(read: ReadScript) -> ReadScript:

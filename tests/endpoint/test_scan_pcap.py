@@ -30,3 +30,25 @@ def test_scan_pcap_of_a_non_capture_is_an_error_not_a_crash(tmp_path):
     assert done.returncode == 0, done.stderr
     errors = json.loads(done.stdout)["errors"]
     assert [e["error"] for e in errors] == ["pcap"]
+
+
+def test_a_call_to_a_declared_mcp_server_url_is_a_tool_endpoint(tmp_path):
+    home = tmp_path / "root" / "home" / "alice"
+    (home / ".cursor").mkdir(parents=True)
+    (home / ".cursor" / "mcp.json").write_text(json.dumps({"mcpServers": {
+        "tickets": {"url": "https://mcp.tickets.example:8443/mcp"},
+        "elsewhere": {"url": "https://mcp.other.example/mcp"},
+    }}))
+    capture = tmp_path / "calls.pcap"
+    wrpcap(str(capture), [tcp_frame(client_hello("mcp.tickets.example"), dport=8443),
+                          tcp_frame(client_hello("mcp.tickets.example"), dport=8443, sport=40001),
+                          tcp_frame(client_hello("unrelated.example"), dport=443)])
+    done = run_agentroster("scan", "--json", "--no-processes", "--no-walk", "--root", str(tmp_path / "root"),
+                           "--pcap", str(capture))
+    assert done.returncode == 0, done.stderr
+    tools = {s["name"]: s for s in json.loads(done.stdout)["sightings"] if s["type"] == "tool_server"}
+    called = tools["tickets"]
+    assert [(e["host"], e["port"], e["via"], e["provider"], e["count"]) for e in called["endpoints"]] == [
+        ("mcp.tickets.example", 8443, "sni", None, 2)]
+    assert any(e["rule"] == "network.mcp_url" for e in called["evidence"])
+    assert tools["elsewhere"]["endpoints"] == []
