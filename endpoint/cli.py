@@ -126,8 +126,8 @@ def _add_daemon(sub: Any) -> None:
 def _add_register(sub: Any) -> None:
     reg = sub.add_parser("register", help="list your agents, or register one with the collector (owner, purpose…)",
                          description="Without ID: list your agents known to the daemon. With ID: declare what "
-                                     "the agent is for; an admin approves it. Needs the daemon's data dir "
-                                     "(usually: sudo).")
+                                     "the agent is for; an admin approves it. Asks the running daemon over its "
+                                     "local socket; without one, needs the daemon's data dir (sudo).")
     reg.add_argument("id", nargs="?", metavar="ID", help="the agent's id (or the start of it) from the list")
     reg.add_argument("--owner", metavar="EMAIL", help="who answers for the agent")
     reg.add_argument("--purpose", metavar="TEXT", help="what the agent is for")

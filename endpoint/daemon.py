@@ -38,6 +38,7 @@ from endpoint.homes import (
 from endpoint.inventory import Inventory
 
 if TYPE_CHECKING:
+    from endpoint.localsock import LocalServer
     from endpoint.reporter import Reporter
     from endpoint.settings import Settings
     from signatures import Library
@@ -338,6 +339,7 @@ class Daemon:
         self.shed_reason = ""
         self.cpu_percent_window: float | None = None
         self._network_past: list[NetworkRecord] = []  # what a sensor stopped by the guard had seen
+        self.local_socket: LocalServer | None = None
 
     # -- sensors -------------------------------------------------------------------------------------
     @property
@@ -735,6 +737,7 @@ class Daemon:
         self.reporter = self.make_reporter()
         if self.reporter is not None:
             self.reporter.start()
+        self.start_local_socket()
         log.info("watching %d homes and %d processes under %s: %d sightings; sensors: %s; collector: %s",
                  len(self.homes), len(self.procs), self.root, len(self.last_sightings),
                  ", ".join(f"{k} {v}" for k, v in sorted(self._sensor_health().items())),
@@ -791,8 +794,28 @@ class Daemon:
             self.write_status()
             due["status"] = now + STATUS_EVERY_S
 
+    def start_local_socket(self) -> None:
+        """The socket where users list and register their own agents (``endpoint/localsock.py``); without
+        it (Windows, a bad path) ``agentroster register`` needs root, and the daemon runs on."""
+        if os.name != "posix":
+            return
+        from endpoint.localsock import Handler, LocalServer, LocalSocketError, socket_path
+
+        path = socket_path(self.settings.data_dir)
+        try:
+            server = LocalServer(path, Handler(self.settings.data_dir, ca_bundle=self.settings.ca_bundle))
+            server.start()
+        except (LocalSocketError, NotImplementedError, OSError) as exc:
+            log.warning("local socket: %s; `agentroster register` needs sudo", exc)
+            return
+        self.local_socket = server
+        log.info("local socket: %s", path)
+
     def shutdown(self) -> None:
         """Flush state and stop every thread, within about a second."""
+        if self.local_socket is not None:
+            self.local_socket.stop()
+            self.local_socket = None
         if self._watcher is not None:
             self._watcher.stop()
         if self.network is not None:

@@ -1,11 +1,13 @@
 """``agentroster register``: an employee declares one of their agents to the collector (owner, purpose,
 business process, providers, tools, data systems, autonomy); an admin then approves or rejects it.
 
-The sightings come from the daemon's state file (read-only) and the registration is sent with the
-device's key, so both need the daemon's data dir: as a normal user on a machine where it is root-only
-(the default), ``sudo agentroster register``. Under sudo the registrant is the user who ran sudo, and
-may register only their own sightings; root itself may register any. The pure parts (prefill,
-validation, ids, ownership, rendering) come first; the state file, the key and HTTP are at the bottom.
+The sightings are the daemon's and the registration is sent with the device's key, both in the daemon's
+root-only data dir. So a user asks the running daemon over its local socket (``endpoint/localsock.py``),
+which knows who they are from the kernel; with no daemon listening, the command reads the data dir itself
+(read-only), which needs root (``sudo agentroster register``). Under sudo the registrant is the user who
+ran sudo, and may register only their own sightings; root itself may register any. The pure parts
+(prefill, validation, ids, ownership, rendering) come first; the state file, the key and HTTP are at the
+bottom, then the command.
 """
 
 from __future__ import annotations
@@ -245,8 +247,9 @@ def _label(sighting: Mapping[str, Any]) -> str:
 
 
 def render_list(sightings: Sequence[Mapping[str, Any]], ledger: Mapping[str, Mapping[str, Any]],
-                who: Registrant) -> str:
-    """The registrant's sightings as a table, children under their parent, with what was registered."""
+                who: Registrant, statuses: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The registrant's sightings as a table, children under their parent, with what was registered: the
+    collector's status of each registration (``statuses``, when it answered), else what was sent."""
     ids = {str(s["id"]) for s in sightings}
     shorts = short_ids(ids)
     by_parent: dict[str | None, list[Mapping[str, Any]]] = {}
@@ -259,7 +262,7 @@ def render_list(sightings: Sequence[Mapping[str, Any]], ledger: Mapping[str, Map
         for s in by_parent.get(parent, []):
             rows.append((shown(shorts[str(s["id"])]), "  " * depth + ("└ " if depth else "") + shown(s.get("name", "")),
                          shown(s.get("type", "")), shown(s.get("user") or "(machine)"),
-                         _registered(ledger.get(str(s["id"])))))
+                         _registered(ledger.get(str(s["id"])), statuses, str(s["id"]))))
             if depth < 8:
                 visit(str(s["id"]), depth + 1)
 
@@ -274,15 +277,38 @@ def render_list(sightings: Sequence[Mapping[str, Any]], ledger: Mapping[str, Map
     lines += ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
               for row in [header, *rows]]
     lines.append("register one: agentroster register ID --owner EMAIL --purpose TEXT")
-    lines.append("REGISTERED: the registrations sent from this machine; an admin approves or rejects them")
+    if statuses is None:
+        lines.append("REGISTERED: the registrations sent from this machine (the collector could not be asked "
+                     "for their status); an admin approves or rejects them")
+    else:
+        lines.append("REGISTERED: each registration's status at the collector: pending (an admin will review "
+                     "it), approved, rejected")
     return "\n".join(lines)
 
 
-def _registered(entry: Mapping[str, Any] | None) -> str:
+def _registered(entry: Mapping[str, Any] | None, statuses: Mapping[str, Mapping[str, Any]] | None = None,
+                sighting_id: str = "") -> str:
+    if statuses is not None:
+        row = statuses.get(sighting_id)
+        return f"#{row.get('id')} {shown(row.get('status'))[:12]}" if row else "no"
     if not entry:
         return "no"
     when = str(entry.get("created_at") or "")[:10]
     return f"#{entry.get('id')} sent" + (f" {when}" if when else "")
+
+
+def newest_by_sighting(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """The newest registration of each sighting from the collector's rows (any order), as id and status."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("id"), int) \
+                or not isinstance(row.get("sighting_id"), str) or not isinstance(row.get("status"), str):
+            continue
+        have = out.get(row["sighting_id"])
+        if have is None or row["id"] > have["id"]:
+            out[row["sighting_id"]] = {"id": row["id"], "status": row["status"],
+                                       "created_at": row.get("created_at")}
+    return out
 
 
 def parse_ledger(data: bytes, collector_url: str | None) -> dict[str, dict[str, Any]]:
@@ -433,8 +459,8 @@ class DeviceState:
         os.replace(tmp, self.ledger_path)
 
 
-_ROOT_ONLY = ("{where}: the daemon's state is readable by root only; list and register your agents with "
-              "`sudo agentroster register`")
+_ROOT_ONLY = ("{where}: the daemon's state is readable by root only, and no daemon answers on its local "
+              "socket; list and register your agents with `sudo agentroster register`")
 
 
 def _state_hint(message: str) -> str:
@@ -480,6 +506,39 @@ def send(request: RegistrationRequest, *, collector_url: str, key: str, ca_bundl
     return body
 
 
+STATUS_PAGE = 500  # the collector's largest page
+STATUS_PAGES = 4  # a device with more registrations than this shows the newest ones' status
+
+
+def fetch_statuses(*, collector_url: str, key: str, ca_bundle: str | Path | None, timeout_s: float = 5.0,
+                   transport: httpx.BaseTransport | None = None) -> dict[str, dict[str, Any]] | None:
+    """This device's registrations at the collector (``GET /api/v1/registrations`` with the device key:
+    its own rows only), newest per sighting; None when it cannot be asked (down, refused, not understood)."""
+    import httpx
+
+    from endpoint.reporter import verify_for
+
+    rows: list[Any] = []
+    try:
+        with httpx.Client(base_url=collector_url.rstrip("/"), verify=verify_for(ca_bundle), transport=transport,
+                          timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)), follow_redirects=False,
+                          headers={"user-agent": "agentroster-endpoint", "authorization": f"Bearer {key}"}) as http:
+            for page in range(STATUS_PAGES):
+                answer = http.get(REGISTRATIONS_PATH, params={"skip": page * STATUS_PAGE, "limit": STATUS_PAGE})
+                if answer.status_code != 200:
+                    return None
+                body = answer.json()
+                data = body.get("data") if isinstance(body, dict) else None
+                if not isinstance(data, list):
+                    return None
+                rows += data
+                if len(data) < STATUS_PAGE:
+                    break
+    except (httpx.HTTPError, OSError, ValueError):
+        return None
+    return newest_by_sighting(rows)
+
+
 # -- the command ---------------------------------------------------------------------------------------------
 
 
@@ -516,55 +575,145 @@ def provider_ids() -> list[str]:
 
 
 def main(args: Any, *, ask: Ask = input, interactive: bool | None = None) -> int:
-    """``agentroster register [ID …]``: list this user's agents, or register one. Exit 0, 1 or 2."""
+    """``agentroster register [ID …]``: list this user's agents, or register one. Exit 0, 1 or 2.
+
+    Through the daemon's local socket when it listens; otherwise from the data dir directly (root)."""
+    from endpoint.localsock import DaemonNotListening, socket_path
     from endpoint.reporter import ReporterError
     from endpoint.settings import SettingsError, load_settings, managed_source
-
-    def fail(message: str, code: int = 1) -> int:
-        print(f"agentroster register: {message}", file=sys.stderr)
-        return code
 
     try:
         settings, _ = load_settings({"data_dir": args.data_dir}, managed=managed_source())
     except SettingsError as exc:
-        return fail(str(exc), 2)
+        return _fail(str(exc), 2)
     who = current_registrant()
+    interactive = sys.stdin.isatty() if interactive is None else interactive
     try:
-        state = DeviceState.read(settings.data_dir)
-        mine = visible_to(state.sightings, who, fold_case=fold_case())
-        if args.id is None:
-            print(render_list(mine, state.ledger(), who))
-            return 0
-        sighting = resolve(args.id, state.sightings)
-        may_register(sighting, who, fold_case=fold_case())
-        key = state.device_key()
-        fields = declaration(sighting, prefill(sighting, provider_ids()), owner=args.owner, purpose=args.purpose,
-                             business_process=args.business_process, providers=args.provider, tools=args.tool,
-                             data_systems=args.data_system, autonomy=args.autonomy)
-        interactive = sys.stdin.isatty() if interactive is None else interactive
-        if missing(fields) and interactive:
-            print(f"Registering {_label(sighting)}, {shown(sighting.get('type'))}, "
-                  f"user {shown(sighting.get('user') or '(machine)')}")
-            if not ask_missing(fields, ask, print):
-                return fail("not sent", 1)
-        elif missing(fields):
-            raise InvalidRegistration(" and ".join(FIELD_FLAGS[g] for g in missing(fields))
-                                      + " required (stdin is not a terminal, so nothing is asked)")
-        request = validate(fields)
-        assert state.collector_url is not None
-        answer = send(request, collector_url=state.collector_url, key=key, ca_bundle=settings.ca_bundle)
+        daemon = DaemonClient(socket_path(settings.data_dir), who)
+        try:
+            return daemon.run(args, ask=ask, interactive=interactive)
+        except DaemonNotListening:
+            pass
+        return _direct(args, settings, who, ask=ask, interactive=interactive)
     except EOFError:
-        return fail("not sent (input ended)", 1)
+        return _fail("not sent (input ended)", 1)
     except InvalidRegistration as exc:
-        return fail(str(exc), 2)
+        return _fail(str(exc), 2)
     except (RegisterError, ReporterError) as exc:
-        return fail(str(exc), 1)
+        return _fail(str(exc), 1)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"agentroster register: {message}", file=sys.stderr)
+    return code
+
+
+def _fields(args: Any, sighting: Mapping[str, Any], *, ask: Ask, interactive: bool) -> dict[str, Any] | None:
+    """The registration from the flags and the prefill, asking for what is missing at a terminal; None
+    when the person said no."""
+    fields = declaration(sighting, prefill(sighting, provider_ids()), owner=args.owner, purpose=args.purpose,
+                         business_process=args.business_process, providers=args.provider, tools=args.tool,
+                         data_systems=args.data_system, autonomy=args.autonomy)
+    if missing(fields) and interactive:
+        print(f"Registering {_label(sighting)}, {shown(sighting.get('type'))}, "
+              f"user {shown(sighting.get('user') or '(machine)')}")
+        if not ask_missing(fields, ask, print):
+            return None
+    elif missing(fields):
+        raise InvalidRegistration(" and ".join(FIELD_FLAGS[g] for g in missing(fields))
+                                  + " required (stdin is not a terminal, so nothing is asked)")
+    return fields
+
+
+def _done(sighting: Mapping[str, Any], request: RegistrationRequest, answer: Mapping[str, Any]) -> int:
+    status = answer.get("status", "pending")
+    note = "pending: an admin will review it" if status == "pending" else shown(status)
+    print(f"registration #{answer['id']} of {_label(sighting)}: {note}")
+    print(summary(request.model_dump()))
+    return 0
+
+
+def _direct(args: Any, settings: Any, who: Registrant, *, ask: Ask, interactive: bool) -> int:
+    """The data dir read here (root, or whoever may read it), the registration sent with its key."""
+    state = DeviceState.read(settings.data_dir)
+    mine = visible_to(state.sightings, who, fold_case=fold_case())
+    if args.id is None:
+        statuses = None
+        if mine and state.collector_url:
+            try:
+                key = state.device_key()
+            except RegisterError:
+                key = ""
+            if key:
+                statuses = fetch_statuses(collector_url=state.collector_url, key=key, ca_bundle=settings.ca_bundle)
+        print(render_list(mine, state.ledger(), who, statuses))
+        return 0
+    sighting = resolve(args.id, state.sightings)
+    may_register(sighting, who, fold_case=fold_case())
+    key = state.device_key()
+    fields = _fields(args, sighting, ask=ask, interactive=interactive)
+    if fields is None:
+        return _fail("not sent", 1)
+    request = validate(fields)
+    assert state.collector_url is not None
+    answer = send(request, collector_url=state.collector_url, key=key, ca_bundle=settings.ca_bundle)
     try:
         state.remember(request.sighting_id, answer)
     except OSError as exc:
         print(f"agentroster register: sent, but not noted locally ({exc.strerror})", file=sys.stderr)
-    status = answer.get("status", "pending")
-    note = "pending: an admin will review it" if status == "pending" else status
-    print(f"registration #{answer['id']} of {_label(sighting)}: {note}")
-    print(summary(request.model_dump()))
-    return 0
+    return _done(sighting, request, answer)
+
+
+_ERRORS: dict[str, type[RegisterError]] = {
+    "invalid": InvalidRegistration, "not_yours": NotYours, "unknown_sighting": UnknownSighting,
+    "not_enrolled": NotEnrolled, "state": StateUnavailable, "refused": RegistrationRefused}
+
+
+class DaemonClient:
+    """``agentroster register`` through the daemon's local socket: the daemon decides who the caller is
+    (root under sudo asks it to act for the user who ran sudo) and holds the key."""
+
+    def __init__(self, path: Path, who: Registrant) -> None:
+        self.path = path
+        self.extra = {"as_user": who.name} if who.via_sudo and who.name else {}
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        from endpoint.localsock import DaemonNotListening, call
+        from endpoint.reporter import CollectorUnreachable
+
+        try:
+            answer = call(self.path, {**request, **self.extra})
+        except DaemonNotListening:
+            raise
+        except OSError as exc:
+            text = str(exc) if not isinstance(exc, TimeoutError) else "no answer in time"
+            raise RegisterError(f"the daemon's socket {self.path}: {text}") from None
+        if answer["ok"]:
+            return answer
+        code, message = str(answer.get("code")), shown(answer.get("error") or "refused")[:500]
+        if code == "unsupported":  # the daemon cannot tell who we are on this OS: read the data dir instead
+            raise DaemonNotListening(message)
+        if code == "unreachable":
+            raise CollectorUnreachable(message)
+        if code in ("busy", "timeout", "too_large", "bad_request", "internal"):
+            message = f"the daemon refused the request ({code}): {message}"
+        raise _ERRORS.get(code, RegisterError)(message)
+
+    def run(self, args: Any, *, ask: Ask, interactive: bool) -> int:
+        if args.id is None:
+            listing = self.call({"op": "list"})
+            who = Registrant(listing.get("user"), any_user=bool(listing.get("any_user")))
+            sightings = [s for s in listing.get("sightings") or () if isinstance(s, dict) and s.get("id")]
+            ledger, statuses = listing.get("ledger"), listing.get("statuses")
+            print(render_list(sightings, ledger if isinstance(ledger, dict) else {}, who,
+                              statuses if isinstance(statuses, dict) else None))
+            return 0
+        sighting = self.call({"op": "show", "id": args.id})["sighting"]
+        fields = _fields(args, sighting, ask=ask, interactive=interactive)
+        if fields is None:
+            return _fail("not sent", 1)
+        request = validate(fields)
+        answer = self.call({"op": "register", **request.model_dump()})["registration"]
+        if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
+            raise RegisterError("the daemon answered without a registration")
+        return _done(sighting, request, answer)

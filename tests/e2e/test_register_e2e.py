@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,13 +115,16 @@ def own_machine(tmp_path: Path) -> Iterator[Machine]:
     yield from make_machine(tmp_path)
 
 
+RESERVED = "Cline"  # alice's Cline is kept unregistered for the bad-input tests
+
+
 def pick(m: Machine, user: str, *, want: str) -> dict[str, Any]:
     """A top-level sighting of ``user`` with MCP servers ("tools") or a provider key and the autonomous
     flag ("autonomous")."""
     from endpoint.register import prefill, provider_ids
 
-    for s in m.sightings():
-        if s["user"] != user or s["parent"]:
+    for s in m.sightings():  # in id order, and ids vary with the tmp path: any of them may come first
+        if s["user"] != user or s["parent"] or s["name"] == RESERVED:
             continue
         pre = prefill(s, provider_ids())
         if want == "tools" and pre["tools"] or want == "autonomous" and pre["autonomy"] == "autonomous" \
@@ -162,7 +166,8 @@ def test_register_sends_a_pending_registration_prefilled_from_the_evidence(machi
                                                                   else "supervised")
     listing = machine.register(user="alice").stdout
     line = next(r for r in listing.splitlines() if r.startswith(target["id"][:8]))
-    assert f"#{number} sent" in line
+    assert line.endswith(f"#{number} pending")  # the collector's status (root reads the data dir itself)
+    assert "status at the collector" in listing
 
 
 def test_autonomous_agent_with_a_provider_key_is_prefilled_so(machine):
@@ -225,7 +230,7 @@ def test_a_sighting_of_another_user_is_refused(machine):
      "--provider: too many (at most 100)"),
 ])
 def test_bad_input_is_refused_before_anything_is_sent(machine, args, message):
-    target = next(s for s in machine.sightings() if s["user"] == "alice" and s["name"] == "Cline")
+    target = next(s for s in machine.sightings() if s["user"] == "alice" and s["name"] == RESERVED)
     done = machine.register(target["id"], *args, user="alice")
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert machine.registrations(sighting=target["id"])["count"] == 0
@@ -305,3 +310,148 @@ def test_a_revoked_device_key_is_refused_with_its_reason(own_machine):
     done = m.register(target["id"], "--owner", "alice@example.com", "--purpose", "p", user="alice")
     assert done.returncode == 1 and "refused this device's key (invalid_device_key)" in done.stderr, done.stderr
     assert m.registrations()["count"] == 0
+
+
+# -- without root: through the running daemon's local socket ---------------------------------------------------
+
+AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@dataclass
+class LiveMachine:
+    """A collector, and a running `agentroster daemon` (root) whose homes include one of `nobody`, a real
+    user of this machine, with its data dir where `nobody` can reach the socket beside it."""
+
+    base: Path
+    data_dir: Path
+    socket: Path
+    collector: servers.CollectorProcess
+    admin: str
+    log: Path
+
+    def as_nobody(self, *requests: dict[str, Any]) -> list[dict[str, Any]]:
+        """The daemon's answers to a stdlib client run as uid nobody (it cannot run this venv's Python)."""
+        done = subprocess.run([*AS_NOBODY, SYSTEM_PYTHON, str(self.base / "client.py"), str(self.socket), "requests",
+                               *(json.dumps(r) for r in requests)], capture_output=True, text=True, timeout=60,
+                              cwd=self.base)
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout))
+
+    def register(self, *args: str, user: str) -> subprocess.CompletedProcess[str]:
+        return run("register", "--data-dir", str(self.data_dir), *args, env={"SUDO_USER": user})
+
+    def registrations(self, **params: Any) -> dict[str, Any]:
+        return Machine.registrations(self, **params)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMachine]:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs root, setpriv and the system python3 to run a client as another uid")
+    import tempfile
+
+    from endpoint.localsock import socket_path
+
+    tmp = tmp_path_factory.mktemp("register-live")
+    base = Path(tempfile.mkdtemp(prefix="ar-live-", dir="/tmp"))  # pytest's tmp dirs are root-only
+    base.chmod(0o755)
+    shutil.copyfile(TESTS / "localsock_client.py", base / "client.py")
+    (base / "client.py").chmod(0o644)
+    root = tmp / "root"
+    build_homes(root, homes=2)
+    mine = root / "home" / "nobody" / ".cursor"
+    mine.mkdir(parents=True)
+    (mine / "mcp.json").write_text(json.dumps({"mcpServers": {
+        "tickets": {"command": "npx", "args": ["-y", "@example/tickets-mcp"]}}}))
+    yield from _live(tmp, base, root, socket_path)
+
+
+def _live(tmp: Path, base: Path, root: Path, socket_path: Any) -> Iterator[LiveMachine]:
+    url = f"sqlite:///{tmp}/live-collector.sqlite3"
+    tokens = servers.provision(url)
+    collector = servers.CollectorProcess(url, log=tmp / "live-server.log").start()
+    secret = tmp / "live-enroll-secret"
+    secret.write_text(tokens["enroll_secret"] + "\n")
+    secret.chmod(0o600)
+    data = base / "data"
+    log = (tmp / "live-daemon.log").open("w")
+    env = {**os.environ, **ENV, "AGENTROSTER_REPORT_INTERVAL_S": "1"}
+    daemon = subprocess.Popen([AGENTROSTER, "daemon", "--collector", collector.base_url, "--enroll-secret-file",
+                               str(secret), "--data-dir", str(data), "--root", str(root)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=log)
+    machine = LiveMachine(base, data, socket_path(data), collector, tokens["admin"], tmp / "live-daemon.log")
+    try:
+        for _ in range(1200):  # enrolled, and its first report acknowledged (the collector knows the agents)
+            done = run("status", "--json", "--data-dir", str(data))
+            if done.returncode == 0 and json.loads(done.stdout).get("acked_seq", 0) >= 1 and machine.socket.exists():
+                break
+            assert daemon.poll() is None, (tmp / "live-daemon.log").read_text()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the daemon did not report: " + (tmp / "live-daemon.log").read_text())
+        yield machine
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+        collector.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_user_registers_their_own_agent_through_the_daemons_socket(live):
+    [listed] = live.as_nobody({"op": "list"})
+    assert listed["ok"] and listed["user"] == "nobody", listed
+    mine = {s["name"]: s for s in listed["sightings"]}
+    assert {s["user"] for s in listed["sightings"]} == {"nobody"} and "tickets" in mine
+    target = mine["tickets"]
+    shown, sent = live.as_nobody({"op": "show", "id": target["id"][:8]},
+                                 {"op": "register", "sighting_id": target["id"], "owner": "nobody@example.com",
+                                  "purpose": "files support tickets", "tools": ["tickets"]})
+    assert shown["ok"] and shown["sighting"]["id"] == target["id"]
+    assert sent["ok"], sent
+    registration = sent["registration"]
+    assert registration["status"] == "pending" and registration["sighting_id"] == target["id"]
+    rows = live.registrations(sighting=target["id"])["data"]
+    assert [(r["id"], r["owner"], r["purpose"], r["tools"]) for r in rows] == \
+        [(registration["id"], "nobody@example.com", "files support tickets", ["tickets"])]
+
+
+def test_a_user_is_refused_another_users_agent_through_the_socket(live):
+    root_view = run("register", "--data-dir", str(live.data_dir), unset=("SUDO_USER",))
+    assert root_view.returncode == 0 and "every user's" in root_view.stdout
+    short = next(line.split()[0] for line in root_view.stdout.splitlines()[2:] if " alice " in line)
+    from endpoint.localsock import call
+
+    alices = call(live.socket, {"op": "show", "id": short})["sighting"]["id"]  # root may look at any
+    before = live.registrations()["count"]
+    shown, sent = live.as_nobody({"op": "show", "id": alices},
+                                 {"op": "register", "sighting_id": alices, "owner": "nobody@example.com",
+                                  "purpose": "mine now"})
+    assert shown["code"] == "not_yours" and "belongs to alice" in shown["error"]
+    assert sent["code"] == "not_yours" and "belongs to alice" in sent["error"]
+    [forged] = live.as_nobody({"op": "list", "as_user": "alice"})
+    assert forged["code"] == "not_yours"
+    assert live.registrations()["count"] == before
+
+
+def test_register_under_sudo_goes_through_the_socket_and_shows_the_collectors_status(live):
+    listing = live.register(user="bob")
+    assert listing.returncode == 0, listing.stderr
+    assert "agents (bob's)" in listing.stdout
+    assert "status at the collector" in listing.stdout
+    target = next(line.split()[0] for line in listing.stdout.splitlines()[2:] if " bob " in line
+                  and line.split()[-1] == "no")
+    done = live.register(target, "--owner", "bob@example.com", "--purpose", "drafts replies", user="bob")
+    assert done.returncode == 0, done.stderr
+    number = int(done.stdout.split("registration #")[1].split()[0])
+    assert f"local socket: bob registered {target}" in live.log.read_text()  # sent by the daemon, as bob
+    row = next(line for line in live.register(user="bob").stdout.splitlines() if line.startswith(target))
+    assert row.endswith(f"#{number} pending")
+    approved = httpx.post(f"{live.collector.base_url}/api/v1/registrations/{number}/approve", timeout=30,
+                          headers={"authorization": f"Bearer {live.admin}"})
+    assert approved.status_code == 200, approved.text
+    row = next(line for line in live.register(user="bob").stdout.splitlines() if line.startswith(target))
+    assert row.endswith(f"#{number} approved")
+    theirs = live.register(target, "--owner", "alice@example.com", "--purpose", "p", user="alice")
+    assert theirs.returncode == 1 and "belongs to bob" in theirs.stderr, theirs.stderr

@@ -212,6 +212,31 @@ def test_the_list_puts_children_under_parents_and_shows_what_was_sent():
     assert "└ github" in lines[3] and lines[3].rstrip().endswith("#7 sent 2026-11-29")
 
 
+def test_the_list_shows_the_collectors_status_when_it_answered():
+    mine, other = sighting("aaaa1111bbbb2222cccc"), sighting("ffff9999", name="Aider")
+    ledger = {"aaaa1111bbbb2222cccc": {"id": 3, "created_at": "2026-11-29T10:00:00Z"},
+              "ffff9999": {"id": 4, "created_at": "2026-11-29T10:00:00Z"}}
+    text = reg.render_list([mine, other], ledger, reg.Registrant("alice", False),
+                           {"aaaa1111bbbb2222cccc": {"id": 5, "status": "approved"}})
+    rows = {line.split()[0]: line for line in text.splitlines()[2:4]}
+    assert rows["aaaa1111"].endswith("#5 approved")
+    assert rows["ffff9999"].endswith("no")  # sent from here once, but not at this collector
+    assert "status at the collector" in text and "sent from this machine" not in text
+    fallback = reg.render_list([mine], ledger, reg.Registrant("alice", False), None)
+    assert fallback.splitlines()[2].endswith("#3 sent 2026-11-29") and "could not be asked" in fallback
+
+
+def test_the_newest_registration_of_each_sighting_wins_and_bad_rows_are_skipped():
+    rows = [{"id": 2, "sighting_id": "s1", "status": "superseded"}, {"id": 9, "sighting_id": "s1", "status": "pending"},
+            {"id": 4, "sighting_id": "s2", "status": "rejected\x1b[2J"}, {"id": "7", "sighting_id": "s3", "status": "x"},
+            "garbage", {"id": 8, "sighting_id": None, "status": "approved"}, {"id": 1, "sighting_id": "s2"}]
+    newest = reg.newest_by_sighting(rows)
+    assert {k: (v["id"], v["status"]) for k, v in newest.items()} == {"s1": (9, "pending"), "s2": (4, "rejected\x1b[2J")}
+    text = reg.render_list([sighting("s2000000")], {}, reg.Registrant("alice", False),
+                           {"s2000000": newest["s2"]})
+    assert "\x1b" not in text
+
+
 def test_names_from_config_files_cannot_drive_the_terminal():
     hostile = sighting("eeee4444", name="evil\x1b]0;pwned\x07\x1b[2J", user="alice\r")
     text = reg.render_list([hostile], {}, reg.Registrant("root", True))
