@@ -1,18 +1,38 @@
-"""Governance: whether a sighting is governed and which collector flags it carries, as pure functions.
+"""Governance: whether a sighting is governed, which collector flags it carries and why, and how the
+console names a sighting's type, as pure functions.
 
 The collector owns five flags (``unregistered``, ``pending``, ``drift``, ``unsanctioned_provider``,
-``personal_credential``); the endpoint owns the rest. Until registrations exist, a sighting is
-governed only when the org policy sanctions its signature. No I/O here: the collector calls
-``assess`` at ingest and again for every sighting when the policy changes.
+``personal_credential``); the endpoint owns the rest. A sighting is covered when the org policy
+sanctions its signature, when an admin approved it, or when an approved registration declares it;
+it is governed when covered and what it does stays inside what was approved (no ``drift``). No I/O
+here: the collector calls ``assess`` at ingest, when the policy changes, and when a sighting is
+triaged or registered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import fnmatch
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 #: flags that only the collector decides; any that a device sends are dropped and recomputed
 COLLECTOR_FLAGS = frozenset({"unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential"})
+
+#: a human sentence for every flag of DESIGN.md's table, as the console shows it
+EXPLANATIONS: dict[str, str] = {
+    "unregistered": "No registration, approval or org policy covers this agent.",
+    "pending": "Its owner registered this agent; an admin has not approved the registration yet.",
+    "drift": "It does more than was approved: providers, MCP servers or autonomy beyond its declaration.",
+    "unsanctioned_provider": "It calls an LLM provider that is not on the organisation's allow-list.",
+    "personal_credential": "It uses an API key that is not one of the organisation's corporate keys.",
+    "autonomous": "It runs with human approval turned off (a skip-permissions, yolo, full-auto or bypass mode).",
+    "broad_tools": "It has tools that reach a shell, the whole disk, a browser or a database with write access.",
+    "plaintext_secret": "A credential sits in clear text in one of its config files.",
+    "remote_tool_server": "It uses an MCP server over the network, outside the organisation.",
+}
+
+RegistrationStatus = Literal["pending", "approved"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +46,44 @@ class Policy:
     sanctioned_signatures: frozenset[str] = frozenset()
     sanctioned_providers: frozenset[str] = frozenset()
     corporate_fingerprints: frozenset[str] = frozenset()
+    risky_tools: frozenset[str] = frozenset()  # glob patterns on MCP server names and commands
 
     @classmethod
     def of(cls, signatures: Iterable[str] = (), providers: Iterable[str] = (),
-           fingerprints: Iterable[str] = ()) -> Policy:
-        return cls(frozenset(signatures), frozenset(providers), frozenset(fingerprints))
+           fingerprints: Iterable[str] = (), risky_tools: Iterable[str] = ()) -> Policy:
+        return cls(frozenset(signatures), frozenset(providers), frozenset(fingerprints), frozenset(risky_tools))
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What a sighting may do: the providers it calls, the MCP servers (tools) it uses, its autonomy.
+
+    A registration declares one; an admin's approval of a sighting records what it did when approved.
+    """
+
+    providers: frozenset[str] = frozenset()
+    tools: frozenset[str] = frozenset()
+    autonomous: bool = False
+
+    @classmethod
+    def of(cls, providers: Iterable[str] = (), tools: Iterable[str] = (), autonomous: bool = False) -> Declaration:
+        return cls(frozenset(providers), frozenset(tools), autonomous)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A sighting's own standing beyond the policy: an admin's approval, and its registration."""
+
+    approval: Declaration | None = None  # approved by an admin, with what it did then
+    registration: RegistrationStatus | None = None  # the registration that counts: approved, else pending
+    declaration: Declaration | None = None  # what the approved registration declares
+
+    @property
+    def empty(self) -> bool:
+        return self.approval is None and self.registration is None
+
+
+NO_STANDING = Standing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,27 +92,163 @@ class Verdict:
 
     governed: bool
     flags: tuple[str, ...]  # every flag, the endpoint's and the collector's, sorted
+    reasons: tuple[tuple[str, str], ...] = ()  # (collector flag, one line about this sighting), in flag order
+
+    def reason(self, flag: str) -> str:
+        return next((r for f, r in self.reasons if f == flag), "")
 
 
 def assess(signature: str | None, providers: Iterable[str], fingerprints: Iterable[str],
-           device_flags: Iterable[str], policy: Policy) -> Verdict:
-    """Governed or not, with the sighting's full flag list (collector flags recomputed)."""
+           device_flags: Iterable[str], policy: Policy, standing: Standing = NO_STANDING,
+           mcp_servers: Iterable[str] = (), risky: Iterable[str] = ()) -> Verdict:
+    """Governed or not, with the sighting's full flag list (collector flags recomputed) and the reasons.
+
+    ``risky``: its MCP servers that the policy's risky-tool patterns match (``risky_tools``); any makes
+    it ``broad_tools``, as the endpoint's own judgement of its tools does."""
     flags = {f for f in device_flags if f not in COLLECTOR_FLAGS}
+    providers, fingerprints = sorted(set(providers)), sorted(set(fingerprints))
+    reasons: dict[str, str] = {}
     sanctioned = signature is not None and signature in policy.sanctioned_signatures
-    if not sanctioned:
-        flags.add("unregistered")
-    if any(p not in policy.sanctioned_providers for p in providers):
-        flags.add("unsanctioned_provider")
-    if any(f not in policy.corporate_fingerprints for f in fingerprints):
-        flags.add("personal_credential")
-    return Verdict(governed=sanctioned, flags=tuple(sorted(flags)))
+    covered = sanctioned or standing.approval is not None or standing.registration == "approved"
+    if not covered:
+        if standing.registration == "pending":
+            reasons["pending"] = "registered; the registration awaits an admin's approval"
+        else:
+            reasons["unregistered"] = "no registration, approval or policy covers it"
+    gaps = _drift(providers, sorted(set(mcp_servers)), "autonomous" in flags, standing)
+    if gaps:
+        reasons["drift"] = "; ".join(gaps)
+    outside = [p for p in providers if p not in policy.sanctioned_providers]
+    if outside:
+        reasons["unsanctioned_provider"] = f"calls {_list(outside)}, not on the allow-list"
+    personal = [f for f in fingerprints if f not in policy.corporate_fingerprints]
+    if personal:
+        reasons["personal_credential"] = f"uses {_count(len(personal), 'key')} that {_is(len(personal))} not corporate"
+    risky = sorted(set(risky))
+    if risky:
+        reasons["broad_tools"] = f"uses {_list(risky)}, on the policy's risky-tool list"
+    flags.update(reasons)
+    return Verdict(governed=covered and not gaps, flags=tuple(sorted(flags)),
+                   reasons=tuple(sorted(reasons.items())))
 
 
-def providers_of(endpoints: Iterable[dict[str, object]]) -> list[str]:
+def _drift(providers: list[str], tools: list[str], autonomous: bool, standing: Standing) -> list[str]:
+    """What the sighting does beyond its approved declaration and beyond what it did when approved."""
+    gaps: list[str] = []
+    for declared, beyond in ((standing.declaration if standing.registration == "approved" else None, "not declared"),
+                             (standing.approval, "not seen when approved")):
+        if declared is None:
+            continue
+        gaps += [f"calls {p}, {beyond}" for p in providers if p not in declared.providers]
+        gaps += [f"uses MCP server {t}, {beyond}" for t in tools if t not in declared.tools]
+        if autonomous and not declared.autonomous:
+            gaps.append("runs autonomously, " + ("declared supervised" if beyond == "not declared"
+                                                 else "was supervised when approved"))
+    return list(dict.fromkeys(gaps))
+
+
+def explain(flag: str) -> str:
+    """A human sentence for a flag (every flag of DESIGN.md's table; a plain fallback for others)."""
+    return EXPLANATIONS.get(flag, f"Flagged {flag.replace('_', ' ')}.")
+
+
+def providers_of(endpoints: Iterable[Mapping[str, object]]) -> list[str]:
     """The distinct LLM providers a sighting's endpoints reach, sorted."""
     return sorted({p for e in endpoints if isinstance(p := e.get("provider"), str) and p})
 
 
-def fingerprints_of(credentials: Iterable[dict[str, object]]) -> list[str]:
+def fingerprints_of(credentials: Iterable[Mapping[str, object]]) -> list[str]:
     """The distinct credential fingerprints a sighting uses, sorted."""
     return sorted({f for c in credentials if isinstance(f := c.get("fingerprint"), str) and f})
+
+
+def risky_tools(mcp_servers: Iterable[Mapping[str, object]], patterns: Iterable[str]) -> list[str]:
+    """The names of the MCP servers that match one of the policy's risky-tool patterns, sorted.
+
+    A pattern is a case-insensitive glob (``*``, ``?``, ``[...]``) matched against the server's name,
+    its command, and its command line (command and arguments joined by spaces): ``*shell*`` or
+    ``npx*server-postgres*`` count the server among an agent's broad tools."""
+    globs = [p.lower() for p in patterns if p]
+    if not globs:
+        return []
+    found: set[str] = set()
+    for server in mcp_servers:
+        name, command, given = server.get("name"), server.get("command"), server.get("args")
+        name = name if isinstance(name, str) else ""
+        command = command if isinstance(command, str) else ""
+        args = [a for a in given if isinstance(a, str)] if isinstance(given, list) else []
+        subjects = [s.lower() for s in (name, command, " ".join([command, *args]).strip()) if s]
+        if any(fnmatch.fnmatchcase(s, g) for s in subjects for g in globs):
+            found.add(name or command)
+    return sorted(found)
+
+
+def tools_of(mcp_servers: Iterable[Mapping[str, object]]) -> list[str]:
+    """The distinct names of the MCP servers a sighting uses, sorted."""
+    return sorted({n for m in mcp_servers if isinstance(n := m.get("name"), str) and n})
+
+
+# -- classification ----------------------------------------------------------------------------------
+
+#: MCP servers and hosts that reach business systems: an agent using them works across systems
+BUSINESS_SYSTEMS = frozenset({
+    "postgres", "postgresql", "mysql", "sqlite", "mongodb", "redis", "snowflake", "bigquery", "salesforce",
+    "hubspot", "slack", "gmail", "google-drive", "gdrive", "jira", "confluence", "notion", "linear", "zendesk",
+    "stripe", "sharepoint", "outlook", "teams", "servicenow", "workday", "airtable", "sentry",
+})  # fmt: skip
+#: local model runtimes (providers.yaml ``local: true``): calling one keeps prompts on the machine
+LOCAL_RUNTIMES = frozenset({"ollama", "lm-studio", "llama-cpp", "vllm", "localai", "gpt4all", "koboldcpp",
+                            "text-generation-webui", "jan"})
+LONG_LIVED_SECONDS = 6 * 3600.0
+
+
+def classify(sighting: Mapping[str, Any], *, now: float | None = None) -> tuple[str, str]:
+    """The sighting's type and a one-line reason: from its signature when it matched one, else from what
+    it does (the calls, servers, configs and processes it was seen with)."""
+    signature, kind = sighting.get("signature"), str(sighting.get("type") or "unknown")
+    if signature:
+        name = sighting.get("name") or signature
+        return kind, f"matches the {name} signature ({signature})"
+    providers = providers_of(sighting.get("endpoints") or [])
+    tools = tools_of(sighting.get("mcp_servers") or [])
+    remote = [p for p in providers if p not in LOCAL_RUNTIMES]
+    calling = f"calling {_list(remote)}" if remote else f"calling the local model {_list(providers)}" if providers else ""
+    systems = sorted({t for t in tools if t.lower() in BUSINESS_SYSTEMS})
+    if systems and (calling or _long_lived(sighting, now)):
+        how = "long-lived, " if _long_lived(sighting, now) else ""
+        return "enterprise", f"{how}{calling or 'runs unattended'} and reaches {_list(systems)}"
+    if calling and _in_repository(sighting):
+        return "coding", f"{calling} from inside a code repository"
+    if calling and tools:
+        return "unknown", f"unknown agent {calling}, with MCP servers {_list(tools)}"
+    if calling:
+        return "unknown", f"unknown agent {calling}"
+    if tools:
+        return "unknown", f"unknown agent spawning MCP servers {_list(tools)}"
+    if kind != "unknown":
+        return kind, f"reported as {kind} by the endpoint; matches no signature"
+    return "unknown", "talks to an LLM or tool endpoint but matches no signature"
+
+
+def _long_lived(sighting: Mapping[str, Any], now: float | None) -> bool:
+    if now is None:
+        return False
+    started = [p.get("started") for p in sighting.get("processes") or []]
+    return any(isinstance(s, int | float) and now - s >= LONG_LIVED_SECONDS for s in started)
+
+
+def _in_repository(sighting: Mapping[str, Any]) -> bool:
+    return any(c.get("scope") == "project" for c in sighting.get("configs") or [])
+
+
+def _list(items: list[str], shown: int = 3) -> str:
+    head = ", ".join(items[:shown])
+    return head if len(items) <= shown else f"{head} and {len(items) - shown} more"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _is(n: int) -> str:
+    return "is" if n == 1 else "are"

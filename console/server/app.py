@@ -5,6 +5,9 @@ Every error answer is JSON with a reason: ``{"detail": {"reason": "...", ...}}``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,20 +16,37 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import endpoint
+from console.server import search, trend
 from console.server.db import Database, migrate
 from console.server.deps import State
 from console.server.limits import BodyLimit, RateLimiter
 from console.server.metrics import LatencyMiddleware, Metrics
-from console.server.routes import API, admin, agents, devices, enroll, health, overview, policy, reports
+from console.server.routes import (
+    API,
+    admin,
+    agents,
+    devices,
+    enroll,
+    health,
+    me,
+    overview,
+    policy,
+    registrations,
+    reports,
+    triage,
+)
 from console.server.settings import Settings
 from console.server.writer import Writer
 from endpoint.protocol import Report
 
+log = logging.getLogger("agentroster.server")
 MAX_ERRORS_SHOWN = 20
+CHECKPOINT_SECONDS = 0.2  # SQLite: how often the WAL is checkpointed, off the write path
 
 
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
@@ -36,10 +56,16 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        db.start_checkpoints(CHECKPOINT_SECONDS)
         if run_migrations:
             await run_in_threadpool(migrate, db)
+        await run_in_threadpool(_prepare_search, db)
         writer.start()
+        counting = asyncio.create_task(_count_trend(db))
         yield
+        counting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await counting
         writer.stop()
         db.dispose()
 
@@ -53,7 +79,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                                 limiter=RateLimiter(settings.report_rate_per_second, settings.report_burst),
                                 writer=writer)
     for router in (enroll.router, reports.router, agents.router, devices.router, overview.router,
-                   policy.router, admin.router, health.router):
+                   policy.router, admin.router, health.router, triage.router, registrations.router, me.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, report_path=f"{API}/reports", report_limit=settings.max_report_bytes,
                        default_limit=settings.max_body_bytes)
@@ -62,6 +88,24 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _prepare_search(db: Database) -> None:
+    try:
+        with db.writing() as conn:
+            search.prepare(conn)
+    except SQLAlchemyError as exc:  # e.g. another collector building the same index: serve, searching as before
+        log.warning("the free-text search index was not prepared: %s", type(exc).__name__)
+
+
+async def _count_trend(db: Database) -> None:
+    """Rewrite the current hour's trend row now and every ``trend.TREND_SECONDS``."""
+    while True:
+        try:
+            await run_in_threadpool(trend.record, db)
+        except SQLAlchemyError as exc:  # the database is away: the next round tries again
+            log.warning("the ungoverned trend was not counted: %s", type(exc).__name__)
+        await asyncio.sleep(trend.TREND_SECONDS)
 
 
 def create_app_from_env() -> FastAPI:

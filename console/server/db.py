@@ -4,13 +4,17 @@ the write path, and schema migrations run from code (``alembic upgrade head`` wi
 SQLite allows one writer at a time, and its busy handler sleeps in whole milliseconds, so writers
 queue on a lock instead (a thread lock in the process, an ``flock`` on ``<database>.lock`` across
 processes: several uvicorn workers can serve, one writes at a time) and open their transactions with
-``BEGIN IMMEDIATE``. PostgreSQL needs neither: concurrent reports of one device serialize on its row
-(``SELECT ... FOR UPDATE``).
+``BEGIN IMMEDIATE``. A server's Database checkpoints the WAL from a thread of its own (``start_checkpoints``),
+so that copying pages back into the database and its fsync happen outside the write lock rather than
+in whichever commit crosses the WAL's size limit. PostgreSQL needs neither: concurrent reports of one
+device serialize on its row (``SELECT ... FOR UPDATE``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -28,6 +32,11 @@ from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 0x61677274  # pg_advisory lock id: one migrating process at a time
+# With background checkpoints, a commit checkpoints by itself only if the WAL outgrows this (pages),
+# e.g. while the checkpointer is starved; SQLite's default is 1,000.
+_DEFERRED_AUTOCHECKPOINT = 20_000
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file keeps once reset (it is truncated to this)
+log = logging.getLogger("agentroster.server")
 _SQLITE_PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",  # durable at checkpoints; a power cut can lose the last reports, devices resend
@@ -73,6 +82,11 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _defer_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={_DEFERRED_AUTOCHECKPOINT}")
+    dbapi_connection.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")  # the WAL is reset by a writer
+
+
 def _on_sqlite_begin(conn: Connection) -> None:
     immediate = conn.get_execution_options().get("sqlite_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -103,6 +117,37 @@ class WriteLock:
             self._fd = None
 
 
+class Checkpointer:
+    """Checkpoints a SQLite database's WAL every ``interval`` seconds from its own thread and connection.
+
+    PASSIVE checkpoints neither wait for nor block the writers and readers; each process of a multi-worker
+    server runs one, and SQLite lets one checkpoint run at a time.
+    """
+
+    def __init__(self, path: str, interval: float) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="agentroster-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=1, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. another process's checkpoint is running: the next one
+                    log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
 class Database:
     """An engine plus the write discipline its dialect needs."""
 
@@ -111,6 +156,17 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._lock: Any = WriteLock(self.engine.url.database) if self.is_sqlite else nullcontext()
         self._writer = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
+        self._checkpointer: Checkpointer | None = None
+
+    def start_checkpoints(self, interval: float) -> None:
+        """SQLite: checkpoint the WAL every ``interval`` seconds from a thread rather than in commits. For a
+        long-lived server; a one-off command keeps SQLite's own checkpoints. ``dispose`` stops it."""
+        path = self.engine.url.database
+        if not self.is_sqlite or self._checkpointer is not None or not path or path == ":memory:":
+            return
+        event.listen(self.engine, "connect", _defer_checkpoints)
+        self.engine.dispose()  # the pooled connections reopen with it
+        self._checkpointer = Checkpointer(path, interval)
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -132,6 +188,9 @@ class Database:
             return conn.execute(text("SELECT 1")).scalar() == 1
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
         if isinstance(self._lock, WriteLock):
             self._lock.close()

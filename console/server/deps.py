@@ -132,3 +132,21 @@ def _load_device_key(db: Database, key_id: str) -> tuple[str, str] | None:
 
 
 DeviceKey = Annotated[auth.Presented, Depends(get_device_key)]
+
+
+# -- either: routes where a device reads its own rows -----------------------------------------------
+
+
+def get_reader(state: StateDep, session: SessionDep, presented: PresentedDep) -> ApiToken | auth.Presented:
+    """An admin or viewer token (its row), or a device key that is known now (as presented); the route
+    limits a device to its own rows."""
+    if presented.kind != "device":
+        return get_caller(session, presented)
+    known = state.device_keys.get(presented.key_id) or _load_device_key(state.db, presented.key_id)
+    if known is None or not auth.matches(known[0], known[1], presented.secret):
+        raise invalid_device_key()
+    state.device_keys[presented.key_id] = known
+    return presented
+
+
+Reader = Annotated[ApiToken | auth.Presented, Depends(get_reader)]

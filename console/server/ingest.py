@@ -17,13 +17,14 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
 
 from console import governance
-from console.server import auth
+from console.server import auth, triage
 from console.server.models import Sighting, SightingHistory, SightingTag
 
 Result = Literal["applied", "duplicate", "need_snapshot"]
@@ -114,13 +115,27 @@ class Prepared:
     rows: list[dict[str, Any]] = field(default_factory=list)  # content_hash holds the first checksum only
     tags: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # sighting id -> (kind, value)
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sighting id -> the report's sighting
+    policy: governance.Policy | None = None  # the policy the rows were assessed under
 
 
 def parse_time(value: str, default: float) -> float:
+    if not isinstance(value, str):
+        return default
+    # a report's times repeat (a scan stamps its sightings alike), so each is parsed once; only short
+    # strings are kept, whatever a device sends
+    seconds = _iso_seconds(value) if len(value) <= _MAX_TIME_TEXT else _iso_seconds.__wrapped__(value)
+    return default if seconds is None else seconds
+
+
+_MAX_TIME_TEXT = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(value: str) -> float | None:
     try:
         return datetime.fromisoformat(value).timestamp()
-    except (ValueError, TypeError, OverflowError):
-        return default
+    except (ValueError, OverflowError):
+        return None
 
 
 def _crc(data: Any) -> str:
@@ -187,6 +202,15 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
     return out
 
 
+def prepare_report(report: dict[str, Any], policy: governance.Policy, now: float) -> Prepared:
+    """``prepare`` before the device is known: run by the request, outside the write lock, under the policy
+    last seen. ``apply_report`` fills in the device, or prepares again if the policy has changed since."""
+    prepared = prepare(report["upserts"], device_id="", hostname=report["device"]["hostname"], policy=policy,
+                       now=now, touched=0)
+    prepared.policy = policy
+    return prepared
+
+
 def tags_of(flags: Iterable[str], providers: Iterable[str]) -> list[tuple[str, str]]:
     return [("flag", f) for f in flags] + [("provider", p) for p in providers]
 
@@ -214,6 +238,8 @@ _REFRESH = ("last_seen", "detail", "content_hash", "updated_at", "touched", "ven
             "providers", "fingerprints")
 _INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed")
 _UPSERT_KEEP = ("device_id", "id", "recorded_at")  # what an upsert leaves as it was
+_REFRESH_KEYS = ("device_id", "id", *_REFRESH)
+_core_of, _indexed_of, _refresh_of = itemgetter(*CORE), itemgetter(*_INDEXED), itemgetter(*_REFRESH_KEYS)
 
 
 def _q(name: str) -> str:
@@ -234,9 +260,9 @@ _SQL = {
     "refresh": f"UPDATE sighting SET {', '.join(f'{c} = :{c}' for c in _REFRESH)} "
                "WHERE device_id = :device_id AND id = :id",
     "gone_ids": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
-                "WHERE device_id = :device_id AND gone = :no AND id IN {ids} RETURNING id",
+                "WHERE device_id = :device_id AND id IN {ids} AND NOT gone RETURNING id",
     "gone_untouched": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
-                      "WHERE device_id = :device_id AND gone = :no AND touched <> :touched RETURNING id",
+                      "WHERE device_id = :device_id AND NOT gone AND touched <> :touched RETURNING id",
     "history": "INSERT INTO sighting_history (device_id, sighting_id, epoch, seq, at, change, fields) "
                "VALUES (:device_id, :sighting_id, :epoch, :seq, :at, :change, :fields)",
     "untag": "DELETE FROM sighting_tag WHERE device_id = :device_id AND sighting_id IN {ids}",
@@ -354,6 +380,11 @@ def load_policy(cur: _Cursor) -> governance.Policy:
     return _policy_cache[row[0]]
 
 
+def cached_policy() -> governance.Policy | None:
+    """The policy this process last read (None before its first report): what ``prepare_report`` uses."""
+    return next(iter(_policy_cache.values()), None)
+
+
 _DEVICE_FIELDS = ("id", "host_identifier", "key_salt", "key_hash", "revoked_at", "epoch", "seq", "applied",
                   "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version")
 _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
@@ -361,8 +392,12 @@ _PRIOR_FIELDS = ("id", *CORE, "providers", "content_hash", "gone", "first_seen",
 
 
 def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, Any],
-                 now: float | None = None) -> Outcome:
-    """Apply one validated report (as plain JSON data) from the device the key belongs to."""
+                 now: float | None = None, prepared: Prepared | None = None) -> Outcome:
+    """Apply one validated report (as plain JSON data) from the device the key belongs to.
+
+    ``prepared`` is the report's ``prepare_report`` (made with the same ``now``); it is used, and changed,
+    only if the policy it was made under is still the policy.
+    """
     now = time.time() if now is None else now
     cur = _Cursor(conn)
     device = _locked_device(cur, presented)
@@ -374,7 +409,7 @@ def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, 
         past_seq = row[0] if row else None
     outcome = decide(device["epoch"], device["seq"], past_seq, report["epoch"], report["seq"], report["kind"])
     if outcome.result == "applied":
-        _apply(cur, device, report, now)
+        _apply(cur, device, report, now, prepared)
     return outcome
 
 
@@ -387,12 +422,20 @@ def _locked_device(cur: _Cursor, presented: auth.Presented) -> dict[str, Any]:
     return device
 
 
-def _apply(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: float) -> None:
+def _apply(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: float,
+           prepared: Prepared | None = None) -> None:
     device_id, touched = device["id"], device["applied"] + 1
     if report["device"]["hostname"] != device["hostname"]:
         cur.run("hostname", {"hostname": report["device"]["hostname"], "device_id": device_id})
-    prepared = prepare(report["upserts"], device_id=device_id, hostname=report["device"]["hostname"],
-                       policy=load_policy(cur), now=now, touched=touched)
+    policy = load_policy(cur)
+    if prepared is None or prepared.policy is not policy:
+        prepared = prepare(report["upserts"], device_id=device_id, hostname=report["device"]["hostname"],
+                           policy=policy, now=now, touched=touched)
+    else:
+        for row in prepared.rows:
+            row["device_id"], row["touched"] = device_id, touched
+    # an admin's approval or an employee's registration outranks the policy alone
+    triage.adjust_at_ingest(cur.cursor, cur.pg, device_id, prepared.rows, prepared.tags, prepared.docs, policy)
     history = _write_sightings(cur, device_id, prepared, report, now)
     history += _mark_gone(cur, device_id, report, now, touched)
     cur.many("history", history)
@@ -409,14 +452,14 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: d
         old = prior.get(row["id"])
         present = old if old is not None and not old["gone"] else None
         if present and present["content_hash"].partition(".")[0] == row["content_hash"] \
-                and all(present[k] == row[k] for k in CORE):
+                and _core_of(present) == _core_of(row):
             row["content_hash"] = present["content_hash"]  # a refresh: nothing material moved
             fields = None
         else:
             row["content_hash"] = content_hash(prepared.docs[row["id"]])
             fields = changed_fields(old, row)
-        if present and all(present[k] == row[k] for k in _INDEXED):
-            refreshes.append({k: row[k] for k in ("device_id", "id", *_REFRESH)})
+        if present and _indexed_of(present) == _indexed_of(row):
+            refreshes.append(dict(zip(_REFRESH_KEYS, _refresh_of(row), strict=True)))
         else:
             upserts.append(row)
         if fields is not None:
@@ -454,7 +497,7 @@ def _retag(cur: _Cursor, device_id: str, tags: dict[str, list[tuple[str, str]]])
 def _mark_gone(cur: _Cursor, device_id: str, report: dict[str, Any], now: float,
                touched: int) -> list[dict[str, Any]]:
     """Sightings a snapshot no longer carries, or a delta removes, are gone (kept, with history)."""
-    params = {"device_id": device_id, "now": now, "touched": touched, "yes": True, "no": False}
+    params = {"device_id": device_id, "now": now, "touched": touched, "yes": True}
     if report["kind"] == "snapshot":
         gone = [r[0] for r in cur.all("gone_untouched", params)]
     elif report["removed"]:

@@ -9,9 +9,9 @@ configs, MCP servers, endpoints, credentials, evidence) sit in one JSON text col
 # No ``from __future__ import annotations`` here: SQLModel builds columns from the real annotations.
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -21,6 +21,17 @@ from endpoint.protocol import Config, CredentialRef, DeviceStatus, Endpoint, Evi
 SORT_COLUMNS = ("name", "type", "user", "hostname", "last_seen", "first_seen", "confidence")
 
 Role = Literal["admin", "viewer"]
+TriageKind = Literal["approve", "assign_owner", "request_registration", "false_positive", "note"]
+TriageState = Literal["new", "approved", "registration_requested", "false_positive"]
+Autonomy = Literal["supervised", "autonomous"]
+RegistrationStatus = Literal["pending", "approved", "rejected", "superseded"]
+MAX_NOTE = 4000
+
+# Text an admin or an employee types: no NUL (PostgreSQL text cannot hold it), bounded.
+NoNul = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=NoNul)]
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE, pattern=NoNul)]
+Item = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=NoNul)]
 
 
 def iso(seconds: float | None) -> datetime | None:
@@ -65,6 +76,7 @@ class DevicePublic(DeviceBase):
     revoked: bool
     stale: bool
     sightings: int
+    users: list[str] = []  # the distinct users of its present sightings, sorted, capped
     status: DeviceStatus
 
 
@@ -90,7 +102,12 @@ class SightingBase(SQLModel):
 class Sighting(SightingBase, table=True):
     """One agent on one device as last reported; ``gone`` once a snapshot or delta drops it."""
 
-    __table_args__ = tuple(Index(f"ix_sighting_sort_{c}", c, "device_id", "id") for c in SORT_COLUMNS)
+    __table_args__ = (
+        *(Index(f"ix_sighting_sort_{c}", c, "device_id", "id") for c in SORT_COLUMNS),
+        # covers the roster's counts and the overview (present, governed, per device, per type, new), so
+        # that they read an index instead of the wide rows
+        Index("ix_sighting_roster", "gone", "governed", "device_id", "id", "hostname", "type", "recorded_at"),
+    )
 
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=32)
     id: str = Field(primary_key=True)
@@ -158,6 +175,8 @@ class SightingPublic(SightingBase):
     last_seen: datetime
     recorded_at: datetime
     gone: bool
+    owner: str | None = None
+    triage_state: TriageState = "new"
 
 
 class SightingDetail(SightingPublic):
@@ -168,11 +187,14 @@ class SightingDetail(SightingPublic):
     credentials: list[CredentialRef]
     evidence: list[Evidence]
     history: list[SightingHistoryPublic]
+    actions: list["TriageActionPublic"]  # newest first
+    registration: "RegistrationPublic | None"  # the newest, whatever its status
+    reasons: dict[str, str]  # collector flag -> one line about this sighting ("calls openai, not declared")
 
 
 class SightingsPublic(SQLModel):
     data: list[SightingPublic]
-    count: int
+    count: int | None  # on the first page (or with count=true); null on the pages after it
     next_cursor: str | None
 
 
@@ -188,6 +210,143 @@ class ReportEpoch(SQLModel, table=True):
     last_at: float
 
 
+# -- triage -----------------------------------------------------------------------------------------
+
+
+class SightingTriage(SQLModel, table=True):
+    """A sighting's triage: its state, owner, approval and registration, kept apart from the sighting row
+    (which every report rewrites) and read by ingest only for the sightings that have one."""
+
+    __tablename__ = "sighting_triage"
+    __table_args__ = (Index("ix_sighting_triage_state", "state"), Index("ix_sighting_triage_owner", "owner"))
+
+    device_id: str = Field(primary_key=True, max_length=32)
+    sighting_id: str = Field(primary_key=True)
+    state: str = Field(default="new", max_length=32)
+    owner: str | None = Field(default=None, max_length=256)
+    approval: str = Field(default="", sa_type=Text)  # JSON declaration of what it did when approved, or ""
+    registration: str = Field(default="", sa_type=Text)  # JSON of the registration that counts, or ""
+    updated_at: float
+
+
+class TriageActionCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    action: TriageKind
+    owner: Name | None = None
+    note: Note | None = None
+
+
+class TriageTarget(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    device_id: str = Field(max_length=32)
+    sighting_id: str = Field(max_length=128)
+
+
+class TriageBulkCreate(TriageActionCreate):
+    targets: list[TriageTarget] = Field(min_length=1, max_length=1000)
+
+
+class TriageAction(SQLModel, table=True):
+    """One triage action on one sighting, with who took it and when; never changed afterwards."""
+
+    __tablename__ = "triage_action"
+    __table_args__ = (Index("ix_triage_action_sighting", "device_id", "sighting_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(max_length=32)
+    sighting_id: str
+    action: str = Field(max_length=32)
+    actor: str = Field(max_length=128)
+    at: float
+    owner: str | None = Field(default=None, max_length=256)
+    note: str | None = Field(default=None, sa_type=Text)
+
+
+class TriageActionPublic(SQLModel):
+    id: int
+    device_id: str
+    sighting_id: str
+    action: str
+    actor: str
+    at: datetime
+    owner: str | None
+    note: str | None
+
+
+class TriageApplied(SQLModel):
+    applied: int
+    actions: list[TriageActionPublic]
+
+
+# -- registrations ----------------------------------------------------------------------------------
+
+
+class RegistrationBase(SQLModel):
+    sighting_id: str = Field(max_length=128)
+    owner: str = Field(max_length=256)
+    purpose: str = Field(sa_type=Text)
+    business_process: str = Field(default="", max_length=1000)
+    providers: list[str] = Field(default_factory=list, sa_type=JSON)
+    tools: list[str] = Field(default_factory=list, sa_type=JSON)
+    data_systems: list[str] = Field(default_factory=list, sa_type=JSON)
+    autonomy: str = Field(default="supervised", max_length=16)
+
+
+class RegistrationCreate(RegistrationBase):
+    """What an employee declares about an agent of theirs (sent by their device)."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    sighting_id: str = Field(min_length=1, max_length=128)
+    owner: Name
+    purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE,
+                                              pattern=NoNul)]
+    business_process: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=NoNul)] = ""
+    providers: list[Item] = Field(default_factory=list, max_length=100)
+    tools: list[Item] = Field(default_factory=list, max_length=100)
+    data_systems: list[Item] = Field(default_factory=list, max_length=100)
+    autonomy: Autonomy = "supervised"
+
+
+class Registration(RegistrationBase, table=True):
+    """An employee's registration of one sighting; an admin approves or rejects it. A newer registration of
+    the same sighting supersedes an older pending one, and once approved an older approved one."""
+
+    __table_args__ = (Index("ix_registration_sighting", "device_id", "sighting_id", "id"),
+                      Index("ix_registration_status", "status", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(max_length=32)
+    status: str = Field(default="pending", max_length=16)
+    created_at: float
+    decided_at: float | None = None
+    decided_by: str | None = Field(default=None, max_length=128)
+    decision_note: str | None = Field(default=None, sa_type=Text)
+
+
+class RegistrationDecision(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    note: Note | None = None
+
+
+class RegistrationPublic(RegistrationBase):
+    id: int
+    device_id: str
+    status: RegistrationStatus
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_note: str | None
+
+
+class RegistrationsPublic(SQLModel):
+    data: list[RegistrationPublic]
+    count: int
+
+
 # -- policy -----------------------------------------------------------------------------------------
 
 
@@ -195,6 +354,7 @@ class PolicyBase(SQLModel):
     sanctioned_signatures: list[str] = Field(default_factory=list, sa_type=JSON)
     sanctioned_providers: list[str] = Field(default_factory=list, sa_type=JSON)
     corporate_fingerprints: list[str] = Field(default_factory=list, sa_type=JSON)
+    risky_tools: list[str] = Field(default_factory=list, sa_type=JSON)  # globs on MCP server names and commands
 
 
 class Policy(PolicyBase, table=True):
@@ -211,6 +371,7 @@ class PolicyUpdate(PolicyBase):
     sanctioned_signatures: list[str] = Field(default_factory=list, max_length=10_000)
     sanctioned_providers: list[str] = Field(default_factory=list, max_length=10_000)
     corporate_fingerprints: list[str] = Field(default_factory=list, max_length=100_000)
+    risky_tools: list[Item] = Field(default_factory=list, max_length=1000)
 
 
 class PolicyPublic(PolicyBase):
@@ -255,6 +416,13 @@ class ApiTokensPublic(SQLModel):
     count: int
 
 
+class Me(SQLModel):
+    """The caller's token: its name and role."""
+
+    name: str
+    role: str
+
+
 class ApiTokenCreated(ApiTokenPublic):
     token: str  # shown once, never stored
 
@@ -289,6 +457,21 @@ class DeviceCount(SQLModel):
     count: int
 
 
+class UngovernedTrend(SQLModel, table=True):
+    """Ungoverned sightings at one hour (its start, UNIX seconds), as last counted in that hour."""
+
+    __tablename__ = "ungoverned_trend"
+
+    at: float = Field(primary_key=True)
+    ungoverned: int
+    sightings: int
+
+
+class TrendPoint(SQLModel):
+    at: datetime
+    ungoverned: int
+
+
 class OverviewPublic(SQLModel):
     sightings: int
     devices: int
@@ -298,3 +481,7 @@ class OverviewPublic(SQLModel):
     new_last_day: int
     top_providers: list[CountBy]
     top_ungoverned_devices: list[DeviceCount]
+    trend: list[TrendPoint] = []  # one point per hour over the last 30 days, oldest first
+
+
+SightingDetail.model_rebuild()  # its actions and registration are defined further down

@@ -29,6 +29,8 @@ class _Job:
     report: dict[str, Any]
     future: asyncio.Future[Result]
     loop: asyncio.AbstractEventLoop
+    now: float | None = None
+    prepared: ingest.Prepared | None = None  # made by the request, outside the write lock
 
 
 class StoreUnavailable(Exception):
@@ -52,11 +54,16 @@ class Writer:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def apply(self, key: auth.Presented, report: dict[str, Any]) -> ingest.Outcome:
-        """Apply one validated report; raises the IngestError it was refused with, or StoreUnavailable."""
+    async def apply(self, key: auth.Presented, report: dict[str, Any], *, now: float | None = None,
+                    prepared: ingest.Prepared | None = None) -> ingest.Outcome:
+        """Apply one validated report; raises the IngestError it was refused with, or StoreUnavailable.
+
+        ``prepared`` (``ingest.prepare_report`` with the same ``now``) saves the writer that work, which
+        would otherwise be done while it holds the store's write lock.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        self._queue.put(_Job(key, report, future, loop))
+        self._queue.put(_Job(key, report, future, loop, now, prepared))
         result = await future
         if isinstance(result, ingest.Outcome):
             return result
@@ -84,20 +91,22 @@ class Writer:
             for done, result in zip(batch, self._run(batch), strict=True):
                 done.loop.call_soon_threadsafe(_resolve, done.future, result)
 
-    def _run(self, batch: list[_Job]) -> list[Result]:
+    def _run(self, batch: list[_Job], *, first_try: bool = True) -> list[Result]:
         try:
             with self.db.writing() as conn:
-                return [_apply_one(conn, job) for job in batch]
+                return [_apply_one(conn, job, first_try) for job in batch]
         except Exception as exc:  # a database error: nothing of this batch was committed
             if len(batch) == 1:
                 log.warning("report from device key %s not applied: %s", batch[0].key.key_id, type(exc).__name__)
                 return [exc]
-            return [self._run([job])[0] for job in batch]
+            return [self._run([job], first_try=False)[0] for job in batch]
 
 
-def _apply_one(conn: Any, job: _Job) -> Result:
+def _apply_one(conn: Any, job: _Job, first_try: bool) -> Result:
+    # a failed try may have changed the prepared rows: a retry prepares them again
+    prepared = job.prepared if first_try else None
     try:
-        return ingest.apply_report(conn, job.key, job.report)
+        return ingest.apply_report(conn, job.key, job.report, job.now, prepared)
     except ingest.IngestError as exc:  # refused before it wrote anything: the batch goes on
         return exc
 

@@ -27,7 +27,9 @@ def run() -> None:
 
 
 def _run_on(connection: object) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata,
+    from console.server.search import outside_models  # the search's own tables and index: not in the models
+
+    context.configure(connection=connection, target_metadata=target_metadata, include_name=outside_models,
                       render_as_batch=connection.dialect.name == "sqlite")  # type: ignore[attr-defined]
     with context.begin_transaction():
         context.run_migrations()

@@ -1,4 +1,4 @@
-"""GET /api/v1/devices (with staleness, sighting counts and last status) and revoking a device."""
+"""GET /api/v1/devices (with staleness, sighting counts, users and last status) and revoking a device."""
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
@@ -17,6 +17,7 @@ from console.server.routes import API
 from endpoint.protocol import DeviceStatus
 
 router = APIRouter(prefix=API, tags=["devices"])
+USERS_SHOWN = 20  # users listed per device row
 
 
 @router.get("/devices")
@@ -37,8 +38,10 @@ def list_devices(
     count = session.scalar(select(func.count()).select_from(Device).where(*conditions)) or 0
     rows = list(session.scalars(select(Device).where(*conditions)
                                 .order_by(col(Device.hostname), col(Device.id)).offset(skip).limit(limit)))
-    counts = _sighting_counts(session, [r.id for r in rows])
-    return DevicesPublic(data=[public(r, counts.get(r.id, 0), cutoff) for r in rows], count=count)
+    ids = [r.id for r in rows]
+    counts, users = _sighting_counts(session, ids), users_of(session, ids)
+    return DevicesPublic(data=[public(r, counts.get(r.id, 0), cutoff, users.get(r.id, [])) for r in rows],
+                         count=count)
 
 
 @router.post("/devices/{device_id}/revoke", responses={404: {"description": "no such device, or already revoked"}})
@@ -56,14 +59,30 @@ def revoke_device(device_id: str, caller: AdminCaller, state: StateDep) -> Devic
         return public(revoked, _sighting_counts(session, [device_id]).get(device_id, 0), cutoff)
 
 
-def public(row: Device, sightings: int, cutoff: float) -> DevicePublic:
+def public(row: Device, sightings: int, cutoff: float, users: list[str] | None = None) -> DevicePublic:
     return DevicePublic(
         id=row.id, host_identifier=row.host_identifier, hostname=row.hostname, os=row.os,
         os_version=row.os_version, arch=row.arch, agentroster_version=row.agentroster_version,
         enrolled_at=iso(row.enrolled_at), last_seen=iso(row.last_seen), revoked=row.revoked_at is not None,
-        stale=row.last_seen is None or row.last_seen < cutoff, sightings=sightings,
+        stale=row.last_seen is None or row.last_seen < cutoff, sightings=sightings, users=users or [],
         status=DeviceStatus.model_validate(orjson.loads(row.status or "{}")),
     )  # fmt: skip
+
+
+def users_of(session: Session, device_ids: list[str]) -> dict[str, list[str]]:
+    """Per device, the distinct users its present sightings run under, sorted, at most ``USERS_SHOWN``
+    (a machine-wide install's "" is left out)."""
+    if not device_ids:
+        return {}
+    query = (select(Sighting.device_id, Sighting.user).distinct()
+             .where(col(Sighting.device_id).in_(device_ids), col(Sighting.gone).is_(False), col(Sighting.user) != "")
+             .order_by(col(Sighting.device_id), col(Sighting.user)))
+    users: dict[str, list[str]] = {}
+    for device_id, user in session.execute(query):
+        shown = users.setdefault(device_id, [])
+        if len(shown) < USERS_SHOWN:
+            shown.append(user)
+    return users
 
 
 def _sighting_counts(session: Session, device_ids: list[str]) -> dict[str, int]:

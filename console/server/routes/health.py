@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
+from console.server import search
 from console.server.deps import Caller, SessionDep, StateDep
 from console.server.models import Device, Sighting
 
@@ -21,10 +22,12 @@ def healthz(state: StateDep) -> JSONResponse:
     """200 when the database answers a query, 503 otherwise."""
     try:
         ok = state.db.ping()
+        kind = search.kind(state.db.engine) if ok else ""
     except SQLAlchemyError:
         ok = False
     if ok:
-        return JSONResponse({"status": "ok", "database": "ok"})
+        # what serves free text: "fts5_trigram", "pg_trgm", or "scan" (no trigram index on this store)
+        return JSONResponse({"status": "ok", "database": "ok", "search": kind})
     return JSONResponse({"status": "error", "database": "unreachable", "reason": "database_unreachable"}, 503)
 
 

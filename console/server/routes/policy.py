@@ -13,7 +13,7 @@ from sqlalchemy import text, update
 from sqlmodel import Session
 
 from console import governance
-from console.server import ingest
+from console.server import ingest, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep
 from console.server.models import Policy, PolicyPublic, PolicyUpdate, iso
 from console.server.routes import API
@@ -35,9 +35,10 @@ def put_policy(body: PolicyUpdate, caller: AdminCaller, state: StateDep) -> Poli
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ingest.POLICY_LOCK_ID})
         conn.execute(update(Policy).where(Policy.id == 1)  # type: ignore[arg-type]
                      .values(**clean.model_dump(), version=Policy.version + 1, updated_at=time.time()))
-        ingest.recompute_governance(conn, governance.Policy.of(clean.sanctioned_signatures,
-                                                               clean.sanctioned_providers,
-                                                               clean.corporate_fingerprints))
+        policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
+                                      clean.corporate_fingerprints, clean.risky_tools)
+        ingest.recompute_governance(conn, policy)
+        triage.reassess_standing(conn, policy)  # approvals and registrations, which that pass does not know
     with Session(state.db.engine) as session:
         row = session.get(Policy, 1)
         assert row is not None
@@ -46,5 +47,6 @@ def put_policy(body: PolicyUpdate, caller: AdminCaller, state: StateDep) -> Poli
 
 def public(row: Policy) -> PolicyPublic:
     return PolicyPublic(sanctioned_signatures=row.sanctioned_signatures, sanctioned_providers=row.sanctioned_providers,
-                        corporate_fingerprints=row.corporate_fingerprints, version=row.version,
+                        corporate_fingerprints=row.corporate_fingerprints, risky_tools=row.risky_tools,
+                        version=row.version,
                         updated_at=iso(row.updated_at))

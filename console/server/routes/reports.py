@@ -1,19 +1,23 @@
 """POST /api/v1/reports: a device's report in, a ReportAck out.
 
 The body is read here rather than by FastAPI so that the device is authenticated and rate-limited
-before a byte of it is read, and so that pydantic validates the raw JSON in one pass.
+before a byte of it is read, and so that pydantic validates the raw JSON in one pass. That pass answers
+plain data (``plain_validator``): the ``Report`` model's own checks, strict, without building model
+instances that ingest would only turn back into dicts.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
+import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 
 from console.server import ingest
-from console.server.deps import DeviceKey, State, StateDep, invalid_device_key, refuse
+from console.server.deps import State, get_device_key, invalid_device_key, refuse
 from console.server.limits import retry_after
 from console.server.routes import API
 from console.server.writer import StoreUnavailable
@@ -38,16 +42,22 @@ REPORT_BODY = {
                403: {"description": "the report is about another device"},
                413: {"description": "body over the cap"}, 429: {"description": "rate limited"}},
 )  # fmt: skip
-async def post_report(request: Request, key: DeviceKey, state: StateDep) -> Response:
+async def post_report(request: Request) -> Response:
     """Apply a report exactly once per (device, epoch, seq); see ReportAck for the answer."""
+    # The device key is checked by a direct call rather than as a dependency: resolving dependencies
+    # costs this route, the busiest of all, more than the check itself.
+    state: State = request.app.state.collector
+    key = await get_device_key(request, state)
     wait = state.limiter.take(key.key_id)
     if wait:
         state.metrics.count_report("rate_limited")
         raise HTTPException(429, detail={"reason": "rate_limited", "retry_after": wait}, headers=retry_after(wait))
     body = await request.body()
     data = _validated(body, state)
+    now, policy = time.time(), ingest.cached_policy()
+    prepared = ingest.prepare_report(data, policy, now) if policy is not None else None
     try:
-        outcome = await state.writer.apply(key, data)
+        outcome = await state.writer.apply(key, data, now=now, prepared=prepared)
     except StoreUnavailable:
         state.metrics.count_report("error")
         raise refuse(503, "store_unavailable", retry=True) from None
@@ -62,11 +72,44 @@ async def post_report(request: Request, key: DeviceKey, state: StateDep) -> Resp
     return Response(orjson.dumps(outcome.ack()), media_type="application/json")
 
 
+def plain_validator(model: type[BaseModel]) -> SchemaValidator:
+    """A validator that checks what ``model`` checks and answers what ``model_dump()`` would: each model
+    in its schema becomes a typed dict with the same fields, aliases, constraints and defaults."""
+    return SchemaValidator(_as_typed_dict(model.__pydantic_core_schema__))
+
+
+_FIELD_KEYS = ("schema", "validation_alias", "serialization_alias", "serialization_exclude", "metadata")
+
+
+def _as_typed_dict(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_as_typed_dict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "model":
+        fields = schema["schema"]["fields"]
+        out = {"type": "typed-dict", "config": schema.get("config", {}), "fields": {
+            name: {"type": "typed-dict-field", "required": field["schema"]["type"] != "default",
+                   **{k: _as_typed_dict(field[k]) for k in _FIELD_KEYS if k in field}}
+            for name, field in fields.items()}}  # fmt: skip
+        if "ref" in schema:
+            out["ref"] = schema["ref"]
+        return out
+    out = {k: _as_typed_dict(v) for k, v in schema.items()}
+    factory = schema.get("default_factory")
+    if isinstance(factory, type) and issubclass(factory, BaseModel):  # e.g. status: DeviceStatus()
+        out["default_factory"] = lambda: factory().model_dump()
+    return out
+
+
+_REPORT = plain_validator(Report)
+
+
 def _validated(body: bytes, state: State) -> dict[str, Any]:
     """The report as plain data, once pydantic has checked it against the contract (strictly: no coercion,
     so the plain data and the model agree)."""
     try:
-        Report.model_validate_json(body, strict=True)
+        data: dict[str, Any] = _REPORT.validate_json(body, strict=True)
     except ValidationError as exc:
         state.metrics.count_report("rejected")
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
@@ -74,9 +117,6 @@ def _validated(body: bytes, state: State) -> dict[str, Any]:
             raise refuse(400, "invalid_json") from None
         shown = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:MAX_ERRORS_SHOWN]]
         raise refuse(422, "invalid_report", errors=shown, error_count=len(errors)) from None
-    data: dict[str, Any] = orjson.loads(body)
-    data.setdefault("upserts", [])
-    data.setdefault("removed", [])
     try:
         ingest.check_sizes(data["upserts"], data["removed"])
     except ingest.ReportRejected as exc:

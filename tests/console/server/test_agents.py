@@ -89,7 +89,7 @@ def test_keyset_pages_add_up_to_the_sorted_list(roster, sort, order) -> None:
     while True:
         params = {"device": device.device_id, "sort": sort, "order": order, "limit": 2}
         page = collector.agents(**params, **({"cursor": cursor} if cursor else {}))
-        assert page["count"] == len(made)
+        assert page["count"] == (len(made) if cursor is None else None)  # counted on the first page only
         paged += page["data"]
         cursor = page["next_cursor"]
         if cursor is None:

@@ -7,7 +7,7 @@ import fleet
 
 def test_healthz_needs_no_token_and_checks_the_database(collector) -> None:
     answer = collector.http.get("/healthz")
-    assert answer.status_code == 200 and answer.json() == {"status": "ok", "database": "ok"}
+    assert answer.status_code == 200 and answer.json()["status"] == answer.json()["database"] == "ok"
 
 
 def test_metrics_need_a_token(collector) -> None:

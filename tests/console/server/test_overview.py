@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import fleet
+
+from console.server import trend
+from console.server.db import Database
 
 
 def test_the_overview_counts_the_fleet(own_collector, enroll_on) -> None:
@@ -25,3 +30,32 @@ def test_gone_sightings_are_not_counted(own_collector, enroll_on) -> None:
     device.snapshot(fleet.sighting(), fleet.sighting())
     device.snapshot()
     assert own_collector.get("/api/v1/overview").json()["sightings"] == 0
+
+
+def test_a_new_collector_starts_its_ungoverned_trend(own_collector) -> None:
+    trend = own_collector.get("/api/v1/overview").json()["trend"]
+    assert len(trend) == 1 and trend[0]["ungoverned"] == 0
+    assert trend[0]["at"].endswith(":00:00Z") or trend[0]["at"].endswith(":00:00+00:00")  # the hour's start
+
+
+def test_the_trend_counts_the_ungoverned_sightings_of_each_hour(own_collector, enroll_on) -> None:
+    device = enroll_on(own_collector)
+    made = [fleet.sighting(), fleet.sighting(signature="ollama", type="runtime"), fleet.sighting()]
+    device.snapshot(*made)
+    own_collector.http.post(f"/api/v1/agents/{device.device_id}/{made[0]['id']}/actions",
+                            json={"action": "false_positive"}, headers=own_collector.as_admin())
+    own_collector.http.put("/api/v1/policy", json={"sanctioned_signatures": ["ollama"]},
+                           headers=own_collector.as_admin())
+    db = Database(own_collector.database_url, pool_size=1)
+    try:
+        now = time.time()
+        assert trend.record(db, now - 5 * trend.HOUR) == (1, 2)  # one ungoverned, one governed, one hidden
+        assert trend.record(db, now) == (1, 2)
+        assert trend.record(db, now) == (1, 2)  # the same hour again: rewritten, not added
+        trend.record(db, now - 31 * 24 * trend.HOUR)  # too old to be shown
+    finally:
+        db.dispose()
+    points = own_collector.get("/api/v1/overview").json()["trend"]
+    assert [p["ungoverned"] for p in points][-2:] == [1, 1] and len(points) <= 3
+    times = [p["at"] for p in points]
+    assert times == sorted(times) and len(set(times)) == len(times)

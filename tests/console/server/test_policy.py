@@ -53,3 +53,20 @@ def test_an_unknown_policy_field_is_refused(own_collector) -> None:
     answer = put(own_collector, own_collector.admin, sanction_everything=True)
     assert (answer.status_code, fleet.reason(answer)) == (422, "invalid_request")
     assert own_collector.get("/api/v1/policy").json()["version"] == 0
+
+
+def test_risky_tool_patterns_are_kept_and_explain_broad_tools(own_collector, enroll_on) -> None:
+    device = enroll_on(own_collector)
+    made = fleet.sighting(mcp_servers=[{"name": "shell", "transport": "stdio", "command": "/opt/mcp-shell",
+                                        "args": [], "url": None, "source": "/home/alice/.claude.json", "enabled": True,
+                                        "project": None}])
+    device.snapshot(made)
+    answer = put(own_collector, own_collector.admin, risky_tools=["*mcp-shell*", "*mcp-shell*"])
+    assert answer.status_code == 200 and answer.json()["risky_tools"] == ["*mcp-shell*"]
+    detail = own_collector.get(f"/api/v1/agents/{device.device_id}/{made['id']}").json()
+    assert "shell" in detail["reasons"]["broad_tools"]
+
+
+def test_a_risky_tool_pattern_must_be_text(own_collector) -> None:
+    answer = put(own_collector, own_collector.admin, risky_tools=["", "ok"])
+    assert answer.status_code == 422

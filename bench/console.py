@@ -1,0 +1,248 @@
+"""Console benchmark: the Qt console (offscreen) over a collector holding 100,000 sightings.
+
+The collector (``agentroster server``, SQLite, 127.0.0.1) is filled through its real enroll and report
+API by ``--devices`` simulated devices (tests/console/server/fleet.py, the simulator bench/ingest.py
+uses), each sending one snapshot of ``--per-device`` sightings, from several client processes. The
+filled database is kept under .cache/console-bench/ and reused by later runs with the same sizes
+(``--refill`` to build it again).
+
+Then, in this process, the real console window (offscreen) signs in and this times, as the median of
+``--runs`` tries, from the action to the rows on screen (API call off the GUI thread, answer queued
+back, rows inserted): the first page, applying a filter (type, flag, free text), sorting by name, and
+opening an agent's detail; then the console's RSS after paging through ``--scroll`` pages. Beside each figure, the same request
+made straight with the API client (no Qt) shows how much of it is the collector's.
+
+    .venv/bin/python bench/console.py
+    .venv/bin/python bench/console.py --devices 1000 --per-device 10   # a quick look
+
+The budget (DESIGN.md): first page <= 300 ms, filter <= 200 ms, <= 300 MB RSS. Nothing is asserted;
+the figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "console" / "server"))
+
+import fleet  # noqa: E402
+import servers  # noqa: E402
+
+CACHE = REPO / ".cache" / "console-bench"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--per-device", type=int, default=10, help="sightings per device")
+    parser.add_argument("--clients", type=int, default=4, help="client processes filling the collector")
+    parser.add_argument("--runs", type=int, default=5, help="tries per figure (the median is printed)")
+    parser.add_argument("--scroll", type=int, default=20, help="pages to scroll through before measuring RSS")
+    parser.add_argument("--refill", action="store_true", help="build the cached database again")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    directory = CACHE / f"d{args.devices}-s{args.per_device}"
+    database = directory / "collector.sqlite3"
+    if args.refill and directory.exists():
+        shutil.rmtree(directory)
+    url = f"sqlite:///{database}"
+    if not database.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        fill(url, directory, args)
+    tokens = servers.provision(url)  # a fresh admin token for this run (tokens are stored hashed)
+    server = servers.CollectorProcess(url, log=directory / "server.log").start()
+    try:
+        measure(server.base_url, tokens["admin"], args)
+    finally:
+        server.stop()
+    return 0
+
+
+# -- filling the collector through its ingest API ----------------------------------------------------
+
+
+def fill(url: str, directory: Path, args: argparse.Namespace) -> None:
+    secret = servers.provision(url)["enroll_secret"]
+    server = servers.CollectorProcess(url, log=directory / "server.log").start()
+    started = time.perf_counter()
+    try:
+        shares = [list(range(c, args.devices, args.clients)) for c in range(args.clients)]
+        with multiprocessing.get_context("fork").Pool(args.clients) as pool:
+            sent = pool.starmap(send_devices, [(server.port, secret, share, args.per_device) for share in shares])
+    finally:
+        server.stop()
+    print(f"filled: {args.devices:,} devices, {sum(sent):,} sightings through the ingest API "
+          f"in {time.perf_counter() - started:.0f} s (cached in {directory.relative_to(REPO)})")
+
+
+def send_devices(port: int, secret: str, indexes: list[int], per_device: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    sent = 0
+    for i in indexes:
+        sim = fleet.SimDevice.build(i, seed=11)
+        body = orjson.dumps({"enroll_secret": secret, "host_identifier": sim.device_id, "device": sim.device})
+        status, answer = post(conn, "/api/v1/enroll", body, None)
+        if status != 200:
+            raise RuntimeError(f"enroll answered {status}: {answer[:200]!r}")
+        key = orjson.loads(answer)["device_key"]
+        snapshot = sim.snapshot()
+        snapshot["upserts"] = snapshot["upserts"][:per_device]
+        status, answer = post(conn, "/api/v1/reports", orjson.dumps(snapshot), key)
+        if status != 200:
+            raise RuntimeError(f"report answered {status}: {answer[:200]!r}")
+        sent += len(snapshot["upserts"])
+    return sent
+
+
+def post(conn: http.client.HTTPConnection, path: str, body: bytes, key: str | None) -> tuple[int, bytes]:
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    conn.request("POST", path, body, headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+# -- the console --------------------------------------------------------------------------------------
+
+
+def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
+    import psutil
+    from PySide6.QtCore import QEventLoop, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from console.app import api
+    from console.app import viewmodels as vm
+    from console.app.controllers import Console
+    from console.app.views.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive while the window lives
+    settings_path = CACHE / "bench-console.ini"
+    settings_path.unlink(missing_ok=True)
+    client = api.Client(base_url, token, timeout=60)
+    window = MainWindow()
+    console = Console(client, window, QSettings(str(settings_path), QSettings.Format.IniFormat), page_size=200)
+    window.resize(1400, 850)
+    window.show()
+
+    loop = QEventLoop()  # its processEvents, not QApplication's static one (PySide6 6.12.0 leaks on that)
+
+    def until(done: Callable[[], bool], timeout: float = 60.0) -> float:
+        started = time.perf_counter()
+        while not done():
+            loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents)
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError("the console did not answer in time")
+            time.sleep(0.0005)
+        return time.perf_counter() - started
+
+    def page_in() -> bool:
+        return console.roster.count is not None and not console.roster.loading and bool(console.roster.rows
+                                                                                         or console.roster.count == 0)
+
+    started = time.perf_counter()
+    console.start()
+    until(page_in)
+    cold = time.perf_counter() - started
+    until(lambda: console.runner.in_flight == 0)
+    total = console.roster.count or 0
+    print(f"collector: {total:,} sightings; console page size 200; median of {args.runs}")
+    print(f"{'first page (cold start: role, overview, devices, policy in flight)':66} {cold * 1000:8.1f} ms")
+
+    def timed(action: Callable[[], None], before: Callable[[], None] | None = None) -> float:
+        """Median time from ``action`` to its first page on screen; ``before`` runs outside the clock."""
+        times = []
+        for _ in range(args.runs):
+            if before is not None:
+                before()
+                until(page_in)
+            until(lambda: console.runner.in_flight == 0)
+            started = time.perf_counter()
+            action()
+            until(page_in)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
+
+    def direct(params: dict[str, object], sort: str = "last_seen", order: str = "desc") -> float:
+        times = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            client.agents(params, sort=sort, order=order, limit=200)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
+
+    device = _some_device(client)
+    cases = [("first page (reload, no filter)", vm.AgentFilter(), True),
+             ("filter: type = unknown", vm.AgentFilter(type="unknown"), False),
+             ("filter: governed = false, flag = autonomous", vm.AgentFilter(governed=False, flag="autonomous"), False),
+             ("filter: free text 'ws-0042'", vm.AgentFilter(q="ws-0042"), False),
+             ("filter: device = one device", vm.AgentFilter(device=device), False)]
+    rows = []
+    for label, new, reload in cases:
+        shown = timed(console.agents.reload) if reload else \
+            timed(lambda new=new: console.agents.set_filter(new), lambda: console.agents.set_filter(vm.AgentFilter()))
+        rows.append((label, shown, direct(new.params())))
+    console.agents.set_filter(vm.AgentFilter())
+    until(page_in)
+    name_column = console.agents.column_of("name")
+    assert name_column is not None
+    flip = iter(range(10**6))
+
+    def sort() -> None:
+        from PySide6.QtCore import Qt
+
+        order = Qt.SortOrder.AscendingOrder if next(flip) % 2 == 0 else Qt.SortOrder.DescendingOrder
+        console.agents.sort(name_column, order)
+
+    rows.append(("sort by name", timed(sort), direct({}, "name", "asc")))
+    agents = list(console.roster.rows[: args.runs])
+    picks = iter(agents)
+
+    def detail() -> float:
+        agent = next(picks)
+        started = time.perf_counter()
+        console.open_detail(agent)
+        until(lambda: window.detail.detail is not None and window.detail.detail.agent.key == agent.key)
+        return time.perf_counter() - started
+
+    detail_times = [detail() for _ in agents]
+    rows.append(("open a detail (and its parent's)", statistics.median(detail_times) * 1000, None))
+    print(f"{'':66} {'console':>11} {'collector alone':>17}")
+    for label, ms, alone in rows:
+        print(f"{label:66} {ms:8.1f} ms" + (f" {alone:14.1f} ms" if alone is not None else ""))
+
+    for _ in range(args.scroll):
+        console.agents.fetchMore()
+        until(page_in)
+    rss = psutil.Process().memory_info().rss / 2**20
+    print(f"{f'console RSS after {len(console.roster.rows):,} rows loaded':66} {rss:8.1f} MB")
+    print("budget: first page <= 300 ms, filter <= 200 ms, RSS <= 300 MB")
+    console.shutdown()
+    client.close()
+    window.close()
+
+
+def _some_device(client: object) -> str:
+    from console.app import api
+
+    assert isinstance(client, api.Client)
+    page = client.devices(skip=4242 % max(1, client.devices(limit=1).count), limit=1)
+    return page.devices[0].id
+
+
+if __name__ == "__main__":
+    sys.exit(main())

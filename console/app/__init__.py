@@ -1,0 +1,1 @@
+"""The console: a PySide6 desktop app over the collector API (``agentroster console``)."""

@@ -1,0 +1,538 @@
+"""The console's state in plain Python, no Qt: filters, the paged roster, selection, column choices,
+overview figures and the agent detail's timeline and chain.
+
+The Qt models in ``console.app.models`` are thin adapters over these; everything here is tested
+without a display.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from console.app import api, classification
+
+TYPES = ("coding", "in_product", "enterprise", "runtime", "tool_server", "unknown")
+FLAGS = ("unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential", "autonomous",
+         "broad_tools", "plaintext_secret", "remote_tool_server")  # fmt: skip
+TYPE_LABELS = {"coding": "Coding", "in_product": "In-product", "enterprise": "Enterprise", "runtime": "Runtime",
+               "tool_server": "Tool server", "unknown": "Unknown"}  # fmt: skip
+ACTION_LABELS = {"approve": "Approved (sanctioned)", "assign_owner": "Owner assigned",
+                 "request_registration": "Registration requested", "false_positive": "Marked false positive",
+                 "note": "Note"}  # fmt: skip
+TRIAGE_STATE_LABELS = {"new": "New", "approved": "Approved", "registration_requested": "Registration requested",
+                       "false_positive": "False positive"}  # fmt: skip
+
+
+def when(value: datetime | None) -> str:
+    """A time as an admin reads it: UTC, to the minute."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+# -- columns ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    title: str
+    value: Callable[[api.Agent], str]
+    sort: str | None = None  # the collector's sort key, when it sorts on this column
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "Agent", lambda a: a.name, "name"),
+    Column("type", "Type", lambda a: TYPE_LABELS.get(a.type, a.type), "type"),
+    Column("governed", "Governed", lambda a: "governed" if a.governed else "ungoverned"),
+    Column("flags", "Flags", lambda a: ", ".join(a.flags)),
+    Column("device", "Device", lambda a: a.hostname, "device"),
+    Column("user", "User", lambda a: a.user or "(machine)", "user"),
+    Column("providers", "Providers", lambda a: ", ".join(a.providers)),
+    Column("signature", "Signature", lambda a: a.signature or ""),
+    Column("owner", "Owner", lambda a: a.owner or ""),
+    Column("triage_state", "Triage", lambda a: TRIAGE_STATE_LABELS.get(a.triage_state, a.triage_state)),
+    Column("running", "Running", lambda a: "yes" if a.running else "no"),
+    Column("confidence", "Confidence", lambda a: f"{a.confidence:.2f}", "confidence"),
+    Column("first_seen", "First seen", lambda a: when(a.first_seen), "first_seen"),
+    Column("last_seen", "Last seen", lambda a: when(a.last_seen), "last_seen"),
+    Column("vendor", "Vendor", lambda a: a.vendor),
+)
+COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+DEFAULT_COLUMNS = ("name", "type", "governed", "flags", "device", "user", "providers", "triage_state", "last_seen")
+
+
+@dataclass
+class ColumnChoice:
+    """Which columns the user shows, in order; remembered between runs as a list of keys."""
+
+    visible: list[str] = field(default_factory=lambda: list(DEFAULT_COLUMNS))
+
+    @classmethod
+    def restore(cls, saved: Iterable[str] | None) -> ColumnChoice:
+        keys = [k for k in dict.fromkeys(saved or ()) if k in COLUMN_BY_KEY]
+        return cls(keys or list(DEFAULT_COLUMNS))
+
+    @property
+    def columns(self) -> list[Column]:
+        return [COLUMN_BY_KEY[k] for k in self.visible]
+
+    def toggle(self, key: str) -> bool:
+        """Show or hide a column (the last one stays); True when the choice changed."""
+        if key not in COLUMN_BY_KEY:
+            return False
+        if key in self.visible:
+            if len(self.visible) == 1:
+                return False
+            self.visible.remove(key)
+        else:
+            order = [c.key for c in COLUMNS]
+            self.visible.append(key)
+            self.visible.sort(key=order.index)
+        return True
+
+
+# -- filters ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentFilter:
+    """What the roster shows; every field is a filter of ``GET /agents`` (None: no filter)."""
+
+    type: str | None = None
+    flag: str | None = None
+    governed: bool | None = None
+    device: str | None = None
+    user: str | None = None
+    provider: str | None = None
+    signature: str | None = None
+    owner: str | None = None
+    triage_state: str | None = None
+    q: str | None = None
+    state: str = "present"
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "state":
+                if value != "present":
+                    out["state"] = value
+            elif value is not None and value != "":
+                out[f.name] = value
+        return out
+
+    def with_(self, **changes: Any) -> AgentFilter:
+        clean: dict[str, Any] = {k: (v.strip() or None) if isinstance(v, str) and k != "user" else v
+                                 for k, v in changes.items()}
+        return replace(self, **clean)
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.params().items()]
+        return ", ".join(parts) if parts else "all agents"
+
+
+# -- the roster, paged by the collector --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    generation: int
+    params: dict[str, Any]
+    sort: str
+    order: str
+    limit: int
+    cursor: str | None
+
+
+class AgentList:
+    """The rows fetched so far for the current filter and sort, page by page with keyset cursors.
+
+    A new filter or sort starts a new generation; pages that arrive for an older one are dropped, so
+    a slow answer never lands in the wrong view.
+    """
+
+    def __init__(self, page_size: int = 200) -> None:
+        self.page_size = page_size
+        self.filter = AgentFilter()
+        self.sort = "last_seen"
+        self.order = "desc"
+        self.rows: list[api.Agent] = []
+        self.count: int | None = None  # None until the first page is in
+        self.next_cursor: str | None = None
+        self.generation = 0
+        self.loading = False
+        self.done = False
+        self._index: dict[tuple[str, str], int] = {}
+
+    def reset(self, *, filter: AgentFilter | None = None, sort: str | None = None,
+              order: str | None = None) -> None:
+        if filter is not None:
+            self.filter = filter
+        if sort is not None:
+            self.sort = sort
+        if order is not None:
+            self.order = order
+        self.rows, self._index = [], {}
+        self.count, self.next_cursor, self.done, self.loading = None, None, False, False
+        self.generation += 1
+
+    def can_fetch_more(self) -> bool:
+        return not self.loading and not self.done
+
+    def next_request(self) -> PageRequest | None:
+        """The request for the next page (marks the list loading), or None when there is none to make."""
+        if not self.can_fetch_more():
+            return None
+        self.loading = True
+        return PageRequest(self.generation, self.filter.params(), self.sort, self.order, self.page_size,
+                           self.next_cursor)
+
+    def receive(self, generation: int, page: api.AgentPage) -> list[api.Agent] | None:
+        """Take in a page's position; the rows it adds (for ``append``), or None when it was for an older
+        generation. Rows already shown (a row that moved between pages while paging) are left out."""
+        if generation != self.generation:
+            return None
+        self.loading = False
+        if page.count is not None:  # later pages are not counted again: the first page's count stands
+            self.count = page.count
+        self.next_cursor = page.next_cursor
+        self.done = page.next_cursor is None
+        fresh = {a.key: a for a in page.agents if a.key not in self._index}
+        return list(fresh.values())
+
+    def append(self, agents: list[api.Agent]) -> None:
+        for agent in agents:
+            self._index[agent.key] = len(self.rows)
+            self.rows.append(agent)
+
+    def failed(self, generation: int) -> None:
+        if generation == self.generation:
+            self.loading = False
+
+    def row_of(self, key: tuple[str, str]) -> int | None:
+        return self._index.get(key)
+
+    def update(self, agent: api.Agent) -> int | None:
+        """Replace a row in place (after a triage action); its row number, if shown."""
+        row = self._index.get(agent.key)
+        if row is not None:
+            self.rows[row] = agent
+        return row
+
+
+# -- selection --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """The agents the admin has selected, by (device id, sighting id)."""
+
+    keys: list[tuple[str, str]] = field(default_factory=list)
+
+    def set(self, keys: Iterable[tuple[str, str]]) -> None:
+        self.keys = list(dict.fromkeys(keys))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def describe(self) -> str:
+        return "no agent selected" if not self.keys else f"{len(self.keys)} agent{'s' if len(self.keys) != 1 else ''}"
+
+
+# -- devices ----------------------------------------------------------------------------------------
+
+
+class DeviceList:
+    """Devices fetched page by page (the collector pages devices by offset, by hostname)."""
+
+    def __init__(self, page_size: int = 200) -> None:
+        self.page_size = page_size
+        self.stale: bool | None = None
+        self.rows: list[api.Device] = []
+        self.count: int | None = None
+        self.generation = 0
+        self.loading = False
+
+    def reset(self, stale: bool | None = None) -> None:
+        self.stale = stale
+        self.rows, self.count, self.loading = [], None, False
+        self.generation += 1
+
+    def can_fetch_more(self) -> bool:
+        return not self.loading and (self.count is None or len(self.rows) < self.count)
+
+    def next_request(self) -> tuple[int, int, bool | None] | None:
+        if not self.can_fetch_more():
+            return None
+        self.loading = True
+        return self.generation, len(self.rows), self.stale
+
+    def receive(self, generation: int, skip: int, page: api.DevicePage) -> list[api.Device] | None:
+        """Take in a page; the devices it adds (for ``rows.extend``), or None when it was stale."""
+        if generation != self.generation or skip != len(self.rows):
+            return None
+        self.loading = False
+        self.count = page.count
+        if not page.devices:
+            self.count = len(self.rows)  # the fleet shrank while paging
+        return list(page.devices)
+
+    def failed(self, generation: int) -> None:
+        if generation == self.generation:
+            self.loading = False
+
+
+DEVICE_COLUMNS: tuple[tuple[str, Callable[[api.Device], str]], ...] = (
+    ("Host", lambda d: d.hostname),
+    ("OS", lambda d: f"{d.os} {d.os_version}".strip()),
+    ("User(s)", lambda d: ", ".join(d.users) if d.users else ", ".join(
+        str(u) for u in d.status.get("users", []) if u) if isinstance(d.status.get("users"), list) else ""),
+    ("Agent version", lambda d: d.agentroster_version),
+    ("Last seen", lambda d: when(d.last_seen) or "never"),
+    ("State", lambda d: "revoked" if d.revoked else ("stale" if d.stale else "reporting")),
+    ("Sightings", lambda d: str(d.sightings)),
+)
+
+
+# -- registrations --------------------------------------------------------------------------------
+
+REGISTRATION_HEADERS = ("Submitted (UTC)", "Owner", "Purpose", "Business process", "Declared providers",
+                        "Declared tools", "Data systems", "Autonomy", "Status", "Decided by")
+
+
+def registration_row(r: api.Registration) -> tuple[str, ...]:
+    return (when(r.created_at), r.owner, r.purpose, r.business_process, ", ".join(r.providers) or "–",
+            ", ".join(r.tools) or "–", ", ".join(r.data_systems) or "–", r.autonomy, r.status,
+            f"{r.decided_by or ''} {when(r.decided_at)}".strip())
+
+
+# -- overview ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trend:
+    """Ungoverned agents over time: the collector's hourly series once it has two points or more, else
+    the samples this console took at each refresh (kept between runs, at most ``limit``)."""
+
+    samples: list[tuple[datetime, int]] = field(default_factory=list)
+    limit: int = 500
+
+    def add(self, at: datetime, ungoverned: int) -> None:
+        if self.samples and self.samples[-1][0] >= at:
+            return
+        self.samples.append((at, ungoverned))
+        del self.samples[:-self.limit]
+
+    def points(self, overview: api.Overview | None) -> list[tuple[datetime, int]]:
+        if overview is not None and len(overview.trend) >= 2:  # one hourly point draws no line
+            return sorted(overview.trend)
+        return list(self.samples)
+
+    def dump(self) -> str:
+        return json.dumps([[t.isoformat(), n] for t, n in self.samples])
+
+    @classmethod
+    def load(cls, text: str | None) -> Trend:
+        trend = cls()
+        try:
+            for at, n in json.loads(text or "[]"):
+                trend.add(datetime.fromisoformat(at), int(n))
+        except (ValueError, TypeError):
+            pass  # a damaged saved trend starts afresh
+        return trend
+
+
+def overview_cards(o: api.Overview) -> list[tuple[str, str]]:
+    """The headline figures: (label, value)."""
+    share = f"{o.ungoverned / o.sightings:.0%}" if o.sightings else "–"
+    return [("Agents", f"{o.sightings:,}"), ("Ungoverned", f"{o.ungoverned:,} ({share})"),
+            ("Governed", f"{o.governed:,}"), ("New in the last day", f"{o.new_last_day:,}"),
+            ("Devices", f"{o.devices:,}"), ("Stale devices", f"{o.stale_devices:,}")]
+
+
+# -- agent detail -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime | None
+    kind: str  # "seen" (the sighting's own history), "triage", "registration"
+    who: str
+    what: str
+
+
+def timeline(detail: api.AgentDetail) -> list[TimelineEntry]:
+    """The sighting's changes, triage actions and registration in one list, newest first."""
+    entries = [TimelineEntry(h.at, "seen", "endpoint", _history_text(h)) for h in detail.history]
+    for a in detail.actions:
+        text = ACTION_LABELS.get(a.action, a.action)
+        if a.owner:
+            text += f": {a.owner}"
+        if a.note:
+            text += f" — {a.note}"
+        entries.append(TimelineEntry(a.at, "triage", a.actor, text))
+    reg = detail.registration
+    if reg:
+        entries.append(TimelineEntry(api._time(reg.get("created_at") or reg.get("submitted_at")), "registration",
+                                     str(reg.get("owner") or "employee"),
+                                     f"Registration {reg.get('status', 'submitted')}: {reg.get('purpose') or ''}"))
+        if reg.get("decided_at"):
+            entries.append(TimelineEntry(api._time(reg.get("decided_at")), "registration",
+                                         str(reg.get("decided_by") or "admin"),
+                                         f"Registration {reg.get('status')}"))
+    far_past = datetime.min.replace(tzinfo=UTC)
+    return sorted(entries, key=lambda e: e.at or far_past, reverse=True)
+
+
+def _history_text(h: api.HistoryEntry) -> str:
+    if h.change == "new":
+        return "First seen"
+    if h.change == "gone":
+        return "No longer seen"
+    return f"Changed: {', '.join(h.fields)}" if h.fields else "Changed"
+
+
+@dataclass
+class ChainNode:
+    """One link of the chain an agent belongs to: human → agent → sub-agent → MCP server → system."""
+
+    kind: str  # "human", "device", "agent", "mcp_server", "system"
+    label: str
+    detail: str = ""
+    children: list[ChainNode] = field(default_factory=list)
+    current: bool = False
+
+
+def chain(detail: api.AgentDetail, parent: api.AgentDetail | None = None,
+          children: Iterable[api.Agent] = ()) -> ChainNode:
+    """The chain around one agent, from its detail, its parent's, and the sightings it spawned or declared
+    (``children``: sightings on the same device whose parent is this one)."""
+    agent = detail.agent
+    human = ChainNode("human", agent.user or "(machine-wide)", f"on {agent.hostname or agent.device_id}")
+    me = _agent_node(detail, children, current=True)
+    if parent is not None:
+        top = _agent_node(parent, ())
+        siblings = [c for c in top.children if not (c.kind == "mcp_server" and c.label == agent.name)]
+        top.children = [me, *siblings]
+        human.children.append(top)
+    else:
+        human.children.append(me)
+    return human
+
+
+def _agent_node(detail: api.AgentDetail, children: Iterable[api.Agent], current: bool = False) -> ChainNode:
+    a = detail.agent
+    node = ChainNode("agent", a.name, f"{TYPE_LABELS.get(a.type, a.type)}; {a.signature or 'no signature'}"
+                     + ("" if a.governed else "; ungoverned"), current=current)
+    spawned = {c.name: c for c in children if c.parent == a.id}
+    for server in detail.mcp_servers:
+        name = str(server.get("name") or "?")
+        target = server.get("url") or " ".join([str(server.get("command") or ""), *map(str, server.get("args") or [])])
+        sighting = spawned.pop(name, None)
+        seen = ""
+        if sighting is not None:
+            seen = f"; {'running' if sighting.running else 'not running'}" + (
+                f"; {', '.join(sighting.flags)}" if sighting.flags else "")
+        mcp = ChainNode("mcp_server", name, f"{server.get('transport', '')}: {target.strip()}{seen}")
+        node.children.append(mcp)
+        if server.get("url"):
+            mcp.children.append(ChainNode("system", str(server["url"]), "remote tool server"))
+    for child in spawned.values():  # sub-agents (and servers it runs that no config declares)
+        kind = "mcp_server" if child.type == "tool_server" else "agent"
+        node.children.append(ChainNode(kind, child.name, f"{TYPE_LABELS.get(child.type, child.type)}; "
+                                       f"{child.signature or 'no signature'}"))
+    for endpoint in detail.endpoints:
+        node.children.append(ChainNode("system", f"{endpoint.get('host')}:{endpoint.get('port')}",
+                                       f"{endpoint.get('provider') or 'endpoint'} via {endpoint.get('via', '?')}"))
+    return node
+
+
+def walk(node: ChainNode, depth: int = 0) -> Iterator[tuple[int, ChainNode]]:
+    yield depth, node
+    for child in node.children:
+        yield from walk(child, depth + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """The detail's headline: type with its reason, governed state, each flag with its explanation."""
+
+    type_label: str
+    type_reason: str
+    governed: str
+    flags: tuple[tuple[str, str], ...]
+
+
+def explain(detail: api.AgentDetail) -> Explained:
+    a = detail.agent
+    kind, reason = classification.classify(detail.raw)
+    governed = "Governed" if a.governed else "Ungoverned"
+    if not a.governed:
+        collector = [f for f in a.flags if f in ("unregistered", "pending", "drift")]
+        governed += f" ({', '.join(collector)})" if collector else ""
+    return Explained(TYPE_LABELS.get(kind, kind), reason, governed,
+                     tuple((f, classification.explain(f, detail.raw)) for f in a.flags))
+
+
+def evidence_rows(detail: api.AgentDetail) -> list[tuple[str, str, str]]:
+    """(section, what, where) rows for the evidence tab; credential values are never here, only
+    their kind and fingerprint."""
+    rows: list[tuple[str, str, str]] = []
+    for p in detail.processes:
+        rows.append(("Process", f"pid {p.get('pid')} {p.get('name', '')}",
+                     " ".join(str(x) for x in p.get("cmdline") or []) or str(p.get("exe") or "")))
+    for c in detail.configs:
+        rows.append(("Config", str(c.get("client") or ""), f"{c.get('path', '')} ({c.get('format', '')})"))
+    for m in detail.mcp_servers:
+        target = m.get("url") or " ".join([str(m.get("command") or ""), *map(str, m.get("args") or [])])
+        rows.append(("MCP server", f"{m.get('name')} ({m.get('transport')})", target))
+    for e in detail.endpoints:
+        rows.append(("Endpoint", f"{e.get('host')}:{e.get('port')}",
+                     f"{e.get('provider') or '?'} via {e.get('via')}, {e.get('count', 0)}×"))
+    for c in detail.credentials:
+        rows.append(("Credential", f"{c.get('kind')} {c.get('fingerprint')}", f"{c.get('source')}: {c.get('where')}"))
+    for e in detail.evidence:
+        rows.append(("Evidence", f"{e.get('kind')}/{e.get('rule')}", str(e.get("detail") or "")))
+    return rows
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+
+def export_csv(pages: Iterable[api.AgentPage], columns: list[Column], out: IO[str],
+               progress: Callable[[int, int], None] | None = None) -> int:
+    """Write the rows of every page as CSV with the given columns; the number of rows written."""
+    writer = csv.writer(out)
+    writer.writerow([c.title for c in columns])
+    written = 0
+    for page in pages:
+        for agent in page.agents:
+            writer.writerow([_cell(c.value(agent)) for c in columns])
+        written += len(page.agents)
+        if progress:
+            progress(written, written if page.count is None else page.count)
+    return written
+
+
+def _cell(text: str) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_json(pages: Iterable[api.AgentPage], out: IO[str], meta: Mapping[str, Any],
+                progress: Callable[[int, int], None] | None = None) -> int:
+    """Write ``{"filter": ..., "agents": [...]}`` with the rows as the collector sent them, page by page."""
+    out.write('{"export": ' + json.dumps(dict(meta), ensure_ascii=False) + ',\n "agents": [')
+    written = 0
+    for page in pages:
+        for raw in page.raw:
+            out.write(("\n  " if written == 0 else ",\n  ") + json.dumps(raw, ensure_ascii=False, sort_keys=True))
+            written += 1
+        if progress:
+            progress(written, written if page.count is None else page.count)
+    out.write("\n ]}\n")
+    return written

@@ -1,0 +1,1 @@
+"""Widgets: each module builds one part of the window; controllers wire them."""

@@ -1,0 +1,193 @@
+"""The agents tab: a filter bar (with the count of matching agents), triage and export buttons, and
+the roster table, whose columns the user chooses."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.app import viewmodels as vm
+
+#: starting widths in pixels, per column; the user may resize
+WIDTHS = {"name": 190, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
+          "signature": 120, "owner": 150, "triage_state": 150, "running": 70, "confidence": 90,
+          "first_seen": 130, "last_seen": 130, "vendor": 110}  # fmt: skip
+
+
+def _combo(name: str, items: list[tuple[str, object]]) -> QComboBox:
+    box = QComboBox()
+    box.setAccessibleName(name)
+    box.setToolTip(name)
+    for label, value in items:
+        box.addItem(label, value)
+    return box
+
+
+class AgentsView(QWidget):
+    """Widgets only; the controller reads ``current_filter()`` and listens to ``filterChanged``."""
+
+    filterChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+
+        bar = QHBoxLayout()
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search name, signature, user, host…  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search")
+        self.type = _combo("Type", [("Any type", None)] + [(vm.TYPE_LABELS[t], t) for t in vm.TYPES])
+        self.governed = _combo("Governed", [("Governed or not", None), ("Ungoverned", False), ("Governed", True)])
+        self.flag = _combo("Flag", [("Any flag", None)] + [(f.replace("_", " "), f) for f in vm.FLAGS])
+        self.triage_state = _combo("Triage state", [("Any triage state", None)]
+                                   + [(label, key) for key, label in vm.TRIAGE_STATE_LABELS.items()])
+        bar.addWidget(self.search, 2)
+        for widget in (self.type, self.governed, self.flag, self.triage_state):
+            bar.addWidget(widget)
+        layout.addLayout(bar)
+
+        more = QHBoxLayout()
+        self.texts: dict[str, QLineEdit] = {}
+        for key, hint in (("device", "Device id"), ("user", "User"), ("provider", "Provider"),
+                          ("signature", "Signature"), ("owner", "Owner")):
+            edit = QLineEdit()
+            edit.setPlaceholderText(hint)
+            edit.setAccessibleName(hint)
+            edit.setClearButtonEnabled(True)
+            self.texts[key] = edit
+            more.addWidget(edit)
+        self.clear = QPushButton("Clear filters")
+        more.addWidget(self.clear)
+        self.count = QLabel("")
+        self.count.setAccessibleName("Matching agents")
+        self.count.setMinimumWidth(160)
+        self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        more.addWidget(self.count)
+        layout.addLayout(more)
+
+        actions = QHBoxLayout()
+        self.approve = QPushButton("&Approve")
+        self.assign_owner = QPushButton("Assign &owner…")
+        self.request_registration = QPushButton("Request &registration")
+        self.false_positive = QPushButton("&False positive")
+        self.note = QPushButton("Add &note…")
+        self.triage_buttons = {"approve": self.approve, "assign_owner": self.assign_owner,
+                               "request_registration": self.request_registration,
+                               "false_positive": self.false_positive, "note": self.note}  # fmt: skip
+        for button in self.triage_buttons.values():
+            actions.addWidget(button)
+        self.selection = QLabel("no agent selected")
+        actions.addWidget(self.selection)
+        actions.addStretch(1)
+        self.columns = QToolButton()
+        self.columns.setText("Columns")
+        self.columns.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.columns_menu = QMenu(self.columns)
+        self.columns.setMenu(self.columns_menu)
+        self.export_csv = QPushButton("Export CSV…")
+        self.export_json = QPushButton("Export JSON…")
+        for widget in (self.columns, self.export_csv, self.export_json):
+            actions.addWidget(widget)
+        layout.addLayout(actions)
+
+        self.table = QTableView()
+        self.table.setAccessibleName("Agents")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setSortingEnabled(True)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionsMovable(False)
+        layout.addWidget(self.table, 1)
+
+        find = QAction("Find", self)
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.triggered.connect(lambda: (self.search.setFocus(), self.search.selectAll()))
+        self.addAction(find)
+
+        self.search.returnPressed.connect(self.filterChanged)
+        for box in (self.type, self.governed, self.flag, self.triage_state):
+            box.currentIndexChanged.connect(self.filterChanged)
+        for edit in self.texts.values():
+            edit.returnPressed.connect(self.filterChanged)
+        self.clear.clicked.connect(self.clear_filters)
+
+    def current_filter(self) -> vm.AgentFilter:
+        texts = {k: e.text().strip() or None for k, e in self.texts.items()}
+        return vm.AgentFilter(type=self.type.currentData(), governed=self.governed.currentData(),
+                              flag=self.flag.currentData(), triage_state=self.triage_state.currentData(),
+                              q=self.search.text().strip() or None, **texts)
+
+    def set_filter(self, new: vm.AgentFilter) -> None:
+        """Show a filter in the widgets (e.g. from a click on the overview) and apply it once."""
+        widgets = [self.search, self.type, self.governed, self.flag, self.triage_state, *self.texts.values()]
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            self.search.setText(new.q or "")
+            for box, value in ((self.type, new.type), (self.governed, new.governed), (self.flag, new.flag),
+                               (self.triage_state, new.triage_state)):
+                box.setCurrentIndex(max(0, box.findData(value)))
+            for key, edit in self.texts.items():
+                edit.setText(getattr(new, key) or "")
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+        self.filterChanged.emit()
+
+    def clear_filters(self) -> None:
+        self.set_filter(vm.AgentFilter())
+
+    def show_count(self, count: int | None, loaded: int) -> None:
+        if count is None:
+            self.count.setText("counting…")
+        else:
+            self.count.setText(f"{count:,} agent{'s' if count != 1 else ''} match"
+                               + (f" ({loaded:,} loaded)" if loaded < count else ""))
+
+    def show_fleet_counts(self, by_type: dict[str, int], governed: int, ungoverned: int) -> None:
+        """Fleet-wide counts beside the choices (from the overview), so a filter's size shows before it is chosen."""
+        for i in range(self.type.count()):
+            key = self.type.itemData(i)
+            if key is not None:
+                self.type.setItemText(i, f"{vm.TYPE_LABELS[key]} ({by_type.get(key, 0):,})")
+        for i in range(self.governed.count()):
+            value = self.governed.itemData(i)
+            if value is not None:
+                label, n = ("Governed", governed) if value else ("Ungoverned", ungoverned)
+                self.governed.setItemText(i, f"{label} ({n:,})")
+
+    def build_columns_menu(self, choice: vm.ColumnChoice) -> None:
+        self.columns_menu.clear()
+        for column in vm.COLUMNS:
+            action = self.columns_menu.addAction(column.title)
+            action.setCheckable(True)
+            action.setChecked(column.key in choice.visible)
+            action.setData(column.key)
+
+    def apply_widths(self, choice: vm.ColumnChoice) -> None:
+        header = self.table.horizontalHeader()
+        for i, key in enumerate(choice.visible):
+            header.resizeSection(i, WIDTHS.get(key, 110))
+
+    def set_can_triage(self, allowed: bool, why: str = "") -> None:
+        for button in self.triage_buttons.values():
+            button.setEnabled(allowed)
+            button.setToolTip("" if allowed else why)

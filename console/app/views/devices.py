@@ -1,0 +1,50 @@
+"""The devices tab: host, OS, users, agent version, last seen (stale ones marked), sightings per device."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class DevicesView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.stale = QComboBox()
+        self.stale.setAccessibleName("Staleness")
+        for label, value in (("All devices", None), ("Stale only", True), ("Reporting only", False)):
+            self.stale.addItem(label, value)
+        bar.addWidget(self.stale)
+        self.show_agents = QPushButton("Show its agent&s")
+        self.show_agents.setEnabled(False)
+        bar.addWidget(self.show_agents)
+        bar.addStretch(1)
+        self.users = QLabel("")
+        self.users.setAccessibleName("Users of the selected device")
+        bar.addWidget(self.users)
+        self.count = QLabel("")
+        self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        bar.addWidget(self.count)
+        layout.addLayout(bar)
+        self.table = QTableView()
+        self.table.setAccessibleName("Devices")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        layout.addWidget(self.table, 1)
+
+    def show_count(self, count: int | None, loaded: int) -> None:
+        self.count.setText("counting…" if count is None else
+                           f"{count:,} device{'s' if count != 1 else ''}" + (f" ({loaded:,} loaded)" if loaded < count else ""))

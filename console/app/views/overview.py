@@ -1,0 +1,92 @@
+"""The overview tab: headline counts, agents by type and by governed state, top providers, the devices
+with the most ungoverned agents, and ungoverned agents over time."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.app import api
+from console.app import viewmodels as vm
+from console.app.models import RowsModel
+from console.app.views.charts import BarChart, TrendChart
+
+
+class Card(QFrame):
+    def __init__(self, label: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        self.value = QLabel("–")
+        font = self.value.font()
+        font.setPointSize(font.pointSize() + 8)
+        font.setBold(True)
+        self.value.setFont(font)
+        self.caption = QLabel(label)
+        layout.addWidget(self.value)
+        layout.addWidget(self.caption)
+
+
+class OverviewView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        cards = QHBoxLayout()
+        self.cards: dict[str, Card] = {}
+        for label in ("Agents", "Ungoverned", "Governed", "New in the last day", "Devices", "Stale devices"):
+            self.cards[label] = Card(label)
+            cards.addWidget(self.cards[label])
+        layout.addLayout(cards)
+        grid = QGridLayout()
+        self.trend = TrendChart("Ungoverned agents over time")
+        self.by_type = BarChart("Agents by type")
+        self.by_governed = BarChart("Governed and ungoverned")
+        self.providers = BarChart("Top providers")
+        self.top_devices = RowsModel(["Device", "Ungoverned agents"], self)
+        self.devices_table = QTableView()
+        self.devices_table.setModel(self.top_devices)
+        self.devices_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.devices_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.devices_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.devices_table.verticalHeader().hide()
+        self.devices_table.setAccessibleName("Top ungoverned devices")
+        self.devices_table.setToolTip("Enter or double-click: that device's ungoverned agents")
+        devices_box = QVBoxLayout()
+        title = QLabel("<b>Devices with the most ungoverned agents</b>")
+        devices_box.addWidget(title)
+        devices_box.addWidget(self.devices_table)
+        devices = QWidget()
+        devices.setLayout(devices_box)
+        grid.addWidget(self.trend, 0, 0, 1, 2)
+        grid.addWidget(devices, 0, 2)
+        grid.addWidget(self.by_type, 1, 0)
+        grid.addWidget(self.by_governed, 1, 1)
+        grid.addWidget(self.providers, 1, 2)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        layout.addLayout(grid, 1)
+        self.note = QLabel("")
+        self.note.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.note.setStyleSheet("color: #666")
+        layout.addWidget(self.note)
+
+    def show_overview(self, overview: api.Overview, trend: list[tuple]) -> None:  # type: ignore[type-arg]
+        for label, value in vm.overview_cards(overview):
+            self.cards[label].value.setText(value)
+        self.by_type.set_bars([(vm.TYPE_LABELS.get(k, k), n) for k, n in overview.by_type])
+        self.by_governed.set_bars([("ungoverned", overview.ungoverned), ("governed", overview.governed)])
+        self.providers.set_bars(list(overview.top_providers))
+        self.top_devices.set_rows([(h or d, n) for d, h, n in overview.top_ungoverned_devices])
+        self.trend.set_points(trend)
+        self.note.setText("Trend from the collector (hourly)" if len(overview.trend) >= 2 else
+                          "Trend sampled by this console at each refresh")

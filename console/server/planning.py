@@ -1,0 +1,44 @@
+"""Query planning: SQLite plans without statistics (the collector runs no ANALYZE), and then takes
+any index with an equality on its first column, such as ``gone = 0``, over the index that gives a page in
+order or the one a selective filter wants. The roster's queries therefore say which index they mean:
+
+- ``with_hint(table, "INDEXED BY ix_...", "sqlite")`` names an index (SQLAlchemy renders no table hints
+  for SQLite by itself; ``enable_sqlite_hints`` teaches it);
+- ``unindexed(column)`` is the column for SQLite's planner to leave alone (``+column``, SQLite's own
+  idiom), and the plain column everywhere else: PostgreSQL plans from its statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class unindexed(FunctionElement[bool]):  # noqa: N801  (used like a SQL function)
+    """A boolean column that SQLite must not pick an index for."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "unindexed"
+
+
+@compiles(unindexed)
+def _plain(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(unindexed, "sqlite")
+def _unary_plus(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def _sqlite_from_hint(_compiler: SQLiteCompiler, _table: object, text: str | None) -> str | None:
+    return text
+
+
+def enable_sqlite_hints() -> None:
+    SQLiteCompiler.get_from_hint_text = _sqlite_from_hint  # type: ignore[method-assign,assignment]

@@ -1,0 +1,329 @@
+"""Triage and registrations in the store: actions on sightings, employees' registrations, and what both
+do to governance.
+
+A sighting's triage (state, owner, approval, the registration that counts) lives in ``sighting_triage``,
+one row per triaged sighting, apart from the sighting row that every report rewrites. Ingest reads it
+only for the sightings of a report that have an approval or a registration (``adjust_at_ingest``), so
+that a report never undoes an admin's decision; the routes re-assess the sightings they touch
+(``reassess``) in the same transaction as the decision. On PostgreSQL every write here takes the
+policy lock whole (``lock``), as a policy change does: ingests in flight finish first, new ones wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from console import governance
+from console.server.models import (
+    Policy,
+    Registration,
+    Sighting,
+    SightingTag,
+    SightingTriage,
+    TriageAction,
+    TriageActionCreate,
+)
+
+Key = tuple[str, str]  # (device_id, sighting_id)
+
+S = Sighting.__table__  # type: ignore[attr-defined]
+G = SightingTag.__table__  # type: ignore[attr-defined]
+T = SightingTriage.__table__  # type: ignore[attr-defined]
+A = TriageAction.__table__  # type: ignore[attr-defined]
+R = Registration.__table__  # type: ignore[attr-defined]
+_CHUNK = 500
+
+#: the state each action leaves a sighting in (None: the state does not change)
+STATE_AFTER = {"approve": "approved", "request_registration": "registration_requested",
+               "false_positive": "false_positive", "assign_owner": None, "note": None}
+
+
+class TriageError(Exception):
+    """A triage request the collector refuses; ``status`` and ``detail`` make the HTTP answer."""
+
+    def __init__(self, http_status: int, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.status = http_status
+        self.detail: dict[str, Any] = {"reason": reason, **extra}
+
+
+# -- governance inputs ----------------------------------------------------------------------------------
+
+
+def standing_of(approval: str, registration: str) -> governance.Standing:
+    """The governance standing stored in a ``sighting_triage`` row's two JSON columns."""
+    approved = _declaration(orjson.loads(approval)) if approval else None
+    reg = orjson.loads(registration) if registration else None
+    if reg is None:
+        return governance.Standing(approval=approved)
+    return governance.Standing(approval=approved, registration=reg["status"],
+                               declaration=_declaration(reg) if reg["status"] == "approved" else None)
+
+
+def _declaration(data: dict[str, Any]) -> governance.Declaration:
+    return governance.Declaration.of(data.get("providers", ()), data.get("tools", ()),
+                                     data.get("autonomy") == "autonomous")
+
+
+def load_policy(conn: Connection) -> governance.Policy:
+    row = conn.execute(select(Policy.sanctioned_signatures, Policy.sanctioned_providers,  # type: ignore[call-overload]
+                              Policy.corporate_fingerprints, Policy.risky_tools).where(Policy.id == 1)).first()
+    return governance.Policy.of(*row) if row else governance.Policy()
+
+
+def lock(conn: Connection, lock_id: int) -> None:
+    """On PostgreSQL, wait for the ingests in flight and hold new ones until this transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
+def tags_of(flags: Iterable[str], providers: Iterable[str]) -> list[tuple[str, str]]:
+    return [("flag", f) for f in flags] + [("provider", p) for p in providers]
+
+
+# -- at ingest ------------------------------------------------------------------------------------------
+
+_STANDING_SQL = {
+    "sqlite": "SELECT sighting_id, approval, registration FROM sighting_triage WHERE device_id = :device_id "
+              "AND sighting_id IN (SELECT value FROM json_each(:ids)) AND (approval <> '' OR registration <> '')",
+    "postgresql": "SELECT sighting_id, approval, registration FROM sighting_triage WHERE device_id = %(device_id)s "
+                  "AND sighting_id = ANY(%(ids)s) AND (approval <> '' OR registration <> '')",
+}  # fmt: skip
+
+
+def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str, Any]],
+                     tags: dict[str, list[tuple[str, str]]], docs: dict[str, dict[str, Any]],
+                     policy: governance.Policy) -> None:
+    """Re-assess the rows of a report whose sightings an admin approved or an employee registered.
+
+    ``cursor`` is the driver's cursor inside the ingest transaction; one indexed query per report, and
+    nothing else when none of its sightings has a standing.
+    """
+    ids = [r["id"] for r in rows]
+    found: dict[str, governance.Standing] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        cursor.execute(_STANDING_SQL["postgresql" if pg else "sqlite"],
+                       {"device_id": device_id, "ids": chunk if pg else orjson.dumps(chunk).decode()})
+        for sid, approval, registration in cursor.fetchall():
+            found[sid] = standing_of(approval, registration)
+    for row in rows:
+        standing = found.get(row["id"])
+        if standing is None:
+            continue
+        doc = docs[row["id"]]
+        providers = orjson.loads(row["providers"])
+        verdict = governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
+                                    policy, standing, governance.tools_of(doc["mcp_servers"]))
+        row["governed"], row["flags"] = verdict.governed, orjson.dumps(verdict.flags).decode()
+        tags[row["id"]] = tags_of(verdict.flags, providers)
+
+
+# -- re-assessing stored sightings --------------------------------------------------------------------------
+
+
+def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | None = None) -> int:
+    """Apply the policy and each sighting's standing to the given stored sightings; returns how many changed."""
+    policy = policy or load_policy(conn)
+    keys = list(dict.fromkeys(keys))
+    changed = 0
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start:start + _CHUNK]
+        standings = {(d, s): standing_of(a, r) for d, s, a, r in conn.execute(
+            select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
+            .where(tuple_(T.c.device_id, T.c.sighting_id).in_(chunk)))}
+        updates, tags = [], {}
+        for d, s, signature, providers, fingerprints, flags, detail, governed in conn.execute(
+                select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
+                       S.c.governed).where(tuple_(S.c.device_id, S.c.id).in_(chunk))):
+            providers_list = orjson.loads(providers)
+            verdict = governance.assess(signature, providers_list, orjson.loads(fingerprints), orjson.loads(flags),
+                                        policy, standings.get((d, s), governance.NO_STANDING),
+                                        governance.tools_of(orjson.loads(detail).get("mcp_servers", [])))
+            new_flags = orjson.dumps(verdict.flags).decode()
+            if new_flags != flags or verdict.governed != governed:
+                updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags})
+                tags[(d, s)] = tags_of(verdict.flags, providers_list)
+        if updates:
+            conn.execute(update(S).where(S.c.device_id == bindparam("d"), S.c.id == bindparam("s"))
+                         .values(governed=bindparam("g"), flags=bindparam("f")), updates)
+            conn.execute(delete(G).where(G.c.device_id == bindparam("d"), G.c.sighting_id == bindparam("s")),
+                         [{"d": d, "s": s} for d, s in tags])
+            rows = [{"device_id": d, "sighting_id": s, "kind": k, "value": v} for (d, s), pairs in tags.items()
+                    for k, v in pairs]
+            if rows:
+                conn.execute(insert(G), rows)
+        changed += len(updates)
+    return changed
+
+
+def reassess_standing(conn: Connection, policy: governance.Policy) -> int:
+    """After a policy change: re-assess the sightings whose standing the policy-wide pass did not know."""
+    keys = [(d, s) for d, s in conn.execute(select(T.c.device_id, T.c.sighting_id)
+                                            .where(or_(T.c.approval != "", T.c.registration != "")))]
+    return reassess(conn, keys, policy)
+
+
+# -- triage actions ---------------------------------------------------------------------------------------
+
+
+def existing(conn: Connection, keys: Sequence[Key]) -> set[Key]:
+    found: set[Key] = set()
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start:start + _CHUNK])
+        found.update((d, s) for d, s in conn.execute(select(S.c.device_id, S.c.id)
+                                                     .where(tuple_(S.c.device_id, S.c.id).in_(chunk))))
+    return found
+
+
+def apply_actions(conn: Connection, keys: Sequence[Key], body: TriageActionCreate, actor: str,
+                  now: float | None = None) -> list[dict[str, Any]]:
+    """Record one action on every sighting in ``keys`` and apply its effect; all or nothing: an unknown
+    sighting raises TriageError before anything is written (the caller's transaction rolls back)."""
+    now = time.time() if now is None else now
+    keys = list(dict.fromkeys(keys))
+    known = existing(conn, keys)
+    missing = [k for k in keys if k not in known]
+    if missing:
+        raise TriageError(404, "sighting_not_found", device_id=missing[0][0], sighting_id=missing[0][1],
+                          unknown=len(missing))
+    state = STATE_AFTER[body.action]
+    triage = _triage_rows(conn, keys)
+    approvals = _observed(conn, keys) if body.action == "approve" else {}
+    rows = []
+    for key in keys:
+        row = triage.get(key) or {"device_id": key[0], "sighting_id": key[1], "state": "new", "owner": None,
+                                  "approval": "", "registration": ""}
+        if state is not None:
+            row["state"] = state
+            row["approval"] = approvals.get(key, "")  # any other decision withdraws an approval
+        if body.action == "assign_owner":
+            row["owner"] = body.owner
+        rows.append({**row, "updated_at": now})
+    upsert_triage(conn, rows)
+    if state is not None:
+        reassess(conn, keys)
+    records = [{"device_id": d, "sighting_id": s, "action": body.action, "actor": actor, "at": now,
+                "owner": body.owner, "note": body.note} for d, s in keys]
+    ids = _insert_actions(conn, records)
+    return [{"id": i, **r} for i, r in zip(ids, records, strict=True)]
+
+
+def _insert_actions(conn: Connection, records: list[dict[str, Any]]) -> list[int]:
+    result = conn.execute(insert(A).returning(A.c.id, sort_by_parameter_order=True), records)
+    return [int(r[0]) for r in result]
+
+
+def _triage_rows(conn: Connection, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+    out: dict[Key, dict[str, Any]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start:start + _CHUNK])
+        for row in conn.execute(select(T).where(tuple_(T.c.device_id, T.c.sighting_id).in_(chunk))).mappings():
+            out[(row["device_id"], row["sighting_id"])] = dict(row)
+    return out
+
+
+def _observed(conn: Connection, keys: Sequence[Key]) -> dict[Key, str]:
+    """What each sighting does now, as the declaration an approval holds it to."""
+    out: dict[Key, str] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start:start + _CHUNK])
+        for d, s, providers, flags, detail in conn.execute(
+                select(S.c.device_id, S.c.id, S.c.providers, S.c.flags, S.c.detail)
+                .where(tuple_(S.c.device_id, S.c.id).in_(chunk))):
+            out[(d, s)] = orjson.dumps({
+                "providers": orjson.loads(providers),
+                "tools": governance.tools_of(orjson.loads(detail).get("mcp_servers", [])),
+                "autonomy": "autonomous" if "autonomous" in orjson.loads(flags) else "supervised",
+            }).decode()  # fmt: skip
+    return out
+
+
+def upsert_triage(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(T)
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id", "sighting_id"],
+        set_={c: statement.excluded[c] for c in ("state", "owner", "approval", "registration", "updated_at")})
+    conn.execute(statement, rows)
+
+
+# -- registrations ------------------------------------------------------------------------------------------
+
+
+def register(conn: Connection, device_id: str, body: dict[str, Any], now: float | None = None) -> int:
+    """Store a device's registration of one of its own sightings (pending); returns its id."""
+    now = time.time() if now is None else now
+    key = (device_id, body["sighting_id"])
+    if not existing(conn, [key]):
+        raise TriageError(404, "sighting_not_found", sighting_id=body["sighting_id"])
+    conn.execute(update(R).where(R.c.device_id == device_id, R.c.sighting_id == body["sighting_id"],
+                                 R.c.status == "pending").values(status="superseded"))
+    new_id = conn.execute(insert(R).values(**body, device_id=device_id, status="pending", created_at=now)
+                          .returning(R.c.id)).scalar_one()
+    _refresh_registration(conn, key, now)
+    return int(new_id)
+
+
+def decide(conn: Connection, registration_id: int, approve: bool, actor: str, note: str | None,
+           now: float | None = None) -> None:
+    """Approve or reject a pending registration, and apply what that does to its sighting."""
+    now = time.time() if now is None else now
+    row = conn.execute(select(R.c.device_id, R.c.sighting_id, R.c.status, R.c.owner)
+                       .where(R.c.id == registration_id)).first()
+    if row is None:
+        raise TriageError(404, "registration_not_found", id=registration_id)
+    device_id, sighting_id, status, owner = row
+    if status != "pending":
+        raise TriageError(409, "registration_not_pending", status=status)
+    if approve:
+        conn.execute(update(R).where(R.c.device_id == device_id, R.c.sighting_id == sighting_id,
+                                     R.c.status == "approved").values(status="superseded"))
+    conn.execute(update(R).where(R.c.id == registration_id).values(
+        status="approved" if approve else "rejected", decided_at=now, decided_by=actor, decision_note=note))
+    _refresh_registration(conn, (device_id, sighting_id), now, owner=owner if approve else None)
+
+
+def _refresh_registration(conn: Connection, key: Key, now: float, owner: str | None = None) -> None:
+    """Store the registration that counts for a sighting (the newest approved, else the newest pending),
+    give an approved one's owner to a sighting that has none, and re-assess the sighting."""
+    found = conn.execute(select(R.c.id, R.c.status, R.c.providers, R.c.tools, R.c.autonomy)
+                         .where(R.c.device_id == key[0], R.c.sighting_id == key[1],
+                                R.c.status.in_(("approved", "pending")))
+                         .order_by((R.c.status == "approved").desc(), R.c.id.desc()).limit(1)).first()
+    summary = "" if found is None else orjson.dumps(
+        {"id": found[0], "status": found[1], "providers": found[2], "tools": found[3], "autonomy": found[4]}).decode()
+    row = _triage_rows(conn, [key]).get(key) or {"device_id": key[0], "sighting_id": key[1], "state": "new",
+                                                 "owner": None, "approval": ""}
+    row.update(registration=summary, updated_at=now)
+    if owner and not row["owner"]:
+        row["owner"] = owner
+    upsert_triage(conn, [row])
+    reassess(conn, [key])
+
+
+# -- reading ----------------------------------------------------------------------------------------------------
+
+
+def actions_of(conn: Connection, key: Key, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(A).where(A.c.device_id == key[0], A.c.sighting_id == key[1])
+                                          .order_by(A.c.id.desc()).limit(limit)).mappings()]
+
+
+def newest_registration(conn: Connection, key: Key) -> dict[str, Any] | None:
+    row = conn.execute(select(R).where(R.c.device_id == key[0], R.c.sighting_id == key[1])
+                       .order_by(R.c.id.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
+def triage_of(conn: Connection, key: Key) -> dict[str, Any] | None:
+    row = conn.execute(select(T).where(T.c.device_id == key[0], T.c.sighting_id == key[1])).mappings().first()
+    return dict(row) if row else None

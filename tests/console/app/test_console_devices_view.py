@@ -1,0 +1,72 @@
+"""The devices tab over a real collector: hosts with OS, version, last seen, sightings and stale marks,
+the selected device's users, and a jump to its agents."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import console_support as support
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_devices_are_listed_with_their_sightings(make_console: Any, qtbot: Any, modeltest: Any,
+                                                 collector: support.RunningCollector) -> None:
+    console = make_console()
+    modeltest(console.devices)
+    qtbot.waitUntil(lambda: console.device_list.count is not None, timeout=10_000)
+    expected = collector.get("/api/v1/devices", limit=500)
+    assert console.device_list.count == expected["count"]
+    row = next(i for i, d in enumerate(console.device_list.rows) if d.id == collector.known_device)
+    cells = [console.devices.data(console.devices.index(row, c)) for c in range(console.devices.columnCount())]
+    assert cells[0] == "zoe-laptop" and cells[1] == "macos 6.1" and cells[3] == "0.1.0"
+    assert cells[5] == "reporting" and cells[6] == "3"
+
+
+def test_selecting_a_device_shows_its_users_and_opens_its_agents(make_console: Any, qtbot: Any,
+                                                                 collector: support.RunningCollector) -> None:
+    console = make_console()
+    qtbot.waitUntil(lambda: console.device_list.count is not None, timeout=10_000)
+    view = console.window.devices
+    row = next(i for i, d in enumerate(console.device_list.rows) if d.id == collector.known_device)
+    view.table.setCurrentIndex(console.devices.index(row, 0))
+    qtbot.waitUntil(lambda: view.users.text() == "Users: zoe", timeout=10_000)
+    view.show_agents.click()
+    assert console.window.tabs.currentWidget() is console.window.agents
+    qtbot.waitUntil(lambda: console.roster.filter.device == collector.known_device and console.roster.count == 3,
+                    timeout=10_000)
+
+
+def test_stale_devices_are_marked_and_filtered(make_console: Any, qtbot: Any, tmp_path: Path) -> None:
+    # A collector of this test's own that calls a device stale after ~2 ms without a report.
+    stale = support.start(f"sqlite:///{tmp_path}/stale.sqlite3", tmp_path / "server.log", "--stale-hours", "0.000001")
+    try:
+        stale.snapshot(f"host:old-{uuid.uuid4().hex[:6]}", [support.sighting()])
+        console = make_console(token=stale.admin, url=stale.url)
+        qtbot.waitUntil(lambda: console.device_list.count == 1, timeout=10_000)
+        assert console.devices.data(console.devices.index(0, 5)) == "stale"
+        console.window.devices.stale.setCurrentIndex(console.window.devices.stale.findData(False))
+        qtbot.waitUntil(lambda: console.device_list.stale is False and console.device_list.count == 0,
+                        timeout=10_000)
+        assert console.window.devices.count.text() == "0 devices"
+    finally:
+        stale.close()
+
+
+def test_a_device_on_the_overview_opens_its_ungoverned_agents(make_console: Any, qtbot: Any, modeltest: Any,
+                                                              collector: support.RunningCollector) -> None:
+    console = make_console()
+    qtbot.waitUntil(lambda: console.overview is not None, timeout=10_000)
+    table = console.window.overview.devices_table
+    modeltest(table.model())
+    device_id, hostname, _count = console.overview.top_ungoverned_devices[0]
+    assert table.model().data(table.model().index(0, 0)) == hostname
+    table.activated.emit(table.model().index(0, 0))
+    assert console.window.tabs.currentWidget() is console.window.agents
+    qtbot.waitUntil(lambda: console.roster.filter.device == device_id and console.roster.count is not None
+                    and not console.roster.loading, timeout=10_000)
+    assert console.roster.filter.governed is False
+    assert console.roster.count == collector.get("/api/v1/agents", device=device_id, governed="false")["count"]

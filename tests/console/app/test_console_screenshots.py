@@ -1,0 +1,99 @@
+"""Screenshots of each main view with realistic data from a real collector, written as PNGs under the
+test run's output dir (and, with AGENTROSTER_SCREENSHOTS=DIR, to DIR too, e.g. docs/images) so a
+person can look at them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import console_support as support
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def save(widget: Any, name: str, out: Path) -> Path:
+    path = out / f"console-{name}.png"
+    assert widget.grab().save(str(path))
+    extra = os.environ.get("AGENTROSTER_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(extra) / path.name)
+    return path
+
+
+def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory: pytest.TempPathFactory,
+                                collector: support.RunningCollector) -> None:
+    out = tmp_path_factory.mktemp("screenshots")
+    console = make_console()
+    window = console.window
+    window.resize(1500, 900)
+    qtbot.waitUntil(lambda: console.overview is not None, timeout=10_000)
+    # The admin has sanctioned the fleet's Cursor and Ollama installs (through the triage API).
+    for signature in ("cursor", "ollama"):
+        rows = collector.get("/api/v1/agents", signature=signature, limit=200)["data"]
+        answer = collector.http.post("/api/v1/agents/actions", headers={"authorization": f"Bearer {collector.admin}"},
+                                     json={"action": "approve", "targets": [
+                                         {"device_id": r["device_id"], "sighting_id": r["id"]} for r in rows]})
+        assert answer.status_code == 201, answer.text
+    # More machines report while the console is open: each refresh adds a real sample to the trend.
+    for round_ in range(5):
+        before = console.overview
+        collector.snapshot(f"host:late-{round_}-{uuid.uuid4().hex[:6]}",
+                           [support.sighting(name=f"notebook agent {i}", signature=None, type="unknown",
+                                             providers=("openai",)) for i in range(2 + round_ * 3)])
+        qtbot.wait(300)
+        console.refresh_overview()
+        qtbot.waitUntil(lambda before=before: console.overview is not before, timeout=10_000)
+    assert len(console.trend.samples) >= 6
+    window.tabs.setCurrentWidget(window.overview)
+    qtbot.wait(200)
+    shots = [save(window, "overview", out)]
+
+    window.tabs.setCurrentWidget(window.agents)
+    window.agents.search.setText("ws-0000")  # ten of the simulated fleet's machines, by host
+    window.agents.search.returnPressed.emit()
+    column = console.agents.column_of("device")
+    assert column is not None
+    window.agents.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: console.roster.sort == "device" and console.roster.count is not None
+                    and not console.roster.loading, timeout=10_000)
+    # the first coding agent with MCP servers: its detail and chain have the most to show
+    row = next(i for i, a in enumerate(console.roster.rows) if a.type == "coding" and a.signature != "cursor")
+    window.agents.table.selectRow(row)
+    qtbot.waitUntil(lambda: window.detail.detail is not None and window.detail.detail.agent.key
+                    == console.roster.rows[row].key, timeout=10_000)
+    shots.append(save(window, "agents", out))
+    window.detail.tabs.setCurrentWidget(window.detail.chain_tree)
+    shots.append(save(window, "detail-chain", out))
+    window.detail.tabs.setCurrentWidget(window.detail.timeline_table)
+    shots.append(save(window, "detail-history", out))
+
+    window.tabs.setCurrentWidget(window.devices)
+    qtbot.waitUntil(lambda: console.device_list.count is not None, timeout=10_000)
+    shots.append(save(window, "devices", out))
+    window.tabs.setCurrentWidget(window.registrations)
+    host = f"host:reg-shot-{uuid.uuid4().hex[:6]}"
+    collector.snapshot(host, [support.sighting(id="crm-sync", name="crm sync agent", signature=None, type="unknown",
+                                               providers=("openai",))])
+    collector.register(host, "crm-sync", owner="maria@example.org", purpose="sync leads from the CRM each night",
+                       business_process="sales operations", tools=["salesforce"], data_systems=["crm"],
+                       autonomy="autonomous")
+    console.load_registrations()
+    qtbot.waitUntil(lambda: any(r.sighting_id == "crm-sync" for r in console.registration_list), timeout=10_000)
+    shots.append(save(window, "registrations", out))
+    window.tabs.setCurrentWidget(window.policy)
+    shots.append(save(window, "policy", out))
+
+    for path in shots:
+        image = QImage(str(path))
+        assert image.width() >= 1400 and image.height() >= 800, path
+        # not a blank grab: a real rendering has many distinct colours
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 29)}
+        assert len(colours) > 8, path
