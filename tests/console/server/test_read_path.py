@@ -115,9 +115,9 @@ def collector_search(collector) -> str:
     return str(collector.http.get("/healthz").json()["search"])
 
 
-def test_without_pg_trgm_the_search_scans_and_says_so(backend, pg_cluster_if_postgres, tmp_path) -> None:
+def test_without_pg_trgm_the_search_scans_and_says_so(pg_cluster, tmp_path) -> None:
     """A role that may not create extensions: the collector starts, says "scan", and finds the same rows."""
-    cluster = pg_cluster_if_postgres
+    cluster = pg_cluster  # a PostgreSQL role's privileges: there is no SQLite half to this test
     with psycopg.connect(host=str(cluster.dir), port=cluster.port, user="postgres", dbname="postgres",
                          autocommit=True) as conn:
         conn.execute("CREATE ROLE plain LOGIN")
@@ -146,12 +146,6 @@ def test_without_pg_trgm_the_search_scans_and_says_so(backend, pg_cluster_if_pos
     finally:
         process.stop()
 
-
-@pytest.fixture
-def pg_cluster_if_postgres(backend, request):
-    if backend != "postgresql":
-        pytest.skip("a PostgreSQL role's privileges: nothing to check on SQLite")
-    return request.getfixturevalue("pg_cluster")
 
 
 # -- the caller, parents, users ---------------------------------------------------------------------
