@@ -526,8 +526,8 @@ class Engine:
             if owner is None and rec.pid is not None and rec.pid in self.procs:
                 proc = self.procs[rec.pid]
                 owner = next((self.owner[a.pid] for a in self._ancestors(proc) if a.pid in self.owner), None)
-                if owner is None:
-                    owner = self._unknown_for(proc)
+                if owner is None and rec.provider is not None:
+                    owner = self._unknown_for(proc)  # calls an LLM provider: a browser fetching a page does not
             tools = remote_tools.get((rec.host.lower().rstrip("."), rec.port), [])
             if tools:
                 # a call to an MCP server declared with this URL: the tool server is in use; prefer the

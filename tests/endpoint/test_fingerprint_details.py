@@ -49,3 +49,24 @@ def test_without_a_reader_records_are_taken_as_they_come() -> None:
     engine = Engine(signatures.load(), device_id="d", platform="linux")
     engine.add_processes(machine())
     assert any(s["signature"] == "claude-code" for s in engine.result("now"))
+
+
+def test_network_calls_land_on_agents_and_only_provider_calls_make_unknowns() -> None:
+    from endpoint.evidence import NetworkRecord
+
+    engine = Engine(signatures.load(), device_id="d", platform="linux")
+    engine.add_processes(machine())
+    engine.add_network([
+        NetworkRecord(host="api.openai.com", port=443, via="sni", ts=1.0, pid=40, provider="openai"),
+        NetworkRecord(host="example.org", port=443, via="sni", ts=2.0, pid=60),  # curl: not an agent
+        NetworkRecord(host="github.com", port=443, via="sni", ts=3.0, pid=31),  # below Claude Code
+        NetworkRecord(host="api.mistral.ai", port=443, via="dns", ts=4.0, provider="mistral"),  # no pid
+    ])
+    found = engine.result("now")
+    by_endpoint = {e["host"]: s for s in found for e in s["endpoints"]}
+    assert by_endpoint["api.openai.com"]["type"] == "unknown"
+    assert by_endpoint["api.openai.com"]["processes"][0]["pid"] == 40
+    assert by_endpoint["github.com"]["signature"] == "claude-code"
+    assert by_endpoint["api.mistral.ai"]["name"] == "unattributed calls to mistral"
+    assert "example.org" not in by_endpoint
+    assert not any(p["pid"] == 60 for s in found for p in s["processes"])
