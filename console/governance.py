@@ -2,22 +2,28 @@
 console names a sighting's type, as pure functions.
 
 The collector owns five flags (``unregistered``, ``pending``, ``drift``, ``unsanctioned_provider``,
-``personal_credential``); the endpoint owns the rest. A sighting is covered when the org policy
-sanctions its signature, when an admin approved it, or when an approved registration declares it;
-it is governed when covered and what it does stays inside what was approved (no ``drift``). No I/O
-here: the collector calls ``assess`` at ingest, when the policy changes, and when a sighting is
-triaged or registered.
+``personal_credential``); the endpoint owns the rest, but the collector adds ``broad_tools`` too where an
+MCP server matches one of the policy's risky-tool patterns, on top of the flags the device sent. A
+sighting is covered when the org policy sanctions its signature, when an admin approved it, or when an
+approved registration declares it; it is governed when covered and what it does stays inside what was
+approved (no ``drift``). No I/O here: the collector calls ``assess`` at ingest, when the policy changes,
+and when a sighting is triaged or registered.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 #: flags that only the collector decides; any that a device sends are dropped and recomputed
 COLLECTOR_FLAGS = frozenset({"unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential"})
+
+#: where a stored sighting's detail keeps the flags its device sent (``sent_flags``)
+DEVICE_FLAGS = "device_flags"
 
 #: a human sentence for every flag of DESIGN.md's table, as the console shows it
 EXPLANATIONS: dict[str, str] = {
@@ -167,20 +173,51 @@ def risky_tools(mcp_servers: Iterable[Mapping[str, object]], patterns: Iterable[
 
     A pattern is a case-insensitive glob (``*``, ``?``, ``[...]``) matched against the server's name,
     its command, and its command line (command and arguments joined by spaces): ``*shell*`` or
-    ``npx*server-postgres*`` count the server among an agent's broad tools."""
-    globs = [p.lower() for p in patterns if p]
-    if not globs:
+    ``npx*server-postgres*`` count the server among an agent's broad tools. A server the config turns
+    off (``enabled: false``) counts for nothing, as on the endpoint."""
+    policy = frozenset(patterns)  # a policy's own frozenset stays itself: hashed once, then cache hits
+    if _matcher(policy) is None:
         return []
     found: set[str] = set()
     for server in mcp_servers:
+        if server.get("enabled") is False:
+            continue
         name, command, given = server.get("name"), server.get("command"), server.get("args")
         name = name if isinstance(name, str) else ""
         command = command if isinstance(command, str) else ""
-        args = [a for a in given if isinstance(a, str)] if isinstance(given, list) else []
-        subjects = [s.lower() for s in (name, command, " ".join([command, *args]).strip()) if s]
-        if any(fnmatch.fnmatchcase(s, g) for s in subjects for g in globs):
+        args = tuple(a for a in given if isinstance(a, str)) if isinstance(given, list) else ()
+        if _risky(policy, name, command, args):
             found.add(name or command)
     return sorted(found)
+
+
+@functools.lru_cache(maxsize=16384)
+def _risky(patterns: frozenset[str], name: str, command: str, args: tuple[str, ...]) -> bool:
+    """Whether one server matches: the same few servers are declared on machine after machine, so each is
+    matched once per policy, whatever the number of patterns."""
+    match = _matcher(patterns)
+    subjects = [s.lower() for s in (name, command, " ".join([command, *args]).strip()) if s]
+    return match is not None and any(match(s) for s in subjects)
+
+
+@functools.lru_cache(maxsize=16)
+def _matcher(patterns: frozenset[str]) -> Callable[[str], object] | None:
+    """One regular expression for all of a policy's patterns (each an atomic-group translation, so
+    that ``*a*b*c*`` cannot backtrack without end): compiled once per policy, not per server."""
+    globs = sorted({p.lower() for p in patterns if p})
+    if not globs:
+        return None
+    return re.compile("|".join(fnmatch.translate(g) for g in globs)).match
+
+
+def sent_flags(detail: Mapping[str, object], stored: Iterable[str]) -> list[str]:
+    """The flags the device itself sent for a stored sighting: its detail's ``device_flags``, or, for a
+    sighting stored without them, its stored flags less the collector's (the collector added no other
+    flag to such a row: it records ``device_flags`` before it writes any flag of its own)."""
+    sent = detail.get(DEVICE_FLAGS)
+    if isinstance(sent, list):
+        return [f for f in sent if isinstance(f, str)]
+    return [f for f in stored if f not in COLLECTOR_FLAGS]
 
 
 def tools_of(mcp_servers: Iterable[Mapping[str, object]]) -> list[str]:

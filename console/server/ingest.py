@@ -1,11 +1,13 @@
 """Applying a device's report to the store, exactly once per (device, epoch, seq).
 
 ``decide`` (pure) says whether a report is applied, a duplicate, or needs a snapshot first;
-``prepare`` (pure) turns the report's sightings into rows and tags with governance applied;
+``prepare`` (pure) turns the report's sightings into rows and tags with governance applied (the policy's
+risky-tool patterns too), and keeps the flags the device sent in the detail (``device_flags``);
 ``apply_report`` runs inside the caller's transaction: lock the device's row, decide, one bulk read
 of the prior state of the sightings it carries, a bulk upsert (``INSERT ... ON CONFLICT DO UPDATE``)
 of new ones, an in-place update of the rest, history, tags, the device's row. No per-sighting
-round trip. ``recompute_governance`` re-assesses every stored sighting when the policy changes.
+round trip. ``recompute_governance`` re-assesses every stored sighting when the policy changes, from the
+flags its device sent.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, select, tuple_
 
 from console import governance
 from console.server import auth, triage
@@ -175,8 +177,20 @@ def check_sizes(sightings: Iterable[dict[str, Any]], removed: Iterable[str]) -> 
 
 @functools.lru_cache(maxsize=8192)
 def _assess(signature: str | None, providers: tuple[str, ...], fingerprints: tuple[str, ...],
-            flags: tuple[str, ...], policy: governance.Policy) -> governance.Verdict:
-    return governance.assess(signature, providers, fingerprints, flags, policy)  # the same few agents, again
+            flags: tuple[str, ...], policy: governance.Policy, risky: tuple[str, ...]) -> governance.Verdict:
+    # the same few agents, again
+    return governance.assess(signature, providers, fingerprints, flags, policy, risky=risky)
+
+
+def sent_flags(doc: dict[str, Any]) -> list[str]:
+    """The endpoint's own flags of a reported sighting, as stored in its detail (``device_flags``): what
+    every later re-assessment starts from, whatever flags the collector adds on top."""
+    return sorted({f for f in doc["flags"] if f not in governance.COLLECTOR_FLAGS})
+
+
+def risky_of(mcp_servers: list[dict[str, Any]], policy: governance.Policy) -> tuple[str, ...]:
+    """The sighting's MCP servers that the policy's risky-tool patterns match (nothing to do without any)."""
+    return tuple(governance.risky_tools(mcp_servers, policy.risky_tools)) if policy.risky_tools else ()
 
 
 def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: str, policy: governance.Policy,
@@ -186,14 +200,18 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
     for doc in {d["id"]: d for d in sightings}.values():
         providers = governance.providers_of(doc["endpoints"])
         fingerprints = governance.fingerprints_of(doc["credentials"])
-        verdict = _assess(doc["signature"], tuple(providers), tuple(fingerprints), tuple(doc["flags"]), policy)
+        device_flags = sent_flags(doc)
+        verdict = _assess(doc["signature"], tuple(providers), tuple(fingerprints), tuple(device_flags), policy,
+                          risky_of(doc["mcp_servers"], policy))
         out.rows.append({
             "device_id": device_id, "id": doc["id"], "signature": doc["signature"], "name": doc["name"],
             "vendor": doc["vendor"], "type": doc["type"], "user": doc["user"] or "", "running": doc["running"],
             "confidence": float(doc["confidence"]), "parent": doc["parent"], "hostname": hostname,
             "governed": verdict.governed, "flags": orjson.dumps(verdict.flags).decode(),
             "providers": orjson.dumps(providers).decode(), "fingerprints": orjson.dumps(fingerprints).decode(),
-            "detail": orjson.dumps({s: doc[s] for s in SECTIONS}).decode(), "content_hash": _crc(_material(doc)),
+            "detail": orjson.dumps({**{s: doc[s] for s in SECTIONS},
+                                    governance.DEVICE_FLAGS: device_flags}).decode(),
+            "content_hash": _crc(_material(doc)),
             "first_seen": parse_time(doc["first_seen"], now), "last_seen": parse_time(doc["last_seen"], now),
             "recorded_at": now, "updated_at": now, "gone": False, "gone_at": None, "touched": touched,
         })  # fmt: skip
@@ -250,7 +268,7 @@ _SQL = {
     "device": "SELECT id, host_identifier, key_salt, key_hash, revoked_at, epoch, seq, applied, hostname, "
               "last_seen, os, os_version, arch, agentroster_version FROM device WHERE key_id = :key_id",
     "past_epoch": "SELECT last_seq FROM report_epoch WHERE device_id = :device_id AND epoch = :epoch",
-    "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints "
+    "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints, risky_tools "
               "FROM policy WHERE id = 1",
     "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, content_hash, gone, first_seen, governed "
              "FROM sighting WHERE device_id = :device_id AND id IN {ids}",
@@ -374,7 +392,7 @@ def load_policy(cur: _Cursor) -> governance.Policy:
     if row is None:
         return governance.Policy()
     if row[0] not in _policy_cache:
-        lists = [orjson.loads(v) if isinstance(v, str | bytes) else v for v in row[1:4]]
+        lists = [orjson.loads(v) if isinstance(v, str | bytes) else v for v in row[1:5]]
         _policy_cache.clear()
         _policy_cache[row[0]] = governance.Policy.of(*lists)
     return _policy_cache[row[0]]
@@ -526,36 +544,30 @@ def _update_device(cur: _Cursor, device: dict[str, Any], report: dict[str, Any],
 
 
 def recompute_governance(conn: Connection, policy: governance.Policy, batch: int = 2000) -> int:
-    """Apply a new policy to every stored sighting; returns how many changed."""
+    """Apply a new policy to every stored sighting; returns how many changed.
+
+    Each is re-assessed from the flags its device sent, never from the flags stored, so that a risky-tool
+    pattern taken off the policy takes its ``broad_tools`` off again, unless the device said so itself."""
     changed = 0
     last = ("", "")
-    columns = (T.c.device_id, T.c.id, T.c.signature, T.c.providers, T.c.fingerprints, T.c.flags, T.c.governed)
+    columns = (T.c.device_id, T.c.id, T.c.signature, T.c.providers, T.c.fingerprints, T.c.flags, T.c.governed,
+               T.c.detail)
     while True:
         rows = conn.execute(select(*columns).where(tuple_(T.c.device_id, T.c.id) > tuple_(*last))
                             .order_by(T.c.device_id, T.c.id).limit(batch)).all()
         if not rows:
             return changed
         updates, tags = [], {}
-        for device_id, sid, signature, providers, fingerprints, flags, governed in rows:
+        for device_id, sid, signature, providers, fingerprints, flags, governed, detail in rows:
             providers_list = orjson.loads(providers)
-            verdict = governance.assess(signature, providers_list, orjson.loads(fingerprints),
-                                        orjson.loads(flags), policy)
+            verdict, recorded = triage.assess_stored(signature, providers_list, orjson.loads(fingerprints), flags,
+                                                     detail, policy)
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
-                updates.append({"d": device_id, "s": sid, "g": verdict.governed, "f": new_flags})
+                updates.append({"d": device_id, "s": sid, "g": verdict.governed, "f": new_flags,
+                                **({"dt": recorded} if recorded else {})})
                 tags[(device_id, sid)] = tags_of(verdict.flags, providers_list)
         if updates:
-            conn.execute(update(T).where(T.c.device_id == bindparam("d"), T.c.id == bindparam("s"))
-                         .values(governed=bindparam("g"), flags=bindparam("f")), updates)
-            _rewrite_tags(conn, tags)
+            triage.write_verdicts(conn, updates, tags)
         changed += len(updates)
         last = (rows[-1][0], rows[-1][1])
-
-
-def _rewrite_tags(conn: Connection, tags: dict[tuple[str, str], list[tuple[str, str]]]) -> None:
-    conn.execute(delete(G).where(G.c.device_id == bindparam("d"), G.c.sighting_id == bindparam("s")),
-                 [{"d": d, "s": s} for d, s in tags])
-    rows = [{"device_id": d, "sighting_id": s, "kind": k, "value": v} for (d, s), pairs in tags.items()
-            for k, v in pairs]
-    if rows:
-        conn.execute(insert(G), rows)

@@ -119,8 +119,9 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
             continue
         doc = docs[row["id"]]
         providers = orjson.loads(row["providers"])
+        servers = doc["mcp_servers"]
         verdict = governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
-                                    policy, standing, governance.tools_of(doc["mcp_servers"]))
+                                    policy, standing, governance.tools_of(servers), _risky(servers, policy))
         row["governed"], row["flags"] = verdict.governed, orjson.dumps(verdict.flags).decode()
         tags[row["id"]] = tags_of(verdict.flags, providers)
 
@@ -143,24 +144,63 @@ def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | 
                 select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
                        S.c.governed).where(tuple_(S.c.device_id, S.c.id).in_(chunk))):
             providers_list = orjson.loads(providers)
-            verdict = governance.assess(signature, providers_list, orjson.loads(fingerprints), orjson.loads(flags),
-                                        policy, standings.get((d, s), governance.NO_STANDING),
-                                        governance.tools_of(orjson.loads(detail).get("mcp_servers", [])))
+            verdict, recorded = assess_stored(signature, providers_list, orjson.loads(fingerprints), flags, detail,
+                                              policy, standings.get((d, s), governance.NO_STANDING))
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
-                updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags})
+                updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,
+                                **({"dt": recorded} if recorded else {})})
                 tags[(d, s)] = tags_of(verdict.flags, providers_list)
-        if updates:
-            conn.execute(update(S).where(S.c.device_id == bindparam("d"), S.c.id == bindparam("s"))
-                         .values(governed=bindparam("g"), flags=bindparam("f")), updates)
-            conn.execute(delete(G).where(G.c.device_id == bindparam("d"), G.c.sighting_id == bindparam("s")),
-                         [{"d": d, "s": s} for d, s in tags])
-            rows = [{"device_id": d, "sighting_id": s, "kind": k, "value": v} for (d, s), pairs in tags.items()
-                    for k, v in pairs]
-            if rows:
-                conn.execute(insert(G), rows)
+        write_verdicts(conn, updates, tags)
         changed += len(updates)
     return changed
+
+
+def assess_stored(signature: str | None, providers: list[str], fingerprints: list[str], flags: str, detail: str,
+                  policy: governance.Policy, standing: governance.Standing | None = None,
+                  ) -> tuple[governance.Verdict, str | None]:
+    """Re-assess a stored sighting from the flags its device sent (``governance.sent_flags``), never from
+    the flags stored: a ``broad_tools`` the policy's risky-tool patterns added goes again with the pattern,
+    one the device sent stays. ``standing`` None: the policy alone (the detail is read only when it can
+    matter). Also answers the detail to store with the verdict for a row stored before the collector kept
+    the device's flags apart (None otherwise), so that they are known once it may add one of its own."""
+    stored = orjson.loads(flags)
+    parsed: dict[str, Any] | None = None
+    if standing is not None or policy.risky_tools or "broad_tools" in stored:
+        parsed = orjson.loads(detail)
+    servers = parsed.get("mcp_servers", []) if parsed is not None else []
+    sent = governance.sent_flags(parsed or {}, stored)
+    verdict = governance.assess(signature, providers, fingerprints, sent, policy, standing or governance.NO_STANDING,
+                                governance.tools_of(servers), _risky(servers, policy))
+    recorded = None
+    if parsed is not None and governance.DEVICE_FLAGS not in parsed:
+        recorded = orjson.dumps({**parsed, governance.DEVICE_FLAGS: sorted(set(sent))}).decode()
+    return verdict, recorded
+
+
+def _risky(servers: list[dict[str, Any]], policy: governance.Policy) -> list[str]:
+    return governance.risky_tools(servers, policy.risky_tools) if policy.risky_tools else []
+
+
+def write_verdicts(conn: Connection, updates: list[dict[str, Any]], tags: dict[Key, list[tuple[str, str]]]) -> None:
+    """Store re-assessed sightings (``d``, ``s``, ``g``overned, ``f``lags, and ``dt``, the detail, where it
+    gains the device's flags) and replace their tags."""
+    if not updates:
+        return
+    for with_detail in (False, True):
+        batch = [u for u in updates if ("dt" in u) == with_detail]
+        if batch:
+            values: dict[str, Any] = {"governed": bindparam("g"), "flags": bindparam("f")}
+            if with_detail:
+                values["detail"] = bindparam("dt")
+            conn.execute(update(S).where(S.c.device_id == bindparam("d"), S.c.id == bindparam("s")).values(**values),
+                         batch)
+    conn.execute(delete(G).where(G.c.device_id == bindparam("d"), G.c.sighting_id == bindparam("s")),
+                 [{"d": d, "s": s} for d, s in tags])
+    rows = [{"device_id": d, "sighting_id": s, "kind": k, "value": v} for (d, s), pairs in tags.items()
+            for k, v in pairs]
+    if rows:
+        conn.execute(insert(G), rows)
 
 
 def reassess_standing(conn: Connection, policy: governance.Policy) -> int:

@@ -16,6 +16,7 @@ from console.governance import (
     fingerprints_of,
     providers_of,
     risky_tools,
+    sent_flags,
     tools_of,
 )
 from endpoint.protocol import Flag
@@ -260,3 +261,29 @@ def test_a_risky_tool_makes_a_sighting_broad_tools_with_a_reason() -> None:
 
 def test_a_malformed_mcp_server_entry_matches_nothing() -> None:
     assert risky_tools([{"name": None, "command": 3, "args": [None, 1]}, {}], ["*"]) == []
+
+
+def test_a_server_turned_off_in_its_config_is_never_a_risky_tool() -> None:
+    servers = [{"name": "shell", "command": "/opt/mcp-shell", "args": [], "enabled": False},
+               {"name": "shell2", "command": "/opt/mcp-shell", "args": [], "enabled": True}]
+    assert risky_tools(servers, ["*shell*"]) == ["shell2"]
+
+
+def test_many_patterns_match_as_each_would_alone() -> None:
+    patterns = [f"tool-{i}-*" for i in range(500)] + ["*server-postgres*", "[!a-z]otes"]
+    assert risky_tools(SERVERS, patterns) == ["db"]
+    assert risky_tools(SERVERS, [*patterns, "?otes"]) == ["Notes", "db"]
+
+
+@pytest.mark.timeout(30)
+def test_a_pattern_of_many_stars_against_a_long_command_line_ends() -> None:
+    server = {"name": "x", "command": "a" * 5000, "args": ["a" * 5000]}
+    assert risky_tools([server], ["*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b"]) == []
+
+
+def test_the_flags_a_device_sent_are_read_from_the_stored_detail() -> None:
+    stored = ["broad_tools", "unregistered"]
+    assert sent_flags({"device_flags": []}, stored) == []  # the collector added broad_tools
+    assert sent_flags({"device_flags": ["broad_tools"]}, stored) == ["broad_tools"]
+    assert sent_flags({}, stored) == ["broad_tools"]  # stored before the device's flags were kept apart
+    assert sent_flags({"device_flags": "broad_tools"}, ["autonomous"]) == ["autonomous"]  # not a list: ignored

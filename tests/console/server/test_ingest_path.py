@@ -17,6 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from console import governance
 from console.server import auth, ingest
 from console.server.db import Database, migrate
 from console.server.models import Device
@@ -115,6 +116,58 @@ def test_a_policy_change_after_a_report_was_prepared_decides_its_governance(stor
     for sid, governed, flags in rows:
         if sid in carried:
             assert governed and "unregistered" not in orjson.loads(flags), sid
+
+
+def flags_by_id(db: Database, device_id: str) -> dict[str, list[str]]:
+    with db.engine.connect() as conn:
+        return {sid: orjson.loads(flags) for sid, flags in conn.execute(
+            text("SELECT id, flags FROM sighting WHERE device_id = :d"), {"d": device_id})}
+
+
+def uses(report: dict[str, Any], server: str) -> set[str]:
+    return {s["id"] for s in report["upserts"] if any(m["name"] == server for m in s["mcp_servers"])}
+
+
+def test_a_risky_tool_pattern_added_after_a_report_was_prepared_flags_its_sightings(store: Store) -> None:
+    db, (key, _) = store
+    snapshot, delta = sim_reports(0, 1)
+    assert apply(db, key, snapshot, ahead=False, now=time.time()) == "applied"
+    prepared = ingest.prepare_report(delta, ingest.cached_policy() or pytest.fail("no policy read"), time.time())
+    assert not any("broad_tools" in orjson.loads(r["flags"]) for r in prepared.rows if r["type"] == "coding")
+    with db.writing() as conn:  # what PUT /api/v1/policy does, between the request and the write
+        conn.execute(text("UPDATE policy SET risky_tools = :r, version = version + 1 WHERE id = 1"),
+                     {"r": orjson.dumps(["*playwright*"]).decode()})
+    with db.writing() as conn:
+        assert ingest.apply_report(conn, key, delta, time.time(), prepared).result == "applied"
+    flags = flags_by_id(db, key.key_id)
+    carried = uses(delta, "playwright")
+    assert carried
+    for doc in delta["upserts"]:
+        assert ("broad_tools" in flags[doc["id"]]) == (doc["id"] in carried or "broad_tools" in doc["flags"]), doc
+
+
+def test_sightings_stored_without_the_devices_own_flags_lose_a_policys_broad_tools_again(store: Store) -> None:
+    db, (key, _) = store
+    snapshot = sim_reports(0, 0)[0]
+    assert apply(db, key, snapshot, ahead=False, now=time.time()) == "applied"
+    before, original = stored(db, key.key_id), flags_by_id(db, key.key_id)
+    with db.writing() as conn:  # as a collector that did not keep the device's flags apart stored them
+        for sid, detail in conn.execute(text("SELECT id, detail FROM sighting WHERE device_id = :d"),
+                                        {"d": key.key_id}).all():
+            kept = {k: v for k, v in orjson.loads(detail).items() if k != "device_flags"}
+            conn.execute(text("UPDATE sighting SET detail = :t WHERE device_id = :d AND id = :i"),
+                         {"t": orjson.dumps(kept).decode(), "d": key.key_id, "i": sid})
+    sent = {s["id"]: set(s["flags"]) for s in snapshot["upserts"]}
+    assert any("broad_tools" in f for f in sent.values())  # some the device flagged itself
+    with db.writing() as conn:
+        assert ingest.recompute_governance(conn, governance.Policy.of(risky_tools=["playwright"])) > 0
+    flags = flags_by_id(db, key.key_id)
+    for sid, own in sent.items():
+        assert ("broad_tools" in flags[sid]) == (sid in uses(snapshot, "playwright") or "broad_tools" in own), sid
+    with db.writing() as conn:
+        ingest.recompute_governance(conn, governance.Policy())
+    assert stored(db, key.key_id)["tags"] == before["tags"]
+    assert flags_by_id(db, key.key_id) == original
 
 
 def test_removing_sightings_reads_only_the_devices_rows_on_sqlite(tmp_path: Path) -> None:
