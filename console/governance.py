@@ -120,7 +120,9 @@ def assess(signature: str | None, providers: Iterable[str], fingerprints: Iterab
         if standing.registration == "pending":
             reasons["pending"] = "registered; the registration awaits an admin's approval"
         else:
-            reasons["unregistered"] = "no registration, approval or policy covers it"
+            reasons["unregistered"] = (f"the policy does not sanction {signature}, and nobody registered it"
+                                       if signature is not None
+                                       else "no signature the policy could sanction, and nobody registered it")
     gaps = _drift(providers, sorted(set(mcp_servers)), "autonomous" in flags, standing)
     if gaps:
         reasons["drift"] = "; ".join(gaps)

@@ -29,6 +29,8 @@ def test_an_unsanctioned_signature_is_unregistered_and_ungoverned() -> None:
     verdict = assess("claude-code", [], [], [], POLICY)
     assert verdict.governed is False
     assert "unregistered" in verdict.flags
+    assert verdict.reason("unregistered") == "the policy does not sanction claude-code, and nobody registered it"
+    assert assess(None, [], [], [], POLICY).reason("unregistered").startswith("no signature the policy could sanction")
 
 
 def test_a_sanctioned_signature_is_governed() -> None:
