@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,30 @@ def test_a_key_from_another_collector_is_forgotten(inventory):
     rep.enroll()
     rep.forget_other_collector()
     assert inventory.device_key() == KEY
+
+
+def test_the_drain_rate_limit_spaces_reports(inventory):
+    """A fleet coming back online must not flood the collector: reports leave at most N per second.
+
+    Only a lower bound on the gaps is checked, so a slow machine cannot fail it."""
+    for n in range(5):
+        inventory.record([sighting(), sighting("b" * 20, name=f"Aider {n}")], device=DEVICE)
+    assert inventory.spool_stats().reports == 6
+    sent_at: list[float] = []
+    done = threading.Event()
+
+    def answer(_request: httpx.Request, report: dict[str, Any]) -> httpx.Response:
+        sent_at.append(time.monotonic())
+        if len(sent_at) == 6:
+            done.set()
+        return ack(report["seq"])
+
+    rep = reporter(inventory, Collector(answer), drain_reports_per_s=10.0)
+    rep.start()
+    try:
+        assert done.wait(30), rep.stats
+    finally:
+        rep.stop()
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    assert len(gaps) == 5 and min(gaps) >= 0.1 - 0.005, gaps
+    assert inventory.pending() is None
