@@ -16,7 +16,8 @@ import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from endpoint.settings import SettingsError
+from endpoint.safeio import file_kind, read_capped
+from endpoint.settings import ManagedValues, SettingsError
 
 MAX_MANAGED_BYTES = 256 << 10  # a settings file is a few hundred bytes
 MAX_SECRET_BYTES = 16 << 10
@@ -51,7 +52,7 @@ def read_managed_file(path: str | os.PathLike[str], *, root: str | os.PathLike[s
     if stat.S_ISLNK(pre.st_mode):
         raise refuse("is a symbolic link; it must be a regular file (symlinks are not followed)")
     if not stat.S_ISREG(pre.st_mode):
-        raise refuse(f"is {_kind(pre.st_mode)}, not a regular file; not opened")
+        raise refuse(f"is {file_kind(pre.st_mode)}, not a regular file; not opened")
     _check_dirs(Path(path).parent, Path(root), trusted_uids, refuse)
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -60,11 +61,11 @@ def read_managed_file(path: str | os.PathLike[str], *, root: str | os.PathLike[s
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # swapped between lstat and open
-            raise refuse(f"is {_kind(st.st_mode)}, not a regular file")
+            raise refuse(f"is {file_kind(st.st_mode)}, not a regular file")
         _check_owner(st, trusted_uids, refuse, private=private)
         if st.st_size > limit:
             raise refuse(f"is {st.st_size} bytes, over the {limit}-byte cap; not read")
-        data = _read_capped(fd, limit)
+        data = read_capped(fd, limit)
         if data is None:
             raise refuse(f"grew over the {limit}-byte cap while being read")
         return data
@@ -132,22 +133,26 @@ def _check_dirs(directory: Path, root: Path, trusted_uids: Collection[int], refu
         current = os.path.dirname(current)
 
 
-def _read_capped(fd: int, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    remaining = limit + 1
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    data = b"".join(chunks)
-    return None if len(data) > limit else data
+class ManagedFileSource:
+    """A managed-settings file under ``root`` (``/`` on a live machine), read with ``read_managed_file``'s
+    checks; a subclass names the file (``RELATIVE_PATH``) and turns its bytes into settings (``parse``)."""
 
+    RELATIVE_PATH = ""
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
-        if test(mode):
-            return name
-    return "not a regular file"
+    def __init__(self, root: str | os.PathLike[str] = "/", *, trusted_uids: tuple[int, ...] = ROOT_ONLY) -> None:
+        self.root = Path(root)
+        self.path = self.root / self.RELATIVE_PATH
+        self.trusted_uids = trusted_uids
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def read(self) -> ManagedValues:
+        data = read_managed_file(self.path, root=self.root, trusted_uids=self.trusted_uids)
+        if data is None:
+            return ManagedValues({}, self.where)
+        return self.parse(data)
+
+    def parse(self, data: bytes) -> ManagedValues:
+        raise NotImplementedError

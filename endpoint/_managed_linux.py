@@ -11,28 +11,18 @@ import stat
 import tomllib
 from pathlib import Path
 
-from endpoint._managed_files import ROOT_ONLY, read_managed_file
+from endpoint._managed_files import ManagedFileSource
 from endpoint.settings import ManagedValues, SettingsError
 
 CONFIG_PATH = "etc/agentroster/endpoint.toml"  # under the root
 
 
-class LinuxManagedSource:
+class LinuxManagedSource(ManagedFileSource):
     """``<root>/etc/agentroster/endpoint.toml``; ``root`` is ``/`` on a live machine."""
 
-    def __init__(self, root: str | os.PathLike[str] = "/", *, trusted_uids: tuple[int, ...] = ROOT_ONLY) -> None:
-        self.root = Path(root)
-        self.path = self.root / CONFIG_PATH
-        self.trusted_uids = trusted_uids
+    RELATIVE_PATH = CONFIG_PATH
 
-    @property
-    def where(self) -> str:
-        return str(self.path)
-
-    def read(self) -> ManagedValues:
-        data = read_managed_file(self.path, root=self.root, trusted_uids=self.trusted_uids)
-        if data is None:
-            return ManagedValues({}, self.where)
+    def parse(self, data: bytes) -> ManagedValues:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

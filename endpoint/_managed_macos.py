@@ -7,33 +7,21 @@ preferences (``/Library/Managed Preferences/<user>/…``) are ignored: a daemon 
 
 from __future__ import annotations
 
-import os
 import plistlib
-from pathlib import Path
 
-from endpoint._managed_files import ROOT_ONLY, read_managed_file
+from endpoint._managed_files import ManagedFileSource
 from endpoint.settings import ManagedValues, SettingsError
 
 DOMAIN = "dev.agentroster.endpoint"
 PLIST_PATH = f"Library/Managed Preferences/{DOMAIN}.plist"  # under the root
 
 
-class MacManagedSource:
+class MacManagedSource(ManagedFileSource):
     """``<root>/Library/Managed Preferences/dev.agentroster.endpoint.plist``."""
 
-    def __init__(self, root: str | os.PathLike[str] = "/", *, trusted_uids: tuple[int, ...] = ROOT_ONLY) -> None:
-        self.root = Path(root)
-        self.path = self.root / PLIST_PATH
-        self.trusted_uids = trusted_uids
+    RELATIVE_PATH = PLIST_PATH
 
-    @property
-    def where(self) -> str:
-        return str(self.path)
-
-    def read(self) -> ManagedValues:
-        data = read_managed_file(self.path, root=self.root, trusted_uids=self.trusted_uids)
-        if data is None:
-            return ManagedValues({}, self.where)
+    def parse(self, data: bytes) -> ManagedValues:
         try:
             values = plistlib.loads(data)
         except Exception as exc:  # plistlib raises many types (expat, struct, ValueError…) on bad input

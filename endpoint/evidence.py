@@ -7,7 +7,7 @@ never sit in a record: only their kind and keyed fingerprint (``endpoint.credent
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Via = Literal["sni", "dns", "connect", "http", "socket"]
 
@@ -18,6 +18,19 @@ class Credential:
     fingerprint: str  # keyed fingerprint, never the value
     source: Literal["env", "config", "cmdline"]
     where: str  # "pid 123 env OPENAI_API_KEY" or "/home/a/.cursor/mcp.json#/mcpServers/gh/env/GITHUB_TOKEN"
+
+
+class RawProcess(NamedTuple):
+    """One process as a per-OS reader (``endpoint/sensors/_procs_*``) sees it, before its details are read."""
+
+    pid: int
+    ppid: int
+    name: str
+    exe: str
+    cmdline: list[str]
+    user: str
+    uid: int | None
+    create_time: float  # seconds since the epoch
 
 
 @dataclass(slots=True)

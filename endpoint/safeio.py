@@ -117,7 +117,7 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resol
         except OSError as exc:
             raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
     if not stat.S_ISREG(pre.st_mode):
-        raise ReadRefused("not_regular", f"{_kind(pre.st_mode)}, not a regular file; not opened")
+        raise ReadRefused("not_regular", f"{file_kind(pre.st_mode)}, not a regular file; not opened")
     if pre.st_size > limit:
         raise ReadRefused("too_large", f"{pre.st_size} bytes, over the {limit}-byte cap")
     try:
@@ -129,21 +129,13 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resol
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ReadRefused("not_regular", f"{_kind(st.st_mode)}, not a regular file; not opened for reading")
+            raise ReadRefused("not_regular", f"{file_kind(st.st_mode)}, not a regular file; not opened for reading")
         if st.st_size > limit:
             raise ReadRefused("too_large", f"{st.st_size} bytes, over the {limit}-byte cap")
         if resolver is not None and not _opened_within(fd, resolver.boundary(boundary)):
             raise ReadRefused("symlink_escape", f"links outside {boundary}; not followed")
-        chunks: list[bytes] = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:  # grew while we read it
+        data = read_capped(fd, limit)
+        if data is None:  # grew while we read it
             raise ReadRefused("too_large", f"over the {limit}-byte cap")
         return data
     except OSError as exc:
@@ -180,7 +172,22 @@ def read_text(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolv
     return decode_text(read_bytes(path, boundary=boundary, limit=limit, resolver=resolver))
 
 
-def _kind(mode: int) -> str:
+def read_capped(fd: int, limit: int) -> bytes | None:
+    """At most ``limit`` bytes from ``fd``; None when there are more (the file grew past the cap)."""
+    chunks: list[bytes] = []
+    remaining = limit + 1
+    while remaining > 0:
+        chunk = os.read(fd, min(remaining, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    data = b"".join(chunks)
+    return None if len(data) > limit else data
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for an error message ("a FIFO", "a socket", …)."""
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
         if test(mode):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -14,3 +16,16 @@ AGENTROSTER = str(Path(sys.executable).with_name("agentroster"))
 def run_agentroster(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """Run the installed `agentroster` command as a user would."""
     return subprocess.run([AGENTROSTER, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def e2e_agents() -> ModuleType:
+    """tests/e2e/agents.py (real agents, netns helpers), loaded once under a name no package can shadow."""
+    name = "agentroster_e2e_agents"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TESTS / "e2e" / "agents.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import pwd
-from typing import NamedTuple
+
+from endpoint.evidence import RawProcess
 
 PROC = "/proc"
 CMDLINE_CAP = 256 << 10  # bytes of a command line read; a longer one loses its cut-off last argument
@@ -18,17 +19,6 @@ ENV_CAP = 256 << 10  # bytes of an environment read; the entry cut off at the ca
 _PF_KTHREAD = 0x00200000  # task flag of a kernel thread (include/linux/sched.h)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _FIRST_READ = 8 << 10  # most command lines and environments fit; a larger buffer costs an mmap per read
-
-
-class RawProcess(NamedTuple):
-    pid: int
-    ppid: int
-    name: str
-    exe: str
-    cmdline: list[str]
-    user: str
-    uid: int | None
-    create_time: float  # seconds since the epoch
 
 
 def pids() -> list[int]:

@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import psutil
 
+from endpoint.evidence import RawProcess
+
 _ATTRS = ["ppid", "name", "exe", "cmdline", "username", "uids", "create_time"]
-
-
-class RawProcess(NamedTuple):
-    pid: int
-    ppid: int
-    name: str
-    exe: str
-    cmdline: list[str]
-    user: str
-    uid: int | None
-    create_time: float  # seconds since the epoch
 
 
 @contextlib.contextmanager

@@ -152,13 +152,3 @@ def _needs_cwd(argv: list[str]) -> bool:
         return False
     script = next((a for a in argv[1:] if not a.startswith("-")), "")
     return bool(script) and not os.path.isabs(script)
-
-
-# What endpoint/daemon.py's read_pids() used before ``iter_processes(pids=...)`` existed; it goes
-# once the daemon reads its pids through iter_processes.
-_ATTRS = ["pid", "ppid", "name", "exe", "cmdline", "username", "uids", "create_time"]
-
-
-def _read_env(proc: object, record: ProcessRecord, classify: credentials.Classifier, keep_env: Collection[str],
-              key: bytes) -> ScanError | None:
-    return read_details(record, classify, keep_env=keep_env, key=key)

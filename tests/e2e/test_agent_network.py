@@ -22,7 +22,6 @@ afterwards, also when a test fails.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -32,10 +31,10 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from support import e2e_agents
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(900)]
 
@@ -45,20 +44,7 @@ PROVIDER_DELAY_S = 120.0  # the provider holds each model call open this long: t
 SNIFF_S = 45.0  # the scan's capture window: the agent starts and makes its call inside it
 
 
-def _load_helpers() -> ModuleType:
-    """tests/e2e/agents.py under a name no installed package can shadow."""
-    name = "agentroster_e2e_agents"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("agents.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
+helpers = e2e_agents()
 
 
 def _scan_command() -> list[str]:

@@ -9,7 +9,6 @@ parent is Claude Code, and no key value anywhere: credentials only as kind and f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,10 +16,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from support import e2e_agents
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(1200)]
 
@@ -28,17 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 CREDENTIAL_FIELDS = {"kind", "fingerprint", "source", "where"}
 
 
-def _load_helpers() -> ModuleType:
-    """tests/e2e/agents.py under a name no installed package can shadow."""
-    spec = importlib.util.spec_from_file_location("agentroster_e2e_agents", Path(__file__).with_name("agents.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
+helpers = e2e_agents()
 
 
 def _scan_command() -> list[str]:

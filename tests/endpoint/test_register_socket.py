@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localsock_client import answer as read_answer
 from support import AGENTROSTER, TESTS
 
 from endpoint import localsock
@@ -113,16 +114,6 @@ def raw(path: Path) -> socket.socket:
     conn.settimeout(20)
     conn.connect(str(path))
     return conn
-
-
-def read_answer(conn: socket.socket) -> dict[str, Any] | None:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return json.loads(data) if data else None
 
 
 def closed_by_server(conn: socket.socket) -> bool:

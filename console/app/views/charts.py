@@ -33,15 +33,7 @@ class TrendChart(QWidget):
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), self.palette().base())
-        bold = QFont(self.font())
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.setPen(TEXT)
-        painter.drawText(QRectF(8, 4, self.width() - 16, 20), Qt.AlignmentFlag.AlignLeft, self.title)
-        painter.setFont(self.font())
+        painter = _titled_painter(self, self.title)
         area = QRectF(48, 30, self.width() - 64, self.height() - 58)
         if not self.points:
             painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "No samples yet")
@@ -96,15 +88,7 @@ class BarChart(QWidget):
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), self.palette().base())
-        bold = QFont(self.font())
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.setPen(TEXT)
-        painter.drawText(QRectF(8, 4, self.width() - 16, 20), Qt.AlignmentFlag.AlignLeft, self.title)
-        painter.setFont(self.font())
+        painter = _titled_painter(self, self.title)
         if not self.bars:
             painter.drawText(QRectF(0, 28, self.width(), self.height() - 28), Qt.AlignmentFlag.AlignCenter, "None")
             return
@@ -119,3 +103,17 @@ class BarChart(QWidget):
             painter.fillRect(QRectF(label_w, y + 3, width * n / top, row_h - 6), BAR)
             painter.drawText(QRectF(label_w + width * n / top + 4, y, count_w, row_h),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, f"{n:,}")
+
+
+def _titled_painter(widget: QWidget, title: str) -> QPainter:
+    """A painter on ``widget`` with its background filled and ``title`` drawn in bold at the top left."""
+    painter = QPainter(widget)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.fillRect(widget.rect(), widget.palette().base())
+    bold = QFont(widget.font())
+    bold.setBold(True)
+    painter.setFont(bold)
+    painter.setPen(TEXT)
+    painter.drawText(QRectF(8, 4, widget.width() - 16, 20), Qt.AlignmentFlag.AlignLeft, title)
+    painter.setFont(widget.font())
+    return painter
