@@ -8,9 +8,12 @@ and prints reports/s, p50/p99 latency, and where the machine's CPU went while th
 collector's processes, PostgreSQL's, the load generator's, and everything else on the machine.
 
 Each device holds 24+ sightings built like ``agentroster scan --json`` output: coding agents with 2-5
-MCP server children, a local runtime, sometimes an unknown script. Each delta report carries 20
-sightings (``--size``); 10 % of them (``--change``) are material changes (an agent appears or goes,
-a process starts or stops, a new endpoint), the rest refresh last_seen and endpoint counters.
+MCP server children, a local runtime, sometimes an unknown script. By default each delta report is
+shaped as the daemon sends one: 10 % (``--change``) of the device's sightings change materially (an
+agent appears or goes with its MCP servers, a process starts or stops, a new endpoint), and the delta
+carries those sightings (about 3.5, 4 KB) and the ids of the gone ones; the daemon never sends a
+sighting again for its last_seen or counters alone. ``--size 20`` is a heavier shape: 20 sightings per
+delta (20 KB), 10 % of them material changes, the rest refreshing last_seen and endpoint counters.
 
 The load generator is kept lean, since it shares the machine's cores with the collector: whole HTTP
 requests (headers and body) are serialised before the clock starts and inherited by ``--clients``
@@ -19,6 +22,7 @@ over plain sockets. Device i's reports go, in order, over connection i mod (clie
 
     .venv/bin/python bench/ingest.py                    # both backends
     .venv/bin/python bench/ingest.py --backend sqlite --runs 3
+    .venv/bin/python bench/ingest.py --backend sqlite --size 20          # 20 sightings per delta
     .venv/bin/python bench/ingest.py --backend sqlite --size 1 --change 0   # the per-report floor
 
 The budget (DESIGN.md): >= 1,000 reports/s on a 2-core machine for at least one backend.
@@ -80,14 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per backend (the median is printed last)")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections per client process")
-    parser.add_argument("--size", type=int, default=20, help="sightings per delta report")
-    parser.add_argument("--change", type=float, default=0.1, help="share of material changes per report")
+    parser.add_argument("--size", type=int, default=0,
+                        help="sightings per delta report (0: only those that changed, as the daemon sends them)")
+    parser.add_argument("--change", type=float, default=0.1,
+                        help="share of the device's sightings (or of --size) changing per report")
     parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
     parser.add_argument("--sqlite-workers", type=int, default=2, help="uvicorn workers on SQLite (one writes at a time)")
     args = parser.parse_args(argv)
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    print(f"fleet: {args.devices} devices, {args.reports} delta reports of {args.size} sightings per run "
-          f"({args.change:.0%} material changes), {args.clients} client processes x {args.connections} "
+    shape = (f"{args.size} sightings" if args.size else "the changed sightings") + f" ({args.change:.0%} changing)"
+    print(f"fleet: {args.devices} devices, {args.reports} delta reports per run, each of {shape}, "
+          f"{args.clients} client processes x {args.connections} "
           f"connections; {os.cpu_count()} cores")
     print(f"load average before: {_load()}")
     for backend in backends:

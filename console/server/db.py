@@ -17,9 +17,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 try:
     import fcntl
@@ -173,6 +173,15 @@ class Database:
         """One write transaction on a Core connection: committed on success, rolled back on error."""
         with self._lock, self._writer.begin() as conn:
             yield conn
+
+    def write_lock(self) -> AbstractContextManager[Any]:
+        """The store's write lock alone (SQLite: one writer among threads and processes; nothing on
+        PostgreSQL), for a caller that runs several ``transaction``s under one holding."""
+        return cast(AbstractContextManager[Any], self._lock)
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction, for a caller that holds ``write_lock``."""
+        return self._writer.begin()
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:

@@ -114,7 +114,7 @@ def decide(current_epoch: str | None, current_seq: int, past_seq: int | None, ep
 class Prepared:
     """The rows one report writes, before the prior state is known."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)  # content_hash holds the first checksum only
+    rows: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # sighting id -> (kind, value)
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sighting id -> the report's sighting
     policy: governance.Policy | None = None  # the policy the rows were assessed under
@@ -154,8 +154,8 @@ def _material(doc: dict[str, Any]) -> list[Any]:
 def content_hash(doc: dict[str, Any]) -> str:
     """A checksum of all the material sections, then one per section (so that history can name them).
 
-    Telling a refreshed sighting from a changed one needs only the first; the others are computed for
-    new and changed sightings only.
+    Telling a refreshed sighting from a changed one needs only the first. All are computed as the report
+    is prepared, outside the store's write lock.
     """
     sections = _material(doc)
     return ".".join([_crc(sections), *(_crc(part) for part in sections)])
@@ -211,7 +211,7 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
             "providers": orjson.dumps(providers).decode(), "fingerprints": orjson.dumps(fingerprints).decode(),
             "detail": orjson.dumps({**{s: doc[s] for s in SECTIONS},
                                     governance.DEVICE_FLAGS: device_flags}).decode(),
-            "content_hash": _crc(_material(doc)),
+            "content_hash": content_hash(doc),
             "first_seen": parse_time(doc["first_seen"], now), "last_seen": parse_time(doc["last_seen"], now),
             "recorded_at": now, "updated_at": now, "gone": False, "gone_at": None, "touched": touched,
         })  # fmt: skip
@@ -410,11 +410,13 @@ _PRIOR_FIELDS = ("id", *CORE, "providers", "content_hash", "gone", "first_seen",
 
 
 def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, Any],
-                 now: float | None = None, prepared: Prepared | None = None) -> Outcome:
+                 now: float | None = None, prepared: Prepared | None = None,
+                 policy: governance.Policy | None = None) -> Outcome:
     """Apply one validated report (as plain JSON data) from the device the key belongs to.
 
     ``prepared`` is the report's ``prepare_report`` (made with the same ``now``); it is used, and changed,
-    only if the policy it was made under is still the policy.
+    only if the policy it was made under is still the policy. ``policy`` is ``current_policy(conn)`` when
+    the caller applies several reports in one transaction (read once for them all).
     """
     now = time.time() if now is None else now
     cur = _Cursor(conn)
@@ -427,8 +429,13 @@ def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, 
         past_seq = row[0] if row else None
     outcome = decide(device["epoch"], device["seq"], past_seq, report["epoch"], report["seq"], report["kind"])
     if outcome.result == "applied":
-        _apply(cur, device, report, now, prepared)
+        _apply(cur, device, report, now, prepared, policy)
     return outcome
+
+
+def current_policy(conn: Connection) -> governance.Policy:
+    """The policy as this transaction sees it (on PostgreSQL, holding the policy lock shared until it ends)."""
+    return load_policy(_Cursor(conn))
 
 
 def _locked_device(cur: _Cursor, presented: auth.Presented) -> dict[str, Any]:
@@ -441,11 +448,12 @@ def _locked_device(cur: _Cursor, presented: auth.Presented) -> dict[str, Any]:
 
 
 def _apply(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: float,
-           prepared: Prepared | None = None) -> None:
+           prepared: Prepared | None = None, policy: governance.Policy | None = None) -> None:
     device_id, touched = device["id"], device["applied"] + 1
     if report["device"]["hostname"] != device["hostname"]:
         cur.run("hostname", {"hostname": report["device"]["hostname"], "device_id": device_id})
-    policy = load_policy(cur)
+    if policy is None:
+        policy = load_policy(cur)
     if prepared is None or prepared.policy is not policy:
         prepared = prepare(report["upserts"], device_id=device_id, hostname=report["device"]["hostname"],
                            policy=policy, now=now, touched=touched)
@@ -469,12 +477,9 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: d
     for row in prepared.rows:
         old = prior.get(row["id"])
         present = old if old is not None and not old["gone"] else None
-        if present and present["content_hash"].partition(".")[0] == row["content_hash"] \
-                and _core_of(present) == _core_of(row):
-            row["content_hash"] = present["content_hash"]  # a refresh: nothing material moved
-            fields = None
+        if present and present["content_hash"] == row["content_hash"] and _core_of(present) == _core_of(row):
+            fields = None  # a refresh: nothing material moved
         else:
-            row["content_hash"] = content_hash(prepared.docs[row["id"]])
             fields = changed_fields(old, row)
         if present and _indexed_of(present) == _indexed_of(row):
             refreshes.append(dict(zip(_REFRESH_KEYS, _refresh_of(row), strict=True)))

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from console import governance
 from console.server import auth, ingest
 from console.server.db import Database
 
@@ -38,7 +39,7 @@ class StoreUnavailable(Exception):
 
 
 class Writer:
-    def __init__(self, db: Database, *, max_batch: int = 32) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 64) -> None:
         self.db = db
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -76,25 +77,35 @@ class Writer:
             job = self._queue.get()
             if job is None:
                 return
-            batch = [job]
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(more)
-            # the same order in every process, so that two batches never wait on each other's devices
-            batch.sort(key=lambda j: j.key.key_id)
-            for done, result in zip(batch, self._run(batch), strict=True):
+            # The batch is gathered once the lock is held: what arrived while another process wrote
+            # shares this commit rather than waiting for the next.
+            with self.db.write_lock():
+                batch = self._gather(job)
+                # the same order in every process, so that two batches never wait on each other's devices
+                batch.sort(key=lambda j: j.key.key_id)
+                results = self._run(batch)
+            for done, result in zip(batch, results, strict=True):
                 done.loop.call_soon_threadsafe(_resolve, done.future, result)
 
+    def _gather(self, first: _Job) -> list[_Job]:
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(more)
+        return batch
+
     def _run(self, batch: list[_Job], *, first_try: bool = True) -> list[Result]:
+        """Apply ``batch`` in one transaction; the caller holds the store's write lock."""
         try:
-            with self.db.writing() as conn:
-                return [_apply_one(conn, job, first_try) for job in batch]
+            with self.db.transaction() as conn:
+                policy = ingest.current_policy(conn)  # one policy for the whole batch
+                return [_apply_one(conn, job, first_try, policy) for job in batch]
         except Exception as exc:  # a database error: nothing of this batch was committed
             if len(batch) == 1:
                 log.warning("report from device key %s not applied: %s", batch[0].key.key_id, type(exc).__name__)
@@ -102,11 +113,11 @@ class Writer:
             return [self._run([job], first_try=False)[0] for job in batch]
 
 
-def _apply_one(conn: Any, job: _Job, first_try: bool) -> Result:
+def _apply_one(conn: Any, job: _Job, first_try: bool, policy: governance.Policy) -> Result:
     # a failed try may have changed the prepared rows: a retry prepares them again
     prepared = job.prepared if first_try else None
     try:
-        return ingest.apply_report(conn, job.key, job.report, job.now, prepared)
+        return ingest.apply_report(conn, job.key, job.report, job.now, prepared, policy)
     except ingest.IngestError as exc:  # refused before it wrote anything: the batch goes on
         return exc
 

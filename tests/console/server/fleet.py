@@ -134,23 +134,34 @@ class SimDevice:
 
     def delta(self, size: int = 20, change: float = 0.1) -> dict[str, Any]:
         """``size`` upserts; ``change`` of them are material changes (an agent comes or goes, a new
-        endpoint), the rest refresh last_seen and endpoint counts."""
+        endpoint), the rest refresh last_seen and endpoint counts.
+
+        ``size=0`` is what the daemon sends: ``change`` of the device's sightings change materially and
+        the delta carries just those (new or changed) and the ids of the gone ones; an unchanged
+        sighting is not sent again (its last_seen and counters alone are no change to the daemon)."""
         self.seq += 1
-        removed: list[str] = []
-        changed: list[str] = []
-        for _ in range(max(1, round(size * change))):
-            before = set(self.sightings)
-            touched = self._material_change()
-            removed.extend(before - set(self.sightings))
-            changed.extend(touched)
-        ids = [i for i in dict.fromkeys(changed) if i in self.sightings]
+        changes = round((size or len(self.sightings)) * change)
+        removed, ids = self._material_changes(max(1, changes))
+        if not size:
+            return report(self.device, epoch=self.epoch, seq=self.seq, kind="delta",
+                          upserts=[self._refresh(self.sightings[i]) for i in ids], removed=removed)
         rest = [i for i in self.sightings if i not in ids]
         self.rng.shuffle(rest)
         while len(self.sightings) < size:
             self._add_coding_agent()
         picked = [self._refresh(self.sightings[i]) for i in (ids + rest)[:size]]
-        return report(self.device, epoch=self.epoch, seq=self.seq, kind="delta", upserts=picked,
-                      removed=[r for r in removed if r not in self.sightings])
+        return report(self.device, epoch=self.epoch, seq=self.seq, kind="delta", upserts=picked, removed=removed)
+
+    def _material_changes(self, count: int) -> tuple[list[str], list[str]]:
+        """``count`` material changes: the ids gone, and the ids (still present) added or changed."""
+        removed: list[str] = []
+        changed: list[str] = []
+        for _ in range(count):
+            before = set(self.sightings)
+            changed.extend(self._material_change())
+            removed.extend(before - set(self.sightings))
+        return [r for r in removed if r not in self.sightings], [i for i in dict.fromkeys(changed)
+                                                                 if i in self.sightings]
 
     # -- building blocks
 

@@ -207,3 +207,43 @@ def test_a_server_checkpoints_the_sqlite_wal_from_its_own_thread(tmp_path: Path)
     finally:
         db.dispose()
     assert checkpointers() == before
+
+
+@pytest.mark.timeout(60)
+def test_reports_that_arrive_while_another_process_writes_share_one_commit(tmp_path: Path) -> None:
+    """The writer gathers its batch once it holds the store's write lock: what queued while another
+    collector process wrote (a second Database on the same file stands in for it: its own lock file
+    descriptor) goes into one transaction, each report still applied."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from console.server.writer import Writer
+
+    url = f"sqlite:///{tmp_path}/collector.sqlite3"
+    db, keys = open_store(url, 6)
+    other = Database(url, pool_size=1)
+    commits: list[float] = []
+    event.listen(db.engine, "commit", lambda _conn: commits.append(time.time()))
+    ingest._policy_cache.clear()
+    writer = Writer(db)
+    writer.start()
+    reports = [sim_reports(index, 0)[0] for index in range(len(keys))]
+
+    async def send_all() -> list[ingest.Outcome]:
+        with other.write_lock():  # the other process is writing
+            pending = [asyncio.ensure_future(writer.apply(key, report)) for key, report in zip(keys, reports, strict=True)]
+            while writer._queue.qsize() != len(keys) - 1:  # the first is taken, waiting for the lock
+                await asyncio.sleep(0.01)
+        return list(await asyncio.gather(*pending))
+
+    try:
+        outcomes = asyncio.run(send_all())
+    finally:
+        writer.stop()
+        other.dispose()
+    assert [o.result for o in outcomes] == ["applied"] * len(keys)
+    assert len(commits) == 1
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(DISTINCT device_id) FROM sighting")).scalar() == len(keys)
+    db.dispose()
