@@ -34,8 +34,13 @@ REPORT_SCHEMA = "agentroster.report/1"
 STATE_FILE = "state.sqlite3"
 KEY_FILE = "device.key"
 WARNING_RATIO = 0.9  # the spool is "warning" from 90 % of its cap
+# A report body over this is sent in several (the collector refuses more than 8 MiB by default): a snapshot
+# in parts (``part``/``parts``), a delta as several deltas. Room is kept for ``sent_at`` and ``status``.
+MAX_REPORT_BYTES = 4 << 20
+_SEND_TIME_ROOM = 4096
 
 Kind = Literal["snapshot", "delta", "heartbeat"]
+MAX_PARTS = 10_000  # the collector's limit on the parts of one snapshot
 Health = Literal["normal", "warning", "full"]
 
 
@@ -126,12 +131,54 @@ def spool_health(spool_bytes: int, cap: int) -> Health:
 
 
 def report_body(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any], upserts: Iterable[Mapping[str, Any]],
-                removed: Iterable[str], errors: Iterable[Mapping[str, Any]]) -> bytes:
+                removed: Iterable[str], errors: Iterable[Mapping[str, Any]], part: int = 1, parts: int = 1) -> bytes:
     """A report as the spool keeps it: everything but ``sent_at`` and ``status``, which are added at send
     time (``finish_body``) so that a resend says when it was sent and how the device is now."""
-    doc = {"schema": REPORT_SCHEMA, "epoch": epoch, "seq": seq, "kind": kind, "device": dict(device),
-           "upserts": list(upserts), "removed": list(removed), "errors": list(errors)}
+    doc: dict[str, Any] = {"schema": REPORT_SCHEMA, "epoch": epoch, "seq": seq, "kind": kind, "device": dict(device),
+                           "upserts": list(upserts), "removed": list(removed), "errors": list(errors)}
+    if parts > 1:
+        doc["part"], doc["parts"] = part, parts
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any], upserts: Sequence[Mapping[str, Any]],
+                 removed: Sequence[str], errors: Sequence[Mapping[str, Any]],
+                 max_bytes: int = MAX_REPORT_BYTES) -> list[tuple[Kind, bytes]]:
+    """The report as one body, or, when it would be over ``max_bytes``, as several in consecutive seqs from
+    ``seq``: a snapshot in parts (the collector marks gone what no part carried only after the last), a delta
+    as deltas (the removed ids and the errors in the first). A sighting bigger than the limit goes alone."""
+    whole = report_body(epoch=epoch, seq=seq, kind=kind, device=device, upserts=upserts, removed=removed,
+                        errors=errors)
+    if len(whole) + _SEND_TIME_ROOM <= max_bytes or len(upserts) < 2:
+        return [(kind, whole)]
+    room = max_bytes - _SEND_TIME_ROOM - len(report_body(epoch=epoch, seq=seq + MAX_PARTS, kind=kind, device=device,
+                                                         upserts=[], removed=[], errors=[], part=MAX_PARTS,
+                                                         parts=MAX_PARTS))
+    first_room = room - _json_size(list(removed)) - _json_size(list(errors))
+    groups: list[list[Mapping[str, Any]]] = [[]]
+    used = 0
+    for sighting in upserts:
+        size = _json_size(sighting) + 1
+        if groups[-1] and used + size > (first_room if len(groups) == 1 else room):
+            groups.append([])
+            used = 0
+        groups[-1].append(sighting)
+        used += size
+    if len(groups) > MAX_PARTS:
+        raise ValueError(f"a report of {len(whole)} bytes needs more than {MAX_PARTS} parts")
+    parts = len(groups)
+    out: list[tuple[Kind, bytes]] = []
+    for index, group in enumerate(groups):
+        first = index == 0
+        body = report_body(epoch=epoch, seq=seq + index, kind=kind, device=device, upserts=group,
+                           removed=removed if first else [], errors=errors if first else [],
+                           part=index + 1 if kind == "snapshot" else 1, parts=parts if kind == "snapshot" else 1)
+        out.append((kind, body))
+    return out
 
 
 def finish_body(body: bytes, *, sent_at: str, status: Mapping[str, Any]) -> bytes:
@@ -194,10 +241,11 @@ class Inventory:
     """The state file of one data dir. Thread-safe: the daemon and the reporter share one."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, spool_max_bytes: int = 50 << 20,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, max_report_bytes: int = MAX_REPORT_BYTES) -> None:
         self.dir = Path(data_dir)
         self.path = self.dir / STATE_FILE
         self.spool_max_bytes = max(1, int(spool_max_bytes))
+        self.max_report_bytes = max(2 * _SEND_TIME_ROOM, int(max_report_bytes))
         self.readonly = readonly
         self._lock = threading.RLock()
         self.recovered = ""  # why a broken state file was set aside, if one was
@@ -382,9 +430,9 @@ class Inventory:
                errors: list[Mapping[str, Any]], stored: Mapping[str, str], current: Sequence[dict[str, Any]],
                errors_hash: str, now: float) -> Spooled:
         seq = self.next_seq
-        body = report_body(epoch=self.epoch, seq=seq, kind=kind, device=device, upserts=upserts,
-                           removed=removed, errors=errors)
-        if kind != "snapshot" and self._spool_bytes() + len(body) > self.spool_max_bytes:
+        bodies = split_report(epoch=self.epoch, seq=seq, kind=kind, device=device, upserts=upserts,
+                              removed=removed, errors=errors, max_bytes=self.max_report_bytes)
+        if kind != "snapshot" and self._spool_bytes() + sum(len(b) for _, b in bodies) > self.spool_max_bytes:
             return self._coalesce(device, current, errors, errors_hash, now, disk_full=False)
         with self._tx():
             if kind == "snapshot":
@@ -392,9 +440,9 @@ class Inventory:
                 self._set("last_snapshot_at", repr(now))
                 self._set("snapshot_needed", "0")
             self._write_sightings(stored, current, replace=kind == "snapshot")
-            self._insert(seq, kind, body, now)
+            last = self._insert_all(seq, bodies, now)
             self._set("errors_hash", errors_hash)
-        return Spooled(seq, kind, body, now)
+        return last
 
     def _coalesce(self, device: Mapping[str, Any], current: Sequence[dict[str, Any]], errors: Sequence[Mapping[str, Any]],
                   errors_hash: str, now: float, *, disk_full: bool, forced: bool = True) -> Spooled:
@@ -408,11 +456,11 @@ class Inventory:
             if disk_full:
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # give the freed pages back
             seq = self.next_seq
-            body = report_body(epoch=self.epoch, seq=seq, kind="snapshot", device=device, upserts=snapshot,
-                               removed=[], errors=errors)
+            bodies = split_report(epoch=self.epoch, seq=seq, kind="snapshot", device=device, upserts=snapshot,
+                                  removed=[], errors=errors, max_bytes=self.max_report_bytes)
             with self._tx():
                 self._write_sightings(stored, snapshot, replace=True)
-                self._insert(seq, "snapshot", body, now)
+                last = self._insert_all(seq, bodies, now)
                 self._set("last_snapshot_at", repr(now))
                 self._set("snapshot_needed", "0")
                 self._set("errors_hash", errors_hash)
@@ -426,7 +474,7 @@ class Inventory:
             from endpoint.reporter import SpoolFull
 
             raise SpoolFull(f"{self.path}: the disk is full; nothing could be spooled") from None
-        return Spooled(seq, "snapshot", body, now)
+        return last
 
     def resnapshot(self, device: Mapping[str, Any], *, now: float | None = None) -> Spooled:
         """The collector asked for a snapshot: replace the spool by one of the stored sightings."""
@@ -450,6 +498,13 @@ class Inventory:
                 rows.append((sid, digest, s.get("first_seen") or "", canonical(s)))
         self.db.executemany("INSERT INTO sighting (id, hash, first_seen, doc) VALUES (?, ?, ?, ?) "
                             "ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, doc = excluded.doc", rows)
+
+    def _insert_all(self, seq: int, bodies: Sequence[tuple[Kind, bytes]], now: float) -> Spooled:
+        """Spool the bodies of one report (several when it was split) from ``seq`` on; the last is returned."""
+        for offset, (kind, body) in enumerate(bodies):
+            self._insert(seq + offset, kind, body, now)
+        kind, body = bodies[-1]
+        return Spooled(seq + len(bodies) - 1, kind, body, now)
 
     def _insert(self, seq: int, kind: Kind, body: bytes, now: float) -> None:
         self.db.execute("INSERT INTO spool (seq, kind, created, size, body) VALUES (?, ?, ?, ?, ?)",

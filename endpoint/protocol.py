@@ -150,6 +150,9 @@ class DeviceStatus(_Model):
     sensors: dict[str, str] = Field(default_factory=dict, description="sensor name -> ok | off | limited: why")
 
 
+MAX_PARTS = 10_000  # parts of one snapshot
+
+
 class Report(_Model):
     schema_: Literal["agentroster.report/1"] = Field(alias="schema")
     epoch: str = Field(min_length=1, max_length=64)
@@ -157,10 +160,14 @@ class Report(_Model):
     kind: Literal["snapshot", "delta", "heartbeat"]
     sent_at: str
     device: Device
-    upserts: list[Sighting] = Field(default_factory=list, description="snapshot: every sighting; delta: new or changed")
+    upserts: list[Sighting] = Field(default_factory=list, description="snapshot: every sighting (a part: its share); delta: new or changed")
     removed: list[str] = Field(default_factory=list, description="delta: ids of sightings that are gone")
     errors: list[ScanErrorEntry] = Field(default_factory=list)
     status: DeviceStatus = Field(default_factory=DeviceStatus)
+    part: int = Field(default=1, ge=1, le=MAX_PARTS,
+                      description="a snapshot too big for one report comes in parts 1..parts, in consecutive seqs")
+    parts: int = Field(default=1, ge=1, le=MAX_PARTS,
+                       description="how many parts the snapshot has; sightings no part carries are gone after the last")
 
 
 class ReportAck(_Model):

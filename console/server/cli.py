@@ -86,6 +86,8 @@ def _run_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument("--report-rate", type=float, default=default,
                         help="reports per second each device may send, per worker (default 10)")
     parser.add_argument("--report-burst", type=int, default=default, help="... and at once (default 50)")
+    parser.add_argument("--max-report-mib", type=float, default=default,
+                        help="a report body over this answers 413 (default 8; a device splits bigger snapshots)")
     parser.add_argument("--access-log", action="store_true", default=default, help="log every request")
 
 
@@ -111,6 +113,10 @@ def _settings(args: argparse.Namespace) -> Any:
         extra["report_rate_per_second"] = float(args.report_rate)
     if _option(args, "report_burst") is not None:
         extra["report_burst"] = int(args.report_burst)
+    if _option(args, "max_report_mib") is not None:
+        if not args.max_report_mib > 0:
+            raise SystemExit("agentroster server: --max-report-mib must be more than 0")
+        extra["max_report_bytes"] = int(float(args.max_report_mib) * (1 << 20))
     url = _option(args, "database_url") or os.environ.get("AGENTROSTER_DATABASE_URL")
     if url:
         return Settings(database_url=url, **extra)

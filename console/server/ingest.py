@@ -161,6 +161,13 @@ def content_hash(doc: dict[str, Any]) -> str:
     return ".".join([_crc(sections), *(_crc(part) for part in sections)])
 
 
+def check_parts(report: dict[str, Any]) -> None:
+    """Only a snapshot comes in parts, and a part is one of them."""
+    part, parts = report.get("part", 1), report.get("parts", 1)
+    if part > parts or (parts > 1 and report["kind"] != "snapshot"):
+        raise ReportRejected("invalid_parts", part=part, parts=parts, kind=report["kind"])
+
+
 def check_sizes(sightings: Iterable[dict[str, Any]], removed: Iterable[str]) -> None:
     """Reject values no index can hold, and NUL characters (PostgreSQL text cannot store them)."""
     for doc in sightings:
@@ -266,7 +273,7 @@ def _q(name: str) -> str:
 
 _SQL = {
     "device": "SELECT id, host_identifier, key_salt, key_hash, revoked_at, epoch, seq, applied, hostname, "
-              "last_seen, os, os_version, arch, agentroster_version FROM device WHERE key_id = :key_id",
+              "last_seen, os, os_version, arch, agentroster_version, snapshot_from FROM device WHERE key_id = :key_id",
     "past_epoch": "SELECT last_seq FROM report_epoch WHERE device_id = :device_id AND epoch = :epoch",
     "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints, risky_tools "
               "FROM policy WHERE id = 1",
@@ -280,7 +287,7 @@ _SQL = {
     "gone_ids": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
                 "WHERE device_id = :device_id AND id IN {ids} AND NOT gone RETURNING id",
     "gone_untouched": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
-                      "WHERE device_id = :device_id AND NOT gone AND touched <> :touched RETURNING id",
+                      "WHERE device_id = :device_id AND NOT gone AND touched < :since RETURNING id",
     "history": "INSERT INTO sighting_history (device_id, sighting_id, epoch, seq, at, change, fields) "
                "VALUES (:device_id, :sighting_id, :epoch, :seq, :at, :change, :fields)",
     "untag": "DELETE FROM sighting_tag WHERE device_id = :device_id AND sighting_id IN {ids}",
@@ -288,7 +295,8 @@ _SQL = {
            "VALUES (:device_id, :sighting_id, :kind, :value) ON CONFLICT DO NOTHING",
     "hostname": "UPDATE sighting SET hostname = :hostname WHERE device_id = :device_id",
     "device_update": "UPDATE device SET last_seen = :now, epoch = :epoch, seq = :seq, applied = :applied, "
-                     "spool = :spool, shedding = :shedding, status = :status WHERE id = :id",
+                     "spool = :spool, shedding = :shedding, status = :status, snapshot_from = :snapshot_from "
+                     "WHERE id = :id",
     "device_info": "UPDATE device SET hostname = :hostname, os = :os, os_version = :os_version, arch = :arch, "
                    "agentroster_version = :agentroster_version WHERE id = :id",
     "close_epoch": "INSERT INTO report_epoch (device_id, epoch, last_seq, started_at, last_at) "
@@ -404,7 +412,7 @@ def cached_policy() -> governance.Policy | None:
 
 
 _DEVICE_FIELDS = ("id", "host_identifier", "key_salt", "key_hash", "revoked_at", "epoch", "seq", "applied",
-                  "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version")
+                  "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version", "snapshot_from")
 _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
 _PRIOR_FIELDS = ("id", *CORE, "providers", "content_hash", "gone", "first_seen", "governed")
 
@@ -428,9 +436,19 @@ def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, 
         row = cur.one("past_epoch", {"device_id": device["id"], "epoch": report["epoch"]})
         past_seq = row[0] if row else None
     outcome = decide(device["epoch"], device["seq"], past_seq, report["epoch"], report["seq"], report["kind"])
+    if outcome.result == "applied" and report.get("part", 1) > 1 and not _continues(device, report):
+        outcome = Outcome("need_snapshot", device["seq"] if report["epoch"] == device["epoch"] else 0,
+                          f"part {report['part']} of a snapshot whose part {report['part'] - 1} was not the last applied")
     if outcome.result == "applied":
         _apply(cur, device, report, now, prepared, policy)
     return outcome
+
+
+def _continues(device: dict[str, Any], report: dict[str, Any]) -> bool:
+    """Whether a later part of a snapshot follows the part before it: same epoch, the next seq, and the
+    device's snapshot still open."""
+    return (device["snapshot_from"] is not None and report["epoch"] == device["epoch"]
+            and report["seq"] == device["seq"] + 1)
 
 
 def current_policy(conn: Connection) -> governance.Policy:
@@ -463,9 +481,13 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: fl
     # an admin's approval or an employee's registration outranks the policy alone
     triage.adjust_at_ingest(cur.cursor, cur.pg, device_id, prepared.rows, prepared.tags, prepared.docs, policy)
     history = _write_sightings(cur, device_id, prepared, report, now)
-    history += _mark_gone(cur, device_id, report, now, touched)
+    # a snapshot's sightings are those every part of it carried: the first part's count and on
+    since = device["snapshot_from"] if report.get("part", 1) > 1 else touched
+    last_part = report.get("part", 1) == report.get("parts", 1)
+    if last_part:
+        history += _mark_gone(cur, device_id, report, now, touched, since)
     cur.many("history", history)
-    _update_device(cur, device, report, now, touched)
+    _update_device(cur, device, report, now, touched, None if last_part else since)
 
 
 def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: dict[str, Any],
@@ -493,7 +515,7 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: d
             retag[row["id"]] = prepared.tags[row["id"]]
     cur.many("upsert", upserts)
     cur.many("refresh", refreshes)
-    _retag(cur, device_id, retag)
+    _retag(cur, device_id, retag, [sid for sid in retag if sid in prior])
     return history
 
 
@@ -507,10 +529,11 @@ def _prior(cur: _Cursor, device_id: str, ids: list[str]) -> dict[str, dict[str, 
     return prior
 
 
-def _retag(cur: _Cursor, device_id: str, tags: dict[str, list[tuple[str, str]]]) -> None:
+def _retag(cur: _Cursor, device_id: str, tags: dict[str, list[tuple[str, str]]], stored: list[str]) -> None:
+    """Replace the tags of the sightings in ``tags``; only those in ``stored`` can have tags to take off."""
     if not tags:
         return
-    ids = list(tags)
+    ids = stored
     for start in range(0, len(ids), _CHUNK):
         cur.run("untag", {"device_id": device_id, "ids": cur.ids(ids[start:start + _CHUNK])})
     cur.many("tag", [{"device_id": device_id, "sighting_id": sid, "kind": k, "value": v}
@@ -518,11 +541,12 @@ def _retag(cur: _Cursor, device_id: str, tags: dict[str, list[tuple[str, str]]])
 
 
 def _mark_gone(cur: _Cursor, device_id: str, report: dict[str, Any], now: float,
-               touched: int) -> list[dict[str, Any]]:
-    """Sightings a snapshot no longer carries, or a delta removes, are gone (kept, with history)."""
+               touched: int, since: int) -> list[dict[str, Any]]:
+    """Sightings a snapshot no longer carries (no part of it, from the one ``since`` on), or a delta removes,
+    are gone (kept, with history)."""
     params = {"device_id": device_id, "now": now, "touched": touched, "yes": True}
     if report["kind"] == "snapshot":
-        gone = [r[0] for r in cur.all("gone_untouched", params)]
+        gone = [r[0] for r in cur.all("gone_untouched", {**params, "since": since})]
     elif report["removed"]:
         gone = [r[0] for r in cur.all("gone_ids", {**params, "ids": cur.ids(list(report["removed"]))})]
     else:
@@ -532,7 +556,7 @@ def _mark_gone(cur: _Cursor, device_id: str, report: dict[str, Any], now: float,
 
 
 def _update_device(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: float,
-                   touched: int) -> None:
+                   touched: int, snapshot_from: int | None) -> None:
     info, status = report["device"], report.get("status") or {}
     if report["epoch"] != device["epoch"] and device["epoch"] is not None:
         # remember where the previous epoch ended, so that its replays are recognised as duplicates
@@ -544,7 +568,7 @@ def _update_device(cur: _Cursor, device: dict[str, Any], report: dict[str, Any],
     cur.run("device_update", {
         "id": device["id"], "now": now, "epoch": report["epoch"], "seq": report["seq"], "applied": touched,
         "spool": status.get("spool", "normal"), "shedding": bool(status.get("shedding", False)),
-        "status": orjson.dumps(status).decode(),
+        "status": orjson.dumps(status).decode(), "snapshot_from": snapshot_from,
     })  # fmt: skip
 
 

@@ -63,6 +63,7 @@ class Device(DeviceBase, table=True):
     epoch: str | None = None  # the report epoch being applied
     seq: int = 0  # the last seq applied in that epoch
     applied: int = 0  # reports applied, over all epochs
+    snapshot_from: int | None = None  # while a snapshot comes in parts: the ``applied`` count its first part had
     spool: str = "normal"
     shedding: bool = False
     status: str = Field(default="{}", sa_type=Text)  # the last DeviceStatus, as JSON

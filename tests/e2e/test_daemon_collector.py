@@ -456,6 +456,56 @@ def test_replayed_and_out_of_order_reports_are_applied_exactly_once(collector, t
     rep.stop()
 
 
+def test_a_snapshot_over_the_collectors_cap_arrives_in_parts(database_url, tmp_path):
+    """A device whose snapshot is bigger than the collector takes in one report (here a 48 KiB cap, so
+    that a few hundred sightings exceed it) sends it in parts; the collector holds every sighting once,
+    and marks gone only what no part of a later snapshot carried."""
+    from endpoint.inventory import Inventory, finish_body
+    from endpoint.reporter import Reporter
+
+    tokens = servers.provision(database_url)
+    process = servers.CollectorProcess(database_url, extra=("--max-report-mib", str(48 / 1024)),
+                                       log=tmp_path / "server.log").start()
+    collector = Collector(process, database_url, tokens["admin"], tokens["enroll_secret"])
+    host = f"host:big-{uuid.uuid4().hex[:8]}"
+    device = {"id": host, "hostname": host[5:], "os": "linux", "os_version": "", "arch": "x86_64",
+              "agentroster_version": "0.1.0"}
+    inv = Inventory(tmp_path / "state", max_report_bytes=40 << 10)
+    rep = Reporter(inv, collector_url=collector.url, enroll_secret=lambda: collector.enroll_secret,
+                   device=lambda: device)
+    try:
+        sightings = [contract_sighting(f"server-{i:03d}") for i in range(300)]
+        for s in sightings:
+            s["configs"] = [{"path": f"/home/alice/project-{s['name']}/.mcp.json", "client": "claude-code",
+                             "format": "json", "scope": "project"}]
+        inv.record(sightings, device=device)
+        rep.enroll()
+        parts = [json.loads(body) for (body,) in inv.db.execute("SELECT body FROM spool ORDER BY seq")]
+        assert len(parts) >= 3 and [p["part"] for p in parts] == list(range(1, len(parts) + 1))
+        assert {p["parts"] for p in parts} == {len(parts)} and {p["kind"] for p in parts} == {"snapshot"}
+        whole = finish_body(json.dumps({**parts[0], "upserts": sightings, "part": 1, "parts": 1}).encode(),
+                            sent_at="x", status={})
+        refused = httpx.post(collector.url + "/api/v1/reports", content=whole, timeout=30,
+                             headers={"authorization": f"Bearer {inv.device_key()}", "content-type": "application/json"})
+        assert refused.status_code == 413  # what one report of it all would get
+        while rep.send_next():
+            pass
+        device_id = inv.meta()["device_id"]
+        assert collector.present_ids(device_id) == {s["id"] for s in sightings}
+
+        kept = sightings[50:]
+        inv.record(kept, device=device, snapshot=True)
+        assert inv.spool_stats().reports >= 3
+        while rep.send_next():
+            pass
+        assert collector.present_ids(device_id) == {s["id"] for s in kept}
+        assert collector.applied_twice(device_id) == []
+        assert collector.position(device_id) == (inv.epoch, inv.acked_seq)
+    finally:
+        rep.stop()
+        process.stop()
+
+
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([AGENTROSTER, *args], capture_output=True, text=True, timeout=180,
                           env={**os.environ, **SETTINGS_ENV, **(env or {})})

@@ -19,6 +19,7 @@ from endpoint.inventory import (
     content_hash,
     diff,
     finish_body,
+    split_report,
     spool_health,
 )
 from endpoint.protocol import Report
@@ -100,6 +101,67 @@ def test_text_that_is_not_utf8_is_made_valid():
 
 
 # -- the state file ----------------------------------------------------------------------------------
+
+
+def many(count: int) -> list[dict[str, Any]]:
+    return [sighting(f"{i:020d}", name=f"server {i}", evidence=[{"kind": "config", "rule": "mcp", "detail": "x" * 300}])
+            for i in range(count)]
+
+
+def test_a_report_within_the_limit_is_one_body():
+    upserts = many(3)
+    (only,) = split_report(epoch="e", seq=7, kind="snapshot", device=DEVICE, upserts=upserts, removed=[], errors=[])
+    assert only[0] == "snapshot"
+    assert "part" not in json.loads(only[1]) and json.loads(only[1])["upserts"] == upserts
+
+
+def test_a_snapshot_over_the_limit_comes_in_parts_that_each_fit():
+    upserts = many(120)
+    errors = [{"where": "/home/alice/.claude.json", "error": "syntax", "detail": "line 3"}]
+    bodies = split_report(epoch="e", seq=7, kind="snapshot", device=DEVICE, upserts=upserts, removed=[],
+                          errors=errors, max_bytes=16 << 10)
+    docs = [json.loads(finish_body(b, sent_at="2026-01-01T00:00:00+00:00", status={})) for _, b in bodies]
+    assert len(docs) >= 4
+    assert all(len(b) <= (16 << 10) - 4096 for _, b in bodies)
+    assert [d["seq"] for d in docs] == list(range(7, 7 + len(docs)))
+    assert [(d["part"], d["parts"], d["kind"]) for d in docs] == [(i, len(docs), "snapshot") for i in range(1, len(docs) + 1)]
+    assert [u for d in docs for u in d["upserts"]] == upserts  # every sighting once, in order
+    assert docs[0]["errors"] == errors and all(not d["errors"] for d in docs[1:])
+    for doc in docs:
+        Report.model_validate(doc, strict=True)
+
+
+def test_a_delta_over_the_limit_is_several_deltas_with_the_removals_first():
+    upserts = many(60)
+    bodies = split_report(epoch="e", seq=3, kind="delta", device=DEVICE, upserts=upserts, removed=["gone-1"],
+                          errors=[], max_bytes=16 << 10)
+    docs = [json.loads(b) for _, b in bodies]
+    assert len(docs) >= 2 and {d["kind"] for d in docs} == {"delta"}
+    assert all("part" not in d for d in docs)
+    assert [d["removed"] for d in docs] == [["gone-1"]] + [[]] * (len(docs) - 1)
+    assert [u for d in docs for u in d["upserts"]] == upserts
+
+
+def test_one_sighting_bigger_than_the_limit_goes_alone():
+    huge = sighting("h" * 20, evidence=[{"kind": "config", "rule": "mcp", "detail": "x" * 40_000}])
+    bodies = split_report(epoch="e", seq=1, kind="snapshot", device=DEVICE, upserts=[sighting(), huge, sighting("b" * 20)],
+                          removed=[], errors=[], max_bytes=16 << 10)
+    assert [len(json.loads(b)["upserts"]) for _, b in bodies] == [1, 1, 1]
+
+
+def test_the_inventory_spools_a_big_snapshot_in_parts_and_acks_them_in_order(tmp_path):
+    inv = Inventory(tmp_path / "data", max_report_bytes=16 << 10)
+    last = inv.record(many(80), device=DEVICE)
+    assert last is not None
+    stats = inv.spool_stats()
+    assert stats.reports >= 3 and last.seq == stats.reports and inv.next_seq == last.seq + 1
+    first = inv.pending()
+    assert first is not None and body(first)["part"] == 1
+    inv.acked(first.seq)
+    assert body(inv.pending())["part"] == 2
+    # the next delta follows the last part
+    delta = inv.record(many(81), device=DEVICE)
+    assert delta is not None and delta.kind == "delta" and delta.seq == last.seq + 1
 
 
 def test_a_new_state_starts_an_epoch_with_a_snapshot(inventory):

@@ -118,6 +118,7 @@ def _validated(body: bytes, state: State) -> dict[str, Any]:
         shown = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:MAX_ERRORS_SHOWN]]
         raise refuse(422, "invalid_report", errors=shown, error_count=len(errors)) from None
     try:
+        ingest.check_parts(data)
         ingest.check_sizes(data["upserts"], data["removed"])
     except ingest.ReportRejected as exc:
         state.metrics.count_report("rejected")

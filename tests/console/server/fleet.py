@@ -89,13 +89,18 @@ def device_doc(device_id: str, hostname: str | None = None, os: str = "linux") -
 
 def report(device: dict[str, Any], *, epoch: str = "e1", seq: int = 1, kind: str = "delta",
            upserts: list[dict[str, Any]] | None = None, removed: list[str] | None = None,
-           status: dict[str, Any] | None = None) -> dict[str, Any]:
+           status: dict[str, Any] | None = None, part: int | None = None,
+           parts: int | None = None) -> dict[str, Any]:
     """A report document (as JSON-ready dict) from one device."""
     doc: dict[str, Any] = {"schema": "agentroster.report/1", "epoch": epoch, "seq": seq, "kind": kind,
                            "sent_at": now_iso(), "device": device, "upserts": upserts or [],
                            "removed": removed or [], "errors": []}  # fmt: skip
     if status is not None:
         doc["status"] = status
+    if part is not None:
+        doc["part"] = part
+    if parts is not None:
+        doc["parts"] = parts
     return doc
 
 

@@ -179,7 +179,7 @@ def test_removing_sightings_reads_only_the_devices_rows_on_sqlite(tmp_path: Path
             for name in ("gone_ids", "gone_untouched", "prior"):
                 plan = " ".join(str(r[3]) for r in raw.execute(
                     "EXPLAIN QUERY PLAN " + statements[name],
-                    {"device_id": "d", "ids": '["a"]', "now": 1.0, "touched": 1, "yes": True}))
+                    {"device_id": "d", "ids": '["a"]', "now": 1.0, "touched": 1, "since": 1, "yes": True}))
                 assert "sqlite_autoindex_sighting_1 (device_id=?" in plan, (name, plan)
     finally:
         db.dispose()

@@ -224,3 +224,54 @@ def test_a_report_cut_off_by_a_crash_is_applied_once_when_retried(own_collector,
     assert ack["applied"] or ack["duplicate"]
     assert len(device.agents()) == 300
     assert device.send(report).json()["duplicate"] is True
+
+
+def names(device, state: str = "present") -> list[str]:
+    return sorted(a["name"] for a in device.agents(state=state))
+
+
+def test_a_snapshot_in_parts_marks_gone_only_what_no_part_carried(device) -> None:
+    old = fleet.sighting(id="old-agent", name="Old")
+    kept = fleet.sighting(id="kept-agent", name="Kept")
+    device.snapshot(old, kept)
+    parts = [[fleet.sighting(id="a", name="A"), kept], [fleet.sighting(id="b", name="B")], [fleet.sighting(id="c", name="C")]]
+    for number, upserts in enumerate(parts, start=1):
+        ack = device.send(device.report("snapshot", upserts, part=number, parts=len(parts))).json()
+        assert ack["applied"] is True, ack
+        if number < len(parts):  # the snapshot is not whole yet: nothing is gone
+            assert "Old" in names(device)
+    assert names(device) == ["A", "B", "C", "Kept"]
+    assert names(device, "gone") == ["Old"]
+    detail = device.collector.get(f"/api/v1/agents/{device.device_id}/old-agent").json()
+    assert [h["change"] for h in detail["history"]].count("gone") == 1
+
+
+def test_a_later_part_without_the_part_before_asks_for_a_snapshot(device) -> None:
+    device.snapshot(fleet.sighting(id="x", name="X"))
+    skipped = device.report("snapshot", [fleet.sighting(id="a", name="A")], part=1, parts=3)
+    assert skipped["seq"] == 2
+    ack = device.send(device.report("snapshot", [fleet.sighting(id="b", name="B")], part=2, parts=3)).json()
+    assert (ack["applied"], ack["need_snapshot"]) == (False, True), ack
+    # nor does a part follow a finished snapshot
+    whole = device.report("snapshot", [fleet.sighting(id="y", name="Y")], seq=4)
+    assert device.send(whole).json()["applied"] is True
+    ack = device.send(device.report("snapshot", [fleet.sighting(id="z", name="Z")], seq=5, part=2, parts=2)).json()
+    assert ack["need_snapshot"] is True
+    assert names(device) == ["Y"]
+
+
+def test_a_replayed_part_is_a_duplicate(device) -> None:
+    first = device.report("snapshot", [fleet.sighting(id="a", name="A")], part=1, parts=2)
+    assert device.send(first).json()["applied"] is True
+    assert device.send(first).json()["duplicate"] is True
+    assert device.send(device.report("snapshot", [fleet.sighting(id="b", name="B")], part=2, parts=2)).json()["applied"]
+    assert names(device) == ["A", "B"]
+
+
+def test_parts_of_anything_but_a_snapshot_are_refused(device) -> None:
+    device.snapshot(fleet.sighting(name="Claude Code"))
+    for report in (device.report("delta", [fleet.sighting(name="Aider")], part=1, parts=2),
+                   device.report("snapshot", [fleet.sighting(name="Aider")], part=3, parts=2)):
+        answer = device.send(report)
+        assert answer.status_code == 422 and fleet.reason(answer) == "invalid_parts", answer.text
+    assert names(device) == ["Claude Code"]
