@@ -1,13 +1,13 @@
 """The live network sensor: which process calls which LLM provider or tool endpoint, from the wire.
 
-A packet socket with a kernel BPF filter (compiled by scapy through libpcap) lets only DNS, TLS
+A packet socket with a kernel BPF filter (compiled by libpcap, ``bpf``) lets only DNS, TLS
 ClientHellos and HTTP request heads reach Python (candidates for the rest of a split ClientHello are
 parked in the kernel, read only while one waits); ``packets.PacketParser`` reads them as raw bytes.
 Each event is attributed to a pid by 5-tuple -- on Linux by asking the kernel for that one socket and
 /proc for its owner, elsewhere through psutil's socket table -- and DNS answers name the addresses of
-connections seen only in that table. Without privileges, scapy or libpcap the sensor
-says once what it cannot see and why, and falls back to the socket table alone, naming addresses by
-forward-resolving the catalog's hosts. Nothing here raises into the scan: problems land in ``errors``.
+connections seen only in that table (on macOS, Windows and the BSDs scapy captures). Without privileges
+or libpcap (or scapy, off Linux) the sensor says once what it cannot see and why, and falls back to the
+socket table alone, naming addresses by forward-resolving the catalog's hosts. Nothing here raises into the scan: problems land in ``errors``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 
 from endpoint.evidence import NetworkRecord
+from endpoint.sensors import bpf
 from endpoint.sensors.packets import (
     LINKTYPE_RAW,
     TCP,
@@ -148,38 +149,17 @@ def capture_filter(tls_ports: Iterable[int] = TLS_PORTS) -> str:
     return f"({hello_filter()}) or ({rest})" if rest else hello_filter()
 
 
-def _compile(expr: str, linktype: int, *, optimize: bool = True) -> object:
-    """Compile ``expr`` for ``linktype`` with libpcap through scapy (no root needed)."""
+def _compile(expr: str, *, optimize: bool = True) -> list[bpf.Instruction]:
+    """Compile ``expr`` for raw IP with libpcap (no root needed)."""
     try:
-        from scapy.arch.common import compile_filter
-    except ImportError as exc:
-        raise CaptureUnavailable(_NO_SCAPY) from exc
-    try:
-        return compile_filter(expr, linktype=linktype) if optimize else _compile_plain(expr, linktype)
-    except (ImportError, OSError) as exc:
+        return bpf.compile_filter(expr, optimize=optimize)
+    except bpf.LibpcapMissing as exc:
         raise CaptureUnavailable(
             "libpcap is not installed, so the kernel packet filter cannot be compiled "
             f"(install libpcap: apt install libpcap0.8, dnf install libpcap; {exc})"
         ) from exc
-    except Exception as exc:  # scapy raises its own Scapy_Exception for a filter libpcap rejects
+    except bpf.FilterError as exc:
         raise CaptureUnavailable(f"the packet filter did not compile: {exc}") from exc
-
-
-def _compile_plain(expr: str, linktype: int) -> object:
-    """``expr`` compiled by libpcap without its optimizer (longer code, every path stores before it loads)."""
-    import ctypes
-
-    from scapy.libs.structures import bpf_program
-    from scapy.libs.winpcapy import pcap_close, pcap_compile, pcap_geterr, pcap_open_dead
-
-    handle = pcap_open_dead(linktype, 65535)
-    program = bpf_program()
-    try:
-        if pcap_compile(handle, ctypes.byref(program), ctypes.create_string_buffer(expr.encode()), 0, -1) == -1:
-            raise ValueError(bytes(pcap_geterr(handle)).decode(errors="replace"))
-    finally:
-        pcap_close(handle)
-    return program
 
 
 # --- capture backends ---------------------------------------------------------------------------
@@ -204,7 +184,7 @@ class _LinuxCapture:
         self._socks: list[socket.socket] = []
         self.rest: list[socket.socket] = []
         self.rest_opened = time.monotonic()
-        self._rest_prog: _Program | None = None
+        self._rest_prog: bpf.Program | None = None
         try:
             hello = _kernel_program(expr)
             self._rest_prog = _kernel_program(rest_expr) if rest_expr else None
@@ -218,7 +198,7 @@ class _LinuxCapture:
             raise CaptureUnavailable(f"cannot open a packet socket: {exc.strerror or exc}") from exc
 
     @staticmethod
-    def _open(program: _Program, interface: str | None, rcvbuf: int = 1 << 20) -> socket.socket:
+    def _open(program: bpf.Program, interface: str | None, rcvbuf: int = 1 << 20) -> socket.socket:
         proto = 0 if interface else socket.htons(_ETH_P_ALL)
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, proto)
         try:
@@ -287,41 +267,17 @@ class _LinuxCapture:
         self._socks, self.rest = [], []
 
 
-class _Program:
-    """A filter compiled for raw IP, copied out of libpcap: ``fprog`` is the ``sock_fprog`` that
-    SO_ATTACH_FILTER takes, and points into ``insns``, which lives as long as this object does."""
-
-    __slots__ = ("insns", "fprog")
-
-    def __init__(self, expr: str, *, optimize: bool = True) -> None:
-        try:
-            import ctypes
-
-            from scapy.arch.common import free_filter
-            from scapy.data import DLT_RAW
-            from scapy.libs.structures import bpf_insn, sock_fprog
-        except ImportError as exc:
-            raise CaptureUnavailable(_NO_SCAPY) from exc
-        program: Any = _compile(expr, DLT_RAW, optimize=optimize)
-        try:
-            self.insns = (bpf_insn * program.bf_len)()
-            ctypes.memmove(self.insns, program.bf_insns, ctypes.sizeof(self.insns))
-        finally:
-            free_filter(program)
-        self.fprog = bytes(sock_fprog(len(self.insns), ctypes.cast(self.insns, ctypes.POINTER(bpf_insn))))
-
-
-def _kernel_program(expr: str) -> _Program:
+def _kernel_program(expr: str) -> bpf.Program:
     """``expr`` as a program this kernel accepts: libpcap's optimizer can emit code that reads scratch
     memory on a path that never wrote it, which Linux refuses (EINVAL); then the plain compile is used."""
-    program = _Program(expr)
+    program = bpf.Program(_compile(expr))
     probe = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)  # protocol 0: receives nothing
     try:
         probe.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, program.fprog)
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-        program = _Program(expr, optimize=False)
+        program = bpf.Program(_compile(expr, optimize=False))
     finally:
         probe.close()
     return program
