@@ -84,6 +84,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     scan.add_argument("--sniff", type=float, metavar="SECONDS", help="also capture live for SECONDS")
     scan.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
     scan.set_defaults(run=_scan)
+    if command == "scan":
+        return parser  # argparse builds every option's help formatter: the other commands cost a scan some 2 ms
 
     sigs = sub.add_parser("signatures", help="check or list the signature packs")
     sigs_sub = sigs.add_subparsers(metavar="ACTION")
@@ -246,15 +248,18 @@ def _scan(args: argparse.Namespace) -> int:
     # The imports and the scan allocate some hundred thousand objects and leave hardly a cycle: the
     # collector would only walk them again and again (some 5 ms). It runs again once the scan is done,
     # and throughout one that captures packets (a capture's objects are many, and not ours).
-    if args.pcap or args.sniff:
-        return _scan_and_print(args)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _scan_and_print(args)
-    finally:
-        if collecting:
-            gc.enable()
+    from endpoint import regex_cache
+
+    with regex_cache.active(regex_cache.default_path()):  # the patterns compiled by the last scan
+        if args.pcap or args.sniff:
+            return _scan_and_print(args)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return _scan_and_print(args)
+        finally:
+            if collecting:
+                gc.enable()
 
 
 def _scan_and_print(args: argparse.Namespace) -> int:

@@ -8,16 +8,15 @@ spawned as child sightings (``parent``), the endpoint-side flags, and the eviden
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import os
 import posixpath
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from endpoint.credentials import sha256_hex
 from endpoint.evidence import (
     ArtifactRecord,
     ConfigRecord,
@@ -65,7 +64,7 @@ def _base(path: str) -> str:
 
 def stable_id(*parts: str) -> str:
     # surrogatepass: a path with bytes that are not UTF-8 (any user can make one) still has an id
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return sha256_hex("\x1f".join(parts).encode("utf-8", "surrogatepass"))[:20]
 
 
 def combine(weights: Iterable[float]) -> float:
@@ -99,30 +98,40 @@ def is_local_host(host: str) -> bool:
     return addr.is_loopback or addr.is_private or addr.is_link_local
 
 
-@dataclass
 class Sighting:
     """A sighting being assembled; ``to_dict`` gives the contract's shape."""
 
-    key: tuple[str, ...]
-    signature: Signature | None
-    name: str
-    vendor: str
-    type: str
-    user: str | None
-    parent: Sighting | None = None
-    processes: dict[int, ProcessRecord] = field(default_factory=dict)
-    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mcp_servers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    endpoints: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
-    credentials: dict[tuple[str, str], Credential] = field(default_factory=dict)
-    flags: set[str] = field(default_factory=set)
-    evidence: dict[tuple[str, str, str], None] = field(default_factory=dict)  # ordered set
-    weights: list[float] = field(default_factory=list)
-    declared: McpServerConfig | None = None  # a tool server: its declaration
+    __slots__ = ("key", "signature", "name", "vendor", "type", "user", "parent", "processes", "configs",
+                 "mcp_servers", "endpoints", "credentials", "flags", "evidence", "weights", "declared", "_id")
 
-    @functools.cached_property
+    def __init__(self, key: tuple[str, ...], signature: Signature | None, name: str, vendor: str, type: str,
+                 user: str | None, parent: Sighting | None = None) -> None:
+        self.key = key
+        self.signature = signature
+        self.name = name
+        self.vendor = vendor
+        self.type = type
+        self.user = user
+        self.parent = parent
+        self.processes: dict[int, ProcessRecord] = {}
+        self.configs: dict[str, dict[str, Any]] = {}
+        self.mcp_servers: dict[tuple[str, str], dict[str, Any]] = {}
+        self.endpoints: dict[tuple[str, int, str], dict[str, Any]] = {}
+        self.credentials: dict[tuple[str, str], Credential] = {}
+        self.flags: set[str] = set()
+        self.evidence: dict[tuple[str, str, str], None] = {}  # ordered set
+        self.weights: list[float] = []
+        self.declared: McpServerConfig | None = None  # a tool server: its declaration
+        self._id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Sighting(key={self.key!r}, name={self.name!r}, type={self.type!r}, user={self.user!r})"
+
+    @property
     def id(self) -> str:  # the key never changes; the id is asked for again and again
-        return stable_id(*self.key)
+        if self._id is None:
+            self._id = stable_id(*self.key)
+        return self._id
 
     def add_evidence(self, kind: str, rule: str, detail: str, weight_key: str) -> None:
         if (kind, rule, detail) not in self.evidence:
@@ -175,6 +184,7 @@ class Engine:
         self.owner: dict[int, Sighting] = {}  # pid -> the sighting that process belongs to
         self.procs: dict[int, ProcessRecord] = {}
         self.children: dict[int, list[int]] = {}
+        self.matched: dict[int, Match] = {}  # pid -> the signature match that placed the process
         self._linked = False
         self._llm_kinds = frozenset(p.credential for p in lib.providers if p.credential)
         self._servers: dict[tuple[str | None, str | None, tuple[str, ...]], Match | None] = {}
@@ -199,27 +209,35 @@ class Engine:
     # -- processes -------------------------------------------------------------------------------
     def add_processes(self, processes: Iterable[ProcessRecord], *,
                       read_details: Callable[[ProcessRecord], object] | None = None,
-                      details_for: Collection[int] = ()) -> None:
+                      details_for: Collection[int] = (), matched: Mapping[int, Match] | None = None) -> None:
         """Match processes and place each matched one in a sighting.
 
         Records may come without their details (environment, credentials: the costly part of reading a
         process). Then ``read_details`` is called, before anything is placed, on each process where they
         can matter: those a signature matches, those below a matched or placed process, interpreters
         (an unknown agent is an interpreter holding an LLM key), and the pids in ``details_for``.
+        ``matched``: the matches another engine already made of these same records (pid -> its best
+        match), which are then taken as they are instead of being made again.
         """
         from signatures.matching import ProcessFacts
 
-        matches = {}
+        matches: dict[int, Match] = {}
         batch = []
         for proc in processes:
             batch.append(proc)
             self.procs[proc.pid] = proc
             self.children.setdefault(proc.ppid, []).append(proc.pid)
+            if matched is not None:
+                found_match = matched.get(proc.pid)
+                if found_match is not None:
+                    matches[proc.pid] = found_match
+                continue
             facts = ProcessFacts(name=proc.name, exe=proc.exe, cmdline=tuple(proc.cmdline),
                                  env_keys=proc.env_keys, platform=self.platform)
             found = self.lib.match_process(facts, self._script_reader(proc))
             if found:
                 matches[proc.pid] = found[0]
+        self.matched.update(matches)
         if read_details is not None:
             for proc in self._needing_details(batch, matches.keys() | set(details_for)):
                 read_details(proc)
@@ -344,7 +362,7 @@ class Engine:
             elif previous is not None and previous is target.parent:
                 del previous.processes[member.pid]  # launched by the agent, but it is the server
                 self.owner.pop(member.pid)
-            if self.owner.get(member.pid) in (None, target):
+            if (owner := self.owner.get(member.pid)) is None or owner is target:
                 self._own(member, target)
 
     @staticmethod

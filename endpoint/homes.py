@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Platform = str  # "linux" | "macos" | "windows"
 
@@ -19,8 +19,7 @@ _NOT_HOMES = frozenset({"shared", "public", "default", "default user", "all user
                         "guest", "lost+found", ".localized"})
 
 
-@dataclass(frozen=True, slots=True)
-class Home:
+class Home(NamedTuple):
     path: str  # where it is on this machine, e.g. /mnt/image/home/alice
     user: str
     platforms: frozenset[Platform]
@@ -53,8 +52,9 @@ def _owner(path: str, fallback: str, root: str) -> str:
         return fallback
 
 
-def find_homes(root: str, extra: list[str] | None = None) -> list[Home]:
-    """Every user home under ``root``, plus ``extra`` directories taken as homes."""
+def find_homes(root: str, extra: list[str] | None = None, *, only_extra: bool = False) -> list[Home]:
+    """Every user home under ``root``, plus ``extra`` directories taken as homes (with ``only_extra``,
+    those alone)."""
     homes: dict[str, Home] = {}
 
     def add(path: str, user: str, platforms: frozenset[Platform]) -> None:
@@ -63,8 +63,9 @@ def find_homes(root: str, extra: list[str] | None = None) -> list[Home]:
             return
         homes[real] = Home(real, user, platforms, display_path(real, root))
 
-    for parent, default in (("home", frozenset({"linux"})), ("Users", frozenset({"macos", "windows"})),
-                            ("mnt/c/Users", frozenset({"windows"}))):
+    for parent, default in () if only_extra else (("home", frozenset({"linux"})),
+                                                   ("Users", frozenset({"macos", "windows"})),
+                                                   ("mnt/c/Users", frozenset({"windows"}))):
         base = os.path.join(root, parent)
         try:
             entries = sorted(os.scandir(base), key=lambda e: e.name)
@@ -75,8 +76,9 @@ def find_homes(root: str, extra: list[str] | None = None) -> list[Home]:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 add(entry.path, _owner(entry.path, entry.name, root), _layout(entry.path, default))
-    add(os.path.join(root, "root"), "root", _layout(os.path.join(root, "root"), frozenset({"linux"})))
-    if root in ("", "/"):
+    if not only_extra:
+        add(os.path.join(root, "root"), "root", _layout(os.path.join(root, "root"), frozenset({"linux"})))
+    if root in ("", "/") and not only_extra:
         add(os.path.join(root, "var/root"), "root", frozenset({"macos"}))
     for path in extra or []:
         add(path, _owner(path, os.path.basename(path.rstrip("/")) or "root", "/"),

@@ -11,33 +11,45 @@ import os
 import sys
 import time
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import endpoint
 from endpoint import credentials, safeio
-from endpoint.evidence import ArtifactRecord, ConfigRecord, NetworkRecord, ProcessRecord, ScanError
+from endpoint.evidence import (
+    ArtifactRecord,
+    ConfigRecord,
+    Credential,
+    NetworkRecord,
+    ProcessRecord,
+    ScanError,
+)
 from endpoint.fingerprint import Engine
 from endpoint.homes import find_homes
 
 if TYPE_CHECKING:
     from endpoint.sensors.processes import Reduced
-    from signatures import Library
+    from signatures import Library, Match
 
 SCHEMA = "agentroster.scan/1"
 PLATFORM = "linux" if sys.platform.startswith("linux") else "macos" if sys.platform == "darwin" else "windows"
 
 
-@dataclass
 class ScanOptions:
-    root: str = "/"
-    homes: list[str] = field(default_factory=list)
-    processes: bool = True
-    files: bool = True
-    walk_projects: bool = True
-    network: list[NetworkRecord] = field(default_factory=list)
-    network_errors: list[ScanError] = field(default_factory=list)
-    aside: bool = True  # read processes in a forked child while this process reads files (Linux, a core spare)
+    """What one scan looks at (every argument keyword-only but ``root``)."""
+
+    __slots__ = ("root", "homes", "processes", "files", "walk_projects", "network", "network_errors", "aside")
+
+    def __init__(self, root: str = "/", *, homes: list[str] | None = None, processes: bool = True,
+                 files: bool = True, walk_projects: bool = True, network: list[NetworkRecord] | None = None,
+                 network_errors: list[ScanError] | None = None, aside: bool = True) -> None:
+        self.root = root
+        self.homes: list[str] = [] if homes is None else homes
+        self.processes = processes
+        self.files = files
+        self.walk_projects = walk_projects
+        self.network: list[NetworkRecord] = [] if network is None else network
+        self.network_errors: list[ScanError] = [] if network_errors is None else network_errors
+        self.aside = aside  # read processes in a forked child while this process reads files (Linux, a core spare)
 
 
 def device_info(root: str = "/") -> dict[str, Any]:
@@ -115,12 +127,12 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
         if found is None:
             _add_processes(engine, lib, errors, network_pids=network_pids)
         else:
-            engine.add_processes(found[0])
-            errors += found[1]
+            engine.add_processes(found.records, matched=found.matched)
+            errors += found.errors
     if options.files and read_processes:
         # The homes of running agents (their HOME) may lie outside /home: a throwaway or service home.
         scanned = {home.path for home in homes}
-        for home in find_homes(root, [*options.homes, *_agent_homes(engine)]):
+        for home in find_homes(root, _agent_homes(engine), only_extra=True):
             if home.path not in scanned:
                 records += _collect(files.home(home), errors)
     engine.add_configs(r for r in records if isinstance(r, ConfigRecord))
@@ -162,28 +174,67 @@ def _add_processes(engine: Engine, lib: Library, errors: list[ScanError], *, net
 
 
 def _spare_core() -> bool:
-    """Whether another core is likely idle (the load average leaves one): else a second process only competes."""
-    cores = os.cpu_count() or 1
+    """Whether another core is idle now: else a second process only competes with the first."""
     try:
-        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))  # the cores this process may run on
     except (AttributeError, OSError):
-        return False
-    return cores > 1 and load <= cores - 1
+        cores = os.cpu_count() or 1
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            running = runnable_now(fh.read(256))
+    except OSError:
+        running = None
+    if running is None:  # no /proc: the last minute's load average stands in for now
+        try:
+            running = round(os.getloadavg()[0]) + 1
+        except (AttributeError, OSError):
+            return False
+    return spare_core(cores, running)
+
+
+def spare_core(cores: int, running: int) -> bool:
+    """Whether a second process would have a core to itself: ``running`` tasks (this one among them) on
+    ``cores`` leave one idle."""
+    return cores > 1 and running <= cores - 1
+
+
+def runnable_now(loadavg: bytes) -> int | None:
+    """Tasks runnable at this instant, from ``/proc/loadavg`` ("0.52 0.58 0.59 3/1085 4242": 3, the reader
+    included); None when the text is not that.
+
+    The instant, not the load average: a one-minute average still counts the work that ended seconds
+    ago (a burst of process starts, the previous scan), and a scan lasts a tenth of a second.
+    """
+    fields = loadavg.split()
+    if len(fields) < 4:
+        return None
+    running, _, total = fields[3].partition(b"/")
+    return int(running) if running.isdigit() and total.isdigit() and int(running) > 0 else None
+
+
+class Processes(NamedTuple):
+    """What the process sensor found: its records (details read where the engine wanted them), the
+    errors, and the engine's match for each matched pid."""
+
+    records: list[ProcessRecord]
+    errors: list[ScanError]
+    matched: dict[int, Match]
 
 
 class _ProcessesAside:
     """The process sensor run in a forked child while the scan reads files.
 
     The two sensors share nothing until the engine takes their records, and each is mostly Python
-    work, so on two cores they take about the time of the longer one (plus some 20 ms of CPU for the
-    fork and the pickled records: not worth it when no core is idle). The child sends its records
-    (details read where the engine wants them) back through a pipe; whatever goes wrong there, the
-    scan reads the processes itself.
+    work, so on two cores they take about the time of the longer one (plus some CPU for the fork and
+    the records sent back: not worth it when no core is idle). The child sends its records, and the
+    signature each matched one got, back through a pipe (as marshal data: a few times quicker to
+    write and read than pickle); whatever goes wrong there, the scan reads the processes itself.
     """
 
-    def __init__(self, pid: int, fd: int) -> None:
+    def __init__(self, pid: int, fd: int, lib: Library) -> None:
         self.pid = pid
         self.fd = fd
+        self.lib = lib
 
     @classmethod
     def start(cls, lib: Library, network_pids: set[int]) -> _ProcessesAside | None:
@@ -205,38 +256,62 @@ class _ProcessesAside:
         if pid == 0:  # the child: never returns
             code = 1
             try:
-                import pickle
-
                 gc.disable()  # short-lived: what it allocates is freed at exit
                 os.close(read_fd)
-                data = pickle.dumps(_read_processes(lib, network_pids, skip_pids={parent}), pickle.HIGHEST_PROTOCOL)
+                data = encode_processes(_read_processes(lib, network_pids, skip_pids={parent}))
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(data)
                 code = 0
+                from endpoint import regex_cache
+
+                regex_cache.save_active()  # the process patterns this child compiled, for the next scan
             finally:
                 os._exit(code)  # no atexit handlers, no flush of the parent's buffered output
         os.close(write_fd)
-        return cls(pid, read_fd)
+        return cls(pid, read_fd, lib)
 
-    def result(self) -> tuple[list[ProcessRecord], list[ScanError]] | None:
-        """The child's records and errors; None if it failed (the caller then reads them itself)."""
+    def result(self) -> Processes | None:
+        """The child's records, errors and matches; None if it failed (the caller then reads them itself)."""
         with os.fdopen(self.fd, "rb") as pipe:
             data = pipe.read()
         _, status = os.waitpid(self.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0 or not data:
             return None
-        import pickle
+        try:
+            return decode_processes(data, self.lib)
+        except (ValueError, EOFError, TypeError, KeyError):
+            return None
 
-        found: tuple[list[ProcessRecord], list[ScanError]] = pickle.loads(data)  # from our own child
-        return found
+
+def encode_processes(found: Processes) -> bytes:
+    """``found`` as marshal data of plain tuples (records field by field, a match as its signature's id)."""
+    import marshal
+
+    records = [(r.pid, r.ppid, r.name, r.exe, r.cmdline, r.user, r.uid, r.create_time, r.env_keys, r.env_values,
+                [tuple(c) for c in r.credentials], r.cwd) for r in found.records]
+    matched = [(pid, m.signature.id, m.rule, m.detail) for pid, m in found.matched.items()]
+    return marshal.dumps((records, [tuple(e) for e in found.errors], matched))
 
 
-def _read_processes(lib: Library, network_pids: set[int], *, skip_pids: Collection[int]
-                    ) -> tuple[list[ProcessRecord], list[ScanError]]:
+def decode_processes(data: bytes, lib: Library) -> Processes:
+    """What ``encode_processes`` wrote, with each match's signature taken from ``lib``."""
+    import marshal
+
+    from signatures.matching import Match
+
+    records_data, errors_data, matched_data = marshal.loads(data)  # from our own child
+    records = [ProcessRecord(pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values,
+                             [Credential(*c) for c in creds], cwd)
+               for pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values, creds, cwd in records_data]
+    return Processes(records, [ScanError(*e) for e in errors_data],
+                     {pid: Match(lib.by_id[sig], rule, detail) for pid, sig, rule, detail in matched_data})
+
+
+def _read_processes(lib: Library, network_pids: set[int], *, skip_pids: Collection[int]) -> Processes:
     errors: list[ScanError] = []
     engine = Engine(lib, device_id="", platform=PLATFORM, read_script=read_script)
     _add_processes(engine, lib, errors, network_pids=network_pids, skip_pids=skip_pids)
-    return list(engine.procs.values()), errors
+    return Processes(list(engine.procs.values()), errors, engine.matched)
 
 
 def _collect(records: Iterable[Any], errors: list[ScanError]) -> Iterable[Any]:

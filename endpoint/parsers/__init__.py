@@ -9,8 +9,7 @@ file raises ``ConfigError`` with a short code, a wrong-shaped entry becomes a wa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from endpoint.parsers import formats
 from endpoint.parsers.aider import extract_aider_yaml
@@ -63,8 +62,7 @@ def _json_or_yaml(text: str, path: str, warnings: list[str]) -> Any:
     return formats.load_yaml(text)
 
 
-@dataclass(frozen=True, slots=True)
-class _Dialect:
+class _Dialect(NamedTuple):
     load: Loader
     extract: Extractor | None = None  # None: the document alone is the result
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from endpoint.evidence import McpServerConfig
+from endpoint.evidence import McpServerConfig, SlotRecord
 
 
 class ConfigError(ValueError):
@@ -16,11 +14,15 @@ class ConfigError(ValueError):
         self.detail = detail
 
 
-@dataclass(slots=True)
-class ParsedConfig:
-    document: object  # the generic parsed structure (dict/list/scalars); walked for settings and secrets
-    mcp_servers: list[McpServerConfig] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)  # model names the config selects
-    base_urls: list[str] = field(default_factory=list)  # provider / runtime base URLs it points at
-    providers: list[str] = field(default_factory=list)  # provider ids it selects, as the file names them
-    warnings: list[str] = field(default_factory=list)  # shape problems that did not stop parsing
+class ParsedConfig(SlotRecord):
+    __slots__ = ("document", "mcp_servers", "models", "base_urls", "providers", "warnings")
+
+    def __init__(self, document: object, mcp_servers: list[McpServerConfig] | None = None,
+                 models: list[str] | None = None, base_urls: list[str] | None = None,
+                 providers: list[str] | None = None, warnings: list[str] | None = None) -> None:
+        self.document = document  # the generic parsed structure (dict/list/scalars); walked for settings and secrets
+        self.mcp_servers: list[McpServerConfig] = [] if mcp_servers is None else mcp_servers
+        self.models: list[str] = [] if models is None else models  # model names the config selects
+        self.base_urls: list[str] = [] if base_urls is None else base_urls  # provider / runtime base URLs
+        self.providers: list[str] = [] if providers is None else providers  # provider ids, as the file names them
+        self.warnings: list[str] = [] if warnings is None else warnings  # shape problems that did not stop parsing

@@ -15,10 +15,9 @@ is reported disabled; a pending one is not, since non-interactive runs start it 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from endpoint.evidence import McpServerConfig
 from endpoint.parsers.envvars import note_env
@@ -61,8 +60,7 @@ APPROVAL_SOURCES: tuple[tuple[str, str, str], ...] = (
 _NOT_IN_TOOL_NAMES = re.compile(r"[^A-Za-z0-9_-]")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class McpjsonApprovals:
+class McpjsonApprovals(NamedTuple):
     """The approvals of a project's ``.mcp.json`` servers, merged over every file that holds them."""
 
     enabled: frozenset[str] = frozenset()  # normalised names
@@ -122,7 +120,7 @@ def project_servers(servers: Sequence[McpServerConfig], project: str,
     Only a rejection switches a server off: it blocks the server in every mode. A pending one stays
     enabled, because ``claude -p`` runs and Agent SDK sessions cannot ask and start it without approval.
     """
-    return [dataclasses.replace(s, project=project, enabled=s.enabled and approvals.status(s.name) != "rejected")
+    return [s._replace(project=project, enabled=s.enabled and approvals.status(s.name) != "rejected")
             for s in servers]
 
 

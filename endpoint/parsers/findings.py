@@ -6,21 +6,22 @@ anything else as absent; a dialect turns a wrong-shaped entry into a warning, ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from endpoint.evidence import McpServerConfig
+from endpoint.evidence import McpServerConfig, SlotRecord
 from endpoint.parsers.base import ParsedConfig
 
 
-@dataclass(slots=True)
-class Findings:
-    path: str = ""  # the file's path, for the dialects whose shape depends on its name
-    servers: list[McpServerConfig] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    base_urls: list[str] = field(default_factory=list)
-    providers: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class Findings(SlotRecord):
+    __slots__ = ("path", "servers", "models", "base_urls", "providers", "warnings")
+
+    def __init__(self, path: str = "") -> None:
+        self.path = path  # the file's path, for the dialects whose shape depends on its name
+        self.servers: list[McpServerConfig] = []
+        self.models: list[str] = []
+        self.base_urls: list[str] = []
+        self.providers: list[str] = []
+        self.warnings: list[str] = []
 
     def model(self, value: object) -> None:
         _add(self.models, value)

@@ -14,8 +14,7 @@ import re
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast
 from urllib.parse import unquote, urlsplit
 
 from endpoint import credentials, safeio
@@ -69,25 +68,22 @@ _NPM_HOME = ("~/.npm-global/lib/node_modules", "~/.nvm/versions/node/*/lib/node_
              "%APPDATA%/npm/node_modules", "~/.npm/lib/node_modules")
 
 
-@dataclass
 class FileScan:
     """One pass over the files of a machine (or a tree standing for one)."""
 
-    lib: Library
-    root: str
-    walk_projects: bool = True
-    parse_cache: dict[str, ParsedConfig | ScanError] = field(default_factory=dict)
-    claimed: set[tuple[str, str]] = field(default_factory=set)  # (real path, signature id)
-    fingerprint_key: bytes = field(default_factory=credentials.fingerprint_key)
-    listings: dict[str, frozenset[str] | None] = field(default_factory=dict)  # folder -> lower-cased names
-    reals: dict[str, str] = field(default_factory=dict)  # path -> os.path.realpath(path)
-    resolver: safeio.Resolver = field(default_factory=safeio.Resolver)  # the folders files are read from
-    _templates: _Templates | None = None
-    _classify: credentials.Classifier = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, lib: Library, root: str, walk_projects: bool = True) -> None:
         from endpoint.sensors.processes import remembering
 
+        self.lib = lib
+        self.root = root
+        self.walk_projects = walk_projects
+        self.parse_cache: dict[str, ParsedConfig | ScanError] = {}
+        self.claimed: set[tuple[str, str]] = set()  # (real path, signature id)
+        self.fingerprint_key = credentials.fingerprint_key()
+        self.listings: dict[str, frozenset[str] | None] = {}  # folder -> lower-cased names
+        self.reals: dict[str, str] = {}  # path -> os.path.realpath(path)
+        self.resolver = safeio.Resolver()  # the folders files are read from
+        self._templates: _Templates | None = None
         self._classify = remembering(self.lib.credential_kind)  # homes hold many copies of the same values
 
     @property
@@ -349,8 +345,7 @@ class FileScan:
                                                  f"npm:{package}", _npm_version(path, prefix, self.resolver))
 
 
-@dataclass(frozen=True)
-class _Templates:
+class _Templates(NamedTuple):
     """The library's path templates, sorted by where they apply, each with the first folder it names."""
 
     # Home templates also carry their path below the home and its components (the same in every home).

@@ -30,6 +30,20 @@ def test_fingerprint_is_keyed_and_stable():
     assert a.startswith("hmac-sha256:") and "FAKE" not in a
 
 
+def test_fingerprint_is_the_standard_hmac_sha256_for_keys_of_every_length():
+    # Computed without OpenSSL; it must stay the same HMAC that the org registers its keys' fingerprints with.
+    import hashlib
+    import hmac
+
+    for key in (b"", b"org", b"k" * 64, b"k" * 65, bytes(range(256)) * 2):
+        for message in (b"", b"sk-FAKE-0000000000000000", "sk-\udcff\u00e9".encode("utf-8", "surrogatepass")):
+            assert credentials.hmac_sha256(key, message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+    value = "sk-FAKE-0000000000000000"
+    expected = hmac.new(b"org-1", value.encode(), hashlib.sha256).hexdigest()[:32]
+    assert credentials.fingerprint(value, key=b"org-1") == "hmac-sha256:" + expected
+    assert credentials.fingerprint(value, key=b"org-1") == "hmac-sha256:" + expected  # the cached key state is unchanged
+
+
 def test_env_values_become_fingerprints():
     found = credentials.from_env({"OPENAI_API_KEY": "sk-proj-FAKEFAKEFAKEFAKE", "PATH": "/usr/bin"},
                                  classify, where="pid 7 env")

@@ -72,3 +72,18 @@ def test_resolved_paths_are_those_of_realpath(lib, tmp_path: Path, layout: str) 
     scan = FileScan(lib, "/")
     assert scan._real(str(path)) == os.path.realpath(path)
     assert scan._real(str(path)) == os.path.realpath(path)  # the second time, from what the scan remembers
+
+
+def test_homes_named_only_by_a_running_agent_are_found_apart_from_the_machines(tmp_path: Path) -> None:
+    root = tmp_path / "image"
+    (root / "home" / "alice").mkdir(parents=True)
+    (root / "root").mkdir()
+    service = tmp_path / "srv" / "bot"
+    (service / "AppData").mkdir(parents=True)
+    link = tmp_path / "to-alice"
+    link.symlink_to(root / "home" / "alice")
+    every = find_homes(str(root), [str(service), str(link)])
+    assert [h.path for h in every] == [str(root / "home" / "alice"), str(root / "root"), str(service)]
+    extra = find_homes(str(root), [str(service), str(link), str(tmp_path / "missing")], only_extra=True)
+    assert [(h.path, h.platforms) for h in extra] == [(str(service), frozenset({"windows"})),
+                                                      (str(root / "home" / "alice"), frozenset({"linux", "macos", "windows"}))]

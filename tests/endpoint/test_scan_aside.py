@@ -52,7 +52,7 @@ import signatures
 from endpoint.scan import _ProcessesAside
 
 aside = _ProcessesAside.start(signatures.load(), set())
-records, errors = aside.result()
+records = aside.result().records
 print(json.dumps({"me": os.getpid(), "child": aside.pid,
                   "records": {r.pid: [sorted(r.env_keys), [c.kind for c in r.credentials]] for r in records}}))
 """
@@ -105,3 +105,43 @@ def test_the_child_sends_back_every_process_with_its_details() -> None:
     assert str(found["me"]) not in records and str(found["child"]) not in records  # the scan is not scanned
     env_keys, kinds = records[str(proc.pid)]  # an interpreter: its environment was read for an LLM key
     assert "OPENAI_API_KEY" in env_keys and kinds == ["openai"]
+
+
+def test_records_and_matches_cross_the_pipe_unchanged() -> None:
+    import signatures
+    from endpoint.evidence import Credential, ProcessRecord, ScanError
+    from endpoint.scan import Processes, decode_processes, encode_processes
+    from signatures.matching import Match
+
+    lib = signatures.load()
+    sig = lib.by_id["claude-code"]
+    record = ProcessRecord(41, 1, "claude", "/usr/bin/node", ["claude", "--dangerously-skip-permissions", "é\udcff"],
+                           "alice", None, 1700000000.25, frozenset({"HOME", "ANTHROPIC_API_KEY"}),
+                           {"HOME": "/home/alice"}, [Credential("anthropic", "hmac-sha256:ab", "env", "pid 41 env X")],
+                           "/home/alice/src")
+    plain = ProcessRecord(42, 41, "sleep", "", [], "bob", 1001, 0.0)
+    sent = Processes([record, plain], [ScanError("pid 7", "unreadable", "process: gone")],
+                     {41: Match(sig, "process.names", "name claude")})
+    got = decode_processes(encode_processes(sent), lib)
+    assert got.records == [record, plain] and got.errors == sent.errors
+    assert got.matched == sent.matched and got.matched[41].signature is sig
+    assert all(type(c) is Credential for c in got.records[0].credentials)
+
+
+def test_the_instant_count_of_runnable_tasks_is_read_from_loadavg() -> None:
+    from endpoint.scan import runnable_now
+
+    assert runnable_now(b"0.52 0.58 0.59 3/1085 4242\n") == 3
+    assert runnable_now(b"7.00 7.00 7.00 1/90 12") == 1
+    for broken in (b"", b"0.52 0.58 0.59", b"0.52 0.58 0.59 x/1085 1", b"0.5 0.5 0.5 0/10 1", b"a b c 3- 1",
+                   b"0.1 0.1 0.1 3/ 9", b"0.1 0.1 0.1 /9 9"):
+        assert runnable_now(broken) is None
+
+
+def test_processes_are_read_aside_only_when_a_core_would_be_idle() -> None:
+    from endpoint.scan import spare_core
+
+    assert spare_core(2, 1)  # only the scan runs: the other core is idle
+    assert not spare_core(2, 2)  # something else runs on the other core
+    assert spare_core(8, 5) and not spare_core(8, 8)
+    assert not spare_core(1, 1)  # one core: a second process could only take turns with the first

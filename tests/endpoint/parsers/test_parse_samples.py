@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -27,7 +26,7 @@ def parse(rel: str, dialect: str):
 
 
 def servers(parsed) -> list[McpServerConfig]:
-    return [dataclasses.replace(s, where="") for s in parsed.mcp_servers]
+    return [s._replace(where="") for s in parsed.mcp_servers]
 
 
 NPX = "npx"
