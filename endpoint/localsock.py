@@ -12,7 +12,8 @@ object per line: ``{"ok": true, ...}`` or ``{"ok": false, "code": ..., "error": 
   sent to the collector with the device key; the collector's registration, or why not.
 
 Root may add ``"as_user": NAME`` to act for that user only (``sudo agentroster register``); from any
-other uid it is refused. Linux only for now: macOS says so (``_peer_macos``); Windows has no socket.
+other uid it is refused. The peer's uid comes from SO_PEERCRED on Linux and LOCAL_PEERCRED on macOS
+(``_peer_linux``, ``_peer_macos``); Windows has no socket.
 """
 
 from __future__ import annotations
