@@ -119,6 +119,15 @@ def test_gemini_allow_and_exclude_lists_switch_servers_off():
     assert names(parse_config("gemini_settings", json.dumps(document))) == [("a", True), ("b", False), ("c", False)]
 
 
+def test_gemini_lists_name_servers_exactly_not_by_pattern():
+    # Gemini CLI and Qwen Code test membership with Array.includes: no globs, and case counts.
+    document = {"mcp": {"allowed": ["git*", "Db", "web"], "excluded": ["we?"]},
+                "mcpServers": {"github": {"command": "x"}, "db": {"command": "y"}, "web": {"command": "z"}}}
+    assert names(parse_config("gemini_settings", json.dumps(document))) == [
+        ("github", False), ("db", False), ("web", True),
+    ]
+
+
 def test_gemini_older_flat_lists_and_model_string():
     document = {"excludeMCPServers": ["b"], "model": "gemini-2.5-flash",
                 "mcpServers": {"a": {"command": "x"}, "b": {"command": "y"}}}
