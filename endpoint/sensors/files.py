@@ -226,13 +226,19 @@ class FileScan:
         real = self._real(project)
         boundary = home.path if safeio.is_within(real, home.path) else real
         names = self._listing(project)
+        shown = display_path(project, self.root)
         for sig, fm, first in self.templates.project:
             if not _may_hold(names, first):
                 continue
             for path in self._existing(project + fm.path[len("{project}"):], project):
                 for record in self._config(path, sig, fm, user=home.user, boundary=boundary):
-                    if isinstance(record, ConfigRecord) and fm.dialect == "mcp_json":
-                        record.mcp_servers = self._approved_mcpjson(fm, record.mcp_servers, project, home, boundary)
+                    if isinstance(record, ConfigRecord) and record.mcp_servers:
+                        if fm.dialect == "mcp_json":
+                            record.mcp_servers = self._approved_mcpjson(fm, record.mcp_servers, project, home,
+                                                                        boundary)
+                        # a server a project's own file declares belongs to that project, whatever the client
+                        record.mcp_servers = [s if s.project is not None else s._replace(project=shown)
+                                              for s in record.mcp_servers]
                     yield record
 
     def _approved_mcpjson(self, fm: FileMatcher, servers: list[McpServerConfig], project: str, home: Home,

@@ -87,3 +87,22 @@ def test_homes_named_only_by_a_running_agent_are_found_apart_from_the_machines(t
     extra = find_homes(str(root), [str(service), str(link), str(tmp_path / "missing")], only_extra=True)
     assert [(h.path, h.platforms) for h in extra] == [(str(service), frozenset({"windows"})),
                                                       (str(root / "home" / "alice"), frozenset({"linux", "macos", "windows"}))]
+
+
+def test_servers_a_projects_own_files_declare_carry_the_project_whatever_the_client(lib, tmp_path: Path) -> None:
+    project = tmp_path / "home" / "erin" / "src" / "shop"
+    (project / ".git").mkdir(parents=True)
+    files = {".cursor/mcp.json": '{"mcpServers": {"db": {"command": "uvx", "args": ["mcp-server-postgres"]}}}',
+             ".vscode/mcp.json": '{"servers": {"web": {"type": "http", "url": "https://mcp.example.com/mcp"}}}',
+             ".roo/mcp.json": '{"mcpServers": {"git": {"command": "uvx", "args": ["mcp-server-git"]}}}'}
+    for rel, text in files.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    user_file = tmp_path / "home" / "erin" / ".cursor" / "mcp.json"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text('{"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}}')
+    found = configs(lib, tmp_path)
+    for rel in files:
+        record = found[f"/home/erin/src/shop/{rel}"]
+        assert [s.project for s in record.mcp_servers] == ["/home/erin/src/shop"], rel
+    assert [s.project for s in found["/home/erin/.cursor/mcp.json"].mcp_servers] == [None]
