@@ -150,35 +150,72 @@ def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any],
                  max_bytes: int = MAX_REPORT_BYTES) -> list[tuple[Kind, bytes]]:
     """The report as one body, or, when it would be over ``max_bytes``, as several in consecutive seqs from
     ``seq``: a snapshot in parts (the collector marks gone what no part carried only after the last), a delta
-    as deltas (the removed ids and the errors in the first). A sighting bigger than the limit goes alone."""
+    as deltas (the errors and the removed ids first).
+
+    A sighting too big for any report (a config declaring tens of thousands of MCP servers) is sent with
+    its longest lists cut, and an error entry says what was left out: a file a user controls can never
+    stop the device from reporting."""
     whole = report_body(epoch=epoch, seq=seq, kind=kind, device=device, upserts=upserts, removed=removed,
                         errors=errors)
-    if len(whole) + _SEND_TIME_ROOM <= max_bytes or len(upserts) < 2:
+    if len(whole) + _SEND_TIME_ROOM <= max_bytes:
         return [(kind, whole)]
     room = max_bytes - _SEND_TIME_ROOM - len(report_body(epoch=epoch, seq=seq + MAX_PARTS, kind=kind, device=device,
                                                          upserts=[], removed=[], errors=[], part=MAX_PARTS,
                                                          parts=MAX_PARTS))
-    first_room = room - _json_size(list(removed)) - _json_size(list(errors))
-    groups: list[list[Mapping[str, Any]]] = [[]]
-    used = 0
+    fitted: list[Mapping[str, Any]] = []
+    notes: list[dict[str, str]] = []
     for sighting in upserts:
-        size = _json_size(sighting) + 1
-        if groups[-1] and used + size > (first_room if len(groups) == 1 else room):
-            groups.append([])
+        cut, left_out = fit_sighting(sighting, room - 64)
+        fitted.append(cut)
+        if left_out:
+            notes.append({"where": f"sighting {sighting.get('id', '')}", "error": "truncated",
+                          "detail": f"{left_out} left out to fit a report of {max_bytes} bytes"})
+    # The first body carries the errors, then the removed ids as they fit, then sightings as they fit.
+    groups: list[tuple[list[Mapping[str, Any]], list[str], list[Mapping[str, Any]]]] = [([], [], [*errors, *notes])]
+    used = _json_size(groups[0][2]) if groups[0][2] else 0
+    for sid in removed:
+        size = _json_size(sid) + 1
+        if used + size > room and used:
+            groups.append(([], [], []))
             used = 0
-        groups[-1].append(sighting)
+        groups[-1][1].append(sid)
+        used += size
+    for sighting in fitted:
+        size = _json_size(sighting) + 1
+        if used + size > room and used:
+            groups.append(([], [], []))
+            used = 0
+        groups[-1][0].append(sighting)
         used += size
     if len(groups) > MAX_PARTS:
         raise ValueError(f"a report of {len(whole)} bytes needs more than {MAX_PARTS} parts")
-    parts = len(groups)
-    out: list[tuple[Kind, bytes]] = []
-    for index, group in enumerate(groups):
-        first = index == 0
-        body = report_body(epoch=epoch, seq=seq + index, kind=kind, device=device, upserts=group,
-                           removed=removed if first else [], errors=errors if first else [],
-                           part=index + 1 if kind == "snapshot" else 1, parts=parts if kind == "snapshot" else 1)
-        out.append((kind, body))
-    return out
+    parts = len(groups) if kind == "snapshot" else 1
+    return [(kind, report_body(epoch=epoch, seq=seq + index, kind=kind, device=device, upserts=group, removed=gone,
+                               errors=said, part=index + 1 if parts > 1 else 1, parts=parts))
+            for index, (group, gone, said) in enumerate(groups)]
+
+
+_CUTTABLE = ("mcp_servers", "evidence", "processes", "configs", "endpoints", "credentials")
+
+
+def fit_sighting(sighting: Mapping[str, Any], limit: int) -> tuple[Mapping[str, Any], str]:
+    """``sighting`` within ``limit`` bytes of JSON: its longest list halved until it fits (the first entries
+    kept), and what was left out ("1200 mcp_servers, 3 evidence"), or "" when it fitted as it was."""
+    size = _json_size(sighting)
+    if size <= limit:
+        return sighting, ""
+    out = dict(sighting)
+    left: dict[str, int] = {}
+    while size > limit:
+        key = max(_CUTTABLE, key=lambda k: _json_size(out.get(k) or []))
+        items = out.get(key)
+        if not isinstance(items, list) or not items:
+            break  # nothing left to cut: it goes as it is
+        keep = len(items) // 2
+        left[key] = left.get(key, 0) + len(items) - keep
+        out[key] = items[:keep]
+        size = _json_size(out)
+    return out, ", ".join(f"{count} {key}" for key, count in sorted(left.items()))
 
 
 def finish_body(body: bytes, *, sent_at: str, status: Mapping[str, Any]) -> bytes:

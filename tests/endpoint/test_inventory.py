@@ -142,11 +142,35 @@ def test_a_delta_over_the_limit_is_several_deltas_with_the_removals_first():
     assert [u for d in docs for u in d["upserts"]] == upserts
 
 
-def test_one_sighting_bigger_than_the_limit_goes_alone():
-    huge = sighting("h" * 20, evidence=[{"kind": "config", "rule": "mcp", "detail": "x" * 40_000}])
+def test_a_sighting_too_big_for_any_report_is_cut_and_says_so():
+    """A config a user controls declaring thousands of MCP servers cannot stop the device from reporting."""
+    servers = [{"name": f"s{i}", "transport": "stdio", "command": "uvx", "args": [f"pkg-{i}"], "url": None,
+                "source": "/home/alice/.claude.json", "enabled": True, "project": None} for i in range(2000)]
+    huge = sighting("h" * 20, mcp_servers=servers)
     bodies = split_report(epoch="e", seq=1, kind="snapshot", device=DEVICE, upserts=[sighting(), huge, sighting("b" * 20)],
-                          removed=[], errors=[], max_bytes=16 << 10)
-    assert [len(json.loads(b)["upserts"]) for _, b in bodies] == [1, 1, 1]
+                          removed=[], errors=[], max_bytes=64 << 10)
+    docs = [json.loads(finish_body(b, sent_at="2026-01-01T00:00:00+00:00", status={})) for _, b in bodies]
+    assert all(len(b) <= (64 << 10) - 4096 for _, b in bodies)
+    sent = {u["id"]: u for d in docs for u in d["upserts"]}
+    assert set(sent) == {"a" * 20, "h" * 20, "b" * 20}
+    kept = sent["h" * 20]["mcp_servers"]
+    assert 0 < len(kept) < 2000 and kept == servers[:len(kept)]  # the first ones, as they were
+    (note,) = [e for d in docs for e in d["errors"]]
+    assert note["where"] == "sighting " + "h" * 20 and note["error"] == "truncated"
+    assert note["detail"].startswith(f"{2000 - len(kept)} mcp_servers left out")
+    for doc in docs:
+        Report.model_validate(doc, strict=True)
+
+
+def test_removed_ids_that_do_not_fit_one_delta_go_in_several():
+    gone = [f"{i:020d}" for i in range(3000)]
+    bodies = split_report(epoch="e", seq=5, kind="delta", device=DEVICE, upserts=many(10), removed=gone, errors=[],
+                          max_bytes=16 << 10)
+    docs = [json.loads(b) for _, b in bodies]
+    assert all(len(b) <= (16 << 10) - 4096 for _, b in bodies)
+    assert [r for d in docs for r in d["removed"]] == gone
+    assert [u["id"] for d in docs for u in d["upserts"]] == [f"{i:020d}" for i in range(10)]
+    assert [d["seq"] for d in docs] == list(range(5, 5 + len(docs)))
 
 
 def test_the_inventory_spools_a_big_snapshot_in_parts_and_acks_them_in_order(tmp_path):
