@@ -126,3 +126,112 @@ def project_servers(servers: Sequence[McpServerConfig], project: str,
 
 def _strings(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+# -- the organisation's MCP policy: managed-mcp.json, allowedMcpServers / deniedMcpServers -------------
+# https://code.claude.com/docs/en/managed-mcp: a managed-mcp.json takes exclusive control (only its servers
+# load); a server matching any deniedMcpServers entry of any settings file is blocked; when
+# allowedMcpServers is set (only the managed one counts under allowManagedMcpServersOnly), a remote server
+# must match a serverUrl entry (a serverName entry counts only when there is no serverUrl entry), a stdio
+# one a serverCommand entry (likewise for serverName). managed-mcp.json servers skip the allowlist unless
+# they use ${VAR} expansion. Commands and URLs are compared as written: Claude Code also expands ${VAR}
+# in both, with the user's environment, which a static scan does not have.
+
+_VAR = re.compile(r"\$\{[^}]*\}")
+
+
+class McpPolicy(NamedTuple):
+    exclusive: bool = False  # a managed-mcp.json is deployed
+    denied: tuple[dict[str, Any], ...] = ()
+    allowed: tuple[dict[str, Any], ...] | None = None  # None: no allowlist anywhere
+
+    def blocks(self, server: McpServerConfig, *, managed_file: bool = False) -> str:
+        """Why Claude Code would not load ``server`` (``managed_file``: it comes from managed-mcp.json), or ""."""
+        if self.exclusive and not managed_file:
+            return "managed-mcp.json has exclusive control"
+        if any(_matches(entry, server) for entry in self.denied):
+            return "deniedMcpServers"
+        if self.allowed is None or (managed_file and not _uses_vars(server)):
+            return ""
+        remote = server.transport in ("http", "sse", "streamable_http")
+        specific = "serverUrl" if remote else "serverCommand"
+        usable = [e for e in self.allowed if specific in e or ("serverName" in e and not any(
+            specific in a for a in self.allowed))]
+        return "" if any(_matches(entry, server) for entry in usable) else "not in allowedMcpServers"
+
+
+def mcp_policy(sources: Iterable[tuple[str, object]], *, exclusive: bool) -> McpPolicy:
+    """Merge ``(source, settings)`` pairs (source ``managed`` for an admin's managed-settings.json)."""
+    denied: list[dict[str, Any]] = []
+    allowed: list[dict[str, Any]] = []
+    managed_allowed: list[dict[str, Any]] | None = None
+    any_allowed = managed_only = False
+    for source, settings in sources:
+        if not isinstance(settings, dict):
+            continue
+        denied.extend(_entries(settings.get("deniedMcpServers")))
+        if isinstance(settings.get("allowedMcpServers"), list):
+            any_allowed = True
+            allowed.extend(_entries(settings["allowedMcpServers"]))
+            if source == "managed":
+                managed_allowed = (managed_allowed or []) + _entries(settings["allowedMcpServers"])
+        if source == "managed" and settings.get("allowManagedMcpServersOnly") is True:
+            managed_only = True
+    if managed_only:
+        return McpPolicy(exclusive, tuple(denied), tuple(managed_allowed) if managed_allowed is not None else None)
+    return McpPolicy(exclusive, tuple(denied), tuple(allowed) if any_allowed else None)
+
+
+def _entries(value: object) -> list[dict[str, Any]]:
+    """The well-formed entries of a list: one of serverName (text), serverCommand (list of text), serverUrl."""
+    out: list[dict[str, Any]] = []
+    for entry in value if isinstance(value, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name, command, url = entry.get("serverName"), entry.get("serverCommand"), entry.get("serverUrl")
+        if isinstance(name, str) and name:
+            out.append({"serverName": name})
+        elif isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+            out.append({"serverCommand": tuple(command)})
+        elif isinstance(url, str) and url:
+            out.append({"serverUrl": url})
+    return out
+
+
+def _matches(entry: dict[str, Any], server: McpServerConfig) -> bool:
+    if "serverName" in entry:
+        return bool(server.name == entry["serverName"])
+    if "serverCommand" in entry:
+        return server.command is not None and (server.command, *server.args) == entry["serverCommand"]
+    return server.url is not None and url_matches(entry["serverUrl"], server.url)
+
+
+def url_matches(pattern: str, url: str) -> bool:
+    """``pattern`` with ``*`` wildcards anywhere; the host compared without case and a trailing dot."""
+    return re.fullmatch(".*".join(re.escape(p) for p in _host_folded(pattern).split("*")), _host_folded(url)) is not None
+
+
+def _host_folded(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    if host.endswith("."):
+        host = host[:-1]
+    elif ":" in host and host.rsplit(":", 1)[0].endswith("."):
+        name, port = host.rsplit(":", 1)
+        host = f"{name[:-1]}:{port}"
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+
+
+def _uses_vars(server: McpServerConfig) -> bool:
+    return any(_VAR.search(v) for v in (server.command or "", server.url or "", *server.args))
+
+
+def apply_policy(servers: Sequence[McpServerConfig], policy: McpPolicy, *,
+                 managed_file: bool = False) -> list[McpServerConfig]:
+    """``servers`` with those the policy blocks switched off."""
+    if policy == McpPolicy():
+        return list(servers)
+    return [s._replace(enabled=False) if s.enabled and policy.blocks(s, managed_file=managed_file) else s
+            for s in servers]

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from signatures.runtime import FileMatcher, Signature
 
 Record = ConfigRecord | ArtifactRecord | ScanError
-Scope = Literal["managed", "user", "project"]  # a FileMatcher's scope, as the pack schema allows
+Scope = Literal["managed", "user", "project"]
+CLAUDE_CODE = "claude-code"  # whose organisation policy (managed-mcp.json, allowed/deniedMcpServers) is applied  # a FileMatcher's scope, as the pack schema allows
 
 # Directories a project walk never enters: dependency trees, VCS data, caches, app data.
 SKIP_DIRS = frozenset({
@@ -84,6 +85,7 @@ class FileScan:
         self.reals: dict[str, str] = {}  # path -> os.path.realpath(path)
         self.resolver = safeio.Resolver()  # the folders files are read from
         self._templates: _Templates | None = None
+        self._claude_machine: tuple[list[object], bool] | None = None
         self._classify = remembering(self.lib.credential_kind)  # homes hold many copies of the same values
 
     @property
@@ -147,7 +149,11 @@ class FileScan:
             if fm.scope == "managed" and not is_home_template(fm.path):
                 for pattern in expand_machine_template(fm.path, root):
                     for path in existing(pattern, root.rstrip("/")):  # few, under big folders: no listing
-                        yield from self._config(path, sig, fm, user="", boundary=root)
+                        for record in self._config(path, sig, fm, user="", boundary=root):
+                            if isinstance(record, ConfigRecord) and sig.id == CLAUDE_CODE and record.mcp_servers:
+                                record.mcp_servers = self._claude_policed(record.mcp_servers, None, None, "",
+                                                                          managed_file=True)
+                            yield record
         for sig, template in self.lib.app_templates:
             if not is_home_template(template) and not template.startswith("{"):
                 for pattern in expand_machine_template(template, root):
@@ -165,6 +171,8 @@ class FileScan:
                 continue
             for path in self._existing(home.path + below, home.path, parts):
                 for record in self._config(path, sig, fm, user=home.user, boundary=home.path):
+                    if isinstance(record, ConfigRecord) and fm.dialect == "claude_code" and record.mcp_servers:
+                        record.mcp_servers = self._claude_policed(record.mcp_servers, home, None, home.path)
                     yield record
                     if isinstance(record, ConfigRecord) and fm.dialect == "claude_code":
                         projects.update(dict.fromkeys(self._claude_projects(path)))
@@ -248,6 +256,7 @@ class FileScan:
 
         if fm.path != claude.MCPJSON_TEMPLATE:
             return servers
+        servers = self._claude_policed(servers, home, project, boundary)
         here = os.path.normpath(project)
 
         def is_this_project(key: str) -> bool:
@@ -262,6 +271,39 @@ class FileScan:
                 document = claude.legacy_project_entry(document, is_this_project)
             sources.append((source, document))
         return claude.project_servers(servers, display_path(project, self.root), claude.mcpjson_approvals(sources))
+
+    def _claude_policed(self, servers: list[McpServerConfig], home: Home | None, project: str | None,
+                        boundary: str, *, managed_file: bool = False) -> list[McpServerConfig]:
+        """Claude Code's servers with those its organisation's policy blocks switched off: the managed
+        settings and managed-mcp.json of this machine, the user's settings, the project's (if any)."""
+        from endpoint.parsers import claude
+
+        managed, exclusive = self._claude_managed()
+        sources: list[tuple[str, object]] = [("managed", document) for document in managed]
+        if home is not None:
+            sources.append(("user", self._document(expand_home_template("~/.claude/settings.json", home),
+                                                   "claude_settings", home.path)))
+        if project is not None:
+            for name in ("settings.json", "settings.local.json"):
+                sources.append(("project", self._document(f"{project}/.claude/{name}", "claude_settings", boundary)))
+        return claude.apply_policy(servers, claude.mcp_policy(sources, exclusive=exclusive), managed_file=managed_file)
+
+    def _claude_managed(self) -> tuple[list[object], bool]:
+        """Claude Code's managed settings documents on this machine, and whether a managed-mcp.json is there."""
+        if self._claude_machine is None:
+            documents: list[object] = []
+            exclusive = False
+            for sig, fm in self.lib.file_templates:
+                if sig.id != CLAUDE_CODE or fm.scope != "managed" or is_home_template(fm.path):
+                    continue
+                for pattern in expand_machine_template(fm.path, self.root):
+                    for path in existing(pattern, self.root.rstrip("/")):
+                        if fm.dialect == "mcp_json":
+                            exclusive = True
+                        elif fm.dialect == "claude_settings":
+                            documents.append(self._document(path, "claude_settings", self.root))
+            self._claude_machine = (documents, exclusive)
+        return self._claude_machine
 
     def _document(self, path: str, dialect: str, boundary: str) -> object:
         """The parsed document of a file another one depends on, through the parse cache; None if unreadable."""
