@@ -173,19 +173,13 @@ def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any],
     # The first body carries the errors, then the removed ids as they fit, then sightings as they fit.
     groups: list[tuple[list[Mapping[str, Any]], list[str], list[Mapping[str, Any]]]] = [([], [], [*errors, *notes])]
     used = _json_size(groups[0][2]) if groups[0][2] else 0
-    for sid in removed:
-        size = _json_size(sid) + 1
+    items: list[tuple[int, Any]] = [*((1, sid) for sid in removed), *((0, sighting) for sighting in fitted)]
+    for slot, item in items:  # slot 1: a removed id, slot 0: a sighting
+        size = _json_size(item) + 1
         if used + size > room and used:
             groups.append(([], [], []))
             used = 0
-        groups[-1][1].append(sid)
-        used += size
-    for sighting in fitted:
-        size = _json_size(sighting) + 1
-        if used + size > room and used:
-            groups.append(([], [], []))
-            used = 0
-        groups[-1][0].append(sighting)
+        groups[-1][slot].append(item)
         used += size
     if len(groups) > MAX_PARTS:
         raise ValueError(f"a report of {len(whole)} bytes needs more than {MAX_PARTS} parts")
