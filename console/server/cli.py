@@ -114,8 +114,8 @@ def _settings(args: argparse.Namespace) -> Any:
     if _option(args, "report_burst") is not None:
         extra["report_burst"] = int(args.report_burst)
     if _option(args, "max_report_mib") is not None:
-        if not args.max_report_mib > 0:
-            raise SystemExit("agentroster server: --max-report-mib must be more than 0")
+        if not 0 < args.max_report_mib <= 1024:
+            raise SystemExit("agentroster server: --max-report-mib must be more than 0 and at most 1024")
         extra["max_report_bytes"] = int(float(args.max_report_mib) * (1 << 20))
     url = _option(args, "database_url") or os.environ.get("AGENTROSTER_DATABASE_URL")
     if url:

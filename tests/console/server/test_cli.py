@@ -98,3 +98,10 @@ def test_the_server_serves_https_with_a_certificate(tmp_path) -> None:
         assert answer.status_code == 200
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "2048"])
+def test_a_report_cap_out_of_range_is_refused_before_serving(tmp_path, value) -> None:
+    done = run("--data-dir", str(tmp_path), "--max-report-mib", value, "--port", "0")
+    assert done.returncode != 0
+    assert "--max-report-mib must be more than 0 and at most 1024" in done.stderr
