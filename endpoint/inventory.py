@@ -37,10 +37,10 @@ WARNING_RATIO = 0.9  # the spool is "warning" from 90 % of its cap
 # A report body over this is sent in several (the collector refuses more than 8 MiB by default): a snapshot
 # in parts (``part``/``parts``), a delta as several deltas. Room is kept for ``sent_at`` and ``status``.
 MAX_REPORT_BYTES = 4 << 20
+MAX_PARTS = 10_000  # parts of one snapshot at the most (the report schema's limit too)
 _SEND_TIME_ROOM = 4096
 
 Kind = Literal["snapshot", "delta", "heartbeat"]
-MAX_PARTS = 10_000  # the collector's limit on the parts of one snapshot
 Health = Literal["normal", "warning", "full"]
 
 
@@ -185,7 +185,7 @@ def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any],
         raise ValueError(f"a report of {len(whole)} bytes needs more than {MAX_PARTS} parts")
     parts = len(groups) if kind == "snapshot" else 1
     return [(kind, report_body(epoch=epoch, seq=seq + index, kind=kind, device=device, upserts=group, removed=gone,
-                               errors=said, part=index + 1 if parts > 1 else 1, parts=parts))
+                               errors=said, part=index + 1, parts=parts))
             for index, (group, gone, said) in enumerate(groups)]
 
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from endpoint.inventory import MAX_PARTS  # what the device splits a snapshot into, at the most
+
 SightingType = Literal["coding", "in_product", "enterprise", "runtime", "tool_server", "unknown"]
 Flag = Literal["unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential", "autonomous",
                "broad_tools", "plaintext_secret", "remote_tool_server"]
@@ -148,9 +150,6 @@ class DeviceStatus(_Model):
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
     sensors: dict[str, str] = Field(default_factory=dict, description="sensor name -> ok | off | limited: why")
-
-
-MAX_PARTS = 10_000  # parts of one snapshot
 
 
 class Report(_Model):

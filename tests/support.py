@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -29,3 +30,12 @@ def e2e_agents() -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def sighting_with_pid(scan: dict[str, Any], pid: int) -> dict[str, Any]:
+    """The sighting of a scan document that holds process ``pid``; fails naming what the scan holds."""
+    for sighting in scan["sightings"]:
+        if any(p.get("pid") == pid for p in sighting.get("processes", [])):
+            return sighting  # type: ignore[no-any-return]
+    names = [(s.get("name"), [p.get("pid") for p in s.get("processes", [])]) for s in scan["sightings"]]
+    raise AssertionError(f"no sighting holds pid {pid}; sightings: {names}")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import e2e_agents
+from support import e2e_agents, sighting_with_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(900)]
 
@@ -189,14 +189,6 @@ def sniffed(tools: Any) -> Iterator[SniffedAgent]:
         running.close()
 
 
-def _sighting_with_pid(scan: dict[str, Any], pid: int) -> dict[str, Any]:
-    for sighting in scan["sightings"]:
-        if any(p.get("pid") == pid for p in sighting.get("processes", [])):
-            return sighting  # type: ignore[no-any-return]
-    names = [(s.get("name"), [p.get("pid") for p in s.get("processes", [])]) for s in scan["sightings"]]
-    raise AssertionError(f"no sighting holds pid {pid}; sightings: {names}")
-
-
 def _endpoints(sighting: dict[str, Any]) -> set[tuple[str, int, str | None, str]]:
     return {(e["host"], e["port"], e["provider"], e["via"]) for e in sighting["endpoints"]}
 
@@ -220,7 +212,7 @@ def test_aider_calling_a_local_ollama_is_seen_by_the_sensor(sniffed: SniffedAgen
     scan = sniffed.finish_scan()
     assert isinstance(scan, dict), scan
 
-    aider = _sighting_with_pid(scan, sniffed.agent.pid)
+    aider = sighting_with_pid(scan, sniffed.agent.pid)
     assert "aider" in f"{aider['signature']} {aider['name']}".lower()
     assert ("127.0.0.1", 11434, "ollama", "http") in _endpoints(aider), aider["endpoints"]
     assert any(e["kind"] == "network" and "11434" in e["detail"] for e in aider["evidence"]), aider["evidence"]
@@ -258,7 +250,7 @@ def test_claude_code_calling_api_anthropic_com_over_tls_is_seen_by_the_sensor(sn
     scan = sniffed.finish_scan()
     assert isinstance(scan, dict), scan
 
-    claude = _sighting_with_pid(scan, sniffed.agent.pid)
+    claude = sighting_with_pid(scan, sniffed.agent.pid)
     assert "claude" in f"{claude['signature']} {claude['name']}".lower()
     assert ("api.anthropic.com", 443, "anthropic", "sni") in _endpoints(claude), claude["endpoints"]
     # the resolver's socket closes within microseconds; the query still goes to the process that

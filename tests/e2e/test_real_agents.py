@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import e2e_agents
+from support import e2e_agents, sighting_with_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(1200)]
 
@@ -67,14 +67,6 @@ def scan(scan_run: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return document
 
 
-def _sighting_with_pid(scan: dict[str, Any], pid: int) -> dict[str, Any]:
-    for sighting in scan["sightings"]:
-        if any(p.get("pid") == pid for p in sighting.get("processes", [])):
-            return sighting  # type: ignore[no-any-return]
-    names = [(s.get("name"), [p.get("pid") for p in s.get("processes", [])]) for s in scan["sightings"]]
-    raise AssertionError(f"no sighting holds pid {pid}; sightings: {names}")
-
-
 def _key_fragments(keys: dict[str, str]) -> set[str]:
     """Each key, and 16-character slices of its random part: none may appear in any output."""
     fragments = set()
@@ -109,7 +101,7 @@ def test_agents_run_offline_and_talk_to_the_local_provider(session: Any) -> None
 
 
 def test_claude_code_is_a_running_coding_agent(scan: dict[str, Any], session: Any) -> None:
-    sighting = _sighting_with_pid(scan, session.claude_pid)
+    sighting = sighting_with_pid(scan, session.claude_pid)
     assert "claude" in f"{sighting['signature']} {sighting['name']}".lower()
     assert sighting["type"] == "coding"
     assert sighting["running"] is True
@@ -117,15 +109,15 @@ def test_claude_code_is_a_running_coding_agent(scan: dict[str, Any], session: An
 
 
 def test_aider_is_a_running_coding_agent(scan: dict[str, Any], session: Any) -> None:
-    sighting = _sighting_with_pid(scan, session.aider_pid)
+    sighting = sighting_with_pid(scan, session.aider_pid)
     assert "aider" in f"{sighting['signature']} {sighting['name']}".lower()
     assert sighting["type"] == "coding"
     assert sighting["running"] is True
 
 
 def test_fetch_server_is_a_running_tool_server_under_claude_code(scan: dict[str, Any], session: Any) -> None:
-    claude = _sighting_with_pid(scan, session.claude_pid)
-    fetch = _sighting_with_pid(scan, session.fetch_pid)
+    claude = sighting_with_pid(scan, session.claude_pid)
+    fetch = sighting_with_pid(scan, session.fetch_pid)
     assert fetch["type"] == "tool_server"
     assert fetch["running"] is True
     assert "fetch" in f"{fetch['signature']} {fetch['name']}".lower()
@@ -139,8 +131,8 @@ def test_no_key_value_appears_in_the_output(scan_run: subprocess.CompletedProces
 
 
 def test_credentials_are_reduced_to_kind_and_fingerprint(scan: dict[str, Any], session: Any) -> None:
-    claude = _sighting_with_pid(scan, session.claude_pid)
-    aider = _sighting_with_pid(scan, session.aider_pid)
+    claude = sighting_with_pid(scan, session.claude_pid)
+    aider = sighting_with_pid(scan, session.aider_pid)
     assert "anthropic" in {c["kind"] for c in claude["credentials"]}
     assert "openai" in {c["kind"] for c in aider["credentials"]}
     for sighting in scan["sightings"]:
