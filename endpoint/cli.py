@@ -248,18 +248,15 @@ def _scan(args: argparse.Namespace) -> int:
     # The imports and the scan allocate some hundred thousand objects and leave hardly a cycle: the
     # collector would only walk them again and again (some 5 ms). It runs again once the scan is done,
     # and throughout one that captures packets (a capture's objects are many, and not ours).
-    from endpoint import regex_cache
-
-    with regex_cache.active(regex_cache.default_path()):  # the patterns compiled by the last scan
-        if args.pcap or args.sniff:
-            return _scan_and_print(args)
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return _scan_and_print(args)
-        finally:
-            if collecting:
-                gc.enable()
+    if args.pcap or args.sniff:
+        return _scan_and_print(args)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan_and_print(args)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _scan_and_print(args: argparse.Namespace) -> int:

@@ -8,21 +8,13 @@ org registered) from a personal one without ever holding either.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from endpoint.evidence import Credential
-
-# CPython's own SHA-256 (``_sha2``; ``_sha256`` before 3.12): hashlib and hmac load OpenSSL first, some
-# 4 ms of every scan for a few hundred short digests.
-try:
-    from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
-except ImportError:
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
-    except ImportError:
-        from hashlib import sha256  # type: ignore[assignment, unused-ignore]
 
 DEFAULT_FINGERPRINT_KEY = b"agentroster/fingerprint/v1"
 FINGERPRINT_KEY_ENV = "AGENTROSTER_FINGERPRINT_KEY"
@@ -51,32 +43,12 @@ def fingerprint(value: str, *, key: bytes | None = None) -> str:
 
 def sha256_hex(data: bytes) -> str:
     """The SHA-256 of ``data`` in hex."""
-    return str(sha256(data).hexdigest())
+    return hashlib.sha256(data).hexdigest()
 
 
 def hmac_sha256(key: bytes, message: bytes) -> str:
-    """HMAC-SHA256 (RFC 2104) of ``message`` under ``key``, in hex: ``hmac.new(key, message, "sha256")``."""
-    inner, outer = _keyed(key)
-    inner = inner.copy()
-    inner.update(message)
-    outer = outer.copy()
-    outer.update(inner.digest())
-    return str(outer.hexdigest())
-
-
-_SHA256_BLOCK = 64
-_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
-_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
-_keyed_states: dict[bytes, tuple[Any, Any]] = {}
-
-
-def _keyed(key: bytes) -> tuple[Any, Any]:
-    """The inner and outer hash states after the padded key: the same key serves a whole scan."""
-    states = _keyed_states.get(key)
-    if states is None:
-        block = (sha256(key).digest() if len(key) > _SHA256_BLOCK else key).ljust(_SHA256_BLOCK, b"\0")
-        states = _keyed_states[key] = (sha256(block.translate(_INNER_PAD)), sha256(block.translate(_OUTER_PAD)))
-    return states
+    """HMAC-SHA256 of ``message`` under ``key``, in hex."""
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _make(kind: _Kind, value: str, source: Literal["env", "config", "cmdline"], where: str,

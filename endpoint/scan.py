@@ -262,9 +262,6 @@ class _ProcessesAside:
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(data)
                 code = 0
-                from endpoint import regex_cache
-
-                regex_cache.save_active()  # the process patterns this child compiled, for the next scan
             finally:
                 os._exit(code)  # no atexit handlers, no flush of the parent's buffered output
         os.close(write_fd)

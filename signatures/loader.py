@@ -9,6 +9,7 @@ and fills the cache; every problem is a ``SignatureError`` line "path:line: mess
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -18,15 +19,6 @@ from typing import Any
 
 from signatures import runtime
 from signatures.matching import Library
-
-# CPython's own SHA-256: hashlib loads OpenSSL first, a few ms of every start that reads the cache.
-try:
-    from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
-except ImportError:
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
-    except ImportError:
-        from hashlib import sha256  # type: ignore[assignment, unused-ignore]
 
 PACKS_DIR = Path(__file__).with_name("packs")
 CATALOG_PATH = Path(__file__).with_name("providers.yaml")
@@ -98,7 +90,7 @@ def default_cache_dir() -> Path | None:
 
 
 def _cache_key(pack_paths: Sequence[Path], catalog_path: Path) -> str | None:
-    digest = sha256(_CACHE_FORMAT.encode())
+    digest = hashlib.sha256(_CACHE_FORMAT.encode())
     try:
         for path in [*pack_paths, catalog_path]:
             digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
