@@ -3,7 +3,7 @@
 (a) Full endpoint scan: 1,000 extra idle processes (varied argv, a few shaped like agents) and about
     200 config files (``tests/factories.py`` homes passed with ``--home``), then ``agentroster scan
     --json`` N times: median wall ms and peak RSS, with ``ps -eo pid,args`` on the same machine as a
-    yardstick. Budget: <= 150 ms median, <= 60 MB. Measured twice: as this checkout runs it (the
+    yardstick. Budget: median wall <= 3x ``ps``'s in the same run, <= 60 MB. Measured twice: as this checkout runs it (the
     ``.venv`` editable install, whose import finder every start loads) and as MDM deploys it (a wheel
     built from this checkout and installed into a fresh venv beside it, which takes its dependencies
     from ``.venv``'s site-packages through a ``.pth`` line); ``--no-wheel`` skips the second.
@@ -48,7 +48,7 @@ for extra in (REPO / "bench", REPO / "tests", REPO):
 import peers  # noqa: E402  (bench/peers.py, found through the sys.path entry above)
 from factories import HomesManifest, build_homes  # noqa: E402
 
-BUDGET_WALL_MS = 150
+BUDGET_PS_RATIO = 3.0
 BUDGET_RSS_MB = 60
 BUDGET_PEER_RATIO = 4.0
 IDLE_PROCESSES = 1000
@@ -221,8 +221,11 @@ def bench_full_scan(reps: int, tmp: Path, *, wheel: bool = True) -> None:
           f"{ps.cpu_median_ms:.1f}, best CPU {ps.cpu_min_ms:.1f})  peak RSS {ps.max_rss_mb:5.1f} MB")
     print(f"    load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores: on a busy machine wall time "
           f"waits for a core; CPU time does not")
-    print(f"    ratio scan/ps             {scan.median_ms / ps.median_ms:7.1f}x")
-    print(f"    budget <= {BUDGET_WALL_MS} ms (editable install): {_verdict(scan.median_ms <= BUDGET_WALL_MS)};  "
+    ratio = scan.median_ms / ps.median_ms
+    print(f"    ratio scan/ps             {ratio:7.2f}x  (editable install)")
+    if wheel_scan is not None:
+        print(f"    ratio scan/ps             {wheel_scan.median_ms / ps.median_ms:7.2f}x  (wheel install)")
+    print(f"    budget <= {BUDGET_PS_RATIO:.0f}x ps (editable install): {_verdict(ratio <= BUDGET_PS_RATIO)};  "
           f"<= {BUDGET_RSS_MB} MB: {_verdict(scan.max_rss_mb <= BUDGET_RSS_MB)}")
 
 
