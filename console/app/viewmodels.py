@@ -518,9 +518,17 @@ def export_csv(pages: Iterable[api.AgentPage], columns: list[Column], out: IO[st
     return written
 
 
+#: what makes a spreadsheet read a cell as a formula (OWASP's CSV injection list, with the full-width forms
+#: that some spreadsheets fold to the ASCII ones)
+FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+
+
 def _cell(text: str) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """A CSV cell that a spreadsheet will not run as a formula: one that starts with a formula character,
+    also after leading spaces (spreadsheets skip them), gets a leading single quote."""
+    if text[:1] in FORMULA_STARTS or text.lstrip()[:1] in FORMULA_STARTS:
+        return "'" + text
+    return text
 
 
 def export_json(pages: Iterable[api.AgentPage], out: IO[str], meta: Mapping[str, Any],

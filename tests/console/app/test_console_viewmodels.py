@@ -123,6 +123,22 @@ def test_csv_export_defuses_formulas() -> None:
     assert n == 2 and rows == [["Agent", "Type"], ["'=HYPERLINK(1)", "Coding"], ["agent 2", "Coding"]]
 
 
+FORMULA_CELLS = ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "\n=1", "\n", " =1", "   +1", " \t-1",
+                 "\uff1d1+1", "\uff0b1", "\uff0d1", "\uff201", "  \uff1d1", "\u3000=1", "\u00a0@x"]
+
+
+def test_csv_export_neutralises_every_formula_prefix() -> None:
+    """OWASP's CSV injection list: = + - @, tab, CR, LF, their full-width forms, also after leading spaces."""
+    out = io.StringIO()
+    columns = [vm.COLUMN_BY_KEY["name"]]
+    agents = [agent(i, name=text) for i, text in enumerate(FORMULA_CELLS)] + [agent(99, name="a=b"),
+                                                                                agent(98, name="  plain")]
+    vm.export_csv([page(*agents, cursor=None)], columns, out)
+    cells = [row[0] for row in csv.reader(io.StringIO(out.getvalue()))][1:]
+    assert cells[:len(FORMULA_CELLS)] == ["'" + text for text in FORMULA_CELLS]
+    assert cells[len(FORMULA_CELLS):] == ["a=b", "  plain"]
+
+
 def test_json_export_is_one_document_with_the_collectors_rows() -> None:
     out = io.StringIO()
     progress: list[tuple[int, int]] = []
