@@ -24,7 +24,9 @@ from endpoint.evidence import (
     McpServerConfig,
     NetworkRecord,
     ProcessRecord,
+    ScanError,
 )
+from endpoint.faults import isolated
 
 if TYPE_CHECKING:
     from signatures import Library, Match
@@ -170,7 +172,12 @@ def _mcp_dict(server: McpServerConfig, source: str) -> dict[str, Any]:
 
 
 class Engine:
-    """One fingerprinting pass over one scan's evidence."""
+    """One fingerprinting pass over one scan's evidence.
+
+    Each unit (a process, a config, a server it declares, an artifact, a network record, a sighting)
+    is handled under ``isolated``: a failure is one entry of ``errors``, which the caller reports with
+    its own, and the other units are still fingerprinted.
+    """
 
     def __init__(self, lib: Library, *, device_id: str, platform: str, read_script: ReadScript | None = None,
                  classify_credentials: Callable[[Sequence[str]], tuple[list[str], list[Credential]]] | None = None
@@ -188,6 +195,7 @@ class Engine:
         self._linked = False
         self._llm_kinds = frozenset(p.credential for p in lib.providers if p.credential)
         self._servers: dict[tuple[str | None, str | None, tuple[str, ...]], Match | None] = {}
+        self.errors: list[ScanError] = []  # units that could not be fingerprinted (code "internal")
 
     # -- sightings -------------------------------------------------------------------------------
     def _sighting(self, key: tuple[str, ...], sig: Signature | None, *, name: str | None = None,
@@ -232,18 +240,21 @@ class Engine:
                 if found_match is not None:
                     matches[proc.pid] = found_match
                 continue
-            facts = ProcessFacts(name=proc.name, exe=proc.exe, cmdline=tuple(proc.cmdline),
-                                 env_keys=proc.env_keys, platform=self.platform)
-            found = self.lib.match_process(facts, self._script_reader(proc))
-            if found:
-                matches[proc.pid] = found[0]
+            with isolated(self.errors, f"pid {proc.pid}"):
+                facts = ProcessFacts(name=proc.name, exe=proc.exe, cmdline=tuple(proc.cmdline),
+                                     env_keys=proc.env_keys, platform=self.platform)
+                found = self.lib.match_process(facts, self._script_reader(proc))
+                if found:
+                    matches[proc.pid] = found[0]
         self.matched.update(matches)
         if read_details is not None:
             for proc in self._needing_details(batch, matches.keys() | set(details_for)):
-                read_details(proc)
+                with isolated(self.errors, f"pid {proc.pid}"):
+                    read_details(proc)
         # Parents before children, so that a child finds its ancestor's sighting already made.
         for pid in sorted(matches, key=self._depth):
-            self._place_process(self.procs[pid], matches[pid])
+            with isolated(self.errors, f"pid {pid}"):
+                self._place_process(self.procs[pid], matches[pid])
 
     def _needing_details(self, batch: Sequence[ProcessRecord], picked: set[int]) -> list[ProcessRecord]:
         below: dict[int, bool] = {}  # pid -> it or an ancestor is picked or placed
@@ -373,12 +384,14 @@ class Engine:
     # -- configs ---------------------------------------------------------------------------------
     def add_configs(self, configs: Iterable[ConfigRecord]) -> None:
         for config in configs:
-            sig = self.lib.by_id.get(config.signature)
-            if sig is None:
-                continue
-            targets = [self.agent(sig, config.user)] if config.user else (self._agents_of(sig) or [self.agent(sig, None)])
-            for target in targets:
-                self._attach_config(target, config)
+            with isolated(self.errors, config.display_path):
+                sig = self.lib.by_id.get(config.signature)
+                if sig is None:
+                    continue
+                targets = [self.agent(sig, config.user)] if config.user else (self._agents_of(sig)
+                                                                              or [self.agent(sig, None)])
+                for target in targets:
+                    self._attach_config(target, config)
 
     def _attach_config(self, target: Sighting, config: ConfigRecord) -> None:
         target.configs[config.display_path] = {"path": config.display_path, "client": config.signature,
@@ -391,7 +404,8 @@ class Engine:
             target.credentials[(cred.kind, cred.fingerprint)] = cred
             target.flags.add("plaintext_secret")
         for server in config.mcp_servers:
-            self._declare_server(target, server, config)
+            with isolated(self.errors, f"{config.display_path}#{server.where or server.name}"):
+                self._declare_server(target, server, config)
 
     def _declare_server(self, agent: Sighting, server: McpServerConfig, config: ConfigRecord) -> None:
         entry = _mcp_dict(server, config.display_path)
@@ -445,18 +459,22 @@ class Engine:
     def _link_declared_servers(self) -> None:
         """Attach running MCP server processes to the servers their agent declared."""
         for tool in [s for s in self.sightings.values() if s.declared is not None and s.parent is not None]:
-            server, agent = tool.declared, tool.parent
-            assert server is not None and agent is not None
-            if not agent.processes:
-                continue  # not running: no process of it can run the server (most declared servers)
-            tokens = _distinctive_tokens(server)
-            if server.url or not tokens:
-                continue
-            for proc in self._declared_candidates(agent, tokens):
-                self._absorb_tree(proc, tool)
-                tool.add_evidence("process", "mcp.process", f"pid {proc.pid}: runs the declared command",
-                                  "mcp.process")
-                break
+            with isolated(self.errors, f"sighting {tool.id}"):
+                self._link_declared(tool)
+
+    def _link_declared(self, tool: Sighting) -> None:
+        server, agent = tool.declared, tool.parent
+        assert server is not None and agent is not None
+        if not agent.processes:
+            return  # not running: no process of it can run the server (most declared servers)
+        tokens = _distinctive_tokens(server)
+        if server.url or not tokens:
+            return
+        for proc in self._declared_candidates(agent, tokens):
+            self._absorb_tree(proc, tool)
+            tool.add_evidence("process", "mcp.process", f"pid {proc.pid}: runs the declared command",
+                              "mcp.process")
+            break
 
     def _declared_candidates(self, agent: Sighting, tokens: list[str]) -> Iterable[ProcessRecord]:
         for agent_pid in list(agent.processes):
@@ -483,17 +501,21 @@ class Engine:
 
     # -- unknowns --------------------------------------------------------------------------------
     def _find_unknowns(self) -> None:
-        for proc in self.procs.values():
+        for proc in list(self.procs.values()):
             if proc.pid in self.owner:
                 continue
-            reason = self._unknown_reason(proc)
-            if reason is None:
-                continue
-            if any(self.owner.get(a.pid) is not None for a in self._ancestors(proc)):
-                continue  # inherited an agent's environment: part of that agent's work
-            target = self._unknown_for(proc)
-            rule, detail = reason
-            target.add_evidence("process", rule, f"pid {proc.pid}: {detail}", rule)
+            with isolated(self.errors, f"pid {proc.pid}"):
+                self._find_unknown(proc)
+
+    def _find_unknown(self, proc: ProcessRecord) -> None:
+        reason = self._unknown_reason(proc)
+        if reason is None:
+            return
+        if any(self.owner.get(a.pid) is not None for a in self._ancestors(proc)):
+            return  # inherited an agent's environment: part of that agent's work
+        target = self._unknown_for(proc)
+        rule, detail = reason
+        target.add_evidence("process", rule, f"pid {proc.pid}: {detail}", rule)
 
     def _unknown_for(self, proc: ProcessRecord) -> Sighting:
         """The unknown sighting of a process no signature claims: one per user and program."""
@@ -528,46 +550,54 @@ class Engine:
     # -- artifacts and network -------------------------------------------------------------------
     def add_artifacts(self, artifacts: Iterable[ArtifactRecord]) -> None:
         for art in artifacts:
-            sig = self.lib.by_id.get(art.signature)
-            if sig is None:
-                continue
-            targets = [self.agent(sig, art.user)] if art.user else (self._agents_of(sig) or [self.agent(sig, None)])
-            detail = f"{art.ident} {art.version}".strip() + f" at {art.display_path}" if art.ident else art.display_path
-            for target in targets:
-                target.add_evidence("artifact", f"{art.kind}", detail, f"artifact.{art.kind}")
+            with isolated(self.errors, art.display_path):
+                self._add_artifact(art)
+
+    def _add_artifact(self, art: ArtifactRecord) -> None:
+        sig = self.lib.by_id.get(art.signature)
+        if sig is None:
+            return
+        targets = [self.agent(sig, art.user)] if art.user else (self._agents_of(sig) or [self.agent(sig, None)])
+        detail = f"{art.ident} {art.version}".strip() + f" at {art.display_path}" if art.ident else art.display_path
+        for target in targets:
+            target.add_evidence("artifact", f"{art.kind}", detail, f"artifact.{art.kind}")
 
     def add_network(self, records: Iterable[NetworkRecord]) -> None:
         self.link()
         remote_tools = self._remote_tools()
         for rec in records:
-            owner = self.owner.get(rec.pid) if rec.pid is not None else None
-            if owner is None and rec.pid is not None and rec.pid in self.procs:
-                proc = self.procs[rec.pid]
-                owner = next((self.owner[a.pid] for a in self._ancestors(proc) if a.pid in self.owner), None)
-                if owner is None and rec.provider is not None:
-                    owner = self._unknown_for(proc)  # calls an LLM provider: a browser fetching a page does not
-            tools = remote_tools.get((rec.host.lower().rstrip("."), rec.port), [])
-            if tools:
-                # a call to an MCP server declared with this URL: the tool server is in use; prefer the
-                # declarations of the agent that made the call
-                called = [t for t in tools if owner is not None and t.parent is owner] or tools
-                for tool in called:
-                    _add_endpoint(tool, rec)
-                    caller = f" by pid {rec.pid}" if rec.pid is not None else ""
-                    tool.add_evidence("network", "network.mcp_url", f"{rec.host}:{rec.port} called{caller}", "network")
-                if owner is None:
-                    continue
-                owner.add_evidence("network", "network.mcp_url",
-                                   f"{rec.host}:{rec.port} (MCP server {', '.join(sorted({t.name for t in called}))})",
-                                   "network")
+            with isolated(self.errors, f"network {rec.host}:{rec.port}"):
+                self._add_network_record(rec, remote_tools)
+
+    def _add_network_record(self, rec: NetworkRecord, remote_tools: dict[tuple[str, int], list[Sighting]]) -> None:
+        owner = self.owner.get(rec.pid) if rec.pid is not None else None
+        if owner is None and rec.pid is not None and rec.pid in self.procs:
+            proc = self.procs[rec.pid]
+            owner = next((self.owner[a.pid] for a in self._ancestors(proc) if a.pid in self.owner), None)
+            if owner is None and rec.provider is not None:
+                owner = self._unknown_for(proc)  # calls an LLM provider: a browser fetching a page does not
+        tools = remote_tools.get((rec.host.lower().rstrip("."), rec.port), [])
+        if tools:
+            # a call to an MCP server declared with this URL: the tool server is in use; prefer the
+            # declarations of the agent that made the call
+            called = [t for t in tools if owner is not None and t.parent is owner] or tools
+            for tool in called:
+                _add_endpoint(tool, rec)
+                caller = f" by pid {rec.pid}" if rec.pid is not None else ""
+                tool.add_evidence("network", "network.mcp_url", f"{rec.host}:{rec.port} called{caller}", "network")
             if owner is None:
-                if rec.provider is None:
-                    continue
-                owner = self._sighting(("unattributed", rec.provider), None, user=None, type_="unknown",
-                                       name=f"unattributed calls to {rec.provider}")
-            _add_endpoint(owner, rec)
-            owner.add_evidence("network", f"network.{rec.via}", f"{rec.host}:{rec.port}"
-                               + (f" ({rec.provider})" if rec.provider else ""), "network")
+                return
+            owner.add_evidence("network", "network.mcp_url",
+                               f"{rec.host}:{rec.port} (MCP server {', '.join(sorted({t.name for t in called}))})",
+                               "network")
+        if owner is None:
+            if rec.provider is None:
+                return
+            owner = self._sighting(("unattributed", rec.provider), None, user=None, type_="unknown",
+                                   name=f"unattributed calls to {rec.provider}")
+        _add_endpoint(owner, rec)
+        owner.add_evidence("network", f"network.{rec.via}", f"{rec.host}:{rec.port}"
+                           + (f" ({rec.provider})" if rec.provider else ""), "network")
 
     def _remote_tools(self) -> dict[tuple[str, int], list[Sighting]]:
         """(host, port) -> the tool-server sightings whose MCP server is declared with a URL there."""
@@ -588,9 +618,13 @@ class Engine:
 
     def result(self, seen_at: str) -> list[dict[str, Any]]:
         self.link()
-        ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, s.type, s.name.lower(),
-                                                                 s.user or ""))
-        return [s.to_dict(seen_at) for s in ordered]
+        ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, str(s.type),
+                                                                 str(s.name).lower(), str(s.user or "")))
+        found = []
+        for sighting in ordered:
+            with isolated(self.errors, f"sighting {sighting.id}"):
+                found.append(sighting.to_dict(seen_at))
+        return found
 
 
 def _add_endpoint(sighting: Sighting, rec: NetworkRecord) -> None:

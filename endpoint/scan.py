@@ -1,7 +1,8 @@
 """One scan of a machine: run the sensors, fingerprint the evidence, return the contract's document.
 
-``scan()`` never raises for a file, process or packet it could not read: each such failure is an
-entry of ``errors[]`` and the rest of the scan completes.
+``scan()`` never raises for a file, process or packet it could not read, nor for one the code could
+not process (a bug reachable from a user's file: ``endpoint.faults``): each such failure is an entry
+of ``errors[]`` (code ``internal`` for the second kind) and the rest of the scan completes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from endpoint.evidence import (
     ProcessRecord,
     ScanError,
 )
+from endpoint.faults import isolated_records
 from endpoint.fingerprint import Engine
 from endpoint.homes import find_homes
 
@@ -138,15 +140,17 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     engine.add_configs(r for r in records if isinstance(r, ConfigRecord))
     engine.add_artifacts(r for r in records if isinstance(r, ArtifactRecord))
     engine.add_network(options.network)
+    now = scanned_at()
+    sightings = engine.result(now)
+    errors += engine.errors
     if live and options.processes and hasattr(os, "geteuid") and os.geteuid() != 0:
         errors.append(ScanError("processes", "not_root", "not running as root: other users' process environments "
                                 "and some executables could not be read"))
-    now = scanned_at()
     return {
         "schema": SCHEMA,
         "device": device,
         "scanned_at": now,
-        "sightings": engine.result(now),
+        "sightings": sightings,
         "errors": [{"where": e.where, "error": e.error, "detail": e.detail} for e in errors],
     }
 
@@ -169,7 +173,8 @@ def _add_processes(engine: Engine, lib: Library, errors: list[ScanError], *, net
         if error is not None:
             errors.append(error)
 
-    records = _collect(iter_processes(classify, read_env=False, skip_pids={os.getpid(), *skip_pids}), errors)
+    records = _collect(isolated_records(iter_processes(classify, read_env=False, skip_pids={os.getpid(), *skip_pids}),
+                                        "processes"), errors)
     engine.add_processes(records, read_details=details, details_for=network_pids)
 
 
@@ -308,7 +313,7 @@ def _read_processes(lib: Library, network_pids: set[int], *, skip_pids: Collecti
     errors: list[ScanError] = []
     engine = Engine(lib, device_id="", platform=PLATFORM, read_script=read_script)
     _add_processes(engine, lib, errors, network_pids=network_pids, skip_pids=skip_pids)
-    return Processes(list(engine.procs.values()), errors, engine.matched)
+    return Processes(list(engine.procs.values()), errors + engine.errors, engine.matched)
 
 
 def _collect(records: Iterable[Any], errors: list[ScanError]) -> Iterable[Any]:

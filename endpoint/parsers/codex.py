@@ -21,7 +21,8 @@ def extract_codex_toml(document: dict[str, Any], out: Findings) -> None:
     if servers is not None and not isinstance(servers, dict):
         out.warn("/mcp_servers", "is not a table of servers; ignored")
     for name, entry in mapping(servers).items():
-        _server(out, str(name), entry, f"/mcp_servers/{escape(str(name))}")
+        with out.entry(f"/mcp_servers/{escape(str(name))}"):
+            _server(out, str(name), entry, f"/mcp_servers/{escape(str(name))}")
     for selection in [document, *mapping(document.get("profiles")).values()]:
         out.model(mapping(selection).get("model"))
         out.provider(mapping(selection).get("model_provider"))

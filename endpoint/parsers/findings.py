@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from endpoint.evidence import McpServerConfig, SlotRecord
+from endpoint.evidence import McpServerConfig, ScanError, SlotRecord
+from endpoint.faults import isolated
 from endpoint.parsers.base import ParsedConfig
 
 
 class Findings(SlotRecord):
-    __slots__ = ("path", "servers", "models", "base_urls", "providers", "warnings")
+    __slots__ = ("path", "servers", "models", "base_urls", "providers", "warnings", "failures")
 
     def __init__(self, path: str = "") -> None:
         self.path = path  # the file's path, for the dialects whose shape depends on its name
@@ -22,6 +23,12 @@ class Findings(SlotRecord):
         self.base_urls: list[str] = []
         self.providers: list[str] = []
         self.warnings: list[str] = []
+        self.failures: list[ScanError] = []  # entries the code could not read (where: the entry's pointer)
+
+    def entry(self, where: str) -> isolated:
+        """``with out.entry(where):`` one entry of the document; an exception in it skips only that entry
+        and is kept in ``failures`` (the file sensor reports it as an error naming the file and entry)."""
+        return isolated(self.failures, where or "/")
 
     def model(self, value: object) -> None:
         _add(self.models, value)
@@ -37,7 +44,8 @@ class Findings(SlotRecord):
 
     def result(self, document: object) -> ParsedConfig:
         return ParsedConfig(document=document, mcp_servers=self.servers, models=self.models,
-                            base_urls=self.base_urls, providers=self.providers, warnings=self.warnings)
+                            base_urls=self.base_urls, providers=self.providers, warnings=self.warnings,
+                            failures=self.failures)
 
 
 def _add(bucket: list[str], value: object) -> None:

@@ -32,7 +32,8 @@ def extract_goose_yaml(document: dict[str, Any], out: Findings) -> None:
     if extensions is not None and not isinstance(extensions, dict):
         out.warn("/extensions", "is not a mapping of extensions; ignored")
     for name, entry in mapping(extensions).items():
-        _extension(out, str(name), entry, f"/extensions/{escape(str(name))}")
+        with out.entry(f"/extensions/{escape(str(name))}"):
+            _extension(out, str(name), entry, f"/extensions/{escape(str(name))}")
 
 
 def _extension(out: Findings, name: str, entry: object, where: str) -> None:

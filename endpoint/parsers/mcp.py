@@ -86,6 +86,14 @@ def add_server(
     require_target: bool = True,
 ) -> None:
     """Check one entry's fields and record it, or record why it was skipped."""
+    with out.entry(where):
+        _add_server(out, name, where, kind=kind, command=command, args=args, url=url, env=env, env_names=env_names,
+                    enabled=enabled, project=project, url_transport=url_transport, require_target=require_target)
+
+
+def _add_server(out: Findings, name: object, where: str, *, kind: object, command: object, args: object,
+                url: object, env: object, env_names: object, enabled: bool, project: str | None,
+                url_transport: Transport | None, require_target: bool) -> None:
     problem = _shape_problem(command=command, args=args, url=url, env=env, env_names=env_names)
     if problem is None and require_target and not command and not url and kind is None:
         problem = "has neither a command nor a url"
@@ -174,8 +182,9 @@ def server_map(
         return
     for name, entry in servers.items():
         key = str(name)
-        standard_server(out, key, entry, f"{where}/{escape(key)}", project=project,
-                        url_transport=url_transport, disabled=disabled)  # fmt: skip
+        with out.entry(f"{where}/{escape(key)}"):
+            standard_server(out, key, entry, f"{where}/{escape(key)}", project=project,
+                            url_transport=url_transport, disabled=disabled)  # fmt: skip
 
 
 def extract_mcp_json(document: dict[str, Any], out: Findings) -> None:

@@ -26,7 +26,8 @@ def extract_opencode_json(document: dict[str, Any], out: Findings) -> None:
     if servers is not None and not isinstance(servers, dict):
         out.warn(where, "is not a mapping of servers; ignored")
     for name, entry in mapping(servers).items():
-        _server(out, str(name), entry, f"{where}/{escape(str(name))}")
+        with out.entry(f"{where}/{escape(str(name))}"):
+            _server(out, str(name), entry, f"{where}/{escape(str(name))}")
     for key in ("model", "small_model"):
         model = document.get(key)
         out.model(model)

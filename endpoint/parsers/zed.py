@@ -21,7 +21,8 @@ def extract_zed_settings(document: dict[str, Any], out: Findings) -> None:
     if servers is not None and not isinstance(servers, dict):
         out.warn("/context_servers", "is not a mapping of servers; ignored")
     for name, entry in mapping(servers).items():
-        _server(out, str(name), entry, f"/context_servers/{escape(str(name))}")
+        with out.entry(f"/context_servers/{escape(str(name))}"):
+            _server(out, str(name), entry, f"/context_servers/{escape(str(name))}")
     for section in ("agent", "assistant"):  # "assistant" in Zed releases before the agent panel
         out.provider(dig(document, section, "default_model", "provider"))
         out.model(dig(document, section, "default_model", "model"))

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from endpoint import credentials, safeio
 from endpoint.evidence import ArtifactRecord, ConfigRecord, McpServerConfig, ScanError
+from endpoint.faults import internal_error, isolated, isolated_records
 from endpoint.homes import (
     Home,
     display_path,
@@ -144,6 +145,15 @@ class FileScan:
             yield from self.home(home)
 
     def machine(self) -> Iterator[Record]:
+        """The machine-wide records; a bug that raises ends only them, as one ``internal`` error."""
+        yield from isolated_records(self._machine(), "/")
+
+    def home(self, home: Home) -> Iterator[Record]:
+        """One home's records; a bug that raises ends only this home's, as one ``internal`` error (each
+        file, entry and project is isolated further down: this is the last net)."""
+        yield from isolated_records(self._home(home), home.display)
+
+    def _machine(self) -> Iterator[Record]:
         root = self.root
         for sig, fm in self.lib.file_templates:
             if fm.scope == "managed" and not is_home_template(fm.path):
@@ -163,7 +173,7 @@ class FileScan:
                                   [p for t in _NPM_MACHINE for p in expand_machine_template(t, root)],
                                   user="", prefix=root.rstrip("/"))
 
-    def home(self, home: Home) -> Iterator[Record]:
+    def _home(self, home: Home) -> Iterator[Record]:
         projects: dict[str, None] = {}
         names = self._listing(home.path)
         for sig, fm, platforms, first, below, parts in self.templates.user:
@@ -188,7 +198,7 @@ class FileScan:
             if error is not None:
                 yield ScanError(home.display, "walk_capped", error)
         for project in projects:
-            yield from self._project(project, home)
+            yield from isolated_records(self._project(project, home), display_path(project, self.root))
         yield from self._extensions(home)
         yield from self._packages([expand_home_template(t, home) for t in _SITE_PACKAGES_HOME],
                                   [expand_home_template(t, home) for t in _NPM_HOME], user=home.user, prefix=home.path)
@@ -215,20 +225,26 @@ class FileScan:
                 parsed = ScanError(shown, exc.code, exc.detail)
             except ConfigError as exc:
                 parsed = ScanError(shown, exc.code, exc.detail)
+            except Exception as exc:  # a parser's bug on this one file: the file is one error, the scan goes on
+                parsed = internal_error(shown, exc)
             self.parse_cache[cache_key] = parsed
         if isinstance(parsed, ScanError):
             if os.path.isdir(path):
                 return  # a template that names a directory in one client is a file in another
             yield parsed
             return
-        record = ConfigRecord(path=path, display_path=shown, signature=sig.id, dialect=fm.dialect,
-                              scope=cast(Scope, fm.scope), user=user, mcp_servers=list(parsed.mcp_servers),
-                              models=list(parsed.models), base_urls=list(parsed.base_urls),
-                              providers=list(parsed.providers))
-        record.autonomy = self.lib.autonomy_settings(sig, fm.dialect, parsed.document)
-        record.credentials = credentials.from_leaves(walk(parsed.document), self._classify, where=shown,
-                                                     key=self.fingerprint_key)
-        yield record
+        for failed in parsed.failures:  # one entry of the file could not be read; its others are there
+            yield failed._replace(where=f"{shown}#{failed.where}")
+        failures: list[ScanError] = []
+        with isolated(failures, shown):
+            record = ConfigRecord(path=path, display_path=shown, signature=sig.id, dialect=fm.dialect,
+                                  scope=cast(Scope, fm.scope), user=user, mcp_servers=list(parsed.mcp_servers),
+                                  models=list(parsed.models), base_urls=list(parsed.base_urls),
+                                  providers=list(parsed.providers))
+            record.autonomy = self.lib.autonomy_settings(sig, fm.dialect, parsed.document)
+            record.credentials = credentials.from_leaves(walk(parsed.document), self._classify, where=shown,
+                                                         key=self.fingerprint_key)
+        yield from failures or [record]
 
     def _project(self, project: str, home: Home) -> Iterator[Record]:
         real = self._real(project)
