@@ -42,8 +42,8 @@ def _raised_at(exc: BaseException) -> str:
     """`` in FUNCTION (FILE:LINE)`` for the innermost frame of agentroster's own code, or ``""``."""
     tb, found = exc.__traceback__, None
     while tb is not None:
-        path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
-        if "/endpoint/" in path or "/signatures/" in path:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if isinstance(module, str) and module.startswith(("endpoint.", "signatures.")):
             found = tb
         tb = tb.tb_next
     if found is None:
