@@ -150,6 +150,11 @@ class DeviceStatus(_Model):
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
     sensors: dict[str, str] = Field(default_factory=dict, description="sensor name -> ok | off | limited: why")
+    units_failed: int = Field(default=0, ge=0, le=1_000_000,
+                              description="units of the last scan (a file, a server entry, a process, a network "
+                                          "record, a sighting) the code could not process: its internal errors")
+    degraded: list[Literal["files", "processes", "network", "fingerprint"]] = Field(
+        default_factory=list, max_length=4, description="the sensors whose last scan was incomplete")
 
 
 class Report(_Model):
