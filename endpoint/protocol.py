@@ -18,6 +18,16 @@ Flag = Literal["unregistered", "pending", "drift", "unsanctioned_provider", "per
                "broad_tools", "plaintext_secret", "remote_tool_server"]
 
 
+#: Integer bounds, so that no number in a report reaches the store out of range (SQLite's and PostgreSQL's
+#: BIGINT hold -2**63..2**63-1; the collector stores seq + 1 and sums counts, so these leave room).
+PID_MAX = 2**32 - 1  # a Windows DWORD; POSIX pid_t is smaller
+PORT_MAX = 65535
+COUNT_MAX = 2**53 - 1  # exact in a JSON number read as a double
+#: a report's seq counts up from 1 within an epoch; the collector keeps it (and seq + 1) in an INTEGER
+#: column (32 bits on PostgreSQL), so the top leaves room: 2**30 reports is 34 years at one a second
+SEQ_MAX = 2**30
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,8 +42,8 @@ class Device(_Model):
 
 
 class Process(_Model):
-    pid: int
-    ppid: int
+    pid: int = Field(ge=0, le=PID_MAX)
+    ppid: int = Field(ge=0, le=PID_MAX)
     name: str
     exe: str
     cmdline: list[str] = Field(description="argv with every credential replaced by [REDACTED:kind]")
@@ -61,12 +71,12 @@ class McpServer(_Model):
 
 class Endpoint(_Model):
     host: str
-    port: int
+    port: int = Field(ge=0, le=PORT_MAX)
     provider: str | None
     via: Literal["sni", "dns", "connect", "http", "socket"]
     first_seen: float
     last_seen: float
-    count: int
+    count: int = Field(ge=0, le=COUNT_MAX)
 
 
 class CredentialRef(_Model):
@@ -144,8 +154,8 @@ class EnrollResponse(_Model):
 
 class DeviceStatus(_Model):
     spool: Literal["normal", "warning", "full"] = "normal"
-    spool_reports: int = 0
-    spool_bytes: int = 0
+    spool_reports: int = Field(default=0, ge=0, le=COUNT_MAX)
+    spool_bytes: int = Field(default=0, ge=0, le=COUNT_MAX)
     shedding: bool = Field(default=False, description="the resource guard is shedding work")
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
@@ -160,7 +170,7 @@ class DeviceStatus(_Model):
 class Report(_Model):
     schema_: Literal["agentroster.report/1"] = Field(alias="schema")
     epoch: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=SEQ_MAX)
     kind: Literal["snapshot", "delta", "heartbeat"]
     sent_at: str
     device: Device

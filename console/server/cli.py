@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from console.loopback import is_loopback_host
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8443
 
@@ -75,6 +77,9 @@ def _run_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument("--port", type=int, default=default, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--tls-cert", metavar="FILE", default=default, help="serve HTTPS with this certificate")
     parser.add_argument("--tls-key", metavar="FILE", default=default, help="... and this private key")
+    parser.add_argument("--insecure-http", action="store_true", default=default,
+                        help="serve plain HTTP on an address other than loopback (tokens and device keys then "
+                             "cross the network in clear; for a TLS proxy on a trusted network only)")
     parser.add_argument("--workers", type=int, default=default,
                         help="worker processes (default 1); on SQLite they take turns to write")
     parser.add_argument("--proxy-headers", action="store_true", default=default,
@@ -146,12 +151,21 @@ def run_server(args: argparse.Namespace) -> int:
     if bool(cert) != bool(key):
         print("agentroster server: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    host = _option(args, "host", DEFAULT_HOST)
+    if not cert and not is_loopback_host(host):
+        if not _option(args, "insecure_http", False):
+            # before the store is touched or the port bound: nothing is served in clear by accident
+            print(f"agentroster server: refusing to serve plain HTTP on {host}, which is not a loopback address: "
+                  "tokens, device keys and the enroll secret would cross the network in clear. Give --tls-cert "
+                  "and --tls-key, listen on 127.0.0.1 behind a TLS proxy, or add --insecure-http.", file=sys.stderr)
+            return 2
+        print(f"agentroster server: warning: serving plain HTTP on {host} (--insecure-http)", file=sys.stderr)
     workers = _option(args, "workers", 1)
     db = Database(settings.database_url, pool_size=1)
     migrate(db)  # once here, not in every worker
     db.dispose()
     os.environ.update(settings.to_env())
-    uvicorn.run("console.server.app:create_app_from_env", factory=True, host=_option(args, "host", DEFAULT_HOST),
+    uvicorn.run("console.server.app:create_app_from_env", factory=True, host=host,
                 port=_option(args, "port", DEFAULT_PORT), workers=workers, ssl_certfile=cert, ssl_keyfile=key,
                 proxy_headers=bool(_option(args, "proxy_headers", False)),
                 forwarded_allow_ips=_option(args, "forwarded_allow_ips", "127.0.0.1"),

@@ -296,6 +296,9 @@ def _encode(row: Sighting, sort: str, order: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def _decode(cursor: str, sort: str, order: str) -> tuple[Any, str, str]:
     """The cursor's position; 400 when it is not one of ours or was made for another sort."""
     try:
@@ -307,4 +310,6 @@ def _decode(cursor: str, sort: str, order: str) -> tuple[Any, str, str]:
     if ((made_sort, made_order) != (sort, order) or not isinstance(device_id, str)
             or not isinstance(sighting_id, str) or not isinstance(value, (int, float) if numeric else str)):
         raise refuse(400, "invalid_cursor", hint="a cursor is valid only with the sort and order it came from")
+    if numeric and not -BIGINT_MAX <= value <= BIGINT_MAX:
+        raise refuse(400, "invalid_cursor", hint="a cursor's position is out of range")  # no store binds it
     return value, device_id, sighting_id

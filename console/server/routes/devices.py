@@ -26,7 +26,7 @@ def list_devices(
     caller: Caller,
     state: StateDep,
     stale: bool | None = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=10_000_000)] = 0,  # an OFFSET; far beyond any fleet, within BIGINT
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DevicesPublic:
     """Devices by hostname; ``stale`` = not seen within the stale window (24 h unless configured)."""
