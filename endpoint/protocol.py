@@ -143,13 +143,21 @@ def json_schema() -> dict[str, object]:
 
 class EnrollRequest(_Model):
     enroll_secret: str = Field(min_length=1, max_length=512)
-    host_identifier: str = Field(min_length=1, max_length=256, description="the device id from the scan")
+    host_identifier: str = Field(min_length=1, max_length=256,
+                                 description="the device id: the daemon's per-install random identity")
     device: Device
+    hardware_id: str = Field(default="", max_length=256,
+                             description="the OS's hardware identity (machine-id, IOPlatformUUID/serial, MachineGuid)")
+    device_key: str | None = Field(default=None, max_length=512,
+                                   description="proof of identity: the key this device was last given; without it, "
+                                               "an identity whose key is live enrolls as a separate, conflicting device")
 
 
 class EnrollResponse(_Model):
     device_id: str
     device_key: str = Field(description="the device's own bearer token; stored hashed by the collector")
+    fingerprint_key: str | None = Field(default=None, description="the organisation's credential fingerprint key")
+    identity_conflict: bool = Field(default=False, description="enrolled apart: the identity's live key was not shown")
 
 
 class DeviceStatus(_Model):

@@ -77,7 +77,10 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     metrics = Metrics()
     app.state.collector = State(settings=settings, db=db, metrics=metrics,
                                 limiter=RateLimiter(settings.report_rate_per_second, settings.report_burst),
-                                writer=writer)
+                                writer=writer,
+                                enroll_limiter=RateLimiter(settings.enroll_rate_per_second, settings.enroll_burst),
+                                failure_limiter=RateLimiter(settings.auth_failure_rate_per_second,
+                                                            settings.auth_failure_burst))
     for router in (enroll.router, reports.router, agents.router, devices.router, overview.router,
                    policy.router, admin.router, health.router, triage.router, registrations.router, me.router):
         app.include_router(router)

@@ -21,7 +21,14 @@ from typing import Literal
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from console.server.models import ApiToken, Device, EnrollSecret
+from console.server.models import (
+    CONFLICT_MARK,
+    ApiToken,
+    Device,
+    EnrollSecret,
+    FingerprintKey,
+    claimed_identifier,
+)
 
 DEVICE_PREFIX = "ard_"
 API_PREFIX = "ara_"
@@ -145,6 +152,33 @@ def check_enroll_secret(session: Session, value: str) -> bool:
 
 
 # -- devices ----------------------------------------------------------------------------------------
+
+
+def fingerprint_key(session: Session) -> str | None:
+    """The organisation's fingerprint key (made by the migration at setup), or None on a store without one."""
+    return session.exec(select(FingerprintKey.value).order_by(col(FingerprintKey.id).desc())).first()
+
+
+def accept_identity(session: Session, device_id: str) -> tuple[Device, str | None] | None:
+    """An admin accepts a device flagged as an identity conflict: it takes the identity it claimed, and the
+    device that held it is revoked (its key stops working; its rows stay as they were). Returns the
+    accepted device and the revoked key's id; None when ``device_id`` is no live conflicting device."""
+    row = session.get(Device, device_id)
+    if row is None or row.revoked_at is not None or row.identity_conflict is None:
+        return None
+    identifier = claimed_identifier(row.host_identifier)
+    holder = session.exec(select(Device).where(Device.host_identifier == identifier)).first()
+    revoked_key = holder.key_id if holder is not None else None
+    if holder is not None:
+        holder.revoked_at = holder.revoked_at or time.time()
+        holder.key_id, holder.key_salt, holder.key_hash = None, "", ""
+        holder.host_identifier = f"{identifier}{CONFLICT_MARK}{holder.id}"  # frees the identity (a unique column)
+        session.add(holder)
+        session.flush()
+    row.host_identifier, row.identity_conflict = identifier, None
+    session.add(row)
+    session.commit()
+    return row, revoked_key
 
 
 def revoke_device(session: Session, device_id: str) -> bool:

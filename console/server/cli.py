@@ -91,6 +91,13 @@ def _run_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument("--report-rate", type=float, default=default,
                         help="reports per second each device may send, per worker (default 10)")
     parser.add_argument("--report-burst", type=int, default=default, help="... and at once (default 50)")
+    parser.add_argument("--enroll-rate", type=float, default=default,
+                        help="enrollments per second from one address, per worker (default 2; burst --enroll-burst, 60)")
+    parser.add_argument("--enroll-burst", type=int, default=default, help=argparse.SUPPRESS)
+    parser.add_argument("--auth-failure-rate", type=float, default=default,
+                        help="failed token checks per second from one address before 429 (default 1; burst "
+                             "--auth-failure-burst, 30)")
+    parser.add_argument("--auth-failure-burst", type=int, default=default, help=argparse.SUPPRESS)
     parser.add_argument("--max-report-mib", type=float, default=default,
                         help="a report body over this answers 413 (default 8; a device splits bigger snapshots)")
     parser.add_argument("--access-log", action="store_true", default=default, help="log every request")
@@ -118,6 +125,13 @@ def _settings(args: argparse.Namespace) -> Any:
         extra["report_rate_per_second"] = float(args.report_rate)
     if _option(args, "report_burst") is not None:
         extra["report_burst"] = int(args.report_burst)
+    for option, field, kind in (("enroll_rate", "enroll_rate_per_second", float), ("enroll_burst", "enroll_burst", int),
+                                ("auth_failure_rate", "auth_failure_rate_per_second", float),
+                                ("auth_failure_burst", "auth_failure_burst", int)):
+        if _option(args, option) is not None:
+            if not 0 < args.__dict__[option] <= 1_000_000:
+                raise SystemExit(f"agentroster server: --{option.replace('_', '-')} must be more than 0")
+            extra[field] = kind(args.__dict__[option])
     if _option(args, "max_report_mib") is not None:
         if not 0 < args.max_report_mib <= 1024:
             raise SystemExit("agentroster server: --max-report-mib must be more than 0 and at most 1024")

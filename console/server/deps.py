@@ -1,6 +1,7 @@
 """FastAPI dependencies: the database session, and who is calling (admin, viewer or device).
 
 Every refusal carries a reason: 401 when the caller is unknown, 403 when it is known but not allowed.
+A client address whose token checks keep failing is answered 429 with Retry-After, before any look-up.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from console.server import auth
 from console.server.db import Database
-from console.server.limits import RateLimiter
+from console.server.limits import RateLimiter, too_many
 from console.server.metrics import Metrics
 from console.server.models import ApiToken, Device
 from console.server.settings import Settings
@@ -33,6 +34,8 @@ class State:
     metrics: Metrics
     limiter: RateLimiter
     writer: Writer
+    enroll_limiter: RateLimiter  # per client address
+    failure_limiter: RateLimiter  # failed token checks, per client address
     device_keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # key id -> (salt, hash)
 
     def forget_device_key(self, key_id: str | None) -> None:
@@ -59,13 +62,31 @@ def refuse(status: int, reason: str, **extra: object) -> HTTPException:
     return HTTPException(status, detail={"reason": reason, **extra}, headers=_BEARER if status == 401 else None)
 
 
-def presented_token(request: Request) -> auth.Presented:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def not_blocked(request: Request, state: State) -> None:
+    """429 for an address over its failed-token budget, before its token is looked at."""
+    wait = state.failure_limiter.waiting(client_address(request))
+    if wait > 0:
+        raise too_many("too_many_failed_tokens", wait)
+
+
+def failed_token(request: Request, state: State, reason: str, **extra: object) -> HTTPException:
+    """A 401 for a token that did not check out, counted against the caller's address."""
+    state.failure_limiter.take(client_address(request))
+    return refuse(401, reason, **extra)
+
+
+def presented_token(request: Request, state: StateDep) -> auth.Presented:
     token = auth.bearer(request.headers.get("authorization"))
     if token is None:
         raise refuse(401, "missing_token")
+    not_blocked(request, state)
     presented = auth.parse(token)
     if presented is None:
-        raise refuse(401, "invalid_token")
+        raise failed_token(request, state, "invalid_token")
     return presented
 
 
@@ -75,12 +96,12 @@ PresentedDep = Annotated[auth.Presented, Depends(presented_token)]
 # -- admins and viewers -----------------------------------------------------------------------------
 
 
-def get_caller(session: SessionDep, presented: PresentedDep) -> ApiToken:
+def get_caller(request: Request, state: StateDep, session: SessionDep, presented: PresentedDep) -> ApiToken:
     if presented.kind == "device":
         raise refuse(403, "device_token_not_allowed")
     row = auth.find_api_token(session, presented)
     if row is None:
-        raise refuse(401, "invalid_token")
+        raise failed_token(request, state, "invalid_token")
     return row
 
 
@@ -99,26 +120,29 @@ AdminCaller = Annotated[ApiToken, Depends(get_admin)]
 # -- devices ----------------------------------------------------------------------------------------
 
 
-def invalid_device_key() -> HTTPException:
-    return refuse(401, "invalid_device_key", reenroll=True)
+def invalid_device_key(request: Request, state: State) -> HTTPException:
+    return failed_token(request, state, "invalid_device_key", reenroll=True)
 
 
 async def get_device_key(request: Request, state: StateDep) -> auth.Presented:
     """A device key that is known now; the ingest transaction checks it again under the device's lock."""
     token = auth.bearer(request.headers.get("authorization"))
     presented = auth.parse(token) if token else None
+    if token is None:
+        raise refuse(401, "missing_token", reenroll=True)
+    not_blocked(request, state)
     if presented is None:
-        raise refuse(401, "missing_token" if token is None else "invalid_device_key", reenroll=True)
+        raise invalid_device_key(request, state)
     if presented.kind != "device":
         raise refuse(403, "not_a_device_key")
     known = state.device_keys.get(presented.key_id)
     if known is None:
         known = await run_in_threadpool(_load_device_key, state.db, presented.key_id)
         if known is None:
-            raise invalid_device_key()
+            raise invalid_device_key(request, state)
         state.device_keys[presented.key_id] = known
     if not auth.matches(known[0], known[1], presented.secret):
-        raise invalid_device_key()
+        raise invalid_device_key(request, state)
     return presented
 
 
@@ -137,14 +161,15 @@ DeviceKey = Annotated[auth.Presented, Depends(get_device_key)]
 # -- either: routes where a device reads its own rows -----------------------------------------------
 
 
-def get_reader(state: StateDep, session: SessionDep, presented: PresentedDep) -> ApiToken | auth.Presented:
+def get_reader(request: Request, state: StateDep, session: SessionDep,
+               presented: PresentedDep) -> ApiToken | auth.Presented:
     """An admin or viewer token (its row), or a device key that is known now (as presented); the route
     limits a device to its own rows."""
     if presented.kind != "device":
-        return get_caller(session, presented)
+        return get_caller(request, state, session, presented)
     known = state.device_keys.get(presented.key_id) or _load_device_key(state.db, presented.key_id)
     if known is None or not auth.matches(known[0], known[1], presented.secret):
-        raise invalid_device_key()
+        raise invalid_device_key(request, state)
     state.device_keys[presented.key_id] = known
     return presented
 

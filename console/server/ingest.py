@@ -27,7 +27,7 @@ from sqlalchemy import Connection, select, tuple_
 
 from console import governance
 from console.server import auth, triage
-from console.server.models import Sighting, SightingHistory, SightingTag
+from console.server.models import Sighting, SightingHistory, SightingTag, claimed_identifier
 
 Result = Literal["applied", "duplicate", "need_snapshot"]
 SECTIONS = ("processes", "configs", "mcp_servers", "endpoints", "credentials", "evidence")
@@ -429,8 +429,8 @@ def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, 
     now = time.time() if now is None else now
     cur = _Cursor(conn)
     device = _locked_device(cur, presented)
-    if report["device"]["id"] != device["host_identifier"]:
-        raise DeviceMismatch("device_mismatch", expected=device["host_identifier"])
+    if report["device"]["id"] != claimed_identifier(device["host_identifier"]):
+        raise DeviceMismatch("device_mismatch", expected=claimed_identifier(device["host_identifier"]))
     past_seq = None
     if report["epoch"] != device["epoch"]:
         row = cur.one("past_epoch", {"device_id": device["id"], "epoch": report["epoch"]})

@@ -1,4 +1,5 @@
-"""Limits on what callers send: a body size cap (ASGI middleware) and per-device rate limiting.
+"""Limits on what callers send: a body size cap (ASGI middleware) and rate limiting (per device for
+reports; per client address for enrollments and for failed token checks, answered 429 with Retry-After).
 
 The cap is checked twice: on ``Content-Length`` before anything is read, and while reading, for
 chunked bodies that announce no length. Going over answers 413 and nothing is stored.
@@ -107,6 +108,22 @@ class RateLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def waiting(self, key: str, now: float | None = None) -> float:
+        """Like ``take`` but spends nothing: 0 while ``key`` has a token left, else the seconds to wait
+        (a failure limiter asks this before checking a token, and takes only when the check fails)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
 
 def retry_after(seconds: float) -> dict[str, Any]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def too_many(reason: str, seconds: float) -> HTTPException:
+    """429 with a reason and Retry-After (whole seconds, at least 1)."""
+    return HTTPException(429, detail={"reason": reason, "retry_after": max(1, math.ceil(seconds))},
+                         headers=retry_after(seconds))

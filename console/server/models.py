@@ -67,11 +67,27 @@ class Device(DeviceBase, table=True):
     spool: str = "normal"
     shedding: bool = False
     status: str = Field(default="{}", sa_type=Text)  # the last DeviceStatus, as JSON
+    hardware_id: str = ""  # what the device says its hardware is (machine-id, IOPlatformUUID, MachineGuid)
+    # The id of the device whose identity this one claimed without that device's key: an admin accepts
+    # it (it replaces that device) or revokes it. Its host_identifier carries CONFLICT_MARK and its id.
+    identity_conflict: str | None = Field(default=None, max_length=32)
+
+
+#: joins a claimed host identifier and the conflicting device's id in that device's host_identifier
+#: (the column is unique); enrollment refuses identifiers that hold it
+CONFLICT_MARK = "|identity-conflict|"
+
+
+def claimed_identifier(host_identifier: str) -> str:
+    """The identifier a device enrolled with (a conflicting device's row keeps it before CONFLICT_MARK)."""
+    return host_identifier.partition(CONFLICT_MARK)[0]
 
 
 class DevicePublic(DeviceBase):
     id: str
     host_identifier: str
+    hardware_id: str = ""
+    identity_conflict: str | None = None  # the device whose identity it claimed without its key
     enrolled_at: datetime
     last_seen: datetime | None
     revoked: bool
@@ -438,6 +454,17 @@ class EnrollSecret(SQLModel, table=True):
     hash: str
     created_at: float
     retired_at: float | None = None
+
+
+class FingerprintKey(SQLModel, table=True):
+    """The organisation's credential fingerprint key, made once at setup and handed to each device at
+    enrollment; never logged, never in an API answer but the enrollment's."""
+
+    __tablename__ = "fingerprint_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    value: str
+    created_at: float
 
 
 class EnrollSecretCreated(SQLModel):

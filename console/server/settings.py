@@ -37,6 +37,11 @@ class Settings:
     stale_after_seconds: float = 24 * 3600.0  # a device not seen for this long is stale
     report_rate_per_second: float = 10.0  # per device, token bucket in each process
     report_burst: int = 50
+    # per client address, token buckets in each process: enrollments, and failed token checks
+    enroll_rate_per_second: float = 2.0
+    enroll_burst: int = 60
+    auth_failure_rate_per_second: float = 1.0
+    auth_failure_burst: int = 30
     pool_size: int = 8
 
     @classmethod

@@ -1,4 +1,5 @@
-"""GET /api/v1/devices (with staleness, sighting counts, users and last status) and revoking a device."""
+"""GET /api/v1/devices (with staleness, sighting counts, users, last status and identity conflicts), revoking
+a device, and accepting a device that enrolled as an identity conflict."""
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
@@ -59,9 +60,25 @@ def revoke_device(device_id: str, caller: AdminCaller, state: StateDep) -> Devic
         return public(revoked, _sighting_counts(session, [device_id]).get(device_id, 0), cutoff)
 
 
+@router.post("/devices/{device_id}/accept-identity",
+             responses={404: {"description": "no such device, or it is no identity conflict"}})
+def accept_identity(device_id: str, caller: AdminCaller, state: StateDep) -> DevicePublic:
+    """Accept a device flagged as an identity conflict: it takes the identity it claimed (reports keep
+    coming under its own key), and the device that held the identity is revoked."""
+    with state.db.write_session() as session:
+        accepted = auth.accept_identity(session, device_id)
+        if accepted is None:
+            raise refuse(404, "no_identity_conflict")
+        row, revoked_key = accepted
+        state.forget_device_key(revoked_key)
+        cutoff = time.time() - state.settings.stale_after_seconds
+        return public(row, _sighting_counts(session, [device_id]).get(device_id, 0), cutoff)
+
+
 def public(row: Device, sightings: int, cutoff: float, users: list[str] | None = None) -> DevicePublic:
     return DevicePublic(
-        id=row.id, host_identifier=row.host_identifier, hostname=row.hostname, os=row.os,
+        id=row.id, host_identifier=row.host_identifier, hardware_id=row.hardware_id,
+        identity_conflict=row.identity_conflict, hostname=row.hostname, os=row.os,
         os_version=row.os_version, arch=row.arch, agentroster_version=row.agentroster_version,
         enrolled_at=iso(row.enrolled_at), last_seen=iso(row.last_seen), revoked=row.revoked_at is not None,
         stale=row.last_seen is None or row.last_seen < cutoff, sightings=sightings, users=users or [],

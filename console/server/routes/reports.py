@@ -64,7 +64,7 @@ async def post_report(request: Request) -> Response:
     except ingest.InvalidDeviceKey:
         state.forget_device_key(key.key_id)
         state.metrics.count_report("rejected")
-        raise invalid_device_key() from None
+        raise invalid_device_key(request, state) from None
     except ingest.IngestError as exc:
         state.metrics.count_report("rejected")
         raise HTTPException(exc.status, detail=exc.detail) from None

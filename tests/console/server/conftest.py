@@ -172,9 +172,11 @@ class Device:
         return list(self.collector.agents(device=self.device_id, limit=500, **params)["data"])
 
 
-def enroll_device(collector: Collector, host_identifier: str | None = None) -> Device:
+def enroll_device(collector: Collector, host_identifier: str | None = None, proof: str | None = None) -> Device:
+    """Enroll ``host_identifier`` (a new one by default); ``proof`` is the key it holds, for enrolling again."""
     host = host_identifier or f"host:test-{uuid.uuid4().hex[:10]}"
-    body = {"enroll_secret": collector.enroll_secret, "host_identifier": host, "device": fleet.device_doc(host)}
+    body = {"enroll_secret": collector.enroll_secret, "host_identifier": host, "device": fleet.device_doc(host),
+            "device_key": proof}
     answer = collector.http.post("/api/v1/enroll", json=body)
     assert answer.status_code == 200, answer.text
     data = answer.json()
@@ -183,8 +185,8 @@ def enroll_device(collector: Collector, host_identifier: str | None = None) -> D
 
 @pytest.fixture
 def enroll(collector: Collector) -> Any:
-    """``enroll()`` → a new Device on the shared collector."""
-    return lambda host_identifier=None: enroll_device(collector, host_identifier)
+    """``enroll()`` → a new Device on the shared collector (``enroll(host, proof=key)`` enrolls it again)."""
+    return lambda host_identifier=None, proof=None: enroll_device(collector, host_identifier, proof)
 
 
 @pytest.fixture
