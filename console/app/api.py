@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from console.loopback import plain_http_elsewhere
+
 API = "/api/v1"
 PAGE_MAX = 500  # the collector's largest page
 TRIAGE_ACTIONS = ("approve", "assign_owner", "request_registration", "false_positive", "note")
@@ -69,6 +71,18 @@ class ServerError(ApiError):
 
 class ProtocolError(ApiError):
     """The answer was not what the API promises (not JSON, a wrong shape)."""
+
+
+class InsecureTransport(ApiError):
+    """An ``http://`` collector that is not on this machine: the token would cross the network in clear."""
+
+
+def check_transport(base_url: str, *, allow_insecure_http: bool = False) -> None:
+    """Raise ``InsecureTransport`` for plain HTTP to a host other than loopback, unless allowed."""
+    if plain_http_elsewhere(base_url) and not allow_insecure_http:
+        raise InsecureTransport(f"{base_url} is plain HTTP to another machine: the token would cross the network "
+                                "in clear. Use https://, or start the console with --insecure-http.",
+                                reason="insecure_http")
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
@@ -390,7 +404,8 @@ class Client:
     """A signed-in connection to one collector. Thread-safe: httpx's client is."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 15.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, allow_insecure_http: bool = False) -> None:
+        check_transport(base_url, allow_insecure_http=allow_insecure_http)  # before the token goes anywhere
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
                                   headers={"authorization": f"Bearer {token}", "accept": "application/json"})

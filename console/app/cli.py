@@ -22,6 +22,9 @@ def add_parser(sub: Any) -> None:
                     "on 127.0.0.1 over SQLite in your data dir. The token (admin or viewer) comes from "
                     f"${TOKEN_ENV}, the keyring or a 0600 file, or is asked for.")  # fmt: skip
     console.add_argument("--server", metavar="URL", help="the collector, e.g. https://collector.example.org:8443")
+    console.add_argument("--insecure-http", action="store_true",
+                         help="allow an http:// --server on another machine (the token then crosses the network "
+                              "in clear)")
     console.add_argument("--forget-token", action="store_true", help="forget the stored token for --server first")
     console.add_argument("--data-dir", metavar="DIR", help="the embedded collector's data dir (default: per user)")
     console.set_defaults(run=run)
@@ -29,6 +32,14 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="agentroster console: %(message)s")
+    if args.server:
+        from console.loopback import plain_http_elsewhere
+
+        if plain_http_elsewhere(args.server) and not args.insecure_http:
+            # before Qt starts or any token is read: nothing is sent in clear by accident
+            print(f"agentroster console: refusing {args.server}: plain HTTP to another machine would send the "
+                  "token in clear. Use https://, or add --insecure-http.", file=sys.stderr)
+            return 2
     try:
         from PySide6.QtWidgets import QApplication
     except ImportError as exc:
@@ -48,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         server = args.server.rstrip("/")
         if args.forget_token:
             store.delete(server)
-        signed = _sign_in(server, store)
+        signed = _sign_in(server, store, allow_insecure_http=args.insecure_http)
         if signed is None:
             return 1
         client = signed
@@ -70,16 +81,23 @@ def run(args: argparse.Namespace) -> int:
             collector.stop()
 
 
-def _sign_in(server: str, store: Any) -> Any:
-    """A client with a token the collector accepts: from the environment, the store, or asked for."""
+def _sign_in(server: str, store: Any, *, allow_insecure_http: bool = False) -> Any:
+    """A client with a token the collector accepts: from the environment, the store, or asked for; never
+    over plain HTTP to another machine unless ``allow_insecure_http``."""
     from console.app import api
     from console.app.views.dialogs import SignInDialog
+    from console.loopback import plain_http_elsewhere
 
     token = os.environ.get(TOKEN_ENV) or store.get(server)
     message = ""
     while True:
+        client = None
         if token:
-            client = api.Client(server, token)
+            try:
+                client = api.Client(server, token, allow_insecure_http=allow_insecure_http)
+            except api.InsecureTransport as exc:
+                message = exc.message  # asked again, the token never sent
+        if client is not None:
             try:
                 client.role()
                 return client
@@ -94,7 +112,7 @@ def _sign_in(server: str, store: Any) -> Any:
             return None
         server = dialog.server.text().strip().rstrip("/") or server
         token = dialog.token.text().strip()
-        if token and dialog.remember.isChecked():
+        if token and dialog.remember.isChecked() and (allow_insecure_http or not plain_http_elsewhere(server)):
             try:
                 store.set(server, token)
             except OSError as exc:

@@ -295,8 +295,8 @@ _SQL = {
            "VALUES (:device_id, :sighting_id, :kind, :value) ON CONFLICT DO NOTHING",
     "hostname": "UPDATE sighting SET hostname = :hostname WHERE device_id = :device_id",
     "device_update": "UPDATE device SET last_seen = :now, epoch = :epoch, seq = :seq, applied = :applied, "
-                     "spool = :spool, shedding = :shedding, status = :status, snapshot_from = :snapshot_from "
-                     "WHERE id = :id",
+                     "spool = :spool, shedding = :shedding, status = :status, snapshot_from = :snapshot_from, "
+                     "units_failed = :units_failed, degraded = :degraded WHERE id = :id",
     "device_info": "UPDATE device SET hostname = :hostname, os = :os, os_version = :os_version, arch = :arch, "
                    "agentroster_version = :agentroster_version WHERE id = :id",
     "close_epoch": "INSERT INTO report_epoch (device_id, epoch, last_seq, started_at, last_at) "
@@ -569,6 +569,7 @@ def _update_device(cur: _Cursor, device: dict[str, Any], report: dict[str, Any],
         "id": device["id"], "now": now, "epoch": report["epoch"], "seq": report["seq"], "applied": touched,
         "spool": status.get("spool", "normal"), "shedding": bool(status.get("shedding", False)),
         "status": orjson.dumps(status).decode(), "snapshot_from": snapshot_from,
+        "units_failed": int(status.get("units_failed") or 0), "degraded": ",".join(status.get("degraded") or ()),
     })  # fmt: skip
 
 

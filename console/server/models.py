@@ -67,6 +67,10 @@ class Device(DeviceBase, table=True):
     spool: str = "normal"
     shedding: bool = False
     status: str = Field(default="{}", sa_type=Text)  # the last DeviceStatus, as JSON
+    # the last report's health, from its status, as columns a filter can use: units its scan could not
+    # process, and the sensors they came from (comma-separated); either set means the scan was incomplete
+    units_failed: int = Field(default=0, index=True)
+    degraded: str = ""
     hardware_id: str = ""  # what the device says its hardware is (machine-id, IOPlatformUUID, MachineGuid)
     # The id of the device whose identity this one claimed without that device's key: an admin accepts
     # it (it replaces that device) or revokes it. Its host_identifier carries CONFLICT_MARK and its id.

@@ -27,15 +27,20 @@ def list_devices(
     caller: Caller,
     state: StateDep,
     stale: bool | None = None,
+    incomplete: bool | None = None,
     skip: Annotated[int, Query(ge=0, le=10_000_000)] = 0,  # an OFFSET; far beyond any fleet, within BIGINT
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DevicesPublic:
-    """Devices by hostname; ``stale`` = not seen within the stale window (24 h unless configured)."""
+    """Devices by hostname; ``stale`` = not seen within the stale window (24 h unless configured);
+    ``incomplete`` = its last report said some units of its scan could not be processed."""
     cutoff = time.time() - state.settings.stale_after_seconds
     conditions = []
     if stale is not None:
         fresh = col(Device.last_seen) >= cutoff
         conditions.append(~fresh | col(Device.last_seen).is_(None) if stale else fresh)
+    if incomplete is not None:
+        failed = (col(Device.units_failed) > 0) | (col(Device.degraded) != "")
+        conditions.append(failed if incomplete else ~failed)
     count = session.scalar(select(func.count()).select_from(Device).where(*conditions)) or 0
     rows = list(session.scalars(select(Device).where(*conditions)
                                 .order_by(col(Device.hostname), col(Device.id)).offset(skip).limit(limit)))

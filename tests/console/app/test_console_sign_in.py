@@ -70,3 +70,57 @@ def test_cancelling_the_dialog_gives_up(qtbot: Any, tmp_path: Path, monkeypatch:
 
     QTimer.singleShot(20, cancel)
     assert cli._sign_in(collector.url, credentials.FileStore(tmp_path / "c.json")) is None
+
+
+def test_plain_http_to_another_machine_is_refused_in_the_dialog(qtbot: Any, tmp_path: Path, monkeypatch: Any,
+                                                                collector: support.RunningCollector) -> None:
+    """An http:// collector elsewhere: the token is never sent, the dialog says why; https or loopback signs in."""
+    monkeypatch.setenv(cli.TOKEN_ENV, collector.admin)
+    store = credentials.FileStore(tmp_path / "credentials.json")
+    seen: list[str] = []
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, SignInDialog):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(dialog.message.text())
+        if len(seen) == 1:  # the admin types another plain-HTTP address: refused again
+            dialog.server.setText("http://10.1.2.3:8443")
+            dialog.token.setText(collector.admin)
+            dialog.accept()
+            QTimer.singleShot(20, answer)
+        else:  # then the collector on this machine
+            dialog.server.setText(collector.url)
+            dialog.token.setText(collector.admin)
+            dialog.accept()
+
+    QTimer.singleShot(20, answer)
+    client = cli._sign_in("http://collector.example.org:8443", store)
+    assert client is not None and client.base_url == collector.url and client.role() == "admin"
+    client.close()
+    assert len(seen) == 2 and all("plain HTTP" in text and "--insecure-http" in text for text in seen)
+    assert store.get("http://10.1.2.3:8443") is None  # a token for a plain-HTTP address is not kept
+
+
+def test_the_client_refuses_plain_http_elsewhere_unless_allowed() -> None:
+    from console.app import api
+
+    with pytest.raises(api.InsecureTransport):
+        api.Client("http://collector.example.org:8443", "ara_0123456789abcdef.FAKE")
+    api.Client("http://127.0.0.1:9", "ara_0123456789abcdef.FAKE").close()
+    api.Client("https://collector.example.org:8443", "ara_0123456789abcdef.FAKE").close()
+    api.Client("http://collector.example.org:8443", "ara_0123456789abcdef.FAKE", allow_insecure_http=True).close()
+
+
+def test_the_console_command_refuses_plain_http_elsewhere(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    agentroster = str(Path(sys.executable).with_name("agentroster"))
+    done = subprocess.run([agentroster, "console", "--server", "http://collector.example.org"],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen",
+                               cli.TOKEN_ENV: "ara_0123456789abcdef.FAKE"})
+    assert done.returncode == 2, done.stderr
+    assert "refusing http://collector.example.org" in done.stderr and "--insecure-http" in done.stderr
