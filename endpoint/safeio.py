@@ -109,6 +109,18 @@ class Resolver:
 
 def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None) -> bytes:
     """Read a regular file below ``boundary`` of at most ``limit`` bytes."""
+    return _read(path, boundary, limit, resolver)[0]
+
+
+def read_text_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES,
+                    resolver: Resolver | None = None) -> tuple[str, int]:
+    """``read_text``, and the uid that owns the file that was read (from the open file itself, so that a
+    file swapped between a check and the read cannot be credited to someone else)."""
+    data, uid = _read(path, boundary, limit, resolver)
+    return decode_text(data), uid
+
+
+def _read(path: str, boundary: str, limit: int, resolver: Resolver | None) -> tuple[bytes, int]:
     real, pre = _resolve(path, boundary, resolver)
     if pre is None:
         try:
@@ -137,7 +149,7 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resol
         data = read_capped(fd, limit)
         if data is None:  # grew while we read it
             raise ReadRefused("too_large", f"over the {limit}-byte cap")
-        return data
+        return data, st.st_uid
     except OSError as exc:
         raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
     finally:

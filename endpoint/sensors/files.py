@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import stat
 from collections import deque
@@ -81,6 +82,10 @@ class FileScan:
         self.walk_projects = walk_projects
         self.parse_cache: dict[str, ParsedConfig | ScanError] = {}
         self.claimed: set[tuple[str, str]] = set()  # (real path, signature id)
+        self.owners: dict[str, int] = {}  # real path -> the uid that owned the file when it was read
+        self.homes: dict[str, Home] = {}  # real path -> every home this scan has met
+        self.uid_users: dict[int, set[str]] = {}  # a home owner's uid -> the users of the homes it owns
+        self.uid_names: dict[int, str | None] = {}  # uid -> this machine's name for it (live scans)
         self.fingerprint_key = credentials.fingerprint_key()
         self.listings: dict[str, frozenset[str] | None] = {}  # folder -> lower-cased names
         self.reals: dict[str, str] = {}  # path -> os.path.realpath(path)
@@ -140,6 +145,9 @@ class FileScan:
 
     # -- entry points ----------------------------------------------------------------------------
     def run(self, homes: Iterable[Home]) -> Iterator[Record]:
+        homes = list(homes)
+        for home in homes:  # all of them first: whose file or folder a path is depends on every home
+            self._know(home)
         yield from self.machine()
         for home in homes:
             yield from self.home(home)
@@ -151,6 +159,7 @@ class FileScan:
     def home(self, home: Home) -> Iterator[Record]:
         """One home's records; a bug that raises ends only this home's, as one ``internal`` error (each
         file, entry and project is isolated further down: this is the last net)."""
+        self._know(home)
         yield from isolated_records(self._home(home), home.display)
 
     def _machine(self) -> Iterator[Record]:
@@ -174,7 +183,7 @@ class FileScan:
                                   user="", prefix=root.rstrip("/"))
 
     def _home(self, home: Home) -> Iterator[Record]:
-        projects: dict[str, None] = {}
+        projects: dict[str, str | None] = {}  # project folder -> the file that recorded it (None: walked)
         names = self._listing(home.path)
         for sig, fm, platforms, first, below, parts in self.templates.user:
             if not platforms & home.platforms or not _may_hold(names, first):
@@ -185,20 +194,21 @@ class FileScan:
                         record.mcp_servers = self._claude_policed(record.mcp_servers, home, None, home.path)
                     yield record
                     if isinstance(record, ConfigRecord) and fm.dialect == "claude_code":
-                        projects.update(dict.fromkeys(self._claude_projects(path)))
+                        projects.update(dict.fromkeys(self._claude_projects(path), record.display_path))
         for sig, _template, platforms, first, below, parts in self.templates.home_apps:
             if platforms & home.platforms and _may_hold(names, first):
                 for path in self._existing(home.path + below, home.path, parts):
                     yield ArtifactRecord("app", sig.id, path, display_path(path, self.root), home.user)
-        for project in self._recorded_projects(home):
-            projects.setdefault(project)
+        for project, recorder in self._recorded_projects(home):
+            projects.setdefault(project, recorder)
         if self.walk_projects:
             walked, error = walk_projects(home.path, self.lib.project_markers)
             projects.update(dict.fromkeys(walked))
             if error is not None:
                 yield ScanError(home.display, "walk_capped", error)
         for project in projects:
-            yield from isolated_records(self._project(project, home), display_path(project, self.root))
+            yield from isolated_records(self._project(project, home, projects[project]),
+                                        display_path(project, self.root))
         yield from self._extensions(home)
         yield from self._packages([expand_home_template(t, home) for t in _SITE_PACKAGES_HOME],
                                   [expand_home_template(t, home) for t in _NPM_HOME], user=home.user, prefix=home.path)
@@ -211,15 +221,15 @@ class FileScan:
         key = (self._real(path), sig.id)
         if key in self.claimed:
             return
-        self.claimed.add(key)
         if fm.dialect == "none":
-            yield ArtifactRecord("app", sig.id, path, shown, user)
+            self.claimed.add(key)
+            yield ArtifactRecord("app", sig.id, path, shown, self._credit(key[0], _uid(key[0]), user) if user else "")
             return
         cache_key = f"{fm.dialect}\0{key[0]}"
-        parsed = self.parse_cache.get(cache_key)
+        parsed = self._cached(cache_key, key[0], boundary)
         if parsed is None:
             try:
-                text = safeio.read_text(path, boundary=boundary, resolver=self.resolver)
+                text, self.owners[key[0]] = safeio.read_text_owned(path, boundary=boundary, resolver=self.resolver)
                 parsed = parse_config(fm.dialect, text, path=shown)
             except safeio.ReadRefused as exc:
                 parsed = ScanError(shown, exc.code, exc.detail)
@@ -227,7 +237,12 @@ class FileScan:
                 parsed = ScanError(shown, exc.code, exc.detail)
             except Exception as exc:  # a parser's bug on this one file: the file is one error, the scan goes on
                 parsed = internal_error(shown, exc)
-            self.parse_cache[cache_key] = parsed
+            if not _refused_on_the_way(parsed):
+                self.parse_cache[cache_key] = parsed
+        if not _refused_on_the_way(parsed):
+            self.claimed.add(key)  # refused on this way (a link out of this home): the file's own home still reads it
+        if user:
+            user = self._credit(key[0], self.owners.get(key[0]), user)  # its owner's, however it was reached
         if isinstance(parsed, ScanError):
             if os.path.isdir(path):
                 return  # a template that names a directory in one client is a file in another
@@ -246,8 +261,19 @@ class FileScan:
                                                          key=self.fingerprint_key)
         yield from failures or [record]
 
-    def _project(self, project: str, home: Home) -> Iterator[Record]:
+    def _project(self, project: str, home: Home, recorder: str | None = None) -> Iterator[Record]:
+        if "\0" in project:
+            return  # no such path on any file system
         real = self._real(project)
+        if not os.path.isdir(real):
+            return  # a project since deleted: nothing to read, nothing to say
+        if not self._own_space(real, home):
+            # A user's files say where their projects are; the scanner runs as root and does not go
+            # where that user could not (another home, another user's folder, outside the scanned tree).
+            yield ScanError(_shown_path(display_path(project, self.root)), "foreign_project",
+                            f"recorded in {recorder or home.display} as a project of {home.user}, but it is "
+                            f"outside {home.display} and not owned by {home.user}: nothing in it was read")
+            return
         boundary = home.path if safeio.is_within(real, home.path) else real
         names = self._listing(project)
         shown = display_path(project, self.root)
@@ -264,6 +290,72 @@ class FileScan:
                         record.mcp_servers = [s if s.project is not None else s._replace(project=shown)
                                               for s in record.mcp_servers]
                     yield record
+
+    # -- whose space, whose file --------------------------------------------------------------------
+    def _know(self, home: Home) -> None:
+        """Remember a home and its owner's uid (with --root, a tree's uids name no user of this machine:
+        the homes' owners are how they are told apart)."""
+        if home.path in self.homes:
+            return
+        self.homes[home.path] = home
+        try:
+            uid = os.stat(home.path).st_uid
+        except OSError:
+            return
+        self.uid_users.setdefault(uid, set()).add(home.user)
+
+    def _live(self) -> bool:
+        return self.root in ("", "/")
+
+    def _home_holding(self, real: str) -> Home | None:
+        """The innermost known home that ``real`` (a resolved path) lies in."""
+        found = None
+        for home in self.homes.values():
+            if safeio.is_within(real, home.path) and (found is None or len(home.path) > len(found.path)):
+                found = home
+        return found
+
+    def _uid_user(self, uid: int) -> str | None:
+        """The user a uid is, if it says: this machine's user database on a live scan; with --root, the
+        one user whose homes that uid owns (a uid owning several users' homes names none of them)."""
+        if self._live():
+            if uid not in self.uid_names:
+                try:
+                    self.uid_names[uid] = pwd.getpwuid(uid).pw_name
+                except KeyError:
+                    self.uid_names[uid] = None
+            return self.uid_names[uid]
+        users = self.uid_users.get(uid, set())
+        return next(iter(users)) if len(users) == 1 else None
+
+    def _own_space(self, real: str, home: Home) -> bool:
+        """Whether a resolved folder is ``home``'s user's to point the scanner at: inside that home, or
+        outside every other home and owned by that user (a folder of theirs elsewhere, e.g. /srv/work)."""
+        holder = self._home_holding(real)
+        if holder is not None:
+            return holder.user == home.user
+        if not self._live() and not safeio.is_within(real, self.resolver.boundary(self.root)):
+            return False  # a link out of the scanned tree lands on this machine's own files
+        try:
+            uid = os.stat(real).st_uid
+        except OSError:
+            return False
+        return self.uid_users.get(uid) == {home.user} or self._live() and self._uid_user(uid) == home.user
+
+    def _cached(self, key: str, real: str, boundary: str) -> ParsedConfig | ScanError | None:
+        """A file parsed before, if this way to it stays inside ``boundary`` too (a link from another home
+        to a file read from its own home gets no copy of what was read there)."""
+        parsed = self.parse_cache.get(key)
+        return parsed if parsed is not None and safeio.is_within(real, self.resolver.boundary(boundary)) else None
+
+    def _credit(self, real: str, uid: int | None, reached_from: str) -> str:
+        """The user a file read from a home is credited to: whoever owns it, whichever home reached it."""
+        if uid is not None:
+            owner = self._uid_user(uid)
+            if owner is not None:
+                return owner
+        holder = self._home_holding(real)
+        return holder.user if holder is not None else reached_from
 
     def _approved_mcpjson(self, fm: FileMatcher, servers: list[McpServerConfig], project: str, home: Home,
                           boundary: str) -> list[McpServerConfig]:
@@ -325,15 +417,17 @@ class FileScan:
         """The parsed document of a file another one depends on, through the parse cache; None if unreadable."""
         from endpoint.parsers import ConfigError, ParsedConfig, parse_config
 
-        key = f"{dialect}\0{self._real(path)}"
-        parsed = self.parse_cache.get(key)
+        real = self._real(path)
+        key = f"{dialect}\0{real}"
+        parsed = self._cached(key, real, boundary)
         if parsed is None and os.path.isfile(path):
             try:
                 parsed = parse_config(dialect, safeio.read_text(path, boundary=boundary, resolver=self.resolver),
                                       path=display_path(path, self.root))
             except (safeio.ReadRefused, ConfigError) as exc:
                 parsed = ScanError(display_path(path, self.root), exc.code, exc.detail)
-            self.parse_cache[key] = parsed
+            if not _refused_on_the_way(parsed):
+                self.parse_cache[key] = parsed
         return parsed.document if isinstance(parsed, ParsedConfig) else None
 
     def _claude_projects(self, path: str) -> list[str]:
@@ -353,20 +447,24 @@ class FileScan:
             recorded = f"/mnt/{recorded[0].lower()}{recorded[2:]}"
         return os.path.join(self.root, recorded.lstrip("/")) if self.root not in ("", "/") else recorded
 
-    def _recorded_projects(self, home: Home) -> Iterator[str]:
-        """Project folders the editors and opencode remember for this user."""
+    def _recorded_projects(self, home: Home) -> Iterator[tuple[str, str]]:
+        """Project folders the editors and opencode remember for this user, each with the file that says so."""
         bases = [f"~/.config/{d}/User" for d in _EDITOR_USER_DIRS]
         bases += [f"~/Library/Application Support/{d}/User" for d in _EDITOR_USER_DIRS]
         bases += [f"%APPDATA%/{d}/User" for d in _EDITOR_USER_DIRS]
         for base in bases:
             for path in self._existing(expand_home_template(base + "/workspaceStorage/*/workspace.json", home), home.path):
                 folder = _json_field(path, home.path, "folder", self.resolver)
-                if folder and folder.startswith("file://"):
-                    yield self._under_root(unquote(urlsplit(folder).path))
+                try:
+                    local = unquote(urlsplit(folder).path) if folder and folder.startswith("file://") else ""
+                except ValueError:  # not a URL after all ("file://[x"): no project
+                    local = ""
+                if local:
+                    yield self._under_root(local), display_path(path, self.root)
         for path in self._existing(expand_home_template("~/.local/share/opencode/storage/project/*.json", home), home.path):
             worktree = _json_field(path, home.path, "worktree", self.resolver)
             if worktree and worktree != "/":
-                yield self._under_root(worktree)
+                yield self._under_root(worktree), display_path(path, self.root)
 
     # -- artifacts -------------------------------------------------------------------------------
     def _extensions(self, home: Home) -> Iterator[Record]:
@@ -479,6 +577,24 @@ def walk_projects(home: str, markers: frozenset[str], *, max_depth: int = WALK_M
             found.append(directory)
         queue.extend((d, depth + 1) for d in sorted(subdirs))
     return found, None
+
+
+def _refused_on_the_way(parsed: object) -> bool:
+    """A read refused for the way the file was reached, not for the file itself: another way may read it."""
+    return isinstance(parsed, ScanError) and parsed.error == "symlink_escape"
+
+
+def _uid(path: str) -> int | None:
+    try:
+        return os.stat(path).st_uid
+    except OSError:
+        return None
+
+
+def _shown_path(path: str, limit: int = 400) -> str:
+    """A path that came from a user's file, fit for one line of an error: control characters escaped, cut."""
+    shown = path.encode("unicode_escape", "backslashreplace").decode("ascii") if not path.isprintable() else path
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 def _names(directory: str) -> frozenset[str] | None:

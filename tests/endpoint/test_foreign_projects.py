@@ -1,0 +1,167 @@
+"""A user's files never steer the root scanner outside that user's own space (issue 9, item 2).
+
+Each test builds a scan root with two homes, alice's and bob's, where alice's own files name bob's
+folders as projects of hers (``~/.claude.json`` ``projects``, VS Code ``workspace.json``, opencode's
+worktrees), link to them, or climb out with ``..``; the real ``agentroster scan --root … --json`` runs
+on it. Nothing of bob's may be read for alice: each such project is one ``foreign_project`` error, bob's
+servers stay bob's, and no home reaching a file first takes it from its owner. Where the tests run as
+root the two homes get distinct uids (as on a real disk image), else they share the tester's uid, and
+both must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import run_agentroster
+
+ALICE_UID, BOB_UID = 61_001, 61_002  # uids no user of this machine has: a disk image's own
+DSN_PASSWORD = "FAKEpassw0rdNotReal"
+DSN = f"postgresql://payroll:{DSN_PASSWORD}@db.example.invalid/payroll"
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to other uids")
+
+
+def write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def servers(*names: str, dsn: bool = False) -> dict[str, Any]:
+    extra = [DSN] if dsn else []
+    return {"mcpServers": {n: {"command": "npx", "args": ["-y", f"@example/{n}-mcp", *extra]} for n in names}}
+
+
+def chown_tree(path: Path, uid: int) -> None:
+    for folder, dirs, files in os.walk(path):
+        os.lchown(folder, uid, uid)
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), uid, uid)
+
+
+def build(root: Path, *, alice_projects: list[str], own_uids: bool) -> dict[str, Path]:
+    """bob's payroll project (Cursor and Claude Code servers, one with a DSN) and his own Cursor config;
+    alice's Cursor config and a ``~/.claude.json`` naming ``alice_projects`` as hers."""
+    alice, bob = root / "home" / "alice", root / "home" / "bob"
+    payroll = bob / "payroll"
+    write_json(payroll / ".mcp.json", servers("payroll-db", dsn=True))
+    write_json(payroll / ".cursor" / "mcp.json", servers("payroll-files"))
+    (payroll / "package.json").write_text("{}")
+    write_json(bob / ".cursor" / "mcp.json", servers("bob-notes"))
+    write_json(alice / ".cursor" / "mcp.json", servers("alice-notes"))
+    write_json(alice / ".claude.json", {"projects": {p: {"allowedTools": []} for p in alice_projects}})
+    if own_uids:
+        chown_tree(alice, ALICE_UID)
+        chown_tree(bob, BOB_UID)
+    return {"alice": alice, "bob": bob, "payroll": payroll}
+
+
+def scan(root: Path) -> tuple[dict[str, Any], str]:
+    done = run_agentroster("scan", "--json", "--no-processes", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stdout
+
+
+def owners(doc: dict[str, Any]) -> dict[str, set[str]]:
+    """Each MCP server's name -> the users whose sightings carry it."""
+    found: dict[str, set[str]] = {}
+    for sighting in doc["sightings"]:
+        for server in sighting["mcp_servers"]:
+            found.setdefault(server["name"], set()).add(sighting["user"])
+    return found
+
+
+def foreign(doc: dict[str, Any]) -> list[dict[str, str]]:
+    return [e for e in doc["errors"] if e["error"] == "foreign_project"]
+
+
+def assert_bobs_stay_bobs(doc: dict[str, Any]) -> None:
+    seen = owners(doc)
+    assert seen["payroll-db"] == {"bob"} and seen["payroll-files"] == {"bob"}, seen
+    assert seen["bob-notes"] == {"bob"} and seen["alice-notes"] == {"alice"}, seen
+    alices = [s for s in doc["sightings"] if s["user"] == "alice"]
+    assert not any("/home/bob" in json.dumps(s) for s in alices), "alice's sightings carry bob's files"
+
+
+@pytest.mark.parametrize("own_uids", [pytest.param(True, marks=as_root), False], ids=["own-uids", "shared-uid"])
+def test_a_project_in_another_home_is_a_foreign_project_and_its_servers_stay_its_owners(tmp_path, own_uids):
+    build(tmp_path, alice_projects=["/home/bob/payroll"], own_uids=own_uids)
+    doc, text = scan(tmp_path)
+    assert_bobs_stay_bobs(doc)
+    [error] = foreign(doc)
+    assert error["where"] == "/home/bob/payroll"
+    assert "/home/alice/.claude.json" in error["detail"] and "alice" in error["detail"]
+    assert DSN_PASSWORD not in text
+
+
+@pytest.mark.parametrize("own_uids", [pytest.param(True, marks=as_root), False], ids=["own-uids", "shared-uid"])
+def test_a_path_with_dot_dot_is_resolved_before_it_is_judged(tmp_path, own_uids):
+    build(tmp_path, alice_projects=["/home/alice/../bob/payroll", "/home/alice/../../../../../../../etc"],
+          own_uids=own_uids)
+    (tmp_path / "etc").mkdir()
+    write_json(tmp_path / "etc" / ".mcp.json", servers("etc-server"))
+    doc, _ = scan(tmp_path)
+    assert_bobs_stay_bobs(doc)
+    assert "etc-server" not in owners(doc)
+    assert len(foreign(doc)) == 2, doc["errors"]
+
+
+@pytest.mark.parametrize("own_uids", [pytest.param(True, marks=as_root), False], ids=["own-uids", "shared-uid"])
+def test_a_project_that_is_a_link_into_another_home_is_foreign(tmp_path, own_uids):
+    paths = build(tmp_path, alice_projects=["/home/alice/work"], own_uids=own_uids)
+    (paths["alice"] / "work").symlink_to("../bob/payroll")
+    (paths["alice"] / "work2").symlink_to("../../home/bob/payroll")
+    # the editors' records of projects, too
+    write_json(paths["alice"] / ".config/Code/User/workspaceStorage/0123abcd/workspace.json",
+               {"folder": "file:///home/alice/work2"})
+    write_json(paths["alice"] / ".config/Code/User/workspaceStorage/4567ef01/workspace.json",
+               {"folder": "file:///home/bob/payroll/"})
+    write_json(paths["alice"] / ".local/share/opencode/storage/project/p1.json", {"worktree": "/home/bob/payroll"})
+    doc, text = scan(tmp_path)
+    assert_bobs_stay_bobs(doc)
+    recorders = {e["detail"].split(" as a project")[0] for e in foreign(doc)}
+    assert recorders == {"recorded in /home/alice/.claude.json",
+                         "recorded in /home/alice/.config/Code/User/workspaceStorage/0123abcd/workspace.json",
+                         "recorded in /home/alice/.config/Code/User/workspaceStorage/4567ef01/workspace.json",
+                         "recorded in /home/alice/.local/share/opencode/storage/project/p1.json"}, foreign(doc)
+    assert DSN_PASSWORD not in text
+
+
+@pytest.mark.parametrize("own_uids", [pytest.param(True, marks=as_root), False], ids=["own-uids", "shared-uid"])
+def test_a_link_to_another_users_config_neither_reads_it_nor_hides_it_from_its_owner(tmp_path, own_uids):
+    paths = build(tmp_path, alice_projects=[], own_uids=own_uids)
+    # alice's Windsurf config is bob's Cursor config (same format), and alice's home comes first
+    link = paths["alice"] / ".codeium" / "windsurf" / "mcp_config.json"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("../../../bob/.cursor/mcp.json")
+    cursor_link = paths["alice"] / ".cursor" / "mcp.json"
+    cursor_link.unlink()
+    cursor_link.symlink_to("../../bob/.cursor/mcp.json")
+    write_json(paths["alice"] / ".codeium" / "windsurf" / "unused.json", {})
+    doc, _ = scan(tmp_path)
+    seen = owners(doc)
+    assert seen["bob-notes"] == {"bob"}, seen  # read from bob's home, credited to bob
+    escapes = {e["where"] for e in doc["errors"] if e["error"] == "symlink_escape"}
+    assert {"/home/alice/.cursor/mcp.json", "/home/alice/.codeium/windsurf/mcp_config.json"} <= escapes
+
+
+@as_root
+def test_a_file_is_its_owners_whichever_home_reaches_it(tmp_path):
+    paths = build(tmp_path, alice_projects=["/srv/alice-app", "/srv/bob-app"], own_uids=True)
+    # a hard link in alice's home to bob's file, and two folders outside the homes, one each
+    os.link(paths["bob"] / ".cursor" / "mcp.json", paths["alice"] / ".codeium-mcp.json")
+    (paths["alice"] / ".codeium" / "windsurf").mkdir(parents=True)
+    os.rename(paths["alice"] / ".codeium-mcp.json", paths["alice"] / ".codeium" / "windsurf" / "mcp_config.json")
+    write_json(tmp_path / "srv" / "alice-app" / ".mcp.json", servers("alice-app"))
+    write_json(tmp_path / "srv" / "bob-app" / ".mcp.json", servers("bob-app"))
+    chown_tree(tmp_path / "srv" / "alice-app", ALICE_UID)
+    chown_tree(tmp_path / "srv" / "bob-app", BOB_UID)
+    doc, _ = scan(tmp_path)
+    seen = owners(doc)
+    assert seen["bob-notes"] == {"bob"}, seen  # through alice's hard link too: still bob's
+    assert seen["alice-app"] == {"alice"}, seen  # a folder of alice's outside her home is hers to name
+    assert "bob-app" not in seen
+    assert [e["where"] for e in foreign(doc)] == ["/srv/bob-app"]
