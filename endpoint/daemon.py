@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from endpoint import faults
 from endpoint.evidence import ArtifactRecord, ConfigRecord, NetworkRecord, ProcessRecord, ScanError
 from endpoint.homes import (
     Home,
@@ -49,6 +50,7 @@ DEBOUNCE_S = 0.2  # a burst of file events (write, rename, chmod) becomes one re
 STATUS_EVERY_S = 5.0  # how often the status row for `agentroster status` is written
 MACHINE = "machine"  # the source key of machine-wide files
 MAX_WATCHED_DIRS = 4096  # beyond this, directories are left to the full rescan (inotify has limits too)
+TICK_BACKOFF_MAX_S = 300.0  # a tick that keeps failing is retried at 1, 2, 4 … s, then every 5 minutes
 STOP = ("stop",)
 
 
@@ -320,6 +322,10 @@ class Daemon:
         self.sensors: dict[str, str] = {}
         self.last_sightings: list[dict[str, Any]] = []
         self.last_errors: list[dict[str, Any]] = []
+        self.units_failed = 0  # units the last fingerprint could not process (its internal errors)
+        self.degraded: list[str] = []  # the sensors those units came from
+        self._log_limit = faults.LogLimit()  # a failing unit is logged once an hour, not at every rescan
+        self.tick_failures = 0  # ticks failed in a row: the next waits 2**n s (TICK_BACKOFF_MAX_S at most)
         self.reporter: Reporter | None = None
         self._watcher: _Watcher | None = None
         self._pending_files: dict[str, float] = {}  # source -> when its first event came
@@ -367,7 +373,7 @@ class Daemon:
         if everything:
             self.procs, self._proc_errors, self._relevant = {}, {}, set()
 
-        for record in read_pids(sorted(fresh), self._classify()):
+        for record in faults.isolated_records(read_pids(sorted(fresh), self._classify()), "processes"):
             if isinstance(record, ScanError):
                 pid = int(record.where.split()[-1]) if record.where.split()[-1].isdigit() else -1
                 self._proc_errors[pid] = record
@@ -378,7 +384,15 @@ class Daemon:
             if old is not None and (old.cmdline, old.exe, old.ppid) == (record.cmdline, record.exe, record.ppid):
                 continue  # read again while young, and still the same program
             self.procs[record.pid] = record
-            if self._matters(record):
+            failed: list[ScanError] = []
+            matters = False
+            with faults.isolated(failed, f"pid {record.pid}"):
+                matters = self._matters(record)
+            if failed:  # a bug on this one process: an error entry, and the others are still read
+                self._proc_errors[record.pid] = failed[0]
+                self.procs.pop(record.pid, None)
+                continue
+            if matters:
                 self._relevant.add(record.pid)
                 changed = True
             elif record.pid in self._relevant:  # exec'd into something that does not matter
@@ -564,12 +578,21 @@ class Daemon:
         engine.add_artifacts(r for r in records if isinstance(r, ArtifactRecord))
         engine.add_network(self._network_records())
         sightings = engine.result(now_iso())
-        errors = [r for r in records if isinstance(r, ScanError)] + list(self._proc_errors.values())
+        errors = [r for r in records if isinstance(r, ScanError)] + list(self._proc_errors.values()) + engine.errors
         if self.network is not None:
             errors += [ScanError("network", "limited", str(e)) for e in self.network.errors[:5]]
         self.last_fingerprint_s = time.perf_counter() - started
         unique = {(e.where, e.error, e.detail): e for e in errors}
+        self.units_failed, self.degraded = faults.health(unique.values())
+        self._log_failed_units(unique.values())
         return sightings, [{"where": e.where, "error": e.error, "detail": e.detail} for e in unique.values()]
+
+    def _log_failed_units(self, errors: Iterable[ScanError]) -> None:
+        """One line per failed unit, at most once an hour each (the report carries them every time)."""
+        now = time.monotonic()
+        for error in errors:
+            if error.error == faults.INTERNAL and self._log_limit.due(f"{error.where}\0{error.detail}", now):
+                log.warning("%s: could not be processed (%s); the rest is reported", error.where, error.detail)
 
     def publish(self, *, heartbeat: bool = False) -> None:
         """Fingerprint again if some evidence changed, and spool what the collector must hear."""
@@ -631,7 +654,8 @@ class Daemon:
         stats = self.inventory.spool_stats()
         return {"spool": stats.health, "spool_reports": stats.reports, "spool_bytes": stats.bytes,
                 "shedding": self.shed_level > 0, "cpu_percent": self.cpu_percent, "rss_mb": self.rss_mb,
-                "sensors": self._sensor_health()}
+                "sensors": self._sensor_health(), "units_failed": min(self.units_failed, 1_000_000),
+                "degraded": self.degraded}
 
     def status(self) -> dict[str, Any]:
         """What ``agentroster status`` shows."""
@@ -649,7 +673,8 @@ class Daemon:
             "sensors": self._sensor_health(), "shedding": self.shed_level > 0, "shed_level": self.shed_level,
             "shed_reason": self.shed_reason, "cpu_percent": self.cpu_percent,
             "cpu_percent_window": self.cpu_percent_window, "rss_mb": self.rss_mb, "sightings": len(self.last_sightings),
-            "errors": len(self.last_errors), "last_scan_at": self.last_scan_at,
+            "errors": len(self.last_errors), "units_failed": self.units_failed, "degraded": self.degraded,
+            "tick_failures": self.tick_failures, "last_scan_at": self.last_scan_at,
             "fingerprint_ms": round(self.last_fingerprint_s * 1000, 1), "processes": len(self.procs),
         }
 
@@ -727,13 +752,13 @@ class Daemon:
                 self._watcher = None
         try:
             self.full_scan()
-        except Exception:
-            log.exception("daemon: first scan failed; the next ones will tell")
+        except Exception as exc:
+            self._log_failure("first scan", exc)
         self.start_network()
         try:
             self.publish()
-        except Exception:
-            log.exception("daemon: first report failed; the next ones will tell")
+        except Exception as exc:
+            self._log_failure("first report", exc)
         self.reporter = self.make_reporter()
         if self.reporter is not None:
             self.reporter.start()
@@ -755,12 +780,29 @@ class Daemon:
                     break
                 try:
                     self._tick(due)
-                except Exception:  # one bad record or a transient error must not end the watch
-                    log.exception("daemon: unexpected error; going on")
-                    self._stop.wait(1.0)
+                    self.tick_failures = 0
+                except Exception as exc:  # one bad record or a transient error must not end the watch
+                    self.tick_failures += 1
+                    self._log_failure("tick", exc)
+                    self._stop.wait(self.tick_backoff_s())  # a failure that repeats does not spin
         finally:
             self.shutdown()
         return 0
+
+    def tick_backoff_s(self) -> float:
+        """How long to wait after ``tick_failures`` failed ticks in a row: 1, 2, 4 … s, at most
+        TICK_BACKOFF_MAX_S."""
+        return min(TICK_BACKOFF_MAX_S, 2.0 ** min(max(self.tick_failures - 1, 0), 16))
+
+    def _log_failure(self, what: str, exc: Exception) -> None:
+        """A failure of the daemon's own loop: with its traceback, once an hour for the same failure."""
+        import traceback
+
+        detail = faults.describe(exc)
+        if self._log_limit.due(f"{what}\0{detail}", time.monotonic()):
+            # the frames, not exc_info: the exception's own message may quote a user's file (a key in it)
+            frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+            log.error("daemon: %s failed (%s); going on, retrying with backoff\n%s", what, detail, frames)
 
     def _handle(self, event: tuple[str, ...]) -> None:
         if event[0] == "files" and len(event) > 1:

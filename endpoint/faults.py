@@ -106,3 +106,36 @@ def sensor_of(where: str) -> str:
     if where.startswith("sighting "):
         return "fingerprint"
     return "files"
+
+
+def health(errors: Iterable[ScanError]) -> tuple[int, list[str]]:
+    """How many units failed (internal errors) and the sensors they belong to, sorted: a report's
+    ``units_failed`` and ``degraded``."""
+    failed = [e for e in errors if e.error == INTERNAL]
+    return len(failed), sorted({sensor_of(e.where) for e in failed})
+
+
+class LogLimit:
+    """Whether to log about a unit now: at most once per unit per ``period_s``.
+
+    A file that breaks the code breaks it at every rescan; its line in the log once an hour says as
+    much as once a second. Bounded: beyond ``max_units`` keys, the oldest are forgotten (and may be
+    logged again: better than a log or a memory that grows with what users write).
+    """
+
+    __slots__ = ("period_s", "max_units", "_last")
+
+    def __init__(self, period_s: float = 3600.0, max_units: int = 4096) -> None:
+        self.period_s = period_s
+        self.max_units = max_units
+        self._last: dict[str, float] = {}  # unit -> when it was last logged, oldest first
+
+    def due(self, unit: str, now: float) -> bool:
+        last = self._last.get(unit)
+        if last is not None and now - last < self.period_s:
+            return False
+        self._last.pop(unit, None)
+        self._last[unit] = now
+        while len(self._last) > self.max_units:
+            del self._last[next(iter(self._last))]
+        return True

@@ -259,7 +259,10 @@ class FileScan:
             record.autonomy = self.lib.autonomy_settings(sig, fm.dialect, parsed.document)
             record.credentials = credentials.from_leaves(walk(parsed.document), self._classify, where=shown,
                                                          key=self.fingerprint_key)
-        yield from failures or [record]
+        if failures:
+            yield failures[0]
+        else:
+            yield record
 
     def _project(self, project: str, home: Home, recorder: str | None = None) -> Iterator[Record]:
         if "\0" in project:
