@@ -99,4 +99,10 @@ def render(doc: Mapping[str, Any], *, now: float | None = None) -> str:
     if doc.get("last_scan_at"):
         lines.append(f"sightings:  {doc.get('sightings', 0)} ({doc.get('errors', 0)} errors), last change "
                      f"{_when(doc.get('last_scan_at'), now)}")
+    failed, degraded = doc.get("units_failed") or 0, doc.get("degraded") or []
+    lines.append("last scan:  " + (f"incomplete: {failed} unit{'s' if failed != 1 else ''} could not be processed"
+                                   f" ({', '.join(map(str, degraded))}); each is an internal error in the report"
+                                   if failed else "complete"))
+    if doc.get("tick_failures"):
+        lines.append(f"failing:    {doc['tick_failures']} ticks in a row failed; retrying with backoff (see the log)")
     return "\n".join(lines)

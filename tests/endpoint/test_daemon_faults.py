@@ -19,6 +19,7 @@ from endpoint import faults, fingerprint
 from endpoint.daemon import TICK_BACKOFF_MAX_S, Daemon
 from endpoint.protocol import DeviceStatus
 from endpoint.settings import load_settings
+from endpoint.status import render
 
 GOOD = 50
 
@@ -66,6 +67,7 @@ def test_a_failing_unit_is_one_error_and_the_health_says_so(tmp_path: Path, root
         status = DeviceStatus.model_validate(daemon.device_status())  # the report's own contract
         assert status.units_failed == 1 and status.degraded == ["files"]
         assert daemon.status()["units_failed"] == 1
+        assert "last scan:  incomplete: 1 unit could not be processed (files)" in render(daemon.status())
         logged = [r for r in caplog.records if "mcpServers/poison" in r.getMessage()]
         assert len(logged) == 1
         assert "${input" not in caplog.text
