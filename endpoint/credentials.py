@@ -8,6 +8,7 @@ org registered) from a personal one without ever holding either.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -15,12 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal, Protocol
 
 from endpoint.evidence import Credential
+from signatures.redaction import GENERIC, Redactor, is_secret_name
 
 DEFAULT_FINGERPRINT_KEY = b"agentroster/fingerprint/v1"
 FINGERPRINT_KEY_ENV = "AGENTROSTER_FINGERPRINT_KEY"
-
-# Flags whose next argument (or =value) is a secret even when its shape is unknown.
-_SECRET_FLAG_WORDS = ("api-key", "api_key", "apikey", "token", "secret", "password", "passwd")
 
 
 class _Kind(Protocol):
@@ -90,41 +89,44 @@ def from_leaves(leaves: Iterable[tuple[str, str | None, object]], classify: Clas
         if not isinstance(value, str) or len(value) < 8:
             continue
         kind = classify(name, value)
+        if kind is None and "/headers/" in pointer and name and is_secret_name(name):
+            # an MCP server's header map: "Authorization": "Bearer <key>", "x-api-key": "<key>"
+            scheme, _, token = value.partition(" ")
+            value = token.strip() if token and scheme.lower() in ("bearer", "token", "basic") else value
+            kind = classify(None, value) or (_Generic() if len(value) >= 8 and " " not in value else None)
         if kind is not None:
             found.append(_make(kind, value, "config", f"{where}#{pointer}", key))
     return found
 
 
-def _is_secret_flag(arg: str) -> bool:
-    flag = arg.split("=", 1)[0].lower()
-    return flag.startswith("-") and any(word in flag for word in _SECRET_FLAG_WORDS)
+@functools.lru_cache(maxsize=1)
+def redactor() -> Redactor:
+    """The scrubber built from the shipped library's credential kinds (loaded once per process)."""
+    import signatures
+
+    return Redactor.from_kinds(signatures.load().credential_kinds)
 
 
 def redact_argv(argv: Sequence[str], classify: Classifier, *, where: str,
                 key: bytes | None = None) -> tuple[list[str], list[Credential]]:
-    """The command line with every secret replaced by ``[REDACTED:kind]``, and those secrets."""
-    out: list[str] = []
+    """The command line with every secret replaced by ``[REDACTED:kind]``, and those secrets.
+
+    What is hidden is decided by ``signatures.redaction`` (key shapes anywhere, secret names and flags, headers,
+    URL userinfo and query values…); each hidden value is fingerprinted where ``classify`` knows its kind, or
+    as ``generic`` when only the name or flag that held it says secret.
+    """
     found: list[Credential] = []
-    secret_next = False
-    for arg in argv:
-        prefix, value, name = "", arg, None
-        if secret_next:
-            name = out[-1].lstrip("-") if out else None
-        elif arg.startswith("-") and "=" in arg:
-            flag, value = arg.split("=", 1)
-            prefix, name = flag + "=", flag.lstrip("-")
-        kind: _Kind | None = None
-        if len(value) >= 8:
-            kind = classify(name, value)
-            if kind is None and (secret_next or (prefix and _is_secret_flag(prefix))):
-                kind = _Generic()
-        if kind is not None:
-            found.append(_make(kind, value, "cmdline", f"{where} argv", key))
-            out.append(f"{prefix}[REDACTED:{kind.id}]")
-        else:
-            out.append(arg)
-        secret_next = not prefix and arg[:1] == "-" and _is_secret_flag(arg)  # most arguments are no flag
-    return out, found
+
+    def fingerprinted(name: str | None, value: str, guess: str) -> str:
+        kind = classify(name.lstrip("-") if name else None, value)
+        if kind is None and guess == GENERIC and len(value) >= 8:
+            kind = _Generic()  # (a shape the classifier refuses is a placeholder: hidden, not fingerprinted)
+        if kind is None:
+            return guess
+        found.append(_make(kind, value, "cmdline", f"{where} argv", key))
+        return kind.id
+
+    return redactor().argv(argv, fingerprinted), found
 
 
 class _Generic:

@@ -14,9 +14,9 @@ import posixpath
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from endpoint.credentials import sha256_hex
+from endpoint.credentials import redactor, sha256_hex
 from endpoint.evidence import (
     ArtifactRecord,
     ConfigRecord,
@@ -77,16 +77,8 @@ def combine(weights: Iterable[float]) -> float:
 
 
 def redact_url(url: str) -> str:
-    """A URL without userinfo and without query values (tokens ride there)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "[unparseable url]"
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    query = "&".join(p.split("=", 1)[0] + "=…" for p in parts.query.split("&") if p) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """A URL without userinfo, key-shaped path segments, query values or fragment; never raises."""
+    return redactor().url(url)
 
 
 def is_local_host(host: str) -> bool:
@@ -166,8 +158,12 @@ class Sighting:
 
 
 def _mcp_dict(server: McpServerConfig, source: str) -> dict[str, Any]:
-    return {"name": server.name, "transport": server.transport, "command": server.command,
-            "args": list(server.args), "url": redact_url(server.url) if server.url else None,
+    # Everything here comes from a user's file: scrubbed (the engine's own redaction, which also
+    # fingerprints, replaces the args); the server's env and headers never leave.
+    scrub = redactor()
+    return {"name": scrub.text(server.name), "transport": server.transport,
+            "command": scrub.text(server.command) if server.command else server.command,
+            "args": scrub.argv(server.args), "url": redact_url(server.url) if server.url else None,
             "source": source, "enabled": server.enabled, "project": server.project}
 
 
