@@ -271,6 +271,22 @@ class Device:
     status: dict[str, Any] = field(default_factory=dict)
     users: tuple[str, ...] = ()  # the distinct users of its agents, as the collector lists them
 
+    @property
+    def units_failed(self) -> int:
+        """Units its last scan could not process (its last report's status says so)."""
+        value = self.status.get("units_failed")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    @property
+    def degraded(self) -> tuple[str, ...]:
+        """The sensors those units came from."""
+        return _strs(self.status.get("degraded"))
+
+    @property
+    def incomplete(self) -> bool:
+        """Its last scan left something out: some unit of it could not be processed."""
+        return self.units_failed > 0 or bool(self.degraded)
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Device:
         status = data.get("status")
@@ -499,8 +515,11 @@ class Client:
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"The agent's detail is not in the expected shape ({exc}).") from None
 
-    def devices(self, *, stale: bool | None = None, skip: int = 0, limit: int = 100) -> DevicePage:
-        data = self._get("/devices", stale=_param(stale) if stale is not None else None, skip=skip, limit=limit)
+    def devices(self, *, stale: bool | None = None, incomplete: bool | None = None, skip: int = 0,
+                limit: int = 100) -> DevicePage:
+        """Devices by hostname; ``incomplete``: only those whose last scan was (or was not) incomplete."""
+        data = self._get("/devices", stale=_param(stale) if stale is not None else None,
+                         incomplete=_param(incomplete) if incomplete is not None else None, skip=skip, limit=limit)
         try:
             return DevicePage(devices=tuple(Device.from_json(d) for d in data["data"]), count=int(data["count"]))
         except (KeyError, TypeError, ValueError) as exc:

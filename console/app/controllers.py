@@ -240,12 +240,13 @@ class Console(QObject):
                                                     limit=request.limit, cursor=request.cursor),
                          on_done=ok, on_error=failed)
 
-    def _load_devices(self, request: tuple[int, int, bool | None], ok: Callable[[api.DevicePage], None],
+    def _load_devices(self, request: tuple[int, int, vm.DeviceFilter], ok: Callable[[api.DevicePage], None],
                       failed: Callable[[api.ApiError], None]) -> None:
-        _generation, skip, stale = request
+        _generation, skip, chosen = request
         if self.closed:
             return
-        self.runner.call(lambda: self.client.devices(stale=stale, skip=skip, limit=self.device_list.page_size),
+        query = vm.device_query(chosen)
+        self.runner.call(lambda: self.client.devices(**query, skip=skip, limit=self.device_list.page_size),
                          on_done=ok, on_error=failed)
 
     # -- overview and policy
@@ -473,7 +474,8 @@ class Console(QObject):
         def show(names: list[str]) -> None:
             selected = self.window.devices.table.currentIndex()
             if self.devices.device_at(selected.row()) is device:
-                self.window.devices.users.setText("Users: " + (", ".join(names) or "(machine-wide only)"))
+                health = f"; last scan {vm.scan_health(device)}" if device.incomplete else ""
+                self.window.devices.users.setText("Users: " + (", ".join(names) or "(machine-wide only)") + health)
 
         self.runner.call(users, on_done=show, on_error=self.api_error)
 

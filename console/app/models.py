@@ -25,7 +25,7 @@ UNGOVERNED = QColor("#b3261e")
 GOVERNED = QColor("#1e7b34")
 
 PageLoader = Callable[[vm.PageRequest, Callable[[api.AgentPage], None], Callable[[api.ApiError], None]], None]
-DeviceLoader = Callable[[tuple[int, int, bool | None], Callable[[api.DevicePage], None],
+DeviceLoader = Callable[[tuple[int, int, vm.DeviceFilter], Callable[[api.DevicePage], None],
                          Callable[[api.ApiError], None]], None]  # fmt: skip
 
 
@@ -182,6 +182,8 @@ class DeviceTableModel(QAbstractTableModel):
             return vm.DEVICE_COLUMNS[index.column()][1](device)
         if role == Qt.ItemDataRole.ForegroundRole and (device.stale or device.revoked):
             return QBrush(QColor("#8a6d00") if not device.revoked else QColor("#777777"))
+        if role == Qt.ItemDataRole.ForegroundRole and device.incomplete:
+            return QBrush(QColor("#a33a3a"))  # its last scan left something out
         if role == AgentRole:
             return device
         return None
@@ -219,7 +221,7 @@ class DeviceTableModel(QAbstractTableModel):
         self.devices.failed(generation)
         self.loadFailed.emit(error)
 
-    def reload(self, stale: bool | None = None) -> None:
+    def reload(self, stale: vm.DeviceFilter = None) -> None:
         self.beginResetModel()
         self.devices.reset(stale)
         self.endResetModel()

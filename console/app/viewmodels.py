@@ -246,18 +246,41 @@ class Selection:
 # -- devices ----------------------------------------------------------------------------------------
 
 
+#: the devices tab's filter: None (all), True / False (stale / reporting only), or INCOMPLETE
+DeviceFilter = bool | str | None
+INCOMPLETE = "incomplete"  # only the devices whose last scan was incomplete
+
+
+def device_query(chosen: DeviceFilter) -> dict[str, bool]:
+    """The ``/devices`` parameters of a devices-tab filter."""
+    if chosen == INCOMPLETE:
+        return {"incomplete": True}
+    return {"stale": chosen} if isinstance(chosen, bool) else {}
+
+
+def scan_health(device: api.Device) -> str:
+    """Its last scan: complete, or incomplete with how many units failed and in which sensors."""
+    if not device.status:
+        return "–"  # never reported
+    if not device.incomplete:
+        return "complete"
+    failed = device.units_failed
+    return (f"incomplete: {failed} unit{'s' if failed != 1 else ''} failed"
+            + (f" ({', '.join(device.degraded)})" if device.degraded else ""))
+
+
 class DeviceList:
     """Devices fetched page by page (the collector pages devices by offset, by hostname)."""
 
     def __init__(self, page_size: int = 200) -> None:
         self.page_size = page_size
-        self.stale: bool | None = None
+        self.stale: DeviceFilter = None  # the filter (named for the first one it had)
         self.rows: list[api.Device] = []
         self.count: int | None = None
         self.generation = 0
         self.loading = False
 
-    def reset(self, stale: bool | None = None) -> None:
+    def reset(self, stale: DeviceFilter = None) -> None:
         self.stale = stale
         self.rows, self.count, self.loading = [], None, False
         self.generation += 1
@@ -265,7 +288,7 @@ class DeviceList:
     def can_fetch_more(self) -> bool:
         return not self.loading and (self.count is None or len(self.rows) < self.count)
 
-    def next_request(self) -> tuple[int, int, bool | None] | None:
+    def next_request(self) -> tuple[int, int, DeviceFilter] | None:
         if not self.can_fetch_more():
             return None
         self.loading = True
@@ -295,6 +318,7 @@ DEVICE_COLUMNS: tuple[tuple[str, Callable[[api.Device], str]], ...] = (
     ("Last seen", lambda d: when(d.last_seen) or "never"),
     ("State", lambda d: "revoked" if d.revoked else ("stale" if d.stale else "reporting")),
     ("Sightings", lambda d: str(d.sightings)),
+    ("Last scan", scan_health),
 )
 
 

@@ -1,4 +1,5 @@
-"""The devices tab: host, OS, users, agent version, last seen (stale ones marked), sightings per device."""
+"""The devices tab: host, OS, users, agent version, last seen (stale ones marked), sightings per device, and
+whether its last scan was complete (a filter lists the incomplete ones)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class DevicesView(QWidget):
         bar = QHBoxLayout()
         self.stale = QComboBox()
         self.stale.setAccessibleName("Staleness")
-        for label, value in (("All devices", None), ("Stale only", True), ("Reporting only", False)):
+        for label, value in (("All devices", None), ("Stale only", True), ("Reporting only", False),
+                             ("Last scan incomplete", "incomplete")):
             self.stale.addItem(label, value)
         bar.addWidget(self.stale)
         self.show_agents = QPushButton("Show its agent&s")

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import console_support as support
+import fleet
 import pytest
+
+from console.app import viewmodels as vm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,3 +73,32 @@ def test_a_device_on_the_overview_opens_its_ungoverned_agents(make_console: Any,
                     and not console.roster.loading, timeout=10_000)
     assert console.roster.filter.governed is False
     assert console.roster.count == collector.get("/api/v1/agents", device=device_id, governed="false")["count"]
+
+
+def test_devices_whose_last_scan_was_incomplete_are_shown_and_filtered(make_console: Any, qtbot: Any,
+                                                                       tmp_path: Path) -> None:
+    own = support.start(f"sqlite:///{tmp_path}/health.sqlite3", tmp_path / "server.log")
+    try:
+        fine, broken = f"host:fine-{uuid.uuid4().hex[:6]}", f"host:broken-{uuid.uuid4().hex[:6]}"
+        own.snapshot(fine, [support.sighting()])
+        broken_id = own.snapshot(broken, [support.sighting()])
+        doc = fleet.report(fleet.device_doc(broken), kind="heartbeat", seq=2,
+                                   status={"units_failed": 3, "degraded": ["files", "fingerprint"]})
+        answer = own.http.post("/api/v1/reports", json=doc, headers={"authorization": f"Bearer {own.keys[broken]}"})
+        assert answer.status_code == 200, answer.text
+        console = make_console(token=own.admin, url=own.url)
+        qtbot.waitUntil(lambda: console.device_list.count == 2, timeout=10_000)
+        column = [name for name, _ in vm.DEVICE_COLUMNS].index("Last scan")
+        shown = {d.id: console.devices.data(console.devices.index(i, column))
+                 for i, d in enumerate(console.device_list.rows)}
+        assert shown[broken_id] == "incomplete: 3 units failed (files, fingerprint)"
+        assert set(shown.values()) == {"complete", "incomplete: 3 units failed (files, fingerprint)"}
+        view = console.window.devices
+        view.stale.setCurrentIndex(view.stale.findData("incomplete"))
+        qtbot.waitUntil(lambda: console.device_list.stale == "incomplete" and console.device_list.count == 1,
+                        timeout=10_000)
+        assert [d.id for d in console.device_list.rows] == [broken_id]
+        view.table.setCurrentIndex(console.devices.index(0, 0))
+        qtbot.waitUntil(lambda: "last scan incomplete: 3 units failed" in view.users.text(), timeout=10_000)
+    finally:
+        own.close()
