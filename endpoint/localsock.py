@@ -7,7 +7,8 @@ object per line: ``{"ok": true, ...}`` or ``{"ok": false, "code": ..., "error": 
 
 - ``{"op": "list"}``: the caller's own sightings (root: every user's), what was registered from this
   machine, and the collector's status of each registration when it answers.
-- ``{"op": "show", "id": ID}``: one sighting by id or unique prefix, if the caller may register it.
+- ``{"op": "show", "id": ID}``: one of the caller's own sightings by id or unique prefix (another user's
+  is answered as unknown, exactly as an id that matches nothing).
 - ``{"op": "register", "sighting_id": ..., <RegistrationCreate fields>}``: checked (owner, limits) and
   sent to the collector with the device key; the collector's registration, or why not.
 
@@ -183,7 +184,9 @@ class Handler:
         if not isinstance(ref, str) or not 0 < len(ref) <= 128 or set(request) != {"id"}:
             raise reg.InvalidRegistration("show takes an id (a string of at most 128 characters)")
         state = reg.DeviceState.read(self.data_dir)
-        sighting = reg.resolve(ref, state.sightings)
+        # Among the caller's own only: a prefix of another user's id is answered as one of no id at all
+        # (ids are hashes anyone can compute, so "belongs to bob" would tell who runs what).
+        sighting = reg.resolve(ref, reg.visible_to(state.sightings, who, fold_case=reg.fold_case()))
         reg.may_register(sighting, who, fold_case=reg.fold_case())
         return {"ok": True, "sighting": wire_sighting(sighting)}
 
@@ -194,7 +197,8 @@ class Handler:
         if not isinstance(sid, str):
             raise reg.InvalidRegistration("ID: the sighting's full id, as a string")
         state = reg.DeviceState.read(self.data_dir)
-        sighting = next((s for s in state.sightings if str(s.get("id")) == sid), None)
+        mine = reg.visible_to(state.sightings, who, fold_case=reg.fold_case())
+        sighting = next((s for s in mine if str(s.get("id")) == sid), None)  # as show: the caller's own only
         if sighting is None:
             raise reg.UnknownSighting(f"{reg.shown(sid)[:40]}: no such agent known to the daemon on this "
                                       "machine (run `agentroster register` to list yours)")

@@ -428,8 +428,10 @@ def test_a_user_is_refused_another_users_agent_through_the_socket(live):
     shown, sent = live.as_nobody({"op": "show", "id": alices},
                                  {"op": "register", "sighting_id": alices, "owner": "nobody@example.com",
                                   "purpose": "mine now"})
-    assert shown["code"] == "not_yours" and "belongs to alice" in shown["error"]
-    assert sent["code"] == "not_yours" and "belongs to alice" in sent["error"]
+    # another user's agent is unknown to nobody, as an id of no agent at all is (nothing says whose it is)
+    assert shown["code"] == "unknown_sighting" and "no such agent" in shown["error"]
+    assert sent["code"] == "unknown_sighting" and "no such agent" in sent["error"]
+    assert "alice" not in shown["error"] + sent["error"]
     [forged] = live.as_nobody({"op": "list", "as_user": "alice"})
     assert forged["code"] == "not_yours"
     assert live.registrations()["count"] == before
@@ -454,4 +456,4 @@ def test_register_under_sudo_goes_through_the_socket_and_shows_the_collectors_st
     row = next(line for line in live.register(user="bob").stdout.splitlines() if line.startswith(target))
     assert row.endswith(f"#{number} approved")
     theirs = live.register(target, "--owner", "alice@example.com", "--purpose", "p", user="alice")
-    assert theirs.returncode == 1 and "belongs to bob" in theirs.stderr, theirs.stderr
+    assert theirs.returncode == 1 and "no such agent" in theirs.stderr, theirs.stderr

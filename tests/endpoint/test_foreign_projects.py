@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import run_agentroster
+from support import AGENTROSTER, TESTS, run_agentroster
+
+from endpoint import localsock
 
 ALICE_UID, BOB_UID = 61_001, 61_002  # uids no user of this machine has: a disk image's own
 DSN_PASSWORD = "FAKEpassw0rdNotReal"
@@ -165,3 +174,82 @@ def test_a_file_is_its_owners_whichever_home_reaches_it(tmp_path):
     assert seen["alice-app"] == {"alice"}, seen  # a folder of alice's outside her home is hers to name
     assert "bob-app" not in seen
     assert [e["where"] for e in foreign(doc)] == ["/srv/bob-app"]
+
+
+# -- through a running daemon and its local socket, as two real users of this machine -----------------------
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+ATTACKER, VICTIM = "nobody", "www-data"  # real unprivileged users every Debian has, for alice and bob (in that order)
+
+
+def as_user(user: str, base: Path, socket_path: Path, *requests: dict[str, Any]) -> list[dict[str, Any]]:
+    """The daemon's answers to the stdlib client (tests/localsock_client.py) run as ``user``."""
+    done = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}", "--clear-groups",
+                           SYSTEM_PYTHON, str(base / "client.py"), str(socket_path), "requests",
+                           *(json.dumps(r) for r in requests)], capture_output=True, text=True, timeout=45, cwd=base)
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+@pytest.fixture
+def daemon_tree() -> Iterator[Path]:
+    """A directory every user may traverse (pytest's tmp dirs are root-only)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs root, setpriv and the system python3 to run clients as other users")
+    base = Path(tempfile.mkdtemp(prefix="ar-foreign-", dir="/tmp"))
+    base.chmod(0o755)
+    shutil.copyfile(TESTS / "localsock_client.py", base / "client.py")
+    (base / "client.py").chmod(0o644)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+def test_through_the_daemon_a_user_can_neither_list_nor_show_another_users_servers(daemon_tree):
+    base = daemon_tree
+    root = base / "root"
+    attacker, victim = root / "home" / ATTACKER, root / "home" / VICTIM
+    write_json(victim / "payroll" / ".mcp.json", servers("payroll-db", dsn=True))
+    write_json(victim / "payroll" / ".cursor" / "mcp.json", servers("payroll-files"))
+    write_json(victim / ".cursor" / "mcp.json", servers("victim-notes"))
+    write_json(attacker / ".cursor" / "mcp.json", servers("attacker-notes"))
+    write_json(attacker / ".claude.json", {"projects": {f"/home/{VICTIM}/payroll": {}}})
+    (attacker / ".codeium" / "windsurf").mkdir(parents=True)
+    (attacker / ".codeium" / "windsurf" / "mcp_config.json").symlink_to(f"../../../{VICTIM}/.cursor/mcp.json")
+    chown_tree(attacker, pwd.getpwnam(ATTACKER).pw_uid)
+    chown_tree(victim, pwd.getpwnam(VICTIM).pw_uid)
+    data = base / "data"
+    path = localsock.socket_path(data)
+    log = (base / "daemon.log").open("w")
+    child = subprocess.Popen([AGENTROSTER, "daemon", "--data-dir", str(data), "--root", str(root)],
+                             env={**os.environ, "AGENTROSTER_SENSORS": "files"}, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        every: dict[str, Any] = {}
+        for _ in range(600):  # until the first scan is in the state root reads through the socket
+            if path.exists():
+                every = localsock.call(path, {"op": "list"})
+                if every.get("ok") and {"payroll-db", "attacker-notes"} <= {s["name"] for s in every["sightings"]}:
+                    break
+            assert child.poll() is None, (base / "daemon.log").read_text()
+            time.sleep(0.1)
+        users = {s["name"]: s["user"] for s in every["sightings"] if s["type"] == "tool_server"}
+        assert users == {"payroll-db": VICTIM, "payroll-files": VICTIM, "victim-notes": VICTIM,
+                         "attacker-notes": ATTACKER}, every
+        payroll = next(s["id"] for s in every["sightings"] if s["name"] == "payroll-db")
+        nothing = "f00dbabe0000"
+        listed, shown, none = as_user(ATTACKER, base, path, {"op": "list"}, {"op": "show", "id": payroll[:12]},
+                                      {"op": "show", "id": nothing})
+        assert {s["user"] for s in listed["sightings"]} == {ATTACKER}
+        assert {s["name"] for s in listed["sightings"]} >= {"attacker-notes"}
+        assert not {"payroll-db", "payroll-files", "victim-notes"} & {s["name"] for s in listed["sightings"]}
+        assert shown == {**none, "error": none["error"].replace(nothing, payroll[:12])}
+        assert shown["code"] == "unknown_sighting"
+        theirs, seen = as_user(VICTIM, base, path, {"op": "list"}, {"op": "show", "id": payroll[:12]})
+        assert {"payroll-db", "payroll-files", "victim-notes"} <= {s["name"] for s in theirs["sightings"]}
+        assert seen["ok"] and seen["sighting"]["id"] == payroll
+        assert DSN_PASSWORD not in json.dumps([every, listed, theirs, seen])
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+        log.close()
+    assert child.returncode == 0, (base / "daemon.log").read_text()

@@ -170,14 +170,39 @@ def test_root_may_act_for_one_user_and_nobody_else_may(server, nobody):
     assert forged["ok"] is False and forged["code"] == "not_yours" and "only root" in forged["error"]
 
 
-def test_a_user_is_refused_another_users_or_the_machines_sighting(server, nobody):
+def test_another_users_or_the_machines_sighting_is_unknown_to_a_user_exactly_as_no_sighting(server, nobody):
     register = {"op": "register", "sighting_id": ALICES, "owner": "nobody@example.com", "purpose": "mine now"}
-    machine = {**register, "sighting_id": MACHINE}
-    shown, sent, wide = nobody(server.path, "requests", json.dumps({"op": "show", "id": ALICES[:8]}),
-                               json.dumps(register), json.dumps(machine))
-    assert shown["code"] == "not_yours" and "belongs to alice" in shown["error"]
-    assert sent["code"] == "not_yours" and "belongs to alice" in sent["error"]
-    assert wide["code"] == "not_yours" and "only root may register it" in wide["error"]
+    nothing = "f00dbabe0000"  # a prefix of no id at all
+    answers = nobody(server.path, "requests", json.dumps({"op": "show", "id": ALICES[:12]}),
+                     json.dumps({"op": "show", "id": nothing}), json.dumps({"op": "show", "id": ALICES}),
+                     json.dumps({"op": "show", "id": MACHINE[:12]}), json.dumps(register),
+                     json.dumps({**register, "sighting_id": MACHINE}),
+                     json.dumps({**register, "sighting_id": nothing + "00000000"}))
+    shown, none, full, wide, sent, sent_wide, sent_none = answers
+    # the same answer, word for word, but for the id the caller gave
+    assert shown == {**none, "error": none["error"].replace(nothing, ALICES[:12])}
+    assert shown["code"] == "unknown_sighting" and "alice" not in json.dumps(answers)
+    assert full == {**none, "error": none["error"].replace(nothing, ALICES)}
+    assert wide == {**none, "error": none["error"].replace(nothing, MACHINE[:12])}
+    assert sent == {**sent_none, "error": sent_none["error"].replace(nothing + "00000000", ALICES)}
+    assert sent_wide == {**sent_none, "error": sent_none["error"].replace(nothing + "00000000", MACHINE)}
+
+
+def test_a_prefix_shared_with_another_users_id_still_finds_the_callers_own(data_dir, nobody):
+    inventory = Inventory(data_dir)
+    try:  # alice's id starts as nobody's does: the prefix is ambiguous to root, not to nobody
+        inventory.record([sighting(NOBODYS, "nobody"), sighting(NOBODYS[:10] + "a11ce00000", "alice")],
+                         device={"hostname": "h"})
+    finally:
+        inventory.close()
+    running = serve(data_dir)
+    try:
+        [mine] = nobody(running.path, "requests", json.dumps({"op": "show", "id": NOBODYS[:8]}))
+        assert mine["ok"] and mine["sighting"]["id"] == NOBODYS
+        both = localsock.call(running.path, {"op": "show", "id": NOBODYS[:8]})
+        assert both["code"] == "unknown_sighting" and "matches 2 agents" in both["error"]
+    finally:
+        running.stop()
 
 
 def test_a_user_sees_their_own_sighting_by_prefix(server, nobody):
