@@ -16,6 +16,7 @@ from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 
 from console.app import api, classification
 from console.app import viewmodels as vm
+from console.app.views.text import tooltip
 
 Index = QModelIndex | QPersistentModelIndex
 AgentRole = Qt.ItemDataRole.UserRole + 1  # the api.Agent (or api.Device) behind a row
@@ -67,10 +68,10 @@ class AgentTableModel(QAbstractTableModel):
         column = self.choice.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
             return column.value(agent)
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == Qt.ItemDataRole.ToolTipRole:  # tooltips are rich text: the endpoint's text escaped
             if column.key == "flags" and agent.flags:
-                return "\n".join(f"{f}: {classification.explain(f)}" for f in agent.flags)
-            return column.value(agent)
+                return tooltip("\n".join(f"{f}: {classification.explain(f)}" for f in agent.flags))
+            return tooltip(column.value(agent))
         if role == Qt.ItemDataRole.ForegroundRole and column.key == "governed":
             return QBrush(GOVERNED if agent.governed else UNGOVERNED)
         if role == AgentRole:
@@ -178,8 +179,10 @@ class DeviceTableModel(QAbstractTableModel):
         if not index.isValid() or index.row() >= len(self.devices.rows) or index.column() >= len(vm.DEVICE_COLUMNS):
             return None
         device = self.devices.rows[index.row()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role == Qt.ItemDataRole.DisplayRole:
             return vm.DEVICE_COLUMNS[index.column()][1](device)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(vm.DEVICE_COLUMNS[index.column()][1](device))
         if role == Qt.ItemDataRole.ForegroundRole and (device.stale or device.revoked):
             return QBrush(QColor("#8a6d00") if not device.revoked else QColor("#777777"))
         if role == Qt.ItemDataRole.ForegroundRole and device.incomplete:
@@ -262,7 +265,8 @@ class RowsModel(QAbstractTableModel):
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             row = self.rows[index.row()]
-            return row[index.column()] if index.column() < len(row) else ""
+            text = row[index.column()] if index.column() < len(row) else ""
+            return text if role == Qt.ItemDataRole.DisplayRole else tooltip(text)
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -292,8 +296,8 @@ class ChainModel(QStandardItemModel):
             label.setFont(font)
         what = QStandardItem(f"{node.kind.replace('_', ' ')} — {node.detail}" if node.detail else node.kind)
         what.setEditable(False)
-        what.setToolTip(what.text())
-        label.setToolTip(f"{node.label} ({node.kind.replace('_', ' ')})")
+        what.setToolTip(tooltip(what.text()))
+        label.setToolTip(tooltip(f"{node.label} ({node.kind.replace('_', ' ')})"))
         parent.appendRow([label, what])
         for child in node.children:
             self._add(label, child)

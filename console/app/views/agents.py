@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMenu,
     QPushButton,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.app import viewmodels as vm
+from console.app.views.text import plain_label
 
 #: starting widths in pixels, per column; the user may resize
 WIDTHS = {"name": 190, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
@@ -72,7 +72,7 @@ class AgentsView(QWidget):
             more.addWidget(edit)
         self.clear = QPushButton("Clear filters")
         more.addWidget(self.clear)
-        self.count = QLabel("")
+        self.count = plain_label()
         self.count.setAccessibleName("Matching agents")
         self.count.setMinimumWidth(160)
         self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -90,7 +90,7 @@ class AgentsView(QWidget):
                                "false_positive": self.false_positive, "note": self.note}  # fmt: skip
         for button in self.triage_buttons.values():
             actions.addWidget(button)
-        self.selection = QLabel("no agent selected")
+        self.selection = plain_label("no agent selected")
         actions.addWidget(self.selection)
         actions.addStretch(1)
         self.columns = QToolButton()

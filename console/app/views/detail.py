@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -27,11 +28,12 @@ class DetailView(QWidget):
         layout = QVBoxLayout(self)
         self.header = QLabel("Select an agent to see its detail.")
         self.header.setWordWrap(True)
-        self.header.setTextFormat(self.header.textFormat().RichText)
+        self.header.setTextFormat(Qt.TextFormat.RichText)  # every endpoint value in it is html.escape'd
         self.header.setAccessibleName("Agent summary")
         layout.addWidget(self.header)
         self.flags = QLabel("")
         self.flags.setWordWrap(True)
+        self.flags.setTextFormat(Qt.TextFormat.RichText)  # escaped, as the header
         self.flags.setAccessibleName("Flags")
         layout.addWidget(self.flags)
         self.tabs = QTabWidget()
@@ -46,6 +48,7 @@ class DetailView(QWidget):
         self.chain_tree.header().setStretchLastSection(True)
         self.registration = QLabel("")
         self.registration.setWordWrap(True)
+        self.registration.setTextFormat(Qt.TextFormat.RichText)  # the employee's words escaped
         self.registration.setAccessibleName("Registration")
         self.timeline = RowsModel(["When (UTC)", "Kind", "Who", "What"], self)
         self.timeline_table = self._table(self.timeline, "History")

@@ -8,12 +8,13 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
+
+from console.app.views.text import plain_label
 
 
 class DevicesView(QWidget):
@@ -31,10 +32,10 @@ class DevicesView(QWidget):
         self.show_agents.setEnabled(False)
         bar.addWidget(self.show_agents)
         bar.addStretch(1)
-        self.users = QLabel("")
+        self.users = plain_label()  # user names come from the endpoint
         self.users.setAccessibleName("Users of the selected device")
         bar.addWidget(self.users)
-        self.count = QLabel("")
+        self.count = plain_label()
         self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         bar.addWidget(self.count)
         layout.addLayout(bar)

@@ -7,12 +7,13 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QVBoxLayout,
     QWidget,
 )
+
+from console.app.views.text import plain_label
 
 NOTE_MAX = 4000
 
@@ -24,7 +25,7 @@ class SignInDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Sign in to the collector")
         layout = QVBoxLayout(self)
-        self.message = QLabel(message)
+        self.message = plain_label(message)  # the collector's answer
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b3261e")
         self.message.setVisible(bool(message))
@@ -56,7 +57,7 @@ class TriageDialog(QDialog):
         self.action = action
         self.setWindowTitle("Assign owner" if action == "assign_owner" else "Add note")
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"For {targets}:"))
+        layout.addWidget(plain_label(f"For {targets}:"))
         self.owner = QLineEdit()
         self.owner.setPlaceholderText("owner, e.g. alice@example.org")
         self.note = QPlainTextEdit()
@@ -65,7 +66,7 @@ class TriageDialog(QDialog):
         if action == "assign_owner":
             layout.addWidget(self.owner)
         layout.addWidget(self.note)
-        self.problem = QLabel("")
+        self.problem = plain_label()
         self.problem.setStyleSheet("color: #b3261e")
         layout.addWidget(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

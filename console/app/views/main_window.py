@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
@@ -24,6 +23,7 @@ from console.app.views.devices import DevicesView
 from console.app.views.overview import OverviewView
 from console.app.views.policy import PolicyView
 from console.app.views.registrations import RegistrationsView
+from console.app.views.text import plain_label
 
 
 class Banner(QFrame):
@@ -35,7 +35,7 @@ class Banner(QFrame):
         self.setStyleSheet("#banner { background: #fff4ce; border: 1px solid #e0c060; }")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
-        self.text = QLabel("")
+        self.text = plain_label()  # carries the collector's error messages
         self.text.setWordWrap(True)
         self.text.setAccessibleName("Connection")
         self.retry = QPushButton("Retr&y now")
@@ -82,8 +82,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.detail_dock)
         self.resizeDocks([self.detail_dock], [520], Qt.Orientation.Horizontal)
 
-        self.who = QLabel("")
-        self.message = QLabel("")
+        self.who = plain_label()
+        self.message = plain_label()  # names owners, agents and the collector's messages
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # indeterminate while calls are in flight
         self.busy.setMaximumWidth(140)

@@ -20,6 +20,7 @@ from console.app import api
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
 from console.app.views.charts import BarChart, TrendChart
+from console.app.views.text import plain_label
 
 
 class Card(QFrame):
@@ -27,12 +28,12 @@ class Card(QFrame):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
-        self.value = QLabel("–")
+        self.value = plain_label("–")
         font = self.value.font()
         font.setPointSize(font.pointSize() + 8)
         font.setBold(True)
         self.value.setFont(font)
-        self.caption = QLabel(label)
+        self.caption = plain_label(label)
         layout.addWidget(self.value)
         layout.addWidget(self.caption)
 
@@ -63,6 +64,7 @@ class OverviewView(QWidget):
         self.devices_table.setToolTip("Enter or double-click: that device's ungoverned agents")
         devices_box = QVBoxLayout()
         title = QLabel("<b>Devices with the most ungoverned agents</b>")
+        title.setTextFormat(Qt.TextFormat.RichText)
         devices_box.addWidget(title)
         devices_box.addWidget(self.devices_table)
         devices = QWidget()
@@ -75,7 +77,7 @@ class OverviewView(QWidget):
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
         layout.addLayout(grid, 1)
-        self.note = QLabel("")
+        self.note = plain_label()
         self.note.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.note.setStyleSheet("color: #666")
         layout.addWidget(self.note)

@@ -3,6 +3,7 @@ fingerprints and its risky-tool patterns, one per line; admins save it to the co
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.app import api
+from console.app.views.text import plain_label
 
 
 def _lines(edit: QPlainTextEdit) -> tuple[str, ...]:
@@ -28,6 +30,7 @@ class PolicyView(QWidget):
                        "<i>unsanctioned_provider</i>; keys whose fingerprint is not listed flag "
                        "<i>personal_credential</i>; MCP servers whose name or command matches a risky-tool "
                        "pattern (a glob such as <tt>*shell*</tt>) flag <i>broad_tools</i>. One entry per line.")
+        intro.setTextFormat(Qt.TextFormat.RichText)  # our own words only
         intro.setWordWrap(True)
         layout.addWidget(intro)
         form = QFormLayout()
@@ -43,7 +46,7 @@ class PolicyView(QWidget):
             form.addRow(label, edit)
         layout.addLayout(form, 1)
         buttons = QHBoxLayout()
-        self.status = QLabel("")
+        self.status = plain_label()
         buttons.addWidget(self.status, 1)
         self.reload = QPushButton("Re&load")
         self.save = QPushButton("&Save policy")

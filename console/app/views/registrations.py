@@ -8,7 +8,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QTableView,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
+from console.app.views.text import plain_label
 
 
 class RegistrationsView(QWidget):
@@ -42,7 +42,7 @@ class RegistrationsView(QWidget):
         for button in (self.approve, self.reject, self.open_agent):
             button.setEnabled(False)
             bar.addWidget(button)
-        self.count = QLabel("")
+        self.count = plain_label()
         self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         bar.addWidget(self.count)
         layout.addLayout(bar)
