@@ -681,3 +681,92 @@ def test_a_config_directory_removed_and_made_again_is_still_watched(collector, m
     eventually(lambda: "second-life" in collector.names(device_id), "an edit in the new directory", daemon=daemon)
     edit_config(root, "third-edit")
     eventually(lambda: "third-edit" in collector.names(device_id), "a further edit there", daemon=daemon)
+
+
+# -- fault isolation (issue 9) ---------------------------------------------------------------------
+
+POISON_WRAPPER = '''
+"""`agentroster` with redact_url broken for VS Code's ${input:...} URLs, as issue 9 found it: the test's
+stand-in for any bug a user's file can reach, kept whatever becomes of that one."""
+import sys
+
+from endpoint import fingerprint
+
+real = fingerprint.redact_url
+
+
+def broken(url):
+    if "${input:" in url:
+        raise ValueError(f"Port could not be cast to integer value as {url!r}")
+    return real(url)
+
+
+fingerprint.redact_url = broken
+from endpoint.cli import main  # noqa: E402
+
+sys.exit(main())
+'''
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_file_that_breaks_the_code_hides_nothing_else_and_the_device_shows_incomplete(collector, root, tmp_path):
+    """Issue 9's VS Code file (``"url": "https://${input:…}/…"``) beside 100 good servers of the same
+    user, through the real daemon to a real collector. The daemon runs with redact_url monkeypatched
+    to raise on that URL (a mock, said here: the real crash is being fixed on its own, and the rule under
+    test is that any such bug costs one entry, not the machine)."""
+    mallory = root / "home" / "mallory"
+    good = {f"good-{i}": {"command": "npx", "args": ["-y", f"@example/good-{i}"]} for i in range(100)}
+    windsurf = mallory / ".codeium" / "windsurf" / "mcp_config.json"
+    windsurf.parent.mkdir(parents=True)
+    windsurf.write_text(json.dumps({"mcpServers": good}))
+    vscode = mallory / ".config" / "Code" / "User" / "mcp.json"
+    vscode.parent.mkdir(parents=True)
+    vscode.write_text(json.dumps({"inputs": [{"id": "home-assistant-domain", "type": "promptString"}],
+                                  "servers": {"home-assistant": {"type": "sse", "url":
+                                                                 "https://${input:home-assistant-domain}/mcp_server/sse"}}}))
+    wrapper = tmp_path / "poisoned_agentroster.py"
+    wrapper.write_text(POISON_WRAPPER)
+    secret = tmp_path / "enroll-secret"
+    secret.write_text(collector.enroll_secret + "\n")
+    secret.chmod(0o600)
+    daemon = Daemon(tmp_path, collector, root)  # its helpers; started here through the wrapper
+    argv = [sys.executable, str(wrapper), "daemon", "--collector", collector.url, "--enroll-secret-file",
+            str(secret), "--data-dir", str(daemon.data_dir), "--root", str(root)]
+    with open(daemon.log, "ab") as out:
+        daemon.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                       env={**os.environ, **SETTINGS_ENV}, start_new_session=True)
+    try:
+        device_id = exactly_once(daemon, collector)
+
+        def mallorys_names() -> set[str]:
+            names: set[str] = set()
+            cursor = None
+            while True:
+                page = collector.get("/api/v1/agents", device=device_id, user="mallory", limit=500,
+                                     **({"cursor": cursor} if cursor else {}))
+                names |= {s["name"] for s in page["data"]}
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    return names
+
+        names = mallorys_names()
+        assert {f"good-{i}" for i in range(100)} <= names and "home-assistant" not in names
+        assert len(collector.present_ids(device_id)) > 100  # the other homes are all there too
+
+        def incomplete() -> dict[str, Any] | None:
+            found = collector.get("/api/v1/devices", incomplete="true", limit=500)["data"]
+            return next((d for d in found if d["id"] == device_id), None)
+
+        device = eventually(incomplete, "the device is listed as incomplete", daemon=daemon)
+        assert device["status"]["units_failed"] == 1 and device["status"]["degraded"] == ["files"]
+        # rescans (an edit of the same home) do not log the same failure again
+        doc = json.loads(windsurf.read_text())
+        doc["mcpServers"]["good-extra"] = {"command": "npx", "args": ["-y", "@example/good-extra"]}
+        windsurf.write_text(json.dumps(doc))
+        eventually(lambda: "good-extra" in mallorys_names(), "an edit beside the poison", daemon=daemon)
+        log = daemon.log.read_text(errors="replace")
+        assert log.count("servers/home-assistant: could not be processed") == 1, log[-3000:]
+        assert "Traceback" not in log and "${input" not in log
+        assert daemon.status()["units_failed"] == 1
+    finally:
+        daemon.stop()
