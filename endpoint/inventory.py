@@ -116,6 +116,27 @@ def carry_first_seen(current: Sequence[dict[str, Any]], first_seen: Mapping[str,
     return out
 
 
+def encodable(sightings: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sightings that can be hashed and encoded, and one ``internal`` error entry for each that
+    cannot (a bug upstream put something in it that JSON does not hold): one sighting that breaks
+    the encoding is left out of the report, not every sighting of the device."""
+    from endpoint.faults import describe
+
+    kept: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for sighting in sightings:
+        try:
+            if not isinstance(sighting.get("id"), str):
+                raise TypeError("its id is not a string")
+            content_hash(sighting)
+            kept.append(sighting)
+        except Exception as exc:
+            sid = sighting.get("id") if isinstance(sighting, dict) else None
+            failed.append({"where": f"sighting {sid if isinstance(sid, str) else '?'}", "error": "internal",
+                           "detail": describe(exc)})
+    return kept, failed
+
+
 def diff(stored: Mapping[str, str], current: Sequence[dict[str, Any]]) -> Delta:
     """``stored`` maps id → content hash; ``current`` are the sightings now. The last copy of an id wins."""
     latest = {s["id"]: s for s in current}
@@ -276,6 +297,7 @@ class Inventory:
         self.dir = Path(data_dir)
         self.path = self.dir / STATE_FILE
         self.spool_max_bytes = max(1, int(spool_max_bytes))
+        self.unencodable = 0  # sightings the last record() left out: they could not be encoded
         self.max_report_bytes = max(2 * _SEND_TIME_ROOM, int(max_report_bytes))
         self.readonly = readonly
         self._lock = threading.RLock()
@@ -432,6 +454,10 @@ class Inventory:
         now = time.time() if now is None else now
         if not _valid_utf8([sightings, errors]):
             sightings, errors = clean_text(list(sightings)), clean_text(list(errors))
+        sightings, unencodable = encodable(sightings)
+        self.unencodable = len(unencodable)
+        if unencodable:
+            errors = [*errors, *unencodable]
         with self._lock:
             stored = self.stored_hashes()
             current = carry_first_seen(sightings, self._first_seen())

@@ -27,6 +27,7 @@ from endpoint.homes import (
     existing,
     expand_home_template,
     expand_machine_template,
+    find_homes,
     is_home_template,
     template_platforms,
 )
@@ -86,6 +87,7 @@ class FileScan:
         self.homes: dict[str, Home] = {}  # real path -> every home this scan has met
         self.uid_users: dict[int, set[str]] = {}  # a home owner's uid -> the users of the homes it owns
         self.uid_names: dict[int, str | None] = {}  # uid -> this machine's name for it (live scans)
+        self._found_homes = False
         self.fingerprint_key = credentials.fingerprint_key()
         self.listings: dict[str, frozenset[str] | None] = {}  # folder -> lower-cased names
         self.reals: dict[str, str] = {}  # path -> os.path.realpath(path)
@@ -148,6 +150,7 @@ class FileScan:
         homes = list(homes)
         for home in homes:  # all of them first: whose file or folder a path is depends on every home
             self._know(home)
+        self._know_all()
         yield from self.machine()
         for home in homes:
             yield from self.home(home)
@@ -160,6 +163,7 @@ class FileScan:
         """One home's records; a bug that raises ends only this home's, as one ``internal`` error (each
         file, entry and project is isolated further down: this is the last net)."""
         self._know(home)
+        self._know_all()  # a rescan of one home (the daemon's) still knows every other
         yield from isolated_records(self._home(home), home.display)
 
     def _machine(self) -> Iterator[Record]:
@@ -306,6 +310,13 @@ class FileScan:
         except OSError:
             return
         self.uid_users.setdefault(uid, set()).add(home.user)
+
+    def _know_all(self) -> None:
+        """Every home under the root, once per scan."""
+        if not self._found_homes:
+            self._found_homes = True
+            for home in find_homes(self.root):
+                self._know(home)
 
     def _live(self) -> bool:
         return self.root in ("", "/")

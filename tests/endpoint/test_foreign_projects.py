@@ -27,6 +27,9 @@ import pytest
 from support import AGENTROSTER, TESTS, run_agentroster
 
 from endpoint import localsock
+from endpoint.evidence import ConfigRecord, ScanError
+from endpoint.homes import Home, find_homes
+from endpoint.sensors.files import FileScan
 
 ALICE_UID, BOB_UID = 61_001, 61_002  # uids no user of this machine has: a disk image's own
 DSN_PASSWORD = "FAKEpassw0rdNotReal"
@@ -253,3 +256,56 @@ def test_through_the_daemon_a_user_can_neither_list_nor_show_another_users_serve
         child.wait(timeout=30)
         log.close()
     assert child.returncode == 0, (base / "daemon.log").read_text()
+
+
+# -- the file sensor itself: one home rescanned alone (as the daemon does), and a live machine's users ------
+
+
+@pytest.fixture(scope="module")
+def lib() -> Any:
+    import signatures
+
+    return signatures.load()
+
+
+def records(found: Any) -> tuple[dict[str, ConfigRecord], list[ScanError]]:
+    items = list(found)
+    return ({r.display_path: r for r in items if isinstance(r, ConfigRecord)},
+            [r for r in items if isinstance(r, ScanError)])
+
+
+def test_one_home_rescanned_alone_still_knows_the_others(lib, tmp_path):
+    build(tmp_path, alice_projects=["/home/bob/payroll"], own_uids=False)  # every home has one uid
+    alice = next(h for h in find_homes(str(tmp_path)) if h.user == "alice")
+    configs, errors = records(FileScan(lib, str(tmp_path)).home(alice))  # as the daemon's rescan of one home
+    assert set(configs) == {"/home/alice/.cursor/mcp.json", "/home/alice/.claude.json"}
+    assert [(e.where, e.error) for e in errors] == [("/home/bob/payroll", "foreign_project")]
+
+
+@as_root
+def test_on_a_live_machine_each_file_is_its_owners_by_this_machines_users(lib):
+    base = Path(tempfile.mkdtemp(prefix="ar-live-owners-", dir="/tmp"))
+    try:
+        attacker, victim = base / ATTACKER, base / VICTIM
+        write_json(victim / "payroll" / ".mcp.json", servers("payroll-db", dsn=True))
+        write_json(victim / ".cursor" / "mcp.json", servers("victim-notes"))
+        write_json(base / "victim-srv" / ".mcp.json", servers("victim-srv"))
+        write_json(base / "attacker-srv" / ".mcp.json", servers("attacker-srv"))
+        write_json(attacker / ".claude.json", {"projects": {str(victim / "payroll"): {}, str(base / "victim-srv"): {},
+                                                            str(base / "attacker-srv"): {}}})
+        (attacker / ".codeium" / "windsurf").mkdir(parents=True)
+        os.link(victim / ".cursor" / "mcp.json", attacker / ".codeium" / "windsurf" / "mcp_config.json")
+        for folder, user in ((attacker, ATTACKER), (base / "attacker-srv", ATTACKER), (victim, VICTIM),
+                             (base / "victim-srv", VICTIM)):
+            chown_tree(folder, pwd.getpwnam(user).pw_uid)
+        homes = [Home(str(attacker), ATTACKER, frozenset({"linux"}), str(attacker)),
+                 Home(str(victim), VICTIM, frozenset({"linux"}), str(victim))]
+        configs, errors = records(FileScan(lib, "/", walk_projects=False).run(homes))
+        users = {path.removeprefix(str(base)): record.user for path, record in configs.items()}
+        assert users == {f"/{ATTACKER}/.claude.json": ATTACKER, "/attacker-srv/.mcp.json": ATTACKER,
+                         f"/{ATTACKER}/.codeium/windsurf/mcp_config.json": VICTIM,  # a hard link to the victim's
+                         f"/{VICTIM}/.cursor/mcp.json": VICTIM}
+        assert {e.where.removeprefix(str(base)) for e in errors if e.error == "foreign_project"} == \
+            {f"/{VICTIM}/payroll", "/victim-srv"}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
