@@ -80,7 +80,7 @@ def _escaped_only(value: str) -> bool:
 def _valid_utf8(docs: Sequence[Any]) -> bool:
     try:
         json.dumps(docs, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
+    except (UnicodeEncodeError, TypeError, ValueError):  # not text, or not JSON at all: encodable() says which
         return False
     return True
 

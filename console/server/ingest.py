@@ -28,6 +28,7 @@ from sqlalchemy import Connection, select, tuple_
 from console import governance
 from console.server import auth, triage
 from console.server.models import Sighting, SightingHistory, SightingTag, claimed_identifier
+from signatures.redaction import Redactor
 
 Result = Literal["applied", "duplicate", "need_snapshot"]
 SECTIONS = ("processes", "configs", "mcp_servers", "endpoints", "credentials", "evidence")
@@ -200,11 +201,40 @@ def risky_of(mcp_servers: list[dict[str, Any]], policy: governance.Policy) -> tu
     return tuple(governance.risky_tools(mcp_servers, policy.risky_tools)) if policy.risky_tools else ()
 
 
+@functools.lru_cache(maxsize=1)
+def _redactor() -> Redactor:
+    import signatures
+
+    return Redactor.from_kinds(signatures.load().credential_kinds)
+
+
+def _scrub(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.text(value)
+    if isinstance(value, list):
+        return [_scrub(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, redactor) for k, v in value.items()}
+    return value
+
+
+def scrubbed(doc: dict[str, Any]) -> dict[str, Any]:
+    """A reported sighting with any credential value its device left in a free-text string hidden (defence
+    in depth: a device running old or altered code). One search over the sighting tells whether there can
+    be one; most sightings are taken as they are."""
+    redactor = _redactor()
+    sections = {s: doc[s] for s in SECTIONS}
+    if not redactor.might_hold_secret(orjson.dumps([doc["name"], doc["user"], sections]).decode()):
+        return doc
+    return {**doc, "name": redactor.text(doc["name"]), **_scrub(sections, redactor)}
+
+
 def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: str, policy: governance.Policy,
             now: float, touched: int) -> Prepared:
     """Rows for the sighting table (with governance applied) and their tags; the last copy of an id wins."""
     out = Prepared()
     for doc in {d["id"]: d for d in sightings}.values():
+        doc = scrubbed(doc)
         providers = governance.providers_of(doc["endpoints"])
         fingerprints = governance.fingerprints_of(doc["credentials"])
         device_flags = sent_flags(doc)
@@ -568,7 +598,7 @@ def _update_device(cur: _Cursor, device: dict[str, Any], report: dict[str, Any],
     cur.run("device_update", {
         "id": device["id"], "now": now, "epoch": report["epoch"], "seq": report["seq"], "applied": touched,
         "spool": status.get("spool", "normal"), "shedding": bool(status.get("shedding", False)),
-        "status": orjson.dumps(status).decode(), "snapshot_from": snapshot_from,
+        "status": orjson.dumps(_scrub(status, _redactor())).decode(), "snapshot_from": snapshot_from,
         "units_failed": int(status.get("units_failed") or 0), "degraded": ",".join(status.get("degraded") or ()),
     })  # fmt: skip
 
