@@ -303,9 +303,16 @@ class Daemon:
         self.inventory = Inventory(settings.data_dir, spool_max_bytes=settings.spool_max_bytes)
         if self.inventory.recovered:
             log.warning("state: %s", self.inventory.recovered)
+        from endpoint import identity
+
+        # The collector knows this device by its per-install identity (root-only, unguessable), not by
+        # the machine-id or host name that anyone can read; the hardware identity goes along for the console.
+        self.device["id"] = identity.install_id(settings.data_dir)
+        self.hardware_id = identity.hardware_id(root=self.root) if self.root == os.path.abspath(os.sep) else ""
         self.events = EventQueue()
         self._stop = threading.Event()
         self._enroll_secret = enroll_secret or (lambda: None)
+        credentials.use_data_dir(settings.data_dir)  # the org's fingerprint key, from enrollment
         self._key = credentials.fingerprint_key()
         keep = {"HOME", "USERPROFILE"}
         for sig in self.lib.signatures:
@@ -566,8 +573,12 @@ class Daemon:
         from endpoint.fingerprint import Engine
         from endpoint.scan import PLATFORM, read_script
 
+        key = credentials.fingerprint_key()
+        if key != self._key:  # the org's key came with an enrollment: every fingerprint is made again
+            self._key = key
+            self.full_scan()
         started = time.perf_counter()
-        lib, key = self.lib, self._key
+        lib = self.lib
         engine = Engine(self.matches, device_id=self.device["id"], platform=PLATFORM, read_script=read_script,
                         classify_credentials=lambda argv: credentials.redact_argv(argv, lib.credential_kind,
                                                                                   where="mcp args", key=key))
@@ -654,8 +665,15 @@ class Daemon:
         stats = self.inventory.spool_stats()
         return {"spool": stats.health, "spool_reports": stats.reports, "spool_bytes": stats.bytes,
                 "shedding": self.shed_level > 0, "cpu_percent": self.cpu_percent, "rss_mb": self.rss_mb,
-                "sensors": self._sensor_health(), "units_failed": min(self.units_failed, 1_000_000),
-                "degraded": self.degraded}
+                "sensors": self._sensor_health(), **self._health()}
+
+    def _health(self) -> dict[str, Any]:
+        """The last scan's units_failed and degraded sensors, with the sightings the inventory could not
+        encode (the fingerprint's units too)."""
+        failed, degraded = self.units_failed + self.inventory.unencodable, set(self.degraded)
+        if self.inventory.unencodable:
+            degraded.add("fingerprint")
+        return {"units_failed": min(failed, 1_000_000), "degraded": sorted(degraded)}
 
     def status(self) -> dict[str, Any]:
         """What ``agentroster status`` shows."""
@@ -673,7 +691,7 @@ class Daemon:
             "sensors": self._sensor_health(), "shedding": self.shed_level > 0, "shed_level": self.shed_level,
             "shed_reason": self.shed_reason, "cpu_percent": self.cpu_percent,
             "cpu_percent_window": self.cpu_percent_window, "rss_mb": self.rss_mb, "sightings": len(self.last_sightings),
-            "errors": len(self.last_errors), "units_failed": self.units_failed, "degraded": self.degraded,
+            "errors": len(self.last_errors), **self._health(),
             "tick_failures": self.tick_failures, "last_scan_at": self.last_scan_at,
             "fingerprint_ms": round(self.last_fingerprint_s * 1000, 1), "processes": len(self.procs),
         }
@@ -696,7 +714,13 @@ class Daemon:
         return Reporter(self.inventory, collector_url=url, enroll_secret=self._enroll_secret,
                         device=lambda: self.device, status=self.device_status,
                         ca_bundle=self.settings.ca_bundle, drain_reports_per_s=self.settings.drain_reports_per_s,
-                        retry_base_s=min(1.0, interval / 4), retry_cap_s=interval * 6, enroll_cap_s=interval * 30)
+                        retry_base_s=min(1.0, interval / 4), retry_cap_s=interval * 6, enroll_cap_s=interval * 30,
+                        hardware_id=self.hardware_id, on_enrolled=self._enrolled)
+
+    def _enrolled(self) -> None:
+        """From the reporter's thread: fingerprint again (the enrollment may have brought the org's key)."""
+        self._dirty = True
+        self.events.put(("enrolled",))
 
     def stop(self) -> None:
         self._stop.set()
@@ -722,14 +746,21 @@ class Daemon:
         self.reporter = self.make_reporter()
         if self.reporter is None:
             return 0
-        from endpoint.reporter import ReporterError
+        from endpoint.reporter import DeviceKeyRejected, ReporterError
 
         try:
             self.reporter.forget_other_collector()
             if self.inventory.device_key() is None:
-                self.reporter.enroll()
-            while self.reporter.send_next():
-                pass
+                self._enroll_once()
+            try:
+                while self.reporter.send_next():
+                    pass
+            except DeviceKeyRejected as exc:  # as the long-running daemon does: enroll again, once
+                log.warning("%s: enrolling again", exc)
+                self.inventory.forget_device_key(keep_as_proof=True)
+                self._enroll_once()
+                while self.reporter.send_next():
+                    pass
         except ReporterError as exc:
             log.error("%s", exc)
             return 1
@@ -737,6 +768,13 @@ class Daemon:
             self.write_status()
             self.reporter.stop()
         return 0
+
+    def _enroll_once(self) -> None:
+        """--once: enroll, and spool again if the enrollment brought the org's fingerprint key."""
+        assert self.reporter is not None
+        self.reporter.enroll()
+        if self._dirty:
+            self.publish()
 
     def run(self) -> int:
         if threading.current_thread() is threading.main_thread():

@@ -133,3 +133,34 @@ def test_log_limit_is_once_per_unit_per_hour_and_bounded():
     for unit in "cdef":
         assert limit.due(unit, 20)
     assert len(limit._last) == 3  # the oldest forgotten: the memory does not grow with the units
+
+
+def test_a_sighting_that_cannot_be_encoded_is_one_error_and_the_others_are_spooled(tmp_path: Path):
+    """A bug upstream that leaves something JSON cannot hold in one sighting (here a set: built by the
+    test, no mock) costs that sighting, not the device's report."""
+    from endpoint.inventory import Inventory
+    from endpoint.protocol import Report
+
+    inventory = Inventory(tmp_path / "data")
+    try:
+        good = [{**_contract_sighting(f"{i:020d}"), "name": f"good-{i}"} for i in range(20)]
+        bad = {**_contract_sighting("b" * 20), "flags": {"broad_tools"}}
+        device = {"id": "m1", "hostname": "h", "os": "linux", "agentroster_version": "0"}
+        spooled = inventory.record([*good[:10], bad, *good[10:]], device=device, snapshot=True, now=1.0)
+        assert spooled is not None
+        report = json.loads(spooled.body)
+        Report.model_validate({**report, "sent_at": "2026-01-01T00:00:00+00:00"})
+        assert [s["name"] for s in report["upserts"]] == [f"good-{i}" for i in range(20)]
+        [error] = report["errors"]
+        assert error["where"] == f"sighting {'b' * 20}" and error["error"] == "internal"
+        assert error["detail"].startswith("TypeError")
+        assert inventory.unencodable == 1
+    finally:
+        inventory.close()
+
+
+def _contract_sighting(sid: str) -> dict:
+    return {"id": sid, "signature": None, "name": "x", "vendor": "", "type": "unknown", "user": "alice",
+            "running": False, "confidence": 0.5, "parent": None, "processes": [], "configs": [], "mcp_servers": [],
+            "endpoints": [], "credentials": [], "flags": [], "evidence": [], "first_seen": "2026-01-01T00:00:00+00:00",
+            "last_seen": "2026-01-01T00:00:00+00:00"}
