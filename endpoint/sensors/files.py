@@ -345,6 +345,8 @@ class FileScan:
     def _own_space(self, real: str, home: Home) -> bool:
         """Whether a resolved folder is ``home``'s user's to point the scanner at: inside that home, or
         outside every other home and owned by that user (a folder of theirs elsewhere, e.g. /srv/work)."""
+        if safeio.is_within(real, home.path):
+            return True  # the common case, without a look at every other home
         holder = self._home_holding(real)
         if holder is not None:
             return holder.user == home.user
@@ -487,6 +489,10 @@ class FileScan:
                         "%APPDATA%/JetBrains/*/plugins"):
             dirs.extend(self._existing(expand_home_template(pattern, home), home.path))
         for directory in dirs:
+            refused = self._linked_away(directory, home)
+            if refused is not None:
+                yield refused
+                continue
             for name in _listdir(directory):
                 m = _EXT_NAME.match(name)
                 ident, version = (m["id"], m["version"]) if m else (name, "")
@@ -496,10 +502,23 @@ class FileScan:
                     yield ArtifactRecord("extension", sig.id, path, display_path(path, self.root), home.user,
                                          ident, version)
 
+    def _linked_away(self, directory: str, home: Home) -> ScanError | None:
+        """An error when a folder of a home is a link to somewhere that is not its user's (another home):
+        its listing would credit that user with what another has."""
+        if self._own_space(self._real(directory), home):
+            return None
+        return ScanError(display_path(directory, self.root), "symlink_escape",
+                         f"links outside {home.display} to a folder that is not {home.user}'s; not listed")
+
     def _packages(self, site_patterns: list[str], npm_patterns: list[str], *, user: str,
                   prefix: str) -> Iterator[Record]:
+        home = self.homes.get(prefix)  # None for the machine-wide folders
         for pattern in site_patterns:
             for site in self._existing(pattern, prefix):
+                refused = None if home is None else self._linked_away(site, home)
+                if refused is not None:
+                    yield refused
+                    continue
                 for name in _listdir(site):
                     if name.endswith((".dist-info", ".egg-info")):
                         dist, _, rest = name.rpartition(".")[0].partition("-")
@@ -510,6 +529,10 @@ class FileScan:
                                                  f"pypi:{dist}", rest)
         for pattern in npm_patterns:
             for modules in self._existing(pattern, prefix):
+                refused = None if home is None else self._linked_away(modules, home)
+                if refused is not None:
+                    yield refused
+                    continue
                 for name in _listdir(modules):
                     names = [f"{name}/{sub}" for sub in _listdir(os.path.join(modules, name))] \
                         if name.startswith("@") else [name]

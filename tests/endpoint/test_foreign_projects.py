@@ -27,7 +27,7 @@ import pytest
 from support import AGENTROSTER, TESTS, run_agentroster
 
 from endpoint import localsock
-from endpoint.evidence import ConfigRecord, ScanError
+from endpoint.evidence import ArtifactRecord, ConfigRecord, ScanError
 from endpoint.homes import Home, find_homes
 from endpoint.sensors.files import FileScan
 
@@ -309,3 +309,24 @@ def test_on_a_live_machine_each_file_is_its_owners_by_this_machines_users(lib):
             {f"/{VICTIM}/payroll", "/victim-srv"}
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("own_uids", [pytest.param(True, marks=as_root), False], ids=["own-uids", "shared-uid"])
+def test_extension_and_package_folders_linked_to_another_home_are_not_listed_as_ones_own(lib, tmp_path, own_uids):
+    paths = build(tmp_path, alice_projects=[], own_uids=False)
+    (paths["bob"] / ".vscode" / "extensions" / "anthropic.claude-code-1.0.0").mkdir(parents=True)
+    write_json(paths["bob"] / ".npm-global" / "lib" / "node_modules" / "@openai" / "codex" / "package.json",
+               {"version": "0.1.0"})
+    (paths["alice"] / ".vscode").mkdir()
+    (paths["alice"] / ".vscode" / "extensions").symlink_to("../../bob/.vscode/extensions")
+    (paths["alice"] / ".npm-global").symlink_to("../bob/.npm-global")
+    if own_uids:
+        chown_tree(paths["alice"], ALICE_UID)
+        chown_tree(paths["bob"], BOB_UID)
+    found = list(FileScan(lib, str(tmp_path)).run(find_homes(str(tmp_path))))
+    artifacts = {(r.signature, r.user) for r in found if isinstance(r, ArtifactRecord)}
+    assert {("claude-code", "bob"), ("codex", "bob")} <= artifacts
+    assert not {a for a in artifacts if a[1] == "alice"}, artifacts
+    assert {(e.where, e.error) for e in found if isinstance(e, ScanError)} == {
+        ("/home/alice/.vscode/extensions", "symlink_escape"),
+        ("/home/alice/.npm-global/lib/node_modules", "symlink_escape")}
