@@ -283,10 +283,15 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 def make_private_dir(path: Path) -> None:
-    """The data dir, created (or tightened) to 0700: it holds the device key."""
+    """The data dir, created (or tightened) to 0700: it holds the device key. On Windows, where modes
+    mean nothing and any user may create the folder first, an explicit SYSTEM/Administrators ACL."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix" and (path.stat().st_mode & 0o077):
         os.chmod(path, 0o700)
+    elif os.name == "nt":
+        from endpoint._acl_windows import restrict_data_dir
+
+        restrict_data_dir(str(path))
 
 
 class Inventory:

@@ -415,11 +415,15 @@ class FileScan:
     def _claude_managed(self) -> tuple[list[object], bool]:
         """Claude Code's managed settings documents on this machine, and whether a managed-mcp.json is there."""
         if self._claude_machine is None:
+            from endpoint._managed_windows import trusted_policy_template
+
             documents: list[object] = []
             exclusive = False
             for sig, fm in self.lib.file_templates:
                 if sig.id != CLAUDE_CODE or fm.scope != "managed" or is_home_template(fm.path):
                     continue
+                if not trusted_policy_template(fm.path):
+                    continue  # a folder any Windows user can create: not the organisation's policy
                 for pattern in expand_machine_template(fm.path, self.root):
                     for path in existing(pattern, self.root.rstrip("/")):
                         if fm.dialect == "mcp_json":

@@ -378,3 +378,82 @@ def test_documented_reg_file_values_load():
     assert settings.heartbeat_interval_s == 300 and settings.max_rss_mb == 150
     assert settings.sensors == {"processes", "files", "network"}
     assert str(settings.ca_bundle) == r"C:\ProgramData\agentroster\corp-root-ca.pem"
+
+
+# ---- Windows: organisation policy only from where only administrators write; the data dir's ACL ------
+
+
+@pytest.mark.parametrize(("template", "trusted"), [
+    ("%PROGRAMFILES%/ClaudeCode/managed-mcp.json", True), ("%ProgramFiles%\\ClaudeCode\\managed-settings.json", True),
+    ("%PROGRAMDATA%/ClaudeCode/managed-mcp.json", False), ("%ProgramData%\\ClaudeCode\\managed-settings.json", False),
+    ("%PROGRAMDATA%/gemini-cli/settings.json", False), ("%APPDATA%/Claude/claude_desktop_config.json", False),
+    ("/etc/claude-code/managed-mcp.json", True),
+])
+def test_windows_policy_files_count_only_under_folders_only_administrators_create(template, trusted):
+    assert win.trusted_policy_template(template) is trusted
+
+
+def test_every_windows_managed_template_of_the_signatures_is_judged():
+    """Each "managed" file template the signatures know on Windows is either trusted as policy or not,
+    and those under %PROGRAMDATA% never are."""
+    import signatures
+
+    managed = {fm.path for _sig, fm in signatures.load().file_templates if fm.scope == "managed"}
+    in_programdata = {t for t in managed if t.upper().startswith("%PROGRAMDATA%")}
+    assert in_programdata and not any(win.trusted_policy_template(t) for t in in_programdata)
+    assert any(win.trusted_policy_template(t) for t in managed if t.upper().startswith("%PROGRAMFILES%"))
+
+
+def _claude_servers(root: Path) -> dict[str, dict[str, bool]]:
+    import signatures
+    from endpoint.evidence import ConfigRecord
+    from endpoint.homes import find_homes
+    from endpoint.sensors.files import FileScan
+
+    found = FileScan(signatures.load(), str(root)).run(find_homes(str(root)))
+    return {r.display_path: {s.name: s.enabled for s in r.mcp_servers}
+            for r in found if isinstance(r, ConfigRecord) and r.mcp_servers}
+
+
+def test_a_managed_mcp_json_a_user_put_in_programdata_switches_nothing_off(tmp_path):
+    """Any Windows user can create C:\\ProgramData\\ClaudeCode: a managed-mcp.json there would otherwise
+    mark every other Claude Code server of the machine off (hiding them); under Program Files it does."""
+    write(tmp_path / "Users" / "alice" / ".claude.json",
+          '{"mcpServers": {"github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]}}}')
+    write(tmp_path / "ProgramData" / "ClaudeCode" / "managed-mcp.json",
+          '{"mcpServers": {"decoy": {"command": "cmd.exe"}}}')
+    assert _claude_servers(tmp_path)["/Users/alice/.claude.json"] == {"github": True}
+    write(tmp_path / "Program Files" / "ClaudeCode" / "managed-mcp.json",
+          '{"mcpServers": {"company": {"type": "http", "url": "https://mcp.corp.example/mcp"}}}')
+    assert _claude_servers(tmp_path)["/Users/alice/.claude.json"] == {"github": False}
+
+
+def test_windows_data_dir_acl_commands_are_exact():
+    from endpoint import _acl_windows as acl
+
+    icacls = r"D:\Win\System32\icacls.exe"
+    assert acl.icacls_commands(r"C:\ProgramData\agentroster", env={"SystemRoot": "D:\\Win\\"}) == [
+        [icacls, r"C:\ProgramData\agentroster", "/setowner", "*S-1-5-32-544", "/T", "/C", "/L", "/Q"],
+        [icacls, r"C:\ProgramData\agentroster", "/reset", "/T", "/C", "/L", "/Q"],
+        [icacls, r"C:\ProgramData\agentroster", "/inheritance:r", "/grant:r", "*S-1-5-18:(OI)(CI)F",
+         "*S-1-5-32-544:(OI)(CI)F", "/C", "/L", "/Q"],
+    ]
+    assert acl.icacls_path({}) == r"C:\Windows\System32\icacls.exe"  # never found through PATH
+    assert acl.DATA_DIR_SDDL == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+
+
+def test_windows_data_dir_acl_runs_each_step_and_stops_at_a_failure():
+    from endpoint import _acl_windows as acl
+
+    ran: list[list[str]] = []
+
+    def runner(argv):
+        ran.append(list(argv))
+        return (5, "Access is denied.") if "/reset" in argv else (0, "")
+
+    with pytest.raises(PermissionError, match=r"icacls /reset failed \(exit 5\): Access is denied"):
+        acl.restrict_data_dir(r"C:\ProgramData\agentroster", runner, env={})
+    assert [argv[2] for argv in ran] == ["/setowner", "/reset"]  # the ACL step never ran on a half-done dir
+    ran.clear()
+    acl.restrict_data_dir(r"C:\ProgramData\agentroster", lambda argv: ran.append(list(argv)) or (0, ""), env={})
+    assert ran == acl.icacls_commands(r"C:\ProgramData\agentroster", env={})
