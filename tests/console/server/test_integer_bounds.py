@@ -87,3 +87,24 @@ def test_a_cursor_with_an_out_of_range_number_is_refused(collector, value: int) 
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     answer = collector.get("/api/v1/agents", cursor=cursor)
     assert (answer.status_code, fleet.reason(answer)) == (400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" + "0" * 400])
+@pytest.mark.parametrize("where", ["cpu_percent", "rss_mb", "started", "first_seen"])
+def test_a_huge_number_anywhere_else_is_never_a_server_error(device, where: str, number: str) -> None:
+    """Numbers written out (no JSON encoder makes 1e400): a 4xx, or taken; the next report goes in."""
+    sighting = fleet.sighting(endpoints=[_endpoint()], processes=[_process()])
+    doc = fleet.report(device.doc, seq=1, kind="snapshot", upserts=[sighting], status={"cpu_percent": 1.5})
+    body = json.dumps(doc)
+    marker = {"cpu_percent": '"cpu_percent": 1.5', "rss_mb": '"cpu_percent": 1.5',
+              "started": '"started": 1700000000.0', "first_seen": '"first_seen": 1700000000.0'}[where]
+    assert marker in body
+    if where == "rss_mb":
+        body = body.replace(marker, marker + f', "rss_mb": {number}')
+    else:
+        body = body.replace(marker, marker.split(":")[0] + f": {number}", 1)
+    answer = device.collector.http.post("/api/v1/reports", content=body, headers={
+        **device.headers(), "content-type": "application/json"})
+    assert answer.status_code < 500, answer.text
+    good = device.send(fleet.report(device.doc, seq=2, kind="snapshot", upserts=[fleet.sighting(name="Aider")]))
+    assert good.status_code == 200 and good.json()["applied"], good.text
