@@ -172,6 +172,10 @@ def _daemon(args: argparse.Namespace) -> int:
     if args.print_settings:
         print("\n".join(describe(settings, origins)))
         return 0
+    refused = _unsafe_enroll_secret(settings)
+    if refused:
+        print(f"agentroster daemon: {refused}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "watchdog"):  # one line per request / event: the daemon says what matters
@@ -192,6 +196,26 @@ def _daemon(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(f"agentroster daemon: {exc}", file=sys.stderr)
         return 2
+
+
+def _unsafe_enroll_secret(settings: Any) -> str | None:
+    """Why the enroll secret file is refused at start-up (it exists but is not root's alone), or None.
+
+    Anyone who can read it can enroll as a device of the org, so the daemon does not start on one that
+    others can read; a file removed once the device is enrolled is fine (MDM may take it back). On
+    Windows, where mode bits mean nothing, the installer sets its ACL (SYSTEM and Administrators only).
+    """
+    from endpoint.settings import SettingsError, read_enroll_secret
+
+    path = settings.enroll_secret_file
+    if path is None or not os.path.lexists(path):
+        return None
+    try:
+        read_enroll_secret(settings)
+    except (SettingsError, OSError) as exc:
+        return (f"the enroll secret file is refused: {exc}. It must be a regular file owned by root and readable "
+                f"by root only: chown root {path} && chmod 0600 {path}")
+    return None
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -3,7 +3,10 @@
 A value found in a process environment, a command line or a config file lives only inside the call
 that found it: what leaves is ``Credential(kind, fingerprint, source, where)``. The fingerprint is an
 HMAC under the organisation's key, so the collector can tell a corporate key (whose fingerprint the
-org registered) from a personal one without ever holding either.
+org registered) from a personal one without ever holding either. The key is the one the collector
+handed the daemon at enrollment (kept root-only in the daemon's data dir), or
+``AGENTROSTER_FINGERPRINT_KEY`` for tests and development; with neither there is no fingerprint at all
+(a public key would let anyone test guesses against it), and the scan says so.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Literal, Protocol
 
 from endpoint.evidence import Credential
 from signatures.redaction import GENERIC, Redactor, is_secret_name
 
-DEFAULT_FINGERPRINT_KEY = b"agentroster/fingerprint/v1"
 FINGERPRINT_KEY_ENV = "AGENTROSTER_FINGERPRINT_KEY"
-
+NO_FINGERPRINT_KEY = "no_fingerprint_key"  # the errors[] code of a scan made without the org's key
 
 class _Kind(Protocol):
     @property
@@ -30,14 +33,48 @@ class _Kind(Protocol):
 Classifier = Callable[[str | None, str], _Kind | None]  # Library.credential_kind
 
 
-def fingerprint_key() -> bytes:
+_file_key: tuple[str, tuple[int, int, int], bytes | None] | None = None  # path, (dev, ino, mtime), key
+_data_dir: str | None = None  # the daemon's own data dir, when it is not the default
+
+
+def use_data_dir(data_dir: str | os.PathLike[str]) -> None:
+    """Where ``fingerprint_key()`` finds the org's key in this process (the daemon's ``data_dir`` setting)."""
+    global _data_dir
+    _data_dir = os.fspath(data_dir)
+
+
+def fingerprint_key(data_dir: str | os.PathLike[str] | None = None) -> bytes | None:
+    """The organisation's key: ``AGENTROSTER_FINGERPRINT_KEY``, else the one kept (root-only) in the
+    daemon's data dir (``data_dir``, else ``AGENTROSTER_DATA_DIR`` or the OS's default); None without."""
     value = os.environ.get(FINGERPRINT_KEY_ENV)
-    return value.encode() if value else DEFAULT_FINGERPRINT_KEY
+    if value:
+        return value.encode()
+    from endpoint.identity import fingerprint_key_path, read_private
+
+    if data_dir is None:
+        from endpoint.settings import default_data_dir
+
+        data_dir = _data_dir or os.environ.get("AGENTROSTER_DATA_DIR") or default_data_dir()
+    path = fingerprint_key_path(Path(data_dir))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    global _file_key
+    stamp = (st.st_dev, st.st_ino, st.st_mtime_ns)
+    if _file_key is None or _file_key[:2] != (str(path), stamp):  # read once per file version, not per secret
+        text = read_private(path)
+        _file_key = (str(path), stamp, text.encode() if text else None)
+    return _file_key[2]
 
 
-def fingerprint(value: str, *, key: bytes | None = None) -> str:
-    """The keyed fingerprint of a secret: stable per org key, useless to anyone without it."""
-    return "hmac-sha256:" + hmac_sha256(key or fingerprint_key(), value.encode("utf-8", "surrogatepass"))[:32]
+def fingerprint(value: str, *, key: bytes | None = None) -> str | None:
+    """The keyed fingerprint of a secret: stable per org key, useless to anyone without it; None when
+    there is no org key (``key``, else ``fingerprint_key()``)."""
+    key = key or fingerprint_key()
+    if not key:
+        return None
+    return "hmac-sha256:" + hmac_sha256(key, value.encode("utf-8", "surrogatepass"))[:32]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -39,7 +39,7 @@ class SlotRecord:
 
 class Credential(NamedTuple):
     kind: str  # a credential kind id from signatures/providers.yaml, e.g. "openai"
-    fingerprint: str  # keyed fingerprint, never the value
+    fingerprint: str | None  # keyed fingerprint, never the value; None without the org's key
     source: Literal["env", "config", "cmdline"]
     where: str  # "pid 123 env OPENAI_API_KEY" or "/home/a/.cursor/mcp.json#/mcpServers/gh/env/GITHUB_TOKEN"
 

@@ -111,7 +111,7 @@ class Sighting:
         self.configs: dict[str, dict[str, Any]] = {}
         self.mcp_servers: dict[tuple[str, str], dict[str, Any]] = {}
         self.endpoints: dict[tuple[str, int, str], dict[str, Any]] = {}
-        self.credentials: dict[tuple[str, str], Credential] = {}
+        self.credentials: dict[tuple[str, str | None], Credential] = {}
         self.flags: set[str] = set()
         self.evidence: dict[tuple[str, str, str], None] = {}  # ordered set
         self.weights: list[float] = []

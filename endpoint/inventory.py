@@ -421,12 +421,37 @@ class Inventory:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.key_path)
+        self._forget_proof()
         with self._tx():
             self._set("device_id", device_id)
             self._set("collector_url", collector_url)
             self._set("enrolled_at", repr(time.time()))
 
-    def forget_device_key(self) -> None:
+    @property
+    def proof_path(self) -> Path:
+        return self.dir / (KEY_FILE + ".previous")
+
+    def previous_device_key(self) -> str | None:
+        """The key forgotten with ``keep_as_proof``: shown at the next enrollment, it proves this is the
+        device that held it (the collector gives an identity whose key is live to no one else)."""
+        try:
+            return self.proof_path.read_text(encoding="utf-8").strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _forget_proof(self) -> None:
+        try:
+            self.proof_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def forget_device_key(self, *, keep_as_proof: bool = False) -> None:
+        """Stop using the key; ``keep_as_proof`` keeps it (0600) for the next enrollment with the same
+        collector (never for another one: that would hand it our key)."""
+        if keep_as_proof and self.key_path.exists():
+            os.replace(self.key_path, self.proof_path)
+        else:
+            self._forget_proof()
         try:
             self.key_path.unlink()
         except FileNotFoundError:

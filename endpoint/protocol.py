@@ -81,7 +81,8 @@ class Endpoint(_Model):
 
 class CredentialRef(_Model):
     kind: str
-    fingerprint: str = Field(pattern=r"^hmac-sha256:[0-9a-f]{32}$")
+    fingerprint: str | None = Field(pattern=r"^hmac-sha256:[0-9a-f]{32}$",
+                                    description="null when the scan had no organisation key (an errors[] entry says so)")
     source: Literal["env", "config", "cmdline"]
     where: str
 

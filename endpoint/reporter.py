@@ -2,7 +2,9 @@
 
 A report leaves the spool only when the collector acknowledges it (applied, or a duplicate: it holds it
 already); a ``need_snapshot`` answer replaces the spool by a snapshot; a rejected device key is
-forgotten and the device enrolls again. Every failure is one of the errors below, retried with capped
+put aside and the device enrolls again, showing that key as proof that it is the device that held it
+(the collector lets no one else re-enroll an identity whose key is live). Enrollment brings the
+organisation's fingerprint key, kept root-only beside the device key. Every failure is one of the errors below, retried with capped
 exponential backoff and jitter, so that a fleet coming back after an outage does not return in step.
 """
 
@@ -142,7 +144,8 @@ class Reporter:
                  device: Callable[[], Mapping[str, Any]], status: Callable[[], Mapping[str, Any]] = dict,
                  ca_bundle: str | Path | None = None, drain_reports_per_s: float = 5.0,
                  retry_base_s: float = 1.0, retry_cap_s: float = 60.0, enroll_cap_s: float = 300.0,
-                 timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None, hardware_id: str = "",
+                 on_enrolled: Callable[[], None] | None = None) -> None:
         import httpx
 
         self.inventory = inventory
@@ -150,6 +153,8 @@ class Reporter:
         self._secret = enroll_secret
         self._device = device
         self._status = status
+        self.hardware_id = hardware_id
+        self._on_enrolled = on_enrolled
         self.min_gap_s = 1.0 / drain_reports_per_s if drain_reports_per_s > 0 else 0.0
         self.retry = Backoff(retry_base_s, retry_cap_s)
         self.enroll_retry = Backoff(retry_base_s, enroll_cap_s)
@@ -188,8 +193,13 @@ class Reporter:
         if not secret:
             raise EnrollmentRejected("no enroll secret is configured (enroll_secret or enroll_secret_file)")
         device = dict(self._device())
-        answer = self._post(ENROLL_PATH, json={"enroll_secret": secret, "host_identifier": device["id"],
-                                               "device": device})
+        request: dict[str, Any] = {"enroll_secret": secret, "host_identifier": device["id"], "device": device}
+        if self.hardware_id:
+            request["hardware_id"] = self.hardware_id
+        proof = self.inventory.previous_device_key()
+        if proof:
+            request["device_key"] = proof
+        answer = self._post(ENROLL_PATH, json=request)
         busy = self._unavailable(answer, "enroll")
         if busy:
             raise busy
@@ -198,11 +208,23 @@ class Reporter:
         try:
             body = answer.json()
             key, device_id = str(body["device_key"]), str(body["device_id"])
-        except (ValueError, KeyError, TypeError):
+            org_key, conflict = body.get("fingerprint_key"), bool(body.get("identity_conflict"))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise EnrollmentRejected("enroll: the collector's answer is not an EnrollResponse") from None
         self.inventory.save_enrollment(key, device_id=device_id, collector_url=self.collector_url)
+        if isinstance(org_key, str) and 16 <= len(org_key) <= 512 and org_key.isprintable():
+            from endpoint.identity import save_fingerprint_key
+
+            save_fingerprint_key(self.inventory.dir, org_key)
         self.stats.enrollments += 1
-        log.info("enrolled with %s as device %s", self.collector_url, device_id)
+        if conflict:
+            log.warning("enrolled with %s as device %s, apart: the collector holds this identity under another "
+                        "key, and shows this device to its admins as an identity conflict", self.collector_url,
+                        device_id)
+        else:
+            log.info("enrolled with %s as device %s", self.collector_url, device_id)
+        if self._on_enrolled is not None:
+            self._on_enrolled()
         # A new key restarts the device's sequence at the collector: it expects a snapshot first.
         head = self.inventory.pending()
         if head is None or head.kind != "snapshot":
@@ -314,7 +336,7 @@ class Reporter:
             except DeviceKeyRejected as exc:
                 self._failed(exc)
                 log.warning("enrolling again")
-                self.inventory.forget_device_key()
+                self.inventory.forget_device_key(keep_as_proof=True)
                 self._wait(self.retry.next())
             except EnrollmentRejected as exc:
                 self._failed(exc)

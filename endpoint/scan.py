@@ -107,6 +107,9 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     errors: list[ScanError] = list(options.network_errors)
     device = device_info(root)
     key = credentials.fingerprint_key()
+    if key is None:  # a public key would let anyone test guesses against a fingerprint: none at all
+        errors.append(ScanError("fingerprint_key", credentials.NO_FINGERPRINT_KEY,
+                                "no organisation key (enroll the daemon): credential fingerprints are left out"))
     from endpoint.sensors.processes import remembering
 
     classify = remembering(lib.credential_kind)  # the same servers' arguments recur in home after home

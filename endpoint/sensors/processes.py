@@ -119,7 +119,7 @@ def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
 
 
 def _reduce(env: dict[str, str], classify: credentials.Classifier, keep_env: Collection[str],
-            key: bytes) -> Reduced:
+            key: bytes | None) -> Reduced:
     if len(env) > _MAX_ENV_ENTRIES:
         env = dict(list(env.items())[:_MAX_ENV_ENTRIES])
     return (frozenset(env), {k: env[k] for k in keep_env if k in env},

@@ -9,6 +9,8 @@ the collector, nothing else is, and no sighting was ever recorded as new twice.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ from factories import build_homes
 from support import AGENTROSTER, TESTS
 
 sys.path.append(str(TESTS / "console" / "server"))
+import fleet  # noqa: E402
 import servers  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -386,23 +389,34 @@ def test_tiny_spool_coalesces_into_a_snapshot_and_stays_bounded(collector, make_
     assert {f"spooled-{n}" for n in range(12)} <= collector.names(device_id)
 
 
-def test_invalid_device_key_makes_the_daemon_enroll_again(collector, make_daemon, root):
+def test_the_enroll_secret_alone_cannot_take_over_the_daemons_device(collector, make_daemon, root):
     daemon = make_daemon(root)
     device_id = exactly_once(daemon, collector)
-    old_key = (daemon.data_dir / "device.key").read_text()
-    host = daemon.state()["meta"] and collector.get("/api/v1/devices", limit=500)
-    host_identifier = next(d["host_identifier"] for d in host["data"] if d["id"] == device_id)
-    # the same host enrolls elsewhere (a reinstall, an image clone): this daemon's key stops working
+    key = (daemon.data_dir / "device.key").read_text()
+    host_identifier = (daemon.data_dir / "install.id").read_text().strip()
+    rows = {d["id"]: d for d in collector.get("/api/v1/devices", limit=500)["data"]}
+    assert rows[device_id]["host_identifier"] == host_identifier  # the per-install identity, not the host name
+    held = collector.present_ids(device_id)
+    # someone with the org's enroll secret (every machine has it) claims this device's identity ...
+    doc = fleet.device_doc(host_identifier, hostname=root.name)
     answer = httpx.post(collector.url + "/api/v1/enroll", timeout=30, json={
-        "enroll_secret": collector.enroll_secret, "host_identifier": host_identifier,
-        "device": {"id": host_identifier, "hostname": root.name, "os": "linux", "agentroster_version": "0"}})
+        "enroll_secret": collector.enroll_secret, "host_identifier": host_identifier, "device": doc})
     assert answer.status_code == 200, answer.text
-    edit_config(root, "after-reenroll")
-    eventually(lambda: (daemon.data_dir / "device.key").read_text() not in ("", old_key), "a new key", daemon=daemon)
+    intruder = answer.json()
+    assert intruder["device_id"] != device_id and intruder["identity_conflict"] is True
+    # ... and says that nothing runs there
+    empty = httpx.post(collector.url + "/api/v1/reports", timeout=30, json=fleet.report(doc, kind="snapshot"),
+                       headers={"authorization": f"Bearer {intruder['device_key']}"})
+    assert empty.json()["applied"] is True
+    # the real device goes on reporting under its own key, and nothing it reported is gone
+    edit_config(root, "after-intruder")
+    eventually(lambda: "after-intruder" in collector.names(device_id), "the device still reports", daemon=daemon)
+    assert (daemon.data_dir / "device.key").read_text() == key
+    assert held <= collector.present_ids(device_id)
     assert exactly_once(daemon, collector) == device_id
-    assert "after-reenroll" in collector.names(device_id)
-    eventually(lambda: daemon.status()["reporter"]["enrollments"] >= 1, "the status counts the enrollment",
-               daemon=daemon)
+    rows = {d["id"]: d for d in collector.get("/api/v1/devices", limit=500)["data"]}
+    assert rows[intruder["device_id"]]["identity_conflict"] == device_id
+    assert rows[device_id]["identity_conflict"] is None and rows[device_id]["revoked"] is False
 
 
 def contract_sighting(name: str) -> dict[str, Any]:
@@ -770,3 +784,100 @@ def test_a_file_that_breaks_the_code_hides_nothing_else_and_the_device_shows_inc
         assert daemon.status()["units_failed"] == 1
     finally:
         daemon.stop()
+
+
+def once(collector: Collector, root: Path, data: Path, secret: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run("daemon", "--once", "--collector", collector.url, "--enroll-secret-file", str(secret),
+               "--data-dir", str(data), "--root", str(root), env=env)
+
+
+def secret_file(collector: Collector, tmp_path: Path, mode: int = 0o600) -> Path:
+    secret = tmp_path / "secret"
+    secret.write_text(collector.enroll_secret)
+    secret.chmod(mode)
+    return secret
+
+
+def device_row(collector: Collector, device_id: str) -> dict[str, Any]:
+    return next(d for d in collector.get("/api/v1/devices", limit=500)["data"] if d["id"] == device_id)
+
+
+def test_enrolling_again_with_the_old_key_keeps_the_device_and_without_it_is_a_conflict(collector, root, tmp_path):
+    secret, data = secret_file(collector, tmp_path), tmp_path / "data"
+    assert once(collector, root, data, secret).returncode == 0
+    device_id = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
+    assert device_row(collector, device_id)["hardware_id"] == ""  # --root: no hardware of its own
+    old_key = (data / "device.key").read_text()
+    # what the reporter does with a key the collector refused: it is kept aside, as proof, for the next enrollment
+    os.replace(data / "device.key", data / "device.key.previous")
+    done = once(collector, root, data, secret)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"] == device_id
+    assert (data / "device.key").read_text() != old_key and not (data / "device.key.previous").exists()
+    assert device_row(collector, device_id)["identity_conflict"] is None
+    # a copy of the data dir without the key (an image clone): a device apart, flagged for an admin
+    (data / "device.key").unlink()
+    done = once(collector, root, data, secret)
+    assert done.returncode == 0, done.stderr
+    assert "identity conflict" in done.stderr
+    other = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
+    assert other != device_id and device_row(collector, other)["identity_conflict"] == device_id
+    assert len(collector.present_ids(device_id)) > 10  # the first device's sightings are untouched
+
+
+def test_once_enrolls_again_when_the_collector_refuses_its_key(collector, root, tmp_path):
+    secret, data = secret_file(collector, tmp_path), tmp_path / "data"
+    assert once(collector, root, data, secret).returncode == 0
+    device_id = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
+    # the device's identity is no longer the one its key was given for (an upgrade from the machine-id
+    # identity does this): the collector answers 403 device_mismatch
+    (data / "install.id").write_text("install:" + "b" * 32)
+    done = once(collector, root, data, secret)
+    assert done.returncode == 0, done.stderr
+    assert "device_mismatch" in done.stderr
+    again = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
+    assert again != device_id and len(collector.present_ids(again)) > 10
+
+
+def test_an_enroll_secret_others_can_read_is_refused_at_start_up(collector, root, tmp_path):
+    secret, data = secret_file(collector, tmp_path, 0o640), tmp_path / "data"
+    done = subprocess.run([AGENTROSTER, "daemon", "--collector", collector.url, "--enroll-secret-file", str(secret),
+                           "--data-dir", str(data), "--root", str(root)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **SETTINGS_ENV})
+    assert done.returncode == 2
+    assert "readable by root only" in done.stderr and "chmod 0600" in done.stderr
+    assert collector.enroll_secret not in done.stderr + done.stdout
+    assert not (data / "state.sqlite3").exists()
+
+
+def test_the_org_fingerprint_key_comes_with_enrollment_and_scan_uses_it(collector, root, tmp_path):
+    cursor = root / "home" / "alice" / ".cursor"
+    cursor.mkdir(parents=True, exist_ok=True)
+    (cursor / "mcp.json").write_text(json.dumps({"mcpServers": {"keyed": {
+        "command": "uvx", "args": ["mcp-server-keyed"], "env": {"OPENAI_API_KEY": FAKE_OPENAI}}}}))
+    secret, data = secret_file(collector, tmp_path), tmp_path / "data"
+    no_key = {"AGENTROSTER_FINGERPRINT_KEY": ""}
+    done = once(collector, root, data, secret, **no_key)
+    assert done.returncode == 0, done.stderr
+    org_key = collector._rows("SELECT value FROM fingerprint_key")[0][0]
+    key_file = data / "fingerprint.key"
+    assert key_file.read_text() == org_key and (key_file.stat().st_mode & 0o777) == 0o600
+    assert org_key not in done.stderr + done.stdout
+    expected = "hmac-sha256:" + hmac.new(org_key.encode(), FAKE_OPENAI.encode(), hashlib.sha256).hexdigest()[:32]
+    device_id = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
+    stored = collector._rows("SELECT fingerprints FROM sighting WHERE device_id = :d AND gone = :g", d=device_id,
+                             g=False)
+    at_collector = {f for (row,) in stored for f in json.loads(row)}
+    assert expected in at_collector
+    # `agentroster scan` run by root on this machine: the key the daemon was given
+    scanned = run("scan", "--json", "--root", str(root), env={**no_key, "AGENTROSTER_DATA_DIR": str(data)})
+    assert scanned.returncode == 0, scanned.stderr
+    found = {c["fingerprint"] for s in json.loads(scanned.stdout)["sightings"] for c in s["credentials"]}
+    assert found == at_collector  # the same key: the same fingerprints as the daemon's
+    # and without it, no fingerprint at all (never one under a public constant)
+    elsewhere = tmp_path / "not-enrolled"
+    elsewhere.mkdir()
+    bare = json.loads(run("scan", "--json", "--root", str(root),
+                          env={**no_key, "AGENTROSTER_DATA_DIR": str(elsewhere)}).stdout)
+    assert {c["fingerprint"] for s in bare["sightings"] for c in s["credentials"]} == {None}
+    assert "no_fingerprint_key" in {e["error"] for e in bare["errors"]}
