@@ -85,7 +85,30 @@ _COOKIE_HEADER = re.compile(r"(?i)(?<![\w-])((?:set-)?cookie[\"']?\s*[:=]\s*[\"'
 _BEARER = re.compile(r"(?i)(?<![\w-])(bearer)\s+([^\s\"',;]+)")
 _HOLDER_BEFORE = re.compile(r"(?:^|[\s\"'])-{0,2}[\"']?([A-Za-z_][\w.\-]{0,99})(?:[\"']?\s*[:=]\s*[\"']?|\s+)$")
 _FLAG_THEN_VALUE = re.compile(r"(?<!\S)(--?[A-Za-z][\w.-]{0,99})\s+([^\s\"'][^\s\"']*)")
-_TRIGGER = re.compile(r"[=:@]|(?i:bearer|basic\s|\s-)")
+# Text that none of the rules can touch: no "=", no URL, none of the words a secret's name, header or
+# client has (lowercase), no key shape. Most strings are such, and substring tests tell fast (also over a whole
+# JSON document: none of these words is a key of a sighting's sections, except "credentials", counted apart).
+_TRIGGER_WORDS = ("=", "://", "key", "pass", "pw", "secret", "token", "auth", "cookie", "bearer", "jwt", "sid",
+                  "mysql", "mariadb", "mongo", "redis")
+
+
+def _sub_resuming(pattern: re.Pattern[str], text: str, replace: Callable[[re.Match[str]], str | None],
+                  group: int) -> str:
+    """``pattern.sub``, except that a match ``replace`` keeps (None) is searched again from its ``group``:
+    in "A= DB_PASSWORD=x" the value of A is where the secret's name starts."""
+    out: list[str] = []
+    pos = 0
+    while (m := pattern.search(text, pos)) is not None:
+        replaced = replace(m)
+        if replaced is None:
+            resume = max(m.start(group), pos + 1)
+            out.append(text[pos:resume])
+            pos = resume
+        else:
+            out.append(text[pos:m.start()] + replaced)
+            pos = m.end()  # (neither pattern matches an empty string)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def marker(kind: str | None) -> str:
@@ -130,9 +153,12 @@ class Redactor:
         """``shapes``: (kind id, value pattern) pairs; ``env_kinds``: variable name -> kind id."""
         self._shapes = list(shapes)
         self._env_kinds = {k.upper().replace("-", "_"): v for k, v in env_kinds.items()}
-        combined = "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(self._shapes))
-        self._shape_any = re.compile(combined) if combined else None
-        self._trigger = re.compile(f"{_TRIGGER.pattern}|{combined}" if combined else _TRIGGER.pattern)
+        named = "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(self._shapes))
+        self._shape_any = re.compile(named) if named else None  # which kind a whole value is
+        # the same without group names, to search text with: several times faster
+        self._shape_search = re.compile("|".join(f"(?:{p})" for _, p in self._shapes)) if self._shapes else None
+        self._trigger_words = _TRIGGER_WORDS + tuple(sorted(
+            name.lower() for name in self._env_kinds if not any(w in name.lower() for w in _TRIGGER_WORDS)))
 
     @classmethod
     def from_kinds(cls, kinds: Iterable[CredentialKindLike]) -> Redactor:
@@ -144,6 +170,19 @@ class Redactor:
             for name in kind.env:
                 env_kinds.setdefault(name, kind.id)
         return cls(shapes, env_kinds)
+
+    def might_hold_secret(self, text: str) -> bool:
+        """False when no rule can change ``text`` (or any string inside it, when it is a JSON document)."""
+        lowered = text.lower()
+        if any(word in lowered for word in self._trigger_words):
+            return True
+        if "credential" in lowered and lowered.count("credential") != lowered.count('"credentials":'):
+            return True
+        return self.holds_key_shape(text)
+
+    def holds_key_shape(self, text: str) -> bool:
+        """Whether a known key shape occurs anywhere in ``text``."""
+        return self._shape_search is not None and self._shape_search.search(text) is not None
 
     # -- what a value is -------------------------------------------------------------------------
     def kind_of_shape(self, value: str) -> str | None:
@@ -186,7 +225,7 @@ class Redactor:
     # -- text ------------------------------------------------------------------------------------
     def text(self, text: str, on_secret: OnSecret = _take_guess) -> str:
         """Any free text (an argument, an evidence detail, an error message) with every secret hidden."""
-        if not isinstance(text, str) or self._trigger.search(text) is None:
+        if not isinstance(text, str) or not self.might_hold_secret(text):
             return text
         try:
             return self._text(text, on_secret)
@@ -220,24 +259,25 @@ class Redactor:
             text = _COOKIE_HEADER.sub(lambda m: self._cookie_header(m, on_secret), text)
         if "authorization" in lowered:
             text = _AUTH_HEADER.sub(lambda m: self._auth_header(m, on_secret), text)
-        text = _ASSIGNMENT.sub(lambda m: self._assignment(m, on_secret), text)
+        # flags first: "NAME: --password x" must not take the flag for NAME's value and leave x
+        text = _sub_resuming(_FLAG_THEN_VALUE, text, lambda m: self._flag_value(m, on_secret), 2)
+        text = _sub_resuming(_ASSIGNMENT, text, lambda m: self._assignment(m, on_secret), 5)
         if "bearer" in lowered:
             text = _BEARER.sub(lambda m: self._bearer(m, on_secret), text)
-        text = _FLAG_THEN_VALUE.sub(lambda m: self._flag_value(m, on_secret), text)
         for client in {m.group(1).lower() for m in _DB_CLIENT_IN_TEXT.finditer(text)}:
             text = self._db_flags_in_text(client, text, on_secret)
         return text
 
     def _shapes_in(self, text: str, on_secret: OnSecret) -> str:
-        if self._shape_any is None:
+        if self._shape_search is None:
             return text
-        return self._shape_any.sub(
-            lambda m: self._hide(None, m.group(0), self._shapes[int(str(m.lastgroup)[1:])][0], on_secret), text)
+        return self._shape_search.sub(
+            lambda m: self._hide(None, m.group(0), self.kind_of_shape(m.group(0)) or GENERIC, on_secret), text)
 
-    def _assignment(self, m: re.Match[str], on_secret: OnSecret) -> str:
+    def _assignment(self, m: re.Match[str], on_secret: OnSecret) -> str | None:
         name, value = m.group(3), m.group(5)
         if name.lower().replace("_", "-") in _HEADERS_DONE or not (self._env_kind(name) or is_secret_name(name)):
-            return m.group(0)
+            return None
         return m.group(0)[: m.start(5) - m.start(0)] + self._hide_value(name, value, on_secret)
 
     def _auth_header(self, m: re.Match[str], on_secret: OnSecret) -> str:
@@ -259,10 +299,10 @@ class Redactor:
             return m.group(0)
         return f"{word} " + self._hide("authorization", value, self.kind_of_shape(value) or GENERIC, on_secret)
 
-    def _flag_value(self, m: re.Match[str], on_secret: OnSecret) -> str:
+    def _flag_value(self, m: re.Match[str], on_secret: OnSecret) -> str | None:
         flag, value = m.groups()
         if "=" in flag or not is_secret_name(flag) or _is_kept_value(value) or value.startswith("-"):
-            return m.group(0)
+            return None
         return m.group(0)[: m.start(2) - m.start(0)] + self._hide_value(flag, value, on_secret)
 
     def _db_flags_in_text(self, client: str, rest: str, on_secret: OnSecret) -> str:

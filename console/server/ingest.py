@@ -223,10 +223,13 @@ def scrubbed(doc: dict[str, Any]) -> dict[str, Any]:
     in depth: a device running old or altered code). One search over the sighting tells whether there can
     be one; most sightings are taken as they are."""
     redactor = _redactor()
-    sections = {s: doc[s] for s in SECTIONS}
-    if not redactor.might_hold_secret(orjson.dumps([doc["name"], doc["user"], sections]).decode()):
+    texts = {s: doc[s] for s in SECTIONS if s != "credentials"}
+    # A credential's "where" names the variable or key that held it (…/env/GITHUB_TOKEN), never its value:
+    # only a key shape there is worth the walk.
+    if not (redactor.might_hold_secret(orjson.dumps([doc["name"], texts]).decode())
+            or redactor.holds_key_shape(orjson.dumps(doc["credentials"]).decode())):
         return doc
-    return {**doc, "name": redactor.text(doc["name"]), **_scrub(sections, redactor)}
+    return {**doc, "name": redactor.text(doc["name"]), **_scrub({s: doc[s] for s in SECTIONS}, redactor)}
 
 
 def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: str, policy: governance.Policy,
