@@ -270,6 +270,8 @@ class Device:
     sightings: int = 0
     status: dict[str, Any] = field(default_factory=dict)
     users: tuple[str, ...] = ()  # the distinct users of its agents, as the collector lists them
+    identity_conflict: str | None = None  # the device whose identity it claimed without that device's key
+    hardware_id: str = ""
 
     @property
     def units_failed(self) -> int:
@@ -296,7 +298,9 @@ class Device:
                    last_seen=_time(data.get("last_seen")), enrolled_at=_time(data.get("enrolled_at")),
                    stale=bool(data.get("stale")), revoked=bool(data.get("revoked")),
                    sightings=int(data.get("sightings") or 0), status=status if isinstance(status, dict) else {},
-                   users=_strs(data.get("users")))
+                   users=_strs(data.get("users")),
+                   identity_conflict=str(data["identity_conflict"]) if data.get("identity_conflict") else None,
+                   hardware_id=str(data.get("hardware_id") or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +567,11 @@ class Client:
         data = self._request("POST", f"{API}/agents/actions", body=body)
         return TriageResult(int(data.get("applied", 0)),
                             tuple(TriageAction.from_json(a) for a in data.get("actions") or () if isinstance(a, dict)))
+
+    def accept_identity(self, device_id: str) -> Device:
+        """Accept a device flagged as an identity conflict (admins): it takes the identity it claimed and
+        the device that held it is revoked."""
+        return Device.from_json(self._request("POST", f"{API}/devices/{_seg(device_id)}/accept-identity", body={}))
 
     def decide_registration(self, registration_id: str, approve: bool, note: str | None = None) -> Registration:
         """Approve or reject a pending registration (admins); the collector re-assesses its agent."""

@@ -107,6 +107,7 @@ class Console(QObject):
         w.devices.stale.currentIndexChanged.connect(lambda _: self.devices.reload(w.devices.stale.currentData()))
         w.devices.table.selectionModel().currentRowChanged.connect(self._device_changed)
         w.devices.show_agents.clicked.connect(self.show_device_agents)
+        w.devices.accept_identity.clicked.connect(self.accept_device_identity)
         w.devices.table.activated.connect(lambda _index: self.show_device_agents())
         w.registrations.status.currentIndexChanged.connect(lambda _: self.load_registrations())
         w.registrations.table.selectionModel().currentRowChanged.connect(
@@ -463,6 +464,8 @@ class Console(QObject):
     def _device_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         device = self.devices.device_at(current.row()) if current.isValid() else None
         self.window.devices.show_agents.setEnabled(device is not None)
+        self.window.devices.accept_identity.setEnabled(
+            self.can_triage and device is not None and device.identity_conflict is not None and not device.revoked)
         self.window.devices.users.setText("")
         if device is None:
             return
@@ -478,6 +481,24 @@ class Console(QObject):
                 self.window.devices.users.setText("Users: " + (", ".join(names) or "(machine-wide only)") + health)
 
         self.runner.call(users, on_done=show, on_error=self.api_error)
+
+    def accept_device_identity(self) -> None:
+        """An admin accepts the selected device's claim to another device's identity (that one is revoked)."""
+        device = self.devices.device_at(self.window.devices.table.currentIndex().row())
+        if device is None or device.identity_conflict is None:
+            return
+        if not self.can_triage:
+            self.window.show_message("Your token is a viewer token: viewers can look at devices, not accept them.",
+                                     error=True)
+            return
+        self.window.devices.accept_identity.setEnabled(False)
+
+        def done(accepted: api.Device) -> None:
+            self.window.show_message(f"Device {accepted.id} now holds the identity; device "
+                                     f"{device.identity_conflict} is revoked.")
+            self.devices.reload(self.window.devices.stale.currentData())
+
+        self.runner.call(lambda: self.client.accept_identity(device.id), on_done=done, on_error=self.api_error)
 
     def show_device_agents(self) -> None:
         device = self.devices.device_at(self.window.devices.table.currentIndex().row())

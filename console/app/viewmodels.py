@@ -319,6 +319,8 @@ DEVICE_COLUMNS: tuple[tuple[str, Callable[[api.Device], str]], ...] = (
     ("State", lambda d: "revoked" if d.revoked else ("stale" if d.stale else "reporting")),
     ("Sightings", lambda d: str(d.sightings)),
     ("Last scan", scan_health),
+    ("Identity", lambda d: f"conflict: claims device {d.identity_conflict}" if d.identity_conflict and not d.revoked
+     else ""),
 )
 
 

@@ -1,5 +1,6 @@
-"""The devices tab: host, OS, users, agent version, last seen (stale ones marked), sightings per device, and
-whether its last scan was complete (a filter lists the incomplete ones)."""
+"""The devices tab: host, OS, users, agent version, last seen (stale ones marked), identity conflicts (a device
+that enrolled with another device's identity but not its key, for an admin to accept), sightings per device,
+and whether its last scan was complete (a filter lists the incomplete ones)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ class DevicesView(QWidget):
         self.show_agents = QPushButton("Show its agent&s")
         self.show_agents.setEnabled(False)
         bar.addWidget(self.show_agents)
+        self.accept_identity = QPushButton("Accept its &identity")
+        self.accept_identity.setToolTip("This device enrolled with another device's identity but without its key. "
+                                        "Accepting it revokes the other device and lets this one take the identity.")
+        self.accept_identity.setEnabled(False)
+        bar.addWidget(self.accept_identity)
         bar.addStretch(1)
         self.users = plain_label()  # user names come from the endpoint
         self.users.setAccessibleName("Users of the selected device")

@@ -40,9 +40,10 @@ class RunningCollector:
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    def enroll(self, host: str, os: str = "linux") -> str:
+    def enroll(self, host: str, os: str = "linux", *, proof: bool = True) -> str:
+        """Enroll ``host`` (again: with its key as proof, unless ``proof`` is False, as an intruder would)."""
         body = {"enroll_secret": self.enroll_secret, "host_identifier": host,
-                "device": fleet.device_doc(host, os=os)}  # fmt: skip
+                "device": fleet.device_doc(host, os=os), "device_key": self.keys.get(host) if proof else None}
         answer = self.http.post("/api/v1/enroll", json=body)
         assert answer.status_code == 200, answer.text
         self.keys[host] = str(answer.json()["device_key"])

@@ -102,3 +102,45 @@ def test_devices_whose_last_scan_was_incomplete_are_shown_and_filtered(make_cons
         qtbot.waitUntil(lambda: "last scan incomplete: 3 units failed" in view.users.text(), timeout=10_000)
     finally:
         own.close()
+
+
+def test_an_identity_conflict_is_shown_and_an_admin_accepts_it(make_console: Any, qtbot: Any, tmp_path: Path) -> None:
+    own = support.start(f"sqlite:///{tmp_path}/conflict.sqlite3", tmp_path / "server.log")
+    try:
+        host = f"install:{uuid.uuid4().hex}"
+        real = own.snapshot(host, [support.sighting()])
+        own.enroll(host, proof=False)  # the enroll secret alone: a device apart, flagged
+        console = make_console(token=own.admin, url=own.url)
+        qtbot.waitUntil(lambda: console.device_list.count == 2, timeout=10_000)
+        column = [name for name, _ in vm.DEVICE_COLUMNS].index("Identity")
+        rows = {d.id: i for i, d in enumerate(console.device_list.rows)}
+        conflict = next(d for d in console.device_list.rows if d.id != real)
+        assert conflict.identity_conflict == real
+        assert console.devices.data(console.devices.index(rows[conflict.id], column)) == f"conflict: claims device {real}"
+        assert console.devices.data(console.devices.index(rows[real], column)) == ""
+        view = console.window.devices
+        view.table.setCurrentIndex(console.devices.index(rows[real], 0))
+        assert not view.accept_identity.isEnabled()
+        view.table.setCurrentIndex(console.devices.index(rows[conflict.id], 0))
+        qtbot.waitUntil(view.accept_identity.isEnabled, timeout=10_000)
+        view.accept_identity.click()
+        qtbot.waitUntil(lambda: {d["id"]: d["revoked"] for d in own.get("/api/v1/devices")["data"]}
+                        == {real: True, conflict.id: False}, timeout=10_000)
+        qtbot.waitUntil(lambda: all(d.identity_conflict is None for d in console.device_list.rows), timeout=10_000)
+    finally:
+        own.close()
+
+
+def test_a_viewer_cannot_accept_an_identity(make_console: Any, qtbot: Any, tmp_path: Path) -> None:
+    own = support.start(f"sqlite:///{tmp_path}/viewer.sqlite3", tmp_path / "server.log")
+    try:
+        host = f"install:{uuid.uuid4().hex}"
+        own.snapshot(host, [support.sighting()])
+        own.enroll(host, proof=False)
+        console = make_console(token=own.viewer, url=own.url)
+        qtbot.waitUntil(lambda: console.device_list.count == 2 and console.role == "viewer", timeout=10_000)
+        conflict = next(i for i, d in enumerate(console.device_list.rows) if d.identity_conflict)
+        console.window.devices.table.setCurrentIndex(console.devices.index(conflict, 0))
+        assert not console.window.devices.accept_identity.isEnabled()
+    finally:
+        own.close()
