@@ -405,8 +405,16 @@ class Engine:
 
     def _declare_server(self, agent: Sighting, server: McpServerConfig, config: ConfigRecord) -> None:
         entry = _mcp_dict(server, config.display_path)
-        if self.redact_args is not None and server.args:
-            entry["args"], _ = self.redact_args(server.args)
+        found: list[Credential] = []  # the declaration's own secrets: hidden, each one a fingerprint of the tool
+        if self.redact_args is not None:
+            if server.command or server.args:
+                argv, found = self.redact_args([server.command or "", *server.args])
+                entry["args"] = argv[1:]
+                if server.command:
+                    entry["command"] = argv[0]
+            if server.url:
+                urls, in_url = self.redact_args([server.url])
+                entry["url"], found = redact_url(urls[0]), found + in_url
         agent.mcp_servers[(config.display_path, server.where or server.name)] = entry
         match = self._match_server(server)
         sig = match.signature if match else None
@@ -425,6 +433,9 @@ class Engine:
             if server.where and cred.where.split("#", 1)[-1].startswith(server.where + "/"):
                 tool.credentials[(cred.kind, cred.fingerprint)] = cred
                 tool.flags.add("plaintext_secret")
+        for cred in found:
+            tool.credentials[(cred.kind, cred.fingerprint)] = cred
+            tool.flags.add("plaintext_secret")
         self._flag_tool(tool, server, sig)
 
     def _match_server(self, server: McpServerConfig) -> Match | None:

@@ -212,6 +212,8 @@ def _scrub(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, str):
         return redactor.text(value)
     if isinstance(value, list):
+        if value and all(isinstance(v, str) for v in value):
+            return redactor.argv(value)  # a command line or args: a secret flag's value is the next string
         return [_scrub(v, redactor) for v in value]
     if isinstance(value, dict):
         return {k: _scrub(v, redactor) for k, v in value.items()}
