@@ -85,6 +85,11 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# Every test client is 127.0.0.1, and a test session enrolls and refuses far more than one address would:
+# the per-address limits are lifted here, and the tests of those limits set their own (a later flag wins).
+UNLIMITED_PER_ADDRESS = ("--enroll-burst", "1000000", "--auth-failure-burst", "1000000")
+
+
 class CollectorProcess:
     """``agentroster server`` on 127.0.0.1 in its own process group; stop() and start() again at will."""
 
@@ -103,7 +108,7 @@ class CollectorProcess:
 
     def start(self, timeout: float = 30.0) -> CollectorProcess:
         argv = [AGENTROSTER, "server", "--database-url", self.database_url, "--port", str(self.port),
-                "--workers", str(self.workers), *self.extra]
+                "--workers", str(self.workers), *UNLIMITED_PER_ADDRESS, *self.extra]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         self._wait_ready(timeout)
