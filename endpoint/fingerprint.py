@@ -133,10 +133,11 @@ class Sighting:
             self.weights.append(WEIGHTS.get(weight_key, 0.3))
 
     def to_dict(self, seen_at: str) -> dict[str, Any]:
+        scrub = redactor().text  # a server's name and evidence details quote users' files and command lines
         return {
             "id": self.id,
             "signature": self.signature.id if self.signature else None,
-            "name": self.name,
+            "name": scrub(self.name),
             "vendor": self.vendor,
             "type": self.type,
             "user": self.user,
@@ -151,7 +152,7 @@ class Sighting:
             "credentials": [{"kind": c.kind, "fingerprint": c.fingerprint, "source": c.source, "where": c.where}
                             for c in self.credentials.values()],
             "flags": sorted(self.flags),
-            "evidence": [{"kind": k, "rule": r, "detail": d} for k, r, d in self.evidence],
+            "evidence": [{"kind": k, "rule": r, "detail": scrub(d)} for k, r, d in self.evidence],
             "first_seen": seen_at,
             "last_seen": seen_at,
         }

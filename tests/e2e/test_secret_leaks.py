@@ -50,6 +50,7 @@ def tree(tmp_path: Path) -> Path:
                    "headers": {"Authorization": f"Bearer {planted.BEARER}", "x-api-key": planted.API_HEADER,
                                "Cookie": f"session={planted.COOKIE}"}},
         "db": {"command": "mysql", "args": ["-uroot", f"-p{planted.MYSQL_PASSWORD}", "prod"]},
+        "odd-command": {"command": f"SERVICE_TOKEN={planted.BEARER}"},  # quoted in the evidence of its match
         "java": {"command": "java", "args": [f"-Dapi.key={planted.JAVA_PROP}", "-jar", "server.jar",
                                              f"--aws={planted.AWS}", "--anthropic-key", planted.ANTHROPIC]},
     }})
@@ -83,6 +84,8 @@ def test_scan_of_a_tree_shows_no_planted_secret_and_fingerprints_the_known_kinds
         "https://mcp.example.com/s/[REDACTED]/sse?token=[REDACTED:generic]&key=[REDACTED:google]")
     assert servers_by_name["db"]["args"] == ["-uroot", "-p[REDACTED:generic]", "prod"]
     assert "--print" in servers_by_name["leaky-args"]["args"]  # what is no secret stays
+    details = [e["detail"] for s in document["sightings"] for e in s["evidence"]]
+    assert "declared MCP server command 'service_token=[REDACTED:generic]'" in details, details
     kinds = {kind for value, kind in planted.KINDS.items() if kind is not None}
     assert kinds <= _credential_kinds(document), _credential_kinds(document)
 
