@@ -71,6 +71,7 @@ _ATTACHED_P = re.compile(r"^(?:mysql\w*|mariadb[\w-]*|mongo\w*|sshpass)$")
 _NEXT_ARG = {"mongo": "-p", "mongosh": "-p", "mongodump": "-p", "mongorestore": "-p", "mongoexport": "-p",
              "mongoimport": "-p", "mongostat": "-p", "mongotop": "-p", "mongofiles": "-p", "sshpass": "-p",
              "redis-cli": "-a", "keydb-cli": "-a", "valkey-cli": "-a"}
+_CLIENT_PREFIXES = ("mysql", "mariadb", "mongo", "sshpass", "redis-cli", "keydb-cli", "valkey-cli")
 _DB_CLIENT_IN_TEXT = re.compile(r"(?<![\w.-])(mysql\w*|mariadb[\w-]*|mongo\w*|sshpass|redis-cli|keydb-cli|valkey-cli)"
                                 r"(?:\.exe)?(?![\w-])")
 
@@ -157,8 +158,9 @@ class Redactor:
         self._shape_any = re.compile(named) if named else None  # which kind a whole value is
         # the same without group names, to search text with: several times faster
         self._shape_search = re.compile("|".join(f"(?:{p})" for _, p in self._shapes)) if self._shapes else None
-        self._trigger_words = _TRIGGER_WORDS + tuple(sorted(
+        words = _TRIGGER_WORDS + tuple(sorted(
             name.lower() for name in self._env_kinds if not any(w in name.lower() for w in _TRIGGER_WORDS)))
+        self._trigger_words = re.compile("|".join(re.escape(w) for w in words))  # searched in lowercase text
 
     @classmethod
     def from_kinds(cls, kinds: Iterable[CredentialKindLike]) -> Redactor:
@@ -174,7 +176,7 @@ class Redactor:
     def might_hold_secret(self, text: str) -> bool:
         """False when no rule can change ``text`` (or any string inside it, when it is a JSON document)."""
         lowered = text.lower()
-        if any(word in lowered for word in self._trigger_words):
+        if self._trigger_words.search(lowered) is not None:
             return True
         if "credential" in lowered and lowered.count("credential") != lowered.count('"credentials":'):
             return True
@@ -321,6 +323,8 @@ class Redactor:
     # -- argument lists --------------------------------------------------------------------------
     def argv(self, argv: Sequence[str], on_secret: OnSecret = _take_guess) -> list[str]:
         """A command line with every secret hidden: in any argument, and the argument after a secret flag."""
+        if not self.might_hold_secret("\0".join(a for a in argv if isinstance(a, str))):
+            return list(argv)  # most command lines (every secret name, flag and client has a trigger word)
         out: list[str] = []
         secret_flag: str | None = None  # the flag whose value the next argument is
         client: str | None = None  # a database client named earlier on this command line
@@ -333,8 +337,8 @@ class Redactor:
                 secret_flag = None
                 continue
             secret_flag = None
-            base = re.split(r"[\\/]", arg)[-1].lower().removesuffix(".exe")
-            if _ATTACHED_P.match(base) or base in _NEXT_ARG:
+            base = arg[max(arg.rfind("/"), arg.rfind("\\")) + 1:].lower().removesuffix(".exe")
+            if base.startswith(_CLIENT_PREFIXES) and (_ATTACHED_P.match(base) or base in _NEXT_ARG):
                 client = base
             elif client is not None and _ATTACHED_P.match(client) and arg.startswith("-p") and len(arg) > 2:
                 out.append("-p" + (arg[2:] if _is_kept_value(arg[2:])
