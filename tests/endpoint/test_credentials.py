@@ -65,3 +65,51 @@ def test_document_leaves_are_scanned_with_their_pointer():
     leaves = [("/mcpServers/gh/env/OPENAI_API_KEY", "OPENAI_API_KEY", "sk-FAKEFAKEFAKE"), ("/x", "x", 3)]
     found = credentials.from_leaves(leaves, classify, where="/home/a/.cursor/mcp.json")
     assert [c.where for c in found] == ["/home/a/.cursor/mcp.json#/mcpServers/gh/env/OPENAI_API_KEY"]
+
+
+def _library_classify():
+    import signatures
+
+    return signatures.load().credential_kind
+
+
+def test_every_hidden_value_of_a_known_kind_is_fingerprinted_by_the_library():
+    import planted_secrets as planted
+
+    out, found = credentials.redact_argv(planted.ARGV, _library_classify(), where="pid 9", key=b"org")
+    assert planted.leaked(repr(out) + repr(found)) == []
+    kinds = [c.kind for c in found]
+    for kind in ("anthropic", "openai", "github", "google", "aws"):
+        assert kind in kinds, kinds
+    assert {c.fingerprint for c in found if c.kind == "anthropic"} == {
+        credentials.fingerprint(planted.ANTHROPIC, key=b"org")}
+    assert all(c.source == "cmdline" and c.where == "pid 9 argv" for c in found)
+
+
+def test_a_value_only_its_flag_calls_secret_is_generic_from_8_characters():
+    out, found = credentials.redact_argv(["tool", "--password", "s3cr3t", "--token", "opaque-value-1"],
+                                         _library_classify(), where="pid 3", key=b"org")
+    assert out == ["tool", "--password", "[REDACTED:generic]", "--token", "[REDACTED:generic]"]
+    assert [(c.kind, c.fingerprint) for c in found] == [("generic", credentials.fingerprint("opaque-value-1",
+                                                                                             key=b"org"))]
+
+
+def test_url_userinfo_and_query_keys_become_fingerprints():
+    import planted_secrets as planted
+
+    argv = [f"https://x:{planted.GITHUB}@h.example/p?key={planted.GOOGLE}"]
+    out, found = credentials.redact_argv(argv, _library_classify(), where="mcp args", key=b"org")
+    assert out == ["https://h.example/p?key=[REDACTED:google]"]
+    assert sorted(c.kind for c in found) == ["github", "google"]
+
+
+def test_header_map_values_are_fingerprinted_without_their_scheme():
+    import planted_secrets as planted
+
+    leaves = [("/mcpServers/r/headers/Authorization", "Authorization", f"Bearer {planted.OPENAI}"),
+              ("/mcpServers/r/headers/x-api-key", "x-api-key", "opaque-header-value"),
+              ("/mcpServers/r/headers/Accept", "Accept", "application/json")]
+    found = credentials.from_leaves(leaves, _library_classify(), where="/home/a/.claude.json", key=b"org")
+    assert [(c.kind, c.fingerprint) for c in found] == [
+        ("openai", credentials.fingerprint(planted.OPENAI, key=b"org")),
+        ("generic", credentials.fingerprint("opaque-header-value", key=b"org"))]
