@@ -22,7 +22,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from console.server import auth
-from console.server.deps import StateDep, client_address, refuse
+from console.server.deps import StateDep, client_address, not_blocked, refuse
 from console.server.limits import too_many
 from console.server.models import CONFLICT_MARK, Device, ReportEpoch
 from console.server.routes import API
@@ -41,6 +41,7 @@ def enroll(body: EnrollRequest, request: Request, state: StateDep) -> EnrollResp
     wait = state.enroll_limiter.take(address)
     if wait:
         raise too_many("too_many_enrollments", wait)
+    not_blocked(request, state)  # an address that keeps failing token checks does not guess secrets here
     if body.host_identifier != body.device.id:
         raise refuse(422, "host_identifier_mismatch")
     if CONFLICT_MARK in body.host_identifier:

@@ -172,6 +172,18 @@ def test_failed_token_checks_from_one_address_are_rate_limited(new_database, tmp
         collector.process.stop()
 
 
+def test_wrong_enroll_secrets_count_as_failed_checks(new_database, tmp_path) -> None:
+    collector = start_collector(new_database(), tmp_path, "--auth-failure-rate", "0.01", "--auth-failure-burst", "2")
+    try:
+        codes = [collector.http.post("/api/v1/enroll", json=enroll_body(collector, f"host:g-{i}", "are_guess")
+                                     ).status_code for i in range(3)]
+        assert codes == [401, 401, 429]
+        bad_admin = {"authorization": "Bearer ara_0123456789abcdef.not-the-secret"}
+        assert collector.http.get("/api/v1/devices", headers=bad_admin).status_code == 429
+    finally:
+        collector.process.stop()
+
+
 def test_device_key_failures_count_too(new_database, tmp_path) -> None:
     collector = start_collector(new_database(), tmp_path, "--auth-failure-rate", "0.01", "--auth-failure-burst", "2")
     try:
