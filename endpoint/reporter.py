@@ -227,7 +227,9 @@ class Reporter:
             self._on_enrolled()
         # A new key restarts the device's sequence at the collector: it expects a snapshot first.
         head = self.inventory.pending()
-        if head is None or head.kind != "snapshot":
+        if head is None or head.kind != "snapshot" or _device_id(head.body) != device["id"]:
+            # (a report spooled before the identity changed, an upgrade from the machine-id identity, would
+            # be refused as device_mismatch for ever: it is replaced by a snapshot under this identity)
             self.inventory.resnapshot(device)
 
     def forget_other_collector(self) -> None:
@@ -360,6 +362,16 @@ class Reporter:
         self._streak = message
         self.stats.last_error = message
         self.stats.last_error_at = time.time()
+
+
+def _device_id(body: bytes) -> object:
+    """The device id a spooled report carries (None when it cannot be read)."""
+    import json
+
+    try:
+        return json.loads(body).get("device", {}).get("id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _short(exc: BaseException) -> str:

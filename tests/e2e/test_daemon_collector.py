@@ -881,3 +881,18 @@ def test_the_org_fingerprint_key_comes_with_enrollment_and_scan_uses_it(collecto
                           env={**no_key, "AGENTROSTER_DATA_DIR": str(elsewhere)}).stdout)
     assert {c["fingerprint"] for s in bare["sightings"] for c in s["credentials"]} == {None}
     assert "no_fingerprint_key" in {e["error"] for e in bare["errors"]}
+
+
+def test_reports_spooled_under_an_old_identity_do_not_block_the_next_enrollment(collector, root, tmp_path):
+    secret, data = secret_file(collector, tmp_path), tmp_path / "data"
+    collector.process.stop()  # the collector is away: the first report stays in the spool
+    assert once(collector, root, data, secret).returncode == 1
+    collector.process.start()
+    # the identity changes while that report waits (an upgrade from the machine-id identity does this)
+    (data / "install.id").write_text("install:" + "c" * 32)
+    done = once(collector, root, data, secret)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)
+    assert status["spool"]["reports"] == 0
+    assert device_row(collector, status["device_id"])["host_identifier"] == "install:" + "c" * 32
+    assert len(collector.present_ids(status["device_id"])) > 10
