@@ -291,23 +291,45 @@ def mutated_files(draw: Any) -> tuple[cs.Fixture, bytes]:
     return fixture, text.encode("utf-8", "surrogatepass")
 
 
+class Reported:
+    """One enrolled device of the test's own: its spool, its reporter, and what the collector lists for it
+    (its repr names the device only: hypothesis prints it with a failing example)."""
+
+    def __init__(self, pipeline: Pipeline, data_dir: Path, name: str) -> None:
+        self.device = {"id": f"host:{name}", "hostname": name, "os": "linux", "os_version": "", "arch": "x86_64",
+                       "agentroster_version": "0.1.0"}
+        self.inventory, self.reporter = pipeline.reporter(data_dir, self.device)
+        self._viewer = pipeline.tokens["viewer"]
+
+    def __repr__(self) -> str:
+        return f"Reported({self.device['id']})"
+
+    def send(self, document: dict[str, Any], *, snapshot: bool = False) -> None:
+        """Spool the scan as the daemon does and send it: a 4xx or 5xx from the collector raises."""
+        self.inventory.record(document["sightings"], device=self.device, errors=document["errors"],
+                              snapshot=snapshot)
+        drain(self.reporter)
+        assert self.inventory.pending() is None
+
+    def listed(self) -> list[dict[str, Any]]:
+        answer = self.reporter.http.get("/api/v1/agents", headers={"authorization": f"Bearer {self._viewer}"},
+                                        params={"device": self.inventory.meta()["device_id"], "limit": 500})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["data"])
+
+
 @pytest.fixture(scope="module")
-def mutation_device(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> tuple[Inventory, Reporter,
-                                                                                            dict[str, Any], str]:
-    device = {"id": "host:corpus-mutations", "hostname": "corpus-mutations", "os": "linux", "os_version": "",
-              "arch": "x86_64", "agentroster_version": "0.1.0"}
-    inventory, reporter = pipeline.reporter(tmp_path_factory.mktemp("mutation-state"), device)
-    return inventory, reporter, device, pipeline.tokens["viewer"]
+def mutation_device(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Reported:
+    return Reported(pipeline, tmp_path_factory.mktemp("mutation-state"), "corpus-mutations")
 
 
 @settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(case=mutated_files())
-def test_mutated_real_files_never_break_the_pipeline(case: tuple[cs.Fixture, bytes], mutation_device: Any,
+def test_mutated_real_files_never_break_the_pipeline(case: tuple[cs.Fixture, bytes], mutation_device: Reported,
                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
     fixture, content = case
-    inventory, reporter, device, viewer = mutation_device
     root = tmp_path_factory.mktemp("mutated")
     placed = cs.place(fixture, root, "mallory", content)
     document = scan(ScanOptions(str(root), processes=False), lib=LIB)
@@ -315,11 +337,24 @@ def test_mutated_real_files_never_break_the_pipeline(case: tuple[cs.Fixture, byt
     shown = machine_path(placed, root)
     internal = [e for e in document["errors"] if e["error"] == "internal"]
     assert all(shown in f"{e['where']} {e['detail']}" for e in internal), internal
-    inventory.record(document["sightings"], device=device, errors=document["errors"])
-    drain(reporter)  # a report the collector refuses (4xx) or fails on (5xx) raises here
-    assert inventory.pending() is None
+    mutation_device.send(document)
     # The collector now holds exactly what this scan found: the report was applied, not just taken.
-    answer = reporter.http.get("/api/v1/agents", params={"device": inventory.meta()["device_id"], "limit": 500},
-                               headers={"authorization": f"Bearer {viewer}"})
-    assert answer.status_code == 200, answer.text
-    assert sorted(a["id"] for a in answer.json()["data"]) == sorted(s["id"] for s in document["sightings"])
+    assert sorted(a["id"] for a in mutation_device.listed()) == sorted(s["id"] for s in document["sightings"])
+
+
+# Names the property found: a server named in a user's file with a NUL, or longer than the collector
+# stores, is a sighting the scan reports as it is.
+HOSTILE_NAMES = {"nul": "eslint\u0000", "long": "eslint-" + "n" * 2000, "lone-surrogate": "eslint-\ud800"}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_NAMES))
+def test_a_hostile_server_name_in_a_real_file_never_blinds_the_device(kind: str, pipeline: Pipeline,
+                                                                       tmp_path: Path) -> None:
+    fixture = next(f for f in FIXTURES if "0xjacky-nginx-ui" in f.slug)
+    text = fixture.text().decode("utf-8").replace('"eslint"', json.dumps(HOSTILE_NAMES[kind]), 1)
+    root = tmp_path / "tree"
+    cs.place(fixture, root, "mallory", text.encode("utf-8", "surrogatepass"))
+    document = scan(ScanOptions(str(root), processes=False), lib=LIB)
+    reported = Reported(pipeline, tmp_path / "state", f"corpus-{kind}")
+    reported.send(document, snapshot=True)  # a 422 for one sighting would drop the whole snapshot, every time
+    assert "context7" in {a["name"] for a in reported.listed()}, "the file's other server is at the collector"
