@@ -28,3 +28,13 @@ def test_devices_have_their_own_buckets() -> None:
     limiter = RateLimiter(rate=10, burst=1)
     limiter.take("a", now=0.0)
     assert limiter.take("b", now=0.0) == 0
+
+
+def test_waiting_tells_without_spending() -> None:
+    limiter = RateLimiter(rate=1, burst=2)
+    assert limiter.waiting("addr", now=0.0) == 0  # an address never seen has its whole burst
+    limiter.take("addr", now=0.0)
+    assert limiter.waiting("addr", now=0.0) == 0 and limiter.waiting("addr", now=0.0) == 0  # asking spends nothing
+    limiter.take("addr", now=0.0)
+    assert limiter.waiting("addr", now=0.0) == 1.0
+    assert limiter.waiting("addr", now=1.0) == 0
