@@ -15,9 +15,11 @@ flag, at any length; ``-pPASSWORD`` of database clients; ``Authorization``/``Bea
 from __future__ import annotations
 
 import functools
+import importlib
+import os.path
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 REDACTED = "[REDACTED]"
 GENERIC = "generic"  # a secret known by the name or flag that holds it, not by its shape
@@ -86,11 +88,51 @@ _COOKIE_HEADER = re.compile(r"(?i)(?<![\w-])((?:set-)?cookie[\"']?\s*[:=]\s*[\"'
 _BEARER = re.compile(r"(?i)(?<![\w-])(bearer)\s+([^\s\"',;]+)")
 _HOLDER_BEFORE = re.compile(r"(?:^|[\s\"'])-{0,2}[\"']?([A-Za-z_][\w.\-]{0,99})(?:[\"']?\s*[:=]\s*[\"']?|\s+)$")
 _FLAG_THEN_VALUE = re.compile(r"(?<!\S)(--?[A-Za-z][\w.-]{0,99})\s+([^\s\"'][^\s\"']*)")
-# Text that none of the rules can touch: no "=", no URL, none of the words a secret's name, header or
-# client has (lowercase), no key shape. Most strings are such, and substring tests tell fast (also over a whole
-# JSON document: none of these words is a key of a sighting's sections, except "credentials", counted apart).
-_TRIGGER_WORDS = ("=", "://", "key", "pass", "pw", "secret", "token", "auth", "cookie", "bearer", "jwt", "sid",
-                  "mysql", "mariadb", "mongo", "redis")
+# Text that none of the rules can touch: no "=", none of the words a secret's name, header or client has
+# (lowercase), no start of a key shape, no URL with userinfo, query or a long path segment. Most strings are
+# such, and a few substring tests tell.
+_URL_TRIGGER = re.compile(r"://[^\s\"'<>/]*@|://[^\s\"'<>]*[?#]|://[^\s\"'<>]*/[A-Za-z0-9_=~+-]{24}")
+_TRIGGER_WORDS = ("=", "key", "pass", "pw", "secret", "token", "auth", "cookie", "bearer", "jwt", "sid",
+                  "credential", "mysql", "mariadb", "mongo", "redis")
+
+
+def _literal_prefixes(pattern: str, limit: int = 32) -> list[str] | None:
+    """The literal starts every match of ``pattern`` has (``gh[pousr]_`` -> ghp_, gho_, …), to look for with
+    ``in`` before searching: None when they are too short or too many to tell."""
+    if "(?" in pattern.replace("(?:", ""):
+        return None  # flags or lookarounds: no telling
+    sre_parser: Any = importlib.import_module("re._parser")  # re's own parser and opcodes (no public API)
+    sre_constants: Any = importlib.import_module("re._constants")
+
+    starts = [""]
+    try:
+        items = list(sre_parser.parse(pattern))
+    except re.error:
+        return None
+    for op, arg in items:
+        if op is sre_constants.LITERAL:
+            starts = [s + chr(arg) for s in starts]
+            continue
+        branch = None
+        if op is sre_constants.BRANCH:
+            branch = arg[1]
+        elif op is sre_constants.SUBPATTERN and len(arg[3]) == 1 and arg[3][0][0] is sre_constants.BRANCH:
+            branch = arg[3][0][1][1]
+        if branch is not None:
+            alternatives = []
+            for alternative in branch:
+                literal = ""
+                for sub_op, sub_arg in alternative:
+                    if sub_op is not sre_constants.LITERAL:
+                        break
+                    literal += chr(sub_arg)
+                alternatives.append(literal)
+            starts = [s + a for s in starts for a in alternatives]
+        elif op is sre_constants.IN and all(o is sre_constants.LITERAL for o, _ in arg) and len(arg) * len(starts) <= limit:
+            starts = [s + chr(a) for s in starts for _, a in arg]
+            continue
+        break
+    return starts if len(starts) <= limit and min(map(len, starts)) >= 3 else None
 
 
 def _sub_resuming(pattern: re.Pattern[str], text: str, replace: Callable[[re.Match[str]], str | None],
@@ -158,9 +200,19 @@ class Redactor:
         self._shape_any = re.compile(named) if named else None  # which kind a whole value is
         # the same without group names, to search text with: several times faster
         self._shape_search = re.compile("|".join(f"(?:{p})" for _, p in self._shapes)) if self._shapes else None
-        words = _TRIGGER_WORDS + tuple(sorted(
-            name.lower() for name in self._env_kinds if not any(w in name.lower() for w in _TRIGGER_WORDS)))
-        self._trigger_words = re.compile("|".join(re.escape(w) for w in words))  # searched in lowercase text
+        starts = [_literal_prefixes(p) for _, p in self._shapes]
+        self._shape_starts: tuple[str, ...] | None = (
+            tuple(sorted({s for found in starts if found for s in found}))
+            if all(found is not None for found in starts) else None)
+        words = {*_TRIGGER_WORDS, *(name.lower() for name in self._env_kinds)}
+        if self._shape_starts is not None:  # a key shape's start in any case: more than the shapes, checked after
+            by_stem: dict[str, list[str]] = {}
+            for start in self._shape_starts:
+                by_stem.setdefault(start.lower()[:3], []).append(start.lower())
+            # starts that share their first 3 characters are one test (xoxa-, xoxb-… are "xox")
+            words |= {os.path.commonprefix(group) for group in by_stem.values()}
+        # the fewest substring tests: a word that contains another is covered by that one (sk-ant- by sk-)
+        self._trigger_words = tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
 
     @classmethod
     def from_kinds(cls, kinds: Iterable[CredentialKindLike]) -> Redactor:
@@ -176,15 +228,20 @@ class Redactor:
     def might_hold_secret(self, text: str) -> bool:
         """False when no rule can change ``text`` (or any string inside it, when it is a JSON document)."""
         lowered = text.lower()
-        if self._trigger_words.search(lowered) is not None:
+        for word in self._trigger_words:  # a loop of `in` tests: faster than one regex of alternatives
+            if word in lowered:
+                return True
+        if "://" in text and _URL_TRIGGER.search(text) is not None:
             return True
-        if "credential" in lowered and lowered.count("credential") != lowered.count('"credentials":'):
-            return True
-        return self.holds_key_shape(text)
+        return self._shape_starts is None and self.holds_key_shape(text)
 
     def holds_key_shape(self, text: str) -> bool:
         """Whether a known key shape occurs anywhere in ``text``."""
-        return self._shape_search is not None and self._shape_search.search(text) is not None
+        if self._shape_search is None:
+            return False
+        if self._shape_starts is not None and not any(start in text for start in self._shape_starts):
+            return False  # substring tests are many times faster than the search
+        return self._shape_search.search(text) is not None
 
     # -- what a value is -------------------------------------------------------------------------
     def kind_of_shape(self, value: str) -> str | None:

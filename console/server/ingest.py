@@ -225,11 +225,10 @@ def scrubbed(doc: dict[str, Any]) -> dict[str, Any]:
     in depth: a device running old or altered code). One search over the sighting tells whether there can
     be one; most sightings are taken as they are."""
     redactor = _redactor()
-    texts = {s: doc[s] for s in SECTIONS if s != "credentials"}
-    # A credential's "where" names the variable or key that held it (…/env/GITHUB_TOKEN), never its value:
-    # only a key shape there is worth the walk.
-    if not (redactor.might_hold_secret(orjson.dumps([doc["name"], texts]).decode())
-            or redactor.holds_key_shape(orjson.dumps(doc["credentials"]).decode())):
+    # What can hold one: names, command lines, MCP servers, evidence. Configs' paths, endpoints' hosts and
+    # credentials' kinds and where (a variable's name, never its value) are scrubbed with them, not searched.
+    if not redactor.might_hold_secret(orjson.dumps([doc["name"], doc["processes"], doc["mcp_servers"],
+                                                    doc["evidence"]]).decode()):
         return doc
     return {**doc, "name": redactor.text(doc["name"]), **_scrub({s: doc[s] for s in SECTIONS}, redactor)}
 
