@@ -204,13 +204,14 @@ class Redactor:
         self._shape_starts: tuple[str, ...] | None = (
             tuple(sorted({s for found in starts if found for s in found}))
             if all(found is not None for found in starts) else None)
+        by_stem: dict[str, list[str]] = {}
+        for start in self._shape_starts or ():
+            by_stem.setdefault(start[:3], []).append(start)
+        # starts that share their first 3 characters are one test (xoxa-, xoxb-… are "xox")
+        self._shape_stems = tuple(sorted(os.path.commonprefix(group) for group in by_stem.values()))
         words = {*_TRIGGER_WORDS, *(name.lower() for name in self._env_kinds)}
         if self._shape_starts is not None:  # a key shape's start in any case: more than the shapes, checked after
-            by_stem: dict[str, list[str]] = {}
-            for start in self._shape_starts:
-                by_stem.setdefault(start.lower()[:3], []).append(start.lower())
-            # starts that share their first 3 characters are one test (xoxa-, xoxb-… are "xox")
-            words |= {os.path.commonprefix(group) for group in by_stem.values()}
+            words |= {stem.lower() for stem in self._shape_stems}
         # the fewest substring tests: a word that contains another is covered by that one (sk-ant- by sk-)
         self._trigger_words = tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
 
@@ -239,7 +240,7 @@ class Redactor:
         """Whether a known key shape occurs anywhere in ``text``."""
         if self._shape_search is None:
             return False
-        if self._shape_starts is not None and not any(start in text for start in self._shape_starts):
+        if self._shape_starts is not None and not any(stem in text for stem in self._shape_stems):
             return False  # substring tests are many times faster than the search
         return self._shape_search.search(text) is not None
 

@@ -225,10 +225,12 @@ def scrubbed(doc: dict[str, Any]) -> dict[str, Any]:
     in depth: a device running old or altered code). One search over the sighting tells whether there can
     be one; most sightings are taken as they are."""
     redactor = _redactor()
-    # What can hold one: names, command lines, MCP servers, evidence. Configs' paths, endpoints' hosts and
-    # credentials' kinds and where (a variable's name, never its value) are scrubbed with them, not searched.
-    if not redactor.might_hold_secret(orjson.dumps([doc["name"], doc["processes"], doc["mcp_servers"],
-                                                    doc["evidence"]]).decode()):
+    # What can hold one: names, command lines, MCP servers, evidence; a credential's "where" names the variable
+    # that held it (so it has the words), only a key shape there counts. Configs' paths and endpoints' hosts
+    # are scrubbed with the rest, not searched.
+    if not (redactor.might_hold_secret(orjson.dumps([doc["name"], doc["processes"], doc["mcp_servers"],
+                                                     doc["evidence"]]).decode())
+            or doc["credentials"] and redactor.holds_key_shape(orjson.dumps(doc["credentials"]).decode())):
         return doc
     return {**doc, "name": redactor.text(doc["name"]), **_scrub({s: doc[s] for s in SECTIONS}, redactor)}
 

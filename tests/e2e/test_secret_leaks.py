@@ -157,7 +157,11 @@ def test_the_collector_stores_no_planted_secret_from_a_report_that_skipped_redac
         timeout=30)
     assert enrolled.status_code == 200, enrolled.text
     key = enrolled.json()["device_key"]
-    report = fleet.report(fleet.device_doc(host), kind="snapshot", upserts=[_leaky_sighting()],
+    # a sighting with nothing to scrub but a key in a credential's where (which names variables, not values)
+    quiet = fleet.sighting(name="quiet", credentials=[{
+        "kind": "github", "fingerprint": "hmac-sha256:" + "1" * 32, "source": "config",
+        "where": f"/home/alice/.claude.json#/mcpServers/gh/env/{planted.GITHUB}"}])
+    report = fleet.report(fleet.device_doc(host), kind="snapshot", upserts=[_leaky_sighting(), quiet],
                           status={"sensors": {"network": f"limited: password={planted.SHORT_PASSWORD}"}})
     assert planted.leaked(json.dumps(report)) != []  # the report does carry them
     answer = httpx.post(process.base_url + "/api/v1/reports", json=report, headers={"authorization": f"Bearer {key}"},
@@ -165,7 +169,7 @@ def test_the_collector_stores_no_planted_secret_from_a_report_that_skipped_redac
     assert answer.status_code == 200, answer.text
     stored = httpx.get(process.base_url + "/api/v1/agents", params={"device": enrolled.json()["device_id"]},
                        headers={"authorization": f"Bearer {tokens['admin']}"}, timeout=30).json()["data"]
-    assert [s["name"] for s in stored] == ["leaky"]
+    assert sorted(s["name"] for s in stored) == ["leaky", "quiet"]
     on_disk = _stored_bytes(db)
     assert "[REDACTED:anthropic]" in on_disk  # the sighting is there, scrubbed
     assert planted.leaked(on_disk) == []
