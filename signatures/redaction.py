@@ -30,7 +30,6 @@ GENERIC = "generic"  # a secret known by the name or flag that holds it, not by 
 OnSecret = Callable[[str | None, str, str], str]
 
 
-
 class CredentialKindLike(Protocol):
     """What the redactor needs of a credential kind (``signatures.runtime.CredentialKind`` has it)."""
 
@@ -96,20 +95,35 @@ _TRIGGER_WORDS = ("=", "key", "pass", "pw", "secret", "token", "auth", "cookie",
                   "credential", "mysql", "mariadb", "mongo", "redis")
 
 
+def _combinable(pattern: str) -> str | None:
+    """``pattern`` as it can sit among others in one alternation (global flags made local), or None when it
+    does not compile (the library's validation reports it; it must not stop a scan here)."""
+    flags = re.match(r"\(\?([imsx]+)\)", pattern)
+    if flags is not None:
+        pattern = f"(?{flags.group(1)}:{pattern[flags.end():]})"
+    try:
+        re.compile(f"(?:{pattern})|x")
+    except re.error:
+        return None
+    return pattern
+
+
 def _literal_prefixes(pattern: str, limit: int = 32) -> list[str] | None:
     """The literal starts every match of ``pattern`` has (``gh[pousr]_`` -> ghp_, gho_, …), to look for with
     ``in`` before searching: None when they are too short or too many to tell."""
     if "(?" in pattern.replace("(?:", ""):
         return None  # flags or lookarounds: no telling
+    try:
+        return _starts_of(pattern, limit)
+    except Exception:  # re's private parser changed shape: search without the shortcut
+        return None
+
+
+def _starts_of(pattern: str, limit: int) -> list[str] | None:
     sre_parser: Any = importlib.import_module("re._parser")  # re's own parser and opcodes (no public API)
     sre_constants: Any = importlib.import_module("re._constants")
-
     starts = [""]
-    try:
-        items = list(sre_parser.parse(pattern))
-    except re.error:
-        return None
-    for op, arg in items:
+    for op, arg in list(sre_parser.parse(pattern)):
         if op is sre_constants.LITERAL:
             starts = [s + chr(arg) for s in starts]
             continue
@@ -194,12 +208,13 @@ class Redactor:
 
     def __init__(self, shapes: Iterable[tuple[str, str]], env_kinds: Mapping[str, str] = {}) -> None:
         """``shapes``: (kind id, value pattern) pairs; ``env_kinds``: variable name -> kind id."""
-        self._shapes = list(shapes)
+        self._shapes = [(kind, scoped) for kind, pattern in shapes if (scoped := _combinable(pattern)) is not None]
         self._env_kinds = {k.upper().replace("-", "_"): v for k, v in env_kinds.items()}
-        named = "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(self._shapes))
-        self._shape_any = re.compile(named) if named else None  # which kind a whole value is
-        # the same without group names, to search text with: several times faster
-        self._shape_search = re.compile("|".join(f"(?:{p})" for _, p in self._shapes)) if self._shapes else None
+        try:
+            self._compile_shapes()
+        except re.error:  # patterns that cannot sit together (the same group name twice): those with none
+            self._shapes = [(kind, pattern) for kind, pattern in self._shapes if "(?P" not in pattern]
+            self._compile_shapes()
         starts = [_literal_prefixes(p) for _, p in self._shapes]
         self._shape_starts: tuple[str, ...] | None = (
             tuple(sorted({s for found in starts if found for s in found}))
@@ -214,6 +229,12 @@ class Redactor:
             words |= {stem.lower() for stem in self._shape_stems}
         # the fewest substring tests: a word that contains another is covered by that one (sk-ant- by sk-)
         self._trigger_words = tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
+
+    def _compile_shapes(self) -> None:
+        named = "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(self._shapes))
+        self._shape_any = re.compile(named) if named else None  # which kind a whole value is
+        # the same without group names, to search text with: several times faster
+        self._shape_search = re.compile("|".join(f"(?:{p})" for _, p in self._shapes)) if self._shapes else None
 
     @classmethod
     def from_kinds(cls, kinds: Iterable[CredentialKindLike]) -> Redactor:
@@ -329,7 +350,8 @@ class Redactor:
         return text
 
     def _shapes_in(self, text: str, on_secret: OnSecret) -> str:
-        if self._shape_search is None:
+        if self._shape_search is None or self._shape_starts is not None and not any(
+                stem in text for stem in self._shape_stems):
             return text
         return self._shape_search.sub(
             lambda m: self._hide(None, m.group(0), self.kind_of_shape(m.group(0)) or GENERIC, on_secret), text)

@@ -187,3 +187,16 @@ def test_a_value_held_by_a_secret_name_never_survives(redactor: Redactor, form: 
     assert secret not in redactor.text(text)
     assert secret not in redactor.text(before + " " + text)
     assert secret not in " ".join(redactor.argv(["sh", "-c", text]))
+
+
+def test_shapes_without_a_literal_start_are_still_found_anywhere() -> None:
+    redactor = Redactor([("custom", r"[0-9a-f]{8}-KEY-[0-9a-f]{8}"), ("other", r"(?i)zz[0-9]{10}")], {"MY_VAR": "custom"})
+    assert redactor.text("run 0123abcd-KEY-89abcdef now") == "run [REDACTED:custom] now"
+    assert redactor.text("ZZ0123456789") == "[REDACTED:other]"
+    assert redactor.argv(["MY_VAR=short"]) == ["MY_VAR=[REDACTED:custom]"]
+
+
+def test_patterns_that_cannot_be_combined_do_not_stop_the_redactor() -> None:
+    redactor = Redactor([("a", r"(?P<x>AAA)[0-9]{8}"), ("b", r"(?P<x>BBB)[0-9]{8}"), ("broken", r"(unclosed"),
+                         ("c", r"ccc-[0-9]{8}")])
+    assert redactor.text("ccc-12345678 and AAA12345678") == "[REDACTED:c] and AAA12345678"
