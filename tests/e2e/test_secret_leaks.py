@@ -187,7 +187,8 @@ def test_a_daemon_report_leaves_no_planted_secret_in_the_collectors_database(col
     assert done.returncode == 0, done.stderr
     assert planted.leaked(done.stdout + done.stderr) == []
     on_disk = _stored_bytes(db)
-    assert "leaky-args" in on_disk and "mcp.example.com" in on_disk  # the report arrived
+    for name in ("leaky-args", "remote", "db", "java", "home-assistant", "gitlab", "redis", "fetch"):
+        assert f'"name":"{name}"' in on_disk, name  # every server arrived, the ${input:…} one too
     assert planted.leaked(on_disk) == []
     daemon_state = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("*") if p.is_file()).decode("latin-1")
     assert planted.leaked(daemon_state) == []
