@@ -40,6 +40,10 @@ CLIENT_PATHS: dict[str, str] = {
     "opencode": ".config/opencode/opencode.json",
     "crush": ".config/crush/crush.json",
     "aider": ".aider.conf.yml",
+    "goose": ".config/goose/config.yaml",
+    "amp": ".config/amp/settings.json",
+    "continue-block": ".continue/mcpServers/{project}.yaml",
+    "opencode-jsonc": ".config/opencode/opencode.jsonc",
 }
 
 # The key under which each client's file maps server names to servers.
@@ -56,6 +60,7 @@ _SERVER_KEYS: dict[str, tuple[str, ...]] = {
     "crush": ("mcp",),
     "zed": ("context_servers",),
     "codex": ("mcp_servers",),
+    "amp": ("amp.mcpServers",),
 }
 
 

@@ -1,9 +1,10 @@
-"""The real-config corpus (tests/corpus/, 305 files from public repositories) through the whole pipeline.
+"""The real-config corpus (tests/corpus/, 322 files from public repositories) through the whole pipeline.
 
 Each file alone, in a home of its own under a ``--root`` tree: ``scan()`` returns a document valid
-against ``endpoint/schema/scan-1.json``, and every server the file plainly declares is a sighting's
-MCP server from that file, or an ``errors[]`` entry names the file. All files together: the real
-``agentroster scan --json --root TREE --no-processes`` exits 0 with no traceback, with the same promise.
+against ``endpoint/schema/scan-1.json``, the file is a config of a sighting or an ``errors[]`` entry
+names it, and every server it plainly declares is a sighting's MCP server from that file (or an error
+names the file). All files together: the real ``agentroster scan --json --root TREE --no-processes``
+exits 0 with no traceback, with the same promises.
 Then the daemon's path: the scan is spooled as a snapshot (``Inventory``), sent by the ``Reporter`` to
 a real collector (``agentroster server`` on 127.0.0.1, SQLite), which accepts it, and the console's
 client and view-model list the agents. A hypothesis property mutates real files (strings replaced by
@@ -80,6 +81,15 @@ def missing_servers(document: dict[str, Any], placed: dict[Path, cs.Fixture], ro
     return missing
 
 
+def unread_files(document: dict[str, Any], placed: dict[Path, cs.Fixture], root: Path) -> list[str]:
+    """Each placed file that no sighting lists among its configs and no errors[] entry names: a file the
+    scan passed over in silence."""
+    configs = {c.get("path") for s in document["sightings"] for c in s.get("configs", [])}
+    named = " ".join(f"{e.get('where')} {e.get('detail')}" for e in document["errors"])
+    return [f"{f.name} ({f.source})" for path, f in placed.items()
+            if machine_path(path, root) not in configs and machine_path(path, root) not in named]
+
+
 # -- the corpus itself ----------------------------------------------------------------------------------
 
 
@@ -118,6 +128,7 @@ def test_each_real_file_alone_scans_cleanly(fixture: cs.Fixture, tmp_path: Path)
     assert not schema_errors(document), (fixture.source, schema_errors(document)[:5])
     assert not [e for e in document["errors"] if e["error"] == "internal"], (fixture.source, document["errors"])
     assert not missing_servers(document, placed, tmp_path)
+    assert not unread_files(document, placed, tmp_path), "the file is a config of a sighting or an error names it"
 
 
 # -- all files together, through the whole pipeline ----------------------------------------------------
@@ -173,6 +184,7 @@ def test_all_real_files_together_scan_cleanly_from_the_cli(pipeline: Pipeline) -
     assert not schema_errors(document), schema_errors(document)[:5]
     assert not [e for e in document["errors"] if e["error"] == "internal"], document["errors"][:5]
     assert not missing_servers(document, pipeline.placed, pipeline.root)
+    assert not unread_files(document, pipeline.placed, pipeline.root)
     users = {s.get("user") for s in document["sightings"]}
     assert len(users) >= 250, "nearly every file is a home of its own with an agent in it"
 
