@@ -133,7 +133,8 @@ class Sighting:
             self.weights.append(WEIGHTS.get(weight_key, 0.3))
 
     def to_dict(self, seen_at: str) -> dict[str, Any]:
-        scrub = redactor().text  # a server's name and evidence details quote users' files and command lines
+        # names, paths and evidence details quote users' files and command lines (command lines came redacted)
+        scrub = redactor().text
         return {
             "id": self.id,
             "signature": self.signature.id if self.signature else None,
@@ -144,8 +145,9 @@ class Sighting:
             "running": bool(self.processes),
             "confidence": combine(self.weights),
             "parent": self.parent.id if self.parent else None,
-            "processes": [{"pid": p.pid, "ppid": p.ppid, "name": p.name, "exe": p.exe, "cmdline": p.cmdline,
-                           "user": p.user, "started": p.create_time} for p in self.processes.values()],
+            "processes": [{"pid": p.pid, "ppid": p.ppid, "name": scrub(p.name), "exe": scrub(p.exe) if p.exe else p.exe,
+                           "cmdline": p.cmdline, "user": p.user, "started": p.create_time}
+                          for p in self.processes.values()],
             "configs": list(self.configs.values()),
             "mcp_servers": list(self.mcp_servers.values()),
             "endpoints": list(self.endpoints.values()),
