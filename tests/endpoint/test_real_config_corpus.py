@@ -1,4 +1,4 @@
-"""The real-config corpus (tests/corpus/, 322 files from public repositories) through the whole pipeline.
+"""The real-config corpus (tests/corpus/, 326 files from public repositories) through the whole pipeline.
 
 Each file alone, in a home of its own under a ``--root`` tree: ``scan()`` returns a document valid
 against ``endpoint/schema/scan-1.json``, the file is a config of a sighting or an ``errors[]`` entry
