@@ -76,6 +76,19 @@ def combine(weights: Iterable[float]) -> float:
     return round(1.0 - miss, 2)
 
 
+#: the longest name, vendor or user a sighting carries: the collector indexes these and refuses longer ones
+#: (``console.server.ingest.MAX_TEXT``), so a server named in a user's file can never make a report unsendable
+MAX_NAME = 1024
+
+
+def short_text(text: str) -> str:
+    """``text`` as a report may carry it in an indexed field: no NUL (no PostgreSQL text holds one) and at
+    most ``MAX_NAME`` characters, cut with an ellipsis."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
+
+
 def redact_url(url: str) -> str:
     """A URL without userinfo, key-shaped path segments, query values or fragment; never raises."""
     return redactor().url(url)
@@ -138,10 +151,10 @@ class Sighting:
         return {
             "id": self.id,
             "signature": self.signature.id if self.signature else None,
-            "name": scrub(self.name),
-            "vendor": self.vendor,
+            "name": short_text(scrub(self.name)),
+            "vendor": short_text(self.vendor),
             "type": self.type,
-            "user": self.user,
+            "user": short_text(self.user) if self.user else self.user,
             "running": bool(self.processes),
             "confidence": combine(self.weights),
             "parent": self.parent.id if self.parent else None,

@@ -70,3 +70,14 @@ def test_network_calls_land_on_agents_and_only_provider_calls_make_unknowns() ->
     assert by_endpoint["api.mistral.ai"]["name"] == "unattributed calls to mistral"
     assert "example.org" not in by_endpoint
     assert not any(p["pid"] == 60 for s in found for p in s["processes"])
+
+
+def test_a_sighting_name_fits_the_collectors_indexed_text() -> None:
+    from console.server.ingest import MAX_TEXT
+    from endpoint.fingerprint import MAX_NAME, short_text
+
+    assert MAX_NAME == MAX_TEXT
+    assert short_text("fetch") == "fetch"
+    assert short_text("a\x00b") == "a\ufffdb"
+    cut = short_text("x" * 5000)
+    assert len(cut) == MAX_NAME and cut.endswith("…")
