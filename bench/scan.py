@@ -125,6 +125,7 @@ def installed_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
     env["AGENTROSTER_CACHE_DIR"] = str(tmp / "signatures-cache")
+    env["AGENTROSTER_FINGERPRINT_KEY"] = "bench-org-key-not-a-secret"  # an enrolled machine has the org's key
     return env
 
 

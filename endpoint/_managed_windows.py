@@ -2,7 +2,7 @@
 
 These are the only sources of organisation policy on Windows: the policy key (which only
 administrators can write) and files under folders only administrators can create
-(``trusted_policy_template``). ``%PROGRAMDATA%`` is not one: any user may create a folder there, so a
+(``homes.trusted_policy_template``). ``%PROGRAMDATA%`` is not one: any user may create a folder there, so a
 "managed" file in it may be a user's.
 
 Registry access sits behind ``RegistryReader`` so the type mapping (REG_SZ → text, REG_DWORD and
@@ -31,22 +31,6 @@ _TYPE_NAMES = {REG_NONE: "REG_NONE", REG_SZ: "REG_SZ", REG_EXPAND_SZ: "REG_EXPAN
                REG_MULTI_SZ: "REG_MULTI_SZ", REG_QWORD: "REG_QWORD"}
 
 RegistryValue = tuple[str, Any, int]  # (name, data, type) as winreg.EnumValue gives them
-
-
-#: machine-wide folders whose subfolders only administrators (and SYSTEM) can create, on a default
-#: Windows install; ``%PROGRAMDATA%`` grants every user "create folders"
-ADMIN_ONLY_FOLDERS = ("%PROGRAMFILES%", "%PROGRAMFILES(X86)%", "%SYSTEMROOT%", "%WINDIR%")
-
-
-def trusted_policy_template(template: str) -> bool:
-    """Whether a machine-wide file template may hold organisation policy on Windows (a client's
-    "managed" settings that switch other settings off): only under a folder only administrators create.
-    Templates that are not Windows folders (``/etc/...``, ``/Library/...``) are for the other OSes' own
-    checks and pass."""
-    head = template.replace("\\", "/").split("/", 1)[0].upper()
-    if head.startswith("%") and head.endswith("%"):
-        return head in ADMIN_ONLY_FOLDERS
-    return True
 
 
 class RegistryReader(Protocol):

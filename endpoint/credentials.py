@@ -52,7 +52,7 @@ def fingerprint_key(data_dir: str | os.PathLike[str] | None = None) -> bytes | N
     from endpoint.identity import fingerprint_key_path, read_private
 
     if data_dir is None:
-        from endpoint.settings import default_data_dir
+        from endpoint.platforms import default_data_dir
 
         data_dir = _data_dir or os.environ.get("AGENTROSTER_DATA_DIR") or default_data_dir()
     path = fingerprint_key_path(Path(data_dir))

@@ -414,7 +414,8 @@ class Daemon:
         machine's churn (shells, compilers, test runners) does not make the engine run again; the full
         rescan looks at everything anyway."""
         from endpoint.fingerprint import INTERPRETERS, LLM_SDK_MODULES, _hosts_in
-        from endpoint.scan import PLATFORM, read_script
+        from endpoint.platforms import PLATFORM
+        from endpoint.scan import read_script
         from endpoint.sensors.processes import read_details
         from signatures.matching import ProcessFacts
 
@@ -571,7 +572,8 @@ class Daemon:
     def fingerprint(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         from endpoint import credentials
         from endpoint.fingerprint import Engine
-        from endpoint.scan import PLATFORM, read_script
+        from endpoint.platforms import PLATFORM
+        from endpoint.scan import read_script
 
         key = credentials.fingerprint_key()
         if key != self._key:  # the org's key came with an enrollment: every fingerprint is made again

@@ -135,3 +135,19 @@ def existing(path: str, prefix: str) -> list[str]:
     if "*" in tail:
         return sorted(glob.glob(glob.escape(prefix) + tail))
     return [path] if os.path.lexists(path) else []
+
+
+#: machine-wide folders whose subfolders only administrators (and SYSTEM) can create, on a default
+#: Windows install; ``%PROGRAMDATA%`` grants every user "create folders"
+ADMIN_ONLY_FOLDERS = ("%PROGRAMFILES%", "%PROGRAMFILES(X86)%", "%SYSTEMROOT%", "%WINDIR%")
+
+
+def trusted_policy_template(template: str) -> bool:
+    """Whether a machine-wide file template may hold organisation policy on Windows (a client's
+    "managed" settings that switch other settings off): only under a folder only administrators create.
+    Templates that are not Windows folders (``/etc/...``, ``/Library/...``) are for the other OSes' own
+    checks and pass."""
+    head = template.replace("\\", "/").split("/", 1)[0].upper()
+    if head.startswith("%") and head.endswith("%"):
+        return head in ADMIN_ONLY_FOLDERS
+    return True

@@ -64,7 +64,7 @@ class DaemonNotListening(Exception):
 def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -> Path:
     """The socket beside the data dir: the OS's run dir for the default data dir, else ``<data dir>.run/``
     (the data dir itself is 0700, so the socket cannot live in it)."""
-    from endpoint.settings import default_data_dir, normalize_platform
+    from endpoint.platforms import default_data_dir, normalize_platform
 
     plat = normalize_platform(platform)
     data = Path(data_dir)

@@ -27,13 +27,13 @@ from endpoint.evidence import (
 from endpoint.faults import isolated_records
 from endpoint.fingerprint import Engine
 from endpoint.homes import find_homes
+from endpoint.platforms import PLATFORM
 
 if TYPE_CHECKING:
     from endpoint.sensors.processes import Reduced
     from signatures import Library, Match
 
 SCHEMA = "agentroster.scan/1"
-PLATFORM = "linux" if sys.platform.startswith("linux") else "macos" if sys.platform == "darwin" else "windows"
 
 
 class ScanOptions:

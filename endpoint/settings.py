@@ -14,16 +14,16 @@ import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from endpoint.platforms import Platform, default_data_dir, normalize_platform
+
 log = logging.getLogger("agentroster.settings")
 
-Platform = str  # "linux" | "macos" | "windows"
 
 SENSORS = frozenset({"processes", "files", "network"})
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -75,28 +75,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
-
-
-def normalize_platform(platform: str | None = None) -> Platform:
-    """``sys.platform`` spellings (``linux``, ``darwin``, ``win32``) or ours → linux/macos/windows."""
-    name = (platform or sys.platform).lower()
-    if name in ("darwin", "macos", "mac", "osx"):
-        return "macos"
-    if name in ("win32", "windows", "cygwin", "nt"):
-        return "windows"
-    return "linux"  # Linux and the other Unixes keep their files in the same places
-
-
-def default_data_dir(platform: str | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """Where the daemon keeps its state on each OS."""
-    plat = normalize_platform(platform)
-    if plat == "macos":
-        return Path("/Library/Application Support/agentroster")
-    if plat == "windows":
-        env = os.environ if env is None else env
-        base = env.get("PROGRAMDATA") or env.get("ProgramData") or r"C:\ProgramData"
-        return Path(str(PureWindowsPath(base, "agentroster")))
-    return Path("/var/lib/agentroster")
 
 
 @dataclass(frozen=True, slots=True)

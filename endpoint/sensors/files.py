@@ -30,6 +30,7 @@ from endpoint.homes import (
     find_homes,
     is_home_template,
     template_platforms,
+    trusted_policy_template,
 )
 
 if TYPE_CHECKING:
@@ -415,8 +416,6 @@ class FileScan:
     def _claude_managed(self) -> tuple[list[object], bool]:
         """Claude Code's managed settings documents on this machine, and whether a managed-mcp.json is there."""
         if self._claude_machine is None:
-            from endpoint._managed_windows import trusted_policy_template
-
             documents: list[object] = []
             exclusive = False
             for sig, fm in self.lib.file_templates:

@@ -21,13 +21,13 @@ from typing import Any
 
 from endpoint import credentials
 from endpoint.evidence import Credential, ProcessRecord, ScanError
+from endpoint.platforms import PLATFORM
 
 if sys.platform.startswith("linux"):
     from endpoint.sensors import _procs_linux as _reader
 else:
     from endpoint.sensors import _procs_psutil as _reader  # type: ignore[no-redef]
 
-PLATFORM = "linux" if sys.platform.startswith("linux") else "macos" if sys.platform == "darwin" else "windows"
 DEFAULT_KEEP_ENV = ("HOME", "USERPROFILE")
 _MAX_ENV_ENTRIES = 4096  # an environment with more variables than this is read no further
 

@@ -16,6 +16,7 @@ from endpoint import _managed_windows as win
 from endpoint._managed_files import MAX_MANAGED_BYTES
 from endpoint._managed_linux import LinuxManagedSource
 from endpoint._managed_macos import MacManagedSource
+from endpoint.homes import trusted_policy_template
 from endpoint.settings import Secret, SettingsError, load_settings
 
 FAKE_SECRET = "sk-ant-FAKE-managed-0123456789"
@@ -390,7 +391,7 @@ def test_documented_reg_file_values_load():
     ("/etc/claude-code/managed-mcp.json", True),
 ])
 def test_windows_policy_files_count_only_under_folders_only_administrators_create(template, trusted):
-    assert win.trusted_policy_template(template) is trusted
+    assert trusted_policy_template(template) is trusted
 
 
 def test_every_windows_managed_template_of_the_signatures_is_judged():
@@ -400,8 +401,8 @@ def test_every_windows_managed_template_of_the_signatures_is_judged():
 
     managed = {fm.path for _sig, fm in signatures.load().file_templates if fm.scope == "managed"}
     in_programdata = {t for t in managed if t.upper().startswith("%PROGRAMDATA%")}
-    assert in_programdata and not any(win.trusted_policy_template(t) for t in in_programdata)
-    assert any(win.trusted_policy_template(t) for t in managed if t.upper().startswith("%PROGRAMFILES%"))
+    assert in_programdata and not any(trusted_policy_template(t) for t in in_programdata)
+    assert any(trusted_policy_template(t) for t in managed if t.upper().startswith("%PROGRAMFILES%"))
 
 
 def _claude_servers(root: Path) -> dict[str, dict[str, bool]]:
