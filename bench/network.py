@@ -275,7 +275,7 @@ def capture_file(packets: int) -> tuple[Path, set[str]]:
 READ_SCRIPT = """
 import json, sys, time
 started = time.perf_counter()
-from endpoint.sensors.pcap import read_pcap
+from endpoint.scan.sensors.pcap import read_pcap
 reader = read_pcap(sys.argv[1])
 records = list(reader)
 print(json.dumps({"seconds": time.perf_counter() - started, "packets": reader.packets,
@@ -365,7 +365,7 @@ def bench_pcap(path: Path, names: set[str], packets: int, runs: int) -> dict[str
 
 SENSOR_SCRIPT = """
 import json, sys
-from endpoint.sensors.network import NetworkSensor
+from endpoint.scan.sensors.network import NetworkSensor
 sensor = NetworkSensor(lambda h, p: None, interfaces=["lo"], tls_ports=(443, 8443))
 sensor.start()
 print("ready", flush=True)

@@ -146,13 +146,13 @@ def _add_register(sub: Any) -> None:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from endpoint.register import main as register
+    from endpoint.service.register import main as register
 
     return register(args)
 
 
 def _daemon_settings(args: argparse.Namespace) -> Any:
-    from endpoint.settings import load_settings, managed_source
+    from endpoint.service.settings import load_settings, managed_source
 
     cli = {"collector": getattr(args, "collector", None), "enroll_secret_file": getattr(args, "enroll_secret_file", None),
            "data_dir": args.data_dir, "root": getattr(args, "root", None), "log_level": getattr(args, "log_level", None)}
@@ -162,7 +162,7 @@ def _daemon_settings(args: argparse.Namespace) -> Any:
 def _daemon(args: argparse.Namespace) -> int:
     import logging
 
-    from endpoint.settings import SettingsError, describe, read_enroll_secret
+    from endpoint.service.settings import SettingsError, describe, read_enroll_secret
 
     try:
         settings, origins = _daemon_settings(args)
@@ -180,9 +180,9 @@ def _daemon(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "watchdog"):  # one line per request / event: the daemon says what matters
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from endpoint.daemon import run_daemon
-    from endpoint.inventory import StateError
-    from endpoint.reporter import EnrollmentRejected
+    from endpoint.service.daemon import run_daemon
+    from endpoint.service.inventory import StateError
+    from endpoint.service.reporter import EnrollmentRejected
 
     def enroll_secret() -> str | None:
         try:
@@ -205,7 +205,7 @@ def _unsafe_enroll_secret(settings: Any) -> str | None:
     others can read; a file removed once the device is enrolled is fine (MDM may take it back). On
     Windows, where mode bits mean nothing, the installer sets its ACL (SYSTEM and Administrators only).
     """
-    from endpoint.settings import SettingsError, read_enroll_secret
+    from endpoint.service.settings import SettingsError, read_enroll_secret
 
     path = settings.enroll_secret_file
     if path is None or not os.path.lexists(path):
@@ -219,9 +219,9 @@ def _unsafe_enroll_secret(settings: Any) -> str | None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from endpoint.inventory import StateError
-    from endpoint.settings import SettingsError
-    from endpoint.status import read_status, render
+    from endpoint.service.inventory import StateError
+    from endpoint.service.settings import SettingsError
+    from endpoint.service.status import read_status, render
 
     try:
         data_dir = args.data_dir or _daemon_settings(args)[0].data_dir
@@ -284,7 +284,7 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _scan_and_print(args: argparse.Namespace) -> int:
-    from endpoint.scan import ScanOptions, scan
+    from endpoint.scan.run import ScanOptions, scan
 
     options = ScanOptions(root=args.root, homes=[os.path.abspath(h) for h in args.home],
                           processes=not args.no_processes, files=not args.no_files, walk_projects=not args.no_walk)
@@ -317,7 +317,7 @@ def _scan_and_print(args: argparse.Namespace) -> int:
 
 def _network(args: argparse.Namespace, options: Any) -> None:
     import signatures
-    from endpoint.evidence import ScanError
+    from endpoint.scan.evidence import ScanError
 
     lib = signatures.load()
 
@@ -327,7 +327,7 @@ def _network(args: argparse.Namespace, options: Any) -> None:
         return found.id if found else None
 
     if args.pcap:
-        from endpoint.sensors.pcap import PcapError, read_pcap
+        from endpoint.scan.sensors.pcap import PcapError, read_pcap
 
         try:
             reader = read_pcap(args.pcap, provider_for=provider_for)
@@ -336,7 +336,7 @@ def _network(args: argparse.Namespace, options: Any) -> None:
         except (PcapError, OSError) as exc:
             options.network_errors.append(ScanError(args.pcap, "pcap", str(exc)))
     if args.sniff:
-        from endpoint.sensors.network import NetworkSensor
+        from endpoint.scan.sensors.network import NetworkSensor
 
         sensor = NetworkSensor(provider_for, watch_hosts=_catalog_hosts(lib))
         options.network.extend(sensor.sniff(args.sniff))

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from endpoint.inventory import MAX_PARTS  # what the device splits a snapshot into, at the most
+from endpoint.service.inventory import MAX_PARTS  # what the device splits a snapshot into, at the most
 
 SightingType = Literal["coding", "in_product", "enterprise", "runtime", "tool_server", "unknown"]
 Flag = Literal["unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential", "autonomous",

@@ -427,8 +427,8 @@ def contract_sighting(name: str) -> dict[str, Any]:
 
 
 def test_replayed_and_out_of_order_reports_are_applied_exactly_once(collector, tmp_path):
-    from endpoint.inventory import Inventory, finish_body
-    from endpoint.reporter import Reporter
+    from endpoint.service.inventory import Inventory, finish_body
+    from endpoint.service.reporter import Reporter
 
     host = f"host:replay-{uuid.uuid4().hex[:8]}"
     device = {"id": host, "hostname": host[5:], "os": "linux", "os_version": "", "arch": "x86_64",
@@ -474,8 +474,8 @@ def test_a_snapshot_over_the_collectors_cap_arrives_in_parts(database_url, tmp_p
     """A device whose snapshot is bigger than the collector takes in one report (here a 48 KiB cap, so
     that a few hundred sightings exceed it) sends it in parts; the collector holds every sighting once,
     and marks gone only what no part of a later snapshot carried."""
-    from endpoint.inventory import Inventory, finish_body
-    from endpoint.reporter import Reporter
+    from endpoint.service.inventory import Inventory, finish_body
+    from endpoint.service.reporter import Reporter
 
     tokens = servers.provision(database_url)
     process = servers.CollectorProcess(database_url, extra=("--max-report-mib", str(48 / 1024)),
@@ -704,7 +704,7 @@ POISON_WRAPPER = '''
 stand-in for any bug a user's file can reach, kept whatever becomes of that one."""
 import sys
 
-from endpoint import fingerprint
+from endpoint.scan import engine as fingerprint
 
 real = fingerprint.redact_url
 

@@ -121,7 +121,7 @@ RESERVED = "Cline"  # alice's Cline is kept unregistered for the bad-input tests
 def pick(m: Machine, user: str, *, want: str) -> dict[str, Any]:
     """A top-level sighting of ``user`` with MCP servers ("tools") or a provider key and the autonomous
     flag ("autonomous")."""
-    from endpoint.register import prefill, provider_ids
+    from endpoint.service.register import prefill, provider_ids
 
     for s in m.sightings():  # in id order, and ids vary with the tmp path: any of them may come first
         if s["user"] != user or s["parent"] or s["name"] == RESERVED:
@@ -351,7 +351,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMachine]:
         pytest.skip("needs root, setpriv and the system python3 to run a client as another uid")
     import tempfile
 
-    from endpoint.localsock import socket_path
+    from endpoint.service.localsock import socket_path
 
     tmp = tmp_path_factory.mktemp("register-live")
     base = Path(tempfile.mkdtemp(prefix="ar-live-", dir="/tmp"))  # pytest's tmp dirs are root-only
@@ -421,7 +421,7 @@ def test_a_user_is_refused_another_users_agent_through_the_socket(live):
     root_view = run("register", "--data-dir", str(live.data_dir), unset=("SUDO_USER",))
     assert root_view.returncode == 0 and "every user's" in root_view.stdout
     short = next(line.split()[0] for line in root_view.stdout.splitlines()[2:] if " alice " in line)
-    from endpoint.localsock import call
+    from endpoint.service.localsock import call
 
     alices = call(live.socket, {"op": "show", "id": short})["sighting"]["id"]  # root may look at any
     before = live.registrations()["count"]

@@ -13,8 +13,8 @@ from scapy.arch.common import compile_filter as scapy_compile
 from scapy.data import DLT_RAW as SCAPY_DLT_RAW
 from support import REPO
 
-from endpoint.sensors import bpf
-from endpoint.sensors.network import hello_filter, rest_filter
+from endpoint.scan.sensors import bpf
+from endpoint.scan.sensors.network import hello_filter, rest_filter
 
 SO_ATTACH_FILTER = 26
 
@@ -46,7 +46,7 @@ def test_the_kernel_takes_the_program():
 
 
 def test_compiling_the_capture_filters_loads_no_scapy():
-    code = ("import sys; from endpoint.sensors import network; "
+    code = ("import sys; from endpoint.scan.sensors import network; "
             "network._kernel_program(network.hello_filter()); network._kernel_program(network.rest_filter()); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scapy'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

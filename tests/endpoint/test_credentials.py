@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from endpoint import credentials
+from endpoint.scan import credentials
 
 
 @dataclass

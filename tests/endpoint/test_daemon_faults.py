@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from endpoint import faults, fingerprint
-from endpoint.daemon import TICK_BACKOFF_MAX_S, Daemon
 from endpoint.protocol import DeviceStatus
-from endpoint.settings import load_settings
-from endpoint.status import render
+from endpoint.scan import engine as fingerprint
+from endpoint.scan import faults
+from endpoint.service.daemon import TICK_BACKOFF_MAX_S, Daemon
+from endpoint.service.settings import load_settings
+from endpoint.service.status import render
 
 GOOD = 50
 
@@ -138,8 +139,8 @@ def test_log_limit_is_once_per_unit_per_hour_and_bounded():
 def test_a_sighting_that_cannot_be_encoded_is_one_error_and_the_others_are_spooled(tmp_path: Path):
     """A bug upstream that leaves something JSON cannot hold in one sighting (here a set: built by the
     test, no mock) costs that sighting, not the device's report."""
-    from endpoint.inventory import Inventory
     from endpoint.protocol import Report
+    from endpoint.service.inventory import Inventory
 
     inventory = Inventory(tmp_path / "data")
     try:

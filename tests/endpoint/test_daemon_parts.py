@@ -7,7 +7,7 @@ import random
 import threading
 from pathlib import Path
 
-from endpoint.daemon import EventQueue, MatchCache, WatchPlan, jittered
+from endpoint.service.daemon import EventQueue, MatchCache, WatchPlan, jittered
 
 
 def test_event_queue_drops_an_event_that_is_already_waiting():
@@ -106,9 +106,9 @@ def test_the_resource_guard_sheds_work_and_the_status_says_why(tmp_path: Path):
     intervals, then turns its network sensor off, and says so in its status."""
     import time
 
-    from endpoint.daemon import Daemon
-    from endpoint.guard import Guard, Limits
-    from endpoint.settings import load_settings
+    from endpoint.service.daemon import Daemon
+    from endpoint.service.guard import Guard, Limits
+    from endpoint.service.settings import load_settings
 
     settings, _ = load_settings({"data_dir": str(tmp_path / "d"), "root": str(tmp_path), "sensors": "files"}, env={})
     daemon = Daemon(settings)

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from support import run_agentroster
 
-from endpoint import faults, fingerprint
-from endpoint.evidence import NetworkRecord
-from endpoint.parsers import DIALECTS
-from endpoint.parsers import mcp as mcp_parser
-from endpoint.scan import ScanOptions, scan
+from endpoint.scan import engine as fingerprint
+from endpoint.scan import faults
+from endpoint.scan.evidence import NetworkRecord
+from endpoint.scan.parsers import DIALECTS
+from endpoint.scan.parsers import mcp as mcp_parser
+from endpoint.scan.run import ScanOptions, scan
 
 FAKE_GITHUB = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"
 GOOD_PER_FILE = 100

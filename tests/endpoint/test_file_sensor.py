@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import signatures
-from endpoint.evidence import ConfigRecord
-from endpoint.homes import find_homes
-from endpoint.sensors.files import FileScan
+from endpoint.scan.evidence import ConfigRecord
+from endpoint.scan.homes import find_homes
+from endpoint.scan.sensors.files import FileScan
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "configs"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import signatures
-from endpoint.evidence import Credential, ProcessRecord
-from endpoint.fingerprint import Engine
+from endpoint.scan.engine import Engine
+from endpoint.scan.evidence import Credential, ProcessRecord
 
 CLAUDE = ["node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"]
 
@@ -52,7 +52,7 @@ def test_without_a_reader_records_are_taken_as_they_come() -> None:
 
 
 def test_network_calls_land_on_agents_and_only_provider_calls_make_unknowns() -> None:
-    from endpoint.evidence import NetworkRecord
+    from endpoint.scan.evidence import NetworkRecord
 
     engine = Engine(signatures.load(), device_id="d", platform="linux")
     engine.add_processes(machine())
@@ -74,7 +74,7 @@ def test_network_calls_land_on_agents_and_only_provider_calls_make_unknowns() ->
 
 def test_a_sighting_name_fits_the_collectors_indexed_text() -> None:
     from console.server.ingest import MAX_TEXT
-    from endpoint.fingerprint import MAX_NAME, short_text
+    from endpoint.scan.engine import MAX_NAME, short_text
 
     assert MAX_NAME == MAX_TEXT
     assert short_text("fetch") == "fetch"

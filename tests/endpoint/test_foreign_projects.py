@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from support import AGENTROSTER, TESTS, run_agentroster
 
-from endpoint import localsock
-from endpoint.evidence import ArtifactRecord, ConfigRecord, ScanError
-from endpoint.homes import Home, find_homes
-from endpoint.sensors.files import FileScan
+from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
+from endpoint.scan.homes import Home, find_homes
+from endpoint.scan.sensors.files import FileScan
+from endpoint.service import localsock
 
 ALICE_UID, BOB_UID = 61_001, 61_002  # uids no user of this machine has: a disk image's own
 DSN_PASSWORD = "FAKEpassw0rdNotReal"

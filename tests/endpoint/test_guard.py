@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from endpoint.guard import NO_NETWORK, NORMAL, SLOWER, Decision, Guard, Limits, ProcessSampler, Sample
-from endpoint.settings import Settings
+from endpoint.service.guard import NO_NETWORK, NORMAL, SLOWER, Decision, Guard, Limits, ProcessSampler, Sample
+from endpoint.service.settings import Settings
 
 MB = 1024 * 1024
 LIMITS = Limits(max_cpu_percent=2.0, max_rss_mb=150.0)

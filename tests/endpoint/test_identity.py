@@ -13,8 +13,9 @@ from pathlib import Path
 
 from support import run_agentroster
 
-from endpoint import credentials, identity
-from endpoint._managed_windows import REG_SZ, DictRegistry
+from endpoint.scan import credentials
+from endpoint.service import identity
+from endpoint.service._managed_windows import REG_SZ, DictRegistry
 
 # `ioreg -rd1 -c IOPlatformExpertDevice` on a MacBook (serial and UUID replaced by fake ones)
 IOREG_OUTPUT = """+-o MacBookPro18,3  <class IOPlatformExpertDevice, id 0x100000223, registered, matched, active, busy 0 (1 ms), retain 37>
@@ -93,12 +94,12 @@ def test_without_the_org_key_there_is_no_fingerprint(tmp_path: Path, monkeypatch
     monkeypatch.setattr(credentials, "_data_dir", str(tmp_path))
     assert credentials.fingerprint(FAKE_OPENAI) is None
     assert not hasattr(credentials, "DEFAULT_FINGERPRINT_KEY")
-    identity.save_fingerprint_key(tmp_path, "FAKE-org-key-from-the-collector-0123456789")
-    assert stat.S_IMODE(identity.fingerprint_key_path(tmp_path).stat().st_mode) == 0o600
+    credentials.save_fingerprint_key(tmp_path, "FAKE-org-key-from-the-collector-0123456789")
+    assert stat.S_IMODE(credentials.fingerprint_key_path(tmp_path).stat().st_mode) == 0o600
     expected = hmac.new(b"FAKE-org-key-from-the-collector-0123456789", FAKE_OPENAI.encode(), sha256).hexdigest()[:32]
     assert credentials.fingerprint(FAKE_OPENAI) == "hmac-sha256:" + expected
-    identity.fingerprint_key_path(tmp_path).chmod(0o644)  # a key others can read is no org key
-    os.utime(identity.fingerprint_key_path(tmp_path), ns=(1, 1))
+    credentials.fingerprint_key_path(tmp_path).chmod(0o644)  # a key others can read is no org key
+    os.utime(credentials.fingerprint_key_path(tmp_path), ns=(1, 1))
     assert credentials.fingerprint(FAKE_OPENAI) is None
 
 
@@ -135,7 +136,7 @@ def test_scan_without_the_org_key_leaves_fingerprints_out_and_says_so(tmp_path: 
 def test_scan_as_root_uses_the_key_the_daemon_was_given(tmp_path: Path) -> None:
     data = tmp_path / "daemon-data"
     data.mkdir(mode=0o700)
-    identity.save_fingerprint_key(data, "FAKE-org-key-from-the-collector-0123456789")
+    credentials.save_fingerprint_key(data, "FAKE-org-key-from-the-collector-0123456789")
     doc = scan_json(machine_with_a_key(tmp_path), AGENTROSTER_DATA_DIR=str(data))
     expected = hmac.new(b"FAKE-org-key-from-the-collector-0123456789", FAKE_OPENAI.encode(), sha256).hexdigest()[:32]
     assert {c["fingerprint"] for c in credentials_in(doc)} == {"hmac-sha256:" + expected}

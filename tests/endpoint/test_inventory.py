@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from endpoint.inventory import (
+from endpoint.protocol import Report
+from endpoint.service.inventory import (
     Inventory,
     StateError,
     carry_first_seen,
@@ -22,8 +23,7 @@ from endpoint.inventory import (
     split_report,
     spool_health,
 )
-from endpoint.protocol import Report
-from endpoint.reporter import SpoolFull
+from endpoint.service.reporter import SpoolFull
 
 DEVICE = {"id": "host:test", "hostname": "test", "os": "linux", "os_version": "", "arch": "x86_64",
           "agentroster_version": "0.1.0"}

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from endpoint import _managed_windows as win
-from endpoint._managed_files import MAX_MANAGED_BYTES
-from endpoint._managed_linux import LinuxManagedSource
-from endpoint._managed_macos import MacManagedSource
-from endpoint.homes import trusted_policy_template
-from endpoint.settings import Secret, SettingsError, load_settings
+from endpoint.scan.homes import trusted_policy_template
+from endpoint.service import _managed_windows as win
+from endpoint.service._managed_files import MAX_MANAGED_BYTES
+from endpoint.service._managed_linux import LinuxManagedSource
+from endpoint.service._managed_macos import MacManagedSource
+from endpoint.service.settings import Secret, SettingsError, load_settings
 
 FAKE_SECRET = "sk-ant-FAKE-managed-0123456789"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -407,9 +407,9 @@ def test_every_windows_managed_template_of_the_signatures_is_judged():
 
 def _claude_servers(root: Path) -> dict[str, dict[str, bool]]:
     import signatures
-    from endpoint.evidence import ConfigRecord
-    from endpoint.homes import find_homes
-    from endpoint.sensors.files import FileScan
+    from endpoint.scan.evidence import ConfigRecord
+    from endpoint.scan.homes import find_homes
+    from endpoint.scan.sensors.files import FileScan
 
     found = FileScan(signatures.load(), str(root)).run(find_homes(str(root)))
     return {r.display_path: {s.name: s.enabled for s in r.mcp_servers}
@@ -430,7 +430,7 @@ def test_a_managed_mcp_json_a_user_put_in_programdata_switches_nothing_off(tmp_p
 
 
 def test_windows_data_dir_acl_commands_are_exact():
-    from endpoint import _acl_windows as acl
+    from endpoint.service import _acl_windows as acl
 
     icacls = r"D:\Win\System32\icacls.exe"
     assert acl.icacls_commands(r"C:\ProgramData\agentroster", env={"SystemRoot": "D:\\Win\\"}) == [
@@ -444,7 +444,7 @@ def test_windows_data_dir_acl_commands_are_exact():
 
 
 def test_windows_data_dir_acl_runs_each_step_and_stops_at_a_failure():
-    from endpoint import _acl_windows as acl
+    from endpoint.service import _acl_windows as acl
 
     ran: list[list[str]] = []
 

@@ -29,9 +29,9 @@ from scapy.layers.inet6 import (
 )
 from scapy.packet import Raw
 
-from endpoint.evidence import NetworkRecord
-from endpoint.sensors import network
-from endpoint.sensors.network import (
+from endpoint.scan.evidence import NetworkRecord
+from endpoint.scan.sensors import network
+from endpoint.scan.sensors.network import (
     CaptureUnavailable,
     NetworkSensor,
     capture_filter,
@@ -40,7 +40,7 @@ from endpoint.sensors.network import (
     rest_filter,
     socket_table_records,
 )
-from endpoint.sensors.packets import DnsAnswer, DnsMessage, Flow, TlsClientHello
+from endpoint.scan.sensors.packets import DnsAnswer, DnsMessage, Flow, TlsClientHello
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -782,7 +782,7 @@ def test_the_scapy_backend_of_other_systems_reads_the_same_events():
 @needs_root
 def test_a_process_without_cap_net_raw_falls_back_and_says_why():
     script = (
-        "import json; from endpoint.sensors.network import NetworkSensor;"
+        "import json; from endpoint.scan.sensors.network import NetworkSensor;"
         "s = NetworkSensor(lambda h, p: None, watch_hosts=['api.openai.com'], resolve=lambda h: []);"
         "print(json.dumps({'live': s.live, 'capabilities': s.capabilities, 'records': len(s.sniff(0.3))}))"
     )

@@ -27,7 +27,7 @@ from scapy.layers.l2 import CookedLinux
 from scapy.packet import Raw
 from scapy.utils import PcapWriter, wrpcap, wrpcapng
 
-from endpoint.sensors.pcap import PcapError, read_pcap
+from endpoint.scan.sensors.pcap import PcapError, read_pcap
 
 
 def summary(path, **kw) -> set[tuple]:

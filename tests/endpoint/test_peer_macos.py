@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from endpoint import _peer_macos
+from endpoint.service import _peer_macos
 
 
 def xucred(uid: int, *, version: int = 0, groups: tuple[int, ...] = (20, 12, 61)) -> bytes:

@@ -12,8 +12,8 @@ import time
 import pytest
 
 import signatures
-from endpoint.evidence import ProcessRecord, ScanError
-from endpoint.sensors import _procs_linux, _procs_psutil, processes
+from endpoint.scan.evidence import ProcessRecord, ScanError
+from endpoint.scan.sensors import _procs_linux, _procs_psutil, processes
 
 LINUX = sys.platform.startswith("linux")
 FAKE_ANTHROPIC = "sk-ant-api03-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE-FAKEAA"

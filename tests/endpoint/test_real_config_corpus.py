@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from support import REPO, run_agentroster
 
 import signatures
-from endpoint.inventory import Inventory
-from endpoint.reporter import Reporter
-from endpoint.scan import ScanOptions, scan
+from endpoint.scan.run import ScanOptions, scan
+from endpoint.service.inventory import Inventory
+from endpoint.service.reporter import Reporter
 
 FIXTURES = cs.load_corpus()
 SCHEMA = json.loads((REPO / "endpoint" / "schema" / "scan-1.json").read_text(encoding="utf-8"))

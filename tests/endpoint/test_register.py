@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from endpoint import register as reg
-from endpoint.reporter import CollectorUnreachable
+from endpoint.service import register as reg
+from endpoint.service.reporter import CollectorUnreachable
 
 
 def sighting(sid: str = "bc1805872a42667fe96e", *, user: str | None = "alice", **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The daemon's local socket (endpoint/localsock.py): a real server thread on a real Unix socket over a
+"""The daemon's local socket (endpoint/service/localsock.py): a real server thread on a real Unix socket over a
 real state file, and clients of two kinds — this process (root) and a stdlib-only Python script run as
 ``nobody`` by setpriv, so that the kernel reports another uid (SO_PEERCRED). Hostile clients (garbage,
 oversized lines, slow senders, too many connections) get an error or are dropped, and the server goes
@@ -25,8 +25,8 @@ import pytest
 from localsock_client import answer as read_answer
 from support import AGENTROSTER, TESTS
 
-from endpoint import localsock
-from endpoint.inventory import Inventory
+from endpoint.service import localsock
+from endpoint.service.inventory import Inventory
 
 pytestmark = pytest.mark.timeout(60)
 

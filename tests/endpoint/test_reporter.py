@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from endpoint.inventory import Inventory
 from endpoint.protocol import Report
-from endpoint.reporter import (
+from endpoint.service.inventory import Inventory
+from endpoint.service.reporter import (
     Backoff,
     CollectorUnreachable,
     DeviceKeyRejected,

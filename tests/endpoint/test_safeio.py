@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from endpoint import safeio
+from endpoint.scan import safeio
 
 
 @pytest.fixture(params=["alone", "resolver"])

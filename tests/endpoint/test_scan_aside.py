@@ -22,13 +22,13 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 _BOTH_WAYS = """
 import json, sys
-import endpoint.scan
-from endpoint.scan import ScanOptions, scan
+import endpoint.scan.run
+from endpoint.scan.run import ScanOptions, scan
 
-endpoint.scan._spare_core = lambda: True  # fork however busy this machine is
+endpoint.scan.run._spare_core = lambda: True  # fork however busy this machine is
 started = []
-start = endpoint.scan._ProcessesAside.start
-endpoint.scan._ProcessesAside.start = lambda *a: started.append(1) or start(*a)
+start = endpoint.scan.run._ProcessesAside.start
+endpoint.scan.run._ProcessesAside.start = lambda *a: started.append(1) or start(*a)
 pid, tmp = int(sys.argv[1]), sys.argv[2]
 
 def summary(document):
@@ -49,7 +49,7 @@ print(json.dumps({"forked": len(started), "aside": aside, "in_turn": in_turn}))
 _CHILD = """
 import json, os, sys
 import signatures
-from endpoint.scan import _ProcessesAside
+from endpoint.scan.run import _ProcessesAside
 
 aside = _ProcessesAside.start(signatures.load(), set())
 records = aside.result().records
@@ -109,8 +109,8 @@ def test_the_child_sends_back_every_process_with_its_details() -> None:
 
 def test_records_and_matches_cross_the_pipe_unchanged() -> None:
     import signatures
-    from endpoint.evidence import Credential, ProcessRecord, ScanError
-    from endpoint.scan import Processes, decode_processes, encode_processes
+    from endpoint.scan.evidence import Credential, ProcessRecord, ScanError
+    from endpoint.scan.run import Processes, decode_processes, encode_processes
     from signatures.matching import Match
 
     lib = signatures.load()
@@ -129,7 +129,7 @@ def test_records_and_matches_cross_the_pipe_unchanged() -> None:
 
 
 def test_the_instant_count_of_runnable_tasks_is_read_from_loadavg() -> None:
-    from endpoint.scan import runnable_now
+    from endpoint.scan.run import runnable_now
 
     assert runnable_now(b"0.52 0.58 0.59 3/1085 4242\n") == 3
     assert runnable_now(b"7.00 7.00 7.00 1/90 12") == 1
@@ -139,7 +139,7 @@ def test_the_instant_count_of_runnable_tasks_is_read_from_loadavg() -> None:
 
 
 def test_processes_are_read_aside_only_when_a_core_would_be_idle() -> None:
-    from endpoint.scan import spare_core
+    from endpoint.scan.run import spare_core
 
     assert spare_core(2, 1)  # only the scan runs: the other core is idle
     assert not spare_core(2, 2)  # something else runs on the other core

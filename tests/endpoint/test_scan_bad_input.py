@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from endpoint.scan import ScanOptions, scan
+from endpoint.scan.run import ScanOptions, scan
 
 FAKE_KEY = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"
 

@@ -111,7 +111,7 @@ def test_yaml_and_toml_parsers_are_imported_only_by_a_scan_that_meets_such_a_fil
 def test_scanned_at_is_what_datetime_writes_in_utc_to_the_second():
     from datetime import UTC, datetime
 
-    from endpoint.scan import scanned_at
+    from endpoint.scan.run import scanned_at
 
     for seconds in (0.0, 951_782_400.0, 1_767_225_599.999, 4_102_444_800.5):  # incl. a leap day and 2100
         assert scanned_at(seconds) == datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")

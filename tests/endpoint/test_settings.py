@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from endpoint import settings as st
-from endpoint.settings import Secret, SettingsError, StaticSource, describe, load_settings
+from endpoint.service import settings as st
+from endpoint.service.settings import Secret, SettingsError, StaticSource, describe, load_settings
 
 FAKE_SECRET = "sk-ant-FAKE-enroll-0123456789abcdef"
 

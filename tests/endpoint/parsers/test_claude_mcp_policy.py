@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import signatures
-from endpoint.evidence import ConfigRecord, McpServerConfig
-from endpoint.homes import find_homes
-from endpoint.parsers.claude import McpPolicy, apply_policy, mcp_policy, url_matches
-from endpoint.sensors.files import FileScan
+from endpoint.scan.evidence import ConfigRecord, McpServerConfig
+from endpoint.scan.homes import find_homes
+from endpoint.scan.parsers.claude import McpPolicy, apply_policy, mcp_policy, url_matches
+from endpoint.scan.sensors.files import FileScan
 
 STDIO = McpServerConfig("fs", "stdio", command="npx", args=("-y", "@modelcontextprotocol/server-filesystem", "/"))
 REMOTE = McpServerConfig("github", "http", url="https://api.githubcopilot.com/mcp/")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from support import run_agentroster
 
-from endpoint.evidence import McpServerConfig
-from endpoint.parsers import claude, parse_config
+from endpoint.scan.evidence import McpServerConfig
+from endpoint.scan.parsers import claude, parse_config
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "configs"
 

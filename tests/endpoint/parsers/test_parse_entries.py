@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from endpoint.parsers import parse_config
+from endpoint.scan.parsers import parse_config
 
 
 def names(parsed) -> list[tuple[str, bool]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from endpoint.parsers import ConfigError, parse_config
+from endpoint.scan.parsers import ConfigError, parse_config
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "configs"
 

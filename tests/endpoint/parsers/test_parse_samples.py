@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from endpoint.evidence import McpServerConfig
-from endpoint.parsers import parse_config
+from endpoint.scan.evidence import McpServerConfig
+from endpoint.scan.parsers import parse_config
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "configs"
 

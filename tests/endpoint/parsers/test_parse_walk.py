@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from endpoint.parsers import walk
-from endpoint.parsers.walk import pointer
+from endpoint.scan.parsers import walk
+from endpoint.scan.parsers.walk import pointer
 
 
 def test_leaves_come_in_document_order_with_pointers_and_keys():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from endpoint.parsers import ConfigError, parse_config, walk
+from endpoint.scan.parsers import ConfigError, parse_config, walk
 
 
 def billion_laughs(levels: int) -> str:

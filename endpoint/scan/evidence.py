@@ -1,0 +1,155 @@
+"""Evidence: one observation made by a sensor, before any signature is applied.
+
+Sensors yield these records; ``endpoint.scan.engine`` turns them into sightings. Credential values
+never sit in a record: only their kind and keyed fingerprint (``endpoint.scan.credentials``).
+
+Immutable records are named tuples; the ones the scan fills in as it goes are plain classes with
+``__slots__`` on ``SlotRecord``. Neither is a dataclass: ``dataclasses`` costs every ``agentroster
+scan`` some 13 ms of imports and per-class code generation, a tenth of its budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+Via = Literal["sni", "dns", "connect", "http", "socket"]
+
+
+class SlotRecord:
+    """A mutable record: equal to another of its class with equal fields, unhashable, shown with its fields.
+
+    Subclasses list their fields in ``__slots__``, in constructor order.
+    """
+
+    __slots__: tuple[str, ...] = ()
+    __hash__ = None  # type: ignore[assignment]  # mutable: as a dataclass with eq and without frozen
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SlotRecord) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Credential(NamedTuple):
+    kind: str  # a credential kind id from signatures/providers.yaml, e.g. "openai"
+    fingerprint: str | None  # keyed fingerprint, never the value; None without the org's key
+    source: Literal["env", "config", "cmdline"]
+    where: str  # "pid 123 env OPENAI_API_KEY" or "/home/a/.cursor/mcp.json#/mcpServers/gh/env/GITHUB_TOKEN"
+
+
+class RawProcess(NamedTuple):
+    """One process as a per-OS reader (``endpoint/scan/sensors/_procs_*``) sees it, before its details are read."""
+
+    pid: int
+    ppid: int
+    name: str
+    exe: str
+    cmdline: list[str]
+    user: str
+    uid: int | None
+    create_time: float  # seconds since the epoch
+
+
+class ProcessRecord(SlotRecord):
+    __slots__ = ("pid", "ppid", "name", "exe", "cmdline", "user", "uid", "create_time", "env_keys", "env_values",
+                 "credentials", "cwd")
+
+    def __init__(self, pid: int, ppid: int, name: str, exe: str, cmdline: list[str], user: str, uid: int | None,
+                 create_time: float, env_keys: frozenset[str] = frozenset(), env_values: dict[str, str] | None = None,
+                 credentials: list[Credential] | None = None, cwd: str = "") -> None:
+        self.pid = pid
+        self.ppid = ppid
+        self.name = name
+        self.exe = exe
+        self.cmdline = cmdline
+        self.user = user
+        self.uid = uid
+        self.create_time = create_time
+        self.env_keys = env_keys  # names only; values are reduced to credentials on read
+        self.env_values: dict[str, str] = {} if env_values is None else env_values  # HOME, autonomy markers
+        self.credentials: list[Credential] = [] if credentials is None else credentials
+        self.cwd = cwd  # read for interpreters only, to find the script they run
+
+
+class McpServerConfig(NamedTuple):
+    """One MCP server as a client's config declares it (nothing is started to learn about it)."""
+
+    name: str
+    transport: Literal["stdio", "http", "sse", "streamable_http", "builtin", "unknown"]
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    url: str | None = None
+    env_keys: tuple[str, ...] = ()
+    enabled: bool = True
+    project: str | None = None  # the project directory a per-project entry belongs to
+    where: str = ""  # JSON pointer of the entry in its file, e.g. /mcpServers/github
+
+
+class ConfigRecord(SlotRecord):
+    __slots__ = ("path", "display_path", "signature", "dialect", "scope", "user", "mcp_servers", "models",
+                 "base_urls", "providers", "autonomy", "credentials")
+
+    def __init__(self, path: str, display_path: str, signature: str, dialect: str,
+                 scope: Literal["managed", "user", "project"], user: str,
+                 mcp_servers: list[McpServerConfig] | None = None, models: list[str] | None = None,
+                 base_urls: list[str] | None = None, providers: list[str] | None = None,
+                 autonomy: list[str] | None = None, credentials: list[Credential] | None = None) -> None:
+        self.path = path  # the real path on this machine (under the scan root)
+        self.display_path = display_path  # the path as it is on the scanned system (root prefix removed)
+        self.signature = signature  # the signature whose file template matched
+        self.dialect = dialect
+        self.scope = scope
+        self.user = user
+        self.mcp_servers: list[McpServerConfig] = [] if mcp_servers is None else mcp_servers
+        self.models: list[str] = [] if models is None else models
+        self.base_urls: list[str] = [] if base_urls is None else base_urls
+        self.providers: list[str] = [] if providers is None else providers  # provider ids the config selects
+        self.autonomy: list[str] = [] if autonomy is None else autonomy  # the setting markers that matched
+        self.credentials: list[Credential] = [] if credentials is None else credentials
+
+
+class ArtifactRecord(NamedTuple):
+    kind: Literal["app", "extension", "package"]
+    signature: str
+    path: str
+    display_path: str
+    user: str  # owner of the home it sits in, or "" for a machine-wide install
+    ident: str = ""  # extension id, package name
+    version: str = ""
+
+
+class NetworkRecord(SlotRecord):
+    """A call to a host, seen by the network sensor; pid is None when it could not be attributed."""
+
+    __slots__ = ("host", "port", "via", "ts", "pid", "provider", "src", "sport", "dst", "count", "last_ts", "process")
+
+    def __init__(self, host: str, port: int, via: Via, ts: float, pid: int | None = None, provider: str | None = None,
+                 src: str = "", sport: int = 0, dst: str = "", count: int = 1, last_ts: float = 0.0,
+                 process: str = "") -> None:
+        self.host = host
+        self.port = port
+        self.via: Via = via
+        self.ts = ts
+        self.pid = pid
+        self.provider = provider
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.count = count
+        self.last_ts = last_ts  # when count > 1, the last time it was seen (``ts`` is the first); 0.0: only at ts
+        self.process = process  # the process name at attribution time: the pid may be gone when it is read
+
+
+class ScanError(NamedTuple):
+    """Something that could not be read; the scan goes on. ``detail`` never quotes file contents."""
+
+    where: str
+    error: str  # short code: not_regular, too_large, binary, encoding, syntax, symlink_escape, ...
+    detail: str = ""

@@ -1,0 +1,39 @@
+"""Codex CLI: ``~/.codex/config.toml`` (and a trusted project's ``.codex/config.toml``).
+
+``[mcp_servers.<name>]`` tables hold ``command``/``args``/``env``/``env_vars`` for a local server
+or ``url`` (Streamable HTTP, with ``bearer_token_env_var`` naming the token's variable) for a remote
+one, and ``enabled``. ``model`` and ``model_provider`` select the model, at the top and per
+``[profiles.<name>]``; ``[model_providers.<id>].base_url`` points a provider elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from endpoint.scan.parsers.findings import Findings, mapping
+from endpoint.scan.parsers.mcp import add_server, enabled_flag
+from endpoint.scan.parsers.walk import escape
+
+
+def extract_codex_toml(document: dict[str, Any], out: Findings) -> None:
+    """The ``codex_toml`` dialect."""
+    servers = document.get("mcp_servers")
+    if servers is not None and not isinstance(servers, dict):
+        out.warn("/mcp_servers", "is not a table of servers; ignored")
+    for name, entry in mapping(servers).items():
+        with out.entry(f"/mcp_servers/{escape(str(name))}"):
+            _server(out, str(name), entry, f"/mcp_servers/{escape(str(name))}")
+    for selection in [document, *mapping(document.get("profiles")).values()]:
+        out.model(mapping(selection).get("model"))
+        out.provider(mapping(selection).get("model_provider"))
+    for provider in mapping(document.get("model_providers")).values():
+        out.base_url(mapping(provider).get("base_url"))
+
+
+def _server(out: Findings, name: str, entry: object, where: str) -> None:
+    if not isinstance(entry, dict):
+        out.warn(where, "entry is not a table; skipped")
+        return
+    add_server(out, name, where, kind=entry.get("type", entry.get("transport")), command=entry.get("command"),
+               args=entry.get("args"), url=entry.get("url"), env=entry.get("env"), env_names=entry.get("env_vars"),
+               enabled=enabled_flag(entry), url_transport="http")  # fmt: skip

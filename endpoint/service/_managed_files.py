@@ -1,0 +1,158 @@
+"""Reading the files an administrator controls (managed config, the enroll secret file), as root.
+
+A managed file decides where the daemon reports and with what secret, so it is trusted only when no
+one but root could have written it: a regular file (not a symlink, FIFO or device), owned by root,
+not writable by group or others, in directories that only root can change; and it is size-capped.
+A secret file must also be unreadable by group and others. Refusals are ``SettingsError``s that say
+what is wrong and how to fix it, and never quote the file's contents.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from endpoint.scan.safeio import file_kind, read_capped
+from endpoint.service.settings import ManagedValues, SettingsError
+
+MAX_MANAGED_BYTES = 256 << 10  # a settings file is a few hundred bytes
+MAX_SECRET_BYTES = 16 << 10
+ROOT_ONLY = (0,)
+
+_Refuse = Callable[[str], SettingsError]
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def read_managed_file(path: str | os.PathLike[str], *, root: str | os.PathLike[str] = "/",
+                      limit: int = MAX_MANAGED_BYTES, trusted_uids: Collection[int] = ROOT_ONLY,
+                      private: bool = False, field: str | None = None) -> bytes | None:
+    """The bytes of an administrator's file, or ``None`` when it does not exist.
+
+    Directories from the file's up to ``root`` (exclusive) are checked too: a directory others can
+    write lets them swap the file. ``private`` also refuses a file that group or others can read.
+    """
+    where = str(path)
+
+    def refuse(reason: str) -> SettingsError:
+        return SettingsError(field, where, reason)
+
+    try:
+        pre = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+    except OSError as exc:
+        raise refuse(f"cannot be read: {os.strerror(exc.errno or errno.EIO)}") from None
+    if stat.S_ISLNK(pre.st_mode):
+        raise refuse("is a symbolic link; it must be a regular file (symlinks are not followed)")
+    if not stat.S_ISREG(pre.st_mode):
+        raise refuse(f"is {file_kind(pre.st_mode)}, not a regular file; not opened")
+    _check_dirs(Path(path).parent, Path(root), trusted_uids, refuse)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise refuse(f"cannot be opened: {os.strerror(exc.errno or errno.EIO)}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped between lstat and open
+            raise refuse(f"is {file_kind(st.st_mode)}, not a regular file")
+        _check_owner(st, trusted_uids, refuse, private=private)
+        if st.st_size > limit:
+            raise refuse(f"is {st.st_size} bytes, over the {limit}-byte cap; not read")
+        data = read_capped(fd, limit)
+        if data is None:
+            raise refuse(f"grew over the {limit}-byte cap while being read")
+        return data
+    except OSError as exc:
+        raise refuse(f"cannot be read: {os.strerror(exc.errno or errno.EIO)}") from None
+    finally:
+        os.close(fd)
+
+
+def read_secret_file(path: str | os.PathLike[str], *, trusted_uids: Collection[int] | None = None) -> str:
+    """The text of an enroll secret file: owned by root (or the user the daemon runs as), mode 0600
+    or stricter; a missing file is an error (the setting names it)."""
+    if trusted_uids is None:
+        trusted_uids = {0, _euid()}
+    data = read_managed_file(path, root=Path(path).anchor or "/", limit=MAX_SECRET_BYTES,
+                             trusted_uids=trusted_uids, private=True, field="enroll_secret_file")
+    if data is None:
+        raise SettingsError("enroll_secret_file", str(path), "no such file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SettingsError("enroll_secret_file", str(path), "is not UTF-8 text") from None
+
+
+def _euid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0
+
+
+def _check_owner(st: os.stat_result, trusted_uids: Collection[int], refuse: _Refuse, *, private: bool) -> None:
+    if sys.platform == "win32":
+        return  # ownership and mode bits mean nothing here; Windows protects these paths by ACL
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid not in trusted_uids:
+        raise refuse(f"is owned by uid {st.st_uid}, not root; refused (chown root)")
+    if mode & stat.S_IWOTH:
+        raise refuse(f"is world-writable (mode {mode:04o}); refused (chmod {_hint(private)})")
+    if mode & stat.S_IWGRP and st.st_gid != 0:
+        raise refuse(f"is writable by group {st.st_gid} (mode {mode:04o}); refused (chmod {_hint(private)})")
+    if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise refuse(f"can be read by group or others (mode {mode:04o}); refused (chmod 0600)")
+
+
+def _hint(private: bool) -> str:
+    return "0600" if private else "0644"
+
+
+def _check_dirs(directory: Path, root: Path, trusted_uids: Collection[int], refuse: _Refuse) -> None:
+    if sys.platform == "win32":
+        return
+    stop = os.path.abspath(root)
+    current = os.path.abspath(directory)
+    while True:
+        if current == stop or os.path.dirname(current) == current:
+            return
+        try:
+            st = os.stat(current)
+        except OSError as exc:
+            raise refuse(f"its directory {current} cannot be checked: {os.strerror(exc.errno or errno.EIO)}") from None
+        mode = stat.S_IMODE(st.st_mode)
+        sticky = bool(mode & stat.S_ISVTX)
+        if st.st_uid not in trusted_uids:
+            raise refuse(f"its directory {current} is owned by uid {st.st_uid}, not root; refused")
+        if (mode & stat.S_IWOTH and not sticky) or (mode & stat.S_IWGRP and st.st_gid != 0 and not sticky):
+            raise refuse(f"its directory {current} can be written by others (mode {mode:04o}); refused")
+        current = os.path.dirname(current)
+
+
+class ManagedFileSource:
+    """A managed-settings file under ``root`` (``/`` on a live machine), read with ``read_managed_file``'s
+    checks; a subclass names the file (``RELATIVE_PATH``) and turns its bytes into settings (``parse``)."""
+
+    RELATIVE_PATH = ""
+
+    def __init__(self, root: str | os.PathLike[str] = "/", *, trusted_uids: tuple[int, ...] = ROOT_ONLY) -> None:
+        self.root = Path(root)
+        self.path = self.root / self.RELATIVE_PATH
+        self.trusted_uids = trusted_uids
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def read(self) -> ManagedValues:
+        data = read_managed_file(self.path, root=self.root, trusted_uids=self.trusted_uids)
+        if data is None:
+            return ManagedValues({}, self.where)
+        return self.parse(data)
+
+    def parse(self, data: bytes) -> ManagedValues:
+        raise NotImplementedError

@@ -1,0 +1,522 @@
+"""The daemon's local socket: employees list and register their own agents without sudo.
+
+The daemon (root) listens on a Unix-domain socket that every local user may connect to; each request is
+authorised by the peer's uid as the kernel tells it (``SO_PEERCRED``), never by anything the client
+says. The protocol is one JSON object per line, at most ``MAX_REQUEST_BYTES`` each, answered by one JSON
+object per line: ``{"ok": true, ...}`` or ``{"ok": false, "code": ..., "error": "one line"}``.
+
+- ``{"op": "list"}``: the caller's own sightings (root: every user's), what was registered from this
+  machine, and the collector's status of each registration when it answers.
+- ``{"op": "show", "id": ID}``: one of the caller's own sightings by id or unique prefix (another user's
+  is answered as unknown, exactly as an id that matches nothing).
+- ``{"op": "register", "sighting_id": ..., <RegistrationCreate fields>}``: checked (owner, limits) and
+  sent to the collector with the device key; the collector's registration, or why not.
+
+Root may add ``"as_user": NAME`` to act for that user only (``sudo agentroster register``); from any
+other uid it is refused. The peer's uid comes from SO_PEERCRED on Linux and LOCAL_PEERCRED on macOS
+(``_peer_linux``, ``_peer_macos``); Windows has no socket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import socket
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("agentroster.localsock")
+
+SOCKET_NAME = "agentroster.sock"
+RUN_DIRS = {"linux": Path("/run/agentroster"), "macos": Path("/var/run/agentroster")}
+MAX_REQUEST_BYTES = 64 << 10  # one request line, newline included
+MAX_ANSWER_BYTES = 32 << 20  # what a client accepts (root's list of every sighting)
+MAX_CLIENTS = 8  # connections served at once; more are told "busy" and closed
+MAX_CLIENTS_PER_USER = 4  # of those, from one uid other than root (one user cannot starve the others)
+MAX_REQUESTS_PER_CONNECTION = 32
+READ_TIMEOUT_S = 5.0  # to send one whole request line (a slow client is dropped, not waited for)
+WRITE_TIMEOUT_S = 5.0  # to take one answer
+COLLECTOR_TIMEOUT_S = 15.0  # the registration POST
+STATUS_TIMEOUT_S = 5.0  # the registrations GET behind a list (the list is answered without it after that)
+CLIENT_TIMEOUT_S = 60.0  # what `agentroster register` waits for an answer
+SIGHTING_FIELDS = ("id", "name", "vendor", "type", "user", "parent", "flags")
+
+
+class LocalSocketError(Exception):
+    """The local socket cannot be served (a bad path or directory, or another daemon serves it)."""
+
+
+class DaemonNotListening(Exception):
+    """No daemon answers on the socket (not running, or no socket on this OS): use the direct path."""
+
+
+# -- pure: where, and what a sighting looks like on the wire -------------------------------------------------
+
+
+def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -> Path:
+    """The socket beside the data dir: the OS's run dir for the default data dir, else ``<data dir>.run/``
+    (the data dir itself is 0700, so the socket cannot live in it)."""
+    from endpoint.scan.platforms import default_data_dir, normalize_platform
+
+    plat = normalize_platform(platform)
+    data = Path(data_dir)
+    if plat in RUN_DIRS and data == default_data_dir(plat):
+        return RUN_DIRS[plat] / SOCKET_NAME
+    return data.with_name(data.name + ".run") / SOCKET_NAME
+
+
+def wire_sighting(sighting: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``agentroster register`` needs of a sighting (list, prefill), and nothing else: credentials as
+    their kind only, MCP servers by name, endpoints by provider."""
+    doc = {k: sighting.get(k) for k in SIGHTING_FIELDS}
+    doc["endpoints"] = [{"provider": e.get("provider")} for e in sighting.get("endpoints") or ()
+                        if isinstance(e, Mapping)]
+    doc["credentials"] = [{"kind": c.get("kind")} for c in sighting.get("credentials") or ()
+                          if isinstance(c, Mapping)]
+    doc["mcp_servers"] = [{"name": m.get("name")} for m in sighting.get("mcp_servers") or ()
+                          if isinstance(m, Mapping)]
+    return doc
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "code": code, "error": " ".join(str(message).split())[:500]}
+
+
+def encode(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+# -- the requests ------------------------------------------------------------------------------------------
+
+
+def user_name(uid: int) -> str | None:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+@dataclass
+class Handler:
+    """Answers one request of one peer; reads the daemon's state afresh each time (read-only)."""
+
+    data_dir: Path
+    ca_bundle: Path | None = None
+    collector_timeout_s: float = COLLECTOR_TIMEOUT_S
+    status_timeout_s: float = STATUS_TIMEOUT_S
+    names: Callable[[int], str | None] = user_name
+
+    def __post_init__(self) -> None:
+        self._ledger_lock = threading.Lock()
+
+    def answer(self, line: bytes, uid: int) -> dict[str, Any]:
+        from endpoint.service import register as reg
+        from endpoint.service.reporter import ReporterError
+
+        try:
+            request = json.loads(line)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+            return error("bad_request", "not a JSON object on one line")
+        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+            return error("bad_request", 'a request is a JSON object with an "op"')
+        try:
+            who = self.registrant(uid, request.pop("as_user", None))
+            op = request.pop("op")
+            if op == "list":
+                return self.list(who, request)
+            if op == "show":
+                return self.show(who, request)
+            if op == "register":
+                return self.register(who, request)
+            return error("bad_request", f"unknown op {reg.shown(op)[:40]!r} (list, show, register)")
+        except reg.RegisterError as exc:
+            return error(_CODES.get(type(exc).__name__, "refused"), str(exc))
+        except ReporterError as exc:
+            return error("unreachable", str(exc))
+
+    def registrant(self, uid: int, as_user: Any) -> Any:
+        from endpoint.service.register import InvalidRegistration, NotYours, Registrant
+
+        if as_user is None:
+            return Registrant(self.names(uid), any_user=uid == 0)
+        if uid != 0:
+            raise NotYours("as_user: only root may act for another user")
+        if not isinstance(as_user, str) or not as_user.strip() or len(as_user) > 256:
+            raise InvalidRegistration("as_user: a user name")
+        return Registrant(as_user, any_user=False, via_sudo=True)
+
+    def list(self, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+        from endpoint.service import register as reg
+
+        if request:
+            raise reg.InvalidRegistration("list takes no fields")
+        state = reg.DeviceState.read(self.data_dir)
+        mine = reg.visible_to(state.sightings, who, fold_case=reg.fold_case())
+        statuses = None
+        if mine and state.collector_url:
+            try:
+                key = state.device_key()
+            except reg.RegisterError:  # not enrolled yet: what was sent is all there is
+                key = ""
+            if key:
+                statuses = reg.fetch_statuses(collector_url=state.collector_url, key=key,
+                                              ca_bundle=self.ca_bundle, timeout_s=self.status_timeout_s)
+        own = {str(s["id"]) for s in mine}
+        return {"ok": True, "user": who.name, "any_user": who.any_user,
+                "sightings": [wire_sighting(s) for s in mine],
+                "ledger": {k: v for k, v in state.ledger().items() if k in own},
+                "statuses": None if statuses is None else {k: v for k, v in statuses.items() if k in own}}
+
+    def show(self, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+        from endpoint.service import register as reg
+
+        ref = request.get("id")
+        if not isinstance(ref, str) or not 0 < len(ref) <= 128 or set(request) != {"id"}:
+            raise reg.InvalidRegistration("show takes an id (a string of at most 128 characters)")
+        state = reg.DeviceState.read(self.data_dir)
+        # Among the caller's own only: a prefix of another user's id is answered as one of no id at all
+        # (ids are hashes anyone can compute, so "belongs to bob" would tell who runs what).
+        sighting = reg.resolve(ref, reg.visible_to(state.sightings, who, fold_case=reg.fold_case()))
+        reg.may_register(sighting, who, fold_case=reg.fold_case())
+        return {"ok": True, "sighting": wire_sighting(sighting)}
+
+    def register(self, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+        from endpoint.service import register as reg
+
+        sid = request.get("sighting_id")
+        if not isinstance(sid, str):
+            raise reg.InvalidRegistration("ID: the sighting's full id, as a string")
+        state = reg.DeviceState.read(self.data_dir)
+        mine = reg.visible_to(state.sightings, who, fold_case=reg.fold_case())
+        sighting = next((s for s in mine if str(s.get("id")) == sid), None)  # as show: the caller's own only
+        if sighting is None:
+            raise reg.UnknownSighting(f"{reg.shown(sid)[:40]}: no such agent known to the daemon on this "
+                                      "machine (run `agentroster register` to list yours)")
+        reg.may_register(sighting, who, fold_case=reg.fold_case())
+        body = reg.validate(request)
+        key = state.device_key()
+        assert state.collector_url is not None  # device_key() checked it
+        answer = reg.send(body, collector_url=state.collector_url, key=key, ca_bundle=self.ca_bundle,
+                          timeout_s=self.collector_timeout_s)
+        with self._ledger_lock:
+            try:
+                state.remember(body.sighting_id, answer)
+            except OSError as exc:
+                log.warning("local socket: registration #%s sent, but not noted in the ledger: %s",
+                            answer.get("id"), exc.strerror)
+        log.info("local socket: %s registered %s (#%s)", who.name or "?", sid, answer.get("id"))
+        return {"ok": True, "registration": answer}
+
+
+_CODES = {"InvalidRegistration": "invalid", "NotYours": "not_yours", "UnknownSighting": "unknown_sighting",
+          "NotEnrolled": "not_enrolled", "StateUnavailable": "state", "RegistrationRefused": "refused"}
+
+
+# -- the server ----------------------------------------------------------------------------------------------
+
+
+def peer_uid_function() -> Callable[[socket.socket], int]:
+    if sys.platform.startswith("linux"):
+        from endpoint.service._peer_linux import peer_uid
+    elif sys.platform == "darwin":
+        from endpoint.service._peer_macos import peer_uid
+    else:
+        raise NotImplementedError(f"the daemon's local socket is not supported on {sys.platform}")
+    return peer_uid
+
+
+class LocalServer:
+    """A thread accepting connections on the socket, and one short-lived thread per client (at most
+    ``max_clients``); ``stop()`` closes everything and removes the socket."""
+
+    def __init__(self, path: str | os.PathLike[str], handler: Handler, *, max_clients: int = MAX_CLIENTS,
+                 max_clients_per_user: int = MAX_CLIENTS_PER_USER, read_timeout_s: float = READ_TIMEOUT_S,
+                 write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.handler = handler
+        self.max_clients = max_clients
+        self.max_clients_per_user = max_clients_per_user
+        self.read_timeout_s = read_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self._peer_uid = peer_uid_function()
+        self._listener: socket.socket | None = None
+        self._wake_r, self._wake_w = -1, -1
+        self._thread: threading.Thread | None = None
+        self._inode: tuple[int, int] | None = None
+        self._clients: set[socket.socket] = set()
+        self._per_uid: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self.served = 0
+        self.refused_busy = 0
+
+    # -- start / stop ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        prepare_dir(self.path.parent)
+        remove_stale(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(self.path))
+            os.chmod(self.path, 0o666)  # any local user connects; each request is checked by peer uid
+            listener.listen(64)
+            listener.setblocking(False)
+            st = os.lstat(self.path)
+        except OSError as exc:
+            listener.close()
+            raise LocalSocketError(f"{self.path}: {exc.strerror or exc}") from None
+        self._inode = (st.st_dev, st.st_ino)
+        self._listener = listener
+        self._wake_r, self._wake_w = os.pipe()
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._accept_loop, args=(sel,), name="agentroster-localsock",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        if self._thread is None:
+            return
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        self._thread.join(timeout)
+        with self._lock:
+            for conn in list(self._clients):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)  # a client thread blocked in recv wakes up and ends
+                except OSError:
+                    pass
+        if self._listener is not None:
+            self._listener.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        self._thread = None
+        try:
+            st = os.lstat(self.path)
+            if (st.st_dev, st.st_ino) == self._inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+    # -- serving -------------------------------------------------------------------------------------------
+    def _accept_loop(self, sel: selectors.BaseSelector) -> None:
+        assert self._listener is not None
+        with sel:
+            while True:
+                ready = {key.fileobj for key, _ in sel.select()}
+                if self._wake_r in ready:
+                    return
+                try:
+                    conn, _ = self._listener.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                except OSError as exc:  # EMFILE and the like: wait a little rather than spin
+                    log.warning("local socket: accept: %s", exc.strerror or exc)
+                    time.sleep(0.1)
+                    continue
+                self._dispatch(conn)
+
+    def _dispatch(self, conn: socket.socket) -> None:
+        """Hand the connection to a thread of its own, or answer at once (busy, unknown peer) and close."""
+        try:
+            uid = self._peer_uid(conn)
+        except (OSError, NotImplementedError) as exc:
+            self._refuse(conn, error("unsupported", str(exc)))
+            return
+        with self._lock:
+            mine = self._per_uid.get(uid, 0)
+            if uid != 0 and mine >= self.max_clients_per_user:
+                busy = f"uid {uid} already has {mine} connections open"
+            elif not self._slots.acquire(blocking=False):
+                busy = f"the daemon is serving {self.max_clients} clients"
+            else:
+                busy = ""
+                self._per_uid[uid] = mine + 1
+                self._clients.add(conn)
+        if busy:
+            self.refused_busy += 1
+            self._refuse(conn, error("busy", busy + "; try again"))
+            return
+        try:
+            threading.Thread(target=self._serve, args=(conn, uid), name="agentroster-localsock-client",
+                             daemon=True).start()
+        except RuntimeError:  # no thread to be had: drop this client, keep accepting
+            self._forget(conn, uid)
+
+    @staticmethod
+    def _refuse(conn: socket.socket, doc: Mapping[str, Any]) -> None:
+        conn.setblocking(False)  # the accept thread never waits on a client
+        try:
+            conn.send(encode(doc))
+        except OSError:
+            pass
+        conn.close()
+
+    def _forget(self, conn: socket.socket, uid: int) -> None:
+        with self._lock:
+            self._clients.discard(conn)
+            left = self._per_uid.get(uid, 1) - 1
+            if left > 0:
+                self._per_uid[uid] = left
+            else:
+                self._per_uid.pop(uid, None)
+            self._slots.release()
+        conn.close()
+
+    def _serve(self, conn: socket.socket, uid: int) -> None:
+        conn.setblocking(True)
+        try:
+            buffer = bytearray()
+            for _ in range(MAX_REQUESTS_PER_CONNECTION):
+                line = self._read_line(conn, buffer)
+                if line is None:
+                    return
+                try:
+                    answer = self.handler.answer(bytes(line), uid)
+                except Exception:  # a bug in one request must not take the daemon (or this thread) down
+                    log.exception("local socket: request failed")
+                    answer = error("internal", "the daemon could not answer this request (see its log)")
+                self.served += 1
+                self._send(conn, answer)
+        except OSError:  # the client went away, or would not take its answer in time
+            pass
+        finally:
+            self._forget(conn, uid)
+
+    def _read_line(self, conn: socket.socket, buffer: bytearray) -> bytes | None:
+        """The next request line, or None at the end; a line too long or too slow is answered and ends."""
+        deadline = time.monotonic() + self.read_timeout_s
+        while True:
+            end = buffer.find(b"\n")
+            if end >= 0:
+                if end + 1 > MAX_REQUEST_BYTES:
+                    break
+                line = bytes(buffer[:end])
+                del buffer[:end + 1]
+                return line
+            if len(buffer) >= MAX_REQUEST_BYTES:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._send(conn, error("timeout", f"no whole request line within {self.read_timeout_s:g} s"))
+                return None
+            conn.settimeout(left)
+            try:
+                chunk = conn.recv(MAX_REQUEST_BYTES)
+            except TimeoutError:
+                continue
+            if not chunk:
+                if buffer.strip():
+                    self._send(conn, error("bad_request", "a request must end with a newline"))
+                return None
+            buffer += chunk
+        self._send(conn, error("too_large", f"a request line is at most {MAX_REQUEST_BYTES} bytes"))
+        return None
+
+    def _send(self, conn: socket.socket, doc: Mapping[str, Any]) -> None:
+        conn.settimeout(self.write_timeout_s)
+        try:
+            conn.sendall(encode(doc))
+        except OSError:
+            pass
+
+
+def prepare_dir(directory: Path) -> None:
+    """The socket's directory: made 0755 if missing; a symlink, a non-directory, or one that another user
+    owns is refused (they could swap the socket for their own)."""
+    try:
+        directory.mkdir(mode=0o755, exist_ok=True)
+        st = os.lstat(directory)
+    except OSError as exc:
+        raise LocalSocketError(f"{directory}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise LocalSocketError(f"{directory}: not a directory")
+    if st.st_uid != os.geteuid():
+        raise LocalSocketError(f"{directory}: owned by uid {st.st_uid}, not by the daemon's user")
+    if stat.S_IMODE(st.st_mode) != 0o755:
+        os.chmod(directory, 0o755)
+
+
+def remove_stale(path: Path) -> None:
+    """A socket left by a daemon that died is removed; one a live daemon answers on, or anything that is
+    not a socket, is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LocalSocketError(f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise LocalSocketError(f"{path}: exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise LocalSocketError(f"{path}: another daemon is listening on it")
+
+
+# -- the client ----------------------------------------------------------------------------------------------
+
+
+def trusted(path: Path) -> None:
+    """Refuse a socket (or its directory) that neither root nor this user owns: another user could have
+    put it there to collect what is sent."""
+    euid = os.geteuid()
+    for where in (path.parent, path):
+        try:
+            owner = os.lstat(where).st_uid
+        except OSError as exc:
+            raise DaemonNotListening(f"{where}: {exc.strerror or exc}") from None
+        if owner not in (0, euid):
+            raise OSError(f"{where} belongs to uid {owner}, not to root: not the daemon's; not used")
+
+
+def call(path: str | os.PathLike[str], request: Mapping[str, Any], *,
+         timeout_s: float = CLIENT_TIMEOUT_S) -> dict[str, Any]:
+    """Send one request and return the daemon's answer; ``DaemonNotListening`` when nobody is there."""
+    if not hasattr(socket, "AF_UNIX"):
+        raise DaemonNotListening("no local socket on this OS")
+    trusted(Path(path))
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout_s)
+    try:
+        try:
+            conn.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError, PermissionError) as exc:
+            raise DaemonNotListening(f"{path}: {exc.strerror or exc}") from None
+        conn.sendall(encode(request))
+        data = bytearray()
+        while b"\n" not in data:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > MAX_ANSWER_BYTES:
+                raise OSError(f"the daemon's answer is larger than {MAX_ANSWER_BYTES} bytes")
+    finally:
+        conn.close()
+    line = bytes(data).partition(b"\n")[0]
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        raise OSError("the daemon's answer is not JSON") from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
+        raise OSError("the daemon's answer is not one this version understands")
+    return answer

@@ -1,0 +1,518 @@
+"""The endpoint daemon's settings: CLI flags, then environment, then managed config, then defaults.
+
+Everything here is pure: the environment and the managed-config source are passed in, and reading a
+managed file or the registry happens in the per-OS modules (``_managed_linux``, ``_managed_macos``,
+``_managed_windows``). Values are checked strictly; a bad one is a ``SettingsError`` that names the
+field, where it came from and why, and never quotes a secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from endpoint.scan.platforms import Platform, default_data_dir, normalize_platform
+
+log = logging.getLogger("agentroster.settings")
+
+
+SENSORS = frozenset({"processes", "files", "network"})
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+ENV_PREFIX = "AGENTROSTER_"
+MAX_INTERVAL_S = 30 * 86400.0  # longer than a month is a unit mistake, not a schedule
+MAX_SECRET_CHARS = 4096
+# CLI spellings that differ from the field names (the daemon's flags are short: --collector URL)
+CLI_ALIASES = {"collector": "collector_url"}
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; says which field, from which source, and why (never the secret)."""
+
+    def __init__(self, field: str | None, source: str, reason: str) -> None:
+        self.field = field
+        self.source = source
+        self.reason = reason
+        where = f"{field} (from {source})" if field else source
+        super().__init__(f"{where}: {reason}")
+
+
+class Secret:
+    """A credential value; ``repr``/``str``/``format`` never show it, ``reveal()`` does."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    collector_url: str | None = None  # https://…; http only for 127.0.0.1/::1/localhost
+    enroll_secret: Secret | None = None
+    enroll_secret_file: Path | None = None  # read at use time: read_enroll_secret()
+    ca_bundle: Path | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    process_interval_s: float = 5.0
+    full_scan_interval_s: float = 3600.0
+    snapshot_interval_s: float = 86400.0
+    heartbeat_interval_s: float = 300.0
+    report_interval_s: float = 10.0
+    sensors: frozenset[str] = SENSORS
+    max_cpu_percent: float = 2.0  # resource guard limit, percent of one core
+    max_rss_mb: float = 150.0
+    spool_max_bytes: int = 50 * 1024 * 1024
+    drain_reports_per_s: float = 5.0
+    root: Path = Path("/")
+    log_level: str = "info"
+    # not a setting: what was odd but not fatal while loading (unknown managed keys, overridden secrets)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name != "warnings")
+PATH_SETTINGS = frozenset({"enroll_secret_file", "ca_bundle", "data_dir", "root"})
+
+
+# ---- the managed-config source interface -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedValues:
+    """What one managed source held: raw values by key, and where they were read (for origins)."""
+
+    values: Mapping[str, object]
+    where: str
+    warnings: tuple[str, ...] = ()
+
+
+class ManagedSource(Protocol):
+    """A place an MDM or config-management tool writes settings: a file, a plist, a registry key."""
+
+    @property
+    def where(self) -> str: ...
+
+    def read(self) -> ManagedValues:
+        """The values found (empty when the source does not exist); ``SettingsError`` when refused."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticSource:
+    """A managed source that is a plain mapping (for embedding and for tests of precedence)."""
+
+    values: Mapping[str, object]
+    where: str = "static"
+
+    def read(self) -> ManagedValues:
+        return ManagedValues(dict(self.values), self.where)
+
+
+def managed_source(platform: str | None = None, root: str | os.PathLike[str] = "/") -> ManagedSource:
+    """The managed source this OS uses; reading it is the caller's step (``load_settings``)."""
+    plat = normalize_platform(platform)
+    if plat == "macos":
+        from endpoint.service._managed_macos import MacManagedSource
+
+        return MacManagedSource(root)
+    if plat == "windows":
+        from endpoint.service._managed_windows import WindowsManagedSource
+
+        return WindowsManagedSource()
+    from endpoint.service._managed_linux import LinuxManagedSource
+
+    return LinuxManagedSource(root)
+
+
+# ---- parsing one value ---------------------------------------------------------------------------
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,16}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(value: object) -> str:
+    """A value fit for an error message: numbers and short plain words; anything else is described."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str) and _TOKEN_RE.match(value):
+        return repr(value)
+    return f"({_kind(value)}, not shown)"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"a {len(value)}-character string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, bytes | bytearray):
+        return "binary data"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "a list"
+    if value is None:
+        return "an empty value"
+    return type(value).__name__
+
+
+class _Bad(Exception):
+    """Internal: the reason a value was refused; load_settings adds field and source."""
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Bad(f"expected a number, got {_kind(value)}")
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (ValueError, OverflowError) as exc:
+        raise _Bad(f"expected a number, got {_shown(value)}") from exc
+    if not math.isfinite(number):
+        raise _Bad(f"expected a finite number, got {_shown(value)}")
+    return number
+
+
+def _interval(value: object) -> float:
+    seconds = _number(value)
+    if seconds <= 0:
+        raise _Bad(f"must be more than 0 seconds, got {_shown(value)}")
+    if seconds > MAX_INTERVAL_S:
+        raise _Bad(f"must be at most {MAX_INTERVAL_S:.0f} seconds (30 days), got {_shown(value)}")
+    return seconds
+
+
+def _bounded(low: float, high: float, unit: str) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        number = _number(value)
+        if not low < number <= high:
+            raise _Bad(f"must be more than {low:g} and at most {high:g} {unit}, got {_shown(value)}")
+        return number
+
+    return parse
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bool):
+        raise _Bad(f"expected a size in bytes, got {_kind(value)}")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, float) and value.is_integer():
+        size = int(value)
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)) and m.group(2).lower() in _SIZE_UNITS:
+        size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    else:
+        raise _Bad(f"expected a size in bytes (e.g. 52428800 or \"50MiB\"), got {_shown(value)}")
+    if not 0 < size <= 1 << 40:
+        raise _Bad(f"must be more than 0 bytes and at most 1 TiB, got {_shown(value)}")
+    return size
+
+
+def _text(value: object) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise _Bad(f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _url(value: object) -> str:
+    text = _text(value).strip()
+    if not text:
+        raise _Bad("is empty")
+    if _CONTROL_RE.search(text) or " " in text:
+        raise _Bad("contains spaces or control characters")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as exc:
+        raise _Bad(f"is not a valid URL ({exc})") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        shown = f"{scheme!r}" if _TOKEN_RE.match(scheme or "-") else "none"
+        raise _Bad(f"must be an https:// URL (scheme is {shown})")
+    if not host:
+        raise _Bad("has no host")
+    if parts.username is not None or parts.password is not None:
+        raise _Bad("must not carry a user name or password; the device authenticates with its enroll secret")
+    if scheme == "http" and not _is_loopback(host):
+        raise _Bad("must use https; plain http is allowed only for 127.0.0.1, ::1 and localhost")
+    return text
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secret(value: object) -> Secret:
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if not isinstance(value, str):
+        raise _Bad(f"expected a string, got {_kind(value)}")
+    text = value.strip()
+    if not text:
+        raise _Bad("is empty")
+    if len(text) > MAX_SECRET_CHARS:
+        raise _Bad(f"is longer than {MAX_SECRET_CHARS} characters")
+    if _CONTROL_RE.search(text):
+        raise _Bad("contains control characters")
+    return Secret(text)
+
+
+def _path(platform: Platform) -> Callable[[object], Path]:
+    def parse(value: object) -> Path:
+        text = _text(value).strip()
+        if not text:
+            raise _Bad("is empty")
+        if "\x00" in text:
+            raise _Bad("contains a NUL character")
+        pure = PureWindowsPath(text) if platform == "windows" else PurePosixPath(text)
+        if not pure.is_absolute():
+            raise _Bad("must be an absolute path")
+        return Path(text)
+
+    return parse
+
+
+def _sensors(value: object) -> frozenset[str]:
+    if isinstance(value, str):
+        names = [n for n in re.split(r"[\s,]+", value) if n]
+    elif isinstance(value, list | tuple | set | frozenset):
+        names = []
+        for item in value:
+            if not isinstance(item, str):
+                raise _Bad(f"expected sensor names, got {_kind(item)} in the list")
+            names.append(item.strip())
+    else:
+        raise _Bad(f"expected a list of sensor names, got {_kind(value)}")
+    names = [n.lower() for n in names]
+    unknown = sorted(set(names) - SENSORS)
+    if unknown:
+        shown = ", ".join(_shown(n) for n in unknown)
+        raise _Bad(f"unknown sensor {shown}; known: {', '.join(sorted(SENSORS))}")
+    return frozenset(names)
+
+
+def _log_level(value: object) -> str:
+    text = _text(value).strip().lower()
+    text = {"warn": "warning", "fatal": "critical"}.get(text, text)
+    if text not in LOG_LEVELS:
+        raise _Bad(f"must be one of {', '.join(LOG_LEVELS)}, got {_shown(value)}")
+    return text
+
+
+def _parsers(platform: Platform) -> dict[str, Callable[[object], object]]:
+    path = _path(platform)
+    return {
+        "collector_url": _url,
+        "enroll_secret": _secret,
+        "enroll_secret_file": path,
+        "ca_bundle": path,
+        "data_dir": path,
+        "process_interval_s": _interval,
+        "full_scan_interval_s": _interval,
+        "snapshot_interval_s": _interval,
+        "heartbeat_interval_s": _interval,
+        "report_interval_s": _interval,
+        "sensors": _sensors,
+        "max_cpu_percent": _bounded(0, 100, "percent of one core"),
+        "max_rss_mb": _bounded(0, 1 << 20, "MB"),
+        "spool_max_bytes": _size,
+        "drain_reports_per_s": _bounded(0, 10_000, "reports per second"),
+        "root": path,
+        "log_level": _log_level,
+    }
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+
+def _clean_key(key: object) -> str:
+    text = str(key)
+    return repr(text) if re.match(r"^[A-Za-z0-9_.-]{1,64}$", text) else "(an odd key name, not shown)"
+
+
+def _cli_layer(cli: Mapping[str, object]) -> dict[str, tuple[object, str]]:
+    layer: dict[str, tuple[object, str]] = {}
+    for key, value in cli.items():
+        name = CLI_ALIASES.get(key, key)
+        # the CLI owns its other flags (--once, --print-settings); argparse already refused typos
+        if name in SETTING_NAMES and value is not None:
+            if name in PATH_SETTINGS and isinstance(value, str | os.PathLike):
+                value = os.path.abspath(value)  # a path typed on the command line is relative to the cwd
+            layer[name] = (value, "cli")
+    return layer
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[object, str]]:
+    layer: dict[str, tuple[object, str]] = {}
+    for name in SETTING_NAMES:
+        var = env_name(name)
+        value = env.get(var)
+        if value is not None and value.strip() != "":  # an empty variable counts as unset
+            layer[name] = (value, f"env:{var}")
+    return layer
+
+
+def _managed_layer(managed: ManagedSource, warnings: list[str]) -> dict[str, tuple[object, str]]:
+    found = managed.read()
+    warnings.extend(found.warnings)
+    layer: dict[str, tuple[object, str]] = {}
+    origin = f"managed:{found.where}"
+    for key, value in found.values.items():
+        if key in SETTING_NAMES:
+            layer[key] = (value, origin)
+        else:
+            warnings.append(f"{found.where}: unknown key {_clean_key(key)} ignored")
+    return layer
+
+
+def load_settings(cli: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None,
+                  managed: ManagedSource | None = None,
+                  platform: str | None = None) -> tuple[Settings, dict[str, str]]:
+    """The effective settings and, per field, where its value came from.
+
+    ``cli`` maps field names (or ``collector``) to values, ``None`` meaning "flag not given";
+    ``env`` defaults to this process's environment (pass ``{}`` for none);
+    ``managed`` is read once (``managed_source(platform)`` gives this OS's; ``None`` reads none).
+    Origins are ``"cli"``, ``"env:AGENTROSTER_X"``, ``"managed:<where>"`` or ``"default"``.
+    """
+    plat = normalize_platform(platform)
+    env = os.environ if env is None else env
+    warnings: list[str] = []
+    layers: list[dict[str, tuple[object, str]]] = [_cli_layer(cli or {}), _env_layer(env)]
+    if managed is not None:
+        layers.append(_managed_layer(managed, warnings))
+
+    parsers = _parsers(plat)
+    values: dict[str, object] = {}
+    origins: dict[str, str] = {}
+    for name in SETTING_NAMES:
+        for layer in layers:
+            if name in layer:
+                raw, origin = layer[name]
+                try:
+                    values[name] = parsers[name](raw)
+                except _Bad as exc:
+                    raise SettingsError(name, origin, str(exc)) from None
+                origins[name] = origin
+                break
+        else:
+            origins[name] = "default"
+
+    _one_secret(values, origins, layers, warnings)
+    if "data_dir" not in values:
+        values["data_dir"] = default_data_dir(plat, env)
+    for line in warnings:
+        log.warning("settings: %s", line)
+    settings = Settings(**values, warnings=tuple(warnings))  # type: ignore[arg-type]
+    return settings, origins
+
+
+def _one_secret(values: dict[str, object], origins: dict[str, str],
+                layers: list[dict[str, tuple[object, str]]], warnings: list[str]) -> None:
+    """The enroll secret and the secret file are one setting: the higher-precedence source wins."""
+    if "enroll_secret" not in values or "enroll_secret_file" not in values:
+        return
+    rank = {id(layer): i for i, layer in enumerate(layers)}
+
+    def level(name: str) -> int:
+        return next(rank[id(layer)] for layer in layers if name in layer)
+
+    a, b = level("enroll_secret"), level("enroll_secret_file")
+    if a == b:
+        raise SettingsError("enroll_secret", origins["enroll_secret"],
+                            "set either enroll_secret or enroll_secret_file, not both")
+    loser = "enroll_secret_file" if a < b else "enroll_secret"
+    winner = "enroll_secret" if loser == "enroll_secret_file" else "enroll_secret_file"
+    warnings.append(f"{loser} from {origins[loser]} ignored: {winner} from {origins[winner]} takes precedence")
+    del values[loser]
+    origins[loser] = f"overridden by {winner}"
+
+
+# ---- using and showing settings ------------------------------------------------------------------
+
+
+def read_enroll_secret(settings: Settings, *, trusted_uids: tuple[int, ...] | None = None) -> Secret | None:
+    """The enroll secret: the value itself, or read now from ``enroll_secret_file`` (checked:
+    a regular file owned by root or this user, readable by no one else); ``None`` when neither is set."""
+    if settings.enroll_secret is not None:
+        return settings.enroll_secret
+    if settings.enroll_secret_file is None:
+        return None
+    from endpoint.service._managed_files import read_secret_file
+
+    text = read_secret_file(settings.enroll_secret_file, trusted_uids=trusted_uids)
+    try:
+        return _secret(text)
+    except _Bad as exc:
+        raise SettingsError("enroll_secret_file", str(settings.enroll_secret_file), str(exc)) from None
+
+
+def _value_text(settings: Settings, name: str) -> str:
+    value = getattr(settings, name)
+    if name == "enroll_secret":
+        return "(set)" if value is not None else "(not set)"
+    if value is None:
+        return "(not set)"
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value)) or "(none)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe(settings: Settings, origins: Mapping[str, str]) -> list[str]:
+    """One line per setting, ``name  value  (origin)``; the secret shows only as (set)/(not set)."""
+    width = max(len(n) for n in SETTING_NAMES)
+    values = {name: _value_text(settings, name) for name in SETTING_NAMES}
+    value_width = min(max(len(v) for v in values.values()), 40)
+    lines = [f"{name:<{width}}  {values[name]:<{value_width}}  ({origins.get(name, 'default')})"
+             for name in SETTING_NAMES]
+    lines.extend(f"warning: {w}" for w in settings.warnings)
+    return lines
