@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from signatures.loader import SignatureError, load, load_files
+from signatures.errors import SignatureError
+from signatures.loader import load, load_files
 from signatures.matching import Library, Match, ProcessFacts
 
 __all__ = ["Library", "Match", "ProcessFacts", "SignatureError", "check", "load", "load_files"]

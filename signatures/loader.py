@@ -18,18 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from signatures import runtime
+from signatures.errors import SignatureError
 from signatures.matching import Library
 
 PACKS_DIR = Path(__file__).with_name("packs")
 CATALOG_PATH = Path(__file__).with_name("providers.yaml")
-
-
-class SignatureError(ValueError):
-    """A pack or the catalog is malformed; ``problems`` holds one "path:line: message" per problem."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 def shipped_packs() -> list[Path]:
@@ -50,6 +43,7 @@ def load_files(pack_paths: Iterable[Path], catalog_path: Path = CATALOG_PATH, *,
         cached = _read_cache(cache_dir, key)
         if cached is not None:
             return cached
+    # YAML and pydantic cost tens of milliseconds to import: only a cold start pays them
     from signatures.validate import read_all
 
     packs, catalog, problems = read_all(pack_paths, catalog_path)

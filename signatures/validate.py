@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from signatures.loader import SignatureError
+from signatures.errors import SignatureError
 from signatures.matching import anchor_words
 from signatures.schema import Catalog, Pack
 

@@ -10,7 +10,8 @@ import pytest
 
 import signatures
 from signatures import loader
-from signatures.loader import SignatureError, load_files
+from signatures.errors import SignatureError
+from signatures.loader import load_files
 
 Write = Callable[[str, str], Path]
 

@@ -2,9 +2,9 @@
 
 Every loader raises ``ConfigError`` with a line and column and a generic reason; no message quotes
 the file, because the line that failed may hold a secret. Documents are capped at ``MAX_DEPTH``
-levels of nesting, and YAML is read with the safe loader, with merge keys kept to a budget and
-no alias cycles (``endpoint.scan.parsers.yaml_format``). PyYAML and tomllib are imported only when a
-file of their dialect is parsed.
+levels of nesting (both in ``endpoint.scan.parsers.shape``), and YAML is read with the safe loader,
+with merge keys kept to a budget and no alias cycles (``endpoint.scan.parsers.yaml_format``). PyYAML
+and tomllib are imported only when a file of their dialect is parsed.
 """
 
 from __future__ import annotations
@@ -14,31 +14,7 @@ import re
 from typing import Any
 
 from endpoint.scan.parsers.base import ConfigError
-
-MAX_DEPTH = 64  # levels of nesting; real agent configs use fewer than 10
-
-_BOM = "\ufeff"
-
-
-# -- messages ---------------------------------------------------------------------------------------
-
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def _generic(reason: str) -> str:
-    """A parser's reason with quoted fragments of the file removed (punctuation such as ':' stays)."""
-    def scrub(m: re.Match[str]) -> str:
-        return m.group(0) if not any(c.isalnum() for c in m.group(0)) else "(…)"
-
-    return _QUOTED.sub(scrub, reason).strip().rstrip(":") or "invalid syntax"
-
-
-def _at(line: int, column: int, reason: str) -> str:
-    return f"line {line}, column {column}: {reason}"
-
-
-def _too_deep() -> ConfigError:
-    return ConfigError("too_deep", f"nested deeper than {MAX_DEPTH} levels")
+from endpoint.scan.parsers.shape import BOM, at, check_tree, generic_reason, too_deep
 
 
 def _blank(text: str) -> bool:
@@ -58,24 +34,24 @@ _NOT_NEWLINE = re.compile(r"[^\n]")
 
 def load_json(text: str) -> Any:
     """Strict JSON; an empty file is an empty document."""
-    text = text.removeprefix(_BOM)
+    text = text.removeprefix(BOM)
     if _blank(text):
         return {}
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError("syntax", _at(exc.lineno, exc.colno, exc.msg)) from None
+        raise ConfigError("syntax", at(exc.lineno, exc.colno, exc.msg)) from None
     except RecursionError:
-        raise _too_deep() from None
+        raise too_deep() from None
     except ValueError:  # an integer literal past Python's digit limit
         raise ConfigError("syntax", "a number is too long") from None
-    _check_tree(document)
+    check_tree(document)
     return document
 
 
 def load_jsonc(text: str) -> Any:
     """JSON with // and /* */ comments and trailing commas, as VS Code, Zed and opencode accept."""
-    text = text.removeprefix(_BOM)
+    text = text.removeprefix(BOM)
     try:
         return load_json(text)
     except ConfigError as exc:
@@ -93,7 +69,7 @@ def _blank_comment(m: re.Match[str]) -> str:
     if kind == "open":  # "/*" with no "*/" after it
         line = m.string.count("\n", 0, m.start()) + 1
         column = m.start() - m.string.rfind("\n", 0, m.start())
-        raise ConfigError("syntax", _at(line, column, "unterminated comment"))
+        raise ConfigError("syntax", at(line, column, "unterminated comment"))
     return _NOT_NEWLINE.sub(" ", token) if "\n" in token else " " * len(token)
 
 
@@ -120,22 +96,22 @@ _TOML_WHERE = re.compile(r"^(?P<reason>.*?) \(at (?:line (?P<line>\d+), column (
 def load_toml(text: str) -> Any:
     import tomllib  # imported by the first TOML file a scan meets
 
-    text = text.removeprefix(_BOM)
+    text = text.removeprefix(BOM)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_WHERE.match(str(exc))
         if m is None:
             raise ConfigError("syntax", "invalid TOML") from None
-        reason = _generic(m["reason"])
+        reason = generic_reason(m["reason"])
         if m["line"] is None:
             raise ConfigError("syntax", f"end of file: {reason}") from None
-        raise ConfigError("syntax", _at(int(m["line"]), int(m["column"]), reason)) from None
+        raise ConfigError("syntax", at(int(m["line"]), int(m["column"]), reason)) from None
     except RecursionError:
-        raise _too_deep() from None
+        raise too_deep() from None
     except ValueError:  # an integer literal past Python's digit limit
         raise ConfigError("syntax", "a number is too long") from None
-    _check_tree(document)
+    check_tree(document)
     return document
 
 
@@ -150,7 +126,7 @@ _INLINE_COMMENT = re.compile(r"\s#")
 
 def load_dotenv(text: str, warnings: list[str]) -> dict[str, str]:
     """KEY=VALUE lines (``export`` prefix, quotes, # comments); a bad line is a warning, not an error."""
-    text = text.removeprefix(_BOM)
+    text = text.removeprefix(BOM)
     lines = text.splitlines(keepends=True)
     starts = [0]
     for line in lines:
@@ -175,7 +151,7 @@ def load_dotenv(text: str, warnings: list[str]) -> dict[str, str]:
         opening = raw.index('"', raw.index("="))
         quoted = _DOUBLE_QUOTED.match(text, starts[index - 1] + opening)
         if quoted is None:
-            raise ConfigError("syntax", _at(number, opening + 1, "unterminated double-quoted value"))
+            raise ConfigError("syntax", at(number, opening + 1, "unterminated double-quoted value"))
         env[m["key"]] = _ESCAPE.sub(lambda e: _ESCAPES.get(e.group(1), e.group(0)), quoted.group(1))
         while index < len(lines) and starts[index] < quoted.end():
             index += 1
@@ -186,55 +162,7 @@ def _unquoted_value(rest: str, line: int) -> str:
     if rest.startswith("'"):
         end = rest.find("'", 1)
         if end < 0:
-            raise ConfigError("syntax", _at(line, 1, "unterminated single-quoted value"))
+            raise ConfigError("syntax", at(line, 1, "unterminated single-quoted value"))
         return rest[1:end]
     comment = _INLINE_COMMENT.search(rest)
     return (rest[: comment.start()] if comment else rest).strip()
-
-
-# -- shape ------------------------------------------------------------------------------------------
-
-
-def _check_tree(document: object, *, limit: int = MAX_DEPTH) -> None:
-    """Refuse a document nested deeper than ``limit``; it must be a tree (no object reached twice)."""
-    level = [document] if isinstance(document, (dict, list)) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            raise _too_deep()
-        below: list[Any] = []
-        for node in level:
-            below += [c for c in (node.values() if type(node) is dict else node) if type(c) in (dict, list)]
-        level = below
-
-
-def _check_graph(document: object, *, limit: int = MAX_DEPTH) -> None:
-    """Refuse a YAML document nested deeper than ``limit``, or whose aliases make a cycle.
-
-    YAML aliases share one object among many places, so each container is checked once: an alias
-    bomb costs what its text costs.
-    """
-    if not isinstance(document, (dict, list)):
-        return
-    on_path, done = {id(document)}, set()
-    stack = [(id(document), iter(_children(document)))]
-    while stack:
-        for child in stack[-1][1]:
-            if not isinstance(child, (dict, list)) or id(child) in done:
-                continue
-            if id(child) in on_path:
-                raise ConfigError("unsafe_yaml", "an alias refers to a node that contains it")
-            if len(stack) >= limit:
-                raise _too_deep()
-            on_path.add(id(child))
-            stack.append((id(child), iter(_children(child))))
-            break
-        else:
-            ident, _ = stack.pop()
-            on_path.discard(ident)
-            done.add(ident)
-
-
-def _children(node: dict[Any, Any] | list[Any]) -> Any:
-    return node.values() if isinstance(node, dict) else node

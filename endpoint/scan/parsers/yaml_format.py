@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from endpoint.scan.parsers.base import ConfigError
-from endpoint.scan.parsers.formats import _BOM, _at, _check_graph, _check_tree, _generic, _too_deep
+from endpoint.scan.parsers.shape import BOM, at, check_graph, check_tree, generic_reason, too_deep
 
 MAX_YAML_MERGED_PAIRS = 20_000  # key/value pairs that YAML merge keys (<<) may copy in one file
 
@@ -101,7 +101,7 @@ def _growing(items: list[Any]) -> Any:
 
 def load_yaml(text: str) -> Any:
     """One YAML document through the safe loader; tags it does not know are refused."""
-    text = text.removeprefix(_BOM)
+    text = text.removeprefix(BOM)
     loader = _GuardedLoader(text)
     try:
         document = loader.get_single_data()
@@ -115,13 +115,13 @@ def load_yaml(text: str) -> Any:
     except yaml.YAMLError:
         raise ConfigError("syntax", "invalid YAML") from None
     except RecursionError:
-        raise _too_deep() from None
+        raise too_deep() from None
     except ValueError:  # an integer literal past Python's digit limit
         raise ConfigError("syntax", "a number is too long") from None
     finally:
         loader.dispose()
     # Only aliases can share objects or make cycles; without them the document is a plain tree.
-    (_check_graph if loader.shares_nodes else _check_tree)(document)
+    (check_graph if loader.shares_nodes else check_tree)(document)
     return {} if document is None else document
 
 
@@ -132,6 +132,6 @@ def _yaml_error(exc: yaml.MarkedYAMLError, code: str) -> ConfigError:
         reason = "nested too deep"
     else:
         parts = [part for part in (exc.context, exc.problem) if part]
-        reason = _generic(": ".join(parts) or "invalid YAML")
+        reason = generic_reason(": ".join(parts) or "invalid YAML")
     mark = exc.problem_mark or exc.context_mark
-    return ConfigError(code, _at(mark.line + 1, mark.column + 1, reason) if mark else reason)
+    return ConfigError(code, at(mark.line + 1, mark.column + 1, reason) if mark else reason)
