@@ -110,6 +110,6 @@ def store(path: Path | None = None) -> Store:
         backend = keyring.get_keyring()
         if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 0) <= 0:
             return FileStore(path)
-    except Exception:  # noqa: BLE001 - a broken keyring set-up means: use the file
+    except Exception:  # a broken keyring set-up means: use the file
         return FileStore(path)
     return KeyringStore(keyring)

@@ -39,7 +39,7 @@ class _Call(QRunnable):
             result = self.fn(*self.args)
         except api.ApiError as exc:
             self.relay.finished.emit(self.call_id, 0, exc)
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the console down
+        except Exception as exc:  # a bug must not take the console down
             log.exception("console call %s failed", getattr(self.fn, "__name__", self.fn))
             self.relay.finished.emit(self.call_id, 0, api.ApiError(f"Unexpected error: {exc}"))
         else:
@@ -82,7 +82,7 @@ class Runner(QObject):
             elif not ok and on_error is not None:
                 assert isinstance(payload, api.ApiError)
                 on_error(payload)
-        except Exception:  # noqa: BLE001 - a callback's bug is logged, the console goes on
+        except Exception:  # a callback's bug is logged, the console goes on
             log.exception("console callback failed")
 
     def wait(self, msecs: int = 30_000) -> bool:

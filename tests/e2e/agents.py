@@ -404,7 +404,7 @@ class AgentSession:
         if not isinstance(fetch_pid, int):
             raise RuntimeError(f"Claude Code did not spawn mcp-server-fetch; its screen:\n{self.claude.text()[-2000:]}")
         # A prompt each, so both are mid-request against the (slow) provider while the scan runs.
-        wait_for(lambda: "Aider v" in self.aider.text() if self.aider else False, 60)  # noqa: B023
+        wait_for(lambda: "Aider v" in self.aider.text() if self.aider else False, 60)
         self.claude.type("Summarise README.md please\r")
         self.aider.type("Say hello\r")
         assert self._provider is not None

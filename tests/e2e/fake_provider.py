@@ -170,7 +170,7 @@ class ProviderHandler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._record()
         path = self.path.split("?", 1)[0]
         if path == "/api/tags":
@@ -183,7 +183,7 @@ class ProviderHandler(BaseHTTPRequestHandler):
         else:
             self._json(200, {})
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self._record()
         path = self.path.split("?", 1)[0]
         if self._ollama(path, body):

@@ -31,8 +31,8 @@ from factories import build_homes
 from support import AGENTROSTER, TESTS
 
 sys.path.append(str(TESTS / "console" / "server"))
-import fleet  # noqa: E402
-import servers  # noqa: E402
+import fleet
+import servers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -27,7 +27,7 @@ from factories import build_homes
 from support import AGENTROSTER, TESTS
 
 sys.path.append(str(TESTS / "console" / "server"))
-import servers  # noqa: E402
+import servers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

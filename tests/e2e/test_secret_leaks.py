@@ -20,8 +20,8 @@ import pytest
 from support import TESTS, run_agentroster, sighting_with_pid
 
 sys.path.append(str(TESTS / "console" / "server"))
-import fleet  # noqa: E402
-import servers  # noqa: E402
+import fleet
+import servers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

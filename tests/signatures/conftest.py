@@ -12,10 +12,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[2]))
 sys.path.insert(0, str(Path(__file__).parent))  # process_mix, shared with bench/signatures.py
 
-import pytest  # noqa: E402
+import pytest
 
-import signatures  # noqa: E402
-from signatures.matching import Library  # noqa: E402
+import signatures
+from signatures.matching import Library
 
 
 @pytest.fixture(scope="session")

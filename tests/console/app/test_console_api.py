@@ -88,7 +88,7 @@ def test_a_closed_port_is_unreachable() -> None:
 
 
 class _NotJson(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = b"<html>proxy error</html>"
         self.send_response(200)
         self.send_header("content-length", str(len(body)))

@@ -15,7 +15,7 @@ from endpoint.scan.parsers import parse_config
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "configs"
 
 
-def S(name: str, transport: str, command: str | None = None, args: tuple[str, ...] = (), url: str | None = None,
+def S(name: str, transport: str, command: str | None = None, args: tuple[str, ...] = (), url: str | None = None,  # noqa: N802 - short, like a table row
       env: tuple[str, ...] = (), enabled: bool = True, project: str | None = None) -> McpServerConfig:
     return McpServerConfig(name, transport, command, args, url, env, enabled, project)  # type: ignore[arg-type]
 
