@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from signatures.errors import SignatureError
+from signatures.launchers import ProcessFacts
 from signatures.loader import load, load_files
-from signatures.matching import Library, Match, ProcessFacts
+from signatures.matching import Library, Match
 
 __all__ = ["Library", "Match", "ProcessFacts", "SignatureError", "check", "load", "load_files"]
 

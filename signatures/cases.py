@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from signatures import runtime
+from signatures.launchers import ProcessFacts, basename
 from signatures.loader import CATALOG_PATH, shipped_packs
-from signatures.matching import Library, ProcessFacts, basename, host_pattern, normalise_host
+from signatures.matching import Library, host_pattern, normalise_host
 from signatures.runtime import Case, CredentialKind, Signature
 from signatures.validate import SourceFile, read_all
 

@@ -7,14 +7,13 @@ file, process or network I/O (a script's text comes through the ``read_script`` 
 
 from __future__ import annotations
 
-import functools
-import importlib
 import json
 import re
-import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
+from signatures.anchors import Rule, RuleSet, text_words
+from signatures.launchers import ProcessFacts, basename, name_candidates, normalise, split_cmdline
 from signatures.runtime import CredentialKind, FileMatcher, Provider, SettingMarker, Signature
 
 GENERIC_MCP = "mcp-server"
@@ -29,394 +28,12 @@ _RANK = {"process.exe": 0, "process.cmdline": 1, "process.names": 2, "process.sc
          "process.names*": 4}
 
 
-class ProcessFacts(NamedTuple):
-    """What the matcher needs to know about one process (never environment values)."""
-
-    name: str
-    exe: str
-    cmdline: Sequence[str]
-    env_keys: frozenset[str] = frozenset()
-    platform: str = "linux"  # "linux" | "macos" | "windows"; "" when unknown (a configured command)
-
-
 class Match(NamedTuple):
     """A signature that matched, the rule that decided it, and a short safe description of why."""
 
     signature: Signature
     rule: str
     detail: str
-
-
-# -- process name candidates -----------------------------------------------------------------------
-
-_EXE_SUFFIXES = (".exe", ".cmd", ".bat", ".ps1")
-_SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".mts", ".py", ".pyw", ".pyz")
-_PYTHON = re.compile(r"(?:python(?:\d+(?:\.\d+)?)?w?|py|pypy\d*(?:\.\d+)?)")
-_NODE = frozenset({"node", "nodejs", "tsx", "ts-node"})
-_NODE_VALUE_OPTS = frozenset({"-r", "--require", "--import", "--loader", "--experimental-loader", "--env-file",
-                              "-C", "--conditions", "--title", "--input-type", "--inspect-port"})
-_UV_GLOBAL_VALUE_OPTS = frozenset({"--directory", "--project", "--cache-dir", "--config-file", "--color"})
-_UV_RUN_VALUE_OPTS = frozenset({"--with", "--with-editable", "--with-requirements", "--python", "-p", "--package",
-                                "--env-file", "--directory", "--project", "--index", "--default-index",
-                                "--extra", "--group", "-w", "--from", "--extra-index-url", "--index-url"})
-_NPX_VALUE_OPTS = frozenset({"-c", "--call", "--cache", "--registry", "--userconfig", "-w", "--workspace"})
-_DOCKER_VALUE_OPTS = frozenset({
-    "-e", "--env", "--env-file", "-v", "--volume", "-p", "--publish", "--name", "--network", "--net", "-w",
-    "--workdir", "--entrypoint", "-u", "--user", "--mount", "--platform", "-l", "--label", "-m", "--memory",
-    "--cpus", "--add-host", "--cap-add", "--cap-drop", "--device", "--dns", "-h", "--hostname", "--ipc",
-    "--pid", "--restart", "--runtime", "--security-opt", "--shm-size", "--ulimit", "--gpus", "--log-driver",
-    "--log-opt", "--pull", "--stop-signal", "--tmpfs", "--group-add", "--expose", "--label-file", "--cidfile",
-})
-_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "fish"})
-_GENERIC_SCRIPTS = frozenset({"cli", "index", "main", "server", "app", "run", "start", "__main__", "extension",
-                              "entry", "bin", "stdio", "mcp", "language-server", "agent", "worker"})
-_BUILD_DIRS = frozenset({"dist", "build", "lib", "bin", "src", "out", "esm", "cjs", "dist-esm", "dist-cjs",
-                         "scripts", "node_modules"})
-_NPM_SHIMS = {"npx-cli": "npx", "npm-cli": "npm", "pnpm": "pnpm", "yarn": "yarn", "npx": "npx", "npm": "npm"}
-
-
-def basename(path: str) -> str:
-    """The last component of a POSIX or Windows path."""
-    return path[max(path.rfind("/"), path.rfind("\\")) + 1:]
-
-
-def normalise(name: str) -> str:
-    """Lower-case, without a Windows executable suffix, for comparing names."""
-    name = name.strip().lower()
-    if name.endswith(_EXE_SUFFIXES):
-        return name.rsplit(".", 1)[0]
-    return name
-
-
-@functools.lru_cache(maxsize=8192)
-def _program(path: str) -> str:
-    # The same few hundred executables recur in every scan: normalise each path once.
-    return normalise(basename(path))
-
-
-def _stem(name: str) -> str:
-    name = normalise(name)
-    for suffix in _SCRIPT_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def package_name(spec: str) -> str:
-    """A package spec without registry prefix, version, extras or markers: ``@a/b@1.2`` -> ``@a/b``."""
-    spec = spec.strip()
-    for prefix in ("npm:", "jsr:", "pypi:"):
-        if spec.startswith(prefix):
-            spec = spec[len(prefix):]
-    if spec.startswith("@"):
-        at = spec.find("@", 1)
-        spec = spec[:at] if at > 0 else spec
-    else:
-        spec = spec.split("@", 1)[0]
-    return re.split(r"[=<>!~\[; ]", spec, maxsplit=1)[0].lower()
-
-
-def _package_candidates(spec: str, source: str) -> Iterator[tuple[str, str]]:
-    name = package_name(spec)
-    if not name:
-        return
-    yield name, source
-    if name.startswith("@") and "/" in name:
-        yield name.split("/", 1)[1], source
-
-
-def _image_candidates(image: str) -> Iterator[tuple[str, str]]:
-    ref = image.split("@", 1)[0].lower()
-    slash, colon = ref.rfind("/"), ref.rfind(":")
-    if colon > slash:
-        ref = ref[:colon]
-    parts = ref.split("/")
-    yield ref, "image"
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        yield "/".join(parts[1:]), "image"
-    if len(parts) > 1:
-        yield parts[-1], "image"
-
-
-def _module_candidates(module: str) -> Iterator[tuple[str, str]]:
-    module = module.lower()
-    seen = [module, module.split(".", 1)[0]]
-    for name in dict.fromkeys(seen + [m.replace("_", "-") for m in seen]):
-        yield name, "module"
-
-
-def _package_dir(path: str) -> str | None:
-    """The npm package a script belongs to, or the directory that names a generic entry script."""
-    parts = [p for p in re.split(r"[\\/]", path) if p]
-    lowered = [p.lower() for p in parts]
-    if "node_modules" in lowered:
-        after = parts[len(lowered) - 1 - lowered[::-1].index("node_modules") + 1:]
-        if after and after[0].startswith("@") and len(after) > 2:
-            return f"{after[0]}/{after[1]}".lower()
-        if after and after[0] != ".bin" and len(after) > 1:
-            return after[0].lower()
-        return None
-    if len(parts) < 2 or _stem(parts[-1]) not in _GENERIC_SCRIPTS:
-        return None
-    for part in reversed(parts[:-1]):
-        if part.lower() not in _BUILD_DIRS:
-            return part.lower()
-    return None
-
-
-def _script_candidates(path: str) -> Iterator[tuple[str, str]]:
-    if path.startswith(("npm:", "jsr:")):
-        yield from _package_candidates(path, "package")
-        return
-    stem = _stem(basename(path))
-    if stem:
-        yield stem, "script"
-    package = _package_dir(path)
-    if package:
-        yield package, "package"
-        if package.startswith("@") and "/" in package:
-            yield package.split("/", 1)[1], "package"
-
-
-def _positionals(args: Sequence[str], value_opts: frozenset[str]) -> Iterator[tuple[int, str]]:
-    """(index, arg) of the arguments that are not options or option values."""
-    skip = False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if arg == "--":
-            for j in range(i + 1, len(args)):
-                yield j, args[j]
-            return
-        if arg.startswith("-") and len(arg) > 1:
-            skip = arg in value_opts
-            continue
-        yield i, arg
-
-
-def _first(args: Sequence[str], value_opts: frozenset[str]) -> tuple[int, str] | None:
-    return next(_positionals(args, value_opts), None)
-
-
-def _option_values(args: Sequence[str], names: tuple[str, ...]) -> Iterator[str]:
-    for i, arg in enumerate(args):
-        if arg == "--":
-            return
-        if arg in names and i + 1 < len(args):
-            yield args[i + 1]
-        for name in names:
-            if name.startswith("--") and arg.startswith(name + "="):
-                yield arg[len(name) + 1:]
-
-
-class Targets:
-    """What an interpreter or launcher runs: name candidates, and a Python script to read imports from."""
-
-    __slots__ = ("names", "python_script")
-
-    def __init__(self) -> None:
-        self.names: list[tuple[str, str]] = []
-        self.python_script: str | None = None
-
-
-def _python(args: Sequence[str], out: Targets) -> None:
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--" or not arg.startswith("-") or arg == "-":
-            script = args[i + 1] if arg == "--" and i + 1 < len(args) else arg
-            if script != "-":
-                out.names.extend(_script_candidates(script))
-                out.python_script = script
-            return
-        flags = arg[1:] if not arg.startswith("--") else ""
-        for k, flag in enumerate(flags):
-            if flag == "c":
-                return
-            if flag == "m":
-                module = flags[k + 1:] or (args[i + 1] if i + 1 < len(args) else "")
-                out.names.extend(_module_candidates(module))
-                return
-            if flag in "WXQ":
-                i += 0 if flags[k + 1:] else 1
-                break
-        i += 1
-
-
-def _node(args: Sequence[str], out: Targets, depth: int) -> None:
-    found = _first(args, _NODE_VALUE_OPTS)
-    if found is None:
-        return
-    i, script = found
-    if any(arg in ("-e", "--eval", "-p", "--print") for arg in args[:i]):
-        return  # node evaluates a string: there is no script
-    shim = _NPM_SHIMS.get(_stem(basename(script)))
-    if shim is not None:
-        _targets([shim, *args[i + 1:]], out, depth + 1)
-        return
-    out.names.extend(_script_candidates(script))
-
-
-def _launcher_package(args: Sequence[str], out: Targets, value_opts: frozenset[str],
-                      package_opts: tuple[str, ...]) -> None:
-    for spec in _option_values(args, package_opts):
-        out.names.extend(_package_candidates(spec, "package"))
-    found = _first(args, value_opts | frozenset(package_opts))
-    if found is not None:
-        out.names.extend(_package_candidates(found[1], "package"))
-
-
-def _subcommand(args: Sequence[str], value_opts: frozenset[str] = frozenset()) -> tuple[str, Sequence[str]]:
-    found = _first(args, value_opts)
-    if found is None:
-        return "", ()
-    return found[1].lower(), args[found[0] + 1:]
-
-
-def _uv(args: Sequence[str], out: Targets, depth: int) -> None:
-    sub, rest = _subcommand(args, _UV_GLOBAL_VALUE_OPTS)
-    if sub == "tool":
-        sub, rest = _subcommand(rest)
-        if sub == "run":
-            _launcher_package(rest, out, _UV_RUN_VALUE_OPTS, ("--from",))
-    elif sub == "run":
-        for spec in _option_values(rest, ("--from",)):
-            out.names.extend(_package_candidates(spec, "package"))
-        found = _first(rest, _UV_RUN_VALUE_OPTS)
-        if found is not None:
-            _targets(rest[found[0]:], out, depth + 1)
-    elif sub == "x":
-        _launcher_package(rest, out, _UV_RUN_VALUE_OPTS, ("--from",))
-
-
-def _docker(args: Sequence[str], out: Targets) -> None:
-    sub, rest = _subcommand(args, frozenset({"-H", "--host", "--context", "-c", "--config", "-l", "--log-level"}))
-    if sub == "container":
-        sub, rest = _subcommand(rest)
-    if sub == "run":
-        found = _first(rest, _DOCKER_VALUE_OPTS)
-        if found is not None:
-            out.names.extend(_image_candidates(found[1]))
-
-
-def _shell(head: str, args: Sequence[str], out: Targets, depth: int) -> None:
-    if head == "cmd":
-        for i, arg in enumerate(args):
-            if arg.lower() in ("/c", "/k"):
-                _targets(args[i + 1:], out, depth + 1)
-                return
-        return
-    for i, arg in enumerate(args):
-        if arg.startswith("-") and "c" in arg[1:] and not arg.startswith("--") and i + 1 < len(args):
-            try:
-                inner = shlex.split(args[i + 1])
-            except ValueError:
-                return
-            _targets(inner, out, depth + 1)
-            return
-
-
-def _launch(head: str, args: Sequence[str], out: Targets, depth: int) -> bool:
-    """Handle a package runner or shell at argv[0]; False when ``head`` is none of them."""
-    if head in ("npx", "bunx", "pnpx"):
-        _launcher_package(args, out, _NPX_VALUE_OPTS, ("-p", "--package"))
-    elif head in ("npm", "pnpm", "yarn"):
-        sub, rest = _subcommand(args)
-        if sub in ("exec", "x", "dlx"):
-            _launcher_package(rest, out, _NPX_VALUE_OPTS, ("-p", "--package"))
-    elif head == "uvx":
-        _launcher_package(args, out, _UV_RUN_VALUE_OPTS, ("--from",))
-    elif head == "pipx":
-        sub, rest = _subcommand(args)
-        if sub == "run":
-            _launcher_package(rest, out, frozenset({"--python", "--pip-args", "--index-url"}), ("--spec",))
-    elif head in ("docker", "podman", "nerdctl"):
-        _docker(args, out)
-    elif head == "cmd" or head in _SHELLS:
-        _shell(head, args, out, depth)
-    else:
-        return False
-    return True
-
-
-def _targets(argv: Sequence[str], out: Targets, depth: int = 0) -> None:
-    if depth > 4 or not argv:
-        return
-    head = normalise(basename(argv[0]))
-    if depth:
-        out.names.append((head, "command"))
-    args = argv[1:]
-    if _PYTHON.fullmatch(head):
-        _python(args, out)
-    elif head in _NODE:
-        _node(args, out, depth)
-    elif head == "bun":
-        sub, rest = _subcommand(args)
-        if sub == "x":
-            _launcher_package(rest, out, _NPX_VALUE_OPTS, ())
-        elif sub == "run":
-            found = _first(rest, frozenset())
-            if found is not None:
-                out.names.extend(_script_candidates(found[1]))
-        elif sub:
-            out.names.extend(_script_candidates(sub))
-    elif head == "deno":
-        sub, rest = _subcommand(args)
-        found = _first(rest, frozenset({"--config", "-c", "--import-map", "--env-file"})) if sub in ("run", "serve") \
-            else None
-        if found is not None:
-            out.names.extend(_script_candidates(found[1]))
-    elif head == "uv":
-        _uv(args, out, depth)
-    else:
-        _launch(head, args, out, depth)
-
-
-def split_cmdline(cmdline: Sequence[str], exe: str = "") -> list[str]:
-    """The argument list; a process that rewrote its title shows one space-joined string instead.
-
-    A lone element that is the executable itself, or a Windows path, may hold spaces of its own.
-    """
-    argv = list(cmdline)
-    if len(argv) == 1 and " " in argv[0].strip() and argv[0] != exe and "\\" not in argv[0]:
-        return argv[0].split()
-    return argv
-
-
-def name_candidates(facts: ProcessFacts) -> tuple[list[tuple[str, str, bool]], str | None]:
-    """(name, where it came from, is a 15-char truncated prefix), and the Python script it runs, if any."""
-    argv = split_cmdline(facts.cmdline, facts.exe)
-    out: list[tuple[str, str, bool]] = []
-    exe = _program(facts.exe) if facts.exe else ""
-    head = _program(argv[0]) if argv else ""
-    if exe:
-        out.append((exe, "exe", False))
-    if head and head != exe:
-        out.append((head, "argv[0]", False))
-    if facts.name:
-        name = _program(facts.name)
-        truncated = len(facts.name) == 15 and facts.platform == "linux"
-        if truncated or name not in (exe, head):
-            out.append((name, "process name", truncated))
-    if head and _is_runner(head):
-        targets = Targets()
-        _targets(argv, targets)
-    elif argv and exe and _is_runner(exe):
-        targets = Targets()
-        _targets([facts.exe, *argv[1:]], targets)  # argv[0] was rewritten (a process title)
-    else:
-        return out, None
-    out.extend((name, source, False) for name, source in targets.names if name)
-    return out, targets.python_script
-
-
-_RUNNERS = _NODE | _SHELLS | {"bun", "deno", "uv", "uvx", "npx", "bunx", "pnpx", "npm", "pnpm", "yarn", "pipx",
-                              "docker", "podman", "nerdctl", "cmd"}
-
-
-def _is_runner(head: str) -> bool:
-    return head in _RUNNERS or (head.startswith("py") and _PYTHON.fullmatch(head) is not None)
 
 
 # -- Python imports --------------------------------------------------------------------------------
@@ -617,158 +234,7 @@ def settings_present(markers: Sequence[SettingMarker], dialect: str, document: o
     return found
 
 
-# -- regex anchor words -----------------------------------------------------------------------------
-# A pattern is tried on a process only when the process's text holds one of its anchor words: whole
-# [a-z0-9] runs that any text the pattern matches must contain. They are read off the parsed pattern.
-
-_sre: Any = importlib.import_module("re._parser")
-_SEP, _UNK = "<sep>", "<unk>"  # tokens besides single letters: a sure word boundary, or anything
-_MAX_VARIANTS = 64
-_SEP_CATEGORIES = {"CATEGORY_SPACE", "CATEGORY_NOT_WORD"}
-_COMMON_WORDS = frozenset({
-    "usr", "bin", "lib", "local", "opt", "applications", "contents", "macos", "program", "files", "appdata",
-    "users", "home", "share", "node", "modules", "python", "dist", "resources", "app", "exe", "windows",
-    "library", "support", "application", "programs", "frameworks", "helper", "cli", "main", "index", "server",
-})
-
-
-class _TooComplex(Exception):
-    """The pattern expands into too many alternatives to prove an anchor."""
-
-
-@functools.lru_cache(maxsize=4096)
-def anchor_words(pattern: str) -> frozenset[str] | None:
-    """Words (lower-case, 3+ chars) one of which any match of ``pattern`` contains whole; None if unprovable."""
-    try:
-        variants = _variants(_sre.parse(pattern))
-    except (_TooComplex, re.error, RecursionError):
-        return None
-    chosen: set[str] = set()
-    for tokens in variants:
-        words = _bounded_words(tokens)
-        if not words:
-            return None
-        chosen.add(max(words, key=lambda w: (w not in _COMMON_WORDS, len(w))))
-    return frozenset(chosen)
-
-
-def _variants(items: Any) -> list[list[str]]:
-    seqs: list[list[str]] = [[]]
-    for op, av in items:
-        alternatives = _alternatives(str(op), av)
-        seqs = [s + a for s in seqs for a in alternatives]
-        if len(seqs) > _MAX_VARIANTS:
-            raise _TooComplex
-    return seqs
-
-
-def _alternatives(op: str, av: Any) -> list[list[str]]:
-    if op == "LITERAL":
-        ch = chr(av).lower()
-        return [[ch]] if ch.isascii() and ch.isalnum() else [[_SEP]]
-    if op == "AT":
-        return [[_UNK]] if str(av) == "AT_NON_BOUNDARY" else [[_SEP]]
-    if op == "IN":
-        return [[_SEP]] if all(_is_separator(o, a) for o, a in av) else [[_UNK]]
-    if op in ("SUBPATTERN", "ATOMIC_GROUP"):
-        return _variants(av[-1] if op == "SUBPATTERN" else av)
-    if op == "BRANCH":
-        return [v for branch in av[1] for v in _variants(branch)]
-    if op in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-        return _repeat(*av)
-    return [[_UNK]]
-
-
-def _repeat(low: int, high: int, sub: Any) -> list[list[str]]:
-    inner = _variants(sub)
-    absent: list[list[str]] = [[]] if low == 0 else []
-    if high == 1:
-        return absent + inner
-    if all(v and all(t == _SEP for t in v) for v in inner):
-        return absent + [[_SEP]]
-    return absent + [[_UNK]]
-
-
-def _is_separator(op: Any, av: Any) -> bool:
-    if str(op) == "LITERAL":
-        ch = chr(av)
-        return not (ch.isascii() and ch.isalnum())
-    return str(op) == "CATEGORY" and str(av) in _SEP_CATEGORIES
-
-
-def _bounded_words(tokens: list[str]) -> list[str]:
-    words: list[str] = []
-    current: list[str] = []
-    before = _UNK
-    for token in [*tokens, _UNK]:
-        if token not in (_SEP, _UNK):
-            current.append(token)
-            continue
-        if len(current) >= 3 and before == _SEP and token == _SEP:
-            words.append("".join(current))
-        current, before = [], token
-    return words
-
-
 # -- the library ------------------------------------------------------------------------------------
-
-
-class _Rule:
-    """A process pattern of one signature, compiled when a process first holds one of its anchor words."""
-
-    __slots__ = ("_regex", "index", "source")
-
-    def __init__(self, index: int, source: str) -> None:
-        self.index = index  # the signature's position in Library.signatures
-        self.source = source
-        self._regex: re.Pattern[str] | None = None
-
-    @property
-    def regex(self) -> re.Pattern[str]:
-        if self._regex is None:
-            self._regex = re.compile(self.source, re.I)
-        return self._regex
-
-
-class _RuleSet:
-    """Regexes gated by anchor words, so that a process with none of their words costs one set lookup."""
-
-    def __init__(self, anchors: dict[str, frozenset[str] | None]) -> None:
-        self.rules: list[_Rule] = []
-        self.by_word: dict[str, list[int]] = {}
-        self.always: list[int] = []
-        self.anchors = anchors
-
-    def add(self, index: int, source: str) -> None:
-        position = len(self.rules)
-        self.rules.append(_Rule(index, source))
-        if source not in self.anchors:
-            self.anchors[source] = anchor_words(source)
-        words = self.anchors[source]
-        if words is None:
-            self.always.append(position)
-        for word in words or ():
-            self.by_word.setdefault(word, []).append(position)
-
-    def candidates(self, words: set[str]) -> list[_Rule]:
-        if not self.always and self.by_word.keys().isdisjoint(words):
-            return []  # the common case: none of this set's words in the process
-        picked = set(self.always)
-        for word in words.intersection(self.by_word):
-            picked.update(self.by_word[word])
-        return [self.rules[p] for p in sorted(picked)]
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
-
-
-def _words(text: str) -> set[str]:
-    """The [a-z0-9] runs of a text: a translate-and-split for ASCII (3x quicker than a regex)."""
-    text = text.lower()
-    if text.isascii():
-        return set(text.translate(_NOT_WORD).split())
-    return set(_WORD.findall(text))
 
 
 class Library:
@@ -797,17 +263,17 @@ class Library:
     def _index_processes(self) -> None:
         self._names: dict[str, list[int]] = {}
         self._prefix15: dict[str, list[int]] = {}
-        self._globs: list[tuple[_Rule, int, str]] = []
-        self._exe = _RuleSet(self._anchors)
-        self._cmdline = _RuleSet(self._anchors)
-        self._exclude: dict[int, list[_Rule]] = {}
+        self._globs: list[tuple[Rule, int, str]] = []
+        self._exe = RuleSet(self._anchors)
+        self._cmdline = RuleSet(self._anchors)
+        self._exclude: dict[int, list[Rule]] = {}
         self._imports: dict[str, list[int]] = {}
         for i, sig in enumerate(self.signatures):
             proc = sig.process
             for name in proc.names:
                 key = normalise(name)
                 if "*" in key:
-                    self._globs.append((_Rule(i, ".*".join(re.escape(p) for p in key.split("*"))), i, name))
+                    self._globs.append((Rule(i, ".*".join(re.escape(p) for p in key.split("*"))), i, name))
                     continue
                 self._names.setdefault(key, []).append(i)
                 if len(key) > 15:
@@ -817,7 +283,7 @@ class Library:
             for source in proc.cmdline:
                 self._cmdline.add(i, source)
             if proc.exclude:
-                self._exclude[i] = [_Rule(i, p) for p in proc.exclude]
+                self._exclude[i] = [Rule(i, p) for p in proc.exclude]
             for module in proc.script_imports:
                 self._imports.setdefault(module.lower(), []).append(i)
         self._any_glob = re.compile("|".join(f"(?:{g.source})" for g, _, _ in self._globs)) if self._globs else None
@@ -872,7 +338,7 @@ class Library:
         joined = " ".join(facts.cmdline)[:CMDLINE_CAP]
         if not joined and not facts.exe:
             return self._ranked(hits, facts, joined)  # a kernel thread: its name is all there is
-        words = _words(f"{facts.exe} {joined}")
+        words = text_words(f"{facts.exe} {joined}")
         for rule in self._exe.candidates(words):
             if facts.exe and rule.regex.search(facts.exe):
                 _hit(hits, rule.index, "process.exe", f"exe matches /{rule.source}/")

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from signatures.anchors import anchor_words
 from signatures.errors import SignatureError
-from signatures.matching import anchor_words
 from signatures.schema import Catalog, Pack
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -88,7 +88,7 @@ class _Counting:
 
 
 def test_match_cache_remembers_matches_and_passes_the_rest_through():
-    from signatures.matching import ProcessFacts
+    from signatures.launchers import ProcessFacts
 
     lib = _Counting()
     cache = MatchCache(lib)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from signatures.matching import ProcessFacts
+from signatures.launchers import ProcessFacts
 
 _LINUX_DAEMONS = [
     ("systemd", "/usr/lib/systemd/systemd", ["/usr/lib/systemd/systemd", "--user"]),

@@ -12,12 +12,12 @@ LIB = signatures.load()
 
 
 @pytest.mark.parametrize("sig", LIB.signatures, ids=[s.id for s in LIB.signatures])
-def test_signature_cases_pass(lib: Library, sig: signatures.matching.Signature) -> None:
+def test_signature_cases_pass(lib: Library, sig: signatures.runtime.Signature) -> None:
     assert run_signature_cases(lib, sig) == []
 
 
 @pytest.mark.parametrize("kind", LIB.credential_kinds, ids=[k.id for k in LIB.credential_kinds])
-def test_credential_kind_cases_pass(lib: Library, kind: signatures.matching.CredentialKind) -> None:
+def test_credential_kind_cases_pass(lib: Library, kind: signatures.runtime.CredentialKind) -> None:
     assert kind.cases.match and kind.cases.no_match
     assert run_credential_cases(lib, kind) == []
 

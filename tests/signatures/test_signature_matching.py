@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from signatures.matching import Library, ProcessFacts, anchor_words, name_candidates
+from signatures.anchors import anchor_words
+from signatures.launchers import ProcessFacts, name_candidates
+from signatures.matching import Library
 
 
 def facts(*argv: str, exe: str | None = None, name: str | None = None, platform: str = "linux") -> ProcessFacts:
