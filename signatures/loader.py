@@ -1,7 +1,8 @@
 """Loads the signature packs and the provider catalog into a ``Library``.
 
 A warm start reads the on-disk cache: the data that a previous load validated, kept as JSON and keyed
-by the files' contents, built into plain objects (``signatures.runtime``) without YAML or pydantic.
+by the files' contents, the package and Python versions and a digest of the code that derived it,
+built into plain objects (``signatures.runtime``) without YAML or pydantic.
 A cold start (no cache, a stale or damaged one) reads and validates the YAML (``signatures.validate``)
 and fills the cache; every problem is a ``SignatureError`` line "path:line: message".
 """
@@ -20,6 +21,7 @@ from typing import Any
 from signatures import runtime
 from signatures.errors import SignatureError
 from signatures.matching import Library
+from signatures.version import __version__
 
 PACKS_DIR = Path(__file__).with_name("packs")
 CATALOG_PATH = Path(__file__).with_name("providers.yaml")
@@ -67,6 +69,11 @@ def _library(packs: Sequence[Mapping[str, Any]], catalog: Mapping[str, Any],
 
 _CACHE_FORMAT = "agentroster.signatures-cache/2"
 
+#: the modules whose code makes what the cache keeps: the validated pack data (schema and validate) and
+#: the anchor words of every process pattern (anchors); a change to any of them is a new cache key
+DERIVING_CODE: tuple[Path, ...] = tuple(Path(__file__).with_name(name)
+                                        for name in ("anchors.py", "schema.py", "validate.py"))
+
 
 def default_cache_dir() -> Path | None:
     """AGENTROSTER_CACHE_DIR (empty: no cache), else the platform's per-user (or system) cache folder."""
@@ -84,13 +91,33 @@ def default_cache_dir() -> Path | None:
 
 
 def _cache_key(pack_paths: Sequence[Path], catalog_path: Path) -> str | None:
+    """The files' contents and everything that could make a cached value differ from a fresh one: the
+    package version, the code that derives what the cache keeps, and the Python version (``re``'s parser,
+    which the anchor words are read from, changes between versions). None when any of it is unreadable."""
+    code = code_digest(DERIVING_CODE)
+    if code is None:
+        return None
     digest = hashlib.sha256(_CACHE_FORMAT.encode())
+    digest.update(f"\0{__version__}\0{sys.version}\0{code}\0".encode())
     try:
         for path in [*pack_paths, catalog_path]:
             digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     except OSError:
         return None
     return str(digest.hexdigest())[:40]
+
+
+@functools.lru_cache(maxsize=8)
+def code_digest(sources: tuple[Path, ...]) -> str | None:
+    """A digest of the source files of the code that derives cached values, read once per process; None
+    when one cannot be read (a build without sources then starts without the cache, never from a stale one)."""
+    digest = hashlib.sha256()
+    try:
+        for path in sources:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _trusted(path: Path) -> bool:

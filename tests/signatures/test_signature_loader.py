@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import signatures
-from signatures import loader
+from signatures import loader, version
 from signatures.errors import SignatureError
+from signatures.launchers import ProcessFacts
 from signatures.loader import load_files
 
 Write = Callable[[str, str], Path]
@@ -204,3 +209,54 @@ def test_cache_dir_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 def test_load_is_cached_per_process() -> None:
     assert signatures.load() is signatures.load()
+
+
+ANCHORED = GOOD.replace("      names: [demo-agent]\n", "      cmdline: ['demo_serve\\s+--watch']\n").replace(
+    '"/usr/bin/demo-agent --go"', '"python3 -m demo_serve --watch"')
+SERVING = ProcessFacts(name="python3", exe="/usr/bin/python3", cmdline=["python3", "-m", "demo_serve", "--watch"])
+
+
+def test_a_change_to_the_anchor_code_is_a_new_cache(write: Write, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The key's code digest is pointed at copies of the modules that derive cached values, to edit one.
+    code = tmp_path / "code"
+    code.mkdir()
+    monkeypatch.setattr(loader, "DERIVING_CODE", tuple(Path(shutil.copy(p, code / p.name)) for p in loader.DERIVING_CODE))
+    path = write("anchored.yaml", ANCHORED)
+    cache = tmp_path / "cache"
+    assert [m.signature.id for m in load_files([path], cache_dir=cache).match_process(SERVING)] == ["demo-agent"]
+    (cached,) = cache.glob("signatures-*.json")
+    # What an older anchor code could have kept: a word the process never holds, so a missed detection.
+    doc = json.loads(cached.read_text())
+    doc["anchors"] = {pattern: ["wordnoprocessholds"] for pattern in doc["anchors"]}
+    cached.write_text(json.dumps(doc))
+    assert load_files([path], cache_dir=cache).match_process(SERVING) == []  # the same code: the cache is used
+    anchors = code / "anchors.py"
+    anchors.write_text(anchors.read_text() + "\n# how anchor words are read has changed\n")
+    loader.code_digest.cache_clear()  # what a new process (the changed code's first run) starts with
+    assert [m.signature.id for m in load_files([path], cache_dir=cache).match_process(SERVING)] == ["demo-agent"]
+    assert not cached.exists()
+
+
+def test_the_cache_key_follows_the_package_and_python_versions(write: Write, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write("good.yaml", GOOD)
+    key = loader._cache_key([path], loader.CATALOG_PATH)
+    monkeypatch.setattr(loader, "__version__", "9.9.9")
+    other_package = loader._cache_key([path], loader.CATALOG_PATH)
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "version", "3.99.0 (elsewhere)")
+    other_python = loader._cache_key([path], loader.CATALOG_PATH)
+    assert None not in (key, other_package, other_python)
+    assert len({key, other_package, other_python}) == 3
+
+
+def test_the_code_digest_without_its_sources_means_no_cache(write: Write, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "DERIVING_CODE", (tmp_path / "gone.py",))
+    cache = tmp_path / "cache"
+    assert load_files([write("good.yaml", GOOD)], cache_dir=cache).signatures[0].id == "demo-agent"
+    assert not list(cache.glob("signatures-*.json"))
+
+
+def test_the_signatures_version_is_the_package_version() -> None:
+    assert version.__version__ == importlib.metadata.version("agentroster")
