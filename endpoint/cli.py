@@ -256,7 +256,8 @@ def _add_optional(sub: Any, name: str, module: str, help_text: str, *, load: boo
 
 
 def _missing_extra(name: str) -> int:
-    print(f"agentroster {name}: this install has no console extra; install agentroster[console]", file=sys.stderr)
+    # each optional subcommand is named after the extra that brings it (server, console)
+    print(f"agentroster {name}: this install has no {name} extra; install agentroster[{name}]", file=sys.stderr)
     return 2
 
 
