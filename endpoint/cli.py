@@ -408,9 +408,10 @@ def _signatures_check(args: argparse.Namespace) -> int:
     import pathlib
 
     import signatures
+    from endpoint.scan.path_cases import path_found
 
     paths = [pathlib.Path(f) for f in args.files] if args.files else None
-    problems = signatures.check(paths)
+    problems = signatures.check(paths, path_found=path_found)  # path cases through the file sensor's search
     for problem in problems:
         print(problem)
     if not problems:

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from signatures import runtime
 from signatures.launchers import ProcessFacts, basename
 from signatures.loader import CATALOG_PATH, shipped_packs
-from signatures.matching import Library, host_pattern, normalise_host
+from signatures.matching import Library
 from signatures.runtime import Case, CredentialKind, Signature
 from signatures.validate import SourceFile, read_all
 
 GENERIC_IDS = frozenset({"mcp-server"})
+
+#: ``path_found(lib, signature_id, path, platform)``: whether the file sensor finds the file a path case
+#: names and credits it to that signature (``endpoint.scan.path_cases.path_found``, which the signatures
+#: package cannot import: the caller hands it over)
+PathFound = Callable[[Library, str, str, "str | None"], bool]
 
 
 def split_command(text: str) -> list[str]:
@@ -50,12 +55,6 @@ def case_facts(case: Case) -> ProcessFacts:
     return ProcessFacts(name=name, exe=exe, cmdline=argv, platform=platform)
 
 
-def template_matches(template: str, path: str) -> bool:
-    """Whether a concrete path (in template notation) fits a template; ``*`` stays inside a component."""
-    regex = "[^/]*".join(re.escape(part) for part in template.split("*"))
-    return re.fullmatch(regex, path, re.I) is not None
-
-
 def _describe(case: Case) -> str:
     for kind in ("process", "path", "extension", "package", "host", "autonomous_cmdline"):
         value = getattr(case, kind)
@@ -64,7 +63,7 @@ def _describe(case: Case) -> str:
     return "autonomous_settings"
 
 
-def _outcome(lib: Library, sig: Signature, case: Case) -> tuple[bool, str]:
+def _outcome(lib: Library, sig: Signature, case: Case, path_found: PathFound | None) -> tuple[bool, str]:
     """Whether the case matches this signature, and (for a process) what else matched."""
     if case.process is not None:
         script = case.script
@@ -76,16 +75,18 @@ def _outcome(lib: Library, sig: Signature, case: Case) -> tuple[bool, str]:
         others = [i for i in found if i != sig.id and i not in GENERIC_IDS]
         return sig.id in found, ", ".join(others)
     if case.path is not None:
-        path = case.path
-        return any(template_matches(t, path) for t in [f.path for f in sig.files] + sig.apps), ""
+        return path_found is not None and path_found(lib, sig.id, case.path, case.platform), ""
     if case.extension is not None:
         return lib.match_extension(case.extension) is sig, ""
     if case.package is not None:
         ecosystem, _, name = case.package.partition(":")
         return lib.match_package("pypi" if ecosystem == "pypi" else "npm", name) is sig, ""
     if case.host is not None:
-        host = normalise_host(case.host)
-        return any(host_pattern(h).fullmatch(host) for h in sig.network.hosts), ""
+        # what a scan asks: a tool server by the URL it is declared with, an agent by its backend's host
+        if sig.type == "tool_server":
+            called = lib.match_url(f"https://{case.host}/")
+            return called is not None and called.signature is sig, ""
+        return lib.match_host(case.host) is sig, ""
     if case.autonomous_cmdline is not None:
         return bool(lib.autonomy_flags(sig, split_command(case.autonomous_cmdline))), ""
     dialects = [d for m in sig.autonomy.settings for d in m.dialects]
@@ -93,12 +94,16 @@ def _outcome(lib: Library, sig: Signature, case: Case) -> tuple[bool, str]:
     return bool(lib.autonomy_settings(sig, dialect, case.autonomous_settings)), ""
 
 
-def run_signature_cases(lib: Library, sig: Signature) -> list[tuple[str, int, str]]:
-    """(bucket, index, message) for each failing case; a match case must not match another agent."""
+def run_signature_cases(lib: Library, sig: Signature, path_found: PathFound | None = None
+                        ) -> list[tuple[str, int, str]]:
+    """(bucket, index, message) for each failing case; a match case must not match another agent.
+    Path cases run only with ``path_found`` (the file sensor's own search)."""
     failures = []
     for bucket, expected in (("match", True), ("no_match", False)):
         for index, case in enumerate(getattr(sig.cases, bucket)):
-            matched, others = _outcome(lib, sig, case)
+            if case.path is not None and path_found is None:
+                continue
+            matched, others = _outcome(lib, sig, case, path_found)
             if matched != expected:
                 verb = "did not match" if expected else "matched"
                 extra = f" (matched instead: {others})" if others else ""
@@ -125,8 +130,9 @@ def _is_catalog(path: Path) -> bool:
     return path.name == CATALOG_PATH.name
 
 
-def check(paths: Sequence[Path] | None = None) -> list[str]:
-    """Validate pack files (default: the shipped ones) and run their cases; [] when all is well."""
+def check(paths: Sequence[Path] | None = None, path_found: PathFound | None = None) -> list[str]:
+    """Validate pack files (default: the shipped ones) and run their cases; [] when all is well. Path
+    cases run only with ``path_found``."""
     chosen = [Path(p) for p in paths] if paths else [*shipped_packs(), CATALOG_PATH]
     catalogs = [p for p in chosen if _is_catalog(p)]
     pack_paths = [p for p in chosen if not _is_catalog(p)]
@@ -141,7 +147,7 @@ def check(paths: Sequence[Path] | None = None) -> list[str]:
     first = 0
     for pack, source in packs:
         count = len(pack.signatures)
-        problems += _pack_case_problems(lib, signatures[first:first + count], source)
+        problems += _pack_case_problems(lib, signatures[first:first + count], source, path_found)
         first += count
     if catalogs:
         source = catalog[1]
@@ -151,9 +157,10 @@ def check(paths: Sequence[Path] | None = None) -> list[str]:
     return problems
 
 
-def _pack_case_problems(lib: Library, signatures: Sequence[Signature], source: SourceFile) -> list[str]:
+def _pack_case_problems(lib: Library, signatures: Sequence[Signature], source: SourceFile,
+                        path_found: PathFound | None) -> list[str]:
     problems = []
     for i, sig in enumerate(signatures):
-        for bucket, index, message in run_signature_cases(lib, sig):
+        for bucket, index, message in run_signature_cases(lib, sig, path_found):
             problems.append(f"{source.where(('signatures', i, 'cases', bucket, index))}: {message}")
     return problems

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 import signatures
+from endpoint.scan.path_cases import path_found
 from signatures.cases import GENERIC_IDS, case_facts, run_credential_cases, run_signature_cases
 from signatures.matching import Library
 
@@ -13,7 +17,8 @@ LIB = signatures.load()
 
 @pytest.mark.parametrize("sig", LIB.signatures, ids=[s.id for s in LIB.signatures])
 def test_signature_cases_pass(lib: Library, sig: signatures.runtime.Signature) -> None:
-    assert run_signature_cases(lib, sig) == []
+    # path cases through the file sensor's own search (the signatures package cannot import it)
+    assert run_signature_cases(lib, sig, path_found) == []
 
 
 @pytest.mark.parametrize("kind", LIB.credential_kinds, ids=[k.id for k in LIB.credential_kinds])
@@ -23,7 +28,7 @@ def test_credential_kind_cases_pass(lib: Library, kind: signatures.runtime.Crede
 
 
 def test_shipped_packs_check_clean() -> None:
-    assert signatures.check() == []
+    assert signatures.check(path_found=path_found) == []
 
 
 def test_process_cases_are_not_claimed_by_another_specific_signature(lib: Library) -> None:
@@ -58,3 +63,32 @@ def test_tool_servers_that_reach_broadly_say_so(lib: Library) -> None:
     assert "browser" in lib.by_id["mcp-playwright"].risk.reaches
     assert "database" in lib.by_id["mcp-sqlite"].risk.reaches and lib.by_id["mcp-sqlite"].risk.write
     assert lib.by_id["mcp-time"].risk.reaches == []
+
+
+SENSED = """
+pack: test
+signatures:
+  - id: demo-agent
+    name: Demo agent
+    vendor: Demo
+    type: coding
+    status: stable
+    references: [https://example.org/docs]
+    files:
+      - {path: "~/.demo/config.json", dialect: json}
+      - {path: "%APPDATA%/*/Demo/config.json", dialect: json, platforms: [windows]}
+    cases:
+      match:
+        - {path: "~/.demo/config.json"}
+        - {path: "%APPDATA%/Code/Demo/config.json"}
+        - {path: "~/.Demo/config.json"}
+      no_match:
+        - {path: "~/.demo/other.json"}
+"""
+
+
+def test_a_path_case_runs_through_the_file_sensor(write: Callable[[str, str], Path]) -> None:
+    # "~/.Demo" fits the template's letters but not the file sensor's search on a case-sensitive disk
+    pack = write("sensed.yaml", SENSED)
+    assert signatures.check([pack], path_found=path_found) == [
+        f"{pack}:16: demo-agent: match case path '~/.Demo/config.json' did not match"]
