@@ -213,9 +213,6 @@ class AgentList:
         if generation == self.generation:
             self.loading = False
 
-    def row_of(self, key: tuple[str, str]) -> int | None:
-        return self._index.get(key)
-
     def update(self, agent: api.Agent) -> int | None:
         """Replace a row in place (after a triage action); its row number, if shown."""
         row = self._index.get(agent.key)

@@ -40,11 +40,6 @@ def is_within(path: str, boundary: str) -> bool:
     return path == boundary or path.startswith(boundary + os.sep) or boundary == os.sep
 
 
-def resolve_within(path: str, boundary: str, *, resolver: Resolver | None = None) -> str:
-    """The real path of ``path``; refuses symlink loops and links that lead out of ``boundary``."""
-    return _resolve(path, boundary, resolver)[0]
-
-
 def _resolve(path: str, boundary: str, resolver: Resolver | None) -> tuple[str, os.stat_result | None]:
     """The real path, and the file's own ``lstat`` when it was taken on the way (the file is no link)."""
     try:

@@ -26,9 +26,6 @@ HIVE = "HKLM"
 # winreg's type numbers (the same on every Windows), so the mapping runs without winreg
 REG_NONE, REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD = 0, 1, 2, 3, 4
 REG_DWORD_BIG_ENDIAN, REG_LINK, REG_MULTI_SZ, REG_QWORD = 5, 6, 7, 11
-_TYPE_NAMES = {REG_NONE: "REG_NONE", REG_SZ: "REG_SZ", REG_EXPAND_SZ: "REG_EXPAND_SZ", REG_BINARY: "REG_BINARY",
-               REG_DWORD: "REG_DWORD", REG_DWORD_BIG_ENDIAN: "REG_DWORD_BIG_ENDIAN", REG_LINK: "REG_LINK",
-               REG_MULTI_SZ: "REG_MULTI_SZ", REG_QWORD: "REG_QWORD"}
 
 RegistryValue = tuple[str, Any, int]  # (name, data, type) as winreg.EnumValue gives them
 
@@ -98,10 +95,6 @@ class WindowsManagedSource:
             if key:  # the key's (Default) value carries no setting
                 values[key] = convert(data, kind)
         return ManagedValues(values, self.where)
-
-
-def type_name(kind: int) -> str:
-    return _TYPE_NAMES.get(kind, f"registry type {kind}")
 
 
 def convert(data: Any, kind: int) -> object:
