@@ -7,7 +7,6 @@ spawned as child sightings (``parent``), the endpoint-side flags, and the eviden
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import posixpath
@@ -27,6 +26,13 @@ from endpoint.scan.evidence import (
     ScanError,
 )
 from endpoint.scan.faults import isolated
+from endpoint.scan.relevance import (
+    is_interpreter,
+    llm_credential_kinds,
+    program_name,
+    script_of,
+    unknown_reason,
+)
 
 if TYPE_CHECKING:
     from signatures import Library, Match
@@ -42,26 +48,12 @@ WEIGHTS = {
     "mcp.process": 0.9, "network": 0.5, "unknown.credential": 0.4, "unknown.sdk": 0.5, "unknown.host": 0.5,
 }
 
-INTERPRETERS = frozenset({"python", "python3", "pythonw", "node", "nodejs", "bun", "deno", "ruby", "php",
-                          "java", "dotnet", "perl"})
 SHELLS = frozenset({"sh", "bash", "zsh", "fish", "dash", "ksh", "tcsh", "csh", "pwsh", "powershell",
                     "cmd", "nu"})
-LLM_SDK_MODULES = ("openai", "anthropic", "litellm", "google.generativeai", "google.genai", "mistralai",
-                   "groq", "cohere", "ollama", "together", "boto3.bedrock")
 _LAUNCHERS = frozenset({"npx", "uvx", "bunx", "pnpm", "pnpx", "pipx", "uv", "docker", "podman", "node",
                         "nodejs", "python", "python3", "deno", "bun", "cmd", "cmd.exe", "yarn", "npm"})
 _BROAD = frozenset({"shell", "filesystem", "browser", "code_execution"})
 _MAX_TREE_DEPTH = 64
-
-
-@functools.lru_cache(maxsize=4096)
-def _base(path: str) -> str:
-    # Asked several times of every process of a scan, of a few hundred distinct paths.
-    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
-    for suffix in (".exe", ".cmd", ".bat"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return re.sub(r"(\d+(\.\d+)*)$", "", name) if name.startswith("python") else name
 
 
 def stable_id(*parts: str) -> str:
@@ -205,7 +197,7 @@ class Engine:
         self.children: dict[int, list[int]] = {}
         self.matched: dict[int, Match] = {}  # pid -> the signature match that placed the process
         self._linked = False
-        self._llm_kinds = frozenset(p.credential for p in lib.providers if p.credential)
+        self._llm_kinds = llm_credential_kinds(lib)
         self._servers: dict[tuple[str | None, str | None, tuple[str, ...]], Match | None] = {}
         self.errors: list[ScanError] = []  # units that could not be fingerprinted (code "internal")
 
@@ -281,7 +273,7 @@ class Engine:
                                       and under_picked(proc.ppid, depth + 1))
             return found
 
-        return [proc for proc in batch if _is_interpreter(proc) or under_picked(proc.pid)]
+        return [proc for proc in batch if is_interpreter(proc) or under_picked(proc.pid)]
 
     def link(self) -> None:
         """After processes and configs are in: running servers to their declarations, then unknowns."""
@@ -321,7 +313,7 @@ class Engine:
             owner = self.owner.get(anc.pid)
             if owner is not None:
                 return owner, interactive
-            if _base(anc.exe or anc.name) in SHELLS and _is_interactive_shell(anc.cmdline):
+            if program_name(anc.exe or anc.name) in SHELLS and _is_interactive_shell(anc.cmdline):
                 interactive = True
         return None, interactive
 
@@ -542,33 +534,14 @@ class Engine:
 
     def _unknown_for(self, proc: ProcessRecord) -> Sighting:
         """The unknown sighting of a process no signature claims: one per user and program."""
-        script = _script_of(proc.cmdline)
-        key = ("unknown", proc.user, _base(proc.exe or proc.name), script or "")
-        target = self._sighting(key, None, user=proc.user, type_="unknown", name=script or _base(proc.exe or proc.name))
+        script = script_of(proc.cmdline)
+        key = ("unknown", proc.user, program_name(proc.exe or proc.name), script or "")
+        target = self._sighting(key, None, user=proc.user, type_="unknown", name=script or program_name(proc.exe or proc.name))
         self._own(proc, target)
         return target
 
     def _unknown_reason(self, proc: ProcessRecord) -> tuple[str, str] | None:
-        for host in _hosts_in(" ".join(proc.cmdline)):
-            provider = self.lib.provider_for_host(host)
-            if provider is not None and not provider.local:
-                return "unknown.host", f"command line names {provider.name}'s API ({host})"
-        if not _is_interpreter(proc):
-            return None  # the other reasons are an interpreter's (and most processes are none)
-        llm_creds = [c for c in proc.credentials if c.kind in self._llm_kinds]
-        if llm_creds:
-            return "unknown.credential", f"an interpreter holding a {llm_creds[0].kind} API key"
-        base = _base(proc.exe or proc.name)
-        argv0 = _base(proc.cmdline[0]) if proc.cmdline else ""
-        script = _script_of(proc.cmdline)
-        reader = self._script_reader(proc)
-        if reader is not None and script and (base.startswith("python") or argv0.startswith("python")):
-            text = reader(script)
-            if text:
-                for module in LLM_SDK_MODULES:  # a scan of the text per module: only where the name occurs
-                    if module in text and re.search(rf"^\s*(from|import)\s+{re.escape(module)}\b", text, re.MULTILINE):
-                        return "unknown.sdk", f"its script imports {module}"
-        return None
+        return unknown_reason(proc, self.lib, llm_kinds=self._llm_kinds, read_script=self._script_reader(proc))
 
     # -- artifacts and network -------------------------------------------------------------------
     def add_artifacts(self, artifacts: Iterable[ArtifactRecord]) -> None:
@@ -676,10 +649,6 @@ def _once_per_path(read: ReadScript) -> ReadScript:
     return remembered
 
 
-def _is_interpreter(proc: ProcessRecord) -> bool:
-    return _base(proc.exe or proc.name) in INTERPRETERS or bool(proc.cmdline) and _base(proc.cmdline[0]) in INTERPRETERS
-
-
 def _is_interactive_shell(argv: Sequence[str]) -> bool:
     if not argv:
         return True
@@ -689,29 +658,15 @@ def _is_interactive_shell(argv: Sequence[str]) -> bool:
                                             for a in argv[1:]) and len([a for a in argv[1:] if not a.startswith("-")]) == 0
 
 
-def _script_of(argv: Sequence[str]) -> str | None:
-    if len(argv) < 2 or _base(argv[0]) not in INTERPRETERS:
-        return None
-    args = iter(argv[1:])
-    for arg in args:
-        if arg == "-m":
-            return next(args, None)
-        if arg in ("-c", "-e", "--eval"):
-            return None
-        if not arg.startswith("-"):
-            return arg
-    return None
-
-
 def _command_key(argv: Sequence[str]) -> str:
-    script = _script_of(argv)
-    return script or (_base(argv[0]) if argv else "")
+    script = script_of(argv)
+    return script or (program_name(argv[0]) if argv else "")
 
 
 def _distinctive_tokens(server: McpServerConfig) -> list[str]:
     argv = [server.command or "", *server.args]
     tokens = []
-    if _base(argv[0]) not in _LAUNCHERS:
+    if program_name(argv[0]) not in _LAUNCHERS:
         tokens.append(posixpath.basename(argv[0].replace("\\", "/")))
     for arg in argv[1:]:
         if not arg or arg.startswith("-") or "${" in arg or arg in ("run", "exec", "dlx", "tool", "x"):
@@ -726,10 +681,3 @@ def _distinctive_tokens(server: McpServerConfig) -> list[str]:
 
 def _reaches_whole_disk(server: McpServerConfig) -> bool:
     return any(a in ("/", "C:\\", "C:/", "~", os.path.expanduser("~")) for a in server.args[1:] if server.command)
-
-
-_HOST_RE = re.compile(r"https?://([A-Za-z0-9.-]+)")
-
-
-def _hosts_in(text: str) -> list[str]:
-    return _HOST_RE.findall(text) if "://" in text else []

@@ -1,42 +1,36 @@
-"""The endpoint daemon: watch the machine, keep the latest evidence per source, report what changed.
+"""The endpoint daemon's loop: run, tick, publish.
 
-Collection is incremental and fingerprinting is whole: every ``process_interval_s`` only the new pids
-are read (exited ones are dropped); watchdog observers on every config location of every home turn a
-config edit into a rescan of that home within a debounce of ~200 ms; the network sensor runs in its own
-thread; a full rescan every ``full_scan_interval_s`` is the safety net. Whenever some evidence changed,
-the fingerprint engine runs again over all of it (cheap for a few hundred records), the inventory spools
-the difference, and the reporter (a thread of its own) sends it.
+Collection is incremental and fingerprinting is whole. The trackers (``endpoint/service/trackers/``)
+keep the latest evidence per source: the process tracker reads only new pids every
+``process_interval_s``, the file tracker rescans a home within ~200 ms of a config edit, the network
+tracker's sensor runs in its own thread; a full rescan every ``full_scan_interval_s`` is the safety net.
+Whenever some evidence changed, the fingerprint engine runs again over all of it (cheap for a few
+hundred records), the inventory spools the difference, and the reporter (a thread of its own) sends it.
 
-Producers (observers, the network sensor, signals) and the one consumer (the main loop) meet in an
+Producers (observers, the network sensor, signals) and the one consumer (the loop) meet in an
 ``EventQueue`` that drops repeats, as watchdog's do.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import random
 import signal
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from endpoint.scan import faults
-from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, NetworkRecord, ProcessRecord, ScanError
-from endpoint.scan.homes import (
-    Home,
-    expand_home_template,
-    expand_machine_template,
-    find_homes,
-    is_home_template,
-    template_platforms,
-)
+from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
 from endpoint.service.inventory import Inventory
+from endpoint.service.status import SelfSample, daemon_status, device_status, sensor_health
+from endpoint.service.trackers.events import STOP, EventQueue
+from endpoint.service.trackers.files import FileTracker
+from endpoint.service.trackers.network import NetworkTracker
+from endpoint.service.trackers.processes import MatchCache, ProcessTracker
 
 if TYPE_CHECKING:
     from endpoint.service.localsock import LocalServer
@@ -46,36 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentroster.daemon")
 
-DEBOUNCE_S = 0.2  # a burst of file events (write, rename, chmod) becomes one rescan
 STATUS_EVERY_S = 5.0  # how often the status row for `agentroster status` is written
-MACHINE = "machine"  # the source key of machine-wide files
-MAX_WATCHED_DIRS = 4096  # beyond this, directories are left to the full rescan (inotify has limits too)
 TICK_BACKOFF_MAX_S = 300.0  # a tick that keeps failing is retried at 1, 2, 4 … s, then every 5 minutes
-STOP = ("stop",)
-
-
-class EventQueue:
-    """Events (tuples) from producer threads to the main loop; an event already waiting is not queued
-    twice, so a storm of file events for one home is one rescan."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[str, ...], None] = OrderedDict()
-        self._cond = threading.Condition()
-
-    def put(self, event: tuple[str, ...]) -> None:
-        with self._cond:
-            if event not in self._items:
-                self._items[event] = None
-                self._cond.notify()
-
-    def get_all(self, timeout: float) -> list[tuple[str, ...]]:
-        """Every waiting event, after waiting up to ``timeout`` seconds for the first."""
-        with self._cond:
-            if not self._items and timeout > 0:
-                self._cond.wait(timeout)
-            items = list(self._items)
-            self._items.clear()
-            return items
 
 
 def jittered(interval_s: float, rng: random.Random = random.Random()) -> float:  # noqa: B008
@@ -86,201 +52,6 @@ def jittered(interval_s: float, rng: random.Random = random.Random()) -> float: 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# -- processes -------------------------------------------------------------------------------------------
-
-
-def read_pids(pids: Iterable[int], classify: Any) -> Iterator[ProcessRecord | ScanError]:
-    """Records for just these pids, without their environment (``read_details`` adds it where it matters)."""
-    from endpoint.scan.sensors.processes import iter_processes
-
-    return iter_processes(classify, pids=pids, read_env=False)
-
-
-def live_pids() -> set[int]:
-    import psutil
-
-    return set(psutil.pids())
-
-
-class MatchCache:
-    """The signature library, with its process and command matches remembered between fingerprint passes:
-    the engine runs again over every process whenever something changed, but the same command line
-    matches the same signatures (a full rescan clears the memory)."""
-
-    MAX_ENTRIES = 50_000
-
-    def __init__(self, lib: Library) -> None:
-        self.lib = lib
-        self._process: dict[tuple[Any, ...], Any] = {}
-        self._command: dict[tuple[Any, ...], Any] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.lib, name)
-
-    def match_process(self, facts: Any, read_script: Any = None) -> Any:
-        key = (facts.name, facts.exe, tuple(facts.cmdline), facts.env_keys, facts.platform)
-        found = self._process.get(key)
-        if found is None:
-            if len(self._process) >= self.MAX_ENTRIES:
-                self._process.clear()
-            found = self._process[key] = self.lib.match_process(facts, read_script)
-        return found
-
-    def match_command(self, command: str, args: Any) -> Any:
-        key = (command, tuple(args))
-        if key not in self._command:
-            if len(self._command) >= self.MAX_ENTRIES:
-                self._command.clear()
-            self._command[key] = self.lib.match_command(command, args)
-        return self._command[key]
-
-    def clear(self) -> None:
-        self._process.clear()
-        self._command.clear()
-
-
-# -- what to watch ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class WatchPlan:
-    """Directories to watch, each with the names in it that matter (glob patterns), per source."""
-
-    dirs: dict[str, set[str]] = field(default_factory=dict)
-    missing: set[tuple[str, str]] = field(default_factory=set)  # (directory, child) not there when planned
-
-    def add(self, target: str, boundary: str) -> None:
-        """Watch for ``target`` (a path, maybe with ``*``): its nearest existing directory within
-        ``boundary``, and in it the name of the next component on the way to the target."""
-        boundary = boundary.rstrip("/") or "/"
-        if not (target == boundary or target.startswith(boundary.rstrip("/") + "/")):
-            return
-        rel = target[len(boundary):].strip("/")
-        parts = [p for p in rel.split("/") if p]
-        directory = boundary
-        for index, part in enumerate(parts):
-            if index == len(parts) - 1 or "*" in part or any(c in part for c in "?["):
-                self.dirs.setdefault(directory, set()).add(part)
-                return
-            candidate = os.path.join(directory, part)
-            if not os.path.isdir(candidate) or os.path.islink(candidate):
-                self.dirs.setdefault(directory, set()).add(part)
-                if not os.path.lexists(candidate):
-                    self.missing.add((directory, part))
-                return
-            directory = candidate
-
-    def stale(self) -> bool:
-        """A directory that was missing when planned exists now (made between the plan and its watch)."""
-        return any(os.path.isdir(p) and not os.path.islink(p) for p in (os.path.join(d, c) for d, c in self.missing))
-
-    def matches(self, directory: str, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.dirs.get(directory, ()))
-
-
-def home_plan(lib: Library, home: Home, configs: Iterable[ConfigRecord]) -> WatchPlan:
-    plan = WatchPlan()
-    for _sig, fm in lib.file_templates:
-        if fm.scope == "user" and is_home_template(fm.path) \
-                and template_platforms(fm.path, list(fm.platforms)) & home.platforms:
-            plan.add(expand_home_template(fm.path, home), home.path)
-    project_templates = [fm.path[len("{project}"):] for _s, fm in lib.file_templates if fm.scope == "project"]
-    projects = {os.path.dirname(c.path) for c in configs if c.scope == "project"}
-    for config in configs:
-        plan.add(config.path, home.path)
-    for project in projects:  # a project that holds one config: the others a client could add there
-        for template in project_templates:
-            plan.add(project + template, home.path)
-    return plan
-
-
-def machine_plan(lib: Library, root: str) -> WatchPlan:
-    plan = WatchPlan()
-    for _sig, fm in lib.file_templates:
-        if fm.scope == "managed" and not is_home_template(fm.path):
-            for pattern in expand_machine_template(fm.path, root):
-                plan.add(pattern, root)
-    return plan
-
-
-def _inode(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-class _Watcher:
-    """watchdog observers, one watch per directory (non-recursive), shared by the sources that need it."""
-
-    def __init__(self, events: EventQueue) -> None:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
-        self.events = events
-        self.observer = Observer(timeout=0.2)
-        self.plans: dict[str, WatchPlan] = {}
-        self.watches: dict[str, Any] = {}
-        self.inodes: dict[str, tuple[int, int] | None] = {}
-        self.unwatched = 0
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                if event.event_type in ("opened", "closed_no_write"):
-                    return
-                for path in (event.src_path, getattr(event, "dest_path", "")):
-                    if path:
-                        outer.seen(os.fsdecode(path))
-
-        self.handler = Handler()
-
-    def start(self) -> None:
-        self.observer.daemon = True
-        self.observer.start()
-
-    def seen(self, path: str) -> None:
-        directory, name = os.path.split(path.rstrip("/"))
-        with self._lock:
-            sources = [s for s, plan in self.plans.items() if plan.matches(directory, name)]
-        for source in sources:
-            self.events.put(("files", source))
-
-    def arm(self, source: str, plan: WatchPlan) -> None:
-        """Watch what ``plan`` needs for ``source``; drop the watches no source needs any more."""
-        with self._lock:
-            self.plans[source] = plan
-            wanted = set().union(*(p.dirs for p in self.plans.values())) if self.plans else set()
-        for directory in [d for d in self.watches if d not in wanted or _inode(d) != self.inodes.get(d)]:
-            # not needed any more, or deleted (and maybe made again: the old watch sees nothing)
-            self.inodes.pop(directory, None)
-            try:
-                self.observer.unschedule(self.watches.pop(directory))
-            except (KeyError, ValueError, OSError):
-                pass
-        unwatched = 0
-        for directory in sorted(wanted - set(self.watches)):
-            if len(self.watches) >= MAX_WATCHED_DIRS:
-                unwatched += 1
-                continue
-            try:
-                self.inodes[directory] = _inode(directory)
-                self.watches[directory] = self.observer.schedule(self.handler, directory, recursive=False)
-            except OSError as exc:
-                unwatched += 1
-                message = f"{directory}: {exc.strerror or exc}"
-                if message not in self.errors:
-                    self.errors = [*self.errors[-9:], message]
-        self.unwatched = unwatched
-
-    def stop(self) -> None:
-        self.observer.stop()
-        self.observer.join(timeout=0.5)
 
 
 # -- the daemon ------------------------------------------------------------------------------------------
@@ -314,19 +85,11 @@ class Daemon:
         self._enroll_secret = enroll_secret or (lambda: None)
         credentials.use_data_dir(settings.data_dir)  # the org's fingerprint key, from enrollment
         self._key = credentials.fingerprint_key()
-        keep = {"HOME", "USERPROFILE"}
-        for sig in self.lib.signatures:
-            keep.update(e.partition("=")[0] for e in sig.autonomy.env)
-        self._keep_env = frozenset(keep)
         # evidence: the latest per source
-        self.procs: dict[int, ProcessRecord] = {}
-        self._young: set[int] = set()  # read just after they started: read once more (exec may follow fork)
-        self._proc_errors: dict[int, ScanError] = {}
-        self._relevant: set[int] = set()  # pids that can change the sightings (see _matters)
-        self.files: dict[str, list[ConfigRecord | ArtifactRecord | ScanError]] = {}
-        self.homes: dict[str, Home] = {}
-        self.network: Any = None
-        self.sensors: dict[str, str] = {}
+        self.processes = ProcessTracker(self.lib, self.matches, process_interval_s=settings.process_interval_s,
+                                        key=self._key)
+        self.files = FileTracker(self.lib, self.root, self.events)
+        self.network = NetworkTracker(self.lib, self.events, enabled="network" in self._on)
         self.last_sightings: list[dict[str, Any]] = []
         self.last_errors: list[dict[str, Any]] = []
         self.units_failed = 0  # units the last fingerprint could not process (its internal errors)
@@ -334,16 +97,12 @@ class Daemon:
         self._log_limit = faults.LogLimit()  # a failing unit is logged once an hour, not at every rescan
         self.tick_failures = 0  # ticks failed in a row: the next waits 2**n s (TICK_BACKOFF_MAX_S at most)
         self.reporter: Reporter | None = None
-        self._watcher: _Watcher | None = None
-        self._pending_files: dict[str, float] = {}  # source -> when its first event came
         self._dirty = False
         self.started_at = time.time()
         self.last_scan_at: float | None = None
         self.last_fingerprint_s = 0.0
-        self.cpu_percent = 0.0
-        self.rss_mb = 0.0
+        self.resources = SelfSample()
         self.spool_error = ""
-        self._self_proc: Any = None
         from endpoint.service.guard import Guard, Limits, ProcessSampler
 
         self.guard = Guard(Limits.from_settings(settings))
@@ -351,7 +110,6 @@ class Daemon:
         self.shed_level = 0
         self.shed_reason = ""
         self.cpu_percent_window: float | None = None
-        self._network_past: list[NetworkRecord] = []  # what a sensor stopped by the guard had seen
         self.local_socket: LocalServer | None = None
 
     # -- sensors -------------------------------------------------------------------------------------
@@ -359,189 +117,18 @@ class Daemon:
     def _on(self) -> frozenset[str]:
         return frozenset(self.settings.sensors)
 
-    def _classify(self) -> Any:
-        return self.lib.credential_kind
-
     def poll_processes(self, *, everything: bool = False) -> bool:
         """Read new pids (or all), drop exited ones; True when the set of process records changed."""
         if "processes" not in self._on:
             return False
-        now = time.time()
-        pids = live_pids() - {os.getpid()}
-        gone = set(self.procs) - pids
-        for pid in gone:
-            self.procs.pop(pid, None)
-        for pid in set(self._proc_errors) - pids:
-            self._proc_errors.pop(pid, None)
-        fresh = pids if everything else (pids - set(self.procs) - set(self._proc_errors)) | (self._young & pids)
-        self._young = set()
-        changed = bool(gone & self._relevant) or everything
-        self._relevant -= gone
-        if everything:
-            self.procs, self._proc_errors, self._relevant = {}, {}, set()
-
-        for record in faults.isolated_records(read_pids(sorted(fresh), self._classify()), "processes"):
-            if isinstance(record, ScanError):
-                pid = int(record.where.split()[-1]) if record.where.split()[-1].isdigit() else -1
-                self._proc_errors[pid] = record
-                continue
-            if not everything and now - record.create_time < 2 * self.settings.process_interval_s:
-                self._young.add(record.pid)
-            old = self.procs.get(record.pid)
-            if old is not None and (old.cmdline, old.exe, old.ppid) == (record.cmdline, record.exe, record.ppid):
-                continue  # read again while young, and still the same program
-            self.procs[record.pid] = record
-            failed: list[ScanError] = []
-            matters = False
-            with faults.isolated(failed, f"pid {record.pid}"):
-                matters = self._matters(record)
-            if failed:  # a bug on this one process: an error entry, and the others are still read
-                self._proc_errors[record.pid] = failed[0]
-                self.procs.pop(record.pid, None)
-                continue
-            if matters:
-                self._relevant.add(record.pid)
-                changed = True
-            elif record.pid in self._relevant:  # exec'd into something that does not matter
-                self._relevant.discard(record.pid)
-                changed = True
-        return changed
-
-    def _matters(self, record: ProcessRecord) -> bool:
-        """Whether a new process can change the sightings (its environment is read only then): it
-        matches a signature, holds a credential, is the child of one that matters, or is an interpreter
-        with an LLM key, an LLM SDK script or a provider's host on its command line. The rest of a busy
-        machine's churn (shells, compilers, test runners) does not make the engine run again; the full
-        rescan looks at everything anyway."""
-        from endpoint.scan.engine import INTERPRETERS, LLM_SDK_MODULES, _hosts_in
-        from endpoint.scan.platforms import PLATFORM
-        from endpoint.scan.run import read_script
-        from endpoint.scan.sensors.processes import read_details
-        from signatures.matching import ProcessFacts
-
-        def facts() -> ProcessFacts:
-            return ProcessFacts(name=record.name, exe=record.exe, cmdline=tuple(record.cmdline),
-                                env_keys=record.env_keys, platform=PLATFORM)
-
-        def details() -> None:
-            error = read_details(record, self._classify(), keep_env=self._keep_env, key=self._key)
-            if error is not None:
-                self._proc_errors[record.pid] = error
-
-        cwd = record.cwd
-
-        def reader(path: str) -> str | None:
-            return read_script(os.path.join(cwd, path) if cwd and not os.path.isabs(path) else path)
-
-        if record.credentials or record.ppid in self._relevant or self.matches.match_process(facts(), reader):
-            details()
-            return True
-        names = {os.path.basename(p).lower().removesuffix(".exe") for p in (record.exe, record.name,
-                                                                              *record.cmdline[:1]) if p}
-        if not any(n.rstrip("0123456789.") in INTERPRETERS for n in names):
-            return False
-        details()
-        llm_kinds = {p.credential for p in self.lib.providers if p.credential}
-        if any(c.kind in llm_kinds for c in record.credentials) or self.matches.match_process(facts(), reader):
-            return True
-        joined = " ".join(record.cmdline)
-        if any(self.lib.provider_for_host(h) is not None for h in _hosts_in(joined)):
-            return True
-        script = next((a for a in record.cmdline[1:] if not a.startswith("-")), "")
-        text = reader(script) if script.endswith(".py") or "python" in " ".join(names) and script else None
-        return bool(text) and any(f"import {m}" in text or f"from {m}" in text for m in LLM_SDK_MODULES)
+        return self.processes.poll(everything=everything)
 
     def scan_files(self, sources: Iterable[str] | None = None) -> None:
         """Rescan the files of these sources (home paths, or MACHINE); all of them when None."""
         if "files" not in self._on:
             return
-        from endpoint.scan.sensors.files import FileScan
-
-        scan = FileScan(self.lib, self.root)
-        if sources is None:
-            extra = [h for h in self._agent_homes() if h not in self.homes]
-            self.homes = {h.path: h for h in find_homes(self.root, extra)}
-            wanted = [MACHINE, *self.homes]
-            for gone in set(self.files) - set(wanted):
-                self.files.pop(gone, None)
-        else:
-            wanted = list(sources)
-        for source in wanted:
-            if source == MACHINE:
-                self.files[MACHINE] = list(scan.machine())
-            elif source in self.homes:
-                self.files[source] = list(scan.home(self.homes[source]))
-            if self._watcher is not None:
-                self._arm(source)
+        self.files.scan(sources, agent_homes=self.processes.agent_homes(self.root) if sources is None else ())
         self._dirty = True
-
-    def _arm(self, source: str) -> None:
-        assert self._watcher is not None
-        if source == MACHINE:
-            plan = machine_plan(self.lib, self.root)
-        else:
-            configs = [r for r in self.files.get(source, []) if isinstance(r, ConfigRecord)]
-            plan = home_plan(self.lib, self.homes[source], configs)
-        self._watcher.arm(source, plan)
-        if plan.stale():  # `mkdir -p` outran the watch: look again
-            self.events.put(("files", source))
-
-    def _new_agent_homes(self) -> list[str]:
-        extra = [h for h in self._agent_homes() if os.path.realpath(h) not in self.homes]
-        if not extra:
-            return []
-        found = {h.path: h for h in find_homes(self.root, extra)}
-        new = [path for path in found if path not in self.homes]
-        self.homes.update(found)
-        return new
-
-    def _agent_homes(self) -> list[str]:
-        homes = []
-        for proc in self.procs.values():
-            home = proc.env_values.get("HOME") or proc.env_values.get("USERPROFILE")
-            if home and os.path.isabs(home) and home != "/" and home not in homes and os.path.isdir(home) \
-                    and (self.root == "/" or home.startswith(self.root.rstrip("/") + "/")):
-                homes.append(home)  # a home outside the usual places (a service's, a throwaway one)
-        return homes
-
-    def start_network(self) -> None:
-        if "network" not in self._on:
-            self.sensors["network"] = "off: not in the sensors setting"
-            return
-        try:
-            from endpoint.scan.sensors.network import NetworkSensor
-        except ImportError as exc:  # scapy (the network extra) is not installed
-            self.sensors["network"] = f"off: {exc}"
-            return
-        lib = self.lib
-
-        def provider_for(host: str, port: int) -> str | None:
-            found = lib.provider_for_host(host) if host else None
-            found = found or lib.provider_for_port(port)
-            return found.id if found else None
-
-        hosts = sorted({h for p in lib.providers for h in p.hosts if "*" not in h})
-        try:
-            sensor = NetworkSensor(provider_for, watch_hosts=hosts,
-                                   on_record=lambda _record: self.events.put(("network",)))
-            sensor.start()
-        except Exception as exc:  # the sensor says what it cannot do; it must never stop the daemon
-            log.warning("network sensor: %s", exc)
-            self.sensors["network"] = f"off: {type(exc).__name__}: {exc}"[:300]
-            return
-        self.network = sensor
-        self.sensors["network"] = "ok" if sensor.live else "limited: " + "; ".join(sensor.capabilities[:1])
-
-    def _network_records(self) -> list[NetworkRecord]:
-        live = list(self.network.snapshot()) if self.network is not None else []
-        return self._network_past + live
-
-    def stop_network(self, why: str) -> None:
-        sensor, self.network = self.network, None
-        if sensor is not None:
-            self._network_past = (self._network_past + list(sensor.snapshot()))[-10_000:]
-            threading.Thread(target=sensor.stop, daemon=True).start()  # may block on a capture read
-        self.sensors["network"] = f"off: {why}"
 
     # -- the resource guard --------------------------------------------------------------------------
     @property
@@ -562,11 +149,10 @@ class Daemon:
         if not decision.changed:
             return
         log.warning("resource guard: %s", decision.reason)
-        if not decision.network_allowed and self.network is not None:
-            self.stop_network("shed by the resource guard (" + decision.reason[:150] + ")")
-        elif decision.network_allowed and self.network is None and "network" in self._on \
-                and self.sensors.get("network", "").startswith("off: shed"):
-            self.start_network()
+        if not decision.network_allowed and self.network.running:
+            self.network.stop("shed by the resource guard (" + decision.reason[:150] + ")")
+        elif decision.network_allowed and self.network.shed():
+            self.network.start()
 
     # -- fingerprint and report ----------------------------------------------------------------------
     def fingerprint(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -577,23 +163,23 @@ class Daemon:
 
         key = credentials.fingerprint_key()
         if key != self._key:  # the org's key came with an enrollment: every fingerprint is made again
-            self._key = key
+            self._key = self.processes.key = key
             self.full_scan()
         started = time.perf_counter()
         lib = self.lib
-        engine = Engine(self.matches, device_id=self.device["id"], platform=PLATFORM, read_script=read_script,
+        # the match cache stands for the library (it passes the rest through)
+        engine = Engine(cast("Library", self.matches), device_id=self.device["id"], platform=PLATFORM, read_script=read_script,
                         classify_credentials=lambda argv: credentials.redact_argv(argv, lib.credential_kind,
                                                                                   where="mcp args", key=key))
-        engine.add_processes(self.procs.values())
-        records = [r for recs in self.files.values() for r in recs]
+        engine.add_processes(self.processes.records.values())
+        records = [r for recs in self.files.records.values() for r in recs]
         engine.add_configs(r for r in records if isinstance(r, ConfigRecord))
         engine.link()
         engine.add_artifacts(r for r in records if isinstance(r, ArtifactRecord))
-        engine.add_network(self._network_records())
+        engine.add_network(self.network.records())
         sightings = engine.result(now_iso())
-        errors = [r for r in records if isinstance(r, ScanError)] + list(self._proc_errors.values()) + engine.errors
-        if self.network is not None:
-            errors += [ScanError("network", "limited", str(e)) for e in self.network.errors[:5]]
+        errors = [r for r in records if isinstance(r, ScanError)] + list(self.processes.errors.values()) + engine.errors
+        errors += [ScanError("network", "limited", str(e)) for e in self.network.errors[:5]]
         self.last_fingerprint_s = time.perf_counter() - started
         unique = {(e.where, e.error, e.detail): e for e in errors}
         self.units_failed, self.degraded = faults.health(unique.values())
@@ -616,7 +202,7 @@ class Daemon:
             self.last_scan_at = time.time()
             self._dirty = False
             if "files" in self._on:  # a running agent's home outside the usual places
-                for source in self._new_agent_homes():
+                for source in self.files.add_homes(self.processes.agent_homes(self.root)):
                     self.events.put(("files", source))
         now = time.time()
         try:
@@ -635,71 +221,19 @@ class Daemon:
                 self.reporter.wake()
 
     # -- status --------------------------------------------------------------------------------------
-    def _sample_self(self) -> None:
-        import psutil
-
-        if self._self_proc is None:
-            self._self_proc = psutil.Process()
-            self._self_proc.cpu_percent(None)
-        try:
-            self.cpu_percent = round(self._self_proc.cpu_percent(None), 2)
-            self.rss_mb = round(self._self_proc.memory_info().rss / (1 << 20), 1)
-        except psutil.Error:
-            pass
-
-    def _sensor_health(self) -> dict[str, str]:
-        health = dict(self.sensors)
-        health["processes"] = "ok" if "processes" in self._on else "off: not in the sensors setting"
-        if "files" not in self._on:
-            health["files"] = "off: not in the sensors setting"
-        elif self._watcher is None:
-            health["files"] = "ok (rescans only)"
-        elif self._watcher.unwatched:
-            health["files"] = f"limited: {self._watcher.unwatched} directories not watched (left to the full rescan)"
-        else:
-            health["files"] = f"ok: watching {len(self._watcher.watches)} directories"
-        if self.network is not None and self.network.errors and health.get("network") == "ok":
-            health["network"] = "limited: " + str(self.network.errors[0])[:200]
-        return health
+    def sensor_health(self) -> dict[str, str]:
+        return sensor_health(self._on, files=self.files, network=self.network)
 
     def device_status(self) -> dict[str, Any]:
         """The DeviceStatus each report carries."""
-        stats = self.inventory.spool_stats()
-        return {"spool": stats.health, "spool_reports": stats.reports, "spool_bytes": stats.bytes,
-                "shedding": self.shed_level > 0, "cpu_percent": self.cpu_percent, "rss_mb": self.rss_mb,
-                "sensors": self._sensor_health(), **self._health()}
-
-    def _health(self) -> dict[str, Any]:
-        """The last scan's units_failed and degraded sensors, with the sightings the inventory could not
-        encode (the fingerprint's units too)."""
-        failed, degraded = self.units_failed + self.inventory.unencodable, set(self.degraded)
-        if self.inventory.unencodable:
-            degraded.add("fingerprint")
-        return {"units_failed": min(failed, 1_000_000), "degraded": sorted(degraded)}
+        return device_status(self)
 
     def status(self) -> dict[str, Any]:
         """What ``agentroster status`` shows."""
-        meta = self.inventory.meta()
-        stats = self.inventory.spool_stats()
-        return {
-            "pid": os.getpid(), "started_at": self.started_at, "collector_url": self.settings.collector_url,
-            "enrolled": self.inventory.device_key() is not None, "device_id": meta.get("device_id"),
-            "device": self.device, "epoch": self.inventory.epoch, "next_seq": int(meta.get("next_seq", 1)),
-            "acked_seq": int(meta.get("acked_seq", 0)), "acked_at": float(meta.get("acked_at", 0)) or None,
-            "spool": {"health": stats.health, "reports": stats.reports, "bytes": stats.bytes,
-                      "max_bytes": self.inventory.spool_max_bytes, "coalesced": stats.coalesced,
-                      "error": self.spool_error},
-            "reporter": self.reporter.stats.as_dict() if self.reporter else None,
-            "sensors": self._sensor_health(), "shedding": self.shed_level > 0, "shed_level": self.shed_level,
-            "shed_reason": self.shed_reason, "cpu_percent": self.cpu_percent,
-            "cpu_percent_window": self.cpu_percent_window, "rss_mb": self.rss_mb, "sightings": len(self.last_sightings),
-            "errors": len(self.last_errors), **self._health(),
-            "tick_failures": self.tick_failures, "last_scan_at": self.last_scan_at,
-            "fingerprint_ms": round(self.last_fingerprint_s * 1000, 1), "processes": len(self.procs),
-        }
+        return daemon_status(self)
 
     def write_status(self) -> None:
-        self._sample_self()
+        self.resources.sample()
         try:
             self.inventory.write_status(self.status())
         except Exception as exc:  # the status row is a courtesy: never a reason to stop
@@ -740,9 +274,9 @@ class Daemon:
 
     def run_once(self) -> int:
         """One full scan, spooled; then, with a collector, enroll if need be and drain the spool."""
-        self.sensors.setdefault("network", "off: not run by --once")
+        self.network.state = self.network.state or "off: not run by --once"
         self.full_scan()
-        self._sample_self()
+        self.resources.sample()
         self.publish()
         self.write_status()
         self.reporter = self.make_reporter()
@@ -784,17 +318,12 @@ class Daemon:
             signal.signal(signal.SIGINT, self._on_signal)
         s = self.settings
         if "files" in self._on:
-            try:
-                self._watcher = _Watcher(self.events)
-                self._watcher.start()
-            except Exception as exc:
-                log.warning("file watching unavailable: %s", exc)
-                self._watcher = None
+            self.files.start_watching()
         try:
             self.full_scan()
         except Exception as exc:
             self._log_failure("first scan", exc)
-        self.start_network()
+        self.network.start()
         try:
             self.publish()
         except Exception as exc:
@@ -804,8 +333,8 @@ class Daemon:
             self.reporter.start()
         self.start_local_socket()
         log.info("watching %d homes and %d processes under %s: %d sightings; sensors: %s; collector: %s",
-                 len(self.homes), len(self.procs), self.root, len(self.last_sightings),
-                 ", ".join(f"{k} {v}" for k, v in sorted(self._sensor_health().items())),
+                 len(self.files.homes), len(self.processes.records), self.root, len(self.last_sightings),
+                 ", ".join(f"{k} {v}" for k, v in sorted(self.sensor_health().items())),
                  self.settings.collector_url or "(none: state and status only)")
         now = time.monotonic()
         due = {"processes": now + jittered(s.process_interval_s), "full": now + jittered(s.full_scan_interval_s),
@@ -813,7 +342,7 @@ class Daemon:
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                wake = min([*due.values(), *(t + DEBOUNCE_S for t in self._pending_files.values())])
+                wake = min([*due.values(), *self.files.next_due()])
                 for event in self.events.get_all(max(0.0, wake - now)):
                     self._handle(event)
                 if self._stop.is_set():
@@ -846,17 +375,15 @@ class Daemon:
 
     def _handle(self, event: tuple[str, ...]) -> None:
         if event[0] == "files" and len(event) > 1:
-            self._pending_files.setdefault(event[1], time.monotonic())
+            self.files.changed(event[1], time.monotonic())
         elif event[0] == "network":
             self._dirty = True
 
     def _tick(self, due: dict[str, float]) -> None:
         s = self.settings
         now = time.monotonic()
-        ready = [src for src, first in self._pending_files.items() if now - first >= DEBOUNCE_S]
+        ready = self.files.settled(now)
         if ready:
-            for src in ready:
-                self._pending_files.pop(src, None)
             self.scan_files(ready)
         slower = self.interval_factor  # > 1 while the resource guard sheds work
         if now >= due["processes"]:
@@ -898,10 +425,9 @@ class Daemon:
         if self.local_socket is not None:
             self.local_socket.stop()
             self.local_socket = None
-        if self._watcher is not None:
-            self._watcher.stop()
-        if self.network is not None:
-            self.stop_network("stopped")
+        self.files.stop()
+        if self.network.running:
+            self.network.stop("stopped")
         if self.reporter is not None:
             self.reporter.stop(timeout=0.5)
         self.write_status()

@@ -1,4 +1,5 @@
-"""``agentroster status``: what the daemon last wrote about itself, read from its state file read-only."""
+"""The daemon's status: what it writes about itself every few seconds (and each report carries), and
+``agentroster status``, which reads that back from its state file read-only and renders it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,93 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from endpoint.service.daemon import Daemon
+    from endpoint.service.trackers.files import FileTracker
+    from endpoint.service.trackers.network import NetworkTracker
 
 STALE_AFTER_S = 30.0  # the daemon writes its status every few seconds; older than this, it is not running
+
+
+# -- what the daemon writes -------------------------------------------------------------------------------
+
+
+class SelfSample:
+    """This process's own CPU (since the last sample) and RSS, as the status shows them."""
+
+    def __init__(self) -> None:
+        self.cpu_percent = 0.0
+        self.rss_mb = 0.0
+        self._proc: Any = None
+
+    def sample(self) -> None:
+        import psutil
+
+        if self._proc is None:
+            self._proc = psutil.Process()
+            self._proc.cpu_percent(None)
+        try:
+            self.cpu_percent = round(self._proc.cpu_percent(None), 2)
+            self.rss_mb = round(self._proc.memory_info().rss / (1 << 20), 1)
+        except psutil.Error:
+            pass
+
+
+def sensor_health(sensors_on: frozenset[str], *, files: FileTracker, network: NetworkTracker) -> dict[str, str]:
+    """Each sensor's state in a few words: "ok…", "limited: …" or "off: why"."""
+    health: dict[str, str] = {}
+    network_health = network.health()
+    if network_health is not None:
+        health["network"] = network_health
+    health["processes"] = "ok" if "processes" in sensors_on else "off: not in the sensors setting"
+    health["files"] = files.health() if "files" in sensors_on else "off: not in the sensors setting"
+    return health
+
+
+def scan_health(daemon: Daemon) -> dict[str, Any]:
+    """The last scan's units_failed and degraded sensors, with the sightings the inventory could not
+    encode (the fingerprint's units too)."""
+    unencodable = daemon.inventory.unencodable
+    failed, degraded = daemon.units_failed + unencodable, set(daemon.degraded)
+    if unencodable:
+        degraded.add("fingerprint")
+    return {"units_failed": min(failed, 1_000_000), "degraded": sorted(degraded)}
+
+
+def device_status(daemon: Daemon) -> dict[str, Any]:
+    """The DeviceStatus each report carries."""
+    stats = daemon.inventory.spool_stats()
+    return {"spool": stats.health, "spool_reports": stats.reports, "spool_bytes": stats.bytes,
+            "shedding": daemon.shed_level > 0, "cpu_percent": daemon.resources.cpu_percent,
+            "rss_mb": daemon.resources.rss_mb, "sensors": daemon.sensor_health(), **scan_health(daemon)}
+
+
+def daemon_status(daemon: Daemon) -> dict[str, Any]:
+    """What the daemon writes for ``agentroster status``."""
+    inventory = daemon.inventory
+    meta = inventory.meta()
+    stats = inventory.spool_stats()
+    return {
+        "pid": os.getpid(), "started_at": daemon.started_at, "collector_url": daemon.settings.collector_url,
+        "enrolled": inventory.device_key() is not None, "device_id": meta.get("device_id"),
+        "device": daemon.device, "epoch": inventory.epoch, "next_seq": int(meta.get("next_seq", 1)),
+        "acked_seq": int(meta.get("acked_seq", 0)), "acked_at": float(meta.get("acked_at", 0)) or None,
+        "spool": {"health": stats.health, "reports": stats.reports, "bytes": stats.bytes,
+                  "max_bytes": inventory.spool_max_bytes, "coalesced": stats.coalesced,
+                  "error": daemon.spool_error},
+        "reporter": daemon.reporter.stats.as_dict() if daemon.reporter else None,
+        "sensors": daemon.sensor_health(), "shedding": daemon.shed_level > 0, "shed_level": daemon.shed_level,
+        "shed_reason": daemon.shed_reason, "cpu_percent": daemon.resources.cpu_percent,
+        "cpu_percent_window": daemon.cpu_percent_window, "rss_mb": daemon.resources.rss_mb,
+        "sightings": len(daemon.last_sightings), "errors": len(daemon.last_errors), **scan_health(daemon),
+        "tick_failures": daemon.tick_failures, "last_scan_at": daemon.last_scan_at,
+        "fingerprint_ms": round(daemon.last_fingerprint_s * 1000, 1), "processes": len(daemon.processes.records),
+    }
+
+
+# -- what `agentroster status` reads ------------------------------------------------------------------------
 
 
 def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any]:

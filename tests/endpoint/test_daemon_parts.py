@@ -7,7 +7,10 @@ import random
 import threading
 from pathlib import Path
 
-from endpoint.service.daemon import EventQueue, MatchCache, WatchPlan, jittered
+from endpoint.service.daemon import jittered
+from endpoint.service.trackers.events import EventQueue
+from endpoint.service.trackers.files import WatchPlan
+from endpoint.service.trackers.processes import MatchCache
 
 
 def test_event_queue_drops_an_event_that_is_already_waiting():
@@ -114,7 +117,7 @@ def test_the_resource_guard_sheds_work_and_the_status_says_why(tmp_path: Path):
     daemon = Daemon(settings)
     daemon.guard = Guard(Limits(max_cpu_percent=0.001, max_rss_mb=100_000), window_s=0.5, warmup_s=0,
                          sustain_s=0, hold_s=0, calm_s=3600)
-    daemon.sensors["network"] = "ok"
+    daemon.network.state = "ok"
     levels = []
     for _ in range(6):
         deadline = time.process_time() + 0.05

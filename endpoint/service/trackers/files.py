@@ -1,0 +1,267 @@
+"""The daemon's file tracker: every home's and the machine's config files, and the watches on them.
+
+watchdog observers on every config location of every home (and the machine-wide ones) turn a config
+edit into a rescan of that home (its "source") within a debounce of ~200 ms; a full rescan of every
+source is the safety net. A directory is watched non-recursively, with the names in it that matter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
+from endpoint.scan.homes import (
+    Home,
+    expand_home_template,
+    expand_machine_template,
+    find_homes,
+    is_home_template,
+    template_platforms,
+)
+from endpoint.service.trackers.events import EventQueue
+
+if TYPE_CHECKING:
+    from signatures import Library
+
+log = logging.getLogger("agentroster.daemon")
+
+DEBOUNCE_S = 0.2  # a burst of file events (write, rename, chmod) becomes one rescan
+MACHINE = "machine"  # the source key of machine-wide files
+MAX_WATCHED_DIRS = 4096  # beyond this, directories are left to the full rescan (inotify has limits too)
+
+FileEvidence = ConfigRecord | ArtifactRecord | ScanError
+
+
+@dataclass
+class WatchPlan:
+    """Directories to watch, each with the names in it that matter (glob patterns), per source."""
+
+    dirs: dict[str, set[str]] = field(default_factory=dict)
+    missing: set[tuple[str, str]] = field(default_factory=set)  # (directory, child) not there when planned
+
+    def add(self, target: str, boundary: str) -> None:
+        """Watch for ``target`` (a path, maybe with ``*``): its nearest existing directory within
+        ``boundary``, and in it the name of the next component on the way to the target."""
+        boundary = boundary.rstrip("/") or "/"
+        if not (target == boundary or target.startswith(boundary.rstrip("/") + "/")):
+            return
+        rel = target[len(boundary):].strip("/")
+        parts = [p for p in rel.split("/") if p]
+        directory = boundary
+        for index, part in enumerate(parts):
+            if index == len(parts) - 1 or "*" in part or any(c in part for c in "?["):
+                self.dirs.setdefault(directory, set()).add(part)
+                return
+            candidate = os.path.join(directory, part)
+            if not os.path.isdir(candidate) or os.path.islink(candidate):
+                self.dirs.setdefault(directory, set()).add(part)
+                if not os.path.lexists(candidate):
+                    self.missing.add((directory, part))
+                return
+            directory = candidate
+
+    def stale(self) -> bool:
+        """A directory that was missing when planned exists now (made between the plan and its watch)."""
+        return any(os.path.isdir(p) and not os.path.islink(p) for p in (os.path.join(d, c) for d, c in self.missing))
+
+    def matches(self, directory: str, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.dirs.get(directory, ()))
+
+
+def home_plan(lib: Library, home: Home, configs: Iterable[ConfigRecord]) -> WatchPlan:
+    plan = WatchPlan()
+    for _sig, fm in lib.file_templates:
+        if fm.scope == "user" and is_home_template(fm.path) \
+                and template_platforms(fm.path, list(fm.platforms)) & home.platforms:
+            plan.add(expand_home_template(fm.path, home), home.path)
+    project_templates = [fm.path[len("{project}"):] for _s, fm in lib.file_templates if fm.scope == "project"]
+    projects = {os.path.dirname(c.path) for c in configs if c.scope == "project"}
+    for config in configs:
+        plan.add(config.path, home.path)
+    for project in projects:  # a project that holds one config: the others a client could add there
+        for template in project_templates:
+            plan.add(project + template, home.path)
+    return plan
+
+
+def machine_plan(lib: Library, root: str) -> WatchPlan:
+    plan = WatchPlan()
+    for _sig, fm in lib.file_templates:
+        if fm.scope == "managed" and not is_home_template(fm.path):
+            for pattern in expand_machine_template(fm.path, root):
+                plan.add(pattern, root)
+    return plan
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class Watcher:
+    """watchdog observers, one watch per directory (non-recursive), shared by the sources that need it."""
+
+    def __init__(self, events: EventQueue) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        self.events = events
+        self.observer = Observer(timeout=0.2)
+        self.plans: dict[str, WatchPlan] = {}
+        self.watches: dict[str, Any] = {}
+        self.inodes: dict[str, tuple[int, int] | None] = {}
+        self.unwatched = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                for path in (event.src_path, getattr(event, "dest_path", "")):
+                    if path:
+                        outer.seen(os.fsdecode(path))
+
+        self.handler = Handler()
+
+    def start(self) -> None:
+        self.observer.daemon = True
+        self.observer.start()
+
+    def seen(self, path: str) -> None:
+        directory, name = os.path.split(path.rstrip("/"))
+        with self._lock:
+            sources = [s for s, plan in self.plans.items() if plan.matches(directory, name)]
+        for source in sources:
+            self.events.put(("files", source))
+
+    def arm(self, source: str, plan: WatchPlan) -> None:
+        """Watch what ``plan`` needs for ``source``; drop the watches no source needs any more."""
+        with self._lock:
+            self.plans[source] = plan
+            wanted = set().union(*(p.dirs for p in self.plans.values())) if self.plans else set()
+        for directory in [d for d in self.watches if d not in wanted or _inode(d) != self.inodes.get(d)]:
+            # not needed any more, or deleted (and maybe made again: the old watch sees nothing)
+            self.inodes.pop(directory, None)
+            try:
+                self.observer.unschedule(self.watches.pop(directory))
+            except (KeyError, ValueError, OSError):
+                pass
+        unwatched = 0
+        for directory in sorted(wanted - set(self.watches)):
+            if len(self.watches) >= MAX_WATCHED_DIRS:
+                unwatched += 1
+                continue
+            try:
+                self.inodes[directory] = _inode(directory)
+                self.watches[directory] = self.observer.schedule(self.handler, directory, recursive=False)
+            except OSError as exc:
+                unwatched += 1
+                message = f"{directory}: {exc.strerror or exc}"
+                if message not in self.errors:
+                    self.errors = [*self.errors[-9:], message]
+        self.unwatched = unwatched
+
+    def stop(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=0.5)
+
+
+class FileTracker:
+    """The latest file evidence per source (a home's path, or MACHINE), rescanned on the watches' events."""
+
+    def __init__(self, lib: Library, root: str, events: EventQueue) -> None:
+        self.lib = lib
+        self.root = root
+        self.events = events
+        self.records: dict[str, list[FileEvidence]] = {}
+        self.homes: dict[str, Home] = {}
+        self.watcher: Watcher | None = None
+        self._pending: dict[str, float] = {}  # source -> when its first event came
+
+    def start_watching(self) -> None:
+        try:
+            self.watcher = Watcher(self.events)
+            self.watcher.start()
+        except Exception as exc:
+            log.warning("file watching unavailable: %s", exc)
+            self.watcher = None
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def changed(self, source: str, now: float) -> None:
+        """A watched file of ``source`` changed: rescan it once its events have settled (DEBOUNCE_S)."""
+        self._pending.setdefault(source, now)
+
+    def next_due(self) -> list[float]:
+        """When the sources waiting for their events to settle are due."""
+        return [t + DEBOUNCE_S for t in self._pending.values()]
+
+    def settled(self, now: float) -> list[str]:
+        """The sources whose events have settled, no longer waiting."""
+        ready = [src for src, first in self._pending.items() if now - first >= DEBOUNCE_S]
+        for src in ready:
+            self._pending.pop(src, None)
+        return ready
+
+    def scan(self, sources: Iterable[str] | None = None, *, agent_homes: Iterable[str] = ()) -> None:
+        """Rescan the files of these sources (home paths, or MACHINE); all of them, with the homes found
+        again (and ``agent_homes``, running agents' homes outside the usual places), when None."""
+        from endpoint.scan.sensors.files import FileScan
+
+        scan = FileScan(self.lib, self.root)
+        if sources is None:
+            extra = [h for h in agent_homes if h not in self.homes]
+            self.homes = {h.path: h for h in find_homes(self.root, extra)}
+            wanted = [MACHINE, *self.homes]
+            for gone in set(self.records) - set(wanted):
+                self.records.pop(gone, None)
+        else:
+            wanted = list(sources)
+        for source in wanted:
+            if source == MACHINE:
+                self.records[MACHINE] = list(scan.machine())
+            elif source in self.homes:
+                self.records[source] = list(scan.home(self.homes[source]))
+            if self.watcher is not None:
+                self._arm(source)
+
+    def _arm(self, source: str) -> None:
+        assert self.watcher is not None
+        if source == MACHINE:
+            plan = machine_plan(self.lib, self.root)
+        else:
+            configs = [r for r in self.records.get(source, []) if isinstance(r, ConfigRecord)]
+            plan = home_plan(self.lib, self.homes[source], configs)
+        self.watcher.arm(source, plan)
+        if plan.stale():  # `mkdir -p` outran the watch: look again
+            self.events.put(("files", source))
+
+    def add_homes(self, agent_homes: Iterable[str]) -> list[str]:
+        """Take in running agents' homes not known yet; the sources that are new."""
+        extra = [h for h in agent_homes if os.path.realpath(h) not in self.homes]
+        if not extra:
+            return []
+        found = {h.path: h for h in find_homes(self.root, extra)}
+        new = [path for path in found if path not in self.homes]
+        self.homes.update(found)
+        return new
+
+    def health(self) -> str:
+        if self.watcher is None:
+            return "ok (rescans only)"
+        if self.watcher.unwatched:
+            return f"limited: {self.watcher.unwatched} directories not watched (left to the full rescan)"
+        return f"ok: watching {len(self.watcher.watches)} directories"
