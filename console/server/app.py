@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import endpoint
+import contract
 from console.server import search, trend
 from console.server.db import Database, migrate
 from console.server.deps import State
@@ -42,7 +42,7 @@ from console.server.routes import (
 )
 from console.server.settings import Settings
 from console.server.writer import Writer
-from endpoint.protocol import Report
+from contract.validation import REPORT
 
 log = logging.getLogger("agentroster.server")
 MAX_ERRORS_SHOWN = 20
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
 
     # /openapi.json is published without a token (it holds no data); the interactive pages are off:
     # they would load their scripts from a CDN and are one more unauthenticated page.
-    app = FastAPI(title="agentroster collector", version=endpoint.__version__, lifespan=lifespan,
+    app = FastAPI(title="agentroster collector", version=contract.__version__, lifespan=lifespan,
                   summary="Enrolls devices, ingests their reports of AI agents, serves the console.",
                   docs_url=None, redoc_url=None)
     metrics = Metrics()
@@ -140,7 +140,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        report = Report.model_json_schema(ref_template="#/components/schemas/{model}")
+        report = REPORT.json_schema(ref_template="#/components/schemas/{model}")
         components.update(report.pop("$defs", {}))
         components["Report"] = report
         app.openapi_schema = schema

@@ -15,7 +15,22 @@ from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, Index, Text
 from sqlmodel import Field, SQLModel
 
-from endpoint.protocol import Config, CredentialRef, DeviceStatus, Endpoint, Evidence, McpServer, Process
+from contract.bounds import NO_NUL
+from contract.registration import MAX_ITEMS, MAX_NOTE, Autonomy
+from contract.validation import (
+    BusinessProcess,
+    Config,
+    CredentialRef,
+    DeviceStatus,
+    Endpoint,
+    Evidence,
+    Item,
+    McpServer,
+    Name,
+    Process,
+    Purpose,
+    SightingId,
+)
 
 #: the columns the agent list sorts on; each has an index (column, device_id, id) for keyset paging
 SORT_COLUMNS = ("name", "type", "user", "hostname", "last_seen", "first_seen", "confidence")
@@ -23,15 +38,11 @@ SORT_COLUMNS = ("name", "type", "user", "hostname", "last_seen", "first_seen", "
 Role = Literal["admin", "viewer"]
 TriageKind = Literal["approve", "assign_owner", "request_registration", "false_positive", "note"]
 TriageState = Literal["new", "approved", "registration_requested", "false_positive"]
-Autonomy = Literal["supervised", "autonomous"]
 RegistrationStatus = Literal["pending", "approved", "rejected", "superseded"]
-MAX_NOTE = 4000
 
-# Text an admin or an employee types: no NUL (PostgreSQL text cannot hold it), bounded.
-NoNul = r"^[^\x00]*$"
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=NoNul)]
-Note = Annotated[str, StringConstraints(max_length=MAX_NOTE, pattern=NoNul)]
-Item = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=NoNul)]
+# Text an admin types: no NUL (PostgreSQL text cannot hold it), bounded (the contract's Name and Item
+# are the same rule for what an employee types).
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE, pattern=NO_NUL)]
 
 
 def iso(seconds: float | None) -> datetime | None:
@@ -320,14 +331,13 @@ class RegistrationCreate(RegistrationBase):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    sighting_id: str = Field(min_length=1, max_length=128)
+    sighting_id: SightingId
     owner: Name
-    purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE,
-                                              pattern=NoNul)]
-    business_process: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=NoNul)] = ""
-    providers: list[Item] = Field(default_factory=list, max_length=100)
-    tools: list[Item] = Field(default_factory=list, max_length=100)
-    data_systems: list[Item] = Field(default_factory=list, max_length=100)
+    purpose: Purpose
+    business_process: BusinessProcess = ""
+    providers: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
+    tools: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
+    data_systems: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
     autonomy: Autonomy = "supervised"
 
 

@@ -25,23 +25,16 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-REPORT_SCHEMA = "agentroster.report/1"
+from contract.report import MAX_REPORT_BYTES, SEND_TIME_ROOM, Kind, SpoolHealth, split_report
+
 STATE_FILE = "state.sqlite3"
 KEY_FILE = "device.key"
 WARNING_RATIO = 0.9  # the spool is "warning" from 90 % of its cap
-# A report body over this is sent in several (the collector refuses more than 8 MiB by default): a snapshot
-# in parts (``part``/``parts``), a delta as several deltas. Room is kept for ``sent_at`` and ``status``.
-MAX_REPORT_BYTES = 4 << 20
-MAX_PARTS = 10_000  # parts of one snapshot at the most (the report schema's limit too)
-_SEND_TIME_ROOM = 4096
-
-Kind = Literal["snapshot", "delta", "heartbeat"]
-Health = Literal["normal", "warning", "full"]
 
 
 # -- pure: canonical form, hashes, diffs -------------------------------------------------------------
@@ -145,98 +138,10 @@ def diff(stored: Mapping[str, str], current: Sequence[dict[str, Any]]) -> Delta:
     return Delta(upserts, removed)
 
 
-def spool_health(spool_bytes: int, cap: int) -> Health:
+def spool_health(spool_bytes: int, cap: int) -> SpoolHealth:
     if spool_bytes >= cap:
         return "full"
     return "warning" if spool_bytes >= cap * WARNING_RATIO else "normal"
-
-
-def report_body(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any], upserts: Iterable[Mapping[str, Any]],
-                removed: Iterable[str], errors: Iterable[Mapping[str, Any]], part: int = 1, parts: int = 1) -> bytes:
-    """A report as the spool keeps it: everything but ``sent_at`` and ``status``, which are added at send
-    time (``finish_body``) so that a resend says when it was sent and how the device is now."""
-    doc: dict[str, Any] = {"schema": REPORT_SCHEMA, "epoch": epoch, "seq": seq, "kind": kind, "device": dict(device),
-                           "upserts": list(upserts), "removed": list(removed), "errors": list(errors)}
-    if parts > 1:
-        doc["part"], doc["parts"] = part, parts
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-
-
-def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any], upserts: Sequence[Mapping[str, Any]],
-                 removed: Sequence[str], errors: Sequence[Mapping[str, Any]],
-                 max_bytes: int = MAX_REPORT_BYTES) -> list[tuple[Kind, bytes]]:
-    """The report as one body, or, when it would be over ``max_bytes``, as several in consecutive seqs from
-    ``seq``: a snapshot in parts (the collector marks gone what no part carried only after the last), a delta
-    as deltas (the errors and the removed ids first).
-
-    A sighting too big for any report (a config declaring tens of thousands of MCP servers) is sent with
-    its longest lists cut, and an error entry says what was left out: a file a user controls can never
-    stop the device from reporting."""
-    whole = report_body(epoch=epoch, seq=seq, kind=kind, device=device, upserts=upserts, removed=removed,
-                        errors=errors)
-    if len(whole) + _SEND_TIME_ROOM <= max_bytes:
-        return [(kind, whole)]
-    room = max_bytes - _SEND_TIME_ROOM - len(report_body(epoch=epoch, seq=seq + MAX_PARTS, kind=kind, device=device,
-                                                         upserts=[], removed=[], errors=[], part=MAX_PARTS,
-                                                         parts=MAX_PARTS))
-    fitted: list[Mapping[str, Any]] = []
-    notes: list[dict[str, str]] = []
-    for sighting in upserts:
-        cut, left_out = fit_sighting(sighting, room - 64)
-        fitted.append(cut)
-        if left_out:
-            notes.append({"where": f"sighting {sighting.get('id', '')}", "error": "truncated",
-                          "detail": f"{left_out} left out to fit a report of {max_bytes} bytes"})
-    # The first body carries the errors, then the removed ids as they fit, then sightings as they fit.
-    groups: list[tuple[list[Mapping[str, Any]], list[str], list[Mapping[str, Any]]]] = [([], [], [*errors, *notes])]
-    used = _json_size(groups[0][2]) if groups[0][2] else 0
-    items: list[tuple[int, Any]] = [*((1, sid) for sid in removed), *((0, sighting) for sighting in fitted)]
-    for slot, item in items:  # slot 1: a removed id, slot 0: a sighting
-        size = _json_size(item) + 1
-        if used + size > room and used:
-            groups.append(([], [], []))
-            used = 0
-        groups[-1][slot].append(item)
-        used += size
-    if len(groups) > MAX_PARTS:
-        raise ValueError(f"a report of {len(whole)} bytes needs more than {MAX_PARTS} parts")
-    parts = len(groups) if kind == "snapshot" else 1
-    return [(kind, report_body(epoch=epoch, seq=seq + index, kind=kind, device=device, upserts=group, removed=gone,
-                               errors=said, part=index + 1, parts=parts))
-            for index, (group, gone, said) in enumerate(groups)]
-
-
-_CUTTABLE = ("mcp_servers", "evidence", "processes", "configs", "endpoints", "credentials")
-
-
-def fit_sighting(sighting: Mapping[str, Any], limit: int) -> tuple[Mapping[str, Any], str]:
-    """``sighting`` within ``limit`` bytes of JSON: its longest list halved until it fits (the first entries
-    kept), and what was left out ("1200 mcp_servers, 3 evidence"), or "" when it fitted as it was."""
-    size = _json_size(sighting)
-    if size <= limit:
-        return sighting, ""
-    out = dict(sighting)
-    left: dict[str, int] = {}
-    while size > limit:
-        key = max(_CUTTABLE, key=lambda k: _json_size(out.get(k) or []))
-        items = out.get(key)
-        if not isinstance(items, list) or not items:
-            break  # nothing left to cut: it goes as it is
-        keep = len(items) // 2
-        left[key] = left.get(key, 0) + len(items) - keep
-        out[key] = items[:keep]
-        size = _json_size(out)
-    return out, ", ".join(f"{count} {key}" for key, count in sorted(left.items()))
-
-
-def finish_body(body: bytes, *, sent_at: str, status: Mapping[str, Any]) -> bytes:
-    """The spooled body with ``sent_at`` and ``status`` spliced in (no re-parse of the sightings)."""
-    tail = json.dumps({"sent_at": sent_at, "status": dict(status)}, separators=(",", ":"), ensure_ascii=False)
-    return body[:-1] + b"," + tail[1:].encode()
 
 
 # -- the state file ----------------------------------------------------------------------------------
@@ -260,7 +165,7 @@ class Spooled:
 class SpoolStats:
     reports: int
     bytes: int
-    health: Health
+    health: SpoolHealth
     coalesced: int  # times the spool was replaced by a snapshot since the state was made
 
 
@@ -303,7 +208,7 @@ class Inventory:
         self.path = self.dir / STATE_FILE
         self.spool_max_bytes = max(1, int(spool_max_bytes))
         self.unencodable = 0  # sightings the last record() left out: they could not be encoded
-        self.max_report_bytes = max(2 * _SEND_TIME_ROOM, int(max_report_bytes))
+        self.max_report_bytes = max(2 * SEND_TIME_ROOM, int(max_report_bytes))
         self.readonly = readonly
         self._lock = threading.RLock()
         self.recovered = ""  # why a broken state file was set aside, if one was

@@ -18,9 +18,11 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
+
+from contract.registration import RegistrationRequest
 
 if TYPE_CHECKING:
     import httpx
@@ -34,33 +36,6 @@ SHORT_ID = 8  # characters of an id shown in the list (longer where two would cl
 FIELD_FLAGS = {"sighting_id": "ID", "owner": "--owner", "purpose": "--purpose",
                "business_process": "--business-process", "providers": "--provider", "tools": "--tool",
                "data_systems": "--data-system", "autonomy": "--autonomy"}
-
-# -- the request: the collector's limits (console.server.models.RegistrationCreate), checked here first ----
-
-MAX_NOTE = 4000
-_NO_NUL = r"^[^\x00]*$"
-_Owner = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=_NO_NUL)]
-_Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE,
-                                            pattern=_NO_NUL)]
-_Process = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=_NO_NUL)]
-_Item = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=_NO_NUL)]
-Autonomy = Literal["supervised", "autonomous"]
-
-
-class RegistrationRequest(BaseModel):
-    """The body of ``POST /api/v1/registrations``, with the collector's own limits."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sighting_id: str = Field(min_length=1, max_length=128)
-    owner: _Owner
-    purpose: _Purpose
-    business_process: _Process = ""
-    providers: list[_Item] = Field(default_factory=list, max_length=100)
-    tools: list[_Item] = Field(default_factory=list, max_length=100)
-    data_systems: list[_Item] = Field(default_factory=list, max_length=100)
-    autonomy: Autonomy = "supervised"
-
 
 # -- errors --------------------------------------------------------------------------------------------------
 
@@ -208,8 +183,10 @@ def validate(fields: Mapping[str, Any]) -> RegistrationRequest:
     gaps = missing(fields)
     if gaps:
         raise InvalidRegistration(" and ".join(FIELD_FLAGS[g] for g in gaps) + " required")
+    from contract.validation import REGISTRATION_REQUEST  # pydantic's adapters: only when registering
+
     try:
-        return RegistrationRequest.model_validate(dict(fields))
+        return REGISTRATION_REQUEST.validate_python(dict(fields))
     except ValidationError as exc:
         raise InvalidRegistration(_first_problem(exc)) from None
 
@@ -486,7 +463,7 @@ def send(request: RegistrationRequest, *, collector_url: str, key: str, ca_bundl
         with httpx.Client(base_url=url, verify=verify, transport=transport,
                           timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)), follow_redirects=False,
                           headers={"user-agent": "agentroster-endpoint"}) as http:
-            answer = http.post(REGISTRATIONS_PATH, json=request.model_dump(),
+            answer = http.post(REGISTRATIONS_PATH, json=request,
                                headers={"authorization": f"Bearer {key}"})
     except httpx.TimeoutException:
         raise CollectorUnreachable(f"the collector at {url} did not answer in time") from None
@@ -629,7 +606,7 @@ def _done(sighting: Mapping[str, Any], request: RegistrationRequest, answer: Map
     status = answer.get("status", "pending")
     note = "pending: an admin will review it" if status == "pending" else shown(status)
     print(f"registration #{answer['id']} of {_label(sighting)}: {note}")
-    print(summary(request.model_dump()))
+    print(summary(request))
     return 0
 
 
@@ -658,7 +635,7 @@ def _direct(args: Any, settings: Any, who: Registrant, *, ask: Ask, interactive:
     assert state.collector_url is not None
     answer = send(request, collector_url=state.collector_url, key=key, ca_bundle=settings.ca_bundle)
     try:
-        state.remember(request.sighting_id, answer)
+        state.remember(request["sighting_id"], answer)
     except OSError as exc:
         print(f"agentroster register: sent, but not noted locally ({exc.strerror})", file=sys.stderr)
     return _done(sighting, request, answer)
@@ -713,7 +690,7 @@ class DaemonClient:
         if fields is None:
             return _fail("not sent", 1)
         request = validate(fields)
-        answer = self.call({"op": "register", **request.model_dump()})["registration"]
+        answer = self.call({"op": "register", **request})["registration"]
         if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
             raise RegisterError("the daemon answered without a registration")
         return _done(sighting, request, answer)

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contract.report import finish_body
+
 if TYPE_CHECKING:
     import httpx
 
@@ -251,8 +253,6 @@ class Reporter:
         return True
 
     def _send(self, spooled: Spooled, key: str) -> None:
-        from endpoint.service.inventory import finish_body
-
         now = time.time()
         body = finish_body(spooled.body, sent_at=datetime.now(UTC).isoformat(timespec="seconds"),
                            status=self._status())

@@ -427,7 +427,8 @@ def contract_sighting(name: str) -> dict[str, Any]:
 
 
 def test_replayed_and_out_of_order_reports_are_applied_exactly_once(collector, tmp_path):
-    from endpoint.service.inventory import Inventory, finish_body
+    from contract.report import finish_body
+    from endpoint.service.inventory import Inventory
     from endpoint.service.reporter import Reporter
 
     host = f"host:replay-{uuid.uuid4().hex[:8]}"
@@ -474,7 +475,8 @@ def test_a_snapshot_over_the_collectors_cap_arrives_in_parts(database_url, tmp_p
     """A device whose snapshot is bigger than the collector takes in one report (here a 48 KiB cap, so
     that a few hundred sightings exceed it) sends it in parts; the collector holds every sighting once,
     and marks gone only what no part of a later snapshot carried."""
-    from endpoint.service.inventory import Inventory, finish_body
+    from contract.report import finish_body
+    from endpoint.service.inventory import Inventory
     from endpoint.service.reporter import Reporter
 
     tokens = servers.provision(database_url)

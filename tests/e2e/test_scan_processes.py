@@ -87,7 +87,7 @@ def test_scan_finds_running_agents_their_mcp_servers_and_an_unknown(machine, spa
     for secret in (FAKE_ANTHROPIC, FAKE_OPENAI, FAKE_GITHUB):
         assert secret not in out and secret[:24] not in out, "a credential value leaked into the scan output"
     document = json.loads(out)
-    schema = json.loads((REPO / "endpoint" / "schema" / "scan-1.json").read_text())
+    schema = json.loads((REPO / "contract" / "schema" / "scan-1.json").read_text())
     jsonschema.validate(document, schema)
 
     sightings = document["sightings"]

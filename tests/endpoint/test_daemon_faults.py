@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from endpoint.protocol import DeviceStatus
+from contract.validation import DEVICE_STATUS, REPORT
 from endpoint.scan import engine as fingerprint
 from endpoint.scan import faults
 from endpoint.service.daemon import TICK_BACKOFF_MAX_S, Daemon
@@ -65,8 +65,8 @@ def test_a_failing_unit_is_one_error_and_the_health_says_so(tmp_path: Path, root
         assert {f"good-{i}" for i in range(GOOD)} <= names and "poison" not in names
         [error] = [e for e in daemon.last_errors if e["error"] == "internal"]
         assert error["where"] == "/home/alice/.cursor/mcp.json#/mcpServers/poison"
-        status = DeviceStatus.model_validate(daemon.device_status())  # the report's own contract
-        assert status.units_failed == 1 and status.degraded == ["files"]
+        status = DEVICE_STATUS.validate_python(daemon.device_status())  # the report's own contract
+        assert status["units_failed"] == 1 and status["degraded"] == ["files"]
         assert daemon.status()["units_failed"] == 1
         assert "last scan:  incomplete: 1 unit could not be processed (files)" in render(daemon.status())
         logged = [r for r in caplog.records if "mcpServers/poison" in r.getMessage()]
@@ -139,7 +139,6 @@ def test_log_limit_is_once_per_unit_per_hour_and_bounded():
 def test_a_sighting_that_cannot_be_encoded_is_one_error_and_the_others_are_spooled(tmp_path: Path):
     """A bug upstream that leaves something JSON cannot hold in one sighting (here a set: built by the
     test, no mock) costs that sighting, not the device's report."""
-    from endpoint.protocol import Report
     from endpoint.service.inventory import Inventory
 
     inventory = Inventory(tmp_path / "data")
@@ -150,7 +149,7 @@ def test_a_sighting_that_cannot_be_encoded_is_one_error_and_the_others_are_spool
         spooled = inventory.record([*good[:10], bad, *good[10:]], device=device, snapshot=True, now=1.0)
         assert spooled is not None
         report = json.loads(spooled.body)
-        Report.model_validate({**report, "sent_at": "2026-01-01T00:00:00+00:00"})
+        REPORT.validate_python({**report, "sent_at": "2026-01-01T00:00:00+00:00"})
         assert [s["name"] for s in report["upserts"]] == [f"good-{i}" for i in range(20)]
         [error] = report["errors"]
         assert error["where"] == f"sighting {'b' * 20}" and error["error"] == "internal"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from endpoint.protocol import Report
+from contract.report import finish_body, split_report
+from contract.validation import REPORT
 from endpoint.service.inventory import (
     Inventory,
     StateError,
@@ -19,8 +20,6 @@ from endpoint.service.inventory import (
     clean_text,
     content_hash,
     diff,
-    finish_body,
-    split_report,
     spool_health,
 )
 from endpoint.service.reporter import SpoolFull
@@ -128,7 +127,7 @@ def test_a_snapshot_over_the_limit_comes_in_parts_that_each_fit():
     assert [u for d in docs for u in d["upserts"]] == upserts  # every sighting once, in order
     assert docs[0]["errors"] == errors and all(not d["errors"] for d in docs[1:])
     for doc in docs:
-        Report.model_validate(doc, strict=True)
+        REPORT.validate_python(doc, strict=True)
 
 
 def test_a_delta_over_the_limit_is_several_deltas_with_the_removals_first():
@@ -159,7 +158,7 @@ def test_a_sighting_too_big_for_any_report_is_cut_and_says_so():
     assert note["where"] == "sighting " + "h" * 20 and note["error"] == "truncated"
     assert note["detail"].startswith(f"{2000 - len(kept)} mcp_servers left out")
     for doc in docs:
-        Report.model_validate(doc, strict=True)
+        REPORT.validate_python(doc, strict=True)
 
 
 def test_removed_ids_that_do_not_fit_one_delta_go_in_several():
@@ -192,8 +191,8 @@ def test_a_new_state_starts_an_epoch_with_a_snapshot(inventory):
     first = inventory.record([sighting()], device=DEVICE)
     assert (first.seq, first.kind) == (1, "snapshot")
     assert len(inventory.epoch) == 16 and inventory.epoch == inventory.meta()["epoch"]
-    report = Report.model_validate(body(first))
-    assert report.epoch == inventory.epoch and [s.id for s in report.upserts] == ["a" * 20]
+    report = REPORT.validate_python(body(first))
+    assert report["epoch"] == inventory.epoch and [s["id"] for s in report["upserts"]] == ["a" * 20]
 
 
 def test_nothing_changed_is_nothing_or_a_heartbeat_once_the_spool_is_empty(inventory):

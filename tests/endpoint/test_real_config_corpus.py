@@ -1,7 +1,7 @@
 """The real-config corpus (tests/corpus/, 326 files from public repositories) through the whole pipeline.
 
 Each file alone, in a home of its own under a ``--root`` tree: ``scan()`` returns a document valid
-against ``endpoint/schema/scan-1.json``, the file is a config of a sighting or an ``errors[]`` entry
+against ``contract/schema/scan-1.json``, the file is a config of a sighting or an ``errors[]`` entry
 names it, and every server it plainly declares is a sighting's MCP server from that file (or an error
 names the file). All files together: the real ``agentroster scan --json --root TREE --no-processes``
 exits 0 with no traceback, with the same promises.
@@ -35,7 +35,7 @@ from endpoint.service.inventory import Inventory
 from endpoint.service.reporter import Reporter
 
 FIXTURES = cs.load_corpus()
-SCHEMA = json.loads((REPO / "endpoint" / "schema" / "scan-1.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPO / "contract" / "schema" / "scan-1.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 LIB = signatures.load()
 

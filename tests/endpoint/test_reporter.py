@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from endpoint.protocol import Report
+from contract.validation import REPORT
 from endpoint.service.inventory import Inventory
 from endpoint.service.reporter import (
     Backoff,
@@ -67,7 +67,7 @@ class Collector:
             self.enrolls.append(doc)
             return self.enroll_answer()
         assert request.headers["authorization"] == f"Bearer {KEY}"
-        Report.model_validate(doc, strict=True)  # every report the reporter sends is a valid Report
+        REPORT.validate_python(doc, strict=True)  # every report the reporter sends is a valid Report
         self.reports.append(doc)
         return self.answer(request, doc)
 

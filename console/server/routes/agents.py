@@ -41,7 +41,7 @@ from console.server.models import (
 from console.server.planning import unindexed
 from console.server.routes import API, registrations
 from console.server.routes import triage as triage_routes
-from endpoint.protocol import Flag, SightingType
+from contract.scan import Flag, SightingType
 
 router = APIRouter(prefix=API, tags=["agents"])
 

@@ -15,7 +15,7 @@ from console.server import auth
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
 from console.server.models import Device, DevicePublic, DevicesPublic, Sighting, iso
 from console.server.routes import API
-from endpoint.protocol import DeviceStatus
+from contract.validation import DEVICE_STATUS
 
 router = APIRouter(prefix=API, tags=["devices"])
 USERS_SHOWN = 20  # users listed per device row
@@ -87,7 +87,7 @@ def public(row: Device, sightings: int, cutoff: float, users: list[str] | None =
         os_version=row.os_version, arch=row.arch, agentroster_version=row.agentroster_version,
         enrolled_at=iso(row.enrolled_at), last_seen=iso(row.last_seen), revoked=row.revoked_at is not None,
         stale=row.last_seen is None or row.last_seen < cutoff, sightings=sightings, users=users or [],
-        status=DeviceStatus.model_validate(orjson.loads(row.status or "{}")),
+        status=DEVICE_STATUS.validate_python(orjson.loads(row.status or "{}")),
     )  # fmt: skip
 
 

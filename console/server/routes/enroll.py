@@ -26,7 +26,7 @@ from console.server.deps import StateDep, client_address, not_blocked, refuse
 from console.server.limits import too_many
 from console.server.models import CONFLICT_MARK, Device, ReportEpoch
 from console.server.routes import API
-from endpoint.protocol import EnrollRequest, EnrollResponse
+from contract.validation import EnrollRequest, EnrollResponse
 
 router = APIRouter(prefix=API, tags=["devices"])
 _DEVICE_FIELDS = {"hostname", "os", "os_version", "arch", "agentroster_version"}
@@ -42,31 +42,31 @@ def enroll(body: EnrollRequest, request: Request, state: StateDep) -> EnrollResp
     if wait:
         raise too_many("too_many_enrollments", wait)
     not_blocked(request, state)  # an address that keeps failing token checks does not guess secrets here
-    if body.host_identifier != body.device.id:
+    if body["host_identifier"] != body["device"]["id"]:
         raise refuse(422, "host_identifier_mismatch")
-    if CONFLICT_MARK in body.host_identifier:
+    if CONFLICT_MARK in body["host_identifier"]:
         raise refuse(422, "invalid_host_identifier")
     with state.db.session() as session:  # no write lock for a caller not yet known to be of the org
-        if not auth.check_enroll_secret(session, body.enroll_secret):
+        if not auth.check_enroll_secret(session, body["enroll_secret"]):
             state.failure_limiter.take(address)
             reason = "invalid_enroll_secret" if auth.enroll_secret_state(session) == "ok" else "no_enroll_secret"
             raise refuse(401, reason)
         fingerprint_key = auth.fingerprint_key(session)
-    proof = auth.parse(body.device_key) if body.device_key else None
+    proof = auth.parse(body["device_key"]) if body.get("device_key") else None
     made = auth.issue(auth.DEVICE_PREFIX)
     with state.db.write_session() as session:
-        device = session.exec(select(Device).where(Device.host_identifier == body.host_identifier)).first()
+        device = session.exec(select(Device).where(Device.host_identifier == body["host_identifier"])).first()
         if device is not None and device.revoked_at is not None:
             raise refuse(403, "device_revoked")
         if device is None:
-            device = _new_device(body, body.host_identifier)
+            device = _new_device(body, body["host_identifier"])
         elif not _proves(device, proof):
             device = _conflicting(session, body, device, proof)
             if device.revoked_at is not None:
                 raise refuse(403, "device_revoked")
         old_key = device.key_id
         device.key_id, device.key_salt, device.key_hash = made.key_id, made.salt, made.hash
-        device.hardware_id = body.hardware_id
+        device.hardware_id = body.get("hardware_id", "")
         # A new key starts the sequence anew (its first report must be a snapshot): the old key's
         # reports can no longer be replayed, and a reinstalled daemon may well reuse an epoch name.
         device.epoch, device.seq = None, 0
@@ -76,13 +76,13 @@ def enroll(body: EnrollRequest, request: Request, state: StateDep) -> EnrollResp
         session.commit()
         device_id, conflict = device.id, device.identity_conflict is not None
     state.forget_device_key(old_key)
-    return EnrollResponse(device_id=device_id, device_key=made.token, fingerprint_key=fingerprint_key,
-                          identity_conflict=conflict)
+    return {"device_id": device_id, "device_key": made.token, "fingerprint_key": fingerprint_key,
+            "identity_conflict": conflict}
 
 
 def _new_device(body: EnrollRequest, host_identifier: str, *, device_id: str | None = None) -> Device:
     return Device(id=device_id or secrets.token_hex(8), host_identifier=host_identifier, enrolled_at=time.time(),
-                  **body.device.model_dump(include=_DEVICE_FIELDS))
+                  **{k: v for k, v in body["device"].items() if k in _DEVICE_FIELDS})
 
 
 def _proves(device: Device, proof: auth.Presented | None) -> bool:
@@ -100,6 +100,6 @@ def _conflicting(session: Session, body: EnrollRequest, claimed: Device, proof: 
         if earlier is not None and earlier.identity_conflict == claimed.id and _proves(earlier, proof):
             return earlier
     device_id = secrets.token_hex(8)
-    device = _new_device(body, f"{body.host_identifier}{CONFLICT_MARK}{device_id}", device_id=device_id)
+    device = _new_device(body, f"{body['host_identifier']}{CONFLICT_MARK}{device_id}", device_id=device_id)
     device.identity_conflict = claimed.id
     return device

@@ -1,27 +1,25 @@
 """POST /api/v1/reports: a device's report in, a ReportAck out.
 
 The body is read here rather than by FastAPI so that the device is authenticated and rate-limited
-before a byte of it is read, and so that pydantic validates the raw JSON in one pass. That pass answers
-plain data (``plain_validator``): the ``Report`` model's own checks, strict, without building model
-instances that ingest would only turn back into dicts.
+before a byte of it is read, and so that pydantic validates the raw JSON in one pass: the contract's
+``Report`` adapter, strict, which answers the plain dicts ingest works on.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
 import time
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ValidationError
-from pydantic_core import SchemaValidator
+from pydantic import ValidationError
 
 from console.server import ingest
 from console.server.deps import State, get_device_key, invalid_device_key, refuse
 from console.server.limits import retry_after
 from console.server.routes import API
 from console.server.writer import StoreUnavailable
-from endpoint.protocol import Report, ReportAck
+from contract.report import Report
+from contract.validation import REPORT, ReportAck
 
 router = APIRouter(prefix=API, tags=["devices"])
 MAX_ERRORS_SHOWN = 20
@@ -72,44 +70,11 @@ async def post_report(request: Request) -> Response:
     return Response(orjson.dumps(outcome.ack()), media_type="application/json")
 
 
-def plain_validator(model: type[BaseModel]) -> SchemaValidator:
-    """A validator that checks what ``model`` checks and answers what ``model_dump()`` would: each model
-    in its schema becomes a typed dict with the same fields, aliases, constraints and defaults."""
-    return SchemaValidator(_as_typed_dict(model.__pydantic_core_schema__))
-
-
-_FIELD_KEYS = ("schema", "validation_alias", "serialization_alias", "serialization_exclude", "metadata")
-
-
-def _as_typed_dict(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_as_typed_dict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if schema.get("type") == "model":
-        fields = schema["schema"]["fields"]
-        out = {"type": "typed-dict", "config": schema.get("config", {}), "fields": {
-            name: {"type": "typed-dict-field", "required": field["schema"]["type"] != "default",
-                   **{k: _as_typed_dict(field[k]) for k in _FIELD_KEYS if k in field}}
-            for name, field in fields.items()}}  # fmt: skip
-        if "ref" in schema:
-            out["ref"] = schema["ref"]
-        return out
-    out = {k: _as_typed_dict(v) for k, v in schema.items()}
-    factory = schema.get("default_factory")
-    if isinstance(factory, type) and issubclass(factory, BaseModel):  # e.g. status: DeviceStatus()
-        out["default_factory"] = lambda: factory().model_dump()
-    return out
-
-
-_REPORT = plain_validator(Report)
-
-
-def _validated(body: bytes, state: State) -> dict[str, Any]:
-    """The report as plain data, once pydantic has checked it against the contract (strictly: no coercion,
-    so the plain data and the model agree)."""
+def _validated(body: bytes, state: State) -> Report:
+    """The report, once pydantic has checked it against the contract (strictly: no coercion, so what was
+    sent is what is stored)."""
     try:
-        data: dict[str, Any] = _REPORT.validate_json(body, strict=True)
+        data = REPORT.validate_json(body, strict=True)
     except ValidationError as exc:
         state.metrics.count_report("rejected")
         errors = exc.errors(include_url=False, include_input=False, include_context=False)

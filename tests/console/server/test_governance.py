@@ -19,7 +19,7 @@ from console.governance import (
     sent_flags,
     tools_of,
 )
-from endpoint.protocol import Flag
+from contract.scan import Flag
 
 KEY = "hmac-sha256:" + "a" * 32
 POLICY = Policy.of(signatures=["copilot"], providers=["anthropic"], fingerprints=[KEY])

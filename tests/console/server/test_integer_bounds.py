@@ -58,7 +58,7 @@ def test_an_out_of_range_integer_in_a_report_is_refused_and_the_next_report_goes
 
 
 def test_the_highest_seq_accepted_leaves_room_for_the_next(device) -> None:
-    from endpoint.protocol import SEQ_MAX
+    from contract.report import SEQ_MAX
 
     first = device.send(fleet.report(device.doc, seq=SEQ_MAX - 1, kind="snapshot", upserts=[fleet.sighting()]))
     assert first.status_code == 200 and first.json()["applied"], first.text

@@ -1,0 +1,135 @@
+"""The scan document (``agentroster.scan/1``) and the sighting in it: what ``agentroster scan --json``
+prints and what a report carries, with the agent types and the flag vocabulary.
+
+Plain TypedDicts: the scan builds dicts of these shapes without a validation library; the ``Annotated``
+limits (``contract.bounds``) are what the collector's adapters check.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired, TypedDict, get_args
+
+from contract.bounds import Default, Doc, Pattern, Range
+
+SCAN_SCHEMA = "agentroster.scan/1"
+
+SightingType = Literal["coding", "in_product", "enterprise", "runtime", "tool_server", "unknown"]
+#: flags the endpoint decides from what it sees on the machine
+EndpointFlag = Literal["autonomous", "broad_tools", "plaintext_secret", "remote_tool_server"]
+#: flags the collector decides from registrations and the org policy
+CollectorFlag = Literal["unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential"]
+Flag = Literal[CollectorFlag, EndpointFlag]
+ENDPOINT_FLAGS: frozenset[str] = frozenset(get_args(EndpointFlag))
+COLLECTOR_FLAGS: frozenset[str] = frozenset(get_args(CollectorFlag))
+
+OS = Literal["linux", "macos", "windows"]
+Transport = Literal["stdio", "http", "sse", "streamable_http", "builtin", "unknown"]
+ConfigScope = Literal["managed", "user", "project"]
+Via = Literal["sni", "dns", "connect", "http", "socket"]
+CredentialSource = Literal["env", "config", "cmdline"]
+EvidenceKind = Literal["process", "config", "artifact", "network"]
+
+#: Integer bounds, so that no number in a report reaches the store out of range (SQLite's and PostgreSQL's
+#: BIGINT hold -2**63..2**63-1; the collector stores seq + 1 and sums counts, so these leave room).
+PID_MAX = 2**32 - 1  # a Windows DWORD; POSIX pid_t is smaller
+PORT_MAX = 65535
+COUNT_MAX = 2**53 - 1  # exact in a JSON number read as a double
+FINGERPRINT_PATTERN = r"^hmac-sha256:[0-9a-f]{32}$"
+
+
+class Device(TypedDict):
+    id: Annotated[str, Doc("stable device id (machine-id, or host:NAME)")]
+    hostname: str
+    os: OS
+    os_version: NotRequired[Annotated[str, Default("")]]
+    arch: NotRequired[Annotated[str, Default("")]]
+    agentroster_version: str
+
+
+class Process(TypedDict):
+    pid: Annotated[int, Range(0, PID_MAX)]
+    ppid: Annotated[int, Range(0, PID_MAX)]
+    name: str
+    exe: str
+    cmdline: Annotated[list[str], Doc("argv with every credential replaced by [REDACTED:kind]")]
+    user: str
+    started: float
+
+
+class Config(TypedDict):
+    path: str
+    client: Annotated[str, Doc("the signature id whose file template matched")]
+    format: Annotated[str, Doc("the config dialect")]
+    scope: ConfigScope
+
+
+class McpServer(TypedDict):
+    name: str
+    transport: Transport
+    command: str | None
+    args: list[str]
+    url: Annotated[str | None, Doc("without userinfo or query values")]
+    source: Annotated[str, Doc("the config file that declares it")]
+    enabled: bool
+    project: NotRequired[Annotated[str | None, Default(None)]]
+
+
+class Endpoint(TypedDict):
+    host: str
+    port: Annotated[int, Range(0, PORT_MAX)]
+    provider: str | None
+    via: Via
+    first_seen: float
+    last_seen: float
+    count: Annotated[int, Range(0, COUNT_MAX)]
+
+
+class CredentialRef(TypedDict):
+    kind: str
+    fingerprint: Annotated[str | None, Pattern(FINGERPRINT_PATTERN),
+                           Doc("null when the scan had no organisation key (an errors[] entry says so)")]
+    source: CredentialSource
+    where: str
+
+
+class Evidence(TypedDict):
+    kind: EvidenceKind
+    rule: str
+    detail: str
+
+
+class Sighting(TypedDict):
+    id: str
+    signature: str | None
+    name: str
+    vendor: str
+    type: SightingType
+    user: Annotated[str | None, Doc("null for a machine-wide install")]
+    running: bool
+    confidence: Annotated[float, Range(0, 1)]
+    parent: Annotated[str | None, Doc("the id of the sighting that declared or spawned this one")]
+    processes: list[Process]
+    configs: list[Config]
+    mcp_servers: list[McpServer]
+    endpoints: list[Endpoint]
+    credentials: list[CredentialRef]
+    flags: list[Flag]
+    evidence: list[Evidence]
+    first_seen: str
+    last_seen: str
+
+
+class ScanError(TypedDict):
+    """What could not be read or processed: where, a short error code, and a line of detail."""
+
+    where: str
+    error: str
+    detail: str
+
+
+class ScanDocument(TypedDict):
+    schema: Literal["agentroster.scan/1"]
+    device: Device
+    scanned_at: str
+    sightings: list[Sighting]
+    errors: list[ScanError]
