@@ -334,6 +334,7 @@ def _network(args: argparse.Namespace, options: Any) -> None:
             reader = read_pcap(args.pcap, provider_for=provider_for)
             options.network.extend(reader)
             options.network_errors.extend(ScanError(args.pcap, "pcap", e) for e in reader.errors)
+            options.network_errors.extend(reader.faults())
         except (PcapError, OSError) as exc:
             options.network_errors.append(ScanError(args.pcap, "pcap", str(exc)))
     if args.sniff:
@@ -342,6 +343,7 @@ def _network(args: argparse.Namespace, options: Any) -> None:
         sensor = NetworkSensor(provider_for, watch_hosts=_catalog_hosts(lib))
         options.network.extend(sensor.sniff(args.sniff))
         options.network_errors.extend(ScanError("network", "limited", str(e)) for e in sensor.errors)
+        options.network_errors.extend(sensor.faults())
 
 
 def _catalog_hosts(lib: Any) -> list[str]:

@@ -3,7 +3,8 @@
 The endpoint reads files, processes and packets that any user controls, so a bug anywhere in parsing,
 fingerprinting or encoding is reachable by anyone who can write one file. Each unit of input (a file,
 a server entry in it, a process, a network record, a sighting) is processed under ``isolated(...)``:
-an exception there is recorded as ``ScanError(where, "internal", detail)`` and the rest goes on.
+an exception there is recorded as ``ScanError(where, "internal", detail)`` and the rest goes on. The
+packets of a capture are counted instead (``FailureTally``): one entry for the capture, however many.
 
 The detail names the exception's type and the line of agentroster's code that raised it, with a short
 message whose quoted parts are dropped: messages quote their input (``KeyError('sk-…')``, "Port could
@@ -85,6 +86,32 @@ class isolated:  # noqa: N801  # used as a statement (``with isolated(...)``), n
                 where = "?"
         self.errors.append(internal_error(where, exc))
         return True
+
+
+class FailureTally:
+    """Failures of many small units of one source (the packets of a capture) kept as one error: how many,
+    and what the first one was. A capture may hold thousands of packets crafted alike; one entry says it.
+    """
+
+    __slots__ = ("where", "unit", "count", "first")
+
+    def __init__(self, where: str, unit: str = "packet") -> None:
+        self.where = where  # the source, e.g. ``network capture FILE``
+        self.unit = unit
+        self.count = 0
+        self.first = ""
+
+    def add(self, exc: BaseException) -> None:
+        if not self.count:
+            self.first = describe(exc)
+        self.count += 1
+
+    def errors(self) -> list[ScanError]:
+        """[] when nothing failed, else one ``internal`` entry for the source."""
+        if not self.count:
+            return []
+        units = self.unit if self.count == 1 else f"{self.unit}s"
+        return [ScanError(self.where, INTERNAL, f"{self.count} {units} could not be processed; the first: {self.first}")]
 
 
 def isolated_records(records: Iterable[T], where: str) -> Iterator[T | ScanError]:

@@ -27,6 +27,8 @@ from scapy.layers.l2 import CookedLinux
 from scapy.packet import Raw
 from scapy.utils import PcapWriter, wrpcap, wrpcapng
 
+from endpoint.scan.sensors import packets
+from endpoint.scan.sensors.network import NetworkSensor
 from endpoint.scan.sensors.pcap import PcapError, read_pcap
 
 
@@ -319,3 +321,52 @@ def test_fuzz_corrupted_files_never_raise_past_open(seeds, tmp_path, suffix, fli
         return
     list(reader)
     assert isinstance(reader.errors, list)
+
+
+def _hello_that_breaks_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ClientHello naming boom.invalid makes the parser raise as a bug would (a monkeypatched parser
+    raising for that one packet: no real packet is known to do it), with what looks like a secret."""
+    real = packets.parse_client_hello
+
+    def parse(data: bytes) -> tuple[int, str | None]:
+        if b"boom.invalid" in data:
+            raise TypeError("cannot handle 'sk-ant-api03-FAKEFAKEFAKEFAKE'")
+        return real(data)
+
+    monkeypatch.setattr(packets, "parse_client_hello", parse)
+
+
+@pytest.mark.parametrize("writer", [wrpcap, wrpcapng])
+def test_a_packet_that_breaks_the_parser_is_one_counted_error_and_the_others_arrive(tmp_path, monkeypatch, writer):
+    _hello_that_breaks_the_parser(monkeypatch)
+    frames = every_case()
+    frames[3:3] = [tcp_frame(client_hello("boom.invalid"), sport=50100),
+                   tcp_frame(client_hello("boom.invalid"), sport=50101)]
+    path = tmp_path / "boom.pcap"
+    writer(str(path), frames)
+    reader = read_pcap(path, provider_for=provider_for)
+    assert {(r.host, r.port, r.via, r.provider) for r in reader} == EXPECTED
+    (fault,) = reader.faults()
+    assert (fault.where, fault.error) == (f"network capture {path}", "internal")
+    assert fault.detail.startswith("2 packets could not be processed; the first: TypeError in _parse_hello")
+    assert "FAKE" not in fault.detail
+    assert reader.packets == len(frames)
+
+
+def test_a_packet_that_breaks_the_parser_does_not_stop_the_live_sensor(tmp_path, monkeypatch):
+    # the frames of a real capture, fed as the capture thread feeds what its sockets read
+    _hello_that_breaks_the_parser(monkeypatch)
+    frames = [tcp_frame(client_hello("api.openai.com"), sport=50001),
+              tcp_frame(client_hello("boom.invalid"), sport=50100),
+              tcp_frame(client_hello("api.anthropic.com"), sport=50002)]
+    path = tmp_path / "live.pcap"
+    wrpcap(str(path), frames)
+    sensor = NetworkSensor(provider_for, capture=False)
+    sensor._feed([(bytes(frame), 1, 1_700_000_000.0) for frame in frames])
+    sensor._flush_waiting()  # as stop() does: no socket owns these flows, so they go out without a process
+    assert {(r.host, r.provider) for r in sensor.snapshot()} == {("api.openai.com", "openai"),
+                                                                  ("api.anthropic.com", "anthropic")}
+    (fault,) = sensor.faults()
+    assert (fault.where, fault.error) == ("network capture", "internal")
+    assert fault.detail.startswith("1 packet could not be processed")
+    assert sensor.packets == 3

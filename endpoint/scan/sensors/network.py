@@ -33,7 +33,8 @@ from typing import Any
 
 import psutil
 
-from endpoint.scan.evidence import NetworkRecord
+from endpoint.scan.evidence import NetworkRecord, ScanError
+from endpoint.scan.faults import FailureTally
 from endpoint.scan.sensors import bpf
 from endpoint.scan.sensors.packets import (
     LINKTYPE_RAW,
@@ -865,6 +866,7 @@ class NetworkSensor:
         self._wake_r, self._wake_w = -1, -1
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self._failed = FailureTally("network capture")
         self.packets = 0  # packets that passed the kernel filter
         self.events = 0
 
@@ -1081,11 +1083,18 @@ class NetworkSensor:
         feed = self._parser.feed_rest if rest else self._parser.feed
         for data, linktype, ts in batch:
             self.packets += 1
-            event = feed(data, linktype, ts)
-            if event is not None:
-                self.events += 1
-                self._on_event(event)
+            try:
+                event = feed(data, linktype, ts)
+                if event is not None:
+                    self.events += 1
+                    self._on_event(event)
+            except Exception as exc:  # one packet that breaks the code is one count, never a dead thread
+                self._failed.add(exc)
         return len(batch)
+
+    def faults(self) -> list[ScanError]:
+        """The packets whose processing raised so far, as one ``internal`` error for the capture (or none)."""
+        return self._failed.errors()
 
     def _close_capture(self) -> None:
         if self._capture is not None:

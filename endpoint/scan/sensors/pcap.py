@@ -16,7 +16,8 @@ import struct
 from collections.abc import Iterator
 from types import TracebackType
 
-from endpoint.scan.evidence import NetworkRecord
+from endpoint.scan.evidence import NetworkRecord, ScanError
+from endpoint.scan.faults import FailureTally
 from endpoint.scan.sensors.packets import (
     SUPPORTED_LINKTYPES,
     Buffer,
@@ -56,7 +57,8 @@ class PcapReader:
     After iteration: ``packets`` (frames read), ``truncated`` (the file ended inside a record),
     ``errors`` (one line per problem: truncation, a corrupt record header, an unsupported link
     type with how many frames it skipped), ``malformed`` (frames that looked like DNS, TLS or HTTP
-    but did not parse).
+    but did not parse), ``faults()`` (packets that broke the code: one ``internal`` error for the
+    capture, the other packets read as usual).
     """
 
     def __init__(self, path: str | os.PathLike[str], provider_for: ProviderFor | None = None) -> None:
@@ -69,6 +71,7 @@ class PcapReader:
         self._provider_for = provider_for
         self._parser = PacketParser()
         self._skipped: dict[int, int] = {}
+        self._failed = FailureTally(f"network capture {self.path}")
         self._map, self._size = _open_map(self.path)
         self._check_magic()
         self._records: Iterator[NetworkRecord] | None = None
@@ -109,10 +112,17 @@ class PcapReader:
         if not self._map.closed:
             self._map.close()
 
+    def faults(self) -> list[ScanError]:
+        """After iteration: the packets whose processing raised, as one ``internal`` error (or none)."""
+        return self._failed.errors()
+
     def _aggregate(self) -> Iterator[NetworkRecord]:
         table = EndpointTable(self._provider_for)
         for event in self.events():
-            table.add(event)
+            try:
+                table.add(event)
+            except Exception as exc:  # one packet that breaks the code is one count, never a dead capture
+                self._failed.add(exc)
         yield from table.records()
 
     def events(self) -> Iterator[Event]:
@@ -157,7 +167,11 @@ class PcapReader:
                     self.packets = count
                     self._cut(pos, "a packet record")
                     return
-                event = feed(buf, linktype, sec + frac * scale, start, end)
+                try:
+                    event = feed(buf, linktype, sec + frac * scale, start, end)
+                except Exception as exc:  # one packet that breaks the parser is one count, never a dead capture
+                    self._failed.add(exc)
+                    event = None
                 pos = end
                 count += 1
                 if event is not None:
@@ -194,7 +208,11 @@ class PcapReader:
                 if linktype not in SUPPORTED_LINKTYPES:
                     self._skipped[linktype] = self._skipped.get(linktype, 0) + 1
                     continue
-                event = self._parser.feed(buf, linktype, ts, start, end)
+                try:
+                    event = self._parser.feed(buf, linktype, ts, start, end)
+                except Exception as exc:  # as in _pcap_events
+                    self._failed.add(exc)
+                    event = None
                 if event is not None:
                     yield event
             if pos != size:
