@@ -8,12 +8,15 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from endpoint.service.daemon import Daemon
+    from endpoint.service.inventory import Inventory
+    from endpoint.service.reporter import Reporter
+    from endpoint.service.settings import Settings
     from endpoint.service.trackers.files import FileTracker
     from endpoint.service.trackers.network import NetworkTracker
+    from endpoint.service.trackers.processes import ProcessTracker
 
 STALE_AFTER_S = 30.0  # the daemon writes its status every few seconds; older than this, it is not running
 
@@ -42,6 +45,31 @@ class SelfSample:
             pass
 
 
+class DaemonState(Protocol):
+    """What the status is made of: the daemon's parts (``endpoint.service.daemon.Daemon``)."""
+
+    settings: Settings
+    inventory: Inventory
+    reporter: Reporter | None
+    processes: ProcessTracker
+    resources: SelfSample
+    device: dict[str, Any]
+    started_at: float
+    last_scan_at: float | None
+    last_fingerprint_s: float
+    last_sightings: list[dict[str, Any]]
+    last_errors: list[dict[str, Any]]
+    units_failed: int
+    degraded: list[str]
+    tick_failures: int
+    spool_error: str
+    shed_level: int
+    shed_reason: str
+    cpu_percent_window: float | None
+
+    def sensor_health(self) -> dict[str, str]: ...
+
+
 def sensor_health(sensors_on: frozenset[str], *, files: FileTracker, network: NetworkTracker) -> dict[str, str]:
     """Each sensor's state in a few words: "ok…", "limited: …" or "off: why"."""
     health: dict[str, str] = {}
@@ -53,7 +81,7 @@ def sensor_health(sensors_on: frozenset[str], *, files: FileTracker, network: Ne
     return health
 
 
-def scan_health(daemon: Daemon) -> dict[str, Any]:
+def scan_health(daemon: DaemonState) -> dict[str, Any]:
     """The last scan's units_failed and degraded sensors, with the sightings the inventory could not
     encode (the fingerprint's units too)."""
     unencodable = daemon.inventory.unencodable
@@ -63,7 +91,7 @@ def scan_health(daemon: Daemon) -> dict[str, Any]:
     return {"units_failed": min(failed, 1_000_000), "degraded": sorted(degraded)}
 
 
-def device_status(daemon: Daemon) -> dict[str, Any]:
+def device_status(daemon: DaemonState) -> dict[str, Any]:
     """The DeviceStatus each report carries."""
     stats = daemon.inventory.spool_stats()
     return {"spool": stats.health, "spool_reports": stats.reports, "spool_bytes": stats.bytes,
@@ -71,7 +99,7 @@ def device_status(daemon: Daemon) -> dict[str, Any]:
             "rss_mb": daemon.resources.rss_mb, "sensors": daemon.sensor_health(), **scan_health(daemon)}
 
 
-def daemon_status(daemon: Daemon) -> dict[str, Any]:
+def daemon_status(daemon: DaemonState) -> dict[str, Any]:
     """What the daemon writes for ``agentroster status``."""
     inventory = daemon.inventory
     meta = inventory.meta()
