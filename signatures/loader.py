@@ -21,6 +21,7 @@ from typing import Any
 from signatures import runtime
 from signatures.errors import SignatureError
 from signatures.matching import Library
+from signatures.trusted_files import is_trusted, me
 from signatures.version import __version__
 
 PACKS_DIR = Path(__file__).with_name("packs")
@@ -123,13 +124,7 @@ def code_digest(sources: tuple[Path, ...]) -> str | None:
 def _trusted(path: Path) -> bool:
     # Only the user that runs the scan may have written what it reads: a root daemon must not take
     # its signatures from a file that anyone else could edit to hide an agent.
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    if not hasattr(os, "geteuid"):
-        return True
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return is_trusted(path, {me()}, root_group_may_write=False)
 
 
 def _read_cache(cache_dir: Path, key: str) -> Library | None:

@@ -14,6 +14,9 @@ import stat
 import sys
 from typing import TYPE_CHECKING
 
+from endpoint.errors import EndpointError
+from signatures.trusted_files import Untrusted, me_or_root, read_capped, read_trusted
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -25,8 +28,10 @@ _OPENED_PATHS = sys.platform.startswith("linux") and os.path.isdir("/proc/self/f
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
 
 
-class ReadRefused(Exception):
+class ReadRefused(EndpointError):
     """A file was not read; ``code`` says why (not_found, not_regular, too_large, binary, ...)."""
+
+    code = "read_refused"
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
@@ -183,20 +188,6 @@ def read_text(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolv
     return decode_text(read_bytes(path, boundary=boundary, limit=limit, resolver=resolver))
 
 
-def read_capped(fd: int, limit: int) -> bytes | None:
-    """At most ``limit`` bytes from ``fd``; None when there are more (the file grew past the cap)."""
-    chunks: list[bytes] = []
-    remaining = limit + 1
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    data = b"".join(chunks)
-    return None if len(data) > limit else data
-
-
 def file_kind(mode: int) -> str:
     """What a non-regular file is, for an error message ("a FIFO", "a socket", …)."""
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
@@ -214,18 +205,9 @@ def read_private(path: Path) -> str | None:
     """The text of a root-only file: a regular file (no symlink) owned by root or this user, that no group
     or other can read or write; None when it is missing or is not such a file."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+        data = read_trusted(path, me_or_root(), limit=MAX_PRIVATE_BYTES, private=True)
+    except Untrusted:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_PRIVATE_BYTES:
-            return None
-        if os.name == "posix" and (st.st_uid not in {0, os.geteuid()} or st.st_mode & 0o077):
-            return None
-        data = os.read(fd, MAX_PRIVATE_BYTES + 1)
-    finally:
-        os.close(fd)
     try:
         return data.decode("utf-8").strip() or None
     except UnicodeDecodeError:

@@ -16,16 +16,15 @@ import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from endpoint.scan.safeio import file_kind, read_capped
+from endpoint.scan.safeio import file_kind
 from endpoint.service.settings import ManagedValues, SettingsError
+from signatures.trusted_files import Untrusted, me_or_root, problem, read_trusted
 
 MAX_MANAGED_BYTES = 256 << 10  # a settings file is a few hundred bytes
 MAX_SECRET_BYTES = 16 << 10
 ROOT_ONLY = (0,)
 
 _Refuse = Callable[[str], SettingsError]
-
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
 
 
 def read_managed_file(path: str | os.PathLike[str], *, root: str | os.PathLike[str] = "/",
@@ -55,31 +54,35 @@ def read_managed_file(path: str | os.PathLike[str], *, root: str | os.PathLike[s
         raise refuse(f"is {file_kind(pre.st_mode)}, not a regular file; not opened")
     _check_dirs(Path(path).parent, Path(root), trusted_uids, refuse)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        raise refuse(f"cannot be opened: {os.strerror(exc.errno or errno.EIO)}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # swapped between lstat and open
-            raise refuse(f"is {file_kind(st.st_mode)}, not a regular file")
-        _check_owner(st, trusted_uids, refuse, private=private)
-        if st.st_size > limit:
-            raise refuse(f"is {st.st_size} bytes, over the {limit}-byte cap; not read")
-        data = read_capped(fd, limit)
-        if data is None:
-            raise refuse(f"grew over the {limit}-byte cap while being read")
-        return data
-    except OSError as exc:
-        raise refuse(f"cannot be read: {os.strerror(exc.errno or errno.EIO)}") from None
-    finally:
-        os.close(fd)
+        return read_trusted(path, trusted_uids, limit=limit, private=private)
+    except Untrusted as exc:
+        raise refuse(_why(exc, limit, private)) from None
+
+
+def _why(exc: Untrusted, limit: int, private: bool) -> str:
+    """What is wrong with a managed file, and how to fix it, in words."""
+    st = exc.st
+    if st is None:  # the open (the file swapped or removed since lstat) or a read failed
+        verb = "read" if exc.code == "unreadable" else "opened"
+        return f"cannot be {verb}: {os.strerror(exc.errno or errno.ENOENT)}"
+    mode = stat.S_IMODE(st.st_mode)
+    hint = "0600" if private else "0644"
+    return {
+        "not_regular": f"is {file_kind(st.st_mode)}, not a regular file",  # swapped between lstat and open
+        "owner": f"is owned by uid {st.st_uid}, not root; refused (chown root)",
+        "world_writable": f"is world-writable (mode {mode:04o}); refused (chmod {hint})",
+        "group_writable": f"is writable by group {st.st_gid} (mode {mode:04o}); refused (chmod {hint})",
+        "exposed": f"can be read by group or others (mode {mode:04o}); refused (chmod 0600)",
+        "too_large": f"is {st.st_size} bytes, over the {limit}-byte cap; not read",
+        "grew": f"grew over the {limit}-byte cap while being read",
+    }[exc.code]
 
 
 def read_secret_file(path: str | os.PathLike[str], *, trusted_uids: Collection[int] | None = None) -> str:
     """The text of an enroll secret file: owned by root (or the user the daemon runs as), mode 0600
     or stricter; a missing file is an error (the setting names it)."""
     if trusted_uids is None:
-        trusted_uids = {0, _euid()}
+        trusted_uids = me_or_root()
     data = read_managed_file(path, root=Path(path).anchor or "/", limit=MAX_SECRET_BYTES,
                              trusted_uids=trusted_uids, private=True, field="enroll_secret_file")
     if data is None:
@@ -88,28 +91,6 @@ def read_secret_file(path: str | os.PathLike[str], *, trusted_uids: Collection[i
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SettingsError("enroll_secret_file", str(path), "is not UTF-8 text") from None
-
-
-def _euid() -> int:
-    return os.geteuid() if hasattr(os, "geteuid") else 0
-
-
-def _check_owner(st: os.stat_result, trusted_uids: Collection[int], refuse: _Refuse, *, private: bool) -> None:
-    if sys.platform == "win32":
-        return  # ownership and mode bits mean nothing here; Windows protects these paths by ACL
-    mode = stat.S_IMODE(st.st_mode)
-    if st.st_uid not in trusted_uids:
-        raise refuse(f"is owned by uid {st.st_uid}, not root; refused (chown root)")
-    if mode & stat.S_IWOTH:
-        raise refuse(f"is world-writable (mode {mode:04o}); refused (chmod {_hint(private)})")
-    if mode & stat.S_IWGRP and st.st_gid != 0:
-        raise refuse(f"is writable by group {st.st_gid} (mode {mode:04o}); refused (chmod {_hint(private)})")
-    if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise refuse(f"can be read by group or others (mode {mode:04o}); refused (chmod 0600)")
-
-
-def _hint(private: bool) -> str:
-    return "0600" if private else "0644"
 
 
 def _check_dirs(directory: Path, root: Path, trusted_uids: Collection[int], refuse: _Refuse) -> None:
@@ -125,10 +106,10 @@ def _check_dirs(directory: Path, root: Path, trusted_uids: Collection[int], refu
         except OSError as exc:
             raise refuse(f"its directory {current} cannot be checked: {os.strerror(exc.errno or errno.EIO)}") from None
         mode = stat.S_IMODE(st.st_mode)
-        sticky = bool(mode & stat.S_ISVTX)
-        if st.st_uid not in trusted_uids:
+        found = problem(st, trusted_uids)
+        if found == "owner":
             raise refuse(f"its directory {current} is owned by uid {st.st_uid}, not root; refused")
-        if (mode & stat.S_IWOTH and not sticky) or (mode & stat.S_IWGRP and st.st_gid != 0 and not sticky):
+        if found is not None and not mode & stat.S_ISVTX:  # in a sticky directory no one else can swap the file
             raise refuse(f"its directory {current} can be written by others (mode {mode:04o}); refused")
         current = os.path.dirname(current)
 
