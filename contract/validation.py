@@ -20,6 +20,8 @@ from contract import enroll, registration, report, scan
 from contract.bounds import Default, Doc, Length, Pattern, Range, Strip
 
 _twins: dict[type, Any] = {}
+# called with a name and fields known only at run time, which mypy cannot follow
+_typed_dict: Any = typing_extensions.TypedDict
 
 
 def checked(hint: Any) -> Any:
@@ -33,7 +35,7 @@ def checked(hint: Any) -> Any:
         hints = get_type_hints(typed_dict, include_extras=True)
         fields = {name: _pydantic(field, optional=name in typed_dict.__optional_keys__)
                   for name, field in hints.items()}
-        made = typing_extensions.TypedDict(typed_dict.__name__, fields)  # type: ignore[operator]
+        made = _typed_dict(typed_dict.__name__, fields)
         made.__doc__ = typed_dict.__doc__
         twin = _twins[typed_dict] = with_config(ConfigDict(extra="forbid"))(made)
     return twin

@@ -12,9 +12,10 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from contract import scan as contract
 from endpoint.scan.credentials import redactor, sha256_hex
 from endpoint.scan.evidence import (
     ArtifactRecord,
@@ -103,7 +104,8 @@ class Sighting:
     __slots__ = ("key", "signature", "name", "vendor", "type", "user", "parent", "processes", "configs",
                  "mcp_servers", "endpoints", "credentials", "flags", "evidence", "weights", "declared", "_id")
 
-    def __init__(self, key: tuple[str, ...], signature: Signature | None, name: str, vendor: str, type: str,
+    def __init__(self, key: tuple[str, ...], signature: Signature | None, name: str, vendor: str,
+                 type: contract.SightingType,
                  user: str | None, parent: Sighting | None = None) -> None:
         self.key = key
         self.signature = signature
@@ -113,12 +115,12 @@ class Sighting:
         self.user = user
         self.parent = parent
         self.processes: dict[int, ProcessRecord] = {}
-        self.configs: dict[str, dict[str, Any]] = {}
-        self.mcp_servers: dict[tuple[str, str], dict[str, Any]] = {}
-        self.endpoints: dict[tuple[str, int, str], dict[str, Any]] = {}
+        self.configs: dict[str, contract.Config] = {}
+        self.mcp_servers: dict[tuple[str, str], contract.McpServer] = {}
+        self.endpoints: dict[tuple[str, int, str], contract.Endpoint] = {}
         self.credentials: dict[tuple[str, str | None], Credential] = {}
-        self.flags: set[str] = set()
-        self.evidence: dict[tuple[str, str, str], None] = {}  # ordered set
+        self.flags: set[contract.EndpointFlag] = set()
+        self.evidence: dict[tuple[contract.EvidenceKind, str, str], None] = {}  # ordered set
         self.weights: list[float] = []
         self.declared: McpServerConfig | None = None  # a tool server: its declaration
         self._id: str | None = None
@@ -132,12 +134,12 @@ class Sighting:
             self._id = stable_id(*self.key)
         return self._id
 
-    def add_evidence(self, kind: str, rule: str, detail: str, weight_key: str) -> None:
+    def add_evidence(self, kind: contract.EvidenceKind, rule: str, detail: str, weight_key: str) -> None:
         if (kind, rule, detail) not in self.evidence:
             self.evidence[(kind, rule, detail)] = None
             self.weights.append(WEIGHTS.get(weight_key, 0.3))
 
-    def to_dict(self, seen_at: str) -> dict[str, Any]:
+    def to_dict(self, seen_at: str) -> contract.Sighting:
         # names, paths and evidence details quote users' files and command lines (command lines came redacted)
         scrub = redactor().text
         return {
@@ -165,7 +167,7 @@ class Sighting:
         }
 
 
-def _mcp_dict(server: McpServerConfig, source: str) -> dict[str, Any]:
+def _mcp_dict(server: McpServerConfig, source: str) -> contract.McpServer:
     # Everything here comes from a user's file: scrubbed (the engine's own redaction, which also
     # fingerprints, replaces the args); the server's env and headers never leave.
     scrub = redactor()
@@ -203,11 +205,13 @@ class Engine:
 
     # -- sightings -------------------------------------------------------------------------------
     def _sighting(self, key: tuple[str, ...], sig: Signature | None, *, name: str | None = None,
-                  user: str | None, type_: str | None = None) -> Sighting:
+                  user: str | None, type_: contract.SightingType | None = None) -> Sighting:
         found = self.sightings.get(key)
         if found is None:
             found = Sighting(key=(self.device_id, *key), signature=sig, name=name or (sig.name if sig else "?"),
-                             vendor=sig.vendor if sig else "", type=type_ or (sig.type if sig else "unknown"),
+                             vendor=sig.vendor if sig else "",
+                             # a pack's type is one of the agent types: the signature schema allows no other
+                             type=type_ or (cast("contract.SightingType", sig.type) if sig else "unknown"),
                              user=user)
             self.sightings[key] = found
         return found
@@ -612,7 +616,7 @@ class Engine:
                 found.setdefault((host, port), []).append(tool)
         return found
 
-    def result(self, seen_at: str) -> list[dict[str, Any]]:
+    def result(self, seen_at: str) -> list[contract.Sighting]:
         self.link()
         ordered = sorted(self.sightings.values(), key=lambda s: (s.parent is not None, str(s.type),
                                                                  str(s.name).lower(), str(s.user or "")))

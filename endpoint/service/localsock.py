@@ -210,7 +210,7 @@ class Handler:
                           timeout_s=self.collector_timeout_s)
         with self._ledger_lock:
             try:
-                state.remember(body.sighting_id, answer)
+                state.remember(body["sighting_id"], answer)
             except OSError as exc:
                 log.warning("local socket: registration #%s sent, but not noted in the ledger: %s",
                             answer.get("id"), exc.strerror)
