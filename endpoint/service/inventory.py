@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.report import MAX_REPORT_BYTES, SEND_TIME_ROOM, Kind, SpoolHealth, split_report
+from endpoint.errors import EndpointError
 
 STATE_FILE = "state.sqlite3"
 KEY_FILE = "device.key"
@@ -147,8 +148,10 @@ def spool_health(spool_bytes: int, cap: int) -> SpoolHealth:
 # -- the state file ----------------------------------------------------------------------------------
 
 
-class StateError(Exception):
+class StateError(EndpointError):
     """The state file cannot be opened or is not one of ours."""
+
+    code = "bad_state"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from endpoint.errors import EndpointError
+
 log = logging.getLogger("agentroster.localsock")
 
 SOCKET_NAME = "agentroster.sock"
@@ -50,12 +52,16 @@ CLIENT_TIMEOUT_S = 60.0  # what `agentroster register` waits for an answer
 SIGHTING_FIELDS = ("id", "name", "vendor", "type", "user", "parent", "flags")
 
 
-class LocalSocketError(Exception):
+class LocalSocketError(EndpointError):
     """The local socket cannot be served (a bad path or directory, or another daemon serves it)."""
 
+    code = "local_socket_unavailable"
 
-class DaemonNotListening(Exception):
+
+class DaemonNotListening(EndpointError):
     """No daemon answers on the socket (not running, or no socket on this OS): use the direct path."""
+
+    code = "daemon_not_listening"
 
 
 # -- pure: where, and what a sighting looks like on the wire -------------------------------------------------

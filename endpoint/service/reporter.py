@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contract.report import finish_body
+from endpoint.errors import EndpointError
 
 if TYPE_CHECKING:
     import httpx
@@ -39,12 +40,16 @@ REENROLL_REASONS = frozenset({"invalid_device_key", "missing_token", "not_a_devi
 # -- the error tree ------------------------------------------------------------------------------------
 
 
-class ReporterError(Exception):
+class ReporterError(EndpointError):
     """A report or an enrollment did not reach the collector, or was refused."""
+
+    code = "report_failed"
 
 
 class CollectorUnreachable(ReporterError):
     """No answer: connection refused or reset, a timeout, a TLS failure, or a 5xx / 429 (try again later)."""
+
+    code = "collector_unreachable"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -54,17 +59,25 @@ class CollectorUnreachable(ReporterError):
 class EnrollmentRejected(ReporterError):
     """The collector refused to enroll this device: wrong or no enroll secret, or the device is revoked."""
 
+    code = "enrollment_rejected"
+
 
 class DeviceKeyRejected(ReporterError):
     """The collector no longer knows this device's key (revoked, replaced, or its store was reset)."""
 
+    code = "device_key_rejected"
 
-class ReportRejected(ReporterError):
+
+class ReportRefused(ReporterError):
     """The collector refused a report it can never apply (400, 413, 422); the report is dropped."""
+
+    code = "report_refused"
 
 
 class SpoolFull(ReporterError):
     """Not even one snapshot could be spooled: the disk is full."""
+
+    code = "spool_full"
 
 
 # -- backoff -------------------------------------------------------------------------------------------
@@ -266,7 +279,7 @@ class Reporter:
             reason = _reason(answer)
             if answer.status_code == 401 or reason in REENROLL_REASONS:
                 raise DeviceKeyRejected(f"report {spooled.seq}: {answer.status_code} {reason}")
-            raise ReportRejected(f"report {spooled.seq}: {answer.status_code} {reason}")
+            raise ReportRefused(f"report {spooled.seq}: {answer.status_code} {reason}")
         if answer.status_code != 200:
             self._drop(spooled, f"{answer.status_code} {_reason(answer)}")
             return
@@ -290,7 +303,7 @@ class Reporter:
         self.inventory.acked(spooled.seq)  # out of the spool; the snapshot below makes the state whole
         if spooled.kind != "snapshot":
             self.inventory.resnapshot(self._device())
-        raise ReportRejected(f"report {spooled.seq} ({spooled.kind}) rejected: {why}")
+        raise ReportRefused(f"report {spooled.seq} ({spooled.kind}) rejected: {why}")
 
     # -- the loop ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -347,7 +360,7 @@ class Reporter:
                 self._failed(exc)
                 backoff = self.retry.next()
                 self._wait(min(self.retry.cap_s, max(backoff, exc.retry_after or 0.0)))
-            except (ReportRejected, SpoolFull) as exc:
+            except (ReportRefused, SpoolFull) as exc:
                 self._failed(exc)
                 self._wait(self.retry.next())
             except Exception as exc:  # a bug or a broken state file must not end reporting for good

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from endpoint.errors import EndpointError
 from endpoint.scan.platforms import Platform, default_data_dir, normalize_platform
 
 log = logging.getLogger("agentroster.settings")
@@ -34,8 +35,10 @@ MAX_SECRET_CHARS = 4096
 CLI_ALIASES = {"collector": "collector_url"}
 
 
-class SettingsError(ValueError):
+class SettingsError(EndpointError, ValueError):
     """A setting has a bad value; says which field, from which source, and why (never the secret)."""
+
+    code = "bad_setting"
 
     def __init__(self, field: str | None, source: str, reason: str) -> None:
         self.field = field
@@ -196,8 +199,10 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-class _Bad(Exception):
+class _Bad(EndpointError):
     """Internal: the reason a value was refused; load_settings adds field and source."""
+
+    code = "bad_value"
 
 
 def _number(value: object) -> float:

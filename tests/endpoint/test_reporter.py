@@ -25,7 +25,7 @@ from endpoint.service.reporter import (
     EnrollmentRejected,
     Reporter,
     ReporterError,
-    ReportRejected,
+    ReportRefused,
     SpoolFull,
 )
 
@@ -162,7 +162,7 @@ def test_a_report_the_collector_can_never_apply_is_dropped_for_a_snapshot(invent
     inventory.record([sighting(), sighting("b" * 20)], device=DEVICE)
     rep = reporter(inventory, Collector(lambda _r, _d: refuse(status, "invalid_report")))
     inventory.save_enrollment(KEY, device_id="d1", collector_url="x")
-    with pytest.raises(ReportRejected):
+    with pytest.raises(ReportRefused):
         rep.send_next()
     head = inventory.pending()
     assert head is not None and head.kind == "snapshot" and rep.stats.rejected_reports == 1
@@ -187,7 +187,7 @@ def test_no_enroll_secret_is_said_plainly(inventory):
 
 
 def test_the_error_tree():
-    for error in (CollectorUnreachable, EnrollmentRejected, DeviceKeyRejected, ReportRejected, SpoolFull):
+    for error in (CollectorUnreachable, EnrollmentRejected, DeviceKeyRejected, ReportRefused, SpoolFull):
         assert issubclass(error, ReporterError)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from endpoint.errors import EndpointError
 from endpoint.scan.evidence import McpServerConfig, ScanError, SlotRecord
 
 
-class ConfigError(ValueError):
+class ConfigError(EndpointError, ValueError):
     """A config file could not be parsed; the message says why without quoting secrets or contents."""
+
+    code = "config_unparsable"  # each one's own code is finer: "syntax", "too_deep", …
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from endpoint.errors import EndpointError
+
 DLT_RAW = 14 if sys.platform.startswith("openbsd") else 12  # packets from their IP header on
 _SNAPLEN = 65535
 _NETMASK_UNKNOWN = 0xFFFFFFFF
@@ -33,12 +35,16 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(BpfInsn))]
 
 
-class LibpcapMissing(OSError):
+class LibpcapMissing(EndpointError, OSError):
     """libpcap is not installed (or not loadable)."""
 
+    code = "libpcap_missing"
 
-class FilterError(ValueError):
+
+class FilterError(EndpointError, ValueError):
     """libpcap did not compile the expression; the message is libpcap's."""
+
+    code = "capture_filter_rejected"
 
 
 _lock = threading.Lock()  # pcap_compile is not thread-safe before libpcap 1.8

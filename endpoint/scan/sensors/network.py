@@ -33,6 +33,7 @@ from typing import Any
 
 import psutil
 
+from endpoint.errors import EndpointError
 from endpoint.scan.evidence import NetworkRecord, ScanError
 from endpoint.scan.faults import FailureTally
 from endpoint.scan.sensors import bpf
@@ -74,8 +75,10 @@ Resolver = Callable[[str], Sequence[str]]
 RecordSink = Callable[[NetworkRecord], None]
 
 
-class CaptureUnavailable(Exception):
+class CaptureUnavailable(EndpointError):
     """Live capture cannot run here; the message says why, in words an admin can act on."""
+
+    code = "capture_unavailable"
 
 
 # --- the kernel filter --------------------------------------------------------------------------

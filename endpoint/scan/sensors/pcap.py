@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterator
 from types import TracebackType
 
+from endpoint.errors import EndpointError
 from endpoint.scan.evidence import NetworkRecord, ScanError
 from endpoint.scan.faults import FailureTally
 from endpoint.scan.sensors.packets import (
@@ -47,8 +48,10 @@ _MAX_FRAME = 1 << 20  # a record longer than this is a corrupt header, not a pac
 _GZIP = b"\x1f\x8b"
 
 
-class PcapError(ValueError):
+class PcapError(EndpointError, ValueError):
     """The file cannot be read as a pcap or pcapng capture; the message says why."""
+
+    code = "pcap_unreadable"
 
 
 class PcapReader:
