@@ -65,8 +65,9 @@ def _action(actions: Any, name: str, help_text: str, func: Any) -> argparse.Argu
 
 def _database_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument("--data-dir", metavar="DIR", default=default,
-                        help="where the SQLite database lives (default: $XDG_DATA_HOME/agentroster/server, "
-                             "or /var/lib/agentroster/server as root); created on first start")
+                        help="where the SQLite database lives (default: $AGENTROSTER_SERVER_DATA_DIR, else "
+                             "$XDG_DATA_HOME/agentroster/server, or /var/lib/agentroster/server as root); "
+                             "created on first start")
     parser.add_argument("--database-url", metavar="URL", default=default,
                         help="any SQLAlchemy URL instead, e.g. postgresql://user@host/agentroster "
                              "(also $AGENTROSTER_DATABASE_URL)")
@@ -139,7 +140,7 @@ def _settings(args: argparse.Namespace) -> Any:
     url = _option(args, "database_url") or os.environ.get("AGENTROSTER_DATABASE_URL")
     if url:
         return Settings(database_url=url, **extra)
-    data_dir = _option(args, "data_dir") or os.environ.get("AGENTROSTER_DATA_DIR")
+    data_dir = _option(args, "data_dir")  # else $AGENTROSTER_SERVER_DATA_DIR or the default
     return Settings.for_data_dir(Path(data_dir) if data_dir else None, **extra)
 
 

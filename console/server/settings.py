@@ -15,8 +15,16 @@ MIB = 1024 * 1024
 _ENV_PREFIX = "AGENTROSTER_SERVER_"
 
 
+#: the collector's data dir when ``--data-dir`` is not given (the daemon's is ``AGENTROSTER_DATA_DIR``)
+DATA_DIR_ENV = _ENV_PREFIX + "DATA_DIR"
+
+
 def default_data_dir() -> Path:
-    """/var/lib/agentroster/server for root, else $XDG_DATA_HOME/agentroster/server."""
+    """$AGENTROSTER_SERVER_DATA_DIR, else /var/lib/agentroster/server for root, else
+    $XDG_DATA_HOME/agentroster/server."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/agentroster/server")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

@@ -3,6 +3,7 @@ and the server itself over HTTPS."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -49,6 +50,16 @@ def test_a_revoked_token_is_listed_as_revoked(tmp_path) -> None:
     assert run("token", "revoke", token_id, "--data-dir", str(tmp_path)).returncode == 0
     assert "revoked" in run("token", "list", "--data-dir", str(tmp_path)).stdout
     assert run("token", "revoke", token_id, "--data-dir", str(tmp_path)).returncode == 1
+
+
+def test_the_collectors_data_dir_comes_from_its_own_variable_not_the_daemons(tmp_path) -> None:
+    mine, daemons = tmp_path / "collector", tmp_path / "daemon"
+    env = {**os.environ, "AGENTROSTER_SERVER_DATA_DIR": str(mine), "AGENTROSTER_DATA_DIR": str(daemons)}
+    made = subprocess.run([servers.AGENTROSTER, "server", "token", "create", "--role", "viewer"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert (mine / "collector.sqlite3").is_file()
+    assert not daemons.exists()
 
 
 def test_rotating_the_secret_prints_a_new_one_each_time(tmp_path) -> None:
