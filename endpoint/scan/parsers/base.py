@@ -30,5 +30,6 @@ class ParsedConfig(SlotRecord):
         self.base_urls: list[str] = [] if base_urls is None else base_urls  # provider / runtime base URLs
         self.providers: list[str] = [] if providers is None else providers  # provider ids, as the file names them
         self.warnings: list[str] = [] if warnings is None else warnings  # shape problems that did not stop parsing
-        # entries whose reading raised (a bug, not a bad file): each skipped alone, ``where`` its pointer
+        # entries reported as errors, each skipped alone, ``where`` its pointer: those whose reading raised
+        # (a bug, not a bad file) and server entries that declare no server (``invalid_server``)
         self.failures: list[ScanError] = [] if failures is None else failures

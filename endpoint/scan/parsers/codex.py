@@ -14,6 +14,13 @@ from endpoint.scan.parsers.findings import Findings, mapping
 from endpoint.scan.parsers.mcp import add_server, enabled_flag
 from endpoint.scan.parsers.walk import escape
 
+# Codex merges its config layers (the user's, a trusted project's, the managed one) table by table,
+# so a later layer may hold only some fields of a server another one defines.
+_TARGET_KEYS = frozenset({"command", "url", "type", "transport"})
+_SERVER_FIELDS = _TARGET_KEYS | {"args", "env", "env_vars", "cwd", "bearer_token_env_var", "bearer_token",
+                                 "http_headers", "env_http_headers", "enabled", "enabled_tools", "disabled_tools",
+                                 "startup_timeout_sec", "startup_timeout_ms", "tool_timeout_sec"}
+
 
 def extract_codex_toml(document: dict[str, Any], out: Findings) -> None:
     """The ``codex_toml`` dialect."""
@@ -32,8 +39,10 @@ def extract_codex_toml(document: dict[str, Any], out: Findings) -> None:
 
 def _server(out: Findings, name: str, entry: object, where: str) -> None:
     if not isinstance(entry, dict):
-        out.warn(where, "entry is not a table; skipped")
+        out.invalid_server(where, "not an MCP server: the entry is not a table")
         return
+    if not _TARGET_KEYS & entry.keys() and entry.keys() <= _SERVER_FIELDS:
+        return  # only overrides settings of a server another layer defines (enabled = false): not an error
     add_server(out, name, where, kind=entry.get("type", entry.get("transport")), command=entry.get("command"),
                args=entry.get("args"), url=entry.get("url"), env=entry.get("env"), env_names=entry.get("env_vars"),
                enabled=enabled_flag(entry), url_transport="http")  # fmt: skip

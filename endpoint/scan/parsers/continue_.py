@@ -45,7 +45,7 @@ def _listed_servers(entries: list[Any], where: str, out: Findings, *, nested: bo
     for index, entry in enumerate(entries):
         at = f"{where}/{index}"
         if not isinstance(entry, dict):
-            out.warn(at, "entry is not a mapping; skipped")
+            out.invalid_server(at, "not an MCP server: the entry is not a mapping")
             continue
         uses = text(entry.get("uses"))
         if uses:  # a hub block: the server is defined on the hub, not in this file
@@ -53,7 +53,7 @@ def _listed_servers(entries: list[Any], where: str, out: Findings, *, nested: bo
             continue
         spec = entry.get("transport") if nested else entry
         if not isinstance(spec, dict):
-            out.warn(at, "transport is not a mapping; skipped")
+            out.invalid_server(at, "not an MCP server: its transport is not a mapping")
             continue
         command, args, url = spec.get("command"), spec.get("args"), spec.get("url")
         name = text(entry.get("name")) or _derived_name(command, args, url) or str(index)

@@ -12,6 +12,8 @@ from endpoint.scan.evidence import McpServerConfig, ScanError, SlotRecord
 from endpoint.scan.faults import isolated
 from endpoint.scan.parsers.base import ParsedConfig
 
+INVALID_SERVER = "invalid_server"  # the error code of a server entry that declares no server
+
 
 class Findings(SlotRecord):
     __slots__ = ("path", "servers", "models", "base_urls", "providers", "warnings", "failures")
@@ -23,7 +25,9 @@ class Findings(SlotRecord):
         self.base_urls: list[str] = []
         self.providers: list[str] = []
         self.warnings: list[str] = []
-        self.failures: list[ScanError] = []  # entries the code could not read (where: the entry's pointer)
+        # entries reported as errors (where: the entry's pointer): those the code could not read
+        # ("internal") and those that are not servers ("invalid_server")
+        self.failures: list[ScanError] = []
 
     def entry(self, where: str) -> isolated:
         """``with out.entry(where):`` one entry of the document; an exception in it skips only that entry
@@ -41,6 +45,11 @@ class Findings(SlotRecord):
 
     def warn(self, where: str, reason: str) -> None:
         self.warnings.append(f"{where or '/'}: {reason}")
+
+    def invalid_server(self, where: str, reason: str) -> None:
+        """An MCP server entry that is not a server (skipped, and one ``invalid_server`` error for the
+        file and entry, never dropped silently); ``reason`` never quotes the file."""
+        self.failures.append(ScanError(where or "/", INVALID_SERVER, reason))
 
     def result(self, document: object) -> ParsedConfig:
         return ParsedConfig(document=document, mcp_servers=self.servers, models=self.models,

@@ -38,7 +38,7 @@ def extract_goose_yaml(document: dict[str, Any], out: Findings) -> None:
 
 def _extension(out: Findings, name: str, entry: object, where: str) -> None:
     if not isinstance(entry, dict):
-        out.warn(where, "entry is not a mapping; skipped")
+        out.invalid_server(where, "not an MCP server: the entry is not a mapping")
         return
     # Some older files wrap the fields in "config"; the switch stays on the outer entry.
     spec = mapping(entry.get("config")) if "type" not in entry and "config" in entry else entry

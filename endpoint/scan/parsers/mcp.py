@@ -96,9 +96,9 @@ def _add_server(out: Findings, name: object, where: str, *, kind: object, comman
                 url_transport: Transport | None, require_target: bool) -> None:
     problem = _shape_problem(command=command, args=args, url=url, env=env, env_names=env_names)
     if problem is None and require_target and not command and not url and kind is None:
-        problem = "has neither a command nor a url"
+        problem = "not an MCP server: no command, no url and no transport"
     if problem is not None:
-        out.warn(where, f"{problem}; entry skipped")
+        out.invalid_server(where, problem)
         return
     cmd = command if isinstance(command, str) and command else None
     link = url if isinstance(url, str) and url else None
@@ -151,7 +151,7 @@ def standard_server(
 ) -> None:
     """One entry of an ``mcpServers``-shaped map."""
     if not isinstance(entry, dict):
-        out.warn(where, "entry is not a mapping; skipped")
+        out.invalid_server(where, "not an MCP server: the entry is not a mapping")
         return
     if "httpUrl" in entry:  # Gemini CLI: Streamable HTTP
         url, url_transport = entry["httpUrl"], "http"

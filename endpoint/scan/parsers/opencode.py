@@ -40,14 +40,14 @@ def extract_opencode_json(document: dict[str, Any], out: Findings) -> None:
 
 def _server(out: Findings, name: str, entry: object, where: str) -> None:
     if not isinstance(entry, dict):
-        out.warn(where, "entry is not a mapping; skipped")
+        out.invalid_server(where, "not an MCP server: the entry is not a mapping")
         return
     if not _SERVER_KEYS & entry.keys():
         return  # only toggles a server defined elsewhere
     command = entry.get("command")
     argv = command if isinstance(command, list) else None
     if argv is not None and (not argv or not isinstance(argv[0], str)):
-        out.warn(where, "command is not a list of strings; entry skipped")
+        out.invalid_server(where, "command is not a list of strings")
         return
     add_server(out, name, where, kind=entry.get("type"),
                command=argv[0] if argv is not None else command, args=argv[1:] if argv is not None else None,

@@ -32,7 +32,7 @@ def extract_zed_settings(document: dict[str, Any], out: Findings) -> None:
 
 def _server(out: Findings, name: str, entry: object, where: str) -> None:
     if not isinstance(entry, dict):
-        out.warn(where, "entry is not a mapping; skipped")
+        out.invalid_server(where, "not an MCP server: the entry is not a mapping")
         return
     command, args, env = entry.get("command"), entry.get("args"), entry.get("env")
     if isinstance(command, dict):  # the older shape: "command": {"path", "args", "env"}

@@ -35,7 +35,7 @@ def test_jan_and_anythingllm_switches_mark_servers_off():
     assert names(parsed) == [("jan-off", False), ("jan-on", True), ("allm-off", False), ("allm-on", True)]
 
 
-def test_wrong_shaped_entries_become_warnings_and_the_others_still_parse():
+def test_wrong_shaped_entries_become_invalid_server_errors_and_the_others_still_parse():
     parsed = parse_config("mcp_json", mcp_json({
         "good": {"command": "npx", "args": ["-y", "pkg"]},
         "not-a-mapping": ["npx", "pkg"],
@@ -48,16 +48,17 @@ def test_wrong_shaped_entries_become_warnings_and_the_others_still_parse():
         "also-good": {"url": "https://example.com/mcp"},
     }))  # fmt: skip
     assert names(parsed) == [("good", True), ("also-good", True)]
-    assert parsed.warnings == [
-        "/mcpServers/not-a-mapping: entry is not a mapping; skipped",
-        "/mcpServers/bad-command: command is not a string; entry skipped",
-        "/mcpServers/bad-args: args is not a list of strings; entry skipped",
-        "/mcpServers/nested-args: args is not a list of strings; entry skipped",
-        "/mcpServers/bad-url: url is not a string; entry skipped",
-        "/mcpServers/bad-env: env is not a mapping; entry skipped",
-        "/mcpServers/empty: has neither a command nor a url; entry skipped",
+    assert parsed.warnings == []
+    assert [(f.where, f.error, f.detail) for f in parsed.failures] == [
+        ("/mcpServers/not-a-mapping", "invalid_server", "not an MCP server: the entry is not a mapping"),
+        ("/mcpServers/bad-command", "invalid_server", "command is not a string"),
+        ("/mcpServers/bad-args", "invalid_server", "args is not a list of strings"),
+        ("/mcpServers/nested-args", "invalid_server", "args is not a list of strings"),
+        ("/mcpServers/bad-url", "invalid_server", "url is not a string"),
+        ("/mcpServers/bad-env", "invalid_server", "env is not a mapping"),
+        ("/mcpServers/empty", "invalid_server", "not an MCP server: no command, no url and no transport"),
     ]
-    assert not any("FAKE" in w for w in parsed.warnings)
+    assert not any("FAKE" in f.detail for f in parsed.failures)
 
 
 def test_a_server_map_of_the_wrong_shape_is_one_warning():
@@ -144,7 +145,8 @@ def test_opencode_nested_servers_and_toggles():
     parsed = parse_config("opencode_json", json.dumps(document))
     assert [(s.name, s.command, s.args, s.where) for s in parsed.mcp_servers] == [
         ("local", "npx", ("-y", "pkg"), "/mcp/servers/local")]
-    assert parsed.warnings == ["/mcp/servers/bad: command is not a list of strings; entry skipped"]
+    assert [(f.where, f.error, f.detail) for f in parsed.failures] == [
+        ("/mcp/servers/bad", "invalid_server", "command is not a list of strings")]
 
 
 def test_zed_extension_server_disabled():
@@ -153,11 +155,12 @@ def test_zed_extension_server_disabled():
     assert [(s.name, s.transport, s.enabled) for s in parsed.mcp_servers] == [("ext", "builtin", False)]
 
 
-def test_goose_wrong_shaped_extension_is_a_warning():
+def test_goose_wrong_shaped_extension_is_an_invalid_server():
     text = "extensions:\n  good:\n    type: stdio\n    cmd: uvx\n    args: [pkg]\n  bad:\n    type: stdio\n    cmd: [uvx]\n"
     parsed = parse_config("goose_yaml", text)
     assert names(parsed) == [("good", True)]
-    assert parsed.warnings == ["/extensions/bad: command is not a string; entry skipped"]
+    assert [(f.where, f.error, f.detail) for f in parsed.failures] == [
+        ("/extensions/bad", "invalid_server", "command is not a string")]
 
 
 def test_continue_unnamed_server_takes_a_readable_name():
