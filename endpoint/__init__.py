@@ -1,5 +1,3 @@
 """agentroster's endpoint: sensors, parsers and the fingerprint engine that find agents on a machine."""
 
 from __future__ import annotations
-
-__version__ = "0.1.0"

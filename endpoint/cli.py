@@ -262,9 +262,9 @@ def _missing_extra(name: str) -> int:
 
 
 def _version() -> str:
-    import endpoint
+    import contract
 
-    return endpoint.__version__
+    return contract.__version__
 
 
 def _scan(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import endpoint
+import contract
 from endpoint.scan import credentials, safeio
 from endpoint.scan.engine import Engine
 from endpoint.scan.evidence import (
@@ -68,7 +68,7 @@ def device_info(root: str = "/") -> dict[str, Any]:
     hostname = node if root in ("", "/") else os.path.basename(os.path.abspath(root))
     return {"id": machine_id or f"host:{hostname}", "hostname": hostname, "os": PLATFORM,
             "os_version": release if root in ("", "/") else "", "arch": machine,
-            "agentroster_version": endpoint.__version__}
+            "agentroster_version": contract.__version__}
 
 
 def _uname() -> tuple[str, str, str]:
