@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contract import __version__
 from signatures import runtime
 from signatures.errors import SignatureError
 from signatures.matching import Library
 from signatures.trusted_files import is_trusted, me
-from signatures.version import __version__
 
 PACKS_DIR = Path(__file__).with_name("packs")
 CATALOG_PATH = Path(__file__).with_name("providers.yaml")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import shutil
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import signatures
-from signatures import loader, version
+from signatures import loader
 from signatures.errors import SignatureError
 from signatures.launchers import ProcessFacts
 from signatures.loader import load_files
@@ -256,7 +255,3 @@ def test_the_code_digest_without_its_sources_means_no_cache(write: Write, tmp_pa
     cache = tmp_path / "cache"
     assert load_files([write("good.yaml", GOOD)], cache_dir=cache).signatures[0].id == "demo-agent"
     assert not list(cache.glob("signatures-*.json"))
-
-
-def test_the_signatures_version_is_the_package_version() -> None:
-    assert version.__version__ == importlib.metadata.version("agentroster")
