@@ -114,6 +114,20 @@ def _check_dirs(directory: Path, root: Path, trusted_uids: Collection[int], refu
         current = os.path.dirname(current)
 
 
+def _exposed(path: Path) -> str | None:
+    """Who besides root can read a managed file, in words; None when no one can. The file was found
+    root-owned and not writable by others, so only root can change this after it was read."""
+    try:
+        mode = stat.S_IMODE(os.stat(path, follow_symlinks=False).st_mode)
+    except OSError:
+        return "it could not be checked"
+    if sys.platform == "win32":
+        return None  # mode bits say nothing there; a managed file is not a Windows source
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        return f"other users can read it (mode {mode:04o})"
+    return None
+
+
 class ManagedFileSource:
     """A managed-settings file under ``root`` (``/`` on a live machine), read with ``read_managed_file``'s
     checks; a subclass names the file (``RELATIVE_PATH``) and turns its bytes into settings (``parse``)."""
@@ -133,7 +147,8 @@ class ManagedFileSource:
         data = read_managed_file(self.path, root=self.root, trusted_uids=self.trusted_uids)
         if data is None:
             return ManagedValues({}, self.where)
-        return self.parse(data)
+        found = self.parse(data)
+        return ManagedValues(found.values, found.where, found.warnings, exposed=_exposed(self.path))
 
     def parse(self, data: bytes) -> ManagedValues:
         raise NotImplementedError

@@ -6,10 +6,7 @@ root-owned and not writable by others (see ``_managed_files``), else it is refus
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
-from pathlib import Path
 
 from endpoint.service._managed_files import ManagedFileSource
 from endpoint.service.settings import ManagedValues, SettingsError
@@ -32,15 +29,4 @@ class LinuxManagedSource(ManagedFileSource):
         except tomllib.TOMLDecodeError as exc:
             # the decoder's message gives the line and column, never the offending text
             raise SettingsError(None, self.where, f"is not valid TOML: {exc}") from None
-        warnings: tuple[str, ...] = ()
-        if "enroll_secret" in values and _readable_by_others(self.path):
-            warnings = (f"{self.where}: holds enroll_secret but other users can read it; "
-                        "make it mode 0600 or use enroll_secret_file",)
-        return ManagedValues(values, self.where, warnings)
-
-
-def _readable_by_others(path: Path) -> bool:
-    try:
-        return bool(os.stat(path, follow_symlinks=False).st_mode & (stat.S_IRGRP | stat.S_IROTH))
-    except OSError:
-        return False
+        return ManagedValues(values, self.where)

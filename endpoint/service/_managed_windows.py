@@ -94,7 +94,8 @@ class WindowsManagedSource:
             key = str(name).lower()
             if key:  # the key's (Default) value carries no setting
                 values[key] = convert(data, kind)
-        return ManagedValues(values, self.where)
+        # Policies keys grant Users read access: whatever a policy holds, every local user can read
+        return ManagedValues(values, self.where, exposed="every local user can read the Policies key")
 
 
 def convert(data: Any, kind: int) -> object:

@@ -121,6 +121,9 @@ class ManagedValues:
     values: Mapping[str, object]
     where: str
     warnings: tuple[str, ...] = ()
+    #: who else can read the source, when users other than root can ("other users can read it (mode
+    #: 0644)"); an enroll secret is never taken from such a source
+    exposed: str | None = None
 
 
 class ManagedSource(Protocol):
@@ -409,6 +412,11 @@ def _managed_layer(managed: ManagedSource, warnings: list[str]) -> dict[str, tup
     warnings.extend(found.warnings)
     layer: dict[str, tuple[object, str]] = {}
     origin = f"managed:{found.where}"
+    if "enroll_secret" in found.values and found.exposed:
+        # refused even when another source's secret would win: the secret is readable there already
+        raise SettingsError("enroll_secret", origin,
+                            f"holds enroll_secret, but {found.exposed}; refused: put the secret in a file only "
+                            "root (SYSTEM) can read and set enroll_secret_file to its path instead")
     for key, value in found.values.items():
         if key in SETTING_NAMES:
             layer[key] = (value, origin)

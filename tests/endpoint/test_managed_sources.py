@@ -190,12 +190,28 @@ def test_linux_secret_in_toml_is_read_and_never_shown(tmp_path):
     assert settings.warnings == ()
 
 
-def test_linux_secret_in_a_file_others_can_read_is_a_warning(tmp_path):
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_linux_secret_in_a_file_others_can_read_is_refused_at_start_up(tmp_path, mode):
+    write(toml_path(tmp_path), f'enroll_secret = "{FAKE_SECRET}"\n', mode=mode)
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=linux(tmp_path))
+    exc = info.value
+    assert exc.field == "enroll_secret" and exc.source == f"managed:{toml_path(tmp_path)}"
+    assert f"other users can read it (mode {mode:04o})" in exc.reason and "enroll_secret_file" in exc.reason
+    assert FAKE_SECRET not in str(exc)
+
+
+def test_linux_secret_from_the_env_beside_a_readable_file_without_one_is_fine(tmp_path):
+    write(toml_path(tmp_path), TOML.replace('enroll_secret_file = "/etc/agentroster/enroll-secret"\n', ""))
+    settings, origins = load_settings(env={"AGENTROSTER_ENROLL_SECRET": FAKE_SECRET}, managed=linux(tmp_path))
+    assert settings.enroll_secret == Secret(FAKE_SECRET) and origins["enroll_secret"] == "env:AGENTROSTER_ENROLL_SECRET"
+
+
+def test_linux_secret_in_a_readable_file_is_refused_even_when_the_env_would_win(tmp_path):
     write(toml_path(tmp_path), f'enroll_secret = "{FAKE_SECRET}"\n', mode=0o644)
-    settings, _ = load_settings(env={}, managed=linux(tmp_path))
-    assert settings.enroll_secret == Secret(FAKE_SECRET)
-    assert settings.warnings == (f"{toml_path(tmp_path)}: holds enroll_secret but other users can read it; "
-                                 "make it mode 0600 or use enroll_secret_file",)
+    with pytest.raises(SettingsError) as info:  # it can be read there whichever source wins
+        load_settings(env={"AGENTROSTER_ENROLL_SECRET": FAKE_SECRET + "-env"}, managed=linux(tmp_path))
+    assert info.value.field == "enroll_secret"
 
 
 # ---- macOS: managed preferences plist ----------------------------------------------------------------
@@ -249,6 +265,23 @@ def test_macos_plist_value_of_the_wrong_type_names_field_and_file(tmp_path):
     assert "expected a string, got datetime" in info.value.reason
 
 
+def test_macos_enroll_secret_in_the_world_readable_managed_preferences_is_refused(tmp_path):
+    # mdmclient writes the managed preferences 0644: every local user can read the profile's values
+    write(plist_path(tmp_path), plistlib.dumps({**PREFS, "enroll_secret": FAKE_SECRET}), mode=0o644)
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=macos(tmp_path), platform="darwin")
+    exc = info.value
+    assert exc.field == "enroll_secret" and exc.source == f"managed:{plist_path(tmp_path)}"
+    assert "other users can read it (mode 0644)" in exc.reason and "enroll_secret_file" in exc.reason
+    assert FAKE_SECRET not in str(exc)
+
+
+def test_macos_enroll_secret_in_a_root_only_plist_is_read(tmp_path):
+    write(plist_path(tmp_path), plistlib.dumps({**PREFS, "enroll_secret": FAKE_SECRET}), mode=0o600)
+    settings, _ = load_settings(env={}, managed=macos(tmp_path), platform="darwin")
+    assert settings.enroll_secret == Secret(FAKE_SECRET)
+
+
 def test_macos_world_writable_plist_is_refused(tmp_path):
     write(plist_path(tmp_path), plistlib.dumps(PREFS), mode=0o646)
     assert "world-writable" in refusal(macos(tmp_path)).reason
@@ -264,7 +297,7 @@ def registry(*values) -> win.DictRegistry:
 def test_windows_registry_types_map_to_settings():
     reader = registry(
         ("Collector_URL", "https://collector.example.com", win.REG_SZ),
-        ("enroll_secret", FAKE_SECRET + "\x00", win.REG_SZ),
+        ("enroll_secret_file", r"C:\ProgramData\agentroster\enroll-secret" + "\x00", win.REG_SZ),
         ("process_interval_s", 3, win.REG_DWORD),
         ("report_interval_s", "2.5", win.REG_SZ),
         ("spool_max_bytes", 5 * 1024**3, win.REG_QWORD),
@@ -274,13 +307,24 @@ def test_windows_registry_types_map_to_settings():
     )
     settings, origins = load_settings(env={}, managed=win.WindowsManagedSource(reader), platform="win32")
     assert settings.collector_url == "https://collector.example.com"
-    assert settings.enroll_secret == Secret(FAKE_SECRET)
+    assert str(settings.enroll_secret_file) == r"C:\ProgramData\agentroster\enroll-secret"
     assert settings.process_interval_s == 3.0 and settings.report_interval_s == 2.5
     assert settings.spool_max_bytes == 5 * 1024**3
     assert settings.sensors == {"processes", "files"}
     assert str(settings.data_dir) == r"C:\ProgramData\agentroster-test"
     assert origins["collector_url"] == r"managed:HKLM\SOFTWARE\Policies\agentroster"
     assert settings.warnings == ()
+
+
+def test_windows_enroll_secret_in_the_policy_key_is_refused_at_start_up():
+    reader = registry(("Collector_URL", "https://collector.example.com", win.REG_SZ),
+                      ("enroll_secret", FAKE_SECRET, win.REG_SZ))
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, managed=win.WindowsManagedSource(reader), platform="win32")
+    exc = info.value
+    assert exc.field == "enroll_secret" and exc.source == r"managed:HKLM\SOFTWARE\Policies\agentroster"
+    assert "every local user can read" in exc.reason and "enroll_secret_file" in exc.reason
+    assert FAKE_SECRET not in str(exc)
 
 
 def test_windows_missing_policy_key_is_no_managed_settings():
