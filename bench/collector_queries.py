@@ -1,7 +1,7 @@
 """Collector read-path benchmark: the console's queries over 100,000 sightings from 10,000 devices.
 
 For each backend (SQLite in a fresh file; PostgreSQL in a throw-away cluster started as the tests start
-theirs) this fills a store in-process through the collector's own ingest code (``ingest.apply_report``,
+theirs) this fills a store in-process through the collector's own ingest code (``ingest_store.apply_report``,
 one snapshot of 10 sightings per device, built like ``agentroster scan --json`` output by the tests'
 simulated fleet), triages a share of them through ``triage.apply_actions`` (owners, approvals, false
 positives, registration requests), then starts ``agentroster server`` on 127.0.0.1 over that store and
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests" / "console" / "server"))
 import fleet  # noqa: E402
 import servers  # noqa: E402
 
-from console.server import auth, ingest, triage  # noqa: E402
+from console.server import auth, ingest_store, triage  # noqa: E402
 from console.server.db import Database  # noqa: E402
 from console.server.models import Device, TriageActionCreate  # noqa: E402
 
@@ -133,7 +133,7 @@ def fill(url: str, devices: int, *, only_sample: bool = False) -> dict[str, Any]
                 sim = fleet.SimDevice.build(i, seed=7)
                 sightings = list(sim.sightings.values())[:PER_DEVICE]
                 report = fleet.report(sim.device, kind="snapshot", upserts=sightings)
-                outcome = ingest.apply_report(conn, keys[i][1], report)
+                outcome = ingest_store.apply_report(conn, keys[i][1], report)
                 assert outcome.result == "applied", outcome
                 all_keys += [(f"d{i:015d}", s["id"]) for s in sightings]
     owners = [f"team-{n}@example.com" for n in range(50)]

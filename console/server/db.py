@@ -30,6 +30,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from console.server.planning import render_index_hints
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 0x61677274  # pg_advisory lock id: one migrating process at a time
 # With background checkpoints, a commit checkpoints by itself only if the WAL outgrows this (pages),
@@ -70,6 +72,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
                            pool_size=pool_size, max_overflow=pool_size)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
+    render_index_hints(engine)  # the roster's queries name their indexes (see console/server/planning.py)
     return engine
 
 

@@ -3,7 +3,8 @@ any index with an equality on its first column, such as ``gone = 0``, over the i
 order or the one a selective filter wants. The roster's queries therefore say which index they mean:
 
 - ``with_hint(table, "INDEXED BY ix_...", "sqlite")`` names an index (SQLAlchemy renders no table hints
-  for SQLite by itself; ``enable_sqlite_hints`` teaches it);
+  for SQLite by itself; the collector's SQLite engines compile with ``HintingSQLiteCompiler``, which does,
+  and every other engine in the process is left as it was);
 - ``unindexed(column)`` is the column for SQLite's planner to leave alone (``+column``, SQLite's own
   idiom), and the plain column everywhere else: PostgreSQL plans from its statistics.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean
+from sqlalchemy import Boolean, Engine
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -36,9 +37,14 @@ def _unary_plus(element: unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + str(compiler.process(element.clauses, **kw))
 
 
-def _sqlite_from_hint(_compiler: SQLiteCompiler, _table: object, text: str | None) -> str | None:
-    return text
+class HintingSQLiteCompiler(SQLiteCompiler):
+    """SQLite's compiler, rendering a table's hint (``INDEXED BY ...``) after the table's name."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
 
 
-def enable_sqlite_hints() -> None:
-    SQLiteCompiler.get_from_hint_text = _sqlite_from_hint  # type: ignore[method-assign,assignment]
+def render_index_hints(engine: Engine) -> None:
+    """Make ``engine`` (a SQLite one) render the hints of its statements; its compiled-statement cache is its
+    own, so no other engine sees a hint."""
+    engine.dialect.statement_compiler = HintingSQLiteCompiler

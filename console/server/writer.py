@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from console import governance
-from console.server import auth, ingest
+from console.server import auth, ingest, ingest_store
 from console.server.db import Database
 
 log = logging.getLogger("agentroster.server")
@@ -104,7 +104,7 @@ class Writer:
         """Apply ``batch`` in one transaction; the caller holds the store's write lock."""
         try:
             with self.db.transaction() as conn:
-                policy = ingest.current_policy(conn)  # one policy for the whole batch
+                policy = ingest_store.current_policy(conn)  # one policy for the whole batch
                 return [_apply_one(conn, job, first_try, policy) for job in batch]
         except Exception as exc:  # a database error: nothing of this batch was committed
             if len(batch) == 1:
@@ -117,7 +117,7 @@ def _apply_one(conn: Any, job: _Job, first_try: bool, policy: governance.Policy)
     # a failed try may have changed the prepared rows: a retry prepares them again
     prepared = job.prepared if first_try else None
     try:
-        return ingest.apply_report(conn, job.key, job.report, job.now, prepared, policy)
+        return ingest_store.apply_report(conn, job.key, job.report, job.now, prepared, policy)
     except ingest.IngestError as exc:  # refused before it wrote anything: the batch goes on
         return exc
 

@@ -13,7 +13,7 @@ from sqlalchemy import text, update
 from sqlmodel import Session
 
 from console import governance
-from console.server import ingest, triage
+from console.server import ingest_store, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep
 from console.server.models import Policy, PolicyPublic, PolicyUpdate, iso
 from console.server.routes import API
@@ -32,12 +32,12 @@ def put_policy(body: PolicyUpdate, caller: AdminCaller, state: StateDep) -> Poli
     clean = PolicyUpdate(**{k: sorted(set(v)) for k, v in body.model_dump().items()})
     with state.db.writing() as conn:
         if not state.db.is_sqlite:  # wait for ingests in flight, hold new ones until the re-assessment is in
-            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ingest.POLICY_LOCK_ID})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ingest_store.POLICY_LOCK_ID})
         conn.execute(update(Policy).where(Policy.id == 1)  # type: ignore[arg-type]
                      .values(**clean.model_dump(), version=Policy.version + 1, updated_at=time.time()))
         policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
                                       clean.corporate_fingerprints, clean.risky_tools)
-        ingest.recompute_governance(conn, policy)
+        ingest_store.recompute_governance(conn, policy)
         triage.reassess_standing(conn, policy)  # approvals and registrations, which that pass does not know
     with Session(state.db.engine) as session:
         row = session.get(Policy, 1)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from console.server import auth, ingest, triage
+from console.server import auth, ingest_store, triage
 from console.server.deps import DeviceKey, Reader, SessionDep, StateDep, refuse
 from console.server.models import (
     Device,
@@ -42,7 +42,7 @@ def create_registration(body: RegistrationCreate, key: DeviceKey, state: StateDe
                                                          col(Device.revoked_at).is_(None))).scalar()
         if device_id is None:
             raise refuse(401, "invalid_device_key", reenroll=True)
-        triage.lock(conn, ingest.POLICY_LOCK_ID)
+        triage.lock(conn, ingest_store.POLICY_LOCK_ID)
         try:
             new_id = triage.register(conn, device_id, body.model_dump())
         except triage.TriageError as exc:
@@ -94,7 +94,7 @@ def _decide(state: StateDep, registration_id: int, approve: bool, actor: str,
             body: RegistrationDecision | None) -> RegistrationPublic:
     try:
         with state.db.writing() as conn:
-            triage.lock(conn, ingest.POLICY_LOCK_ID)
+            triage.lock(conn, ingest_store.POLICY_LOCK_ID)
             triage.decide(conn, registration_id, approve, actor, body.note if body else None)
     except triage.TriageError as exc:
         raise HTTPException(exc.status, detail=exc.detail) from None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 
-from console.server import ingest, triage
+from console.server import ingest_store, triage
 from console.server.deps import Caller, StateDep, refuse
 from console.server.models import (
     ApiToken,
@@ -63,7 +63,7 @@ def _apply(state: StateDep, keys: list[triage.Key], body: TriageActionCreate, ac
     _check(body)
     try:
         with state.db.writing() as conn:
-            triage.lock(conn, ingest.POLICY_LOCK_ID)
+            triage.lock(conn, ingest_store.POLICY_LOCK_ID)
             return triage.apply_actions(conn, keys, body, actor)
     except triage.TriageError as exc:  # raised inside the transaction: rolled back, nothing stored
         raise HTTPException(exc.status, detail=exc.detail) from None

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from console import governance
-from console.server import auth, ingest
+from console.server import auth, ingest, ingest_store
 from console.server.db import Database, migrate
 from console.server.models import Device
 
@@ -65,7 +65,7 @@ def apply(db: Database, key: auth.Presented, report: dict[str, Any], *, ahead: b
         assert policy is not None
         prepared = ingest.prepare_report(report, policy, now)
     with db.writing() as conn:
-        return ingest.apply_report(conn, key, report, now, prepared).result
+        return ingest_store.apply_report(conn, key, report, now, prepared).result
 
 
 def stored(db: Database, device_id: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -107,7 +107,7 @@ def test_a_policy_change_after_a_report_was_prepared_decides_its_governance(stor
         conn.execute(text("UPDATE policy SET sanctioned_signatures = :s, version = version + 1 WHERE id = 1"),
                      {"s": orjson.dumps(signatures).decode()})
     with db.writing() as conn:
-        assert ingest.apply_report(conn, key, delta, time.time(), prepared).result == "applied"
+        assert ingest_store.apply_report(conn, key, delta, time.time(), prepared).result == "applied"
     with db.engine.connect() as conn:
         rows = conn.execute(text("SELECT id, governed, flags FROM sighting WHERE device_id = :d AND signature IS "
                                  "NOT NULL AND NOT gone"), {"d": key.key_id}).all()
@@ -138,7 +138,7 @@ def test_a_risky_tool_pattern_added_after_a_report_was_prepared_flags_its_sighti
         conn.execute(text("UPDATE policy SET risky_tools = :r, version = version + 1 WHERE id = 1"),
                      {"r": orjson.dumps(["*playwright*"]).decode()})
     with db.writing() as conn:
-        assert ingest.apply_report(conn, key, delta, time.time(), prepared).result == "applied"
+        assert ingest_store.apply_report(conn, key, delta, time.time(), prepared).result == "applied"
     flags = flags_by_id(db, key.key_id)
     carried = uses(delta, "playwright")
     assert carried
@@ -160,12 +160,12 @@ def test_sightings_stored_without_the_devices_own_flags_lose_a_policys_broad_too
     sent = {s["id"]: set(s["flags"]) for s in snapshot["upserts"]}
     assert any("broad_tools" in f for f in sent.values())  # some the device flagged itself
     with db.writing() as conn:
-        assert ingest.recompute_governance(conn, governance.Policy.of(risky_tools=["playwright"])) > 0
+        assert ingest_store.recompute_governance(conn, governance.Policy.of(risky_tools=["playwright"])) > 0
     flags = flags_by_id(db, key.key_id)
     for sid, own in sent.items():
         assert ("broad_tools" in flags[sid]) == (sid in uses(snapshot, "playwright") or "broad_tools" in own), sid
     with db.writing() as conn:
-        ingest.recompute_governance(conn, governance.Policy())
+        ingest_store.recompute_governance(conn, governance.Policy())
     assert stored(db, key.key_id)["tags"] == before["tags"]
     assert flags_by_id(db, key.key_id) == original
 
@@ -173,7 +173,7 @@ def test_sightings_stored_without_the_devices_own_flags_lose_a_policys_broad_too
 def test_removing_sightings_reads_only_the_devices_rows_on_sqlite(tmp_path: Path) -> None:
     db, _ = open_store(f"sqlite:///{tmp_path}/collector.sqlite3", 0)
     try:
-        statements = ingest._sql_for("sqlite")
+        statements = ingest_store._sql_for("sqlite")
         with db.engine.connect() as conn:
             raw = conn.connection.driver_connection
             for name in ("gone_ids", "gone_untouched", "prior"):
