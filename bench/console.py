@@ -151,15 +151,15 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
         return time.perf_counter() - started
 
     def page_in() -> bool:
-        return console.roster.count is not None and not console.roster.loading and bool(console.roster.rows
-                                                                                         or console.roster.count == 0)
+        return console.agents.roster.count is not None and not console.agents.roster.loading and bool(console.agents.roster.rows
+                                                                                         or console.agents.roster.count == 0)
 
     started = time.perf_counter()
     console.start()
     until(page_in)
     cold = time.perf_counter() - started
     until(lambda: console.runner.in_flight == 0)
-    total = console.roster.count or 0
+    total = console.agents.roster.count or 0
     print(f"collector: {total:,} sightings; console page size 200; median of {args.runs}")
     print(f"{'first page (cold start: role, overview, devices, policy in flight)':66} {cold * 1000:8.1f} ms")
 
@@ -194,11 +194,11 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
     rows = []
     for label, new, reload in cases:
         shown = timed(console.agents.reload) if reload else \
-            timed(lambda new=new: console.agents.set_filter(new), lambda: console.agents.set_filter(vm.AgentFilter()))
+            timed(lambda new=new: console.agents.model.set_filter(new), lambda: console.agents.model.set_filter(vm.AgentFilter()))
         rows.append((label, shown, direct(new.params())))
-    console.agents.set_filter(vm.AgentFilter())
+    console.agents.model.set_filter(vm.AgentFilter())
     until(page_in)
-    name_column = console.agents.column_of("name")
+    name_column = console.agents.model.column_of("name")
     assert name_column is not None
     flip = iter(range(10**6))
 
@@ -206,16 +206,16 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
         from PySide6.QtCore import Qt
 
         order = Qt.SortOrder.AscendingOrder if next(flip) % 2 == 0 else Qt.SortOrder.DescendingOrder
-        console.agents.sort(name_column, order)
+        console.agents.model.sort(name_column, order)
 
     rows.append(("sort by name", timed(sort), direct({}, "name", "asc")))
-    agents = list(console.roster.rows[: args.runs])
+    agents = list(console.agents.roster.rows[: args.runs])
     picks = iter(agents)
 
     def detail() -> float:
         agent = next(picks)
         started = time.perf_counter()
-        console.open_detail(agent)
+        console.agents.open_detail(agent)
         until(lambda: window.detail.detail is not None and window.detail.detail.agent.key == agent.key)
         return time.perf_counter() - started
 
@@ -226,10 +226,10 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
         print(f"{label:66} {ms:8.1f} ms" + (f" {alone:14.1f} ms" if alone is not None else ""))
 
     for _ in range(args.scroll):
-        console.agents.fetchMore()
+        console.agents.model.fetchMore()
         until(page_in)
     rss = psutil.Process().memory_info().rss / 2**20
-    print(f"{f'console RSS after {len(console.roster.rows):,} rows loaded':66} {rss:8.1f} MB")
+    print(f"{f'console RSS after {len(console.agents.roster.rows):,} rows loaded':66} {rss:8.1f} MB")
     print("budget: first page <= 300 ms, filter <= 200 ms, RSS <= 300 MB")
     console.shutdown()
     client.close()

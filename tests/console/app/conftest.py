@@ -65,7 +65,7 @@ def make_console(qtbot: Any, collector: support.RunningCollector, settings_file:
         console.start()
         window.show()
         made.append(console)
-        qtbot.waitUntil(lambda: console.role is not None and console.roster.count is not None, timeout=20_000)
+        qtbot.waitUntil(lambda: console.session.role is not None and console.agents.roster.count is not None, timeout=20_000)
         return console
 
     yield make

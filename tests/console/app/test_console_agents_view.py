@@ -15,21 +15,21 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def loaded(console: Any) -> bool:
-    return console.roster.count is not None and not console.roster.loading
+    return console.agents.roster.count is not None and not console.agents.roster.loading
 
 
 def test_first_page_then_more_pages_on_demand(make_console: Any, qtbot: Any, modeltest: Any,
                                               collector: support.RunningCollector) -> None:
     console = make_console(page_size=50)
-    modeltest(console.agents)
+    modeltest(console.agents.model)
     total = collector.get("/api/v1/agents", limit=1)["count"]
-    assert console.agents.rowCount() % 50 == 0 and console.roster.count == total > 100
-    assert console.agents.rowCount() < total  # pages come on demand, not all at once
-    while console.agents.canFetchMore() or console.roster.loading:
-        console.agents.fetchMore()
+    assert console.agents.model.rowCount() % 50 == 0 and console.agents.roster.count == total > 100
+    assert console.agents.model.rowCount() < total  # pages come on demand, not all at once
+    while console.agents.model.canFetchMore() or console.agents.roster.loading:
+        console.agents.model.fetchMore()
         qtbot.waitUntil(lambda: loaded(console), timeout=10_000)
-    assert console.agents.rowCount() == total and not console.agents.canFetchMore()
-    assert len({a.key for a in console.roster.rows}) == total
+    assert console.agents.model.rowCount() == total and not console.agents.model.canFetchMore()
+    assert len({a.key for a in console.agents.roster.rows}) == total
     assert f"{total:,} agents match" == console.window.agents.count.text()
 
 
@@ -37,51 +37,51 @@ def test_scrolling_the_table_fetches_the_next_page(make_console: Any, qtbot: Any
     console = make_console(page_size=50)
     table = console.window.agents.table
     table.scrollToBottom()
-    qtbot.waitUntil(lambda: console.agents.rowCount() > 50, timeout=10_000)
+    qtbot.waitUntil(lambda: console.agents.model.rowCount() > 50, timeout=10_000)
 
 
 def test_filters_are_applied_by_the_collector(make_console: Any, qtbot: Any, modeltest: Any,
                                               collector: support.RunningCollector) -> None:
     console = make_console()
-    modeltest(console.agents)
+    modeltest(console.agents.model)
     view = console.window.agents
     view.type.setCurrentIndex(view.type.findData("runtime"))
-    qtbot.waitUntil(lambda: loaded(console) and console.roster.filter.type == "runtime", timeout=10_000)
+    qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.type == "runtime", timeout=10_000)
     expected = collector.get("/api/v1/agents", type="runtime", limit=500)
-    assert console.roster.count == expected["count"] > 0
-    assert {a.type for a in console.roster.rows} == {"runtime"}
+    assert console.agents.roster.count == expected["count"] > 0
+    assert {a.type for a in console.agents.roster.rows} == {"runtime"}
     view.search.setText("zoe-laptop")
     view.type.setCurrentIndex(0)
-    qtbot.waitUntil(lambda: loaded(console) and console.roster.filter.q == "zoe-laptop", timeout=10_000)
-    assert {a.id for a in console.roster.rows} == {"known-claude", "known-github-mcp", "known-script"}
+    qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.q == "zoe-laptop", timeout=10_000)
+    assert {a.id for a in console.agents.roster.rows} == {"known-claude", "known-github-mcp", "known-script"}
     assert view.count.text() == "3 agents match"
     view.set_filter(vm.AgentFilter(device=collector.known_device, flag="autonomous"))
-    qtbot.waitUntil(lambda: loaded(console) and console.roster.filter.flag == "autonomous", timeout=10_000)
-    assert [a.id for a in console.roster.rows] == ["known-claude"]
+    qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.flag == "autonomous", timeout=10_000)
+    assert [a.id for a in console.agents.roster.rows] == ["known-claude"]
     assert view.texts["device"].text() == collector.known_device
 
 
 def test_a_filter_that_matches_nothing_shows_zero(make_console: Any, qtbot: Any) -> None:
     console = make_console()
     console.window.agents.set_filter(vm.AgentFilter(q="' OR 1=1 --"))
-    qtbot.waitUntil(lambda: loaded(console) and console.roster.filter.q == "' OR 1=1 --", timeout=10_000)
-    assert console.agents.rowCount() == 0 and console.window.agents.count.text() == "0 agents match"
+    qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.q == "' OR 1=1 --", timeout=10_000)
+    assert console.agents.model.rowCount() == 0 and console.window.agents.count.text() == "0 agents match"
 
 
 def test_clicking_a_sortable_header_sorts_on_the_server(make_console: Any, qtbot: Any,
                                                         collector: support.RunningCollector) -> None:
     console = make_console(page_size=40)
-    column = console.agents.column_of("name")
+    column = console.agents.model.column_of("name")
     assert column is not None
     console.window.agents.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
-    qtbot.waitUntil(lambda: loaded(console) and console.roster.sort == "name" and console.roster.order == "asc",
+    qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.sort == "name" and console.agents.roster.order == "asc",
                     timeout=10_000)
     expected = collector.get("/api/v1/agents", sort="name", order="asc", limit=40)["data"]
-    assert [(a.device_id, a.id) for a in console.roster.rows] == [(r["device_id"], r["id"]) for r in expected]
-    flags = console.agents.column_of("flags")
+    assert [(a.device_id, a.id) for a in console.agents.roster.rows] == [(r["device_id"], r["id"]) for r in expected]
+    flags = console.agents.model.column_of("flags")
     assert flags is not None
     console.window.agents.table.sortByColumn(flags, Qt.SortOrder.DescendingOrder)  # not sortable: no reload
-    assert console.roster.sort == "name"
+    assert console.agents.roster.sort == "name"
 
 
 def test_column_choices_are_remembered(make_console: Any, qtbot: Any, settings_file: Any) -> None:
@@ -89,16 +89,16 @@ def test_column_choices_are_remembered(make_console: Any, qtbot: Any, settings_f
     menu = console.window.agents.columns_menu
     vendor = next(a for a in menu.actions() if a.data() == "vendor")
     vendor.trigger()
-    assert console.agents.column_of("vendor") is not None
-    assert console.agents.headerData(console.agents.column_of("vendor"), Qt.Orientation.Horizontal) == "Vendor"
+    assert console.agents.model.column_of("vendor") is not None
+    assert console.agents.model.headerData(console.agents.model.column_of("vendor"), Qt.Orientation.Horizontal) == "Vendor"
     type_action = next(a for a in menu.actions() if a.data() == "type")
     type_action.trigger()
-    assert console.agents.column_of("type") is None
+    assert console.agents.model.column_of("type") is None
     console.save_state()
     saved = QSettings(str(settings_file), QSettings.Format.IniFormat).value("agents/columns")
     assert "vendor" in saved and "type" not in saved
     again = make_console()
-    assert again.choice.visible == console.choice.visible
+    assert again.agents.choice.visible == console.agents.choice.visible
 
 
 def test_keyboard_moves_through_rows_and_opens_the_detail(make_console: Any, qtbot: Any) -> None:
@@ -108,7 +108,7 @@ def test_keyboard_moves_through_rows_and_opens_the_detail(make_console: Any, qtb
     table.selectRow(0)
     qtbot.keyClick(table, Qt.Key.Key_Down)
     assert table.currentIndex().row() == 1
-    second = console.agents.agent_at(1)
+    second = console.agents.model.agent_at(1)
     assert second is not None
     qtbot.waitUntil(lambda: console.window.detail.detail is not None
                     and console.window.detail.detail.agent.key == second.key, timeout=10_000)
@@ -117,7 +117,7 @@ def test_keyboard_moves_through_rows_and_opens_the_detail(make_console: Any, qtb
 def test_the_filter_bar_shows_fleet_counts_beside_the_choices(make_console: Any, qtbot: Any,
                                                                collector: support.RunningCollector) -> None:
     console = make_console()
-    qtbot.waitUntil(lambda: console.overview is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
     overview = collector.get("/api/v1/overview")
     runtimes = next(c["count"] for c in overview["by_type"] if c["key"] == "runtime")
     view = console.window.agents
@@ -138,8 +138,8 @@ def test_keyboard_reaches_every_tab_and_the_search(make_console: Any, qtbot: Any
     assert window.agents.search.hasFocus()
     qtbot.keyClicks(window.agents.search, "zoe-laptop")
     qtbot.keyClick(window.agents.search, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: loaded(console) and console.roster.filter.q == "zoe-laptop", timeout=10_000)
-    assert console.roster.count == 3
+    qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.q == "zoe-laptop", timeout=10_000)
+    assert console.agents.roster.count == 3
 
 
 def test_window_layout_is_remembered(make_console: Any, qtbot: Any) -> None:

@@ -82,12 +82,12 @@ def test_hostile_markup_is_shown_as_text_everywhere(make_console: Any, qtbot: An
     window = console.window
 
     # the roster: every row's tooltip
-    qtbot.waitUntil(lambda: len(console.roster.rows) == 2, timeout=10_000)
-    assert hostile_tooltips(console.agents) >= 4
+    qtbot.waitUntil(lambda: len(console.agents.roster.rows) == 2, timeout=10_000)
+    assert hostile_tooltips(console.agents.model) >= 4
 
     # the detail of the agent: header, flags, registration tab, evidence, chain, history
     device_id = hostile.device_id(HOST)
-    console.open_detail(api.Agent(device_id=device_id, id="hostile-agent", name="", type="unknown"))
+    console.agents.open_detail(api.Agent(device_id=device_id, id="hostile-agent", name="", type="unknown"))
     qtbot.waitUntil(lambda: window.detail.detail is not None and window.detail.chain.rowCount() > 0, timeout=10_000)
     detail = window.detail
     assert HOSTILE not in detail.header.text() and html.escape(HOSTILE) in detail.header.text()
@@ -97,21 +97,21 @@ def test_hostile_markup_is_shown_as_text_everywhere(make_console: Any, qtbot: An
     assert hostile_tooltips(detail.chain) >= 2 and hostile_tooltips(detail.evidence) >= 1
 
     # the overview's worst devices (its hostname)
-    console.refresh_overview()
+    console.overview.refresh()
     qtbot.waitUntil(lambda: window.overview.top_devices.rowCount() == 1, timeout=10_000)
     assert hostile_tooltips(window.overview.top_devices) == 1
 
     # the devices tab: the selected device's users
     window.tabs.setCurrentWidget(window.devices)
-    qtbot.waitUntil(lambda: console.devices.rowCount() == 1, timeout=10_000)
-    assert hostile_tooltips(console.devices) >= 1
-    window.devices.table.setCurrentIndex(console.devices.index(0, 0))
+    qtbot.waitUntil(lambda: console.devices.model.rowCount() == 1, timeout=10_000)
+    assert hostile_tooltips(console.devices.model) >= 1
+    window.devices.table.setCurrentIndex(console.devices.model.index(0, 0))
     qtbot.waitUntil(lambda: "Approved by SecOps" in window.devices.users.text(), timeout=10_000)
 
     # registrations: the rows, then approving one says who registered it in the status bar
     window.tabs.setCurrentWidget(window.registrations)
-    console.load_registrations()
-    qtbot.waitUntil(lambda: len(console.registration_list) == 1, timeout=10_000)
+    console.registrations.load()
+    qtbot.waitUntil(lambda: len(console.registrations.listed) == 1, timeout=10_000)
     assert hostile_tooltips(window.registrations.rows) >= 3
     window.registrations.table.setCurrentIndex(window.registrations.rows.index(0, 0))
     window.registrations.approve.click()
@@ -119,19 +119,19 @@ def test_hostile_markup_is_shown_as_text_everywhere(make_console: Any, qtbot: An
 
     # and a triage dialog about the selection
     window.tabs.setCurrentWidget(window.agents)
-    qtbot.waitUntil(lambda: len(console.roster.rows) == 2, timeout=10_000)  # reloaded after the approval
+    qtbot.waitUntil(lambda: len(console.agents.roster.rows) == 2, timeout=10_000)  # reloaded after the approval
     window.agents.table.selectRow(0)
-    qtbot.waitUntil(lambda: bool(console.selection.keys), timeout=10_000)
-    console.ask_triage("note")
-    assert console.dialog is not None
+    qtbot.waitUntil(lambda: bool(console.agents.selection.keys), timeout=10_000)
+    console.agents.ask_triage("note")
+    assert console.agents.dialog is not None
 
     labels = literal_labels(window)
     assert window.devices.users in labels and window.message in labels and detail.header in labels
     assert window.devices.users.textFormat() == Qt.TextFormat.PlainText
     assert window.message.textFormat() == Qt.TextFormat.PlainText
     assert len(labels) >= 4, [label.accessibleName() for label in labels]
-    literal_labels(console.dialog)
-    console.dialog.reject()
+    literal_labels(console.agents.dialog)
+    console.agents.dialog.reject()
 
 
 def test_an_error_message_with_markup_is_shown_as_text(make_console: Any, qtbot: Any,
@@ -140,7 +140,7 @@ def test_an_error_message_with_markup_is_shown_as_text(make_console: Any, qtbot:
     from console.app.views.dialogs import SignInDialog
 
     console = make_console(token=hostile.admin, url=hostile.url)
-    console.api_error(api.InvalidRequest(HOSTILE, status=422))
+    console.connection.api_error(api.InvalidRequest(HOSTILE, status=422))
     console.window.banner.show_message(HOSTILE)
     dialog = SignInDialog(hostile.url, HOSTILE)
     qtbot.addWidget(dialog)

@@ -30,7 +30,7 @@ def test_an_admin_sanctions_a_signature_and_its_agents_become_governed(make_cons
         assert policy["sanctioned_signatures"] == ["claude-code"] and policy["sanctioned_providers"] == ["anthropic"]
         cc = own.get(f"/api/v1/agents/{device}/cc")
         assert cc["governed"] is True and "unsanctioned_provider" not in cc["flags"]
-        qtbot.waitUntil(lambda: console.overview is not None and console.overview.governed == 1, timeout=10_000)
+        qtbot.waitUntil(lambda: console.overview.latest is not None and console.overview.latest.governed == 1, timeout=10_000)
     finally:
         own.close()
 
@@ -42,7 +42,7 @@ def test_a_viewer_reads_the_policy_but_cannot_change_it(make_console: Any, qtbot
     qtbot.waitUntil(lambda: view.status.text().startswith("Policy version"), timeout=10_000)
     assert view.signatures.isReadOnly() and not view.save.isEnabled()
     before = collector.get("/api/v1/policy")
-    console.save_policy()
+    console.policy.save()
     assert "viewers can read the policy" in console.window.message.text()
     assert collector.get("/api/v1/policy") == before
 

@@ -24,9 +24,9 @@ def registered(collector: support.RunningCollector) -> tuple[str, dict[str, Any]
 
 def shown(console: Any, qtbot: Any, purpose: str) -> int:
     view = console.window.registrations
-    console.load_registrations()
-    qtbot.waitUntil(lambda: any(r.purpose == purpose for r in console.registration_list), timeout=10_000)
-    row = next(i for i, r in enumerate(console.registration_list) if r.purpose == purpose)
+    console.registrations.load()
+    qtbot.waitUntil(lambda: any(r.purpose == purpose for r in console.registrations.listed), timeout=10_000)
+    row = next(i for i, r in enumerate(console.registrations.listed) if r.purpose == purpose)
     view.table.setCurrentIndex(view.rows.index(row, 0))
     return row
 
@@ -79,7 +79,7 @@ def test_rejecting_keeps_the_agent_ungoverned(make_console: Any, qtbot: Any,
     view = console.window.registrations
     view.status.setCurrentIndex(view.status.findData("rejected"))
     qtbot.waitUntil(lambda: any(r.purpose == registration["purpose"] and r.status == "rejected"
-                                for r in console.registration_list), timeout=10_000)
+                                for r in console.registrations.listed), timeout=10_000)
 
 
 def test_a_viewer_reads_registrations_but_cannot_decide(make_console: Any, qtbot: Any,
@@ -89,6 +89,6 @@ def test_a_viewer_reads_registrations_but_cannot_decide(make_console: Any, qtbot
     shown(console, qtbot, registration["purpose"])
     view = console.window.registrations
     assert not view.approve.isEnabled() and not view.reject.isEnabled() and view.open_agent.isEnabled()
-    console.decide_registration(True)
+    console.registrations.decide(True)
     assert "viewers can read registrations" in console.window.message.text()
-    assert vm.registration_row(console.registration_list[0])[8] == "pending"
+    assert vm.registration_row(console.registrations.listed[0])[8] == "pending"

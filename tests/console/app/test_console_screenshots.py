@@ -34,7 +34,7 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     console = make_console()
     window = console.window
     window.resize(1500, 900)
-    qtbot.waitUntil(lambda: console.overview is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
     # The admin has sanctioned the fleet's Cursor and Ollama installs (through the triage API).
     for signature in ("cursor", "ollama"):
         rows = collector.get("/api/v1/agents", signature=signature, limit=200)["data"]
@@ -44,14 +44,14 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
         assert answer.status_code == 201, answer.text
     # More machines report while the console is open: each refresh adds a real sample to the trend.
     for round_ in range(5):
-        before = console.overview
+        before = console.overview.latest
         collector.snapshot(f"host:late-{round_}-{uuid.uuid4().hex[:6]}",
                            [support.sighting(name=f"notebook agent {i}", signature=None, type="unknown",
                                              providers=("openai",)) for i in range(2 + round_ * 3)])
         qtbot.wait(300)
-        console.refresh_overview()
-        qtbot.waitUntil(lambda before=before: console.overview is not before, timeout=10_000)
-    assert len(console.trend.samples) >= 6
+        console.overview.refresh()
+        qtbot.waitUntil(lambda before=before: console.overview.latest is not before, timeout=10_000)
+    assert len(console.overview.trend.samples) >= 6
     window.tabs.setCurrentWidget(window.overview)
     qtbot.wait(200)
     shots = [save(window, "overview", out)]
@@ -59,16 +59,16 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     window.tabs.setCurrentWidget(window.agents)
     window.agents.search.setText("ws-0000")  # ten of the simulated fleet's machines, by host
     window.agents.search.returnPressed.emit()
-    column = console.agents.column_of("device")
+    column = console.agents.model.column_of("device")
     assert column is not None
     window.agents.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
-    qtbot.waitUntil(lambda: console.roster.sort == "device" and console.roster.count is not None
-                    and not console.roster.loading, timeout=10_000)
+    qtbot.waitUntil(lambda: console.agents.roster.sort == "device" and console.agents.roster.count is not None
+                    and not console.agents.roster.loading, timeout=10_000)
     # the first coding agent with MCP servers: its detail and chain have the most to show
-    row = next(i for i, a in enumerate(console.roster.rows) if a.type == "coding" and a.signature != "cursor")
+    row = next(i for i, a in enumerate(console.agents.roster.rows) if a.type == "coding" and a.signature != "cursor")
     window.agents.table.selectRow(row)
     qtbot.waitUntil(lambda: window.detail.detail is not None and window.detail.detail.agent.key
-                    == console.roster.rows[row].key, timeout=10_000)
+                    == console.agents.roster.rows[row].key, timeout=10_000)
     shots.append(save(window, "agents", out))
     window.detail.tabs.setCurrentWidget(window.detail.chain_tree)
     shots.append(save(window, "detail-chain", out))
@@ -76,7 +76,7 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     shots.append(save(window, "detail-history", out))
 
     window.tabs.setCurrentWidget(window.devices)
-    qtbot.waitUntil(lambda: console.device_list.count is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: console.devices.device_list.count is not None, timeout=10_000)
     shots.append(save(window, "devices", out))
     window.tabs.setCurrentWidget(window.registrations)
     host = f"host:reg-shot-{uuid.uuid4().hex[:6]}"
@@ -85,8 +85,8 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     collector.register(host, "crm-sync", owner="maria@example.org", purpose="sync leads from the CRM each night",
                        business_process="sales operations", tools=["salesforce"], data_systems=["crm"],
                        autonomy="autonomous")
-    console.load_registrations()
-    qtbot.waitUntil(lambda: any(r.sighting_id == "crm-sync" for r in console.registration_list), timeout=10_000)
+    console.registrations.load()
+    qtbot.waitUntil(lambda: any(r.sighting_id == "crm-sync" for r in console.registrations.listed), timeout=10_000)
     shots.append(save(window, "registrations", out))
     window.tabs.setCurrentWidget(window.policy)
     shots.append(save(window, "policy", out))

@@ -25,10 +25,10 @@ def own_device(collector: support.RunningCollector, n: int = 3) -> str:
 
 def show_device(console: Any, qtbot: Any, device_id: str, count: int) -> None:
     console.window.agents.set_filter(vm.AgentFilter(device=device_id))
-    qtbot.waitUntil(lambda: console.roster.filter.device == device_id and console.roster.count == count
-                    and len(console.roster.rows) == count, timeout=10_000)
-    console.window.agents.table.sortByColumn(console.agents.column_of("name"), Qt.SortOrder.AscendingOrder)
-    qtbot.waitUntil(lambda: console.roster.sort == "name" and len(console.roster.rows) == count, timeout=10_000)
+    qtbot.waitUntil(lambda: console.agents.roster.filter.device == device_id and console.agents.roster.count == count
+                    and len(console.agents.roster.rows) == count, timeout=10_000)
+    console.window.agents.table.sortByColumn(console.agents.model.column_of("name"), Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: console.agents.roster.sort == "name" and len(console.agents.roster.rows) == count, timeout=10_000)
 
 
 def select_rows(console: Any, rows: list[int]) -> None:
@@ -36,7 +36,7 @@ def select_rows(console: Any, rows: list[int]) -> None:
     table.clearSelection()
     flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for row in rows:
-        table.selectionModel().select(console.agents.index(row, 0), flags)
+        table.selectionModel().select(console.agents.model.index(row, 0), flags)
 
 
 def test_approving_a_selection_governs_each_agent_and_records_who(make_console: Any, qtbot: Any,
@@ -47,9 +47,9 @@ def test_approving_a_selection_governs_each_agent_and_records_who(make_console: 
     select_rows(console, [0, 1])
     assert console.window.agents.selection.text() == "2 agents"
     console.window.agents.approve.click()
-    qtbot.waitUntil(lambda: [a.triage_state for a in console.roster.rows] == ["approved", "approved", "new"],
+    qtbot.waitUntil(lambda: [a.triage_state for a in console.agents.roster.rows] == ["approved", "approved", "new"],
                     timeout=10_000)
-    assert [a.governed for a in console.roster.rows] == [True, True, False]
+    assert [a.governed for a in console.agents.roster.rows] == [True, True, False]
     assert "Approved (sanctioned): 2 agents." in console.window.message.text()
     stored = collector.get(f"/api/v1/agents/{device}/agent-0")
     assert stored["actions"][0]["action"] == "approve" and stored["actions"][0]["actor"] == "test admin"
@@ -61,16 +61,16 @@ def test_owner_and_note_are_asked_for_and_shown_in_history(make_console: Any, qt
     console = make_console()
     show_device(console, qtbot, device, 1)
     select_rows(console, [0])
-    console.window.agents.table.setCurrentIndex(console.agents.index(0, 0))
+    console.window.agents.table.setCurrentIndex(console.agents.model.index(0, 0))
     console.window.agents.assign_owner.click()
-    dialog = console.dialog
+    dialog = console.agents.dialog
     assert dialog is not None and dialog.isVisible()
     dialog._check()  # empty owner: refused in the dialog, nothing sent
     assert dialog.problem.text() == "An owner is needed." and dialog.isVisible()
     dialog.owner.setText("yann@example.org")
     dialog._check()
-    qtbot.waitUntil(lambda: console.roster.rows[0].owner == "yann@example.org", timeout=10_000)
-    console.triage("note", note="asked Yann what it is for")
+    qtbot.waitUntil(lambda: console.agents.roster.rows[0].owner == "yann@example.org", timeout=10_000)
+    console.agents.triage("note", note="asked Yann what it is for")
     qtbot.waitUntil(lambda: console.window.detail.detail is not None
                     and len(console.window.detail.detail.actions) == 2, timeout=10_000)
     history = console.window.detail.timeline.rows
@@ -87,8 +87,8 @@ def test_a_false_positive_leaves_the_roster(make_console: Any, qtbot: Any,
     show_device(console, qtbot, device, 2)
     select_rows(console, [1])
     console.window.agents.false_positive.click()
-    qtbot.waitUntil(lambda: console.roster.count == 1 and len(console.roster.rows) == 1, timeout=10_000)
-    assert console.roster.rows[0].id == "agent-0"
+    qtbot.waitUntil(lambda: console.agents.roster.count == 1 and len(console.agents.roster.rows) == 1, timeout=10_000)
+    assert console.agents.roster.rows[0].id == "agent-0"
     hidden = collector.get("/api/v1/agents", device=device, triage_state="false_positive")
     assert [r["id"] for r in hidden["data"]] == ["agent-1"]
 
@@ -100,25 +100,25 @@ def test_request_registration_sets_the_triage_state(make_console: Any, qtbot: An
     show_device(console, qtbot, device, 1)
     select_rows(console, [0])
     console.window.agents.request_registration.click()
-    qtbot.waitUntil(lambda: console.roster.rows[0].triage_state == "registration_requested", timeout=10_000)
-    assert console.agents.data(console.agents.index(0, console.agents.column_of("triage_state"))) \
+    qtbot.waitUntil(lambda: console.agents.roster.rows[0].triage_state == "registration_requested", timeout=10_000)
+    assert console.agents.model.data(console.agents.model.index(0, console.agents.model.column_of("triage_state"))) \
         == "Registration requested"
 
 
 def test_a_viewer_sees_but_cannot_act(make_console: Any, qtbot: Any, collector: support.RunningCollector) -> None:
     device = own_device(collector, 1)
     console = make_console(token=collector.viewer)
-    assert console.role == "viewer"
+    assert console.session.role == "viewer"
     buttons = console.window.agents.triage_buttons.values()
     assert not any(b.isEnabled() for b in buttons)
     assert all("viewer" in b.toolTip() for b in buttons)
     assert not console.window.policy.save.isEnabled()
     show_device(console, qtbot, device, 1)
     select_rows(console, [0])
-    console.ask_triage("approve")
+    console.agents.ask_triage("approve")
     assert "viewers can look but not triage" in console.window.message.text()
-    console.role = "admin"  # as if the role probe were wrong: the collector still refuses, politely
-    console.triage("approve")
+    console.session.role = "admin"  # as if the role probe were wrong: the collector still refuses, politely
+    console.agents.triage("approve")
     qtbot.waitUntil(lambda: "viewer token" in console.window.message.text(), timeout=10_000)
     assert console.window.banner.isHidden()
     assert collector.get(f"/api/v1/agents/{device}/agent-0")["actions"] == []
@@ -133,8 +133,8 @@ def test_a_token_revoked_during_the_session_is_said_plainly(make_console: Any, q
     gone = collector.http.delete(f"/api/v1/admin/tokens/{made.json()['id']}",
                                  headers={"authorization": f"Bearer {collector.admin}"})
     assert gone.status_code == 200
-    console.refresh_overview()
+    console.overview.refresh()
     qtbot.waitUntil(lambda: console.window.banner.isVisible(), timeout=10_000)
     assert "does not know this token" in console.window.banner.text.text()
-    assert console.connected  # not a lost connection: no retrying
-    assert not console.retry_timer.isActive()
+    assert console.connection.connected  # not a lost connection: no retrying
+    assert not console.connection.retry_timer.isActive()

@@ -1,0 +1,204 @@
+"""The agents tab: the roster paged from the collector (filter, sort, columns), the selection, the detail
+dock, and triage of the selected agents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QObject, Qt, Slot
+
+from console.app import api
+from console.app import viewmodels as vm
+from console.app.controllers.session import VIEWER_TRIAGE, Session
+from console.app.models import AgentTableModel
+from console.app.views.agents import WIDTHS
+from console.app.views.dialogs import TriageDialog
+
+DETAIL_REFRESH_LIMIT = 50  # after triage, rows refreshed in place; beyond this the list reloads
+
+
+class AgentsController(QObject):
+    """The roster's model and the agents tab's actions; ``on_triaged`` runs after each triage."""
+
+    def __init__(self, session: Session, parent: QObject, *, page_size: int,
+                 on_error: Callable[[api.ApiError], None], on_triaged: Callable[[], None]) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.on_error = on_error
+        self.on_triaged = on_triaged
+        self.dialog: TriageDialog | None = None
+        self._detail_generation = 0
+        self.choice = vm.ColumnChoice.restore(_strings(session.settings.value("agents/columns")))
+        self.roster = vm.AgentList(page_size)
+        self.model = AgentTableModel(self.roster, self.choice, self._load, self)
+        self.selection = vm.Selection()
+        self._wire()
+
+    def _wire(self) -> None:
+        view = self.session.window.agents
+        view.table.setModel(self.model)
+        self.model.modelReset.connect(self._show_sort)
+        self._show_sort()
+        view.build_columns_menu(self.choice)
+        view.columns_menu.triggered.connect(lambda action: self.toggle_column(str(action.data())))
+        view.filterChanged.connect(self.apply_filter)
+        self.model.countChanged.connect(lambda n: view.show_count(n, len(self.roster.rows)))
+        self.model.rowsInserted.connect(lambda *_: view.show_count(self.roster.count, len(self.roster.rows)))
+        self.model.loadFailed.connect(self.on_error)
+        view.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        view.table.selectionModel().currentRowChanged.connect(self._current_changed)
+        view.table.activated.connect(self._activated)
+        self.model.modelReset.connect(self._selection_changed)
+        for action, button in view.triage_buttons.items():
+            button.clicked.connect(lambda _=False, a=action: self.ask_triage(a))
+
+    def _load(self, request: vm.PageRequest, ok: Callable[[api.AgentPage], None],
+              failed: Callable[[api.ApiError], None]) -> None:
+        if self.session.closed:
+            return
+        client = self.session.client
+        self.session.runner.call(lambda: client.agents(request.params, sort=request.sort, order=request.order,
+                                                       limit=request.limit, cursor=request.cursor),
+                                 on_done=ok, on_error=failed)
+
+    def reload(self) -> None:
+        self.model.reload()
+
+    def set_role(self, admin: bool) -> None:
+        self.session.window.agents.set_can_triage(admin, VIEWER_TRIAGE)
+
+    def save_state(self) -> None:
+        self.session.settings.setValue("agents/columns", list(self.choice.visible))
+
+    # -- filter, columns, selection, detail
+
+    @Slot()
+    def apply_filter(self) -> None:
+        self.model.set_filter(self.session.window.agents.current_filter())
+
+    def _show_sort(self) -> None:
+        """The header's sort arrow on the column the collector sorts by (none when it is hidden)."""
+        view = self.session.window.agents
+        header = view.table.horizontalHeader()
+        column = next((i for i, c in enumerate(self.choice.columns) if c.sort == self.roster.sort), -1)
+        order = Qt.SortOrder.AscendingOrder if self.roster.order == "asc" else Qt.SortOrder.DescendingOrder
+        header.blockSignals(True)
+        try:
+            header.setSortIndicator(column, order)
+        finally:
+            header.blockSignals(False)
+        header.viewport().update()
+        if header.count() and header.sectionSize(0) != WIDTHS.get(self.choice.visible[0], 110):
+            view.apply_widths(self.choice)
+
+    def toggle_column(self, key: str) -> None:
+        if self.choice.toggle(key):
+            self.model.set_columns(self.choice)
+            self.save_state()
+        self.session.window.agents.build_columns_menu(self.choice)
+
+    def _selection_changed(self, *_args: Any) -> None:
+        view = self.session.window.agents
+        rows = sorted({i.row() for i in view.table.selectionModel().selectedRows()})
+        self.selection.set(a.key for r in rows if (a := self.model.agent_at(r)) is not None)
+        view.selection.setText(self.selection.describe())
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        agent = self.model.agent_at(current.row()) if current.isValid() else None
+        if agent is not None:
+            self.open_detail(agent)
+
+    def _activated(self, index: QModelIndex) -> None:
+        agent = self.model.agent_at(index.row())
+        if agent is not None:
+            self.open_detail(agent)
+            self.session.window.detail_dock.show()
+            self.session.window.detail.tabs.setFocus()
+
+    def open_detail(self, agent: api.Agent) -> None:
+        self._detail_generation += 1
+        generation = self._detail_generation
+        client, detail_view = self.session.client, self.session.window.detail
+        detail_view.show_loading(agent)
+
+        def fetch() -> tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]:
+            detail = client.agent(agent.device_id, agent.id)
+            parent = None
+            if detail.agent.parent:
+                try:
+                    parent = client.agent(agent.device_id, detail.agent.parent)
+                except api.NotFound:
+                    parent = None
+            # its sub-agents and servers: the device's sightings whose parent it is (one page of a device)
+            same_device = client.agents({"device": agent.device_id}, sort="name", order="asc", limit=api.PAGE_MAX)
+            return detail, parent, tuple(a for a in same_device.agents if a.parent == agent.id)
+
+        def done(result: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]) -> None:
+            if generation == self._detail_generation:
+                detail_view.show_detail(*result)
+                self.model.update_agent(result[0].agent)
+
+        def failed(error: api.ApiError) -> None:
+            if generation == self._detail_generation:
+                detail_view.show_error(error.message)
+            self.on_error(error)
+
+        self.session.runner.call(fetch, on_done=done, on_error=failed)
+
+    # -- triage
+
+    def ask_triage(self, action: str) -> None:
+        """From a button: ask for the owner or note where the action needs one, then apply it."""
+        window = self.session.window
+        if not self.session.can_triage:
+            window.show_message(VIEWER_TRIAGE, error=True)
+            return
+        if not self.selection.keys:
+            window.show_message("Select one or more agents first.", error=True)
+            return
+        if action in ("assign_owner", "note"):
+            self.dialog = TriageDialog(action, self.selection.describe(), window)
+            self.dialog.accepted.connect(lambda: self.triage(action, *self.dialog.values()) if self.dialog else None)
+            self.dialog.open()
+            return
+        self.triage(action)
+
+    def triage(self, action: str, owner: str | None = None, note: str | None = None,
+               targets: list[tuple[str, str]] | None = None) -> None:
+        """Apply one triage action to the selection (or ``targets``); the collector stores who and when."""
+        keys = list(targets if targets is not None else self.selection.keys)
+        if not keys:
+            return
+        label = vm.ACTION_LABELS.get(action, action)
+        window, client = self.session.window, self.session.client
+        window.show_message(f"{label}: {len(keys)} agent{'s' if len(keys) != 1 else ''}…")
+
+        def done(result: api.TriageResult) -> None:
+            window.show_message(f"{label}: {result.applied} agent{'s' if result.applied != 1 else ''}.")
+            self._after_triage(action, keys)
+
+        self.session.runner.call(lambda: client.triage(keys, action, owner=owner, note=note), on_done=done,
+                                 on_error=self.on_error)
+
+    def _after_triage(self, action: str, keys: list[tuple[str, str]]) -> None:
+        self.on_triaged()
+        if action == "false_positive" or len(keys) > DETAIL_REFRESH_LIMIT:
+            self.model.reload()  # hidden rows leave the list; counts change
+            return
+        for device_id, sighting_id in keys:
+            def done(detail: api.AgentDetail) -> None:
+                self.model.update_agent(detail.agent)
+                shown = self.session.window.detail.detail
+                if shown is not None and shown.agent.key == detail.agent.key:
+                    self.open_detail(detail.agent)
+            self.session.runner.call(self.session.client.agent, device_id, sighting_id, on_done=done,
+                                     on_error=self.on_error)
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return None
