@@ -320,6 +320,7 @@ class Overview:
     top_providers: tuple[tuple[str, int], ...]
     top_ungoverned_devices: tuple[tuple[str, str, int], ...]  # (device id, hostname, count)
     trend: tuple[tuple[datetime, int], ...] = ()  # ungoverned over time, when the collector keeps it
+    incomplete_devices: int = 0  # whose last scan was incomplete
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Overview:
@@ -338,7 +339,7 @@ class Overview:
                    top_ungoverned_devices=tuple((str(d["device_id"]), str(d.get("hostname") or ""),
                                                  int(d["count"])) for d in data.get("top_ungoverned_devices") or ()
                                                 if isinstance(d, dict)),
-                   trend=tuple(trend))  # fmt: skip
+                   trend=tuple(trend), incomplete_devices=int(data.get("incomplete_devices") or 0))  # fmt: skip
 
     @property
     def ungoverned(self) -> int:

@@ -246,6 +246,7 @@ class Selection:
 #: the devices tab's filter: None (all), True / False (stale / reporting only), or INCOMPLETE
 DeviceFilter = bool | str | None
 INCOMPLETE = "incomplete"  # only the devices whose last scan was incomplete
+INCOMPLETE_SCANS = "Incomplete scans"  # the overview's card of them, which opens the devices tab so filtered
 
 
 def device_query(chosen: DeviceFilter) -> dict[str, bool]:
@@ -374,7 +375,8 @@ def overview_cards(o: api.Overview) -> list[tuple[str, str]]:
     share = f"{o.ungoverned / o.sightings:.0%}" if o.sightings else "–"
     return [("Agents", f"{o.sightings:,}"), ("Ungoverned", f"{o.ungoverned:,} ({share})"),
             ("Governed", f"{o.governed:,}"), ("New in the last day", f"{o.new_last_day:,}"),
-            ("Devices", f"{o.devices:,}"), ("Stale devices", f"{o.stale_devices:,}")]
+            ("Devices", f"{o.devices:,}"), ("Stale devices", f"{o.stale_devices:,}"),
+            (INCOMPLETE_SCANS, f"{o.incomplete_devices:,}")]
 
 
 # -- agent detail -----------------------------------------------------------------------------------

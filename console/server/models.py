@@ -518,6 +518,7 @@ class OverviewPublic(SQLModel):
     sightings: int
     devices: int
     stale_devices: int
+    incomplete_devices: int = 0  # whose last scan was incomplete (the devices list's ``incomplete=true``)
     by_type: list[CountBy]
     by_governed: list[CountBy]
     new_last_day: int

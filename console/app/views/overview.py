@@ -3,7 +3,8 @@ with the most ungoverned agents, and ungoverned agents over time."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -24,6 +25,10 @@ from console.app.views.text import plain_label
 
 
 class Card(QFrame):
+    """A headline figure and its caption; ``clicked`` when it opens the list behind it (``activatable``)."""
+
+    clicked = Signal()
+
     def __init__(self, label: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -37,6 +42,26 @@ class Card(QFrame):
         layout.addWidget(self.value)
         layout.addWidget(self.caption)
 
+    def make_activatable(self, tip: str) -> None:
+        """Clicked with the mouse, or with Enter or Space once it has the focus (tabbed to)."""
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(tip)
+        self.setAccessibleName(self.caption.text())
+        self.setAccessibleDescription(tip)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self.focusPolicy() != Qt.FocusPolicy.NoFocus and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self.focusPolicy() != Qt.FocusPolicy.NoFocus and event.key() in (
+                Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.clicked.emit()
+            return
+        super().keyPressEvent(event)
+
 
 class OverviewView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -44,9 +69,12 @@ class OverviewView(QWidget):
         layout = QVBoxLayout(self)
         cards = QHBoxLayout()
         self.cards: dict[str, Card] = {}
-        for label in ("Agents", "Ungoverned", "Governed", "New in the last day", "Devices", "Stale devices"):
+        for label in ("Agents", "Ungoverned", "Governed", "New in the last day", "Devices", "Stale devices",
+                      vm.INCOMPLETE_SCANS):
             self.cards[label] = Card(label)
             cards.addWidget(self.cards[label])
+        self.incomplete_scans = self.cards[vm.INCOMPLETE_SCANS]
+        self.incomplete_scans.make_activatable("The devices whose last scan was incomplete, in the devices tab")
         layout.addLayout(cards)
         grid = QGridLayout()
         self.trend = TrendChart("Ungoverned agents over time")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlmodel import Session, col
 
 from console.server import auth
@@ -19,6 +19,11 @@ from contract.validation import DEVICE_STATUS
 
 router = APIRouter(prefix=API, tags=["devices"])
 USERS_SHOWN = 20  # users listed per device row
+
+
+def incomplete_scan() -> ColumnElement[bool]:
+    """Its last report said some units of its scan could not be processed (the overview counts these)."""
+    return (col(Device.units_failed) > 0) | (col(Device.degraded) != "")
 
 
 @router.get("/devices")
@@ -39,8 +44,7 @@ def list_devices(
         fresh = col(Device.last_seen) >= cutoff
         conditions.append(~fresh | col(Device.last_seen).is_(None) if stale else fresh)
     if incomplete is not None:
-        failed = (col(Device.units_failed) > 0) | (col(Device.degraded) != "")
-        conditions.append(failed if incomplete else ~failed)
+        conditions.append(incomplete_scan() if incomplete else ~incomplete_scan())
     count = session.scalar(select(func.count()).select_from(Device).where(*conditions)) or 0
     rows = list(session.scalars(select(Device).where(*conditions)
                                 .order_by(col(Device.hostname), col(Device.id)).offset(skip).limit(limit)))

@@ -31,6 +31,7 @@ from console.server.models import (
 )
 from console.server.planning import unindexed
 from console.server.routes import API
+from console.server.routes.devices import incomplete_scan
 
 router = APIRouter(prefix=API, tags=["overview"])
 TOP = 10
@@ -92,6 +93,8 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
         devices=session.scalar(select(func.count()).select_from(Device).where(devices)) or 0,
         stale_devices=session.scalar(select(func.count()).select_from(Device).where(
             devices, (col(Device.last_seen) < cutoff) | col(Device.last_seen).is_(None))) or 0,
+        # as the devices list filtered by ``incomplete=true`` counts them, which the console opens from here
+        incomplete_devices=session.scalar(select(func.count()).select_from(Device).where(incomplete_scan())) or 0,
         by_type=[CountBy(key=str(k), count=n) for k, n in sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))],
         by_governed=[CountBy(key="governed" if k else "ungoverned", count=n) for k, n in sorted(by_governed.items())],
         new_last_day=counting.total(lambda c: count.where(present(c), _S.c.recorded_at >= now - DAY)),

@@ -59,3 +59,14 @@ def test_the_trend_counts_the_ungoverned_sightings_of_each_hour(own_collector, e
     assert [p["ungoverned"] for p in points][-2:] == [1, 1] and len(points) <= 3
     times = [p["at"] for p in points]
     assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_the_overview_counts_the_devices_whose_last_scan_was_incomplete(own_collector, enroll_on) -> None:
+    broken, fine, mended = enroll_on(own_collector), enroll_on(own_collector), enroll_on(own_collector)
+    fine.snapshot(fleet.sighting())
+    broken.send(broken.report("snapshot", [fleet.sighting()], status={"units_failed": 2, "degraded": ["files"]}))
+    mended.send(mended.report("snapshot", [fleet.sighting()], status={"degraded": ["network"]}))
+    assert own_collector.get("/api/v1/overview").json()["incomplete_devices"] == 2
+    mended.send(mended.report("heartbeat", status={"units_failed": 0, "degraded": []}))
+    listed = own_collector.get("/api/v1/devices", incomplete="true", limit=500).json()
+    assert own_collector.get("/api/v1/overview").json()["incomplete_devices"] == listed["count"] == 1
