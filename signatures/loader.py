@@ -77,18 +77,16 @@ DERIVING_CODE: tuple[Path, ...] = tuple(Path(__file__).with_name(name)
 
 
 def default_cache_dir() -> Path | None:
-    """AGENTROSTER_CACHE_DIR (empty: no cache), else the platform's per-user (or system) cache folder."""
+    """AGENTROSTER_CACHE_DIR (empty: no cache), else the platform's per-user cache folder (the system's,
+    /var/cache/agentroster, for root on Linux and the other Unixes)."""
     configured = os.environ.get("AGENTROSTER_CACHE_DIR")
     if configured is not None:
         return Path(configured) if configured else None
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA")
-        return Path(base) / "agentroster" / "cache" if base else None
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "agentroster"
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/cache/agentroster")
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agentroster"
+    import platformdirs  # a few ms (it imports tempfile): only when no folder is configured
+
+    if sys.platform not in ("win32", "darwin") and os.geteuid() == 0:
+        return Path(platformdirs.site_cache_dir("agentroster", appauthor=False))
+    return Path(platformdirs.user_cache_dir("agentroster", appauthor=False))
 
 
 def _cache_key(pack_paths: Sequence[Path], catalog_path: Path) -> str | None:

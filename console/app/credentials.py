@@ -9,29 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Protocol
+
+import platformdirs
 
 SERVICE = "agentroster-console"
 
 
 def config_dir() -> Path:
-    """The console's per-user config directory on this OS."""
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming") / "agentroster" / "console"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "agentroster" / "console"
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "agentroster" / "console"
+    """The console's per-user config directory on this OS (roaming on Windows: it follows the admin)."""
+    return Path(platformdirs.user_config_dir("agentroster", appauthor=False, roaming=True)) / "console"
 
 
 def data_dir() -> Path:
     """The console's per-user data directory (the embedded collector's SQLite lives here)."""
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "agentroster" / "console"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "agentroster" / "console"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "agentroster" / "console"
+    return Path(platformdirs.user_data_dir("agentroster", appauthor=False)) / "console"
 
 
 class Store(Protocol):
