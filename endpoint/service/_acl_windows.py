@@ -10,13 +10,19 @@ It runs Windows' own ``icacls`` (by its full path under ``%SystemRoot%``, never 
 well-known SIDs so that a localised Windows ("Administratoren") reads them the same. ``icacls_commands``
 builds the exact command lines and is tested on every OS; ``restrict_data_dir`` runs them through a
 ``Runner`` (``subprocess`` on Windows).
+
+The reader side checks that a file the daemon trusts with a secret (the enroll secret file) can be read
+by SYSTEM and Administrators only: ``private_acl_problem`` parses what ``icacls <file>`` prints through
+an ``AclReader`` (``icacls_reader`` on Windows; recorded output in the tests).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 SYSTEM_SID = "S-1-5-18"  # NT AUTHORITY\SYSTEM
@@ -68,3 +74,104 @@ def restrict_data_dir(data_dir: str, run: Runner | None = None, env: Mapping[str
             raise PermissionError(f"{data_dir}: could not run icacls {argv[2]}: {exc}") from None
         if code != 0:
             raise PermissionError(f"{data_dir}: icacls {argv[2]} failed (exit {code}): {said[:200]}")
+
+
+# -- the reader side: who can read a file -----------------------------------------------------------------
+
+#: who may read a root-only file, as ``icacls`` prints them (English Windows) or as bare SIDs
+PRIVATE_READERS = frozenset({r"nt authority\system", r"builtin\administrators", SYSTEM_SID.lower(),
+                             ADMINISTRATORS_SID.lower()})
+_FLAGS = frozenset({"I", "OI", "CI", "IO", "NP", "DENY"})
+_ACE_RE = re.compile(r"^(?P<who>[^:()]+?):(?P<perms>(?:\([A-Z,]+\))+)$")
+
+
+class AclReader(Protocol):
+    """What ``icacls <path>`` prints for one file; ``PermissionError`` when it cannot be run."""
+
+    def __call__(self, path: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ace:
+    """One entry of a file's ACL as ``icacls`` shows it: ``BUILTIN\\Users:(I)(RX)``."""
+
+    principal: str
+    flags: frozenset[str]  # I (inherited), OI, CI, IO (inherit only), NP, DENY
+    rights: str  # F, M, RX, R, W, N, or a list of specific rights ("WD,AD,WEA,WA")
+
+    @property
+    def applies_to_the_file(self) -> bool:
+        return "IO" not in self.flags  # an inherit-only entry is for what a folder holds, not for it
+
+    @property
+    def allows(self) -> bool:
+        return "DENY" not in self.flags and self.rights != "N"
+
+
+def parse_icacls(output: str, path: str) -> list[Ace]:
+    """The entries of ``icacls <path>``'s output; ``ValueError`` when the output is not one file's ACL
+    as icacls prints it (then nothing about the file is known)."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines or not lines[0].lower().startswith(path.lower() + " "):
+        raise ValueError("icacls did not list the file")
+    entries = [lines[0][len(path):].strip()]
+    for line in lines[1:]:
+        if not line.strip():
+            break  # then "Successfully processed 1 files; …"
+        entries.append(line.strip())
+    aces = []
+    for entry in entries:
+        match = _ACE_RE.match(entry)
+        if match is None:
+            raise ValueError("an entry of icacls's output is not principal:(rights)")
+        groups = re.findall(r"\(([A-Z,]+)\)", match["perms"])
+        flags = frozenset(g for g in groups if g in _FLAGS)
+        rights = ",".join(g for g in groups if g not in _FLAGS)
+        if not rights:
+            raise ValueError("an entry of icacls's output grants no rights")
+        aces.append(Ace(match["who"].strip(), flags, rights))
+    return aces
+
+
+def other_readers(aces: Sequence[Ace]) -> list[str]:
+    """The principals besides SYSTEM and Administrators that an entry of the file's ACL allows in."""
+    found: list[str] = []
+    for ace in aces:
+        if ace.applies_to_the_file and ace.allows and ace.principal.lower().lstrip("*") not in PRIVATE_READERS \
+                and ace.principal not in found:
+            found.append(ace.principal)
+    return found
+
+
+def icacls_reader(env: Mapping[str, str] | None = None) -> AclReader:
+    """Runs Windows' own ``icacls <path>`` (by its full path) and returns what it printed."""
+    icacls = icacls_path(env)
+
+    def read(path: str) -> str:
+        try:
+            done = subprocess.run([icacls, path], capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PermissionError(f"could not run icacls: {exc}") from None
+        if done.returncode != 0:
+            raise PermissionError(f"icacls failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:200]}")
+        return done.stdout
+
+    return read
+
+
+def private_acl_problem(path: str, read: AclReader | None = None) -> str | None:
+    """Why the file at ``path`` is not private to SYSTEM and Administrators, in words; None when it is."""
+    reader = read if read is not None else icacls_reader()
+    try:
+        aces = parse_icacls(reader(path), path)
+    except PermissionError as exc:
+        return f"its access control list cannot be read ({exc})"
+    except ValueError as exc:
+        return f"its access control list cannot be understood ({exc})"
+    others = other_readers(aces)
+    if others:
+        return (f"its access control list lets {', '.join(others)} in; only SYSTEM and Administrators may "
+                "read it (give its folder the data dir's ACL, then icacls <file> /reset)")
+    return None

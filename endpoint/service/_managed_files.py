@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+from endpoint.scan.platforms import normalize_platform
 from endpoint.scan.safeio import file_kind
+from endpoint.service._acl_windows import AclReader, private_acl_problem
 from endpoint.service.settings import ManagedValues, SettingsError
 from signatures.trusted_files import Untrusted, me_or_root, problem, read_trusted
 
@@ -78,15 +80,21 @@ def _why(exc: Untrusted, limit: int, private: bool) -> str:
     }[exc.code]
 
 
-def read_secret_file(path: str | os.PathLike[str], *, trusted_uids: Collection[int] | None = None) -> str:
+def read_secret_file(path: str | os.PathLike[str], *, trusted_uids: Collection[int] | None = None,
+                     platform: str | None = None, acl_reader: AclReader | None = None) -> str:
     """The text of an enroll secret file: owned by root (or the user the daemon runs as), mode 0600
-    or stricter; a missing file is an error (the setting names it)."""
+    or stricter; on Windows, an ACL that lets only SYSTEM and Administrators in (read through
+    ``acl_reader``, Windows' ``icacls`` by default). A missing file is an error (the setting names it)."""
     if trusted_uids is None:
         trusted_uids = me_or_root()
     data = read_managed_file(path, root=Path(path).anchor or "/", limit=MAX_SECRET_BYTES,
                              trusted_uids=trusted_uids, private=True, field="enroll_secret_file")
     if data is None:
         raise SettingsError("enroll_secret_file", str(path), "no such file")
+    if normalize_platform(platform) == "windows":  # mode bits mean nothing there: the ACL says who reads
+        problem_found = private_acl_problem(str(path), acl_reader)
+        if problem_found is not None:
+            raise SettingsError("enroll_secret_file", str(path), problem_found)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -502,3 +502,123 @@ def test_windows_data_dir_acl_runs_each_step_and_stops_at_a_failure():
     ran.clear()
     acl.restrict_data_dir(r"C:\ProgramData\agentroster", lambda argv: ran.append(list(argv)) or (0, ""), env={})
     assert ran == acl.icacls_commands(r"C:\ProgramData\agentroster", env={})
+
+
+# ---- Windows: who can read the enroll secret file (its ACL, as icacls prints it) ----------------------
+
+# Recorded: `icacls C:\WINDOWS\system32\mmc.exe` on Windows 10, as published at
+# https://support.moonpoint.com/os/windows/commands/icacls.php (the alignment is icacls's own).
+ICACLS_MMC = """\
+C:\\WINDOWS\\system32\\mmc.exe NT SERVICE\\TrustedInstaller:(F)
+                            BUILTIN\\Administrators:(RX)
+                            NT AUTHORITY\\SYSTEM:(RX)
+                            BUILTIN\\Users:(RX)
+                            APPLICATION PACKAGE AUTHORITY\\ALL APPLICATION PACKAGES:(RX)
+                            APPLICATION PACKAGE AUTHORITY\\ALL RESTRICTED APPLICATION PACKAGES:(RX)
+
+Successfully processed 1 files; Failed processing 0 files
+"""
+# A secret written where the data dir's ACL is in place: SYSTEM and Administrators, both inherited.
+SECRET = r"C:\ProgramData\agentroster\enroll-secret"
+ICACLS_PRIVATE = f"""\
+{SECRET} NT AUTHORITY\\SYSTEM:(I)(F)
+{' ' * len(SECRET)} BUILTIN\\Administrators:(I)(F)
+
+Successfully processed 1 files; Failed processing 0 files
+"""
+# The same file left under %PROGRAMDATA%'s own ACL: Users read it (and may add to it).
+ICACLS_INHERITED_USERS = f"""\
+{SECRET} NT AUTHORITY\\SYSTEM:(I)(F)
+{' ' * len(SECRET)} BUILTIN\\Administrators:(I)(F)
+{' ' * len(SECRET)} BUILTIN\\Users:(I)(RX)
+{' ' * len(SECRET)} BUILTIN\\Users:(I)(WD,AD,WEA,WA)
+
+Successfully processed 1 files; Failed processing 0 files
+"""
+
+
+def test_icacls_output_is_parsed_entry_by_entry():
+    from endpoint.service import _acl_windows as acl
+
+    aces = acl.parse_icacls(ICACLS_MMC, r"C:\WINDOWS\system32\mmc.exe")
+    assert [(a.principal, a.rights) for a in aces] == [
+        (r"NT SERVICE\TrustedInstaller", "F"), (r"BUILTIN\Administrators", "RX"), (r"NT AUTHORITY\SYSTEM", "RX"),
+        (r"BUILTIN\Users", "RX"), (r"APPLICATION PACKAGE AUTHORITY\ALL APPLICATION PACKAGES", "RX"),
+        (r"APPLICATION PACKAGE AUTHORITY\ALL RESTRICTED APPLICATION PACKAGES", "RX")]
+    assert acl.other_readers(aces) == [r"NT SERVICE\TrustedInstaller", r"BUILTIN\Users",
+                                       r"APPLICATION PACKAGE AUTHORITY\ALL APPLICATION PACKAGES",
+                                       r"APPLICATION PACKAGE AUTHORITY\ALL RESTRICTED APPLICATION PACKAGES"]
+    inherited = acl.parse_icacls(ICACLS_INHERITED_USERS, SECRET)
+    assert inherited[3].flags == {"I"} and inherited[3].rights == "WD,AD,WEA,WA"
+    assert acl.other_readers(inherited) == [r"BUILTIN\Users"]
+    assert acl.other_readers(acl.parse_icacls(ICACLS_PRIVATE, SECRET)) == []
+
+
+def test_icacls_entries_that_let_no_one_in_are_not_readers():
+    from endpoint.service import _acl_windows as acl
+
+    pad = " " * len(SECRET)
+    output = (f"{SECRET} Everyone:(DENY)(RX)\n{pad} CREATOR OWNER:(OI)(CI)(IO)(F)\n{pad} BUILTIN\\Guests:(N)\n"
+              f"{pad} *S-1-5-18:(F)\n{pad} S-1-5-32-544:(I)(F)\n\nSuccessfully processed 1 files; "
+              "Failed processing 0 files\n")
+    assert acl.other_readers(acl.parse_icacls(output, SECRET)) == []
+
+
+@pytest.mark.parametrize("output", ["", "C:\\other\\file NT AUTHORITY\\SYSTEM:(F)\n",
+                                    f"{SECRET}: Access is denied.\n", f"{SECRET} NT AUTHORITY\\SYSTEM:(F\n",
+                                    f"{SECRET} BUILTIN\\Users:(I)\n"])
+def test_icacls_output_that_is_not_the_files_acl_is_refused(output):
+    from endpoint.service import _acl_windows as acl
+
+    problem = acl.private_acl_problem(SECRET, lambda _path: output)
+    assert problem is not None and "cannot be understood" in problem
+
+
+def _secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "enroll-secret"
+    path.write_text(FAKE_SECRET)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _as_icacls_of(recording: str, path: Path) -> str:
+    return recording.replace(SECRET, str(path)).replace(" " * len(SECRET), " " * len(str(path)))
+
+
+def test_windows_secret_file_others_can_read_is_refused(tmp_path):
+    from endpoint.service._managed_files import read_secret_file
+
+    path = _secret_file(tmp_path)
+    with pytest.raises(SettingsError) as info:
+        read_secret_file(path, trusted_uids=TRUSTED, platform="win32",
+                         acl_reader=lambda p: _as_icacls_of(ICACLS_INHERITED_USERS, Path(p)))
+    exc = info.value
+    assert exc.field == "enroll_secret_file" and exc.source == str(path)
+    assert r"lets BUILTIN\Users in" in exc.reason and "only SYSTEM and Administrators" in exc.reason
+    assert FAKE_SECRET not in str(exc)
+
+
+def test_windows_secret_file_whose_acl_cannot_be_read_is_refused(tmp_path):
+    from endpoint.service._managed_files import read_secret_file
+
+    def broken(_path: str) -> str:
+        raise PermissionError("icacls failed (exit 5): Access is denied.")
+
+    with pytest.raises(SettingsError, match="access control list cannot be read"):
+        read_secret_file(_secret_file(tmp_path), trusted_uids=TRUSTED, platform="win32", acl_reader=broken)
+
+
+def test_windows_secret_file_for_system_and_administrators_only_is_read(tmp_path):
+    from endpoint.service._managed_files import read_secret_file
+
+    asked: list[str] = []
+
+    def reader(p: str) -> str:
+        asked.append(p)
+        return _as_icacls_of(ICACLS_PRIVATE, Path(p))
+
+    path = _secret_file(tmp_path)
+    assert read_secret_file(path, trusted_uids=TRUSTED, platform="win32", acl_reader=reader) == FAKE_SECRET
+    assert asked == [str(path)]
+    assert read_secret_file(path, trusted_uids=TRUSTED, platform="linux", acl_reader=reader) == FAKE_SECRET
+    assert asked == [str(path)]  # the ACL is Windows' check only
