@@ -19,6 +19,13 @@ from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, with_con
 from contract import enroll, registration, report, scan
 from contract.bounds import Default, Doc, Length, Pattern, Range, Strip
 
+__all__ = [
+    "DEVICE_STATUS", "ENROLL_REQUEST", "REGISTRATION_REQUEST", "REPORT", "SCAN",
+    "BusinessProcess", "Config", "CredentialRef", "DeviceStatus", "Endpoint", "EnrollRequest", "EnrollResponse",
+    "Evidence", "Item", "McpServer", "Name", "Process", "Purpose", "RegistrationRequest", "Report", "ReportAck",
+    "ScanDocument", "SightingId", "checked", "report_json_schema", "scan_json_schema",
+]
+
 _twins: dict[type, Any] = {}
 # called with a name and fields known only at run time, which mypy cannot follow
 _typed_dict: Any = typing_extensions.TypedDict

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import orjson
 
 from console import governance
+from contract.report import Report
+from contract.scan import Sighting
 from signatures.redaction import Redactor
 
 Result = Literal["applied", "duplicate", "need_snapshot"]
@@ -146,14 +148,14 @@ def content_hash(doc: dict[str, Any]) -> str:
     return ".".join([_crc(sections), *(_crc(part) for part in sections)])
 
 
-def check_parts(report: dict[str, Any]) -> None:
+def check_parts(report: Report) -> None:
     """Only a snapshot comes in parts, and a part is one of them."""
     part, parts = report.get("part", 1), report.get("parts", 1)
     if part > parts or (parts > 1 and report["kind"] != "snapshot"):
         raise ReportRejected("invalid_parts", part=part, parts=parts, kind=report["kind"])
 
 
-def check_sizes(sightings: Iterable[dict[str, Any]], removed: Iterable[str]) -> None:
+def check_sizes(sightings: Iterable[Sighting], removed: Iterable[str]) -> None:
     """Reject values no index can hold, and NUL characters (PostgreSQL text cannot store them)."""
     for doc in sightings:
         if len(doc["id"]) > MAX_ID or "\x00" in doc["id"]:

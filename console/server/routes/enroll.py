@@ -29,7 +29,6 @@ from console.server.routes import API
 from contract.validation import EnrollRequest, EnrollResponse
 
 router = APIRouter(prefix=API, tags=["devices"])
-_DEVICE_FIELDS = {"hostname", "os", "os_version", "arch", "agentroster_version"}
 
 
 @router.post("/enroll", responses={401: {"description": "wrong or no enroll secret"},
@@ -52,7 +51,8 @@ def enroll(body: EnrollRequest, request: Request, state: StateDep) -> EnrollResp
             reason = "invalid_enroll_secret" if auth.enroll_secret_state(session) == "ok" else "no_enroll_secret"
             raise refuse(401, reason)
         fingerprint_key = auth.fingerprint_key(session)
-    proof = auth.parse(body["device_key"]) if body.get("device_key") else None
+    shown_key = body.get("device_key")
+    proof = auth.parse(shown_key) if shown_key else None
     made = auth.issue(auth.DEVICE_PREFIX)
     with state.db.write_session() as session:
         device = session.exec(select(Device).where(Device.host_identifier == body["host_identifier"])).first()
@@ -81,8 +81,10 @@ def enroll(body: EnrollRequest, request: Request, state: StateDep) -> EnrollResp
 
 
 def _new_device(body: EnrollRequest, host_identifier: str, *, device_id: str | None = None) -> Device:
+    device = body["device"]
     return Device(id=device_id or secrets.token_hex(8), host_identifier=host_identifier, enrolled_at=time.time(),
-                  **{k: v for k, v in body["device"].items() if k in _DEVICE_FIELDS})
+                  hostname=device["hostname"], os=device["os"], os_version=device.get("os_version", ""),
+                  arch=device.get("arch", ""), agentroster_version=device["agentroster_version"])
 
 
 def _proves(device: Device, proof: auth.Presented | None) -> bool:
