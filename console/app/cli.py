@@ -47,13 +47,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from pathlib import Path
 
-    from console.app import credentials, embedded
+    from console.app import embedded, token_store
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("agentroster")
     app.setApplicationName("console")
     sys.excepthook = _log_unexpected
-    store = credentials.store()
+    store = token_store.store()
     collector = None
     if args.server:
         server = args.server.rstrip("/")

@@ -1,6 +1,6 @@
 """An embedded collector for trying the whole product on one laptop: ``agentroster server`` as a child
 process on 127.0.0.1 (a free port), SQLite in the console's data dir, and an admin token made for the
-local user on first start (kept like any other token, see ``credentials``). No Qt here.
+local user on first start (kept like any other token, see ``token_store``). No Qt here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from console.app import credentials
+from console.app import token_store
 
 READY_TIMEOUT_S = 60.0
 
@@ -38,9 +38,9 @@ def _command(*args: str) -> list[str]:
 class EmbeddedCollector:
     """Start with ``start()``; ``url`` and ``token`` are then ready for the console; ``stop()`` at exit."""
 
-    def __init__(self, data_dir: Path | None = None, store: credentials.Store | None = None) -> None:
-        self.data_dir = data_dir or credentials.data_dir() / "collector"
-        self.store = store or credentials.store()
+    def __init__(self, data_dir: Path | None = None, store: token_store.Store | None = None) -> None:
+        self.data_dir = data_dir or token_store.data_dir() / "collector"
+        self.store = store or token_store.store()
         self.port = 0
         self.token = ""
         self.proc: subprocess.Popen[bytes] | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from console.app import credentials
+from console.app import token_store
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the XDG folders are Linux's")
 
@@ -16,14 +16,14 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the XDG folders
 def test_the_folders_follow_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    assert credentials.config_dir() == tmp_path / "config" / "agentroster" / "console"
-    assert credentials.data_dir() == tmp_path / "data" / "agentroster" / "console"
-    assert credentials.FileStore().path == tmp_path / "config" / "agentroster" / "console" / "credentials.json"
+    assert token_store.config_dir() == tmp_path / "config" / "agentroster" / "console"
+    assert token_store.data_dir() == tmp_path / "data" / "agentroster" / "console"
+    assert token_store.FileStore().path == tmp_path / "config" / "agentroster" / "console" / "credentials.json"
 
 
 def test_without_xdg_the_folders_are_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert credentials.config_dir() == tmp_path / ".config" / "agentroster" / "console"
-    assert credentials.data_dir() == tmp_path / ".local" / "share" / "agentroster" / "console"
+    assert token_store.config_dir() == tmp_path / ".config" / "agentroster" / "console"
+    assert token_store.data_dir() == tmp_path / ".local" / "share" / "agentroster" / "console"

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from console.app import cli, credentials
+from console.app import cli, token_store
 from console.app.views.dialogs import SignInDialog
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,7 +37,7 @@ def answer_dialogs(answers: list[str], seen: list[str]) -> None:
 def test_a_stored_token_signs_in_without_asking(qtbot: Any, tmp_path: Path, monkeypatch: Any,
                                                 collector: support.RunningCollector) -> None:
     monkeypatch.delenv(cli.TOKEN_ENV, raising=False)
-    store = credentials.FileStore(tmp_path / "credentials.json")
+    store = token_store.FileStore(tmp_path / "credentials.json")
     store.set(collector.url, collector.viewer)
     client = cli._sign_in(collector.url, store)
     assert client is not None and client.role() == "viewer"
@@ -47,7 +47,7 @@ def test_a_stored_token_signs_in_without_asking(qtbot: Any, tmp_path: Path, monk
 def test_a_refused_token_is_asked_for_again_and_the_good_one_kept(qtbot: Any, tmp_path: Path, monkeypatch: Any,
                                                                    collector: support.RunningCollector) -> None:
     monkeypatch.delenv(cli.TOKEN_ENV, raising=False)
-    store = credentials.FileStore(tmp_path / "credentials.json")
+    store = token_store.FileStore(tmp_path / "credentials.json")
     seen: list[str] = []
     answer_dialogs(["ara_0123456789abcdef.FAKEFAKEFAKE", collector.admin], seen)
     client = cli._sign_in(collector.url, store)
@@ -69,14 +69,14 @@ def test_cancelling_the_dialog_gives_up(qtbot: Any, tmp_path: Path, monkeypatch:
             QTimer.singleShot(20, cancel)
 
     QTimer.singleShot(20, cancel)
-    assert cli._sign_in(collector.url, credentials.FileStore(tmp_path / "c.json")) is None
+    assert cli._sign_in(collector.url, token_store.FileStore(tmp_path / "c.json")) is None
 
 
 def test_plain_http_to_another_machine_is_refused_in_the_dialog(qtbot: Any, tmp_path: Path, monkeypatch: Any,
                                                                 collector: support.RunningCollector) -> None:
     """An http:// collector elsewhere: the token is never sent, the dialog says why; https or loopback signs in."""
     monkeypatch.setenv(cli.TOKEN_ENV, collector.admin)
-    store = credentials.FileStore(tmp_path / "credentials.json")
+    store = token_store.FileStore(tmp_path / "credentials.json")
     seen: list[str] = []
 
     def answer() -> None:

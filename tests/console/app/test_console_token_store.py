@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from console.app import api, credentials, embedded
+from console.app import api, embedded, token_store
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def test_the_token_file_is_owner_only_and_per_server(tmp_path: Path) -> None:
-    store = credentials.FileStore(tmp_path / "conf" / "credentials.json")
+    store = token_store.FileStore(tmp_path / "conf" / "credentials.json")
     store.set("https://a.example", "ara_FAKE_a")
     store.set("https://b.example", "ara_FAKE_b")
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
@@ -29,7 +29,7 @@ def test_the_token_file_is_owner_only_and_per_server(tmp_path: Path) -> None:
 def test_a_damaged_token_file_reads_as_empty(tmp_path: Path) -> None:
     path = tmp_path / "credentials.json"
     path.write_text("{not json")
-    store = credentials.FileStore(path)
+    store = token_store.FileStore(path)
     assert store.get("https://a.example") is None
     store.set("https://a.example", "ara_FAKE")
     assert store.get("https://a.example") == "ara_FAKE"
@@ -39,13 +39,13 @@ def test_without_keyring_the_store_is_the_file(tmp_path: Path) -> None:
     try:
         import keyring  # noqa: F401
     except ImportError:
-        assert isinstance(credentials.store(tmp_path / "c.json"), credentials.FileStore)
+        assert isinstance(token_store.store(tmp_path / "c.json"), token_store.FileStore)
     else:
         pytest.skip("keyring is installed here: the store depends on its backend")
 
 
 def test_the_embedded_collector_starts_with_an_admin_token_and_keeps_it(tmp_path: Path) -> None:
-    store = credentials.FileStore(tmp_path / "credentials.json")
+    store = token_store.FileStore(tmp_path / "credentials.json")
     first = embedded.EmbeddedCollector(tmp_path / "data", store).start()
     try:
         assert first.url.startswith("http://127.0.0.1:")
