@@ -138,7 +138,7 @@ def _material(doc: dict[str, Any]) -> list[Any]:
     return [endpoints if s == "endpoints" else doc[s] for s in SECTIONS]
 
 
-def content_hash(doc: dict[str, Any]) -> str:
+def section_checksums(doc: dict[str, Any]) -> str:
     """A checksum of all the material sections, then one per section (so that history can name them).
 
     Telling a refreshed sighting from a changed one needs only the first. All are computed as the report
@@ -245,7 +245,7 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
             "providers": orjson.dumps(providers).decode(), "fingerprints": orjson.dumps(fingerprints).decode(),
             "detail": orjson.dumps({**{s: doc[s] for s in SECTIONS},
                                     governance.DEVICE_FLAGS: device_flags}).decode(),
-            "content_hash": content_hash(doc),
+            "section_checksums": section_checksums(doc),
             "first_seen": parse_time(doc["first_seen"], now), "last_seen": parse_time(doc["last_seen"], now),
             "recorded_at": now, "updated_at": now, "gone": False, "gone_at": None, "touched": touched,
         })  # fmt: skip
@@ -272,9 +272,9 @@ def changed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]
     if old is None or old["gone"]:
         return []
     fields = [k for k in CORE if old[k] != new[k]]
-    old_hash, new_hash = old["content_hash"].split("."), new["content_hash"].split(".")
-    if old_hash[0] != new_hash[0]:
-        fields += [s for s, a, b in zip(SECTIONS, old_hash[1:], new_hash[1:], strict=False) if a != b]
+    old_sums, new_sums = old["section_checksums"].split("."), new["section_checksums"].split(".")
+    if old_sums[0] != new_sums[0]:
+        fields += [s for s, a, b in zip(SECTIONS, old_sums[1:], new_sums[1:], strict=False) if a != b]
     return fields or None
 
 

@@ -39,7 +39,7 @@ H = SightingHistory.__table__  # type: ignore[attr-defined]
 _COLUMNS = tuple(c.name for c in T.columns)
 # What an update of a present sighting writes when none of its indexed columns moved but last_seen: it
 # leaves every other index alone (SQLite rewrites only the indexes of the columns it sets).
-_REFRESH = ("last_seen", "detail", "content_hash", "updated_at", "touched", "vendor", "running", "parent", "flags",
+_REFRESH = ("last_seen", "detail", "section_checksums", "updated_at", "touched", "vendor", "running", "parent", "flags",
             "providers", "fingerprints")
 _INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed")
 _UPSERT_KEEP = ("device_id", "id", "recorded_at")  # what an upsert leaves as it was
@@ -57,7 +57,7 @@ _SQL = {
     "past_epoch": "SELECT last_seq FROM report_epoch WHERE device_id = :device_id AND epoch = :epoch",
     "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints, risky_tools "
               "FROM policy WHERE id = 1",
-    "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, content_hash, gone, first_seen, governed "
+    "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, section_checksums, gone, first_seen, governed "
              "FROM sighting WHERE device_id = :device_id AND id IN {ids}",
     "upsert": f"INSERT INTO sighting ({', '.join(map(_q, _COLUMNS))}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
               f"ON CONFLICT (device_id, id) DO UPDATE SET "
@@ -182,7 +182,7 @@ def load_policy(cur: _Cursor) -> governance.Policy:
 _DEVICE_FIELDS = ("id", "host_identifier", "key_salt", "key_hash", "revoked_at", "epoch", "seq", "applied",
                   "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version", "snapshot_from")
 _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
-_PRIOR_FIELDS = ("id", *CORE, "providers", "content_hash", "gone", "first_seen", "governed")
+_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed")
 
 
 def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, Any],
@@ -267,7 +267,7 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: d
     for row in prepared.rows:
         old = prior.get(row["id"])
         present = old if old is not None and not old["gone"] else None
-        if present and present["content_hash"] == row["content_hash"] and _core_of(present) == _core_of(row):
+        if present and present["section_checksums"] == row["section_checksums"] and _core_of(present) == _core_of(row):
             fields = None  # a refresh: nothing material moved
         else:
             fields = ingest.changed_fields(old, row)

@@ -149,7 +149,7 @@ class Sighting(SightingBase, table=True):
     providers: str = "[]"  # JSON list of provider ids from the endpoints
     fingerprints: str = "[]"  # JSON list of credential fingerprints
     detail: str = Field(default="{}", sa_type=Text)  # JSON: processes, configs, mcp_servers, ...
-    content_hash: str = ""
+    section_checksums: str = ""  # ingest.section_checksums: the whole, then one per section
     first_seen: float
     last_seen: float
     recorded_at: float = Field(index=True)  # when the collector first stored it
