@@ -115,7 +115,8 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     classify = remembering(lib.credential_kind)  # the same servers' arguments recur in home after home
     engine = Engine(lib, device_id=device["id"], platform=PLATFORM, read_script=read_script,
                     classify_credentials=lambda argv: credentials.redact_argv(argv, classify, where="mcp args",
-                                                                              key=key))
+                                                                              key=key),
+                    home=os.path.expanduser("~"))
     live = root == "/"
     network_pids = {r.pid for r in options.network if r.pid is not None}
     read_processes = options.processes and live

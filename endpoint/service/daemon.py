@@ -170,7 +170,8 @@ class Daemon:
         # the match cache stands for the library (it passes the rest through)
         engine = Engine(cast("Library", self.matches), device_id=self.device["id"], platform=PLATFORM, read_script=read_script,
                         classify_credentials=lambda argv: credentials.redact_argv(argv, lib.credential_kind,
-                                                                                  where="mcp args", key=key))
+                                                                                  where="mcp args", key=key),
+                        home=os.path.expanduser("~"))
         engine.add_processes(self.processes.records.values())
         records = [r for recs in self.files.records.values() for r in recs]
         engine.add_configs(r for r in records if isinstance(r, ConfigRecord))

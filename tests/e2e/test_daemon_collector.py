@@ -706,9 +706,9 @@ POISON_WRAPPER = '''
 stand-in for any bug a user's file can reach, kept whatever becomes of that one."""
 import sys
 
-from endpoint.scan import engine as fingerprint
+from endpoint.scan.engine import declarations
 
-real = fingerprint.redact_url
+real = declarations.redact_url
 
 
 def broken(url):
@@ -717,7 +717,7 @@ def broken(url):
     return real(url)
 
 
-fingerprint.redact_url = broken
+declarations.redact_url = broken
 from endpoint.cli import main  # noqa: E402
 
 sys.exit(main())

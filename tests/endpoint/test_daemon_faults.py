@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from contract.validation import DEVICE_STATUS, REPORT
-from endpoint.scan import engine as fingerprint
 from endpoint.scan import faults
+from endpoint.scan.engine import declarations
 from endpoint.service.daemon import TICK_BACKOFF_MAX_S, Daemon
 from endpoint.service.settings import load_settings
 from endpoint.service.status import render
@@ -41,14 +41,14 @@ def _daemon(tmp_path: Path, root: Path) -> Daemon:
 
 
 def _poison_redact_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = fingerprint.redact_url
+    real = declarations.redact_url
 
     def broken(url: str) -> str:  # the mock: issue 9's crash, for this one URL, kept after its fix
         if "${input:" in url:
             raise ValueError(f"Port could not be cast to integer value as '{url}'")
         return real(url)
 
-    monkeypatch.setattr(fingerprint, "redact_url", broken)
+    monkeypatch.setattr(declarations, "redact_url", broken)
 
 
 def test_a_failing_unit_is_one_error_and_the_health_says_so(tmp_path: Path, root: Path, monkeypatch, caplog):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from support import run_agentroster
 
-from endpoint.scan import engine as fingerprint
 from endpoint.scan import faults
+from endpoint.scan.engine import attribution, declarations, placement, registry
 from endpoint.scan.evidence import NetworkRecord
 from endpoint.scan.parsers import DIALECTS
 from endpoint.scan.parsers import mcp as mcp_parser
@@ -127,14 +127,14 @@ def test_a_parser_that_raises_on_one_server_entry_skips_only_that_entry(root: Pa
 
 
 def test_the_engine_raising_on_one_declared_server_is_one_error(root: Path, monkeypatch: pytest.MonkeyPatch):
-    real = fingerprint.redact_url
+    real = declarations.redact_url
 
     def broken(url: str) -> str:  # the mock: the redact_url crash of issue 9, kept after its fix
         if "${input:" in url:
             raise ValueError(f"Port could not be cast to integer value as '{url}'")
         return real(url)
 
-    monkeypatch.setattr(fingerprint, "redact_url", broken)
+    monkeypatch.setattr(declarations, "redact_url", broken)
     document = scan(ScanOptions(root=str(root), processes=False))
     _good_present(document)
     assert "gh" in _tool_names(document)
@@ -145,14 +145,14 @@ def test_the_engine_raising_on_one_declared_server_is_one_error(root: Path, monk
 
 
 def test_one_sighting_whose_to_dict_raises_is_one_error(root: Path, monkeypatch: pytest.MonkeyPatch):
-    real = fingerprint.Sighting.to_dict
+    real = registry.Sighting.to_dict
 
-    def broken(self: fingerprint.Sighting, seen_at: str) -> dict:  # the mock: encoding fails for one sighting
+    def broken(self: registry.Sighting, seen_at: str) -> dict:  # the mock: encoding fails for one sighting
         if self.name == "windsurf-42":
             raise TypeError("cannot encode")
         return real(self, seen_at)
 
-    monkeypatch.setattr(fingerprint.Sighting, "to_dict", broken)
+    monkeypatch.setattr(registry.Sighting, "to_dict", broken)
     document = scan(ScanOptions(root=str(root), processes=False))
     names = _tool_names(document)
     assert "windsurf-42" not in names
@@ -164,14 +164,14 @@ def test_one_sighting_whose_to_dict_raises_is_one_error(root: Path, monkeypatch:
 
 
 def test_one_network_record_that_raises_is_one_error(root: Path, monkeypatch: pytest.MonkeyPatch):
-    real = fingerprint._add_endpoint
+    real = attribution.add_endpoint
 
-    def broken(sighting: fingerprint.Sighting, rec: NetworkRecord) -> None:  # the mock: one packet's bug
+    def broken(sighting: registry.Sighting, rec: NetworkRecord) -> None:  # the mock: one packet's bug
         if rec.host == "api.anthropic.com":
             raise OverflowError("bad packet")
         real(sighting, rec)
 
-    monkeypatch.setattr(fingerprint, "_add_endpoint", broken)
+    monkeypatch.setattr(attribution, "add_endpoint", broken)
     now = time.time()
     network = [NetworkRecord("api.anthropic.com", 443, "sni", now, provider="anthropic"),
                NetworkRecord("api.openai.com", 443, "sni", now, provider="openai")]
@@ -190,14 +190,14 @@ def test_one_process_that_raises_is_one_error(tmp_path: Path, spawn, monkeypatch
     first = spawn([sys.executable, str(aider), "--model", "gpt-4o"])
     second = spawn([sys.executable, str(aider), "--model", "gpt-4o-mini"], cwd=tmp_path)
     time.sleep(0.5)
-    real = fingerprint.Engine._place_process
+    real = placement.Placement.place_process
 
-    def broken(self: fingerprint.Engine, proc, match) -> None:  # the mock: placing this one process fails
+    def broken(self: placement.Placement, proc, match) -> None:  # the mock: placing this one process fails
         if proc.pid == first.pid:
             raise AttributeError("process bug")
         real(self, proc, match)
 
-    monkeypatch.setattr(fingerprint.Engine, "_place_process", broken)
+    monkeypatch.setattr(placement.Placement, "place_process", broken)
     document = scan(ScanOptions(files=False, aside=False))
     pids = {p["pid"] for s in document["sightings"] for p in s["processes"]}
     assert second.pid in pids and first.pid not in pids

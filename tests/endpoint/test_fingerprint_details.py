@@ -74,7 +74,7 @@ def test_network_calls_land_on_agents_and_only_provider_calls_make_unknowns() ->
 
 def test_a_sighting_name_fits_the_collectors_indexed_text() -> None:
     from console.server.ingest import MAX_TEXT
-    from endpoint.scan.engine import MAX_NAME, short_text
+    from endpoint.scan.engine.registry import MAX_NAME, short_text
 
     assert MAX_NAME == MAX_TEXT
     assert short_text("fetch") == "fetch"
