@@ -95,8 +95,8 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any], upserts: Sequence[Mapping[str, Any]],
-                 removed: Sequence[str], errors: Sequence[Mapping[str, Any]],
+def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any], upserts: Sequence[Sighting],
+                 removed: Sequence[str], errors: Sequence[ScanError],
                  max_bytes: int = MAX_REPORT_BYTES) -> list[tuple[Kind, bytes]]:
     """The report as one body, or, when it would be over ``max_bytes``, as several in consecutive seqs from
     ``seq``: a snapshot in parts (the collector marks gone what no part carried only after the last), a delta
@@ -142,7 +142,7 @@ def split_report(*, epoch: str, seq: int, kind: Kind, device: Mapping[str, Any],
 _CUTTABLE = ("mcp_servers", "evidence", "processes", "configs", "endpoints", "credentials")
 
 
-def fit_sighting(sighting: Mapping[str, Any], limit: int) -> tuple[Mapping[str, Any], str]:
+def fit_sighting(sighting: Sighting, limit: int) -> tuple[Mapping[str, Any], str]:
     """``sighting`` within ``limit`` bytes of JSON: its longest list halved until it fits (the first entries
     kept), and what was left out ("1200 mcp_servers, 3 evidence"), or "" when it fitted as it was."""
     size = _json_size(sighting)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from contract import scan as contract
 from endpoint.scan import faults
 from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
 from endpoint.service.inventory import Inventory
@@ -90,8 +91,8 @@ class Daemon:
                                         key=self._key)
         self.files = FileTracker(self.lib, self.root, self.events)
         self.network = NetworkTracker(self.lib, self.events, enabled="network" in self._on)
-        self.last_sightings: list[dict[str, Any]] = []
-        self.last_errors: list[dict[str, Any]] = []
+        self.last_sightings: list[contract.Sighting] = []
+        self.last_errors: list[contract.ScanError] = []
         self.units_failed = 0  # units the last fingerprint could not process (its internal errors)
         self.degraded: list[str] = []  # the sensors those units came from
         self._log_limit = faults.LogLimit()  # a failing unit is logged once an hour, not at every rescan
@@ -155,7 +156,7 @@ class Daemon:
             self.network.start()
 
     # -- fingerprint and report ----------------------------------------------------------------------
-    def fingerprint(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def fingerprint(self) -> tuple[list[contract.Sighting], list[contract.ScanError]]:
         from endpoint.scan import credentials
         from endpoint.scan.engine import Engine
         from endpoint.scan.platforms import PLATFORM
@@ -170,8 +171,7 @@ class Daemon:
         # the match cache stands for the library (it passes the rest through)
         engine = Engine(cast("Library", self.matches), device_id=self.device["id"], platform=PLATFORM, read_script=read_script,
                         classify_credentials=lambda argv: credentials.redact_argv(argv, lib.credential_kind,
-                                                                                  where="mcp args", key=key),
-                        home=os.path.expanduser("~"))
+                                                                                  where="mcp args", key=key))
         engine.add_processes(self.processes.records.values())
         records = [r for recs in self.files.records.values() for r in recs]
         engine.add_configs(r for r in records if isinstance(r, ConfigRecord))

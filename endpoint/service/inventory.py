@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.report import MAX_REPORT_BYTES, SEND_TIME_ROOM, Kind, SpoolHealth, split_report
+from contract.scan import ScanError, Sighting
 from endpoint.errors import EndpointError
 
 STATE_FILE = "state.sqlite3"
@@ -92,7 +93,7 @@ def content_hash(sighting: Mapping[str, Any]) -> str:
 class Delta:
     """What changed between the stored sightings and the current ones."""
 
-    upserts: list[dict[str, Any]] = field(default_factory=list)  # new or changed, in the current order
+    upserts: list[Sighting] = field(default_factory=list)  # new or changed, in the current order
     removed: list[str] = field(default_factory=list)  # ids no longer there, sorted
 
     @property
@@ -100,24 +101,24 @@ class Delta:
         return not self.upserts and not self.removed
 
 
-def carry_first_seen(current: Sequence[dict[str, Any]], first_seen: Mapping[str, str]) -> list[dict[str, Any]]:
+def carry_first_seen(current: Sequence[Sighting], first_seen: Mapping[str, str]) -> list[Sighting]:
     """The current sightings with the first_seen they were stored with (a sighting is as old as its
     first report, not as the scan that saw it last)."""
-    out = []
+    out: list[Sighting] = []
     for s in current:
         known = first_seen.get(s["id"])
         out.append({**s, "first_seen": known} if known and known != s.get("first_seen") else s)
     return out
 
 
-def encodable(sightings: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def encodable(sightings: Sequence[Sighting]) -> tuple[list[Sighting], list[ScanError]]:
     """The sightings that can be hashed and encoded, and one ``internal`` error entry for each that
     cannot (a bug upstream put something in it that JSON does not hold): one sighting that breaks
     the encoding is left out of the report, not every sighting of the device."""
     from endpoint.scan.faults import describe
 
-    kept: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
+    kept: list[Sighting] = []
+    failed: list[ScanError] = []
     for sighting in sightings:
         try:
             if not isinstance(sighting.get("id"), str):
@@ -131,7 +132,7 @@ def encodable(sightings: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     return kept, failed
 
 
-def diff(stored: Mapping[str, str], current: Sequence[dict[str, Any]]) -> Delta:
+def diff(stored: Mapping[str, str], current: Sequence[Sighting]) -> Delta:
     """``stored`` maps id → content hash; ``current`` are the sightings now. The last copy of an id wins."""
     latest = {s["id"]: s for s in current}
     upserts = [s for sid, s in latest.items() if stored.get(sid) != content_hash(s)]
@@ -372,7 +373,7 @@ class Inventory:
         with self._lock:
             return {str(i): str(h) for i, h in self.db.execute("SELECT id, hash FROM sighting")}
 
-    def stored_sightings(self) -> list[dict[str, Any]]:
+    def stored_sightings(self) -> list[Sighting]:
         with self._lock:
             return [json.loads(doc) for (doc,) in self.db.execute("SELECT doc FROM sighting ORDER BY id")]
 
@@ -380,8 +381,8 @@ class Inventory:
         return {str(i): str(f) for i, f in self.db.execute("SELECT id, first_seen FROM sighting")}
 
     # -- making reports ------------------------------------------------------------------------------
-    def record(self, sightings: Sequence[dict[str, Any]], *, device: Mapping[str, Any],
-               errors: Sequence[Mapping[str, Any]] = (), snapshot: bool = False, heartbeat: bool = False,
+    def record(self, sightings: Sequence[Sighting], *, device: Mapping[str, Any],
+               errors: Sequence[ScanError] = (), snapshot: bool = False, heartbeat: bool = False,
                now: float | None = None) -> Spooled | None:
         """Spool the report that brings the collector from the stored sightings to ``sightings``.
 
@@ -421,8 +422,8 @@ class Inventory:
                     raise
             return self._coalesce(device, current, sent_errors, errors_hash, now, disk_full=True)
 
-    def _spool(self, kind: Kind, device: Mapping[str, Any], upserts: list[dict[str, Any]], removed: list[str],
-               errors: list[Mapping[str, Any]], stored: Mapping[str, str], current: Sequence[dict[str, Any]],
+    def _spool(self, kind: Kind, device: Mapping[str, Any], upserts: list[Sighting], removed: list[str],
+               errors: list[ScanError], stored: Mapping[str, str], current: Sequence[Sighting],
                errors_hash: str, now: float) -> Spooled:
         seq = self.next_seq
         bodies = split_report(epoch=self.epoch, seq=seq, kind=kind, device=device, upserts=upserts,
@@ -439,7 +440,7 @@ class Inventory:
             self._set("errors_hash", errors_hash)
         return last
 
-    def _coalesce(self, device: Mapping[str, Any], current: Sequence[dict[str, Any]], errors: Sequence[Mapping[str, Any]],
+    def _coalesce(self, device: Mapping[str, Any], current: Sequence[Sighting], errors: Sequence[ScanError],
                   errors_hash: str, now: float, *, disk_full: bool, forced: bool = True) -> Spooled:
         """Replace everything spooled by one snapshot of ``current``: the spool stays bounded."""
         stored = self.stored_hashes()
@@ -480,7 +481,7 @@ class Inventory:
             return self._coalesce(device, current, [], errors_hash, time.time() if now is None else now,
                                   disk_full=False, forced=False)
 
-    def _write_sightings(self, stored: Mapping[str, str], current: Sequence[dict[str, Any]], *,
+    def _write_sightings(self, stored: Mapping[str, str], current: Sequence[Sighting], *,
                          replace: bool) -> None:
         latest = {s["id"]: s for s in current}
         gone = set(stored) - set(latest)

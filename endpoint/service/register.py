@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from contract.registration import RegistrationRequest
+from contract.scan import Sighting
 from endpoint.errors import EndpointError
 
 if TYPE_CHECKING:
@@ -380,7 +381,7 @@ class DeviceState:
     """What the daemon's data dir says: its sightings, the collector it enrolled with, and its key."""
 
     data_dir: Path
-    sightings: list[dict[str, Any]]
+    sightings: list[Sighting]
     collector_url: str | None
     device_id: str | None
 

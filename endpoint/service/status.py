@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from contract.scan import ScanError, Sighting
     from endpoint.service.inventory import Inventory
     from endpoint.service.reporter import Reporter
     from endpoint.service.settings import Settings
@@ -57,8 +58,8 @@ class DaemonState(Protocol):
     started_at: float
     last_scan_at: float | None
     last_fingerprint_s: float
-    last_sightings: list[dict[str, Any]]
-    last_errors: list[dict[str, Any]]
+    last_sightings: list[Sighting]
+    last_errors: list[ScanError]
     units_failed: int
     degraded: list[str]
     tick_failures: int
