@@ -152,7 +152,8 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _daemon_settings(args: argparse.Namespace) -> Any:
-    from endpoint.service.settings import load_settings, managed_source
+    from endpoint.service.managed import managed_source
+    from endpoint.service.settings import load_settings
 
     cli = {"collector": getattr(args, "collector", None), "enroll_secret_file": getattr(args, "enroll_secret_file", None),
            "data_dir": args.data_dir, "root": getattr(args, "root", None), "log_level": getattr(args, "log_level", None)}
@@ -162,7 +163,8 @@ def _daemon_settings(args: argparse.Namespace) -> Any:
 def _daemon(args: argparse.Namespace) -> int:
     import logging
 
-    from endpoint.service.settings import SettingsError, describe, read_enroll_secret
+    from endpoint.service.managed import read_enroll_secret
+    from endpoint.service.settings import SettingsError, describe
 
     try:
         settings, origins = _daemon_settings(args)
@@ -205,7 +207,8 @@ def _unsafe_enroll_secret(settings: Any) -> str | None:
     others can read; a file removed once the device is enrolled is fine (MDM may take it back). On
     Windows, where mode bits mean nothing, the installer sets its ACL (SYSTEM and Administrators only).
     """
-    from endpoint.service.settings import SettingsError, read_enroll_secret
+    from endpoint.service.managed import read_enroll_secret
+    from endpoint.service.settings import SettingsError
 
     path = settings.enroll_secret_file
     if path is None or not os.path.lexists(path):

@@ -12,11 +12,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from endpoint.scan.platforms import normalize_platform
+from endpoint.scan.platforms import PLATFORM, normalize_platform
 from endpoint.scan.safeio import file_kind
 from endpoint.service._acl_windows import AclReader, private_acl_problem
 from endpoint.service.settings import ManagedValues, SettingsError
@@ -102,7 +101,7 @@ def read_secret_file(path: str | os.PathLike[str], *, trusted_uids: Collection[i
 
 
 def _check_dirs(directory: Path, root: Path, trusted_uids: Collection[int], refuse: _Refuse) -> None:
-    if sys.platform == "win32":
+    if PLATFORM == "windows":
         return
     stop = os.path.abspath(root)
     current = os.path.abspath(directory)
@@ -129,7 +128,7 @@ def _exposed(path: Path) -> str | None:
         mode = stat.S_IMODE(os.stat(path, follow_symlinks=False).st_mode)
     except OSError:
         return "it could not be checked"
-    if sys.platform == "win32":
+    if PLATFORM == "windows":
         return None  # mode bits say nothing there; a managed file is not a Windows source
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         return f"other users can read it (mode {mode:04o})"

@@ -1,14 +1,14 @@
 """Managed settings on Linux: ``/etc/agentroster/endpoint.toml``, written by config management.
 
 A flat TOML table of the settings' own names (``collector_url = "https://…"``); the file must be
-root-owned and not writable by others (see ``_managed_files``), else it is refused with a clear error.
+root-owned and not writable by others (see ``_managed_common``), else it is refused with a clear error.
 """
 
 from __future__ import annotations
 
 import tomllib
 
-from endpoint.service._managed_files import ManagedFileSource
+from endpoint.service._managed_common import ManagedFileSource
 from endpoint.service.settings import ManagedValues, SettingsError
 
 CONFIG_PATH = "etc/agentroster/endpoint.toml"  # under the root

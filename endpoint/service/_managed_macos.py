@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import plistlib
 
-from endpoint.service._managed_files import ManagedFileSource
+from endpoint.service._managed_common import ManagedFileSource
 from endpoint.service.settings import ManagedValues, SettingsError
 
 DOMAIN = "dev.agentroster.endpoint"

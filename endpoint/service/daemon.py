@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 from contract import scan as contract
 from endpoint.scan import faults
 from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
+from endpoint.scan.platforms import PLATFORM
 from endpoint.service.inventory import Inventory
 from endpoint.service.status import SelfSample, daemon_status, device_status, sensor_health
 from endpoint.service.trackers.events import STOP, EventQueue
@@ -159,7 +160,6 @@ class Daemon:
     def fingerprint(self) -> tuple[list[contract.Sighting], list[contract.ScanError]]:
         from endpoint.scan import credentials
         from endpoint.scan.engine import Engine
-        from endpoint.scan.platforms import PLATFORM
         from endpoint.scan.run import read_script
 
         key = credentials.fingerprint_key()
@@ -407,7 +407,7 @@ class Daemon:
     def start_local_socket(self) -> None:
         """The socket where users list and register their own agents (``endpoint/service/localsock.py``); without
         it (Windows, a bad path) ``agentroster register`` needs root, and the daemon runs on."""
-        if os.name != "posix":
+        if PLATFORM == "windows":
             return
         from endpoint.service.localsock import Handler, LocalServer, LocalSocketError, socket_path
 

@@ -33,6 +33,7 @@ from typing import Any
 from contract.report import MAX_REPORT_BYTES, SEND_TIME_ROOM, Kind, SpoolHealth, split_report
 from contract.scan import ScanError, Sighting
 from endpoint.errors import EndpointError
+from endpoint.scan.platforms import PLATFORM
 
 STATE_FILE = "state.sqlite3"
 KEY_FILE = "device.key"
@@ -195,12 +196,12 @@ def make_private_dir(path: Path) -> None:
     """The data dir, created (or tightened) to 0700: it holds the device key. On Windows, where modes
     mean nothing and any user may create the folder first, an explicit SYSTEM/Administrators ACL."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os.name == "posix" and (path.stat().st_mode & 0o077):
-        os.chmod(path, 0o700)
-    elif os.name == "nt":
+    if PLATFORM == "windows":
         from endpoint.service._acl_windows import restrict_data_dir
 
         restrict_data_dir(str(path))
+    elif path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
 
 
 class Inventory:

@@ -14,7 +14,7 @@ object per line: ``{"ok": true, ...}`` or ``{"ok": false, "code": ..., "error": 
 
 Root may add ``"as_user": NAME`` to act for that user only (``sudo agentroster register``); from any
 other uid it is refused. The peer's uid comes from SO_PEERCRED on Linux and LOCAL_PEERCRED on macOS
-(``_peer_linux``, ``_peer_macos``); Windows has no socket.
+(``_peer_common`` picks ``_peer_linux`` or ``_peer_macos``); Windows has no socket.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import os
 import selectors
 import socket
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from endpoint.errors import EndpointError
+from endpoint.service._peer_common import peer_uid_function
 
 log = logging.getLogger("agentroster.localsock")
 
@@ -229,16 +229,6 @@ _CODES = {"InvalidRegistration": "invalid", "NotYours": "not_yours", "UnknownSig
 
 
 # -- the server ----------------------------------------------------------------------------------------------
-
-
-def peer_uid_function() -> Callable[[socket.socket], int]:
-    if sys.platform.startswith("linux"):
-        from endpoint.service._peer_linux import peer_uid
-    elif sys.platform == "darwin":
-        from endpoint.service._peer_macos import peer_uid
-    else:
-        raise NotImplementedError(f"the daemon's local socket is not supported on {sys.platform}")
-    return peer_uid
 
 
 class LocalServer:

@@ -572,8 +572,9 @@ def main(args: Any, *, ask: Ask = input, interactive: bool | None = None) -> int
 
     Through the daemon's local socket when it listens; otherwise from the data dir directly (root)."""
     from endpoint.service.localsock import DaemonNotListening, socket_path
+    from endpoint.service.managed import managed_source
     from endpoint.service.reporter import ReporterError
-    from endpoint.service.settings import SettingsError, load_settings, managed_source
+    from endpoint.service.settings import SettingsError, load_settings
 
     try:
         settings, _ = load_settings({"data_dir": args.data_dir}, managed=managed_source())

@@ -1,8 +1,8 @@
 """The endpoint daemon's settings: CLI flags, then environment, then managed config, then defaults.
 
 Everything here is pure: the environment and the managed-config source are passed in, and reading a
-managed file or the registry happens in the per-OS modules (``_managed_linux``, ``_managed_macos``,
-``_managed_windows``). Values are checked strictly; a bad one is a ``SettingsError`` that names the
+managed file or the registry happens in ``endpoint.service.managed`` and its per-OS modules
+(``_managed_common``, ``_managed_linux``, ``_managed_macos``, ``_managed_windows``). Values are checked strictly; a bad one is a ``SettingsError`` that names the
 field, where it came from and why, and never quotes a secret.
 """
 
@@ -84,7 +84,7 @@ class Secret:
 class Settings:
     collector_url: str | None = None  # https://…; http only for 127.0.0.1/::1/localhost
     enroll_secret: Secret | None = None
-    enroll_secret_file: Path | None = None  # read at use time: read_enroll_secret()
+    enroll_secret_file: Path | None = None  # read at use time: managed.read_enroll_secret()
     ca_bundle: Path | None = None
     data_dir: Path = field(default_factory=default_data_dir)
     process_interval_s: float = 5.0
@@ -146,22 +146,6 @@ class StaticSource:
 
     def read(self) -> ManagedValues:
         return ManagedValues(dict(self.values), self.where)
-
-
-def managed_source(platform: str | None = None, root: str | os.PathLike[str] = "/") -> ManagedSource:
-    """The managed source this OS uses; reading it is the caller's step (``load_settings``)."""
-    plat = normalize_platform(platform)
-    if plat == "macos":
-        from endpoint.service._managed_macos import MacManagedSource
-
-        return MacManagedSource(root)
-    if plat == "windows":
-        from endpoint.service._managed_windows import WindowsManagedSource
-
-        return WindowsManagedSource()
-    from endpoint.service._managed_linux import LinuxManagedSource
-
-    return LinuxManagedSource(root)
 
 
 # ---- parsing one value ---------------------------------------------------------------------------
@@ -432,7 +416,7 @@ def load_settings(cli: Mapping[str, object] | None = None, env: Mapping[str, str
 
     ``cli`` maps field names (or ``collector``) to values, ``None`` meaning "flag not given";
     ``env`` defaults to this process's environment (pass ``{}`` for none);
-    ``managed`` is read once (``managed_source(platform)`` gives this OS's; ``None`` reads none).
+    ``managed`` is read once (``managed.managed_source(platform)`` gives this OS's; ``None`` reads none).
     Origins are ``"cli"``, ``"env:AGENTROSTER_X"``, ``"managed:<where>"`` or ``"default"``.
     """
     plat = normalize_platform(platform)
@@ -491,20 +475,12 @@ def _one_secret(values: dict[str, object], origins: dict[str, str],
 # ---- using and showing settings ------------------------------------------------------------------
 
 
-def read_enroll_secret(settings: Settings, *, trusted_uids: tuple[int, ...] | None = None) -> Secret | None:
-    """The enroll secret: the value itself, or read now from ``enroll_secret_file`` (checked:
-    a regular file owned by root or this user, readable by no one else); ``None`` when neither is set."""
-    if settings.enroll_secret is not None:
-        return settings.enroll_secret
-    if settings.enroll_secret_file is None:
-        return None
-    from endpoint.service._managed_files import read_secret_file
-
-    text = read_secret_file(settings.enroll_secret_file, trusted_uids=trusted_uids)
+def secret_from_file(text: str, path: str) -> Secret:
+    """An enroll secret file's text as the secret, checked as the setting's value is."""
     try:
         return _secret(text)
     except _Bad as exc:
-        raise SettingsError("enroll_secret_file", str(settings.enroll_secret_file), str(exc)) from None
+        raise SettingsError("enroll_secret_file", path, str(exc)) from None
 
 
 def _value_text(settings: Settings, name: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from endpoint.scan.homes import trusted_policy_template
 from endpoint.service import _managed_windows as win
-from endpoint.service._managed_files import MAX_MANAGED_BYTES
+from endpoint.service._managed_common import MAX_MANAGED_BYTES
 from endpoint.service._managed_linux import LinuxManagedSource
 from endpoint.service._managed_macos import MacManagedSource
 from endpoint.service.settings import Secret, SettingsError, load_settings
@@ -586,7 +586,7 @@ def _as_icacls_of(recording: str, path: Path) -> str:
 
 
 def test_windows_secret_file_others_can_read_is_refused(tmp_path):
-    from endpoint.service._managed_files import read_secret_file
+    from endpoint.service._managed_common import read_secret_file
 
     path = _secret_file(tmp_path)
     with pytest.raises(SettingsError) as info:
@@ -599,7 +599,7 @@ def test_windows_secret_file_others_can_read_is_refused(tmp_path):
 
 
 def test_windows_secret_file_whose_acl_cannot_be_read_is_refused(tmp_path):
-    from endpoint.service._managed_files import read_secret_file
+    from endpoint.service._managed_common import read_secret_file
 
     def broken(_path: str) -> str:
         raise PermissionError("icacls failed (exit 5): Access is denied.")
@@ -609,7 +609,7 @@ def test_windows_secret_file_whose_acl_cannot_be_read_is_refused(tmp_path):
 
 
 def test_windows_secret_file_for_system_and_administrators_only_is_read(tmp_path):
-    from endpoint.service._managed_files import read_secret_file
+    from endpoint.service._managed_common import read_secret_file
 
     asked: list[str] = []
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from endpoint.service import managed
 from endpoint.service import settings as st
 from endpoint.service.settings import Secret, SettingsError, StaticSource, describe, load_settings
 
@@ -323,13 +324,13 @@ def write_secret(path: Path, text: str, mode: int = 0o600) -> Path:
 def test_read_enroll_secret_reads_a_private_file(tmp_path):
     path = write_secret(tmp_path / "enroll", FAKE_SECRET + "\n")
     settings, _ = load(env={"AGENTROSTER_ENROLL_SECRET_FILE": str(path)})
-    assert st.read_enroll_secret(settings) == Secret(FAKE_SECRET)
+    assert managed.read_enroll_secret(settings) == Secret(FAKE_SECRET)
 
 
 def test_read_enroll_secret_prefers_the_value_and_is_none_without_either():
     settings, _ = load(env={"AGENTROSTER_ENROLL_SECRET": FAKE_SECRET})
-    assert st.read_enroll_secret(settings) == Secret(FAKE_SECRET)
-    assert st.read_enroll_secret(load()[0]) is None
+    assert managed.read_enroll_secret(settings) == Secret(FAKE_SECRET)
+    assert managed.read_enroll_secret(load()[0]) is None
 
 
 @pytest.mark.parametrize(("mode", "reason"), [(0o644, "can be read by group or others"),
@@ -339,7 +340,7 @@ def test_read_enroll_secret_refuses_a_file_others_can_read(tmp_path, mode, reaso
     path = write_secret(tmp_path / "enroll", FAKE_SECRET, mode)
     settings, _ = load(env={"AGENTROSTER_ENROLL_SECRET_FILE": str(path)})
     with pytest.raises(SettingsError) as info:
-        st.read_enroll_secret(settings)
+        managed.read_enroll_secret(settings)
     assert info.value.field == "enroll_secret_file" and reason in info.value.reason
     assert FAKE_SECRET not in str(info.value)
 
@@ -351,7 +352,7 @@ def test_read_enroll_secret_refuses_missing_empty_and_symlinked_files(tmp_path):
     for path, reason in ((tmp_path / "missing", "no such file"), (empty, "is empty"), (link, "symbolic link")):
         settings, _ = load(env={"AGENTROSTER_ENROLL_SECRET_FILE": str(path)})
         with pytest.raises(SettingsError) as info:
-            st.read_enroll_secret(settings)
+            managed.read_enroll_secret(settings)
         assert reason in info.value.reason
         assert FAKE_SECRET not in str(info.value)
 
@@ -362,7 +363,7 @@ def test_read_enroll_secret_refuses_a_file_owned_by_another_user(tmp_path):
     os.chown(path, 65534, 65534)
     settings, _ = load(env={"AGENTROSTER_ENROLL_SECRET_FILE": str(path)})
     with pytest.raises(SettingsError) as info:
-        st.read_enroll_secret(settings)
+        managed.read_enroll_secret(settings)
     assert "owned by uid 65534, not root" in info.value.reason
 
 
@@ -394,4 +395,4 @@ def test_describe_shows_a_set_secret_as_set():
     ("win32", r"HKLM\SOFTWARE\Policies\agentroster"),
 ])
 def test_each_os_has_its_managed_source(platform, where):
-    assert st.managed_source(platform).where == where
+    assert managed.managed_source(platform).where == where
