@@ -1,9 +1,10 @@
 """The console's client of the collector API: typed results and one error tree, over httpx, no Qt.
 
 Every call is blocking; the console runs them off the GUI thread (``console.app.worker``). Each failure
-is one exception under ``ApiError``: what went wrong at the HTTP layer is mapped to the most specific
-type (``ServerUnreachable`` for a refused connection or a time-out, ``Unauthorized`` for 401, …) and
-carries the collector's reason and a message fit to show to a person. A token is sent, never shown.
+is one exception under ``ApiError`` (itself under the console's ``ConsoleError``): what went wrong at the
+HTTP layer is mapped to the most specific type (``TimedOut`` for a time-out, ``ServerUnreachable`` for a
+refused or reset connection, ``Unauthorized`` for 401, …) and carries a stable ``code``, the collector's
+reason and a message fit to show to a person. A token is sent, never shown.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from console.app.errors import ConsoleError
 from console.loopback import plain_http_elsewhere
 
 API = "/api/v1"
@@ -27,54 +29,81 @@ TRIAGE_STATES = ("new", "approved", "registration_requested", "false_positive")
 # -- errors -----------------------------------------------------------------------------------------
 
 
-class ApiError(Exception):
+class ApiError(ConsoleError):
     """The collector could not answer a request as asked."""
+
+    code = "api_error"
 
     def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
-        self.reason = reason
+        self.reason = reason  # the collector's own reason, when it gave one
 
 
 class ServerUnreachable(ApiError):
     """No answer: the connection was refused, reset or timed out."""
 
+    code = "server_unreachable"
+
+
+class TimedOut(ServerUnreachable):
+    """No answer in time: the collector is overloaded, or the network drops packets."""
+
+    code = "timed_out"
+
 
 class Unauthorized(ApiError):
     """401: the token is missing, unknown or revoked."""
+
+    code = "unauthorized"
 
 
 class Forbidden(ApiError):
     """403: the token is valid but its role may not do this (a viewer triaging)."""
 
+    code = "forbidden"
+
 
 class NotFound(ApiError):
     """404: no such agent, device or registration."""
+
+    code = "not_found"
 
 
 class InvalidRequest(ApiError):
     """400 or 422: the collector refused the request's content."""
 
+    code = "invalid_request"
+
 
 class Conflict(ApiError):
     """409: the thing changed in the meantime (a registration already decided)."""
+
+    code = "conflict"
 
 
 class RateLimited(ApiError):
     """429: too many requests; try again later."""
 
+    code = "rate_limited"
+
 
 class ServerError(ApiError):
     """5xx: the collector failed or its store is unavailable."""
+
+    code = "server_error"
 
 
 class ProtocolError(ApiError):
     """The answer was not what the API promises (not JSON, a wrong shape)."""
 
+    code = "protocol_error"
+
 
 class InsecureTransport(ApiError):
     """An ``http://`` collector that is not on this machine: the token would cross the network in clear."""
+
+    code = "insecure_transport"
 
 
 def check_transport(base_url: str, *, allow_insecure_http: bool = False) -> None:
@@ -443,8 +472,9 @@ class Client:
                  body: Any = None) -> Any:
         try:
             response = self._http.request(method, path, params=params, json=body)
-        except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError,
-                httpx.WriteError) as exc:
+        except httpx.TimeoutException as exc:
+            raise TimedOut(f"The collector at {self.base_url} does not answer ({type(exc).__name__}).") from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise ServerUnreachable(f"The collector at {self.base_url} does not answer ({type(exc).__name__}).") \
                 from None
         except httpx.HTTPError as exc:
@@ -466,6 +496,8 @@ class Client:
         """True when the collector and its database answer (``/healthz`` needs no token)."""
         try:
             response = self._http.get("/healthz")
+        except httpx.TimeoutException:
+            raise TimedOut(f"The collector at {self.base_url} does not answer in time.") from None
         except httpx.HTTPError:
             raise ServerUnreachable(f"The collector at {self.base_url} does not answer.") from None
         return response.status_code == 200

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from console.app import embedded, token_store
+    from console.app.errors import EmbeddedCollectorFailed
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("agentroster")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print("agentroster console: starting the embedded collector…", file=sys.stderr)
         try:
             collector = embedded.EmbeddedCollector(Path(args.data_dir) if args.data_dir else None, store).start()
-        except embedded.EmbeddedError as exc:
+        except EmbeddedCollectorFailed as exc:
             print(f"agentroster console: {exc}", file=sys.stderr)
             return 1
         client = api.Client(collector.url, collector.token)

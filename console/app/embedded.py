@@ -17,12 +17,9 @@ from pathlib import Path
 import httpx
 
 from console.app import token_store
+from console.app.errors import EmbeddedCollectorFailed
 
 READY_TIMEOUT_S = 60.0
-
-
-class EmbeddedError(RuntimeError):
-    """The embedded collector could not be started."""
 
 
 def free_port() -> int:
@@ -78,7 +75,7 @@ class EmbeddedCollector:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise EmbeddedError(f"the embedded collector exited with {self.proc.returncode}; see {self.log_path}")
+                raise EmbeddedCollectorFailed(f"the embedded collector exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -86,7 +83,7 @@ class EmbeddedCollector:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise EmbeddedError(f"the embedded collector did not start within {READY_TIMEOUT_S:.0f} s; see {self.log_path}")
+        raise EmbeddedCollectorFailed(f"the embedded collector did not start within {READY_TIMEOUT_S:.0f} s; see {self.log_path}")
 
     def _accepts(self, token: str) -> bool:
         try:
@@ -105,7 +102,7 @@ class EmbeddedCollector:
                               capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         token = done.stdout.decode().strip().splitlines()[-1:] if done.returncode == 0 else []
         if not token or not token[0].startswith("ara_"):
-            raise EmbeddedError("could not make an admin token for the embedded collector: "
+            raise EmbeddedCollectorFailed("could not make an admin token for the embedded collector: "
                                 + done.stderr.decode(errors="replace").strip()[-300:])
         return token[0]
 

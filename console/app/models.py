@@ -16,6 +16,7 @@ from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 
 from console.app import api, classification
 from console.app import viewmodels as vm
+from console.app.errors import ConsoleError
 from console.app.views.text import tooltip
 
 Index = QModelIndex | QPersistentModelIndex
@@ -25,16 +26,16 @@ KeyRole = Qt.ItemDataRole.UserRole + 2  # (device id, sighting id)
 UNGOVERNED = QColor("#b3261e")
 GOVERNED = QColor("#1e7b34")
 
-PageLoader = Callable[[vm.PageRequest, Callable[[api.AgentPage], None], Callable[[api.ApiError], None]], None]
+PageLoader = Callable[[vm.PageRequest, Callable[[api.AgentPage], None], Callable[[ConsoleError], None]], None]
 DeviceLoader = Callable[[tuple[int, int, vm.DeviceFilter], Callable[[api.DevicePage], None],
-                         Callable[[api.ApiError], None]], None]  # fmt: skip
+                         Callable[[ConsoleError], None]], None]  # fmt: skip
 
 
 class AgentTableModel(QAbstractTableModel):
     """The roster: rows arrive a page at a time; sorting and filtering are done by the collector."""
 
     countChanged = Signal(object)  # the number of matching agents (int), or None while unknown
-    loadFailed = Signal(object)  # api.ApiError
+    loadFailed = Signal(object)  # ConsoleError
 
     def __init__(self, roster: vm.AgentList, columns: vm.ColumnChoice, loader: PageLoader,
                  parent: Any = None) -> None:
@@ -110,7 +111,7 @@ class AgentTableModel(QAbstractTableModel):
             self.endInsertRows()
         self.countChanged.emit(self.roster.count)
 
-    def _failed(self, generation: int, error: api.ApiError) -> None:
+    def _failed(self, generation: int, error: ConsoleError) -> None:
         self.roster.failed(generation)
         self.loadFailed.emit(error)
 
@@ -220,7 +221,7 @@ class DeviceTableModel(QAbstractTableModel):
             self.endInsertRows()
         self.countChanged.emit(self.devices.count)
 
-    def _failed(self, generation: int, error: api.ApiError) -> None:
+    def _failed(self, generation: int, error: ConsoleError) -> None:
         self.devices.failed(generation)
         self.loadFailed.emit(error)
 

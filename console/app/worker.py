@@ -1,9 +1,9 @@
 """API calls off the GUI thread: a QThreadPool runs each call, and its result or error comes back to the
 GUI thread as a queued signal, where the caller's callback runs.
 
-A call never raises into Qt: an ``ApiError`` goes to ``on_error`` as it is; any other exception is
-logged and handed over as an ``ApiError`` with a plain message, so the console shows a line, not a
-traceback.
+A call never raises into Qt: a ``ConsoleError`` (an ``ApiError`` most often) goes to ``on_error`` as it
+is; any other exception is logged and handed over as an ``UnexpectedError`` with a plain message, so the
+console shows a line, not a traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from console.app import api
+from console.app.errors import ConsoleError, UnexpectedError
 
 log = logging.getLogger(__name__)
 
 Done = Callable[[Any], None]
-Failed = Callable[[api.ApiError], None]
+Failed = Callable[[ConsoleError], None]
 
 
 class _Relay(QObject):
@@ -37,11 +37,11 @@ class _Call(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn(*self.args)
-        except api.ApiError as exc:
+        except ConsoleError as exc:
             self.relay.finished.emit(self.call_id, 0, exc)
         except Exception as exc:  # a bug must not take the console down
             log.exception("console call %s failed", getattr(self.fn, "__name__", self.fn))
-            self.relay.finished.emit(self.call_id, 0, api.ApiError(f"Unexpected error: {exc}"))
+            self.relay.finished.emit(self.call_id, 0, UnexpectedError(f"Unexpected error: {exc}"))
         else:
             self.relay.finished.emit(self.call_id, 1, result)
 
@@ -80,7 +80,7 @@ class Runner(QObject):
             if ok and on_done is not None:
                 on_done(payload)
             elif not ok and on_error is not None:
-                assert isinstance(payload, api.ApiError)
+                assert isinstance(payload, ConsoleError)
                 on_error(payload)
         except Exception:  # a callback's bug is logged, the console goes on
             log.exception("console callback failed")

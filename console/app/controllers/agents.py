@@ -11,6 +11,7 @@ from PySide6.QtCore import QModelIndex, QObject, Qt, Slot
 from console.app import api
 from console.app import viewmodels as vm
 from console.app.controllers.session import VIEWER_TRIAGE, Session
+from console.app.errors import ConsoleError
 from console.app.models import AgentTableModel
 from console.app.views.agents import WIDTHS
 from console.app.views.dialogs import TriageDialog
@@ -22,7 +23,7 @@ class AgentsController(QObject):
     """The roster's model and the agents tab's actions; ``on_triaged`` runs after each triage."""
 
     def __init__(self, session: Session, parent: QObject, *, page_size: int,
-                 on_error: Callable[[api.ApiError], None], on_triaged: Callable[[], None]) -> None:
+                 on_error: Callable[[ConsoleError], None], on_triaged: Callable[[], None]) -> None:
         super().__init__(parent)
         self.session = session
         self.on_error = on_error
@@ -54,7 +55,7 @@ class AgentsController(QObject):
             button.clicked.connect(lambda _=False, a=action: self.ask_triage(a))
 
     def _load(self, request: vm.PageRequest, ok: Callable[[api.AgentPage], None],
-              failed: Callable[[api.ApiError], None]) -> None:
+              failed: Callable[[ConsoleError], None]) -> None:
         if self.session.closed:
             return
         client = self.session.client
@@ -139,7 +140,7 @@ class AgentsController(QObject):
                 detail_view.show_detail(*result)
                 self.model.update_agent(result[0].agent)
 
-        def failed(error: api.ApiError) -> None:
+        def failed(error: ConsoleError) -> None:
             if generation == self._detail_generation:
                 detail_view.show_error(error.message)
             self.on_error(error)

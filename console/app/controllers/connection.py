@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from console.app import api
 from console.app.controllers.session import Session
+from console.app.errors import ConsoleError
 
 RETRY_MS = (1000, 2000, 5000, 10_000)
 
@@ -31,7 +32,7 @@ class ConnectionController(QObject):
         session.window.banner.retry.clicked.connect(self.retry)
 
     @Slot(object)
-    def api_error(self, error: api.ApiError) -> None:
+    def show_error(self, error: ConsoleError) -> None:
         window, url = self.session.window, self.session.client.base_url
         if isinstance(error, api.ServerUnreachable) or (isinstance(error, api.ServerError) and error.status == 503):
             self.connection_lost(error)
@@ -40,7 +41,7 @@ class ConnectionController(QObject):
             window.banner.show_message(f"{error.message} (agentroster console --server {url} asks for a token again).")
         window.show_message(error.message, error=True)
 
-    def connection_lost(self, error: api.ApiError) -> None:
+    def connection_lost(self, error: ConsoleError) -> None:
         if self.connected:
             self.connected = False
             self._retries = 0

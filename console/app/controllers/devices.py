@@ -10,6 +10,7 @@ from PySide6.QtCore import QModelIndex, QObject
 from console.app import api
 from console.app import viewmodels as vm
 from console.app.controllers.session import Session
+from console.app.errors import ConsoleError
 from console.app.models import DeviceTableModel
 
 
@@ -17,7 +18,7 @@ class DevicesController(QObject):
     """The devices' model and the devices tab's actions."""
 
     def __init__(self, session: Session, parent: QObject, *, page_size: int,
-                 on_error: Callable[[api.ApiError], None]) -> None:
+                 on_error: Callable[[ConsoleError], None]) -> None:
         super().__init__(parent)
         self.session = session
         self.on_error = on_error
@@ -38,7 +39,7 @@ class DevicesController(QObject):
         self.model.reload(self.session.window.devices.stale.currentData())
 
     def _load(self, request: tuple[int, int, vm.DeviceFilter], ok: Callable[[api.DevicePage], None],
-              failed: Callable[[api.ApiError], None]) -> None:
+              failed: Callable[[ConsoleError], None]) -> None:
         _generation, skip, chosen = request
         if self.session.closed:
             return

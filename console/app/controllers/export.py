@@ -12,9 +12,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog
 
-from console.app import api
 from console.app import viewmodels as vm
 from console.app.controllers.session import Session
+from console.app.errors import ConsoleError, ExportFailed
 
 
 class ExportController(QObject):
@@ -24,7 +24,7 @@ class ExportController(QObject):
     exported = Signal(str, int)  # path, rows
 
     def __init__(self, session: Session, parent: QObject, *, roster: vm.AgentList, choice: vm.ColumnChoice,
-                 on_error: Callable[[api.ApiError], None]) -> None:
+                 on_error: Callable[[ConsoleError], None]) -> None:
         super().__init__(parent)
         self.session = session
         self.roster = roster
@@ -54,7 +54,7 @@ class ExportController(QObject):
             try:
                 fd, tmp = tempfile.mkstemp(prefix=".agents-", suffix=".part", dir=str(path.parent))
             except OSError as exc:
-                raise api.ApiError(f"Could not write in {path.parent}: {exc.strerror or exc}") from None
+                raise ExportFailed(f"Could not write in {path.parent}: {exc.strerror or exc}") from None
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
                     if kind == "csv":
@@ -67,7 +67,7 @@ class ExportController(QObject):
                 os.replace(tmp, path)
             except OSError as exc:
                 Path(tmp).unlink(missing_ok=True)
-                raise api.ApiError(f"Could not write {path}: {exc.strerror or exc}") from None
+                raise ExportFailed(f"Could not write {path}: {exc.strerror or exc}") from None
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -77,7 +77,7 @@ class ExportController(QObject):
             window.show_message(f"Exported {rows:,} agents to {path}.")
             self.exported.emit(str(path), rows)
 
-        def failed(error: api.ApiError) -> None:
+        def failed(error: ConsoleError) -> None:
             self.on_error(error)
             window.show_message(f"Export failed: {error.message}", error=True)
 

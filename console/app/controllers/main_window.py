@@ -33,7 +33,7 @@ class Console(QObject):
         self._rest_pending = False
 
         self.connection = ConnectionController(self.session, self, retry_ms=retry_ms)
-        report = self.connection.api_error
+        report = self.connection.show_error
         self.overview = OverviewController(self.session, self, on_error=report)
         self.agents = AgentsController(self.session, self, page_size=page_size, on_error=report,
                                        on_triaged=self.overview.refresh)
@@ -61,7 +61,7 @@ class Console(QObject):
         if isinstance(state, QByteArray | bytes):
             self.window.restoreState(QByteArray(state))
         self.window.who.setText(f"{self.client.base_url}")
-        self.runner.call(self.client.role, on_done=self._got_role, on_error=self.connection.api_error)
+        self.runner.call(self.client.role, on_done=self._got_role, on_error=self.connection.show_error)
         self.refresh_all()
         self.overview.timer.start()
 
@@ -99,7 +99,7 @@ class Console(QObject):
 
     def _reconnected(self) -> None:
         if self.session.role is None:
-            self.runner.call(self.client.role, on_done=self._got_role, on_error=self.connection.api_error)
+            self.runner.call(self.client.role, on_done=self._got_role, on_error=self.connection.show_error)
         self.refresh_all()
 
     def _got_role(self, role: str) -> None:

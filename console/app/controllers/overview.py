@@ -11,6 +11,7 @@ from PySide6.QtCore import QModelIndex, QObject, QTimer
 from console.app import api
 from console.app import viewmodels as vm
 from console.app.controllers.session import Session
+from console.app.errors import ConsoleError
 
 OVERVIEW_REFRESH_MS = 60_000
 
@@ -18,7 +19,7 @@ OVERVIEW_REFRESH_MS = 60_000
 class OverviewController(QObject):
     """Loads the overview and shows it, in its tab and as the agents tab's fleet counts."""
 
-    def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[api.ApiError], None]) -> None:
+    def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[ConsoleError], None]) -> None:
         super().__init__(parent)
         self.session = session
         self.on_error = on_error

@@ -8,12 +8,13 @@ from PySide6.QtCore import QObject
 
 from console.app import api
 from console.app.controllers.session import Session
+from console.app.errors import ConsoleError
 
 
 class PolicyController(QObject):
     """Loads and saves the policy; ``on_saved`` runs once the collector has re-assessed every agent."""
 
-    def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[api.ApiError], None],
+    def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[ConsoleError], None],
                  on_saved: Callable[[], None]) -> None:
         super().__init__(parent)
         self.session = session

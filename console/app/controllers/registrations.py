@@ -9,13 +9,14 @@ from PySide6.QtCore import QObject
 from console.app import api
 from console.app import viewmodels as vm
 from console.app.controllers.session import Session
+from console.app.errors import ConsoleError
 
 
 class RegistrationsController(QObject):
     """Loads the registrations of the chosen status; ``on_decided`` runs after an admin's decision,
     ``open_agent`` shows a registration's agent in the detail dock."""
 
-    def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[api.ApiError], None],
+    def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[ConsoleError], None],
                  on_decided: Callable[[], None], open_agent: Callable[[api.Agent], None]) -> None:
         super().__init__(parent)
         self.session = session
