@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from console import governance
+from console.server.errors import CollectorError
 from contract.report import Report
 from contract.scan import Sighting
 from signatures.redaction import Redactor
@@ -29,19 +30,17 @@ MAX_ID = 128  # sighting ids are 20 hex characters today
 MAX_TEXT = 1024  # for every string stored in an indexed column
 
 
-class IngestError(Exception):
+class IngestError(CollectorError):
     """A report the collector refuses; ``status`` and ``detail`` make the HTTP answer."""
 
+    code = "report_refused"
     status = 400
-
-    def __init__(self, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
-        self.detail: dict[str, Any] = {"reason": reason, **extra}
 
 
 class InvalidDeviceKey(IngestError):
     """The key is unknown, replaced by a newer enrollment, or revoked: the device must enroll again."""
 
+    code = "invalid_device_key"
     status = 401
 
     def __init__(self) -> None:
@@ -51,12 +50,14 @@ class InvalidDeviceKey(IngestError):
 class DeviceMismatch(IngestError):
     """The report speaks for another device than the key's."""
 
+    code = "device_mismatch"
     status = 403
 
 
 class ReportRejected(IngestError):
     """The report is well-formed JSON and matches the schema, but cannot be stored as it is."""
 
+    code = "report_rejected"
     status = 422
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from console import governance
+from console.server.errors import CollectorError
 from console.server.models import (
     Policy,
     Registration,
@@ -44,13 +45,14 @@ STATE_AFTER = {"approve": "approved", "request_registration": "registration_requ
                "false_positive": "false_positive", "assign_owner": None, "note": None}
 
 
-class TriageError(Exception):
+class TriageError(CollectorError):
     """A triage request the collector refuses; ``status`` and ``detail`` make the HTTP answer."""
 
+    code = "triage_refused"
+
     def __init__(self, http_status: int, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
+        super().__init__(reason, **extra)
         self.status = http_status
-        self.detail: dict[str, Any] = {"reason": reason, **extra}
 
 
 # -- governance inputs ----------------------------------------------------------------------------------

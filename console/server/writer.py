@@ -19,6 +19,7 @@ from typing import Any
 from console import governance
 from console.server import auth, ingest, ingest_store
 from console.server.db import Database
+from console.server.errors import CollectorError
 
 log = logging.getLogger("agentroster.server")
 Result = ingest.Outcome | ingest.IngestError | Exception
@@ -34,8 +35,11 @@ class _Job:
     prepared: ingest.Prepared | None = None  # made by the request, outside the write lock
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(CollectorError):
     """The database failed while applying a report; the device should retry later."""
+
+    code = "store_unavailable"
+    status = 503
 
 
 class Writer:
