@@ -14,7 +14,7 @@ from scapy.data import DLT_RAW as SCAPY_DLT_RAW
 from support import REPO
 
 from endpoint.scan.sensors import bpf
-from endpoint.scan.sensors.network import hello_filter, rest_filter
+from endpoint.scan.sensors.capture_filters import hello_filter, rest_filter
 
 SO_ATTACH_FILTER = 26
 
@@ -47,7 +47,9 @@ def test_the_kernel_takes_the_program():
 
 def test_compiling_the_capture_filters_loads_no_scapy():
     code = ("import sys; from endpoint.scan.sensors import network; "
-            "network._kernel_program(network.hello_filter()); network._kernel_program(network.rest_filter()); "
+            "from endpoint.scan.sensors._capture_linux import kernel_program; "
+            "from endpoint.scan.sensors.capture_filters import hello_filter, rest_filter; "
+            "kernel_program(hello_filter()); kernel_program(rest_filter()); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scapy'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -30,17 +30,15 @@ from scapy.layers.inet6 import (
 from scapy.packet import Raw
 
 from endpoint.scan.evidence import NetworkRecord
-from endpoint.scan.sensors import network
-from endpoint.scan.sensors.network import (
-    CaptureUnavailable,
-    NetworkSensor,
-    capture_filter,
-    hello_filter,
-    resolve_hosts,
-    rest_filter,
-    socket_table_records,
-)
-from endpoint.scan.sensors.packets import DnsAnswer, DnsMessage, Flow, TlsClientHello
+from endpoint.scan.sensors import network, resolution
+from endpoint.scan.sensors._capture_linux import PARK_S, kernel_program
+from endpoint.scan.sensors._sockets_linux import SocketOwners
+from endpoint.scan.sensors.capture import CaptureUnavailable, ScapyCapture
+from endpoint.scan.sensors.capture_filters import capture_filter, hello_filter, rest_filter
+from endpoint.scan.sensors.network import NetworkSensor
+from endpoint.scan.sensors.packets import DnsAnswer, DnsMessage, Flow, PacketParser, TlsClientHello
+from endpoint.scan.sensors.resolution import resolve_hosts
+from endpoint.scan.sensors.socket_table import socket_table_records
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -311,7 +309,7 @@ def _inject_and_see(sockets: dict[str, socket.socket], pkt: bytes, marker: bytes
 def test_the_kernel_accepts_both_filters_and_runs_them_as_the_interpreter_does():
     """The interpreter above is checked against the kernel itself: each packet is sent out of ``lo``
     and the two filters, attached to packet sockets as the sensor attaches them, decide."""
-    programs = {"hello": network._kernel_program(hello_filter()), "rest": network._kernel_program(rest_filter())}
+    programs = {"hello": kernel_program(hello_filter()), "rest": kernel_program(rest_filter())}
     interpreted = {"hello": bpf_program(hello_filter()), "rest": bpf_program(rest_filter())}
     sockets = {}
     for name, program in programs.items():
@@ -713,7 +711,7 @@ def test_a_client_hello_split_back_to_back_is_read_while_bulk_data_floods_the_tl
     try:
         flood = socket.create_connection((host, port))
         flood.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        deadline = time.monotonic() + 3 * network.PARK_S  # the rest sockets are renewed meanwhile
+        deadline = time.monotonic() + 3 * PARK_S  # the rest sockets are renewed meanwhile
         while time.monotonic() < deadline:
             flood.sendall(b"\x42" * 1000)
             time.sleep(0.0005)
@@ -757,7 +755,7 @@ def test_sniff_returns_what_it_saw_in_the_window(servers):
 
 @needs_root
 def test_the_scapy_backend_of_other_systems_reads_the_same_events():
-    capture = network._ScapyCapture(capture_filter(), ["lo"])
+    capture = ScapyCapture(capture_filter(), ["lo"])
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen()
@@ -765,7 +763,7 @@ def test_the_scapy_backend_of_other_systems_reads_the_same_events():
         with socket.create_connection(srv.getsockname()) as conn:
             conn.sendall(python_client_hello("api.openai.com"))
             mine = conn.getsockname()[1]
-            parser, events = network.PacketParser(), []
+            parser, events = PacketParser(), []
             deadline = time.monotonic() + 5
             while not events and time.monotonic() < deadline:
                 read = [parser.feed(d, lt, ts) for d, lt, ts in capture.read()]
@@ -911,7 +909,7 @@ def test_socket_table_records_knows_local_runtimes_by_port(provider_listener):
 
 
 def test_resolve_hosts_skips_wildcards_keeps_ip_literals_and_survives_failures(monkeypatch):
-    monkeypatch.setattr(network, "RESOLVE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(resolution, "RESOLVE_TIMEOUT_S", 0.5)
     hang = threading.Event()
 
     def resolve(host: str) -> list[str]:
@@ -949,11 +947,11 @@ def test_socket_table_records_leave_out_the_server_side_of_accepted_connections(
 
 # --- attribution of one socket (Linux; no root needed for this process's own sockets) -----------
 
-linux_only = pytest.mark.skipif(not network.SocketOwners.available(), reason="/proc socket tables are Linux's")
+linux_only = pytest.mark.skipif(not SocketOwners.available(), reason="/proc socket tables are Linux's")
 
 
-def _owners(lookup: str) -> network.SocketOwners:
-    owners = network.SocketOwners()
+def _owners(lookup: str) -> SocketOwners:
+    owners = SocketOwners()
     if lookup == "proc":
         owners._diag = False  # as on a kernel without sock_diag: the /proc/net tables
     return owners
