@@ -146,7 +146,7 @@ def _add_register(sub: Any) -> None:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from endpoint.service.register import main as register
+    from endpoint.service.registration.cli import main as register
 
     return register(args)
 

@@ -409,7 +409,8 @@ class Daemon:
         it (Windows, a bad path) ``agentroster register`` needs root, and the daemon runs on."""
         if PLATFORM == "windows":
             return
-        from endpoint.service.localsock import Handler, LocalServer, LocalSocketError, socket_path
+        from endpoint.service.localsock import LocalServer, LocalSocketError, socket_path
+        from endpoint.service.registration.socket_handler import Handler
 
         path = socket_path(self.settings.data_dir)
         try:

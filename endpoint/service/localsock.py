@@ -27,10 +27,9 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from endpoint.errors import EndpointError
 from endpoint.service._peer_common import peer_uid_function
@@ -46,10 +45,7 @@ MAX_CLIENTS_PER_USER = 4  # of those, from one uid other than root (one user can
 MAX_REQUESTS_PER_CONNECTION = 32
 READ_TIMEOUT_S = 5.0  # to send one whole request line (a slow client is dropped, not waited for)
 WRITE_TIMEOUT_S = 5.0  # to take one answer
-COLLECTOR_TIMEOUT_S = 15.0  # the registration POST
-STATUS_TIMEOUT_S = 5.0  # the registrations GET behind a list (the list is answered without it after that)
 CLIENT_TIMEOUT_S = 60.0  # what `agentroster register` waits for an answer
-SIGHTING_FIELDS = ("id", "name", "vendor", "type", "user", "parent", "flags")
 
 
 class LocalSocketError(EndpointError):
@@ -64,7 +60,7 @@ class DaemonNotListening(EndpointError):
     code = "daemon_not_listening"
 
 
-# -- pure: where, and what a sighting looks like on the wire -------------------------------------------------
+# -- pure: where the socket is, and the framing ----------------------------------------------------------------
 
 
 def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -> Path:
@@ -79,19 +75,6 @@ def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -
     return data.with_name(data.name + ".run") / SOCKET_NAME
 
 
-def wire_sighting(sighting: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``agentroster register`` needs of a sighting (list, prefill), and nothing else: credentials as
-    their kind only, MCP servers by name, endpoints by provider."""
-    doc = {k: sighting.get(k) for k in SIGHTING_FIELDS}
-    doc["endpoints"] = [{"provider": e.get("provider")} for e in sighting.get("endpoints") or ()
-                        if isinstance(e, Mapping)]
-    doc["credentials"] = [{"kind": c.get("kind")} for c in sighting.get("credentials") or ()
-                          if isinstance(c, Mapping)]
-    doc["mcp_servers"] = [{"name": m.get("name")} for m in sighting.get("mcp_servers") or ()
-                          if isinstance(m, Mapping)]
-    return doc
-
-
 def error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "code": code, "error": " ".join(str(message).split())[:500]}
 
@@ -100,142 +83,20 @@ def encode(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
-# -- the requests ------------------------------------------------------------------------------------------
-
-
-def user_name(uid: int) -> str | None:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None
-
-
-@dataclass
-class Handler:
-    """Answers one request of one peer; reads the daemon's state afresh each time (read-only)."""
-
-    data_dir: Path
-    ca_bundle: Path | None = None
-    collector_timeout_s: float = COLLECTOR_TIMEOUT_S
-    status_timeout_s: float = STATUS_TIMEOUT_S
-    names: Callable[[int], str | None] = user_name
-
-    def __post_init__(self) -> None:
-        self._ledger_lock = threading.Lock()
-
-    def answer(self, line: bytes, uid: int) -> dict[str, Any]:
-        from endpoint.service import register as reg
-        from endpoint.service.reporter import ReporterError
-
-        try:
-            request = json.loads(line)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
-            return error("bad_request", "not a JSON object on one line")
-        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-            return error("bad_request", 'a request is a JSON object with an "op"')
-        try:
-            who = self.registrant(uid, request.pop("as_user", None))
-            op = request.pop("op")
-            if op == "list":
-                return self.list(who, request)
-            if op == "show":
-                return self.show(who, request)
-            if op == "register":
-                return self.register(who, request)
-            return error("bad_request", f"unknown op {reg.shown(op)[:40]!r} (list, show, register)")
-        except reg.RegisterError as exc:
-            return error(_CODES.get(type(exc).__name__, "refused"), str(exc))
-        except ReporterError as exc:
-            return error("unreachable", str(exc))
-
-    def registrant(self, uid: int, as_user: Any) -> Any:
-        from endpoint.service.register import InvalidRegistration, NotYours, Registrant
-
-        if as_user is None:
-            return Registrant(self.names(uid), any_user=uid == 0)
-        if uid != 0:
-            raise NotYours("as_user: only root may act for another user")
-        if not isinstance(as_user, str) or not as_user.strip() or len(as_user) > 256:
-            raise InvalidRegistration("as_user: a user name")
-        return Registrant(as_user, any_user=False, via_sudo=True)
-
-    def list(self, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
-        from endpoint.service import register as reg
-
-        if request:
-            raise reg.InvalidRegistration("list takes no fields")
-        state = reg.DeviceState.read(self.data_dir)
-        mine = reg.visible_to(state.sightings, who, fold_case=reg.fold_case())
-        statuses = None
-        if mine and state.collector_url:
-            try:
-                key = state.device_key()
-            except reg.RegisterError:  # not enrolled yet: what was sent is all there is
-                key = ""
-            if key:
-                statuses = reg.fetch_statuses(collector_url=state.collector_url, key=key,
-                                              ca_bundle=self.ca_bundle, timeout_s=self.status_timeout_s)
-        own = {str(s["id"]) for s in mine}
-        return {"ok": True, "user": who.name, "any_user": who.any_user,
-                "sightings": [wire_sighting(s) for s in mine],
-                "ledger": {k: v for k, v in state.ledger().items() if k in own},
-                "statuses": None if statuses is None else {k: v for k, v in statuses.items() if k in own}}
-
-    def show(self, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
-        from endpoint.service import register as reg
-
-        ref = request.get("id")
-        if not isinstance(ref, str) or not 0 < len(ref) <= 128 or set(request) != {"id"}:
-            raise reg.InvalidRegistration("show takes an id (a string of at most 128 characters)")
-        state = reg.DeviceState.read(self.data_dir)
-        # Among the caller's own only: a prefix of another user's id is answered as one of no id at all
-        # (ids are hashes anyone can compute, so "belongs to bob" would tell who runs what).
-        sighting = reg.resolve(ref, reg.visible_to(state.sightings, who, fold_case=reg.fold_case()))
-        reg.may_register(sighting, who, fold_case=reg.fold_case())
-        return {"ok": True, "sighting": wire_sighting(sighting)}
-
-    def register(self, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
-        from endpoint.service import register as reg
-
-        sid = request.get("sighting_id")
-        if not isinstance(sid, str):
-            raise reg.InvalidRegistration("ID: the sighting's full id, as a string")
-        state = reg.DeviceState.read(self.data_dir)
-        mine = reg.visible_to(state.sightings, who, fold_case=reg.fold_case())
-        sighting = next((s for s in mine if str(s.get("id")) == sid), None)  # as show: the caller's own only
-        if sighting is None:
-            raise reg.UnknownSighting(f"{reg.shown(sid)[:40]}: no such agent known to the daemon on this "
-                                      "machine (run `agentroster register` to list yours)")
-        reg.may_register(sighting, who, fold_case=reg.fold_case())
-        body = reg.validate(request)
-        key = state.device_key()
-        assert state.collector_url is not None  # device_key() checked it
-        answer = reg.send(body, collector_url=state.collector_url, key=key, ca_bundle=self.ca_bundle,
-                          timeout_s=self.collector_timeout_s)
-        with self._ledger_lock:
-            try:
-                state.remember(body["sighting_id"], answer)
-            except OSError as exc:
-                log.warning("local socket: registration #%s sent, but not noted in the ledger: %s",
-                            answer.get("id"), exc.strerror)
-        log.info("local socket: %s registered %s (#%s)", who.name or "?", sid, answer.get("id"))
-        return {"ok": True, "registration": answer}
-
-
-_CODES = {"InvalidRegistration": "invalid", "NotYours": "not_yours", "UnknownSighting": "unknown_sighting",
-          "NotEnrolled": "not_enrolled", "StateUnavailable": "state", "RegistrationRefused": "refused"}
-
-
 # -- the server ----------------------------------------------------------------------------------------------
+
+
+class RequestHandler(Protocol):
+    """Answers one request line of one peer (``registration.socket_handler.Handler``)."""
+
+    def answer(self, line: bytes, uid: int) -> dict[str, Any]: ...
 
 
 class LocalServer:
     """A thread accepting connections on the socket, and one short-lived thread per client (at most
     ``max_clients``); ``stop()`` closes everything and removes the socket."""
 
-    def __init__(self, path: str | os.PathLike[str], handler: Handler, *, max_clients: int = MAX_CLIENTS,
+    def __init__(self, path: str | os.PathLike[str], handler: RequestHandler, *, max_clients: int = MAX_CLIENTS,
                  max_clients_per_user: int = MAX_CLIENTS_PER_USER, read_timeout_s: float = READ_TIMEOUT_S,
                  write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
         self.path = Path(path)

@@ -121,7 +121,8 @@ RESERVED = "Cline"  # alice's Cline is kept unregistered for the bad-input tests
 def pick(m: Machine, user: str, *, want: str) -> dict[str, Any]:
     """A top-level sighting of ``user`` with MCP servers ("tools") or a provider key and the autonomous
     flag ("autonomous")."""
-    from endpoint.service.register import prefill, provider_ids
+    from endpoint.service.registration.cli import provider_ids
+    from endpoint.service.registration.policy import prefill
 
     for s in m.sightings():  # in id order, and ids vary with the tmp path: any of them may come first
         if s["user"] != user or s["parent"] or s["name"] == RESERVED:

@@ -27,8 +27,8 @@ EXPECTED = {
     "endpoint.service.reporter.ReporterError": "report_failed",
     "endpoint.service.reporter.SpoolFull": "spool_full",
     "endpoint.service.settings.SettingsError": "bad_setting",
-    "endpoint.service.register.RegisterError": "registration_failed",
-    "endpoint.service.register.RegistrationRefused": "registration_refused",
+    "endpoint.service.registration.errors.RegisterError": "registration_failed",
+    "endpoint.service.registration.errors.RegistrationRefused": "registration_refused",
     "endpoint.scan.sensors._capture_common.CaptureUnavailable": "capture_unavailable",
 }
 

@@ -27,6 +27,7 @@ from support import AGENTROSTER, TESTS
 
 from endpoint.service import localsock
 from endpoint.service.inventory import Inventory
+from endpoint.service.registration.socket_handler import Handler
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,7 +80,7 @@ def data_dir(base: Path) -> Path:
 
 
 def serve(data_dir: Path, **kw: Any) -> localsock.LocalServer:
-    server = localsock.LocalServer(localsock.socket_path(data_dir), localsock.Handler(data_dir), **kw)
+    server = localsock.LocalServer(localsock.socket_path(data_dir), Handler(data_dir), **kw)
     server.start()
     return server
 
@@ -356,7 +357,7 @@ def test_a_failing_request_is_an_error_not_a_dead_server(data_dir):
     def broken(uid: int) -> str:
         raise RuntimeError("boom")
 
-    running = localsock.LocalServer(localsock.socket_path(data_dir), localsock.Handler(data_dir, names=broken))
+    running = localsock.LocalServer(localsock.socket_path(data_dir), Handler(data_dir, names=broken))
     running.start()
     try:
         answer = localsock.call(running.path, {"op": "list"})
