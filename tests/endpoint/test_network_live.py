@@ -36,7 +36,8 @@ from endpoint.scan.sensors._sockets_linux import SocketOwners
 from endpoint.scan.sensors.capture import CaptureUnavailable, ScapyCapture
 from endpoint.scan.sensors.capture_filters import capture_filter, hello_filter, rest_filter
 from endpoint.scan.sensors.network import NetworkSensor
-from endpoint.scan.sensors.packets import DnsAnswer, DnsMessage, Flow, PacketParser, TlsClientHello
+from endpoint.scan.sensors.packet_events import DnsAnswer, DnsMessage, Flow, TlsClientHello
+from endpoint.scan.sensors.packets import PacketParser
 from endpoint.scan.sensors.resolution import resolve_hosts
 from endpoint.scan.sensors.socket_table import socket_table_records
 

@@ -31,6 +31,8 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import CookedLinux, Dot1Q, Loopback
 from scapy.packet import Raw
 
+from endpoint.scan.sensors.endpoint_table import EndpointTable
+from endpoint.scan.sensors.packet_events import DnsMessage, HttpRequest, TlsClientHello
 from endpoint.scan.sensors.packets import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -39,11 +41,7 @@ from endpoint.scan.sensors.packets import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
     PENDING_TTL_S,
-    DnsMessage,
-    EndpointTable,
-    HttpRequest,
     PacketParser,
-    TlsClientHello,
 )
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 from collections import OrderedDict
 
-from endpoint.scan.sensors.packets import TCP, UDP
+from endpoint.scan.sensors.packet_events import TCP, UDP
 
 
 class SocketOwners:

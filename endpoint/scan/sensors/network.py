@@ -38,13 +38,9 @@ from endpoint.scan.sensors.capture import (
     up_interfaces,
 )
 from endpoint.scan.sensors.capture_filters import TLS_PORTS, hello_filter, rest_filter
-from endpoint.scan.sensors.packets import (
-    DnsMessage,
-    EndpointTable,
-    Event,
-    PacketParser,
-    ProviderFor,
-)
+from endpoint.scan.sensors.endpoint_table import EndpointTable, ProviderFor
+from endpoint.scan.sensors.packet_events import DnsMessage, Event
+from endpoint.scan.sensors.packets import PacketParser
 from endpoint.scan.sensors.resolution import Resolver, resolve_hosts
 from endpoint.scan.sensors.socket_table import Connection, SocketTable, socket_table_records
 

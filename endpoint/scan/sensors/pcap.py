@@ -19,14 +19,9 @@ from types import TracebackType
 from endpoint.errors import EndpointError
 from endpoint.scan.evidence import NetworkRecord, ScanError
 from endpoint.scan.faults import FailureTally
-from endpoint.scan.sensors.packets import (
-    SUPPORTED_LINKTYPES,
-    Buffer,
-    EndpointTable,
-    Event,
-    PacketParser,
-    ProviderFor,
-)
+from endpoint.scan.sensors.endpoint_table import EndpointTable, ProviderFor
+from endpoint.scan.sensors.packet_events import Buffer, Event
+from endpoint.scan.sensors.packets import SUPPORTED_LINKTYPES, PacketParser
 
 # First four bytes of each format, and what they say: (byte order, seconds per timestamp unit,
 # extra bytes per record header).

@@ -15,7 +15,8 @@ from typing import Any
 import psutil
 
 from endpoint.scan.evidence import NetworkRecord
-from endpoint.scan.sensors.packets import TCP, UDP, ProviderFor
+from endpoint.scan.sensors.endpoint_table import ProviderFor
+from endpoint.scan.sensors.packet_events import TCP, UDP
 
 
 def plain_ip(ip: str) -> str:
