@@ -215,7 +215,7 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
     def detail() -> float:
         agent = next(picks)
         started = time.perf_counter()
-        console.agents.open_detail(agent)
+        console.agents.open_detail(agent.key, agent.name)
         until(lambda: window.detail.detail is not None and window.detail.detail.agent.key == agent.key)
         return time.perf_counter() - started
 
@@ -241,7 +241,7 @@ def _some_device(client: object) -> str:
 
     assert isinstance(client, api.Client)
     page = client.devices(skip=4242 % max(1, client.devices(limit=1).count), limit=1)
-    return page.devices[0].id
+    return page.data[0].id
 
 
 if __name__ == "__main__":

@@ -9,21 +9,21 @@ reason and a message fit to show to a person. A token is sent, never shown.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from console.app.errors import ConsoleError
 from console.loopback import plain_http_elsewhere
+from console.server import models as public
 
 API = "/api/v1"
 PAGE_MAX = 500  # the collector's largest page
 TRIAGE_ACTIONS = ("approve", "assign_owner", "request_registration", "false_positive", "note")
 TRIAGE_STATES = ("new", "approved", "registration_requested", "false_positive")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -154,153 +154,48 @@ def _error_from(response: httpx.Response) -> ApiError:
 
 
 # -- results ----------------------------------------------------------------------------------------
+# The collector's own public models (console/server/models.py), as its routes answer them; a subclass only
+# adds what the console derives from one (a key, a scan's health), never a field of its own.
 
 
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _strs(value: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """One row of the roster: a sighting as the list returns it."""
-
-    device_id: str
-    id: str
-    name: str
-    type: str
-    signature: str | None = None
-    vendor: str = ""
-    user: str | None = None
-    hostname: str = ""
-    running: bool = False
-    confidence: float = 0.0
-    parent: str | None = None
-    governed: bool = False
-    flags: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    recorded_at: datetime | None = None
-    gone: bool = False
-    owner: str | None = None
-    triage_state: str = "new"
+class Agent(public.SightingPublic):
+    """One row of the roster: the collector's ``SightingPublic``."""
 
     @property
     def key(self) -> tuple[str, str]:
         return self.device_id, self.id
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Agent:
-        return cls(
-            device_id=str(data["device_id"]), id=str(data["id"]), name=str(data.get("name", "")),
-            type=str(data.get("type", "unknown")), signature=data.get("signature"), vendor=str(data.get("vendor") or ""),
-            user=data.get("user"), hostname=str(data.get("hostname") or ""), running=bool(data.get("running")),
-            confidence=float(data.get("confidence") or 0.0), parent=data.get("parent"),
-            governed=bool(data.get("governed")), flags=_strs(data.get("flags")), providers=_strs(data.get("providers")),
-            first_seen=_time(data.get("first_seen")), last_seen=_time(data.get("last_seen")),
-            recorded_at=_time(data.get("recorded_at")), gone=bool(data.get("gone")), owner=data.get("owner"),
-            triage_state=str(data.get("triage_state") or "new"),
-        )  # fmt: skip
+
+class AgentPage(public.SightingsPublic):
+    """One page of the roster (``SightingsPublic``); ``raw`` keeps the rows as the collector sent them, for
+    export."""
+
+    data: list[Agent]  # type: ignore[assignment]
+    _raw: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    @property
+    def raw(self) -> list[dict[str, Any]]:
+        return self._raw
 
 
-@dataclass(frozen=True, slots=True)
-class AgentPage:
-    agents: tuple[Agent, ...]
-    count: int | None  # rows matching the filters, over all pages; the collector counts on the first page
-    next_cursor: str | None
-    raw: tuple[dict[str, Any], ...] = ()  # the rows as the collector sent them (for export)
+class AgentDetail(public.SightingDetail):
+    """One sighting with everything the collector holds about it (``SightingDetail``)."""
+
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def agent(self) -> Agent:
+        """Its roster row."""
+        return Agent.model_validate({name: getattr(self, name) for name in Agent.model_fields})
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The detail as the collector sent it."""
+        return self._raw
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One change of a sighting as the collector recorded it: new, changed (which fields), gone."""
-
-    at: datetime | None
-    change: str
-    fields: tuple[str, ...] = ()
-    epoch: str = ""
-    seq: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class TriageAction:
-    """One triage action as stored: who did what, when."""
-
-    id: str
-    device_id: str
-    sighting_id: str
-    action: str
-    actor: str
-    at: datetime | None
-    owner: str | None = None
-    note: str | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TriageAction:
-        return cls(id=str(data.get("id", "")), device_id=str(data.get("device_id", "")),
-                   sighting_id=str(data.get("sighting_id", "")), action=str(data.get("action", "")),
-                   actor=str(data.get("actor") or ""), at=_time(data.get("at")), owner=data.get("owner"),
-                   note=data.get("note"))  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class AgentDetail:
-    """One sighting with everything the collector holds about it."""
-
-    agent: Agent
-    processes: tuple[dict[str, Any], ...] = ()
-    configs: tuple[dict[str, Any], ...] = ()
-    mcp_servers: tuple[dict[str, Any], ...] = ()
-    endpoints: tuple[dict[str, Any], ...] = ()
-    credentials: tuple[dict[str, Any], ...] = ()
-    evidence: tuple[dict[str, Any], ...] = ()
-    history: tuple[HistoryEntry, ...] = ()
-    actions: tuple[TriageAction, ...] = ()
-    registration: dict[str, Any] | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> AgentDetail:
-        def dicts(name: str) -> tuple[dict[str, Any], ...]:
-            value = data.get(name)
-            return tuple(v for v in value if isinstance(v, dict)) if isinstance(value, list) else ()
-
-        history = tuple(HistoryEntry(at=_time(h.get("at")), change=str(h.get("change", "")),
-                                     fields=_strs(h.get("fields")), epoch=str(h.get("epoch", "")),
-                                     seq=int(h.get("seq") or 0)) for h in dicts("history"))
-        registration = data.get("registration")
-        return cls(agent=Agent.from_json(data), processes=dicts("processes"), configs=dicts("configs"),
-                   mcp_servers=dicts("mcp_servers"), endpoints=dicts("endpoints"), credentials=dicts("credentials"),
-                   evidence=dicts("evidence"), history=history,
-                   actions=tuple(TriageAction.from_json(a) for a in dicts("actions")),
-                   registration=registration if isinstance(registration, dict) else None, raw=dict(data))
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    id: str
-    hostname: str
-    os: str = ""
-    os_version: str = ""
-    agentroster_version: str = ""
-    last_seen: datetime | None = None
-    enrolled_at: datetime | None = None
-    stale: bool = False
-    revoked: bool = False
-    sightings: int = 0
-    status: dict[str, Any] = field(default_factory=dict)
-    users: tuple[str, ...] = ()  # the distinct users of its agents, as the collector lists them
-    identity_conflict: str | None = None  # the device whose identity it claimed without that device's key
-    hardware_id: str = ""
+class Device(public.DevicePublic):
+    """One enrolled machine (``DevicePublic``), and the health of its last scan."""
 
     @property
     def units_failed(self) -> int:
@@ -311,140 +206,49 @@ class Device:
     @property
     def degraded(self) -> tuple[str, ...]:
         """The sensors those units came from."""
-        return _strs(self.status.get("degraded"))
+        value = self.status.get("degraded")
+        return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
     @property
     def incomplete(self) -> bool:
         """Its last scan left something out: some unit of it could not be processed."""
         return self.units_failed > 0 or bool(self.degraded)
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Device:
-        status = data.get("status")
-        return cls(id=str(data["id"]), hostname=str(data.get("hostname") or ""), os=str(data.get("os") or ""),
-                   os_version=str(data.get("os_version") or ""),
-                   agentroster_version=str(data.get("agentroster_version") or ""),
-                   last_seen=_time(data.get("last_seen")), enrolled_at=_time(data.get("enrolled_at")),
-                   stale=bool(data.get("stale")), revoked=bool(data.get("revoked")),
-                   sightings=int(data.get("sightings") or 0), status=status if isinstance(status, dict) else {},
-                   users=_strs(data.get("users")),
-                   identity_conflict=str(data["identity_conflict"]) if data.get("identity_conflict") else None,
-                   hardware_id=str(data.get("hardware_id") or ""))
+
+class DevicePage(public.DevicesPublic):
+    data: list[Device]  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
-class DevicePage:
-    devices: tuple[Device, ...]
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Overview:
-    sightings: int
-    devices: int
-    stale_devices: int
-    by_type: tuple[tuple[str, int], ...]
-    by_governed: tuple[tuple[str, int], ...]
-    new_last_day: int
-    top_providers: tuple[tuple[str, int], ...]
-    top_ungoverned_devices: tuple[tuple[str, str, int], ...]  # (device id, hostname, count)
-    trend: tuple[tuple[datetime, int], ...] = ()  # ungoverned over time, when the collector keeps it
-    incomplete_devices: int = 0  # whose last scan was incomplete
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Overview:
-        def counts(name: str) -> tuple[tuple[str, int], ...]:
-            return tuple((str(c["key"]), int(c["count"])) for c in data.get(name) or () if isinstance(c, dict))
-
-        trend = []
-        for point in data.get("trend") or ():
-            when = _time(point.get("at")) if isinstance(point, dict) else None
-            if when is not None:
-                trend.append((when, int(point.get("ungoverned") or 0)))
-        return cls(sightings=int(data.get("sightings") or 0), devices=int(data.get("devices") or 0),
-                   stale_devices=int(data.get("stale_devices") or 0), by_type=counts("by_type"),
-                   by_governed=counts("by_governed"), new_last_day=int(data.get("new_last_day") or 0),
-                   top_providers=counts("top_providers"),
-                   top_ungoverned_devices=tuple((str(d["device_id"]), str(d.get("hostname") or ""),
-                                                 int(d["count"])) for d in data.get("top_ungoverned_devices") or ()
-                                                if isinstance(d, dict)),
-                   trend=tuple(trend), incomplete_devices=int(data.get("incomplete_devices") or 0))  # fmt: skip
+class Overview(public.OverviewPublic):
+    """The fleet in numbers (``OverviewPublic``)."""
 
     @property
     def ungoverned(self) -> int:
-        return dict(self.by_governed).get("ungoverned", 0)
+        return next((c.count for c in self.by_governed if c.key == "ungoverned"), 0)
 
     @property
     def governed(self) -> int:
-        return dict(self.by_governed).get("governed", 0)
+        return next((c.count for c in self.by_governed if c.key == "governed"), 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    sanctioned_signatures: tuple[str, ...] = ()
-    sanctioned_providers: tuple[str, ...] = ()
-    corporate_fingerprints: tuple[str, ...] = ()
-    version: int = 0
-    risky_tools: tuple[str, ...] = ()  # glob patterns on MCP server names and commands: broad_tools
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Policy:
-        return cls(sanctioned_signatures=_strs(data.get("sanctioned_signatures")),
-                   sanctioned_providers=_strs(data.get("sanctioned_providers")),
-                   corporate_fingerprints=_strs(data.get("corporate_fingerprints")),
-                   version=int(data.get("version") or 0), risky_tools=_strs(data.get("risky_tools")))
-
-    def to_json(self) -> dict[str, list[str]]:
-        body = {"sanctioned_signatures": list(self.sanctioned_signatures),
-                "sanctioned_providers": list(self.sanctioned_providers),
-                "corporate_fingerprints": list(self.corporate_fingerprints)}
-        if self.risky_tools:  # left out when empty (the default), so a collector without the field takes it
-            body["risky_tools"] = list(self.risky_tools)
-        return body
+Policy = public.PolicyPublic  # the policy as the collector holds it
+PolicyEdit = public.PolicyUpdate  # what an admin sends to change it
+Registration = public.RegistrationPublic
+RegistrationPage = public.RegistrationsPublic
+HistoryEntry = public.SightingHistoryPublic
+TriageAction = public.TriageActionPublic
+TriageResult = public.TriageApplied
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """An employee's declaration of one agent: what it is for and what it may use; an admin decides."""
-
-    id: str
-    device_id: str
-    sighting_id: str
-    owner: str
-    purpose: str
-    status: str
-    business_process: str = ""
-    providers: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()
-    data_systems: tuple[str, ...] = ()
-    autonomy: str = "supervised"
-    created_at: datetime | None = None
-    decided_at: datetime | None = None
-    decided_by: str | None = None
-    decision_note: str | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Registration:
-        return cls(id=str(data["id"]), device_id=str(data.get("device_id", "")),
-                   sighting_id=str(data.get("sighting_id", "")), owner=str(data.get("owner") or ""),
-                   purpose=str(data.get("purpose") or ""), status=str(data.get("status") or ""),
-                   business_process=str(data.get("business_process") or ""), providers=_strs(data.get("providers")),
-                   tools=_strs(data.get("tools")), data_systems=_strs(data.get("data_systems")),
-                   autonomy=str(data.get("autonomy") or "supervised"), created_at=_time(data.get("created_at")),
-                   decided_at=_time(data.get("decided_at")), decided_by=data.get("decided_by"),
-                   decision_note=data.get("decision_note"))  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrationPage:
-    registrations: tuple[Registration, ...]
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class TriageResult:
-    applied: int
-    actions: tuple[TriageAction, ...]
+def _parse(model: type[_M], data: Any, what: str) -> _M:
+    """The collector's answer as its public model; anything else is a ProtocolError naming the first problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first.get("loc") or ())) or "the answer"
+        raise ProtocolError(f"The {what} is not in the expected shape ({first.get('msg', '')} at {where}).") \
+            from None
 
 
 # -- the client -------------------------------------------------------------------------------------
@@ -524,13 +328,9 @@ class Client:
         if cursor:
             query["cursor"] = cursor
         data = self._get("/agents", **query)
-        try:
-            rows = tuple(r for r in data["data"] if isinstance(r, dict))
-            count = data.get("count")
-            return AgentPage(agents=tuple(Agent.from_json(r) for r in rows),
-                             count=None if count is None else int(count), next_cursor=data.get("next_cursor"), raw=rows)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"The agent list is not in the expected shape ({exc}).") from None
+        page = _parse(AgentPage, data, "agent list")
+        page._raw = list(data["data"])
+        return page
 
     def iter_agents(self, params: Mapping[str, Any] | None = None, *, sort: str = "last_seen",
                     order: str = "desc", page: int = PAGE_MAX) -> Iterator[AgentPage]:
@@ -540,49 +340,42 @@ class Client:
         while True:
             result = self.agents(params, sort=sort, order=order, limit=page, cursor=cursor)
             total = result.count if result.count is not None else total
-            yield dataclasses.replace(result, count=total)  # later pages carry the first page's count
+            yield result.model_copy(update={"count": total})  # later pages carry the first page's count
             cursor = result.next_cursor
             if not cursor:
                 return
 
     def agent(self, device_id: str, sighting_id: str) -> AgentDetail:
         data = self._get(f"/agents/{_seg(device_id)}/{_seg(sighting_id)}")
-        try:
-            return AgentDetail.from_json(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"The agent's detail is not in the expected shape ({exc}).") from None
+        detail = _parse(AgentDetail, data, "agent's detail")
+        detail._raw = dict(data)
+        return detail
 
     def devices(self, *, stale: bool | None = None, incomplete: bool | None = None, skip: int = 0,
                 limit: int = 100) -> DevicePage:
         """Devices by hostname; ``incomplete``: only those whose last scan was (or was not) incomplete."""
         data = self._get("/devices", stale=_param(stale) if stale is not None else None,
                          incomplete=_param(incomplete) if incomplete is not None else None, skip=skip, limit=limit)
-        try:
-            return DevicePage(devices=tuple(Device.from_json(d) for d in data["data"]), count=int(data["count"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"The device list is not in the expected shape ({exc}).") from None
+        return _parse(DevicePage, data, "device list")
 
     def overview(self) -> Overview:
-        try:
-            return Overview.from_json(self._get("/overview"))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"The overview is not in the expected shape ({exc}).") from None
+        return _parse(Overview, self._get("/overview"), "overview")
 
     def policy(self) -> Policy:
-        return Policy.from_json(self._get("/policy"))
+        return _parse(Policy, self._get("/policy"), "policy")
 
     def registrations(self, status: str | None = None, *, skip: int = 0, limit: int = 100) -> RegistrationPage:
         """Registrations, newest first (``status``: pending, approved, rejected, superseded)."""
-        data = self._get("/registrations", status=status, skip=skip, limit=limit)
-        try:
-            return RegistrationPage(tuple(Registration.from_json(r) for r in data["data"]), int(data["count"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"The registrations are not in the expected shape ({exc}).") from None
+        return _parse(RegistrationPage, self._get("/registrations", status=status, skip=skip, limit=limit),
+                      "registration list")
 
     # -- writes
 
-    def put_policy(self, policy: Policy) -> Policy:
-        return Policy.from_json(self._request("PUT", API + "/policy", body=policy.to_json()))
+    def put_policy(self, policy: PolicyEdit) -> Policy:
+        body = policy.model_dump()
+        if not body["risky_tools"]:  # left out when empty (the default), so a collector without the field takes it
+            del body["risky_tools"]
+        return _parse(Policy, self._request("PUT", API + "/policy", body=body), "policy")
 
     def triage(self, targets: Sequence[tuple[str, str]], action: str, *, owner: str | None = None,
                note: str | None = None) -> TriageResult:
@@ -590,30 +383,26 @@ class Client:
         if action not in TRIAGE_ACTIONS:
             raise ValueError(f"unknown triage action {action!r}")
         if not targets:
-            return TriageResult(0, ())
+            return TriageResult(applied=0, actions=[])
         body: dict[str, Any] = {"action": action, "owner": owner, "note": note}
         if len(targets) == 1:
             device_id, sighting_id = targets[0]
             data = self._request("POST", f"{API}/agents/{_seg(device_id)}/{_seg(sighting_id)}/actions", body=body)
-            return TriageResult(1, (TriageAction.from_json(data),))
+            return TriageResult(applied=1, actions=[_parse(TriageAction, data, "triage action")])
         body["targets"] = [{"device_id": d, "sighting_id": s} for d, s in targets]
-        data = self._request("POST", f"{API}/agents/actions", body=body)
-        return TriageResult(int(data.get("applied", 0)),
-                            tuple(TriageAction.from_json(a) for a in data.get("actions") or () if isinstance(a, dict)))
+        return _parse(TriageResult, self._request("POST", f"{API}/agents/actions", body=body), "triage result")
 
     def accept_identity(self, device_id: str) -> Device:
         """Accept a device flagged as an identity conflict (admins): it takes the identity it claimed and
         the device that held it is revoked."""
-        return Device.from_json(self._request("POST", f"{API}/devices/{_seg(device_id)}/accept-identity", body={}))
+        return _parse(Device, self._request("POST", f"{API}/devices/{_seg(device_id)}/accept-identity", body={}),
+                      "device")
 
-    def decide_registration(self, registration_id: str, approve: bool, note: str | None = None) -> Registration:
+    def decide_registration(self, registration_id: int, approve: bool, note: str | None = None) -> Registration:
         """Approve or reject a pending registration (admins); the collector re-assesses its agent."""
         verb = "approve" if approve else "reject"
-        data = self._request("POST", f"{API}/registrations/{_seg(registration_id)}/{verb}", body={"note": note})
-        try:
-            return Registration.from_json(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"The registration is not in the expected shape ({exc}).") from None
+        data = self._request("POST", f"{API}/registrations/{registration_id}/{verb}", body={"note": note})
+        return _parse(Registration, data, "registration")
 
 def _param(value: Any) -> Any:
     if isinstance(value, bool):

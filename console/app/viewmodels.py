@@ -201,7 +201,7 @@ class AgentList:
             self.count = page.count
         self.next_cursor = page.next_cursor
         self.done = page.next_cursor is None
-        fresh = {a.key: a for a in page.agents if a.key not in self._index}
+        fresh = {a.key: a for a in page.data if a.key not in self._index}
         return list(fresh.values())
 
     def append(self, agents: list[api.Agent]) -> None:
@@ -298,9 +298,9 @@ class DeviceList:
             return None
         self.loading = False
         self.count = page.count
-        if not page.devices:
+        if not page.data:
             self.count = len(self.rows)  # the fleet shrank while paging
-        return list(page.devices)
+        return list(page.data)
 
     def failed(self, generation: int) -> None:
         if generation == self.generation:
@@ -310,8 +310,7 @@ class DeviceList:
 DEVICE_COLUMNS: tuple[tuple[str, Callable[[api.Device], str]], ...] = (
     ("Host", lambda d: d.hostname),
     ("OS", lambda d: f"{d.os} {d.os_version}".strip()),
-    ("User(s)", lambda d: ", ".join(d.users) if d.users else ", ".join(
-        str(u) for u in d.status.get("users", []) if u) if isinstance(d.status.get("users"), list) else ""),
+    ("User(s)", lambda d: ", ".join(d.users)),
     ("Agent version", lambda d: d.agentroster_version),
     ("Last seen", lambda d: when(d.last_seen) or "never"),
     ("State", lambda d: "revoked" if d.revoked else ("stale" if d.stale else "reporting")),
@@ -353,7 +352,7 @@ class Trend:
 
     def points(self, overview: api.Overview | None) -> list[tuple[datetime, int]]:
         if overview is not None and len(overview.trend) >= 2:  # one hourly point draws no line
-            return sorted(overview.trend)
+            return sorted((p.at, p.ungoverned) for p in overview.trend)
         return list(self.samples)
 
     def dump(self) -> str:
@@ -402,13 +401,11 @@ def timeline(detail: api.AgentDetail) -> list[TimelineEntry]:
         entries.append(TimelineEntry(a.at, "triage", a.actor, text))
     reg = detail.registration
     if reg:
-        entries.append(TimelineEntry(api._time(reg.get("created_at") or reg.get("submitted_at")), "registration",
-                                     str(reg.get("owner") or "employee"),
-                                     f"Registration {reg.get('status', 'submitted')}: {reg.get('purpose') or ''}"))
-        if reg.get("decided_at"):
-            entries.append(TimelineEntry(api._time(reg.get("decided_at")), "registration",
-                                         str(reg.get("decided_by") or "admin"),
-                                         f"Registration {reg.get('status')}"))
+        entries.append(TimelineEntry(reg.created_at, "registration", reg.owner or "employee",
+                                     f"Registration {reg.status}: {reg.purpose}"))
+        if reg.decided_at:
+            entries.append(TimelineEntry(reg.decided_at, "registration", reg.decided_by or "admin",
+                                         f"Registration {reg.status}"))
     far_past = datetime.min.replace(tzinfo=UTC)
     return sorted(entries, key=lambda e: e.at or far_past, reverse=True)
 
@@ -510,14 +507,15 @@ def evidence_rows(detail: api.AgentDetail) -> list[tuple[str, str, str]]:
     for p in detail.processes:
         rows.append(("Process", f"pid {p.get('pid')} {p.get('name', '')}",
                      " ".join(str(x) for x in p.get("cmdline") or []) or str(p.get("exe") or "")))
-    for c in detail.configs:
-        rows.append(("Config", str(c.get("client") or ""), f"{c.get('path', '')} ({c.get('format', '')})"))
+    for config in detail.configs:
+        rows.append(("Config", str(config.get("client") or ""),
+                     f"{config.get('path', '')} ({config.get('format', '')})"))
     for m in detail.mcp_servers:
         target = m.get("url") or " ".join([str(m.get("command") or ""), *map(str, m.get("args") or [])])
         rows.append(("MCP server", f"{m.get('name')} ({m.get('transport')})", target))
-    for e in detail.endpoints:
-        rows.append(("Endpoint", f"{e.get('host')}:{e.get('port')}",
-                     f"{e.get('provider') or '?'} via {e.get('via')}, {e.get('count', 0)}×"))
+    for endpoint in detail.endpoints:
+        rows.append(("Endpoint", f"{endpoint.get('host')}:{endpoint.get('port')}",
+                     f"{endpoint.get('provider') or '?'} via {endpoint.get('via')}, {endpoint.get('count', 0)}×"))
     for c in detail.credentials:
         rows.append(("Credential", f"{c.get('kind')} {c.get('fingerprint')}", f"{c.get('source')}: {c.get('where')}"))
     for e in detail.evidence:
@@ -535,9 +533,9 @@ def export_csv(pages: Iterable[api.AgentPage], columns: list[Column], out: IO[st
     writer.writerow([c.title for c in columns])
     written = 0
     for page in pages:
-        for agent in page.agents:
+        for agent in page.data:
             writer.writerow([_cell(c.value(agent)) for c in columns])
-        written += len(page.agents)
+        written += len(page.data)
         if progress:
             progress(written, written if page.count is None else page.count)
     return written

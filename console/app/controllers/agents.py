@@ -108,32 +108,34 @@ class AgentsController(QObject):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         agent = self.model.agent_at(current.row()) if current.isValid() else None
         if agent is not None:
-            self.open_detail(agent)
+            self.open_detail(agent.key, agent.name)
 
     def _activated(self, index: QModelIndex) -> None:
         agent = self.model.agent_at(index.row())
         if agent is not None:
-            self.open_detail(agent)
+            self.open_detail(agent.key, agent.name)
             self.session.window.detail_dock.show()
             self.session.window.detail.tabs.setFocus()
 
-    def open_detail(self, agent: api.Agent) -> None:
+    def open_detail(self, key: tuple[str, str], name: str = "") -> None:
+        """Show the agent ``key`` (device id, sighting id) in the detail dock; ``name`` while it loads."""
         self._detail_generation += 1
         generation = self._detail_generation
         client, detail_view = self.session.client, self.session.window.detail
-        detail_view.show_loading(agent)
+        device_id, sighting_id = key
+        detail_view.show_loading(name)
 
         def fetch() -> tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]:
-            detail = client.agent(agent.device_id, agent.id)
+            detail = client.agent(device_id, sighting_id)
             parent = None
-            if detail.agent.parent:
+            if detail.parent:
                 try:
-                    parent = client.agent(agent.device_id, detail.agent.parent)
+                    parent = client.agent(device_id, detail.parent)
                 except api.NotFound:
                     parent = None
             # its sub-agents and servers: the device's sightings whose parent it is (one page of a device)
-            same_device = client.agents({"device": agent.device_id}, sort="name", order="asc", limit=api.PAGE_MAX)
-            return detail, parent, tuple(a for a in same_device.agents if a.parent == agent.id)
+            same_device = client.agents({"device": device_id}, sort="name", order="asc", limit=api.PAGE_MAX)
+            return detail, parent, tuple(a for a in same_device.data if a.parent == sighting_id)
 
         def done(result: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]) -> None:
             if generation == self._detail_generation:
@@ -191,8 +193,8 @@ class AgentsController(QObject):
             def done(detail: api.AgentDetail) -> None:
                 self.model.update_agent(detail.agent)
                 shown = self.session.window.detail.detail
-                if shown is not None and shown.agent.key == detail.agent.key:
-                    self.open_detail(detail.agent)
+                if shown is not None and shown.id == detail.id and shown.device_id == detail.device_id:
+                    self.open_detail((detail.device_id, detail.id), detail.name)
             self.session.runner.call(self.session.client.agent, device_id, sighting_id, on_done=done,
                                      on_error=self.on_error)
 

@@ -59,7 +59,7 @@ class DevicesController(QObject):
 
         def users() -> list[str]:
             page = client.agents({"device": device.id}, sort="user", order="asc", limit=api.PAGE_MAX)
-            return sorted({a.user for a in page.agents if a.user})
+            return sorted({a.user for a in page.data if a.user})
 
         def show(names: list[str]) -> None:
             selected = view.table.currentIndex()

@@ -46,7 +46,8 @@ class OverviewController(QObject):
         self.trend.add(datetime.now(UTC), overview.ungoverned)
         self.save_state()
         window.overview.show_overview(overview, self.trend.points(overview))
-        window.agents.show_fleet_counts(dict(overview.by_type), overview.governed, overview.ungoverned)
+        window.agents.show_fleet_counts({c.key: c.count for c in overview.by_type}, overview.governed,
+                                        overview.ungoverned)
 
     def _top_device_activated(self, index: QModelIndex) -> None:
         """From the overview's worst devices to that device's ungoverned agents."""
@@ -54,7 +55,7 @@ class OverviewController(QObject):
         if 0 <= index.row() < len(devices):
             window = self.session.window
             window.tabs.setCurrentWidget(window.agents)
-            window.agents.set_filter(vm.AgentFilter(device=devices[index.row()][0], governed=False))
+            window.agents.set_filter(vm.AgentFilter(device=devices[index.row()].device_id, governed=False))
 
     def show_incomplete_scans(self) -> None:
         """From the overview's count to the devices tab, filtered to the devices whose last scan was incomplete."""

@@ -17,7 +17,7 @@ class RegistrationsController(QObject):
     ``open_agent`` shows a registration's agent in the detail dock."""
 
     def __init__(self, session: Session, parent: QObject, *, on_error: Callable[[ConsoleError], None],
-                 on_decided: Callable[[], None], open_agent: Callable[[api.Agent], None]) -> None:
+                 on_decided: Callable[[], None], open_agent: Callable[[tuple[str, str], str], None]) -> None:
         super().__init__(parent)
         self.session = session
         self.on_error = on_error
@@ -45,10 +45,10 @@ class RegistrationsController(QObject):
         def done(page: api.RegistrationPage) -> None:
             if view.status.currentData() != status:
                 return  # the admin chose another status meanwhile
-            self.listed = list(page.registrations)
+            self.listed = list(page.data)
             self.count = page.count
-            view.rows.set_rows([vm.registration_row(r) for r in page.registrations])
-            shown = len(page.registrations)
+            view.rows.set_rows([vm.registration_row(r) for r in page.data])
+            shown = len(page.data)
             view.count.setText(f"{page.count:,} registration{'s' if page.count != 1 else ''}"
                                + (f" (newest {shown:,} shown)" if shown < page.count else ""))
 
@@ -85,6 +85,5 @@ class RegistrationsController(QObject):
     def open_registration_agent(self) -> None:
         registration = self.current()
         if registration is not None:
-            self.open_agent(api.Agent(device_id=registration.device_id, id=registration.sighting_id, name="",
-                                      type="unknown"))
+            self.open_agent((registration.device_id, registration.sighting_id), "")
             self.session.window.detail_dock.show()

@@ -70,8 +70,8 @@ class DetailView(QWidget):
         table.horizontalHeader().setStretchLastSection(True)
         return table
 
-    def show_loading(self, agent: api.Agent) -> None:
-        self.header.setText(f"<b>{html.escape(agent.name)}</b> — loading…")
+    def show_loading(self, name: str) -> None:
+        self.header.setText(f"<b>{html.escape(name)}</b> — loading…")
 
     def show_detail(self, detail: api.AgentDetail, parent: api.AgentDetail | None = None,
                     children: tuple[api.Agent, ...] = ()) -> None:
@@ -108,12 +108,13 @@ class DetailView(QWidget):
         self.header.setText(f"<span style='color:#b3261e'>{html.escape(message)}</span>")
 
 
-def _registration_text(registration: dict | None) -> str:  # type: ignore[type-arg]
-    if not registration:
+def _registration_text(registration: api.Registration | None) -> str:
+    if registration is None:
         return "No registration. Ask the owner to register it (Request registration)."
     lines = []
+    fields = registration.model_dump()
     for key in ("status", "owner", "purpose", "business_process", "providers", "tools", "data_systems", "autonomy"):
-        value = registration.get(key)
+        value = fields.get(key)
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or "–"
         lines.append(f"<b>{key.replace('_', ' ').capitalize()}:</b> {html.escape(str(value if value else '–'))}")

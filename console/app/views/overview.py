@@ -113,10 +113,10 @@ class OverviewView(QWidget):
     def show_overview(self, overview: api.Overview, trend: list[tuple]) -> None:  # type: ignore[type-arg]
         for label, value in vm.overview_cards(overview):
             self.cards[label].value.setText(value)
-        self.by_type.set_bars([(vm.TYPE_LABELS.get(k, k), n) for k, n in overview.by_type])
+        self.by_type.set_bars([(vm.TYPE_LABELS.get(c.key, c.key), c.count) for c in overview.by_type])
         self.by_governed.set_bars([("ungoverned", overview.ungoverned), ("governed", overview.governed)])
-        self.providers.set_bars(list(overview.top_providers))
-        self.top_devices.set_rows([(h or d, n) for d, h, n in overview.top_ungoverned_devices])
+        self.providers.set_bars([(c.key, c.count) for c in overview.top_providers])
+        self.top_devices.set_rows([(d.hostname or d.device_id, d.count) for d in overview.top_ungoverned_devices])
         self.trend.set_points(trend)
         self.note.setText("Trend from the collector (hourly)" if len(overview.trend) >= 2 else
                           "Trend sampled by this console at each refresh")

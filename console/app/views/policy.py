@@ -61,9 +61,11 @@ class PolicyView(QWidget):
         self.risky_tools.setPlainText("\n".join(policy.risky_tools))
         self.status.setText(f"Policy version {policy.version}")
 
-    def edited(self) -> api.Policy:
-        return api.Policy(sanctioned_signatures=_lines(self.signatures), sanctioned_providers=_lines(self.providers),
-                          corporate_fingerprints=_lines(self.fingerprints), risky_tools=_lines(self.risky_tools))
+    def edited(self) -> api.PolicyEdit:
+        return api.PolicyEdit(sanctioned_signatures=list(_lines(self.signatures)),
+                              sanctioned_providers=list(_lines(self.providers)),
+                              corporate_fingerprints=list(_lines(self.fingerprints)),
+                              risky_tools=list(_lines(self.risky_tools)))
 
     def set_can_edit(self, allowed: bool) -> None:
         self.save.setEnabled(allowed)

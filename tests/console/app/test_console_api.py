@@ -23,18 +23,18 @@ def test_pages_follow_the_keyset_cursor_without_repeats(admin: api.Client) -> No
     seen: list[tuple[str, str]] = []
     pages = list(admin.iter_agents(sort="name", order="asc", page=60))
     for page in pages:
-        seen.extend(a.key for a in page.agents)
+        seen.extend(a.key for a in page.data)
     assert len(pages) > 2
     assert len(seen) == len(set(seen)) == pages[0].count
-    names = [a.name for page in pages for a in page.agents]
+    names = [a.name for page in pages for a in page.data]
     assert names == sorted(names)
 
 
 def test_filters_go_to_the_collector(admin: api.Client, collector: support.RunningCollector) -> None:
     page = admin.agents({"device": collector.known_device, "type": "unknown"}, limit=50)
-    assert [a.id for a in page.agents] == ["known-script"] and page.count == 1
-    assert page.agents[0].providers == ("openai",)
-    assert page.agents[0].user == "zoe" and page.agents[0].governed is False
+    assert [a.id for a in page.data] == ["known-script"] and page.count == 1
+    assert page.data[0].providers == ["openai"]
+    assert page.data[0].user == "zoe" and page.data[0].governed is False
 
 
 def test_detail_carries_evidence_and_history(admin: api.Client, collector: support.RunningCollector) -> None:
@@ -47,10 +47,10 @@ def test_detail_carries_evidence_and_history(admin: api.Client, collector: suppo
 
 def test_devices_and_overview_are_typed(admin: api.Client) -> None:
     devices = admin.devices(limit=5)
-    assert devices.count >= 13 and len(devices.devices) == 5
-    assert all(d.last_seen is not None and not d.stale for d in devices.devices)
+    assert devices.count >= 13 and len(devices.data) == 5
+    assert all(d.last_seen is not None and not d.stale for d in devices.data)
     overview = admin.overview()
-    assert overview.sightings == sum(n for _, n in overview.by_type)
+    assert overview.sightings == sum(c.count for c in overview.by_type)
     assert overview.ungoverned + overview.governed == overview.sightings
 
 
@@ -60,7 +60,7 @@ def test_roles_are_told_apart(admin: api.Client, collector: support.RunningColle
         assert admin.role() == "admin"
         assert viewer.role() == "viewer"
         with pytest.raises(api.Forbidden) as refused:
-            viewer.put_policy(api.Policy())
+            viewer.put_policy(api.PolicyEdit())
         assert refused.value.status == 403 and "viewer" in refused.value.message
     finally:
         viewer.close()

@@ -8,14 +8,11 @@ from typing import Any
 import console_support as support
 import pytest
 
-from console.app import api
-
 pytestmark = pytest.mark.timeout(120)
 
 
 def open_known(console: Any, qtbot: Any, sighting_id: str, device_id: str) -> Any:
-    agent = api.Agent(device_id=device_id, id=sighting_id, name="", type="unknown")
-    console.agents.open_detail(agent)
+    console.agents.open_detail((device_id, sighting_id))
     qtbot.waitUntil(lambda: console.window.detail.detail is not None
                     and console.window.detail.detail.agent.id == sighting_id, timeout=10_000)
     return console.window.detail
@@ -81,6 +78,6 @@ def test_history_shows_when_it_was_first_seen(make_console: Any, qtbot: Any,
 
 def test_a_missing_agent_says_so(make_console: Any, qtbot: Any, collector: support.RunningCollector) -> None:
     console = make_console()
-    console.agents.open_detail(api.Agent(device_id=collector.known_device, id="gone-for-good", name="x", type="unknown"))
+    console.agents.open_detail((collector.known_device, "gone-for-good"), "x")
     qtbot.waitUntil(lambda: "no longer known" in console.window.detail.header.text(), timeout=10_000)
     assert console.window.banner.isHidden()

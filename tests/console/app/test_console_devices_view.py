@@ -66,7 +66,8 @@ def test_a_device_on_the_overview_opens_its_ungoverned_agents(make_console: Any,
     qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
     table = console.window.overview.devices_table
     modeltest(table.model())
-    device_id, hostname, _count = console.overview.latest.top_ungoverned_devices[0]
+    top = console.overview.latest.top_ungoverned_devices[0]
+    device_id, hostname = top.device_id, top.hostname
     assert table.model().data(table.model().index(0, 0)) == hostname
     table.activated.emit(table.model().index(0, 0))
     assert console.window.tabs.currentWidget() is console.window.agents

@@ -76,7 +76,6 @@ def hostile_tooltips(model: QAbstractItemModel) -> int:
 
 def test_hostile_markup_is_shown_as_text_everywhere(make_console: Any, qtbot: Any,
                                                     hostile: support.RunningCollector) -> None:
-    from console.app import api
 
     console = make_console(token=hostile.admin, url=hostile.url)
     window = console.window
@@ -87,7 +86,7 @@ def test_hostile_markup_is_shown_as_text_everywhere(make_console: Any, qtbot: An
 
     # the detail of the agent: header, flags, registration tab, evidence, chain, history
     device_id = hostile.device_id(HOST)
-    console.agents.open_detail(api.Agent(device_id=device_id, id="hostile-agent", name="", type="unknown"))
+    console.agents.open_detail((device_id, "hostile-agent"))
     qtbot.waitUntil(lambda: window.detail.detail is not None and window.detail.chain.rowCount() > 0, timeout=10_000)
     detail = window.detail
     assert HOSTILE not in detail.header.text() and html.escape(HOSTILE) in detail.header.text()
@@ -140,7 +139,7 @@ def test_an_error_message_with_markup_is_shown_as_text(make_console: Any, qtbot:
     from console.app.views.dialogs import SignInDialog
 
     console = make_console(token=hostile.admin, url=hostile.url)
-    console.connection.api_error(api.InvalidRequest(HOSTILE, status=422))
+    console.connection.show_error(api.InvalidRequest(HOSTILE, status=422))
     console.window.banner.show_message(HOSTILE)
     dialog = SignInDialog(hostile.url, HOSTILE)
     qtbot.addWidget(dialog)

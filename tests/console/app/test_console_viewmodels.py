@@ -15,14 +15,36 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def agent(i: int, **kw: object) -> api.Agent:
-    values: dict[str, object] = {"device_id": "d1", "id": f"s{i}", "name": f"agent {i}", "type": "coding"}
+    values: dict[str, object] = {"device_id": "d1", "id": f"s{i}", "name": f"agent {i}", "type": "coding",
+                                 "user": None, "hostname": "", "governed": False, "flags": [], "providers": [],
+                                 "first_seen": T0, "last_seen": T0, "recorded_at": T0, "gone": False}
     values.update(kw)
-    return api.Agent(**values)  # type: ignore[arg-type]
+    return api.Agent.model_validate(values)
 
 
 def page(*agents: api.Agent, count: int | None = 10, cursor: str | None = "next") -> api.AgentPage:
-    return api.AgentPage(agents=tuple(agents), count=count, next_cursor=cursor,
-                         raw=tuple({"device_id": a.device_id, "id": a.id, "name": a.name} for a in agents))
+    made = api.AgentPage(data=list(agents), count=count, next_cursor=cursor)
+    made._raw = [{"device_id": a.device_id, "id": a.id, "name": a.name} for a in agents]
+    return made
+
+
+def detail(of: api.Agent, **sections: object) -> api.AgentDetail:
+    values: dict[str, object] = {"processes": [], "configs": [], "mcp_servers": [], "endpoints": [], "credentials": [],
+                                 "evidence": [], "history": [], "actions": [], "registration": None, "reasons": {}}
+    values.update(sections)
+    return api.AgentDetail.model_validate({**of.model_dump(), **values})
+
+
+def server(**kw: object) -> dict[str, object]:
+    """An MCP server of a sighting's detail, as the contract has it."""
+    return {"command": None, "args": [], "url": None, "source": "/home/zoe/.claude.json", "enabled": True, **kw}
+
+
+def device(**kw: object) -> api.Device:
+    values: dict[str, object] = {"id": "d1", "hostname": "h", "host_identifier": "host:h", "enrolled_at": T0,
+                                 "last_seen": T0, "revoked": False, "stale": False, "sightings": 0, "status": {}}
+    values.update(kw)
+    return api.Device.model_validate(values)
 
 
 def test_a_filter_sends_only_what_is_set() -> None:
@@ -87,25 +109,29 @@ def test_trend_keeps_samples_in_time_order_and_survives_damage() -> None:
 
 
 def test_timeline_merges_changes_actions_and_registration_newest_first() -> None:
-    detail = api.AgentDetail(
-        agent=agent(1),
-        history=(api.HistoryEntry(T0, "new"), api.HistoryEntry(T0 + timedelta(hours=2), "changed", ("flags",))),
-        actions=(api.TriageAction("1", "d1", "s1", "assign_owner", "alice", T0 + timedelta(hours=1), owner="bob"),),
-        registration={"status": "pending", "owner": "bob", "purpose": "reports",
-                      "created_at": (T0 + timedelta(hours=3)).isoformat()},
+    shown = detail(
+        agent(1),
+        history=[{"epoch": "e", "seq": 1, "at": T0, "change": "new", "fields": []},
+                 {"epoch": "e", "seq": 2, "at": T0 + timedelta(hours=2), "change": "changed", "fields": ["flags"]}],
+        actions=[{"id": 1, "device_id": "d1", "sighting_id": "s1", "action": "assign_owner", "actor": "alice",
+                  "at": T0 + timedelta(hours=1), "owner": "bob", "note": None}],
+        registration={"id": 1, "device_id": "d1", "sighting_id": "s1", "status": "pending", "owner": "bob",
+                      "purpose": "reports", "created_at": T0 + timedelta(hours=3), "decided_at": None,
+                      "decided_by": None, "decision_note": None},
     )
-    entries = vm.timeline(detail)
+    entries = vm.timeline(shown)
     assert [e.kind for e in entries] == ["registration", "seen", "triage", "seen"]
     assert entries[2].who == "alice" and "bob" in entries[2].what
     assert entries[1].what == "Changed: flags"
 
 
 def test_chain_runs_from_the_human_through_the_parent_to_systems() -> None:
-    parent = api.AgentDetail(agent=agent(0, name="Claude Code", user="zoe", hostname="zoe-laptop"))
-    child = api.AgentDetail(
-        agent=agent(1, name="github", type="tool_server", user="zoe", parent="s0"),
-        mcp_servers=({"name": "github", "transport": "http", "url": "https://mcp.example.com/github"},),
-        endpoints=({"host": "api.github.com", "port": 443, "provider": None, "via": "sni"},),
+    parent = detail(agent(0, name="Claude Code", user="zoe", hostname="zoe-laptop"))
+    child = detail(
+        agent(1, name="github", type="tool_server", user="zoe", parent="s0"),
+        mcp_servers=[server(name="github", transport="http", url="https://mcp.example.com/github")],
+        endpoints=[{"host": "api.github.com", "port": 443, "provider": None, "via": "sni", "first_seen": 1.0,
+                    "last_seen": 1.0, "count": 1}],
     )
     root = vm.chain(child, parent)
     rows = [(depth, node.kind, node.label) for depth, node in vm.walk(root)]
@@ -153,11 +179,11 @@ def test_json_export_is_one_document_with_the_collectors_rows() -> None:
 
 
 def test_chain_places_spawned_sightings_under_their_agent() -> None:
-    agent_detail = api.AgentDetail(
-        agent=agent(0, name="Claude Code", user="zoe"),
-        mcp_servers=({"name": "github", "transport": "stdio", "command": "npx", "args": ["server-github"]},),
+    agent_detail = detail(
+        agent(0, name="Claude Code", user="zoe"),
+        mcp_servers=[server(name="github", transport="stdio", command="npx", args=["server-github"])],
     )
-    children = [agent(1, name="github", type="tool_server", parent="s0", running=True, flags=("broad_tools",)),
+    children = [agent(1, name="github", type="tool_server", parent="s0", running=True, flags=["broad_tools"]),
                 agent(2, name="reviewer", type="coding", parent="s0", signature="claude-code"),
                 agent(3, name="unrelated", parent="elsewhere")]
     root = vm.chain(agent_detail, None, children)
@@ -168,8 +194,8 @@ def test_chain_places_spawned_sightings_under_their_agent() -> None:
 
 def test_a_device_row_shows_the_users_the_collector_lists() -> None:
     users = dict(vm.DEVICE_COLUMNS)["User(s)"]
-    assert users(api.Device.from_json({"id": "d1", "hostname": "h", "users": ["alice", "bob"]})) == "alice, bob"
-    assert users(api.Device.from_json({"id": "d1", "hostname": "h", "users": "alice"})) == ""
+    assert users(device(users=["alice", "bob"])) == "alice, bob"
+    assert users(device()) == ""
 
 
 def test_the_collectors_hourly_trend_is_drawn_once_it_has_two_points() -> None:
@@ -178,8 +204,8 @@ def test_the_collectors_hourly_trend_is_drawn_once_it_has_two_points() -> None:
     mine.add(T0 + timedelta(minutes=5), 6)
     base = {"sightings": 1, "devices": 1, "stale_devices": 0, "by_type": [], "by_governed": [], "new_last_day": 0,
             "top_providers": [], "top_ungoverned_devices": []}
-    one = api.Overview.from_json({**base, "trend": [{"at": "2026-01-05T09:00:00Z", "ungoverned": 7}]})
-    two = api.Overview.from_json({**base, "trend": [{"at": "2026-01-05T10:00:00Z", "ungoverned": 8},
+    one = api.Overview.model_validate({**base, "trend": [{"at": "2026-01-05T09:00:00Z", "ungoverned": 7}]})
+    two = api.Overview.model_validate({**base, "trend": [{"at": "2026-01-05T10:00:00Z", "ungoverned": 8},
                                                      {"at": "2026-01-05T09:00:00Z", "ungoverned": 7}]})
     assert [n for _, n in mine.points(one)] == [5, 6]  # one hourly point: the console's own samples
     assert [n for _, n in mine.points(two)] == [7, 8]
