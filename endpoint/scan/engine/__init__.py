@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from contract import scan as contract
 from endpoint.scan.engine.attribution import NetworkAttribution
 from endpoint.scan.engine.declarations import ClassifyCredentials, Declarations
 from endpoint.scan.engine.placement import Placement, ProcessTree, ReadScript, once_per_path
@@ -28,6 +27,7 @@ from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, NetworkRecord, 
 from endpoint.scan.faults import isolated
 
 if TYPE_CHECKING:
+    from contract import scan as contract
     from signatures import Library, Match
 
 __all__ = ["Engine"]

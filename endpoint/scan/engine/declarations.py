@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from contract import scan as contract
 from endpoint.scan.credentials import redactor
 from endpoint.scan.engine.placement import ProcessTree, is_loose_tool
 from endpoint.scan.engine.registry import Registry, Sighting
@@ -31,6 +30,7 @@ from endpoint.scan.faults import isolated
 from endpoint.scan.relevance import program_name
 
 if TYPE_CHECKING:
+    from contract import scan as contract
     from signatures import Library, Match
     from signatures.runtime import Signature
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
-from contract import scan as contract
 from endpoint.scan.credentials import redactor, sha256_hex
 from endpoint.scan.evidence import Credential, McpServerConfig, ProcessRecord
 
 if TYPE_CHECKING:
+    from contract import scan as contract
     from signatures.runtime import Signature
 
 # How much one kind of evidence says that an agent is really there; combined as independent signals.
