@@ -17,7 +17,7 @@ from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 from console.app import api, classification
 from console.app import viewmodels as vm
 from console.app.errors import ConsoleError
-from console.app.views.text import tooltip
+from console.app.plain_text import tooltip
 
 Index = QModelIndex | QPersistentModelIndex
 AgentRole = Qt.ItemDataRole.UserRole + 1  # the api.Agent (or api.Device) behind a row

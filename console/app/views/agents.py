@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.app import viewmodels as vm
-from console.app.views.text import plain_label
+from console.app.plain_text import plain_label
 
 #: starting widths in pixels, per column; the user may resize
 WIDTHS = {"name": 190, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,

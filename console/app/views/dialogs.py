@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.app.views.text import plain_label
+from console.app.plain_text import plain_label
 
 NOTE_MAX = 4000
 

@@ -17,13 +17,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.app.plain_text import plain_label
 from console.app.views.agents import AgentsView
 from console.app.views.detail import DetailView
 from console.app.views.devices import DevicesView
 from console.app.views.overview import OverviewView
 from console.app.views.policy import PolicyView
 from console.app.views.registrations import RegistrationsView
-from console.app.views.text import plain_label
 
 
 class Banner(QFrame):

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 from console.app import api
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
+from console.app.plain_text import plain_label
 from console.app.views.charts import BarChart, TrendChart
-from console.app.views.text import plain_label
 
 
 class Card(QFrame):

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.app import api
-from console.app.views.text import plain_label
+from console.app.plain_text import plain_label
 
 
 def _lines(edit: QPlainTextEdit) -> tuple[str, ...]:

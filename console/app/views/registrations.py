@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
-from console.app.views.text import plain_label
+from console.app.plain_text import plain_label
 
 
 class RegistrationsView(QWidget):
