@@ -171,7 +171,8 @@ class Daemon:
         # the match cache stands for the library (it passes the rest through)
         engine = Engine(cast("Library", self.matches), device_id=self.device["id"], platform=PLATFORM, read_script=read_script,
                         classify_credentials=lambda argv: credentials.redact_argv(argv, lib.credential_kind,
-                                                                                  where="mcp args", key=key))
+                                                                                  where="mcp args", key=key),
+                        home=os.path.expanduser("~"))
         engine.add_processes(self.processes.records.values())
         records = [r for recs in self.files.records.values() for r in recs]
         engine.add_configs(r for r in records if isinstance(r, ConfigRecord))
@@ -181,6 +182,7 @@ class Daemon:
         sightings = engine.result(now_iso())
         errors = [r for r in records if isinstance(r, ScanError)] + list(self.processes.errors.values()) + engine.errors
         errors += [ScanError("network", "limited", str(e)) for e in self.network.errors[:5]]
+        errors += self.network.faults()
         self.last_fingerprint_s = time.perf_counter() - started
         unique = {(e.where, e.error, e.detail): e for e in errors}
         self.units_failed, self.degraded = faults.health(unique.values())

@@ -4,6 +4,7 @@ variants scapy does not produce), read back to records; bad and cut-short files.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 
@@ -27,6 +28,7 @@ from scapy.layers.l2 import CookedLinux
 from scapy.packet import Raw
 from scapy.utils import PcapWriter, wrpcap, wrpcapng
 
+from endpoint.cli import main
 from endpoint.scan.sensors import packets
 from endpoint.scan.sensors.network import NetworkSensor
 from endpoint.scan.sensors.pcap import PcapError, read_pcap
@@ -370,3 +372,16 @@ def test_a_packet_that_breaks_the_parser_does_not_stop_the_live_sensor(tmp_path,
     assert (fault.where, fault.error) == ("network capture", "internal")
     assert fault.detail.startswith("1 packet could not be processed")
     assert sensor.packets == 3
+
+
+def test_scan_pcap_reports_the_packets_that_broke_the_code_as_one_internal_error(tmp_path, monkeypatch, capsys):
+    # in this process, for the monkeypatched parser (see _hello_that_breaks_the_parser)
+    _hello_that_breaks_the_parser(monkeypatch)
+    monkeypatch.setenv("AGENTROSTER_FINGERPRINT_KEY", "test-org-key-not-a-secret")
+    path = tmp_path / "boom.pcap"
+    wrpcap(str(path), [tcp_frame(client_hello("boom.invalid"), sport=50100),
+                       tcp_frame(client_hello("api.openai.com"), sport=50101)])
+    assert main(["scan", "--json", "--no-processes", "--no-files", "--pcap", str(path)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [(e["where"], e["error"]) for e in document["errors"]] == [(f"network capture {path}", "internal")]
+    assert [e["host"] for s in document["sightings"] for e in s["endpoints"]] == ["api.openai.com"]

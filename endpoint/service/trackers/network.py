@@ -41,6 +41,10 @@ class NetworkTracker:
     def errors(self) -> list[Any]:
         return list(self.sensor.errors) if self.sensor is not None else []
 
+    def faults(self) -> list[Any]:
+        """The packets that broke the sensor's code, as one internal error for the capture (or none)."""
+        return list(self.sensor.faults()) if self.sensor is not None else []
+
     def start(self) -> None:
         if not self.enabled:
             self.state = "off: not in the sensors setting"
