@@ -95,8 +95,9 @@ def _add_server(out: Findings, name: object, where: str, *, kind: object, comman
                 url: object, env: object, env_names: object, enabled: bool, project: str | None,
                 url_transport: Transport | None, require_target: bool) -> None:
     problem = _shape_problem(command=command, args=args, url=url, env=env, env_names=env_names)
-    if problem is None and require_target and not command and not url and kind is None:
-        problem = "not an MCP server: no command, no url and no transport"
+    if problem is None and require_target and not command and not url \
+            and transport_of(kind, command=None, url=None) == "unknown":
+        problem = "not an MCP server: no command, no url and no known transport"
     if problem is not None:
         out.invalid_server(where, problem)
         return

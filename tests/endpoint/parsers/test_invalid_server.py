@@ -30,9 +30,9 @@ def test_corpus_entries_that_are_not_servers_are_errors_and_codex_overrides_are_
     invalid = sorted((e["where"], e["detail"]) for e in document["errors"] if e["error"] == "invalid_server")
     assert invalid == [
         # {"link": "https://mcp.supabase.com/mcp"}: a link to read, not a server to run
-        (f"{shown['059']}#/mcpServers/supabase", "not an MCP server: no command, no url and no transport"),
+        (f"{shown['059']}#/mcpServers/supabase", "not an MCP server: no command, no url and no known transport"),
         # {"transport": {"type": "http", "url": …}}: the server is nested where no client reads it
-        (f"{shown['141']}#/mcpServers/figma", "not an MCP server: no command, no url and no transport"),
+        (f"{shown['141']}#/mcpServers/figma", "not an MCP server: no command, no url and no known transport"),
     ]
     servers = {(s["name"], m["source"]) for s in document["sightings"] for m in s["mcp_servers"]}
     assert ("github", str(shown["059"])) in servers  # its neighbour with a url is a server as before
@@ -45,6 +45,7 @@ def test_corpus_entries_that_are_not_servers_are_errors_and_codex_overrides_are_
     ("mcp_json", '{"mcpServers": {"a": "npx server"}}', "/mcpServers/a"),
     ("mcp_json", '{"mcpServers": {"a": {"link": "https://example.org"}}}', "/mcpServers/a"),
     ("mcp_json", '{"mcpServers": {"a": {"command": ["npx"]}}}', "/mcpServers/a"),
+    ("mcp_json", '{"mcpServers": {"a": {"type": "carrier-pigeon", "link": "https://example.org"}}}', "/mcpServers/a"),
     ("codex_toml", 'mcp_servers = {a = "npx server"}', "/mcp_servers/a"),
     ("codex_toml", '[mcp_servers.a]\nlink = "https://example.org"', "/mcp_servers/a"),
     ("zed_settings", '{"context_servers": {"a": []}}', "/context_servers/a"),
@@ -54,6 +55,11 @@ def test_an_entry_that_is_not_a_server_is_one_invalid_server_failure(dialect: st
     parsed = parse_config(dialect, text, path="/home/alice/config")
     assert parsed.mcp_servers == []
     assert [(f.where, f.error) for f in parsed.failures] == [(where, "invalid_server")]
+
+
+def test_an_entry_with_a_known_transport_and_nothing_else_is_still_read_as_before() -> None:
+    parsed = parse_config("mcp_json", '{"mcpServers": {"a": {"type": "stdio"}}}', path="/home/alice/.cursor/mcp.json")
+    assert [(s.name, s.transport) for s in parsed.mcp_servers] == [("a", "stdio")] and parsed.failures == []
 
 
 @pytest.mark.parametrize("table", ["enabled = false", "enabled_tools = ['search']\ntool_timeout_sec = 30"])

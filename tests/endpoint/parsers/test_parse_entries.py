@@ -56,7 +56,7 @@ def test_wrong_shaped_entries_become_invalid_server_errors_and_the_others_still_
         ("/mcpServers/nested-args", "invalid_server", "args is not a list of strings"),
         ("/mcpServers/bad-url", "invalid_server", "url is not a string"),
         ("/mcpServers/bad-env", "invalid_server", "env is not a mapping"),
-        ("/mcpServers/empty", "invalid_server", "not an MCP server: no command, no url and no transport"),
+        ("/mcpServers/empty", "invalid_server", "not an MCP server: no command, no url and no known transport"),
     ]
     assert not any("FAKE" in f.detail for f in parsed.failures)
 
