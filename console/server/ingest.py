@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -255,7 +255,7 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
     return out
 
 
-def prepare_report(report: dict[str, Any], policy: governance.Policy, now: float) -> Prepared:
+def prepare_report(report: Mapping[str, Any], policy: governance.Policy, now: float) -> Prepared:
     """``prepare`` before the device is known: run by the request, outside the write lock, under the policy
     last seen. ``apply_report`` fills in the device, or prepares again if the policy has changed since."""
     prepared = prepare(report["upserts"], device_id="", hostname=report["device"]["hostname"], policy=policy,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -185,7 +185,7 @@ _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
 _PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed")
 
 
-def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, Any],
+def apply_report(conn: Connection, presented: auth.Presented, report: Mapping[str, Any],
                  now: float | None = None, prepared: Prepared | None = None,
                  policy: governance.Policy | None = None) -> Outcome:
     """Apply one validated report (as plain JSON data) from the device the key belongs to.
@@ -212,7 +212,7 @@ def apply_report(conn: Connection, presented: auth.Presented, report: dict[str, 
     return outcome
 
 
-def _continues(device: dict[str, Any], report: dict[str, Any]) -> bool:
+def _continues(device: dict[str, Any], report: Mapping[str, Any]) -> bool:
     """Whether a later part of a snapshot follows the part before it: same epoch, the next seq, and the
     device's snapshot still open."""
     return (device["snapshot_from"] is not None and report["epoch"] == device["epoch"]
@@ -233,7 +233,7 @@ def _locked_device(cur: _Cursor, presented: auth.Presented) -> dict[str, Any]:
     return device
 
 
-def _apply(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: float,
+def _apply(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now: float,
            prepared: Prepared | None = None, policy: governance.Policy | None = None) -> None:
     device_id, touched = device["id"], device["applied"] + 1
     if report["device"]["hostname"] != device["hostname"]:
@@ -258,7 +258,7 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: fl
     _update_device(cur, device, report, now, touched, None if last_part else since)
 
 
-def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: dict[str, Any],
+def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: Mapping[str, Any],
                      now: float) -> list[dict[str, Any]]:
     """New sightings (and those whose indexed columns moved) are upserted whole; the others are updated
     in place without touching their indexes but last_seen's. Returns the history entries."""
@@ -308,7 +308,7 @@ def _retag(cur: _Cursor, device_id: str, tags: dict[str, list[tuple[str, str]]],
                      for sid, pairs in tags.items() for k, v in pairs])
 
 
-def _mark_gone(cur: _Cursor, device_id: str, report: dict[str, Any], now: float,
+def _mark_gone(cur: _Cursor, device_id: str, report: Mapping[str, Any], now: float,
                touched: int, since: int) -> list[dict[str, Any]]:
     """Sightings a snapshot no longer carries (no part of it, from the one ``since`` on), or a delta removes,
     are gone (kept, with history)."""
@@ -323,7 +323,7 @@ def _mark_gone(cur: _Cursor, device_id: str, report: dict[str, Any], now: float,
              "at": now, "change": "gone", "fields": ""} for sid in gone]
 
 
-def _update_device(cur: _Cursor, device: dict[str, Any], report: dict[str, Any], now: float,
+def _update_device(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now: float,
                    touched: int, snapshot_from: int | None) -> None:
     info, status = report["device"], report.get("status") or {}
     if report["epoch"] != device["epoch"] and device["epoch"] is not None:

@@ -9,7 +9,7 @@ configs, MCP servers, endpoints, credentials, evidence) sit in one JSON text col
 # No ``from __future__ import annotations`` here: SQLModel builds columns from the real annotations.
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, overload
 
 from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, Index, Text
@@ -45,6 +45,10 @@ RegistrationStatus = Literal["pending", "approved", "rejected", "superseded"]
 Note = Annotated[str, StringConstraints(max_length=MAX_NOTE, pattern=NO_NUL)]
 
 
+@overload
+def iso(seconds: float) -> datetime: ...
+@overload
+def iso(seconds: float | None) -> datetime | None: ...
 def iso(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 

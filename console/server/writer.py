@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ Result = ingest.Outcome | ingest.IngestError | Exception
 @dataclass(slots=True)
 class _Job:
     key: auth.Presented
-    report: dict[str, Any]
+    report: Mapping[str, Any]
     future: asyncio.Future[Result]
     loop: asyncio.AbstractEventLoop
     now: float | None = None
@@ -59,7 +60,7 @@ class Writer:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def apply(self, key: auth.Presented, report: dict[str, Any], *, now: float | None = None,
+    async def apply(self, key: auth.Presented, report: Mapping[str, Any], *, now: float | None = None,
                     prepared: ingest.Prepared | None = None) -> ingest.Outcome:
         """Apply one validated report; raises the IngestError it was refused with, or StoreUnavailable.
 

@@ -100,8 +100,8 @@ class AgentsView(QWidget):
         self.columns.setMenu(self.columns_menu)
         self.export_csv = QPushButton("Export CSV…")
         self.export_json = QPushButton("Export JSON…")
-        for widget in (self.columns, self.export_csv, self.export_json):
-            actions.addWidget(widget)
+        for control in (self.columns, self.export_csv, self.export_json):
+            actions.addWidget(control)
         layout.addLayout(actions)
 
         self.table = QTableView()
@@ -119,7 +119,7 @@ class AgentsView(QWidget):
 
         find = QAction("Find", self)
         find.setShortcut(QKeySequence.StandardKey.Find)
-        find.triggered.connect(lambda: (self.search.setFocus(), self.search.selectAll()))
+        find.triggered.connect(self._find)
         self.addAction(find)
 
         self.search.returnPressed.connect(self.filterChanged)
@@ -129,11 +129,17 @@ class AgentsView(QWidget):
             edit.returnPressed.connect(self.filterChanged)
         self.clear.clicked.connect(self.clear_filters)
 
+    def _find(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
     def current_filter(self) -> vm.AgentFilter:
         texts = {k: e.text().strip() or None for k, e in self.texts.items()}
+        text = texts.get
         return vm.AgentFilter(type=self.type.currentData(), governed=self.governed.currentData(),
                               flag=self.flag.currentData(), triage_state=self.triage_state.currentData(),
-                              q=self.search.text().strip() or None, **texts)
+                              q=self.search.text().strip() or None, device=text("device"), user=text("user"),
+                              provider=text("provider"), signature=text("signature"), owner=text("owner"))
 
     def set_filter(self, new: vm.AgentFilter) -> None:
         """Show a filter in the widgets (e.g. from a click on the overview) and apply it once."""

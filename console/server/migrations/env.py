@@ -7,6 +7,7 @@ its own engine on that URL.
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import console.server.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -26,11 +27,11 @@ def run() -> None:
     _run_on(connection)
 
 
-def _run_on(connection: object) -> None:
+def _run_on(connection: Connection) -> None:
     from console.server.search import outside_models  # the search's own tables and index: not in the models
 
     context.configure(connection=connection, target_metadata=target_metadata, include_name=outside_models,
-                      render_as_batch=connection.dialect.name == "sqlite")  # type: ignore[attr-defined]
+                      render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()
 

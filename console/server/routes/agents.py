@@ -15,7 +15,7 @@ device_id, id), each with its index, so page 1,000 costs what page 1 costs.
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Query
@@ -117,7 +117,7 @@ def list_agents(
     on_page = conditions(fenced=True) + ([_not_hidden_joined()] if hide else [])
     sort_col = getattr(Sighting, _SORT_COLUMN[sort])
     keys = (sort_col, col(Sighting.device_id), col(Sighting.id))
-    query = (select(Sighting, SightingTriage.owner, SightingTriage.state)
+    query = (select(Sighting, col(SightingTriage.owner), col(SightingTriage.state))
              .outerjoin(SightingTriage, _triage_of_sighting()).where(*on_page))
     if not by_index:
         query = query.with_hint(Sighting, f"INDEXED BY ix_sighting_sort_{_SORT_COLUMN[sort]}", "sqlite")
@@ -137,8 +137,8 @@ def get_agent(device_id: str, sighting_id: str, session: SessionDep, caller: Cal
     if row is None:
         raise refuse(404, "sighting_not_found")
     history = session.scalars(select(SightingHistory)
-                              .where(SightingHistory.device_id == device_id,
-                                     SightingHistory.sighting_id == sighting_id)
+                              .where(col(SightingHistory.device_id) == device_id,
+                                     col(SightingHistory.sighting_id) == sighting_id)
                               .order_by(col(SightingHistory.id).desc()).limit(HISTORY_SHOWN))
     detail = orjson.loads(row.detail)
     conn = session.connection()
@@ -167,7 +167,8 @@ def public(row: Sighting, owner: str | None = None, triage_state: str | None = N
         type=row.type, user=row.user or None, running=row.running, confidence=row.confidence, parent=row.parent,
         hostname=row.hostname, governed=row.governed, flags=orjson.loads(row.flags),
         providers=orjson.loads(row.providers), first_seen=iso(row.first_seen), last_seen=iso(row.last_seen),
-        recorded_at=iso(row.recorded_at), gone=row.gone, owner=owner, triage_state=triage_state or "new",
+        recorded_at=iso(row.recorded_at), gone=row.gone, owner=owner,
+        triage_state=cast(TriageState, triage_state or "new"),
     )  # fmt: skip
 
 
@@ -310,6 +311,6 @@ def _decode(cursor: str, sort: str, order: str) -> tuple[Any, str, str]:
     if ((made_sort, made_order) != (sort, order) or not isinstance(device_id, str)
             or not isinstance(sighting_id, str) or not isinstance(value, (int, float) if numeric else str)):
         raise refuse(400, "invalid_cursor", hint="a cursor is valid only with the sort and order it came from")
-    if numeric and not -BIGINT_MAX <= value <= BIGINT_MAX:
+    if isinstance(value, int | float) and numeric and not -BIGINT_MAX <= value <= BIGINT_MAX:
         raise refuse(400, "invalid_cursor", hint="a cursor's position is out of range")  # no store binds it
     return value, device_id, sighting_id

@@ -100,7 +100,7 @@ def users_of(session: Session, device_ids: list[str]) -> dict[str, list[str]]:
     (a machine-wide install's "" is left out)."""
     if not device_ids:
         return {}
-    query = (select(Sighting.device_id, Sighting.user).distinct()
+    query = (select(col(Sighting.device_id), col(Sighting.user)).distinct()
              .where(col(Sighting.device_id).in_(device_ids), col(Sighting.gone).is_(False), col(Sighting.user) != "")
              .order_by(col(Sighting.device_id), col(Sighting.user)))
     users: dict[str, list[str]] = {}
@@ -114,7 +114,7 @@ def users_of(session: Session, device_ids: list[str]) -> dict[str, list[str]]:
 def _sighting_counts(session: Session, device_ids: list[str]) -> dict[str, int]:
     if not device_ids:
         return {}
-    query = (select(Sighting.device_id, func.count()).where(col(Sighting.device_id).in_(device_ids),
+    query = (select(col(Sighting.device_id), func.count()).where(col(Sighting.device_id).in_(device_ids),
                                                             col(Sighting.gone).is_(False))
              .group_by(col(Sighting.device_id)))
     return {device_id: n for device_id, n in session.execute(query)}

@@ -105,7 +105,8 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
 
 
 def present(c: Column) -> ColumnElement[bool]:
-    return c(_S.c.gone) == False  # noqa: E712  ("=", not "IS": PostgreSQL uses an index for "=" only)
+    condition: ColumnElement[bool] = c(_S.c.gone) == False  # noqa: E712  ("=", not "IS": PostgreSQL uses an index for "=" only)
+    return condition
 
 
 def _top_providers(session: SessionDep, counting: _Counting) -> list[CountBy]:

@@ -8,7 +8,7 @@ one governs it unless the sighting does more than was declared (``drift``, decid
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ from console.server.models import (
     RegistrationDecision,
     RegistrationPublic,
     RegistrationsPublic,
+    RegistrationStatus,
     iso,
 )
 from console.server.routes import API
@@ -38,7 +39,7 @@ MAX_LIMIT = 500
 def create_registration(body: RegistrationCreate, key: DeviceKey, state: StateDep) -> RegistrationPublic:
     """Register an agent of this device (a device registers only its own sightings)."""
     with state.db.writing() as conn:
-        device_id = conn.execute(select(Device.id).where(col(Device.key_id) == key.key_id,
+        device_id = conn.execute(select(col(Device.id)).where(col(Device.key_id) == key.key_id,
                                                          col(Device.revoked_at).is_(None))).scalar()
         if device_id is None:
             raise refuse(401, "invalid_device_key", reenroll=True)
@@ -65,7 +66,7 @@ def list_registrations(
                               col(Registration.device_id) == device if device else None,
                               col(Registration.sighting_id) == sighting if sighting else None) if c is not None]
     if isinstance(reader, auth.Presented):
-        own = session.scalar(select(Device.id).where(col(Device.key_id) == reader.key_id,
+        own = session.scalar(select(col(Device.id)).where(col(Device.key_id) == reader.key_id,
                                                      col(Device.revoked_at).is_(None)))
         if own is None:
             raise refuse(401, "invalid_device_key", reenroll=True)
@@ -109,9 +110,10 @@ def _read(state: StateDep, registration_id: int) -> RegistrationPublic:
 
 
 def public(row: Registration) -> RegistrationPublic:
+    assert row.id is not None  # a stored row
     return RegistrationPublic(
         id=row.id, device_id=row.device_id, sighting_id=row.sighting_id, owner=row.owner, purpose=row.purpose,
         business_process=row.business_process, providers=row.providers, tools=row.tools,
-        data_systems=row.data_systems, autonomy=row.autonomy, status=row.status, created_at=iso(row.created_at),
+        data_systems=row.data_systems, autonomy=row.autonomy, status=cast(RegistrationStatus, row.status), created_at=iso(row.created_at),
         decided_at=iso(row.decided_at), decided_by=row.decided_by, decision_note=row.decision_note,
     )  # fmt: skip
