@@ -435,9 +435,9 @@ def _signatures_list(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from endpoint.protocol import json_schema, report_json_schema
+    from contract.validation import report_json_schema, scan_json_schema
 
-    print(json.dumps(report_json_schema() if args.report else json_schema(), indent=2))
+    print(json.dumps(report_json_schema() if args.report else scan_json_schema(), indent=2))
     return 0
 
 
