@@ -198,7 +198,7 @@ class Daemon:
 
     def publish(self, *, heartbeat: bool = False) -> None:
         """Fingerprint again if some evidence changed, and spool what the collector must hear."""
-        from endpoint.service.reporter import SpoolFull
+        from endpoint.service.inventory import SpoolFull
 
         if self._dirty or not self.last_scan_at:
             self.last_sightings, self.last_errors = self.fingerprint()

@@ -90,6 +90,12 @@ def content_hash(sighting: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(material)).hexdigest()[:32]
 
 
+class SpoolFull(EndpointError):
+    """Not even one snapshot could be spooled: the disk is full."""
+
+    code = "spool_full"
+
+
 @dataclass(frozen=True, slots=True)
 class Delta:
     """What changed between the stored sightings and the current ones."""
@@ -468,8 +474,6 @@ class Inventory:
         except (sqlite3.OperationalError, OSError) as exc:
             if not _is_disk_full(exc):
                 raise
-            from endpoint.service.reporter import SpoolFull
-
             raise SpoolFull(f"{self.path}: the disk is full; nothing could be spooled") from None
         return last
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from contract.report import finish_body
 from endpoint.errors import EndpointError
+from endpoint.service.inventory import SpoolFull
 
 if TYPE_CHECKING:
     import httpx
@@ -72,12 +73,6 @@ class ReportRefused(ReporterError):
     """The collector refused a report it can never apply (400, 413, 422); the report is dropped."""
 
     code = "report_refused"
-
-
-class SpoolFull(ReporterError):
-    """Not even one snapshot could be spooled: the disk is full."""
-
-    code = "spool_full"
 
 
 # -- backoff -------------------------------------------------------------------------------------------

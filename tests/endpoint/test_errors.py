@@ -25,7 +25,7 @@ EXPECTED = {
     "endpoint.service.reporter.EnrollmentRejected": "enrollment_rejected",
     "endpoint.service.reporter.ReportRefused": "report_refused",
     "endpoint.service.reporter.ReporterError": "report_failed",
-    "endpoint.service.reporter.SpoolFull": "spool_full",
+    "endpoint.service.inventory.SpoolFull": "spool_full",
     "endpoint.service.settings.SettingsError": "bad_setting",
     "endpoint.service.registration.errors.RegisterError": "registration_failed",
     "endpoint.service.registration.errors.RegistrationRefused": "registration_refused",

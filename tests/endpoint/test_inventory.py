@@ -15,6 +15,7 @@ from contract.report import finish_body, split_report
 from contract.validation import REPORT
 from endpoint.service.inventory import (
     Inventory,
+    SpoolFull,
     StateError,
     carry_first_seen,
     clean_text,
@@ -22,7 +23,6 @@ from endpoint.service.inventory import (
     diff,
     spool_health,
 )
-from endpoint.service.reporter import SpoolFull
 
 DEVICE = {"id": "host:test", "hostname": "test", "os": "linux", "os_version": "", "arch": "x86_64",
           "agentroster_version": "0.1.0"}

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from contract.validation import REPORT
-from endpoint.service.inventory import Inventory
+from endpoint.errors import EndpointError
+from endpoint.service.inventory import Inventory, SpoolFull
 from endpoint.service.reporter import (
     Backoff,
     CollectorUnreachable,
@@ -26,7 +27,6 @@ from endpoint.service.reporter import (
     Reporter,
     ReporterError,
     ReportRefused,
-    SpoolFull,
 )
 
 DEVICE = {"id": "host:test", "hostname": "test", "os": "linux", "os_version": "", "arch": "x86_64",
@@ -187,8 +187,9 @@ def test_no_enroll_secret_is_said_plainly(inventory):
 
 
 def test_the_error_tree():
-    for error in (CollectorUnreachable, EnrollmentRejected, DeviceKeyRejected, ReportRefused, SpoolFull):
+    for error in (CollectorUnreachable, EnrollmentRejected, DeviceKeyRejected, ReportRefused):
         assert issubclass(error, ReporterError)
+    assert issubclass(SpoolFull, EndpointError)  # the spool's own error, which delivery passes on
 
 
 def test_backoff_doubles_up_to_its_cap_with_jitter():
