@@ -201,7 +201,7 @@ def test_all_real_files_go_through_report_collector_and_console(pipeline: Pipeli
 
     client = api.Client(pipeline.base_url, pipeline.tokens["viewer"])
     try:
-        devices = [d for d in client.devices().devices if d.hostname == device["hostname"]]
+        devices = [d for d in client.devices().data if d.hostname == device["hostname"]]
         assert devices, "the device is at the collector"
         roster = viewmodels.AgentList(page_size=500)
         roster.reset(filter=roster.filter.with_(device=devices[0].id))
