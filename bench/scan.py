@@ -138,7 +138,7 @@ def wheel_install(tmp: Path) -> tuple[list[str] | None, str]:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    for package in ("endpoint", "signatures", "console"):
+    for package in ("contract", "endpoint", "signatures", "console"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     base = getattr(sys, "_base_executable", sys.executable)
     steps = [
