@@ -19,24 +19,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-#: flags that only the collector decides; any that a device sends are dropped and recomputed
-COLLECTOR_FLAGS = frozenset({"unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential"})
+from contract.scan import COLLECTOR_FLAGS, FLAG_MEANINGS
 
 #: where a stored sighting's detail keeps the flags its device sent (``sent_flags``)
 DEVICE_FLAGS = "device_flags"
 
-#: a human sentence for every flag of DESIGN.md's table, as the console shows it
-EXPLANATIONS: dict[str, str] = {
-    "unregistered": "No registration, approval or org policy covers this agent.",
-    "pending": "Its owner registered this agent; an admin has not approved the registration yet.",
-    "drift": "It does more than was approved: providers, MCP servers or autonomy beyond its declaration.",
-    "unsanctioned_provider": "It calls an LLM provider that is not on the organisation's allow-list.",
-    "personal_credential": "It uses an API key that is not one of the organisation's corporate keys.",
-    "autonomous": "It runs with human approval turned off (a skip-permissions, yolo, full-auto or bypass mode).",
-    "broad_tools": "It has tools that reach a shell, the whole disk, a browser or a database with write access.",
-    "plaintext_secret": "A credential sits in clear text in one of its config files.",
-    "remote_tool_server": "It uses an MCP server over the network, outside the organisation.",
-}
+#: a human sentence for every flag, as the console shows it
+EXPLANATIONS: dict[str, str] = FLAG_MEANINGS
 
 RegistrationStatus = Literal["pending", "approved"]
 

@@ -22,6 +22,32 @@ Flag = Literal[CollectorFlag, EndpointFlag]
 ENDPOINT_FLAGS: frozenset[str] = frozenset(get_args(EndpointFlag))
 COLLECTOR_FLAGS: frozenset[str] = frozenset(get_args(CollectorFlag))
 
+#: what each flag means, in one sentence, wherever a person reads it (the console, ``agentroster scan``)
+FLAG_MEANINGS: dict[str, str] = {
+    "unregistered": "No registration, approval or org policy covers this agent.",
+    "pending": "Its owner registered this agent; an admin has not approved the registration yet.",
+    "drift": "It does more than was approved: providers, MCP servers or autonomy beyond its declaration.",
+    "unsanctioned_provider": "It calls an LLM provider that is not on the organisation's allow-list.",
+    "personal_credential": "It uses an API key that is not one of the organisation's corporate keys.",
+    "autonomous": "It runs with human approval turned off (a skip-permissions, yolo, full-auto or bypass mode).",
+    "broad_tools": "It has tools that reach a shell, the whole disk, a browser or a database with write access.",
+    "plaintext_secret": "A credential sits in clear text in one of its config files.",
+    "remote_tool_server": "It uses an MCP server over the network, outside the organisation.",
+}
+
+#: what to do about each flag, in one line
+FLAG_NEXT_STEPS: dict[str, str] = {
+    "unregistered": "register it: agentroster register",
+    "pending": "wait for the admin's answer, or ask IT",
+    "drift": "update the registration to what it does now, or turn off what it should not do",
+    "unsanctioned_provider": "use a provider the organisation allows, or ask IT to allow this one",
+    "personal_credential": "use the organisation's key instead of a personal one, and rotate the personal key",
+    "autonomous": "turn human approval back on (drop --yolo, --dangerously-skip-permissions, bypass modes)",
+    "broad_tools": "limit its tools to what the work needs (one folder, read-only, no shell)",
+    "plaintext_secret": "move the key out of the config file (an environment variable or a keychain) and rotate it",
+    "remote_tool_server": "check that the remote MCP server is one the organisation trusts",
+}
+
 OS = Literal["linux", "macos", "windows"]
 Transport = Literal["stdio", "http", "sse", "streamable_http", "builtin", "unknown"]
 ConfigScope = Literal["managed", "user", "project"]

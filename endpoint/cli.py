@@ -378,13 +378,32 @@ def render_table(document: dict[str, Any]) -> str:
     lines = ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()[:width]
              for row in [header, *rows]]
     device = document["device"]
-    lines.insert(0, f"{device['hostname']} ({device['os']}) — {len(sightings)} sightings, "
-                    f"{len(document['errors'])} errors")
-    for err in document["errors"][:20]:
+    errors = document["errors"]
+    lines.insert(0, f"{device['hostname']} ({device['os']}) — {_count(len(sightings), 'sighting')}, "
+                    f"{_count(len(errors), 'error')}")
+    if not sightings:
+        lines[1:] = ["No AI agent, MCP server or LLM call was found."]
+    for err in errors[:20]:
         lines.append(f"error: {err['where']}: {err['error']}: {err['detail']}")
-    if len(document["errors"]) > 20:
-        lines.append(f"… and {len(document['errors']) - 20} more errors (see --json)")
+    if len(errors) > 20:
+        lines.append(f"… and {len(errors) - 20} more errors (see --json)")
+    lines += flag_legend(sorted({f for s in sightings for f in s["flags"]}))
     return "\n".join(lines)
+
+
+def flag_legend(flags: list[str]) -> list[str]:
+    """One line for each flag the table shows: what it means, and what to do about it."""
+    from contract.scan import FLAG_MEANINGS, FLAG_NEXT_STEPS
+
+    if not flags:
+        return []
+    width = max(len(f) for f in flags)
+    return ["", "FLAGS", *(f"  {f.ljust(width)}  {FLAG_MEANINGS.get(f, '')} Next: {FLAG_NEXT_STEPS.get(f, '')}."
+                           for f in flags)]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _summary(s: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ import orjson
 from console import governance
 from console.server.errors import CollectorError
 from contract.report import Report
-from contract.scan import Sighting
+from contract.scan import COLLECTOR_FLAGS, Sighting
 from signatures.redaction import Redactor
 
 Result = Literal["applied", "duplicate", "need_snapshot"]
@@ -180,7 +180,7 @@ def _assess(signature: str | None, providers: tuple[str, ...], fingerprints: tup
 def sent_flags(doc: dict[str, Any]) -> list[str]:
     """The endpoint's own flags of a reported sighting, as stored in its detail (``device_flags``): what
     every later re-assessment starts from, whatever flags the collector adds on top."""
-    return sorted({f for f in doc["flags"] if f not in governance.COLLECTOR_FLAGS})
+    return sorted({f for f in doc["flags"] if f not in COLLECTOR_FLAGS})
 
 
 def risky_of(mcp_servers: list[dict[str, Any]], policy: governance.Policy) -> tuple[str, ...]:

@@ -131,3 +131,30 @@ def test_a_scan_leaves_the_garbage_collector_as_it_found_it(tmp_path, capsys):
             assert json.loads(capsys.readouterr().out)["schema"] == "agentroster.scan/1"
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_table_explains_each_flag_it_shows_and_what_to_do(tmp_path):
+    home = tmp_path / "home" / "alice"
+    (home / ".cursor").mkdir(parents=True)
+    (home / ".cursor" / "mcp.json").write_text(
+        '{"mcpServers": {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/"]}}}')
+    done = run_agentroster("scan", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    legend = done.stdout.split("\nFLAGS\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in legend] == ["broad_tools"]
+    assert "shell, the whole disk" in legend[0] and "Next: limit its tools" in legend[0]
+
+
+def test_table_says_so_when_nothing_is_found_and_counts_in_words(tmp_path):
+    (tmp_path / "home").mkdir()
+    done = run_agentroster("scan", "--root", str(tmp_path), "--no-processes")
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()[:2]
+    assert "— 0 sightings, " in first and second == "No AI agent, MCP server or LLM call was found."
+    assert "FLAGS" not in done.stdout
+
+
+def test_every_flag_has_a_meaning_and_a_next_step():
+    from contract.scan import COLLECTOR_FLAGS, ENDPOINT_FLAGS, FLAG_MEANINGS, FLAG_NEXT_STEPS
+
+    assert set(FLAG_MEANINGS) == set(FLAG_NEXT_STEPS) == COLLECTOR_FLAGS | ENDPOINT_FLAGS

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from console.governance import (
-    COLLECTOR_FLAGS,
     Declaration,
     Policy,
     Standing,
@@ -19,7 +18,7 @@ from console.governance import (
     sent_flags,
     tools_of,
 )
-from contract.scan import Flag
+from contract.scan import COLLECTOR_FLAGS, Flag
 
 KEY = "hmac-sha256:" + "a" * 32
 POLICY = Policy.of(signatures=["copilot"], providers=["anthropic"], fingerprints=[KEY])
