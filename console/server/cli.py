@@ -148,9 +148,26 @@ def _database(args: argparse.Namespace) -> Any:
     """The store, migrated to the newest schema (a new data dir works from the first command)."""
     from console.server.db import Database, migrate
 
-    db = Database(_settings(args).database_url, pool_size=1)
+    url = _settings(args).database_url
+    _say_store(url)
+    db = Database(url, pool_size=1)
     migrate(db)
     return db
+
+
+def store_name(database_url: str) -> str:
+    """Which store a database URL names, for a person: the SQLite file, or the URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"{url.database} (SQLite)"
+    return url.render_as_string(hide_password=True)
+
+
+def _say_store(database_url: str) -> None:
+    # An admin command run without the server's --data-dir would silently use another database: say which.
+    print(f"agentroster server: store: {store_name(database_url)}", file=sys.stderr)
 
 
 # -- run ------------------------------------------------------------------------------------------------
@@ -176,6 +193,7 @@ def run_server(args: argparse.Namespace) -> int:
             return 2
         print(f"agentroster server: warning: serving plain HTTP on {host} (--insecure-http)", file=sys.stderr)
     workers = _option(args, "workers", 1)
+    _say_store(settings.database_url)
     db = Database(settings.database_url, pool_size=1)
     migrate(db)  # once here, not in every worker
     db.dispose()

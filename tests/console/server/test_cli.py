@@ -116,3 +116,18 @@ def test_a_report_cap_out_of_range_is_refused_before_serving(tmp_path, value) ->
     done = run("--data-dir", str(tmp_path), "--max-report-mib", value, "--port", "0")
     assert done.returncode != 0
     assert "--max-report-mib must be more than 0 and at most 1024" in done.stderr
+
+
+def test_every_admin_command_says_which_store_it_uses(tmp_path) -> None:
+    for args in (("token", "create", "--role", "viewer"), ("token", "list"), ("secret", "rotate"),
+                 ("device", "list")):
+        done = run(*args, "--data-dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert f"store: {tmp_path / 'collector.sqlite3'} (SQLite)" in done.stderr
+
+
+def test_a_database_url_is_named_without_its_password() -> None:
+    from console.server.cli import store_name
+
+    named = store_name("postgresql+psycopg://app:FAKE-db-password@db.example.org:5432/agentroster")
+    assert "FAKE-db-password" not in named and "db.example.org" in named and "app" in named
