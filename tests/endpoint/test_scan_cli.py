@@ -24,13 +24,18 @@ def test_signatures_check_reports_file_and_line(tmp_path):
     assert f"{pack}:3" in done.stdout
 
 
-def test_table_shows_agents_with_their_servers_under_them(tmp_path):
-    home = tmp_path / "home" / "alice"
+def scan_table_of_cursor_servers(root, servers: dict) -> subprocess.CompletedProcess[str]:
+    """``agentroster scan`` (the table) over ``root`` whose one home, alice's, holds Cursor's ``servers``."""
+    home = root / "home" / "alice"
     (home / ".cursor").mkdir(parents=True)
-    (home / ".cursor" / "mcp.json").write_text(
-        '{"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}}')
-    done = run_agentroster("scan", "--root", str(tmp_path))
+    (home / ".cursor" / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    done = run_agentroster("scan", "--root", str(root))
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_table_shows_agents_with_their_servers_under_them(tmp_path):
+    done = scan_table_of_cursor_servers(tmp_path, {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}})
     lines = done.stdout.splitlines()
     cursor = next(i for i, line in enumerate(lines) if line.startswith("Cursor"))
     assert "└ fetch" in lines[cursor + 1] and "uvx mcp-server-fetch" in lines[cursor + 1]
@@ -134,12 +139,8 @@ def test_a_scan_leaves_the_garbage_collector_as_it_found_it(tmp_path, capsys):
 
 
 def test_table_explains_each_flag_it_shows_and_what_to_do(tmp_path):
-    home = tmp_path / "home" / "alice"
-    (home / ".cursor").mkdir(parents=True)
-    (home / ".cursor" / "mcp.json").write_text(
-        '{"mcpServers": {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/"]}}}')
-    done = run_agentroster("scan", "--root", str(tmp_path))
-    assert done.returncode == 0, done.stderr
+    done = scan_table_of_cursor_servers(
+        tmp_path, {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/"]}})
     legend = done.stdout.split("\nFLAGS\n", 1)[1].splitlines()
     assert [line.split()[0] for line in legend] == ["broad_tools"]
     assert "shell, the whole disk" in legend[0] and "Next: limit its tools" in legend[0]
