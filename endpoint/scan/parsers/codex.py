@@ -12,7 +12,6 @@ from typing import Any
 
 from endpoint.scan.parsers.findings import Findings, mapping
 from endpoint.scan.parsers.mcp import add_server, enabled_flag
-from endpoint.scan.parsers.walk import escape
 
 # Codex merges its config layers (the user's, a trusted project's, the managed one) table by table,
 # so a later layer may hold only some fields of a server another one defines.
@@ -24,12 +23,7 @@ _SERVER_FIELDS = _TARGET_KEYS | {"args", "env", "env_vars", "cwd", "bearer_token
 
 def extract_codex_toml(document: dict[str, Any], out: Findings) -> None:
     """The ``codex_toml`` dialect."""
-    servers = document.get("mcp_servers")
-    if servers is not None and not isinstance(servers, dict):
-        out.warn("/mcp_servers", "is not a table of servers; ignored")
-    for name, entry in mapping(servers).items():
-        with out.entry(f"/mcp_servers/{escape(str(name))}"):
-            _server(out, str(name), entry, f"/mcp_servers/{escape(str(name))}")
+    out.each_entry(document.get("mcp_servers"), "/mcp_servers", "table of servers", _server)
     for selection in [document, *mapping(document.get("profiles")).values()]:
         out.model(mapping(selection).get("model"))
         out.provider(mapping(selection).get("model_provider"))

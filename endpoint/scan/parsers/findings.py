@@ -6,11 +6,13 @@ anything else as absent; a dialect turns a wrong-shaped entry into a warning, ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from endpoint.scan.evidence import McpServerConfig, ScanError, SlotRecord
 from endpoint.scan.faults import isolated
 from endpoint.scan.parsers.base import ParsedConfig
+from endpoint.scan.parsers.walk import escape
 
 INVALID_SERVER = "invalid_server"  # the error code of a server entry that declares no server
 
@@ -33,6 +35,22 @@ class Findings(SlotRecord):
         """``with out.entry(where):`` one entry of the document; an exception in it skips only that entry
         and is kept in ``failures`` (the file sensor reports it as an error naming the file and entry)."""
         return isolated(self.failures, where or "/")
+
+    def each_entry(self, entries: object, where: str, what: str,
+                   handle: Callable[[Findings, str, object, str], None]) -> None:
+        """``handle(self, name, entry, pointer)`` for every entry of the mapping ``entries`` found at
+        ``where``, each isolated (``entry``); absent is fine, anything but a mapping is a warning that it
+        "is not a ``what``"."""
+        if entries is None:
+            return
+        if not isinstance(entries, dict):
+            self.warn(where, f"is not a {what}; ignored")
+            return
+        for name, entry in entries.items():
+            key = str(name)
+            pointer = f"{where}/{escape(key)}"
+            with self.entry(pointer):
+                handle(self, key, entry, pointer)
 
     def model(self, value: object) -> None:
         _add(self.models, value)

@@ -14,7 +14,6 @@ from typing import Any
 from endpoint.scan.parsers.envvars import note_env
 from endpoint.scan.parsers.findings import Findings, mapping
 from endpoint.scan.parsers.mcp import add_server, enabled_flag
-from endpoint.scan.parsers.walk import escape
 
 # Goose's own extension kinds that are not MCP transports: tools the app itself supplies, and
 # Python code Goose runs as a local MCP server.
@@ -28,12 +27,7 @@ def extract_goose_yaml(document: dict[str, Any], out: Findings) -> None:
     out.provider(active)
     if isinstance(active, str):
         out.model(mapping(mapping(document.get("providers")).get(active)).get("model"))
-    extensions = document.get("extensions")
-    if extensions is not None and not isinstance(extensions, dict):
-        out.warn("/extensions", "is not a mapping of extensions; ignored")
-    for name, entry in mapping(extensions).items():
-        with out.entry(f"/extensions/{escape(str(name))}"):
-            _extension(out, str(name), entry, f"/extensions/{escape(str(name))}")
+    out.each_entry(document.get("extensions"), "/extensions", "mapping of extensions", _extension)
 
 
 def _extension(out: Findings, name: str, entry: object, where: str) -> None:

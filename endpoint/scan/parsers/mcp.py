@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from endpoint.scan.evidence import McpServerConfig
 from endpoint.scan.parsers.findings import Findings
-from endpoint.scan.parsers.walk import escape
 
 Transport = Literal["stdio", "http", "sse", "streamable_http", "builtin", "unknown"]
 
@@ -176,16 +175,12 @@ def server_map(
     disabled: Collection[str] = (),
 ) -> None:
     """Every entry of an ``mcpServers``-shaped map found at ``where``; absent is fine, wrong is a warning."""
-    if servers is None:
-        return
-    if not isinstance(servers, dict):
-        out.warn(where, "is not a mapping of servers; ignored")
-        return
-    for name, entry in servers.items():
-        key = str(name)
-        with out.entry(f"{where}/{escape(key)}"):
-            standard_server(out, key, entry, f"{where}/{escape(key)}", project=project,
-                            url_transport=url_transport, disabled=disabled)  # fmt: skip
+
+    def server(found: Findings, name: str, entry: object, pointer: str) -> None:
+        standard_server(found, name, entry, pointer, project=project, url_transport=url_transport,
+                        disabled=disabled)
+
+    out.each_entry(servers, where, "mapping of servers", server)
 
 
 def extract_mcp_json(document: dict[str, Any], out: Findings) -> None:

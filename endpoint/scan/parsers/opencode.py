@@ -12,7 +12,6 @@ from typing import Any
 
 from endpoint.scan.parsers.findings import Findings, mapping
 from endpoint.scan.parsers.mcp import add_server, enabled_flag
-from endpoint.scan.parsers.walk import escape
 
 _SERVER_KEYS = frozenset({"type", "command", "url"})
 
@@ -23,11 +22,7 @@ def extract_opencode_json(document: dict[str, Any], out: Findings) -> None:
     nested = mapping(servers).get("servers")
     if isinstance(nested, dict) and not _SERVER_KEYS & nested.keys():
         servers, where = nested, "/mcp/servers"
-    if servers is not None and not isinstance(servers, dict):
-        out.warn(where, "is not a mapping of servers; ignored")
-    for name, entry in mapping(servers).items():
-        with out.entry(f"{where}/{escape(str(name))}"):
-            _server(out, str(name), entry, f"{where}/{escape(str(name))}")
+    out.each_entry(servers, where, "mapping of servers", _server)
     for key in ("model", "small_model"):
         model = document.get(key)
         out.model(model)

@@ -12,17 +12,11 @@ from typing import Any
 
 from endpoint.scan.parsers.findings import Findings, dig, mapping
 from endpoint.scan.parsers.mcp import add_server, enabled_flag
-from endpoint.scan.parsers.walk import escape
 
 
 def extract_zed_settings(document: dict[str, Any], out: Findings) -> None:
     """The ``zed_settings`` dialect."""
-    servers = document.get("context_servers")
-    if servers is not None and not isinstance(servers, dict):
-        out.warn("/context_servers", "is not a mapping of servers; ignored")
-    for name, entry in mapping(servers).items():
-        with out.entry(f"/context_servers/{escape(str(name))}"):
-            _server(out, str(name), entry, f"/context_servers/{escape(str(name))}")
+    out.each_entry(document.get("context_servers"), "/context_servers", "mapping of servers", _server)
     for section in ("agent", "assistant"):  # "assistant" in Zed releases before the agent panel
         out.provider(dig(document, section, "default_model", "provider"))
         out.model(dig(document, section, "default_model", "model"))
