@@ -8,11 +8,11 @@ are kept in the signatures cache, so the loader's cache key includes a digest of
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from typing import Any
 
-_sre: Any = importlib.import_module("re._parser")
+from signatures.regex_tree import ShapeUnknown, parse
+
 _SEP, _UNK = "<sep>", "<unk>"  # tokens besides single letters: a sure word boundary, or anything
 _MAX_VARIANTS = 64
 _SEP_CATEGORIES = {"CATEGORY_SPACE", "CATEGORY_NOT_WORD"}
@@ -31,8 +31,8 @@ class _TooComplex(Exception):
 def anchor_words(pattern: str) -> frozenset[str] | None:
     """Words (lower-case, 3+ chars) one of which any match of ``pattern`` contains whole; None if unprovable."""
     try:
-        variants = _variants(_sre.parse(pattern))
-    except (_TooComplex, re.error, RecursionError):
+        variants = _variants(parse(pattern))
+    except (_TooComplex, ShapeUnknown, RecursionError):
         return None
     chosen: set[str] = set()
     for tokens in variants:

@@ -71,9 +71,9 @@ def _library(packs: Sequence[Mapping[str, Any]], catalog: Mapping[str, Any],
 _CACHE_FORMAT = "agentroster.signatures-cache/2"
 
 #: the modules whose code makes what the cache keeps: the validated pack data (schema and validate) and
-#: the anchor words of every process pattern (anchors); a change to any of them is a new cache key
+#: the anchor words of every process pattern (anchors, reading patterns through regex_tree); a change to any of them is a new cache key
 DERIVING_CODE: tuple[Path, ...] = tuple(Path(__file__).with_name(name)
-                                        for name in ("anchors.py", "schema.py", "validate.py"))
+                                        for name in ("anchors.py", "regex_tree.py", "schema.py", "validate.py"))
 
 
 def default_cache_dir() -> Path | None:

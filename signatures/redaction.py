@@ -15,11 +15,12 @@ flag, at any length; ``-pPASSWORD`` of database clients; ``Authorization``/``Bea
 from __future__ import annotations
 
 import functools
-import importlib
 import os.path
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
+
+from signatures.regex_tree import ShapeUnknown, parse
 
 REDACTED = "[REDACTED]"
 GENERIC = "generic"  # a secret known by the name or flag that holds it, not by its shape
@@ -115,34 +116,32 @@ def _literal_prefixes(pattern: str, limit: int = 32) -> list[str] | None:
         return None  # flags or lookarounds: no telling
     try:
         return _starts_of(pattern, limit)
-    except Exception:  # re's private parser changed shape: search without the shortcut
+    except (ShapeUnknown, IndexError, TypeError, AttributeError):  # a tree of another shape: no shortcut
         return None
 
 
 def _starts_of(pattern: str, limit: int) -> list[str] | None:
-    sre_parser: Any = importlib.import_module("re._parser")  # re's own parser and opcodes (no public API)
-    sre_constants: Any = importlib.import_module("re._constants")
     starts = [""]
-    for op, arg in list(sre_parser.parse(pattern)):
-        if op is sre_constants.LITERAL:
+    for op, arg in parse(pattern):
+        if op == "LITERAL":
             starts = [s + chr(arg) for s in starts]
             continue
         branch = None
-        if op is sre_constants.BRANCH:
+        if op == "BRANCH":
             branch = arg[1]
-        elif op is sre_constants.SUBPATTERN and len(arg[3]) == 1 and arg[3][0][0] is sre_constants.BRANCH:
+        elif op == "SUBPATTERN" and len(arg[3]) == 1 and str(arg[3][0][0]) == "BRANCH":
             branch = arg[3][0][1][1]
         if branch is not None:
             alternatives = []
             for alternative in branch:
                 literal = ""
                 for sub_op, sub_arg in alternative:
-                    if sub_op is not sre_constants.LITERAL:
+                    if str(sub_op) != "LITERAL":
                         break
                     literal += chr(sub_arg)
                 alternatives.append(literal)
             starts = [s + a for s in starts for a in alternatives]
-        elif op is sre_constants.IN and all(o is sre_constants.LITERAL for o, _ in arg) and len(arg) * len(starts) <= limit:
+        elif op == "IN" and all(str(o) == "LITERAL" for o, _ in arg) and len(arg) * len(starts) <= limit:
             starts = [s + chr(a) for s in starts for _, a in arg]
             continue
         break

@@ -200,3 +200,22 @@ def test_patterns_that_cannot_be_combined_do_not_stop_the_redactor() -> None:
     redactor = Redactor([("a", r"(?P<x>AAA)[0-9]{8}"), ("b", r"(?P<x>BBB)[0-9]{8}"), ("broken", r"(unclosed"),
                          ("c", r"ccc-[0-9]{8}")])
     assert redactor.text("ccc-12345678 and AAA12345678") == "[REDACTED:c] and AAA12345678"
+
+
+def test_without_re_s_parse_tree_every_secret_is_still_hidden(lib: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Python whose re parser has another shape is simulated by making regex_tree's one access to it fail
+    # (no other way to have such a Python here): the literal-start shortcut goes, the redaction stays.
+    import signatures.regex_tree as regex_tree
+    from signatures.anchors import anchor_words
+
+    def unavailable() -> object:
+        raise regex_tree.ShapeUnknown("simulated")
+
+    monkeypatch.setattr(regex_tree, "_parser", unavailable)
+    anchor_words.cache_clear()
+    try:
+        assert anchor_words(r"[\\/]@anthropic-ai[\\/]claude-code[\\/]") is None
+        out, _ = collect(Redactor.from_kinds(lib.credential_kinds), planted.ARGV)
+        assert planted.leaked(repr(out)) == []
+    finally:
+        anchor_words.cache_clear()
