@@ -1,0 +1,210 @@
+"""What the .deb and the .rpm share: the payload's checks, the files they install, the scripts' text.
+
+A payload is the folder of the frozen endpoint with its executable ``agentroster`` at the top. Both
+packages install it under ``/usr/lib/agentroster`` with a ``/usr/bin/agentroster`` link, the systemd
+unit, and ``/etc/agentroster/endpoint.toml`` (every managed setting, commented out, generated from
+``endpoint.service.settings_table``). The architecture and the oldest glibc the build runs on are
+read from the payload's ELF files, so a package never claims a machine it cannot run on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from endpoint.service.settings_table import MANAGED_SETTINGS, SettingDoc
+
+NAME = "agentroster"
+MAINTAINER = "agentroster maintainers <maintainers@agentroster.example.org>"
+SUMMARY = "finds the AI agents on this machine and reports them to the collector"
+# at most 79 characters a line (Debian's limit for a description)
+DESCRIPTION = (
+    "The agentroster endpoint daemon watches processes, config files and network\n"
+    "calls for AI agents (coding agents, AI desktop apps, agent frameworks, local\n"
+    "model runtimes and the MCP tool servers they use), fingerprints them and\n"
+    "reports them to the organisation's agentroster collector. It runs as a\n"
+    "systemd service with only the capabilities its sensors need."
+)
+LICENSE = "Apache-2.0"
+
+INSTALL_DIR = "usr/lib/agentroster"
+UNIT_PATH = "usr/lib/systemd/system/agentroster.service"
+CONFIG_PATH = "etc/agentroster/endpoint.toml"
+
+FILES = Path(__file__).with_name("files")
+
+# ELF e_machine → (Debian architecture, rpm architecture and `uname -m`)
+_ELF_MACHINES = {0x3E: ("amd64", "x86_64"), 0xB7: ("arm64", "aarch64")}
+_HOST_MACHINES = {"x86_64": ("amd64", "x86_64"), "amd64": ("amd64", "x86_64"),
+                  "aarch64": ("arm64", "aarch64"), "arm64": ("arm64", "aarch64")}
+_GLIBC_SYMBOL_VERSION = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.\d+)?\x00")
+# Debian and rpm both take this: a digit first, then letters, digits and . + ~ (no "-": it would
+# split off a Debian revision or an rpm release).
+_VERSION = re.compile(r"[0-9][0-9A-Za-z.+~]*")
+
+
+class PackageError(Exception):
+    """The package cannot be built; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    path: Path
+    deb_arch: str
+    rpm_arch: str
+    #: the newest glibc symbol version the payload's ELF files need, "" when none (no ELF file)
+    min_glibc: str
+    installed_kib: int
+
+
+def check_version(version: str) -> str:
+    if not _VERSION.fullmatch(version):
+        raise PackageError(f"version {version!r} cannot be a package version: it must start with a digit "
+                           "and hold only letters, digits and . + ~ (e.g. 1.4.0 or 1.4.0~rc1)")
+    return version
+
+
+def inspect_payload(payload: Path) -> Payload:
+    """Check the payload folder and read its architecture and glibc needs from its ELF files.
+
+    A payload with no ELF file (a test payload of scripts) is built for this machine's architecture."""
+    exe = payload / NAME
+    if not payload.is_dir():
+        raise PackageError(f"{payload}: the payload folder does not exist (freeze the endpoint first: ./dev package)")
+    if exe.is_symlink() or not exe.is_file() or not os.access(exe, os.X_OK):
+        raise PackageError(f"{exe}: the payload must hold an executable file named {NAME} at its top")
+    machines: dict[int, Path] = {}
+    glibc = (0, 0)
+    size = 0
+    for path in sorted(payload.rglob("*")):
+        if path.is_symlink():
+            _check_link(payload, path)
+            continue
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        size += len(data)
+        if data[:4] != b"\x7fELF" or len(data) < 20:
+            continue
+        machine = int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")  # EI_DATA, e_machine
+        machines.setdefault(machine, path)
+        for match in _GLIBC_SYMBOL_VERSION.finditer(data):
+            glibc = max(glibc, (int(match[1]), int(match[2])))
+    if len(machines) > 1:
+        found = ", ".join(f"{p.relative_to(payload)} (ELF machine {m:#x})" for m, p in machines.items())
+        raise PackageError(f"{payload}: the payload mixes architectures: {found}; freeze it again on one machine")
+    if machines:
+        (machine, where), = machines.items()
+        if machine not in _ELF_MACHINES:
+            raise PackageError(f"{where}: ELF machine {machine:#x} is not supported; "
+                               "the packages are built for x86_64 and aarch64")
+        deb_arch, rpm_arch = _ELF_MACHINES[machine]
+    else:
+        host = platform.machine()
+        if host not in _HOST_MACHINES:
+            raise PackageError(f"this machine is {host}; the packages are built for x86_64 and aarch64")
+        deb_arch, rpm_arch = _HOST_MACHINES[host]
+    min_glibc = f"{glibc[0]}.{glibc[1]}" if glibc > (0, 0) else ""
+    return Payload(payload, deb_arch, rpm_arch, min_glibc, max(1, size // 1024))
+
+
+def _check_link(payload: Path, link: Path) -> None:
+    target = os.readlink(link)
+    resolved = (link.parent / target).resolve()
+    if os.path.isabs(target) or not resolved.is_relative_to(payload.resolve()):
+        raise PackageError(f"{link}: a symlink to {target}, outside the payload; the package would install it "
+                           "pointing anywhere (freeze again without it)")
+
+
+def stage(payload: Payload, root: Path) -> None:
+    """Lay out under ``root`` every file both packages install, with the modes they install with."""
+    install_dir = root / INSTALL_DIR
+    shutil.copytree(payload.path, install_dir, symlinks=True)
+    for path in [install_dir, *install_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        # root-owned and readable by all; executable where the build made it so
+        path.chmod(0o755 if path.is_dir() or mode & stat.S_IXUSR else 0o644)
+    bin_link = root / "usr/bin" / NAME
+    bin_link.parent.mkdir(parents=True, exist_ok=True)
+    bin_link.symlink_to(f"../lib/{NAME}/{NAME}")
+    unit = root / UNIT_PATH
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(FILES / "agentroster.service", unit)
+    unit.chmod(0o644)
+    config = root / CONFIG_PATH
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.parent.chmod(0o755)
+    config.write_text(endpoint_toml(), encoding="utf-8")
+    # it may name the collector; the enroll secret itself goes in /etc/agentroster/enroll-secret
+    config.chmod(0o600)
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+
+
+def script(name: str, payload: Payload) -> str:
+    """A maintainer script from files/, with the shared shell functions and the payload's facts in it."""
+    text = (FILES / name).read_text(encoding="utf-8")
+    functions = (FILES / "functions.sh").read_text(encoding="utf-8")
+    machines = {"amd64": "x86_64", "arm64": "aarch64"}[payload.deb_arch]
+    functions = (functions.replace("@MACHINE@", machines).replace("@DEB_ARCH@", payload.deb_arch)
+                 .replace("@MIN_GLIBC@", payload.min_glibc))
+    return text.replace("@FUNCTIONS@\n", functions)
+
+
+# Examples for the settings with no default: what an administrator would write.
+_EXAMPLES = {
+    "collector_url": "https://collector.example.org:8443",
+    "enroll_secret_file": "/etc/agentroster/enroll-secret",
+    "ca_bundle": "/etc/agentroster/ca.pem",
+    "data_dir": "/var/lib/agentroster",
+}
+# What the service unit adds to a setting's sentence on Linux.
+_LINUX_NOTES = {
+    "enroll_secret": "Leave it unset here: this file is not the place for a secret.",
+    "data_dir": "The service may write only /var/lib/agentroster: another folder also needs "
+                "ReadWritePaths= (systemctl edit agentroster).",
+}
+
+
+def endpoint_toml() -> str:
+    """``/etc/agentroster/endpoint.toml``: every managed setting, commented out, one sentence each."""
+    lines = [
+        "# agentroster endpoint settings: the managed config on Linux.",
+        "#",
+        "# Every setting is shown commented out, with its default or, where it has none, an example.",
+        '# Remove the "# " in front of a setting to set it. The daemon reads this file when it starts and',
+        "# on `systemctl reload agentroster`; `agentroster daemon --print-settings` shows what it took.",
+        "# Keep this file owned by root and writable by root only, or the daemon refuses it. The enroll",
+        "# secret goes in /etc/agentroster/enroll-secret (mode 0600, owned by root), not here.",
+    ]
+    for doc in MANAGED_SETTINGS:
+        lines.append("")
+        lines.append(f"# {doc.summary}")
+        if doc.name in _LINUX_NOTES:
+            lines.append(f"# {_LINUX_NOTES[doc.name]}")
+        lines.append(f"# {doc.name} = {_toml_value(doc)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(doc: SettingDoc) -> str:
+    value = doc.default or _EXAMPLES.get(doc.name, "")
+    if doc.kind in ("seconds", "number", "size") and value:
+        return value
+    if doc.kind == "list":
+        return "[" + ", ".join(_toml_string(item.strip()) for item in value.split(",") if item.strip()) + "]"
+    return _toml_string(value)
+
+
+def _toml_string(text: str) -> str:
+    # a literal string: no escapes to get wrong (the values here never hold a single quote)
+    if "'" in text or "\n" in text:
+        raise PackageError(f"{text!r} cannot be written as a TOML literal string")
+    return f"'{text}'"

@@ -1,0 +1,122 @@
+"""The .deb: the payload, the systemd unit and the managed config, built with ``dpkg-deb``.
+
+``build(payload, out, version)`` writes ``out/agentroster_<version>_<arch>.deb`` and returns it. The
+package is native (no Debian revision), owned by root whoever builds it (``--root-owner-group``), and
+repeatable: ``SOURCE_DATE_EPOCH`` sets every timestamp when it is set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from installers.linux import common
+from installers.linux.common import NAME, PackageError
+
+DOC_DIR = f"usr/share/doc/{NAME}"
+OVERRIDES = f"usr/share/lintian/overrides/{NAME}"
+
+# Lintian tags accepted (tag and context → why), written into the package's override file.
+_LINTIAN_OVERRIDES = {
+    "no-manual-page": "agentroster --help describes every command",
+    "maintainer-script-calls-systemctl": "one package for Debian and its derivatives, built without debhelper; "
+                                         "every call is guarded for a chroot or a container without systemd",
+    f"non-standard-file-perm 0600 != 0644 [{common.CONFIG_PATH}]":
+        "the managed config may name the collector and its CA; only root (the daemon) reads it",
+}
+
+
+def build(payload: Path, out: Path, version: str) -> list[Path]:
+    """Build the .deb of ``payload`` (a folder with the frozen ``agentroster`` at its top) into ``out``."""
+    common.check_version(version)
+    info = common.inspect_payload(payload)
+    if shutil.which("dpkg-deb") is None:
+        raise PackageError("dpkg-deb is not installed (apt install dpkg)")
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{NAME}_{version}_{info.deb_arch}.deb"
+    with tempfile.TemporaryDirectory(prefix="agentroster-deb-") as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        common.stage(info, root)
+        _docs(root, version)
+        _control(root, info, version)
+        # dpkg-deb takes SOURCE_DATE_EPOCH from the environment for its timestamps
+        done = subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(target)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise PackageError(f"dpkg-deb failed: {done.stderr.strip()}")
+    return [target]
+
+
+def _source_date() -> int:
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(value) if value.isdigit() else int(time.time())
+
+
+def _docs(root: Path, version: str) -> None:
+    doc = root / DOC_DIR
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        f"Upstream-Name: {NAME}\n"
+        "\n"
+        "Files: *\n"
+        f"Copyright: {time.gmtime(_source_date()).tm_year} the agentroster authors\n"
+        f"License: {common.LICENSE}\n"
+        " On Debian systems, the full text of the Apache License 2.0 is in\n"
+        " /usr/share/common-licenses/Apache-2.0.\n",
+        encoding="utf-8")
+    stamp = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(_source_date()))
+    changelog = (f"{NAME} ({version}) unstable; urgency=medium\n\n"
+                 f"  * agentroster {version}.\n\n"
+                 f" -- {common.MAINTAINER}  {stamp}\n")
+    # mtime 0 and no name in the header: the same input gives the same bytes
+    with open(doc / "changelog.gz", "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
+        gz.write(changelog.encode("utf-8"))
+    overrides = root / OVERRIDES
+    overrides.parent.mkdir(parents=True)
+    overrides.write_text("".join(f"# {reason}\n{NAME}: {tag}\n" for tag, reason in _LINTIAN_OVERRIDES.items()),
+                         encoding="utf-8")
+    for path in [doc, overrides.parent.parent, overrides.parent, *doc.iterdir(), overrides]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _control(root: Path, info: common.Payload, version: str) -> None:
+    debian = root / "DEBIAN"
+    debian.mkdir()
+    depends = [f"libc6 (>= {info.min_glibc})" if info.min_glibc else "libc6", "libpcap0.8"]
+    description = "\n".join(" " + (line or ".") for line in common.DESCRIPTION.splitlines())
+    fields = {
+        "Package": NAME,
+        "Version": version,
+        "Architecture": info.deb_arch,
+        "Maintainer": common.MAINTAINER,
+        "Installed-Size": str(info.installed_kib),
+        "Depends": ", ".join(depends),
+        "Section": "admin",
+        "Priority": "optional",
+        "Description": f"{common.SUMMARY}\n{description}",
+    }
+    (debian / "control").write_text("".join(f"{k}: {v}\n" for k, v in fields.items()), encoding="utf-8")
+    (debian / "conffiles").write_text(f"/{common.CONFIG_PATH}\n", encoding="utf-8")
+    for name in ("preinst", "postinst", "prerm", "postrm"):
+        path = debian / name
+        path.write_text(common.script(f"deb/{name}", info), encoding="utf-8")
+        path.chmod(0o755)
+    sums = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        relative = path.relative_to(root).as_posix()
+        if not relative.startswith("DEBIAN/"):
+            sums.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  {relative}\n")  # dpkg's format
+    (debian / "md5sums").write_text("".join(sums), encoding="utf-8")
+    for path in debian.iterdir():
+        if path.name not in ("preinst", "postinst", "prerm", "postrm"):
+            path.chmod(0o644)
+    debian.chmod(0o755)
