@@ -9,6 +9,7 @@ reason and a message fit to show to a person. A token is sent, never shown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from console.server import models as public
 
 API = "/api/v1"
 PAGE_MAX = 500  # the collector's largest page
+TRIAGE_MAX = 1000  # the most agents one triage request takes
 TRIAGE_ACTIONS = ("approve", "assign_owner", "request_registration", "false_positive", "note")
 TRIAGE_STATES = ("new", "approved", "registration_requested", "false_positive")
 _M = TypeVar("_M", bound=BaseModel)
@@ -130,6 +132,41 @@ _POLITE = {
 }
 
 
+_FIELD_NAMES = {"targets": "agents", "q": "search text", "sanctioned_signatures": "sanctioned signatures",
+                "sanctioned_providers": "sanctioned providers", "corporate_fingerprints": "corporate key fingerprints",
+                "risky_tools": "risky tool patterns", "note": "note", "owner": "owner"}  # fmt: skip
+
+
+def invalid_sentence(error: Mapping[str, Any]) -> str:
+    """A validation error of the collector (pydantic's ``type``, ``loc`` and ``ctx``) as a sentence that says
+    what to do; pydantic's own wording ("List should have at most 1000 items") never reaches a person."""
+    loc = [str(part) for part in error.get("loc") or [] if isinstance(part, str) and part not in ("body", "query")]
+    name = _FIELD_NAMES.get(loc[0] if loc else "", (loc[0] if loc else "the request").replace("_", " "))
+    ctx = error.get("ctx") if isinstance(error.get("ctx"), Mapping) else {}
+    kind = str(error.get("type") or "")
+    limit = ctx.get("max_length") if isinstance(ctx, Mapping) else None
+    if limit is None:  # the collector sends pydantic's message without its ctx: only the number is read from it
+        found = re.search(r"at most (\d+)", str(error.get("msg") or ""))
+        limit = int(found.group(1)) if found else None
+    if kind == "too_long" and name == "agents":
+        most = f"{limit:,}" if isinstance(limit, int) else "a limited number of"
+        return (f"One action takes at most {most} agents at once. Select fewer agents, or use Select all "
+                "matching to act on the whole filter.")
+    if kind in ("too_long", "string_too_long"):
+        unit = "items" if kind == "too_long" else "characters"
+        most = f" ({limit:,} {unit} at most)" if isinstance(limit, int) else ""
+        return f"The {name} is too long{most}: shorten it and try again."
+    if kind == "missing":
+        return f"The {name} is missing: fill it in and try again."
+    if kind in ("literal_error", "enum"):
+        return f"The {name} is not one the collector knows: pick one from the list and try again."
+    if kind.startswith(("int_", "bool_", "float_")) or kind in ("greater_than_equal", "less_than_equal"):
+        return f"The {name} is not a valid value: correct it and try again."
+    if kind.startswith("string_pattern") or kind == "value_error":
+        return f"The {name} contains something the collector does not accept: correct it and try again."
+    return f"The collector could not accept the {name}: check it and try again."
+
+
 def _error_from(response: httpx.Response) -> ApiError:
     """The most specific error for an HTTP error answer, with the collector's reason."""
     reason, extra = "", ""
@@ -143,7 +180,9 @@ def _error_from(response: httpx.Response) -> ApiError:
             extra = f" ({detail['message']})"
         errors = detail.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            extra = f" ({errors[0].get('msg', '')} at {'.'.join(map(str, errors[0].get('loc') or []))})"
+            return InvalidRequest(invalid_sentence(errors[0]), status=response.status_code, reason=reason)
+    elif isinstance(detail, list) and detail and isinstance(detail[0], dict):  # FastAPI's own 422 shape
+        return InvalidRequest(invalid_sentence(detail[0]), status=response.status_code, reason="invalid_request")
     elif isinstance(detail, str):
         reason = detail
     status = response.status_code

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from console import governance
+from contract.scan import FLAG_NEXT_STEPS
 
 
 def classify(sighting: Mapping[str, Any], now: float | None = None) -> tuple[str, str]:
@@ -26,3 +27,9 @@ def explain(flag: str, sighting: Mapping[str, Any] | None = None) -> str:
     reasons = (sighting or {}).get("reasons")
     specific = reasons.get(flag) if isinstance(reasons, Mapping) else None
     return f"{text} ({specific})" if specific else text
+
+
+def next_step(flag: str) -> str:
+    """What to do about a flag, as a sentence ("Rotate …")."""
+    step = FLAG_NEXT_STEPS.get(flag, "look at its evidence and decide")
+    return step[:1].upper() + step[1:] + "."

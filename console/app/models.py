@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QStandardItem, QStandardItemModel
 
-from console.app import api, classification
+from console.app import api, classification, theme
 from console.app import viewmodels as vm
 from console.app.errors import ConsoleError
 from console.app.plain_text import tooltip
@@ -23,8 +23,6 @@ Index = QModelIndex | QPersistentModelIndex
 AgentRole = Qt.ItemDataRole.UserRole + 1  # the api.Agent (or api.Device) behind a row
 KeyRole = Qt.ItemDataRole.UserRole + 2  # (device id, sighting id)
 
-UNGOVERNED = QColor("#b3261e")
-GOVERNED = QColor("#1e7b34")
 
 PageLoader = Callable[[vm.PageRequest, Callable[[api.AgentPage], None], Callable[[ConsoleError], None]], None]
 DeviceLoader = Callable[[tuple[int, int, vm.DeviceFilter], Callable[[api.DevicePage], None],
@@ -36,6 +34,7 @@ class AgentTableModel(QAbstractTableModel):
 
     countChanged = Signal(object)  # the number of matching agents (int), or None while unknown
     loadFailed = Signal(object)  # ConsoleError
+    sortRefused = Signal(str)  # the title of a column the collector does not sort on, when it was clicked
 
     def __init__(self, roster: vm.AgentList, columns: vm.ColumnChoice, loader: PageLoader,
                  parent: Any = None) -> None:
@@ -59,7 +58,8 @@ class AgentTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return column.title
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{column.title} (sorted by the collector)" if column.sort else column.title
+            return (f"{column.title}: click to sort" if column.sort
+                    else f"{column.title}: the collector does not sort on this column")
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -74,7 +74,7 @@ class AgentTableModel(QAbstractTableModel):
                 return tooltip("\n".join(f"{f}: {classification.explain(f)}" for f in agent.flags))
             return tooltip(column.value(agent))
         if role == Qt.ItemDataRole.ForegroundRole and column.key == "governed":
-            return QBrush(GOVERNED if agent.governed else UNGOVERNED)
+            return QBrush(theme.colour("good" if agent.governed else "bad"))
         if role == AgentRole:
             return agent
         if role == KeyRole:
@@ -121,8 +121,9 @@ class AgentTableModel(QAbstractTableModel):
         if not 0 <= column < len(self.choice.visible):
             return
         key = self.choice.columns[column].sort
-        if key is None:
-            return  # the collector does not sort on this column
+        if key is None:  # the collector does not sort on this column: say so, keep the sort as it was
+            self.sortRefused.emit(self.choice.columns[column].title)
+            return
         self.reload(sort=key, order="asc" if order == Qt.SortOrder.AscendingOrder else "desc")
 
     def set_filter(self, new_filter: vm.AgentFilter) -> None:
@@ -185,9 +186,9 @@ class DeviceTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return tooltip(vm.DEVICE_COLUMNS[index.column()][1](device))
         if role == Qt.ItemDataRole.ForegroundRole and (device.stale or device.revoked):
-            return QBrush(QColor("#8a6d00") if not device.revoked else QColor("#777777"))
+            return QBrush(theme.colour("warn" if not device.revoked else "revoked"))
         if role == Qt.ItemDataRole.ForegroundRole and device.incomplete:
-            return QBrush(QColor("#a33a3a"))  # its last scan left something out
+            return QBrush(theme.colour("bad"))  # its last scan left something out
         if role == AgentRole:
             return device
         return None
@@ -298,6 +299,9 @@ class ChainModel(QStandardItemModel):
         what = QStandardItem(f"{node.kind.replace('_', ' ')} — {node.detail}" if node.detail else node.kind)
         what.setEditable(False)
         what.setToolTip(tooltip(what.text()))
+        if node.risk:  # a risky server stands out (the colour is set again when the palette changes)
+            for item in (label, what):
+                item.setForeground(QBrush(theme.colour("bad")))
         label.setToolTip(tooltip(f"{node.label} ({node.kind.replace('_', ' ')})"))
         parent.appendRow([label, what])
         for child in node.children:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -24,8 +25,17 @@ TYPE_LABELS = {"coding": "Coding", "in_product": "In-product", "enterprise": "En
 ACTION_LABELS = {"approve": "Approved (sanctioned)", "assign_owner": "Owner assigned",
                  "request_registration": "Registration requested", "false_positive": "Marked false positive",
                  "note": "Note"}  # fmt: skip
+#: what a person reads for each flag (the ids stay the collector's filter values)
+FLAG_LABELS = {"unregistered": "Unregistered", "pending": "Registration pending", "drift": "Drifted from approval",
+               "unsanctioned_provider": "Unsanctioned provider", "personal_credential": "Personal API key",
+               "autonomous": "Autonomous (no human approval)", "broad_tools": "Broad tools",
+               "plaintext_secret": "Secret in plain text", "remote_tool_server": "Remote tool server"}  # fmt: skip
 TRIAGE_STATE_LABELS = {"new": "New", "approved": "Approved", "registration_requested": "Registration requested",
                        "false_positive": "False positive"}  # fmt: skip
+
+
+def flag_label(flag: str) -> str:
+    return FLAG_LABELS.get(flag, flag.replace("_", " ").capitalize())
 
 
 def when(value: datetime | None) -> str:
@@ -48,7 +58,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("name", "Agent", lambda a: a.name, "name"),
     Column("type", "Type", lambda a: TYPE_LABELS.get(a.type, a.type), "type"),
     Column("governed", "Governed", lambda a: "governed" if a.governed else "ungoverned"),
-    Column("flags", "Flags", lambda a: ", ".join(a.flags)),
+    Column("flags", "Flags", lambda a: ", ".join(flag_label(f) for f in a.flags)),
     Column("device", "Device", lambda a: a.hostname, "device"),
     Column("user", "User", lambda a: a.user or "(machine)", "user"),
     Column("providers", "Providers", lambda a: ", ".join(a.providers)),
@@ -133,6 +143,77 @@ class AgentFilter:
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.params().items()]
         return ", ".join(parts) if parts else "all agents"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> AgentFilter:
+        """The filter ``params()`` gave (from a saved view); unknown keys and wrong types are dropped."""
+        known = {f.name: f for f in fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in params.items():
+            if key not in known:
+                continue
+            if key == "governed":
+                if isinstance(value, bool):
+                    clean[key] = value
+            elif isinstance(value, str) and len(value) <= 256 and "\x00" not in value:
+                clean[key] = value
+        if clean.get("type") not in (None, *TYPES):
+            clean.pop("type")
+        if clean.get("flag") not in (None, *FLAGS):
+            clean.pop("flag")
+        return cls(**clean)
+
+
+class SavedViews:
+    """Named filters the admin keeps ("Ungoverned coding agents"), remembered between runs as JSON."""
+
+    def __init__(self, views: Mapping[str, AgentFilter] | None = None) -> None:
+        self.views: dict[str, AgentFilter] = dict(views or {})
+
+    @classmethod
+    def load(cls, text: object) -> SavedViews:
+        try:
+            data = json.loads(text) if isinstance(text, str) and text else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return cls({str(name)[:100]: AgentFilter.from_params(params) for name, params in data.items()
+                    if isinstance(params, dict)})
+
+    def dump(self) -> str:
+        return json.dumps({name: {**f.params(), "state": f.state} for name, f in self.views.items()})
+
+    def save(self, name: str, chosen: AgentFilter) -> str:
+        """Keep ``chosen`` under ``name`` (trimmed; an existing view of that name is replaced); the name kept."""
+        name = " ".join(name.split())[:100] or "Unnamed view"
+        self.views[name] = chosen
+        return name
+
+    def remove(self, name: str) -> None:
+        self.views.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self.views, key=str.casefold)
+
+
+def moved_columns(visible: list[str], old_visual: int, new_visual: int) -> list[str]:
+    """The column keys after the header moved the one at ``old_visual`` to ``new_visual``."""
+    order = list(visible)
+    if not (0 <= old_visual < len(order) and 0 <= new_visual < len(order)):
+        return order
+    order.insert(new_visual, order.pop(old_visual))
+    return order
+
+
+def rows_as_text(agents: Iterable[api.Agent], columns: list[Column]) -> str:
+    """Rows as a spreadsheet pastes them: a header line, then one line per agent, cells tab-separated
+    (tabs and line breaks inside a cell become spaces, so that each agent stays one line)."""
+    def cell(text: str) -> str:
+        return " ".join(str(text).replace("\t", " ").splitlines())
+    lines = ["\t".join(c.title for c in columns)]
+    lines += ["\t".join(cell(c.value(a)) for c in columns) for a in agents]
+    return "\n".join(lines) + "\n"
 
 
 # -- the roster, paged by the collector --------------------------------------------------------------
@@ -427,6 +508,7 @@ class ChainNode:
     detail: str = ""
     children: list[ChainNode] = field(default_factory=list)
     current: bool = False
+    risk: tuple[str, ...] = ()  # the flags that make this link risky (an MCP server's own, or its agent's)
 
 
 def chain(detail: api.AgentDetail, parent: api.AgentDetail | None = None,
@@ -451,22 +533,32 @@ def _agent_node(detail: api.AgentDetail, children: Iterable[api.Agent], current:
     node = ChainNode("agent", a.name, f"{TYPE_LABELS.get(a.type, a.type)}; {a.signature or 'no signature'}"
                      + ("" if a.governed else "; ungoverned"), current=current)
     spawned = {c.name: c for c in children if c.parent == a.id}
+    reasons = detail.raw.get("reasons")
+    broad = str(reasons.get("broad_tools") or "") if isinstance(reasons, Mapping) else ""
     for server in detail.mcp_servers:
         name = str(server.get("name") or "?")
-        target = server.get("url") or " ".join([str(server.get("command") or ""), *map(str, server.get("args") or [])])
+        args = [str(x) for x in server.get("args") or []]
+        target = server.get("url") or " ".join([str(server.get("command") or ""), *args])
         sighting = spawned.pop(name, None)
+        risk = list(sighting.flags if sighting is not None else ())
+        if name in broad and "broad_tools" not in risk:  # the agent's broad tools name this server
+            risk.append("broad_tools")
         seen = ""
         if sighting is not None:
-            seen = f"; {'running' if sighting.running else 'not running'}" + (
-                f"; {', '.join(sighting.flags)}" if sighting.flags else "")
-        mcp = ChainNode("mcp_server", name, f"{server.get('transport', '')}: {target.strip()}{seen}")
+            seen = f"; {'running' if sighting.running else 'not running'}"
+        risky = f"; risk: {', '.join(flag_label(f) for f in risk)}" if risk else ""
+        mcp = ChainNode("mcp_server", name, f"{server.get('transport', '')}: {target.strip()}{seen}{risky}",
+                        risk=tuple(risk))
         node.children.append(mcp)
         if server.get("url"):
             mcp.children.append(ChainNode("system", str(server["url"]), "remote tool server"))
+        for system in systems_in_args(args):
+            mcp.children.append(ChainNode("system", system, "named in its arguments"))
     for child in spawned.values():  # sub-agents (and servers it runs that no config declares)
         kind = "mcp_server" if child.type == "tool_server" else "agent"
+        risky = f"; risk: {', '.join(flag_label(f) for f in child.flags)}" if child.flags else ""
         node.children.append(ChainNode(kind, child.name, f"{TYPE_LABELS.get(child.type, child.type)}; "
-                                       f"{child.signature or 'no signature'}"))
+                                       f"{child.signature or 'no signature'}{risky}", risk=tuple(child.flags)))
     for endpoint in detail.endpoints:
         node.children.append(ChainNode("system", f"{endpoint.get('host')}:{endpoint.get('port')}",
                                        f"{endpoint.get('provider') or 'endpoint'} via {endpoint.get('via', '?')}"))
@@ -486,7 +578,8 @@ class Explained:
     type_label: str
     type_reason: str
     governed: str
-    flags: tuple[tuple[str, str], ...]
+    flags: tuple[tuple[str, str], ...]  # (flag id, what it means with the collector's reason)
+    next_steps: tuple[str, ...] = ()  # what to do about each flag, in the same order
 
 
 def explain(detail: api.AgentDetail) -> Explained:
@@ -497,7 +590,8 @@ def explain(detail: api.AgentDetail) -> Explained:
         collector = [f for f in a.flags if f in ("unregistered", "pending", "drift")]
         governed += f" ({', '.join(collector)})" if collector else ""
     return Explained(TYPE_LABELS.get(kind, kind), reason, governed,
-                     tuple((f, classification.explain(f, detail.raw)) for f in a.flags))
+                     tuple((f, classification.explain(f, detail.raw)) for f in a.flags),
+                     tuple(classification.next_step(f) for f in a.flags))
 
 
 def evidence_rows(detail: api.AgentDetail) -> list[tuple[str, str, str]]:
@@ -567,3 +661,21 @@ def export_json(pages: Iterable[api.AgentPage], out: IO[str], meta: Mapping[str,
             progress(written, written if page.count is None else page.count)
     out.write("\n ]}\n")
     return written
+
+
+# -- the systems an MCP server reaches ---------------------------------------------------------------
+
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20})://([^\s/?#'\"]+)(/[^\s?#'\"]*)?")
+
+
+def systems_in_args(args: Iterable[str]) -> list[str]:
+    """The hosts and databases a server's arguments name (``postgresql://db/app``, ``https://jira.corp``):
+    scheme, host and path only. The collector stores arguments scrubbed, and a user name, password, query
+    or fragment is dropped here again, so a secret never reaches the screen from this."""
+    found: list[str] = []
+    for arg in args:
+        for scheme, netloc, path in _URL.findall(str(arg)):
+            host = netloc.rsplit("@", 1)[-1]  # never user:password@
+            if host:
+                found.append(f"{scheme.lower()}://{host}{path.rstrip('/')}")
+    return list(dict.fromkeys(found))

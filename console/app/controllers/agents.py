@@ -1,12 +1,15 @@
-"""The agents tab: the roster paged from the collector (filter, sort, columns), the selection, the detail
-dock, and triage of the selected agents."""
+"""The agents tab: the roster paged from the collector (filter, sort, columns moved and kept, saved views),
+the selection (copied as rows, a context menu on it), the detail dock, and triage of the selected agents or
+of the agent the detail shows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QObject, Qt, Slot
+from PySide6.QtCore import QModelIndex, QObject, QPoint, Qt, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QInputDialog, QMenu
 
 from console.app import api
 from console.app import viewmodels as vm
@@ -31,6 +34,8 @@ class AgentsController(QObject):
         self.dialog: TriageDialog | None = None
         self._detail_generation = 0
         self.choice = vm.ColumnChoice.restore(_strings(session.settings.value("agents/columns")))
+        self.saved_views = vm.SavedViews.load(session.settings.value("agents/views"))
+        self._dock_opened = False  # the detail dock shows itself once, at the first agent opened
         self.roster = vm.AgentList(page_size)
         self.model = AgentTableModel(self.roster, self.choice, self._load, self)
         self.selection = vm.Selection()
@@ -53,6 +58,17 @@ class AgentsController(QObject):
         self.model.modelReset.connect(self._selection_changed)
         for action, button in view.triage_buttons.items():
             button.clicked.connect(lambda _=False, a=action: self.ask_triage(a))
+        window = self.session.window
+        for action, menu_action in window.triage_actions.items():
+            menu_action.triggered.connect(lambda _=False, a=action: self.ask_triage(a))
+        window.detail.triageRequested.connect(self.triage_shown)
+        self.model.sortRefused.connect(self._sort_refused)
+        view.table.horizontalHeader().sectionMoved.connect(self._column_moved)
+        view.table.customContextMenuRequested.connect(self.show_context_menu)
+        window.copy_action.triggered.connect(self.copy_rows)
+        window.select_all_action.triggered.connect(self.select_all_loaded)
+        window.find_action.triggered.connect(self.find)
+        self.build_views_menu()
 
     def _load(self, request: vm.PageRequest, ok: Callable[[api.AgentPage], None],
               failed: Callable[[ConsoleError], None]) -> None:
@@ -68,6 +84,9 @@ class AgentsController(QObject):
 
     def set_role(self, admin: bool) -> None:
         self.session.window.agents.set_can_triage(admin, VIEWER_TRIAGE)
+        self.session.window.detail.set_can_triage(admin, VIEWER_TRIAGE)
+        for action in self.session.window.triage_actions.values():
+            action.setEnabled(admin)
 
     def save_state(self) -> None:
         self.session.settings.setValue("agents/columns", list(self.choice.visible))
@@ -92,6 +111,121 @@ class AgentsController(QObject):
         header.viewport().update()
         if header.count() and header.sectionSize(0) != WIDTHS.get(self.choice.visible[0], 110):
             view.apply_widths(self.choice)
+
+    def _sort_refused(self, title: str) -> None:
+        sorted_by = next((c.title for c in vm.COLUMNS if c.sort == self.roster.sort), self.roster.sort)
+        self.session.window.show_message(f"The collector cannot sort by {title}; the roster stays sorted by "
+                                         f"{sorted_by}. Filter on it instead, or sort by another column.", error=True)
+        self._show_sort()
+
+    def _column_moved(self, _logical: int, old_visual: int, new_visual: int) -> None:
+        """Keep the order the user dragged the columns into: the model takes it (so copy and export follow
+        it too) and the header goes back to showing its sections in model order."""
+        header = self.session.window.agents.table.horizontalHeader()
+        order = vm.moved_columns(self.choice.visible, old_visual, new_visual)
+        header.blockSignals(True)
+        try:
+            header.moveSection(new_visual, old_visual)
+        finally:
+            header.blockSignals(False)
+        self.choice.visible = order
+        self.model.set_columns(self.choice)
+        self.session.window.agents.apply_widths(self.choice)
+        self._show_sort()
+        self.save_state()
+
+    def selected_agents(self) -> list[api.Agent]:
+        view = self.session.window.agents
+        rows = sorted({i.row() for i in view.table.selectionModel().selectedRows()})
+        return [a for r in rows if (a := self.model.agent_at(r)) is not None]
+
+    def copy_rows(self) -> None:
+        """Edit → Copy (Ctrl+C): the selected rows, in the columns shown, tab-separated with a header line."""
+        agents = self.selected_agents()
+        window = self.session.window
+        if not agents:
+            window.show_message("Select one or more agents to copy.", error=True)
+            return
+        QGuiApplication.clipboard().setText(vm.rows_as_text(agents, self.choice.columns))
+        window.show_message(f"Copied {len(agents):,} row{'s' if len(agents) != 1 else ''}.")
+
+    def select_all_loaded(self) -> None:
+        window = self.session.window
+        window.tabs.setCurrentWidget(window.agents)
+        window.agents.table.selectAll()
+
+    def find(self) -> None:
+        window = self.session.window
+        window.tabs.setCurrentWidget(window.agents)
+        window.agents.focus_search()
+
+    def show_context_menu(self, position: QPoint) -> None:
+        view = self.session.window.agents
+        index = view.table.indexAt(position)
+        if index.isValid() and not view.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
+            view.table.selectRow(index.row())
+        agents = self.selected_agents()
+        if not agents:
+            return
+        menu = self.context_menu(agents)
+        menu.popup(view.table.viewport().mapToGlobal(position))
+
+    def context_menu(self, agents: list[api.Agent]) -> QMenu:
+        """Triage, copy, and the device of the first selected agent."""
+        window = self.session.window
+        menu = QMenu(window.agents.table)
+        for action in window.triage_actions.values():
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(window.copy_action)
+        first = agents[0]
+        device = menu.addAction(f"Show every agent on {first.hostname or first.device_id}")
+        device.triggered.connect(lambda: window.agents.set_filter(vm.AgentFilter(device=first.device_id)))
+        detail = menu.addAction("Open the detail")
+        detail.triggered.connect(lambda: self._activated(self.model.index(self.roster.rows.index(first), 0))
+                                 if first in self.roster.rows else None)
+        return menu
+
+    # -- saved views
+
+    def build_views_menu(self) -> None:
+        menu = self.session.window.agents.views_menu
+        menu.clear()
+        save = menu.addAction("Save this view…")
+        save.triggered.connect(self.ask_save_view)
+        names = self.saved_views.names()
+        if names:
+            menu.addSeparator()
+        for name in names:
+            action = menu.addAction(name)  # QMenu items are plain text
+            action.triggered.connect(lambda _=False, n=name: self.open_view(n))
+        if names:
+            forget = menu.addMenu("Delete a view")
+            for name in names:
+                action = forget.addAction(name)
+                action.triggered.connect(lambda _=False, n=name: self.delete_view(n))
+
+    def ask_save_view(self) -> None:
+        view = self.session.window.agents
+        name, ok = QInputDialog.getText(view, "Save this view", "Name of the view:")
+        if ok:
+            self.save_view(name, view.current_filter())
+
+    def save_view(self, name: str, chosen: vm.AgentFilter) -> None:
+        kept = self.saved_views.save(name, chosen)
+        self.session.settings.setValue("agents/views", self.saved_views.dump())
+        self.build_views_menu()
+        self.session.window.show_message(f"Saved the view “{kept}”: {chosen.describe()}.")
+
+    def open_view(self, name: str) -> None:
+        chosen = self.saved_views.views.get(name)
+        if chosen is not None:
+            self.session.window.agents.set_filter(chosen)
+
+    def delete_view(self, name: str) -> None:
+        self.saved_views.remove(name)
+        self.session.settings.setValue("agents/views", self.saved_views.dump())
+        self.build_views_menu()
 
     def toggle_column(self, key: str) -> None:
         if self.choice.toggle(key):
@@ -124,6 +258,9 @@ class AgentsController(QObject):
         client, detail_view = self.session.client, self.session.window.detail
         device_id, sighting_id = key
         detail_view.show_loading(name)
+        if not self._dock_opened:
+            self._dock_opened = True
+            self.session.window.detail_dock.show()
 
         def fetch() -> tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]:
             detail = client.agent(device_id, sighting_id)
@@ -151,27 +288,41 @@ class AgentsController(QObject):
 
     # -- triage
 
-    def ask_triage(self, action: str) -> None:
-        """From a button: ask for the owner or note where the action needs one, then apply it."""
+    def triage_shown(self, action: str) -> None:
+        """From the detail's buttons: the action on the agent the detail shows."""
+        shown = self.session.window.detail.detail
+        if shown is None:
+            return
+        self.ask_triage(action, targets=[(shown.device_id, shown.id)], describe=shown.name)
+
+    def ask_triage(self, action: str, targets: list[tuple[str, str]] | None = None, describe: str = "") -> None:
+        """From a button or menu: ask for the owner or note where the action needs one, then apply it to
+        the selection (or ``targets``, named ``describe``)."""
         window = self.session.window
         if not self.session.can_triage:
             window.show_message(VIEWER_TRIAGE, error=True)
             return
-        if not self.selection.keys:
+        if targets is None and not self.selection.keys:
             window.show_message("Select one or more agents first.", error=True)
             return
         if action in ("assign_owner", "note"):
-            self.dialog = TriageDialog(action, self.selection.describe(), window)
-            self.dialog.accepted.connect(lambda: self.triage(action, *self.dialog.values()) if self.dialog else None)
+            self.dialog = TriageDialog(action, describe or self.selection.describe(), window)
+            self.dialog.accepted.connect(
+                lambda: self.triage(action, *self.dialog.values(), targets=targets) if self.dialog else None)
             self.dialog.open()
             return
-        self.triage(action)
+        self.triage(action, targets=targets)
 
     def triage(self, action: str, owner: str | None = None, note: str | None = None,
                targets: list[tuple[str, str]] | None = None) -> None:
         """Apply one triage action to the selection (or ``targets``); the collector stores who and when."""
         keys = list(targets if targets is not None else self.selection.keys)
         if not keys:
+            return
+        if len(keys) > api.TRIAGE_MAX:  # the collector would refuse it: say so in words, send nothing
+            self.session.window.show_message(
+                f"One action takes at most {api.TRIAGE_MAX:,} agents at once and {len(keys):,} are selected. "
+                "Select fewer, or narrow the filter.", error=True)
             return
         label = vm.ACTION_LABELS.get(action, action)
         window, client = self.session.window, self.session.client

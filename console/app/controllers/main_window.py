@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QObject, QSettings
 
-from console.app import api
+from console.app import api, theme
 from console.app.controllers.agents import AgentsController
 from console.app.controllers.connection import RETRY_MS, ConnectionController
 from console.app.controllers.devices import DevicesController
@@ -50,7 +50,17 @@ class Console(QObject):
         self.agents.model.loadFailed.connect(lambda _error: self._first_page_done())
         self.connection.reconnected.connect(self._reconnected)
         window.refresh_action.triggered.connect(self.refresh_all)
+        window.export_csv_action.triggered.connect(lambda: self.export.ask("csv"))
+        window.export_json_action.triggered.connect(lambda: self.export.ask("json"))
+        window.theme_group.triggered.connect(lambda action: self.set_theme(str(action.data())))
         self.runner.busy.connect(lambda n: window.busy.setVisible(n > 0))
+
+    def set_theme(self, chosen: str) -> None:
+        """View → Theme: the system's palette, or the console's light or dark one; remembered."""
+        picked: theme.Theme = next((t for t in theme.THEMES if t == chosen), "system")
+        theme.apply(picked)
+        self.window.theme_actions[picked].setChecked(True)
+        self.settings.setValue("window/theme", picked)
 
     def start(self) -> None:
         """Restore the window, find out the token's role, and load every view."""
@@ -60,7 +70,10 @@ class Console(QObject):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray | bytes):
             self.window.restoreState(QByteArray(state))
-        self.window.who.setText(f"{self.client.base_url}")
+        saved_theme = self.settings.value("window/theme")
+        if isinstance(saved_theme, str) and saved_theme in theme.THEMES and saved_theme != "system":
+            self.set_theme(saved_theme)
+        self.window.who.setText(f"Signing in to {self.client.base_url}…")
         self.runner.call(self.client.role, on_done=self._got_role, on_error=self.connection.show_error)
         self.refresh_all()
         self.overview.timer.start()

@@ -1,10 +1,9 @@
-"""The agents tab: a filter bar (with the count of matching agents), triage and export buttons, and
-the roster table, whose columns the user chooses."""
+"""The agents tab: a filter bar (with the count of matching agents and saved views), triage and export
+buttons, and the roster table, whose columns the user chooses and moves, with a context menu on rows."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -18,8 +17,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.app import theme
 from console.app import viewmodels as vm
 from console.app.plain_text import plain_label
+
+#: the widest count the label must show without clipping (a fleet of 100,000 with 4,200 loaded)
+WIDEST_COUNT = "999,999 agents match (99,999 loaded)"
+TRIAGE_ICONS = {"approve": "SP_DialogApplyButton", "assign_owner": "SP_FileDialogContentsView",
+                "request_registration": "SP_MessageBoxQuestion", "false_positive": "SP_DialogDiscardButton",
+                "note": "SP_FileDialogDetailedView"}  # fmt: skip
 
 #: starting widths in pixels, per column; the user may resize
 WIDTHS = {"name": 190, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
@@ -29,6 +35,9 @@ WIDTHS = {"name": 190, "type": 100, "governed": 95, "flags": 250, "device": 130,
 
 def _combo(name: str, items: list[tuple[str, object]]) -> QComboBox:
     box = QComboBox()
+    # as wide as a short choice, not the longest: the filter bar must fit 1280 pixels beside the detail
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(12)
     box.setAccessibleName(name)
     box.setToolTip(name)
     for label, value in items:
@@ -52,7 +61,7 @@ class AgentsView(QWidget):
         self.search.setAccessibleName("Search")
         self.type = _combo("Type", [("Any type", None)] + [(vm.TYPE_LABELS[t], t) for t in vm.TYPES])
         self.governed = _combo("Governed", [("Governed or not", None), ("Ungoverned", False), ("Governed", True)])
-        self.flag = _combo("Flag", [("Any flag", None)] + [(f.replace("_", " "), f) for f in vm.FLAGS])
+        self.flag = _combo("Flag", [("Any flag", None)] + [(vm.flag_label(f), f) for f in vm.FLAGS])
         self.triage_state = _combo("Triage state", [("Any triage state", None)]
                                    + [(label, key) for key, label in vm.TRIAGE_STATE_LABELS.items()])
         bar.addWidget(self.search, 2)
@@ -62,7 +71,7 @@ class AgentsView(QWidget):
 
         more = QHBoxLayout()
         self.texts: dict[str, QLineEdit] = {}
-        for key, hint in (("device", "Device id"), ("user", "User"), ("provider", "Provider"),
+        for key, hint in (("device", "Device (id)"), ("user", "User"), ("provider", "Provider"),
                           ("signature", "Signature"), ("owner", "Owner")):
             edit = QLineEdit()
             edit.setPlaceholderText(hint)
@@ -72,9 +81,16 @@ class AgentsView(QWidget):
             more.addWidget(edit)
         self.clear = QPushButton("Clear filters")
         more.addWidget(self.clear)
-        self.count = plain_label()
+        self.views = QToolButton()
+        self.views.setText("Views")
+        self.views.setToolTip("Saved views: filters kept under a name")
+        self.views.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.views_menu = QMenu(self.views)
+        self.views.setMenu(self.views_menu)
+        more.addWidget(self.views)
+        self.count = plain_label("Loading agents…")
         self.count.setAccessibleName("Matching agents")
-        self.count.setMinimumWidth(160)
+        self.count.setMinimumWidth(self.count.fontMetrics().horizontalAdvance(WIDEST_COUNT) + 12)
         self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         more.addWidget(self.count)
         layout.addLayout(more)
@@ -88,7 +104,8 @@ class AgentsView(QWidget):
         self.triage_buttons = {"approve": self.approve, "assign_owner": self.assign_owner,
                                "request_registration": self.request_registration,
                                "false_positive": self.false_positive, "note": self.note}  # fmt: skip
-        for button in self.triage_buttons.values():
+        for action, button in self.triage_buttons.items():
+            button.setIcon(theme.standard_icon(TRIAGE_ICONS[action]))
             actions.addWidget(button)
         self.selection = plain_label("no agent selected")
         actions.addWidget(self.selection)
@@ -100,6 +117,8 @@ class AgentsView(QWidget):
         self.columns.setMenu(self.columns_menu)
         self.export_csv = QPushButton("Export CSV…")
         self.export_json = QPushButton("Export JSON…")
+        for button in (self.export_csv, self.export_json):
+            button.setIcon(theme.standard_icon("SP_DialogSaveButton"))
         for control in (self.columns, self.export_csv, self.export_json):
             actions.addWidget(control)
         layout.addLayout(actions)
@@ -114,13 +133,9 @@ class AgentsView(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().setSectionsMovable(False)
+        self.table.horizontalHeader().setSectionsMovable(True)  # the new order is kept (the controller)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         layout.addWidget(self.table, 1)
-
-        find = QAction("Find", self)
-        find.setShortcut(QKeySequence.StandardKey.Find)
-        find.triggered.connect(self._find)
-        self.addAction(find)
 
         self.search.returnPressed.connect(self.filterChanged)
         for box in (self.type, self.governed, self.flag, self.triage_state):
@@ -129,7 +144,7 @@ class AgentsView(QWidget):
             edit.returnPressed.connect(self.filterChanged)
         self.clear.clicked.connect(self.clear_filters)
 
-    def _find(self) -> None:
+    def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
 
@@ -163,8 +178,12 @@ class AgentsView(QWidget):
 
     def show_count(self, count: int | None, loaded: int) -> None:
         if count is None:
-            self.count.setText("counting…")
+            self.count.setText("Loading agents…")
+        elif count == 0:
+            self.count.setText("No agent matches")
+            self.count.setToolTip("Nothing matches every filter: clear one (Clear filters shows all agents).")
         else:
+            self.count.setToolTip("")
             self.count.setText(f"{count:,} agent{'s' if count != 1 else ''} match"
                                + (f" ({loaded:,} loaded)" if loaded < count else ""))
 

@@ -1,17 +1,15 @@
-"""Two small charts drawn with QPainter: ungoverned agents over time, and horizontal bars of counts."""
+"""Two small charts drawn with QPainter: ungoverned agents over time, and horizontal bars of counts (each
+bar can open the list behind it)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-ACCENT = QColor("#b3261e")
-BAR = QColor("#3d6fb6")
-GRID = QColor("#d8d8d8")
-TEXT = QColor("#333333")
+from console.app import theme
 
 
 class TrendChart(QWidget):
@@ -21,6 +19,7 @@ class TrendChart(QWidget):
         super().__init__(parent)
         self.title = title
         self.points: list[tuple[datetime, int]] = []
+        self.empty_text = "Loading…"
         self.setMinimumSize(320, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName(title)
@@ -30,22 +29,30 @@ class TrendChart(QWidget):
 
     def set_points(self, points: list[tuple[datetime, int]]) -> None:
         self.points = sorted(points)
+        self.empty_text = "No samples yet: the first comes with the next refresh"
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = _titled_painter(self, self.title)
-        area = QRectF(48, 30, self.width() - 64, self.height() - 58)
+        metrics = painter.fontMetrics()
+        top = (max(n for _, n in self.points) if self.points else 0) or 1
+        # the axis labels' column is as wide as the widest label; the plot starts below the title and
+        # half a line down, so that the top label is never clipped by the title or the widget's edge
+        label_w = metrics.horizontalAdvance(f"{top:,}") + 8
+        line = metrics.height()
+        area = QRectF(label_w + 6, line * 2.2, self.width() - label_w - 18, self.height() - line * 4)
         if not self.points:
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "No samples yet")
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
-        top = max(n for _, n in self.points) or 1
-        painter.setPen(QPen(GRID, 1))
+        grid, text, accent = theme.colour("grid"), theme.colour("text"), theme.colour("bad")
+        painter.setPen(QPen(grid, 1))
         for i in range(5):
             y = area.bottom() - area.height() * i / 4
             painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
-            painter.setPen(TEXT)
-            painter.drawText(QRectF(0, y - 8, 44, 16), Qt.AlignmentFlag.AlignRight, f"{round(top * i / 4):,}")
-            painter.setPen(QPen(GRID, 1))
+            painter.setPen(text)
+            painter.drawText(QRectF(0, y - line / 2, label_w, line), Qt.AlignmentFlag.AlignRight,
+                             f"{round(top * i / 4):,}")
+            painter.setPen(QPen(grid, 1))
         start, end = self.points[0][0], self.points[-1][0]
         span = (end - start).total_seconds() or 1.0
 
@@ -56,51 +63,110 @@ class TrendChart(QWidget):
         path = QPainterPath(at(*self.points[0]))
         for point in self.points[1:]:
             path.lineTo(at(*point))
-        painter.setPen(QPen(ACCENT, 2))
+        painter.setPen(QPen(accent, 2))
         painter.drawPath(path)
-        painter.setBrush(ACCENT)
+        painter.setBrush(accent)
         for point in self.points[-50:]:
             painter.drawEllipse(at(*point), 2.5, 2.5)
-        painter.setPen(TEXT)
+        painter.setPen(text)
         fmt = "%H:%M:%S" if span < 3600 else "%H:%M" if span < 2 * 86400 else "%Y-%m-%d"
-        painter.drawText(QRectF(area.left(), area.bottom() + 4, 120, 16), Qt.AlignmentFlag.AlignLeft,
+        stamp_w = area.width() / 2
+        painter.drawText(QRectF(area.left(), area.bottom() + 4, stamp_w, line), Qt.AlignmentFlag.AlignLeft,
                          start.strftime(fmt) + " UTC")
-        painter.drawText(QRectF(area.right() - 120, area.bottom() + 4, 120, 16), Qt.AlignmentFlag.AlignRight,
-                         end.strftime(fmt))
+        painter.drawText(QRectF(area.right() - stamp_w, area.bottom() + 4, stamp_w, line),
+                         Qt.AlignmentFlag.AlignRight, end.strftime(fmt))
 
 
 class BarChart(QWidget):
-    """Horizontal bars, one per (label, count), largest first as given."""
+    """Horizontal bars, one per (label, count), largest first as given. When ``activatable``, a click on
+    a bar (or Enter on the one chosen with the arrow keys) emits ``barActivated`` with its index."""
+
+    barActivated = Signal(int)
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = title
         self.bars: list[tuple[str, int]] = []
+        self.empty_text = "Loading…"
+        self.current = -1
         self.setMinimumSize(260, 140)
         self.setAccessibleName(title)
 
+    def make_activatable(self, tip: str) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(tip)
+        self.setAccessibleDescription(tip)
+
+    def _row_height(self) -> float:
+        line = self.fontMetrics().height() + 6.0
+        return min(line, (self.height() - self._top()) / max(1, len(self.bars)))
+
+    def _top(self) -> float:
+        return self.fontMetrics().height() * 1.6
+
     def sizeHint(self) -> QSize:
-        return QSize(360, 40 + 22 * max(3, len(self.bars)))
+        line = self.fontMetrics().height() + 6
+        return QSize(360, int(self._top()) + 8 + line * max(3, len(self.bars)))
 
     def set_bars(self, bars: list[tuple[str, int]]) -> None:
         self.bars = list(bars)
+        self.empty_text = "Nothing reported yet"
+        self.current = min(self.current, len(self.bars) - 1)
         self.updateGeometry()
         self.update()
 
+    def bar_at(self, y: float) -> int:
+        """The index of the bar at height ``y``, or -1."""
+        if not self.bars:
+            return -1
+        row = int((y - self._top()) // self._row_height())
+        return row if 0 <= row < len(self.bars) and y >= self._top() else -1
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        row = self.bar_at(event.position().y())
+        if self.focusPolicy() != Qt.FocusPolicy.NoFocus and event.button() == Qt.MouseButton.LeftButton and row >= 0:
+            self.current = row
+            self.update()
+            self.barActivated.emit(row)
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self.focusPolicy() == Qt.FocusPolicy.NoFocus or not self.bars:
+            super().keyPressEvent(event)
+            return
+        if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+            step = 1 if event.key() == Qt.Key.Key_Down else -1
+            self.current = max(0, min(len(self.bars) - 1, self.current + step))
+            self.update()
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.barActivated.emit(max(0, self.current))
+        else:
+            super().keyPressEvent(event)
+
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = _titled_painter(self, self.title)
+        top_y = self._top()
         if not self.bars:
-            painter.drawText(QRectF(0, 28, self.width(), self.height() - 28), Qt.AlignmentFlag.AlignCenter, "None")
+            painter.drawText(QRectF(0, top_y, self.width(), self.height() - top_y), Qt.AlignmentFlag.AlignCenter,
+                             self.empty_text)
             return
+        metrics = painter.fontMetrics()
         top = max(n for _, n in self.bars) or 1
-        label_w, count_w, row_h = 130.0, 60.0, min(22.0, (self.height() - 30) / len(self.bars))
-        width = max(10.0, self.width() - label_w - count_w - 24)
+        count_w = float(metrics.horizontalAdvance(f"{top:,}") + 8)
+        label_w = min(self.width() * 0.4, max(metrics.horizontalAdvance(label) for label, _ in self.bars) + 16.0)
+        row_h = self._row_height()
+        width = max(10.0, self.width() - label_w - count_w - 16)
+        text, bar = theme.colour("text"), theme.colour("accent")
         for i, (label, n) in enumerate(self.bars):
-            y = 28 + i * row_h
-            painter.setPen(TEXT)
+            y = top_y + i * row_h
+            if i == self.current and self.hasFocus():
+                painter.setPen(QPen(theme.colour("grid"), 1, Qt.PenStyle.DotLine))
+                painter.drawRect(QRectF(2, y, self.width() - 4, row_h))
+            painter.setPen(text)
             painter.drawText(QRectF(8, y, label_w - 8, row_h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             painter.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, int(label_w - 12)))
-            painter.fillRect(QRectF(label_w, y + 3, width * n / top, row_h - 6), BAR)
+                             metrics.elidedText(label, Qt.TextElideMode.ElideRight, int(label_w - 12)))
+            painter.fillRect(QRectF(label_w, y + 3, width * n / top, row_h - 6), bar)
             painter.drawText(QRectF(label_w + width * n / top + 4, y, count_w, row_h),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, f"{n:,}")
 
@@ -110,10 +176,9 @@ def _titled_painter(widget: QWidget, title: str) -> QPainter:
     painter = QPainter(widget)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.fillRect(widget.rect(), widget.palette().base())
-    bold = QFont(widget.font())
-    bold.setBold(True)
-    painter.setFont(bold)
-    painter.setPen(TEXT)
-    painter.drawText(QRectF(8, 4, widget.width() - 16, 20), Qt.AlignmentFlag.AlignLeft, title)
+    painter.setFont(theme.bold(widget.font()))
+    painter.setPen(theme.colour("text"))
+    painter.drawText(QRectF(8, 4, widget.width() - 16, painter.fontMetrics().height() + 2), Qt.AlignmentFlag.AlignLeft,
+                     title)
     painter.setFont(widget.font())
     return painter

@@ -1,15 +1,18 @@
-"""The agent detail: identity, type with its reason, governed state and flags explained, then tabs for
-the evidence, the chain it belongs to, its registration and its history."""
+"""The agent detail: identity, type with its reason, governed state, each flag by name with what it means
+and what to do next, the triage buttons for this agent, then tabs for the evidence, the chain it belongs
+to (each MCP server's risk and the systems it reaches), its registration and its history."""
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableView,
     QTabWidget,
     QTreeView,
@@ -17,16 +20,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.app import api
+from console.app import api, theme
 from console.app import viewmodels as vm
 from console.app.models import ChainModel, RowsModel
 
+EMPTY = "Select an agent in the roster to see what it is, why it is flagged and what to do."
+
 
 class DetailView(QWidget):
+    """``triageRequested(action)`` when one of its triage buttons is pressed, for the agent shown."""
+
+    triageRequested = Signal(str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.header = QLabel("Select an agent to see its detail.")
+        self.header = QLabel(EMPTY)
         self.header.setWordWrap(True)
         self.header.setTextFormat(Qt.TextFormat.RichText)  # every endpoint value in it is html.escape'd
         self.header.setAccessibleName("Agent summary")
@@ -36,6 +45,24 @@ class DetailView(QWidget):
         self.flags.setTextFormat(Qt.TextFormat.RichText)  # escaped, as the header
         self.flags.setAccessibleName("Flags")
         layout.addWidget(self.flags)
+        actions = QHBoxLayout()
+        self.triage_buttons: dict[str, QPushButton] = {}
+        for action, label, tip in (("approve", "Approve", "Sanction this agent: governed unless it drifts"),
+                                   ("assign_owner", "Owner…", "Assign its owner"),
+                                   ("request_registration", "Ask to register", "Ask its owner to register it"),
+                                   ("false_positive", "False positive", "Not an agent: hide it from the roster"),
+                                   ("note", "Note…", "Add a note to its history")):  # fmt: skip
+            button = QPushButton(label)
+            button.setToolTip(tip)
+            button.setAccessibleName(f"{label} (this agent)")
+            button.clicked.connect(lambda _=False, a=action: self.triageRequested.emit(a))
+            self.triage_buttons[action] = button
+            actions.addWidget(button)
+        actions.addStretch(1)
+        self.action_bar = QWidget()
+        self.action_bar.setLayout(actions)
+        actions.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.action_bar)
         self.tabs = QTabWidget()
         self.evidence = RowsModel(["Kind", "What", "Where"], self)
         self.evidence_table = self._table(self.evidence, "Evidence")
@@ -58,6 +85,33 @@ class DetailView(QWidget):
         self.tabs.addTab(self.timeline_table, "History")
         layout.addWidget(self.tabs, 1)
         self.detail: api.AgentDetail | None = None
+        self._shown: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]] | None = None
+        self._can_triage = False
+        self._show_parts(False)
+
+    def _show_parts(self, shown: bool) -> None:
+        """Without an agent, only the one-line hint: no empty tabs, buttons or flag list."""
+        self.tabs.setVisible(shown)
+        self.action_bar.setVisible(shown)
+        self.flags.setVisible(shown)
+
+    def set_can_triage(self, allowed: bool, why: str = "") -> None:
+        self._can_triage = allowed
+        for button in self.triage_buttons.values():
+            button.setEnabled(allowed)
+            if not allowed:
+                button.setToolTip(why)
+
+    def restyle(self) -> None:
+        """Colours in the rich text follow the palette: render again with the new one."""
+        if self._shown is not None:
+            self.show_detail(*self._shown)
+
+    def clear(self) -> None:
+        self.detail = None
+        self._shown = None
+        self.header.setText(EMPTY)
+        self._show_parts(False)
 
     @staticmethod
     def _table(model: RowsModel, name: str) -> QTableView:
@@ -71,14 +125,16 @@ class DetailView(QWidget):
         return table
 
     def show_loading(self, name: str) -> None:
-        self.header.setText(f"<b>{html.escape(name)}</b> — loading…")
+        self.header.setText(f"<b>{html.escape(name or 'The agent')}</b> — loading its detail…")
 
     def show_detail(self, detail: api.AgentDetail, parent: api.AgentDetail | None = None,
                     children: tuple[api.Agent, ...] = ()) -> None:
         self.detail = detail
+        self._shown = (detail, parent, children)
+        self._show_parts(True)
         a = detail.agent
         explained = vm.explain(detail)
-        color = "#1e7b34" if a.governed else "#b3261e"
+        color = theme.css("good" if a.governed else "bad")
         rows = [
             f"<h3 style='margin:0'>{html.escape(a.name)}</h3>",
             f"<b>Type:</b> {html.escape(explained.type_label)} — {html.escape(explained.type_reason)}",
@@ -95,7 +151,9 @@ class DetailView(QWidget):
         self.header.setText("<br>".join(rows))
         if explained.flags:
             self.flags.setText("<b>Flags</b><ul style='margin:0'>" + "".join(
-                f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in explained.flags) + "</ul>")
+                f"<li><b>{html.escape(vm.flag_label(f))}</b>: {html.escape(text)}"
+                f"<br><i>Next:</i> {html.escape(step)}</li>"
+                for (f, text), step in zip(explained.flags, explained.next_steps, strict=True)) + "</ul>")
         else:
             self.flags.setText("<b>Flags:</b> none")
         self.evidence.set_rows(vm.evidence_rows(detail))
@@ -105,7 +163,9 @@ class DetailView(QWidget):
         self.timeline.set_rows([(vm.when(e.at), e.kind, e.who, e.what) for e in vm.timeline(detail)])
 
     def show_error(self, message: str) -> None:
-        self.header.setText(f"<span style='color:#b3261e'>{html.escape(message)}</span>")
+        self._show_parts(False)
+        self._shown = None
+        self.header.setText(f"<span style='color:{theme.css('bad')}'>{html.escape(message)}</span>")
 
 
 def _registration_text(registration: api.Registration | None) -> str:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.app import theme
 from console.app.plain_text import plain_label
 
 NOTE_MAX = 4000
@@ -27,7 +28,7 @@ class SignInDialog(QDialog):
         layout = QVBoxLayout(self)
         self.message = plain_label(message)  # the collector's answer
         self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #b3261e")
+        theme.tone_label(self.message, "bad")
         self.message.setVisible(bool(message))
         layout.addWidget(self.message)
         form = QFormLayout()
@@ -67,7 +68,7 @@ class TriageDialog(QDialog):
             layout.addWidget(self.owner)
         layout.addWidget(self.note)
         self.problem = plain_label()
-        self.problem.setStyleSheet("color: #b3261e")
+        theme.tone_label(self.problem, "bad")
         layout.addWidget(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._check)

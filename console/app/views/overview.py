@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.app import api
+from console.app import api, theme
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
 from console.app.plain_text import plain_label
@@ -107,7 +107,7 @@ class OverviewView(QWidget):
         layout.addLayout(grid, 1)
         self.note = plain_label()
         self.note.setAlignment(Qt.AlignmentFlag.AlignRight)
-        self.note.setStyleSheet("color: #666")
+        theme.tone_label(self.note, "muted")
         layout.addWidget(self.note)
 
     def show_overview(self, overview: api.Overview, trend: list[tuple]) -> None:  # type: ignore[type-arg]

@@ -65,7 +65,7 @@ def test_a_filter_that_matches_nothing_shows_zero(make_console: Any, qtbot: Any)
     console = make_console()
     console.window.agents.set_filter(vm.AgentFilter(q="' OR 1=1 --"))
     qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.q == "' OR 1=1 --", timeout=10_000)
-    assert console.agents.model.rowCount() == 0 and console.window.agents.count.text() == "0 agents match"
+    assert console.agents.model.rowCount() == 0 and console.window.agents.count.text() == "No agent matches"
 
 
 def test_clicking_a_sortable_header_sorts_on_the_server(make_console: Any, qtbot: Any,
@@ -148,4 +148,7 @@ def test_window_layout_is_remembered(make_console: Any, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: console.window.width() == 1111, timeout=5_000)
     console.save_state()
     again = make_console()
-    assert abs(again.window.width() - 1111) <= 16 and abs(again.window.height() - 777) <= 16, again.window.size()
+    # Qt keeps a restored window on its screen: the offscreen platform's is 800 pixels wide
+    screen = again.window.screen().availableGeometry()
+    wanted = 1111 if screen.width() >= 1111 else max(screen.width(), again.window.minimumSizeHint().width())
+    assert abs(again.window.width() - wanted) <= 16 and abs(again.window.height() - 777) <= 16, again.window.size()

@@ -29,8 +29,11 @@ def test_detail_explains_type_and_flags(make_console: Any, qtbot: Any, modeltest
     assert "Claude Code" in header and "Matches the Claude Code signature (claude-code)" in header
     assert "Ungoverned" in header and "zoe-laptop" in header
     flags = detail.flags.text()
-    assert "<b>autonomous</b>" in flags and "human approval" in flags
-    assert "<b>personal_credential</b>" in flags and "<b>unregistered</b>" in flags
+    # readable names, what each means, and what to do next
+    assert "<b>Autonomous (no human approval)</b>" in flags and "human approval turned off" in flags
+    assert "<b>Personal API key</b>" in flags and "<b>Unregistered</b>" in flags
+    assert "<i>Next:</i> Turn human approval back on" in flags
+    assert "<i>Next:</i> Use the organisation&#x27;s key instead of a personal one, and rotate the personal key." in flags
 
 
 def test_an_unknown_agent_is_classified_from_behaviour(make_console: Any, qtbot: Any,

@@ -189,7 +189,8 @@ def test_chain_places_spawned_sightings_under_their_agent() -> None:
     root = vm.chain(agent_detail, None, children)
     me = root.children[0]
     assert [(c.kind, c.label) for c in me.children] == [("mcp_server", "github"), ("agent", "reviewer")]
-    assert me.children[0].detail == "stdio: npx server-github; running; broad_tools"
+    assert me.children[0].detail == "stdio: npx server-github; running; risk: Broad tools"
+    assert me.children[0].risk == ("broad_tools",)
 
 
 def test_a_device_row_shows_the_users_the_collector_lists() -> None:
