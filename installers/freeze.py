@@ -192,7 +192,7 @@ def _pyinstaller(dist: Path, build: Path, target: Path, *, log: bool) -> None:
     command = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
                "--distpath", str(staging), "--workpath", str(build / "pyinstaller"), str(SPEC)]
     if log:
-        print(f"installers: freezing the endpoint into {target} (PyInstaller, some 30 s)", file=sys.stderr)
+        print(f"installers: freezing the endpoint into {target} (PyInstaller: some 10 to 30 s)", file=sys.stderr)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=not log, text=True)
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
