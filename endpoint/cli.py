@@ -260,6 +260,11 @@ def _add_optional(sub: Any, name: str, module: str, help_text: str, *, load: boo
 
 def _missing_extra(name: str) -> int:
     # each optional subcommand is named after the extra that brings it (server, console)
+    if getattr(sys, "frozen", False):  # PyInstaller's build: no extra can be added to it
+        print(f"agentroster {name}: not part of the endpoint build (this agentroster is the packaged endpoint: "
+              f"scan, daemon, status, register); install it where it runs with pip install agentroster[{name}]",
+              file=sys.stderr)
+        return 2
     print(f"agentroster {name}: this install has no {name} extra; install agentroster[{name}]", file=sys.stderr)
     return 2
 
