@@ -120,7 +120,8 @@ def plan() -> Plan:
     datas += [(str(path), "signatures") for path in DERIVING_CODE]
     datas += [(str(p), "contract/schema") for p in sorted((ROOT / "contract" / "schema").glob("*.json"))]
     return Plan(version=ver, folder=folder_name(ver), excludes=excludes, datas=datas,
-                strip=sys.platform.startswith("linux"),
+                # stripped: libpython alone is some 23 MB with its symbols, 5 MB without (binutils' strip)
+                strip=sys.platform.startswith("linux") and shutil.which("strip") is not None,
                 system_libraries=SYSTEM_LIBRARIES if sys.platform.startswith("linux") else ())
 
 
