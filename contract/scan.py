@@ -124,6 +124,19 @@ class Evidence(TypedDict):
     detail: str
 
 
+class Project(TypedDict):
+    """An enterprise agent's project: what its process really runs, read from its code and environment."""
+
+    root: Annotated[str, Doc("the project folder")]
+    entry: Annotated[str, Doc("what the process runs: a module, module:app, a script, npm start")]
+    language: Literal["python", "node"]
+    framework: Annotated[str, Doc("the framework's package as the project names it, e.g. langgraph")]
+    version: Annotated[str | None, Doc("the framework's installed (or declared) version")]
+    providers: Annotated[list[str], Doc("provider ids from its environment's variable names and SDK imports")]
+    models: Annotated[list[str], Doc("model names written in its code")]
+    tools: Annotated[list[str], Doc("tools it declares statically (@tool, function_tool, BaseTool)")]
+
+
 class Sighting(TypedDict):
     id: str
     signature: str | None
@@ -143,6 +156,8 @@ class Sighting(TypedDict):
     evidence: list[Evidence]
     first_seen: str
     last_seen: str
+    project: NotRequired[Annotated[Project | None, Doc("an enterprise agent's project (null for every other; "
+                                                       "absent in older endpoints' reports)")]]
 
 
 class ScanError(TypedDict):

@@ -57,13 +57,41 @@ class RawProcess(NamedTuple):
     create_time: float  # seconds since the epoch
 
 
+class Project(NamedTuple):
+    """What a Python or Node process really runs, read from its project (``endpoint.scan.projects``).
+
+    Only names, paths below the project, versions and counts: never a file's contents or a value.
+    """
+
+    kind: Literal["python", "node"]
+    root: str  # the project folder (the process's working directory, or where its entry module lies)
+    entry: str  # what it runs, as a person would name it: "app.worker", "api.main:app", "dist/index.js"
+    imports: tuple[tuple[str, str], ...] = ()  # (framework or SDK module, file relative to root) it imports
+    packages: tuple[tuple[str, str, str, str], ...] = ()  # (pypi|npm, name, version, where it is installed)
+    native: tuple[tuple[str, str], ...] = ()  # (package, library basename) of native extensions it has mapped
+    models: tuple[str, ...] = ()  # model names written in its code
+    tools: tuple[str, ...] = ()  # tools it declares statically (@tool, function_tool, CrewAI BaseTool)
+    errors: tuple[tuple[str, str, str], ...] = ()  # (where, code, detail) of what could not be read
+
+    def to_plain(self) -> tuple[object, ...]:
+        """Plain tuples and strings (for marshal): ``Project.from_plain`` makes it again."""
+        return tuple(self)
+
+    @classmethod
+    def from_plain(cls, data: Any) -> Project:
+        """From ``to_plain``'s tuples (marshal gives them back as tuples; the lists of a JSON copy work too)."""
+        kind, root, entry, imports, packages, native, models, tools, errors = data
+        return cls(kind, str(root), str(entry), tuple(tuple(i) for i in imports), tuple(tuple(p) for p in packages),
+                   tuple(tuple(n) for n in native), tuple(models), tuple(tools), tuple(tuple(e) for e in errors))
+
+
 class ProcessRecord(SlotRecord):
     __slots__ = ("pid", "ppid", "name", "exe", "cmdline", "user", "uid", "create_time", "env_keys", "env_values",
-                 "credentials", "cwd")
+                 "credentials", "cwd", "project")
 
     def __init__(self, pid: int, ppid: int, name: str, exe: str, cmdline: list[str], user: str, uid: int | None,
                  create_time: float, env_keys: frozenset[str] = frozenset(), env_values: dict[str, str] | None = None,
-                 credentials: list[Credential] | None = None, cwd: str = "") -> None:
+                 credentials: list[Credential] | None = None, cwd: str = "", project: Project | None = None) -> None:
         self.pid = pid
         self.ppid = ppid
         self.name = name
@@ -76,6 +104,7 @@ class ProcessRecord(SlotRecord):
         self.env_values: dict[str, str] = {} if env_values is None else env_values  # HOME, autonomy markers
         self.credentials: list[Credential] = [] if credentials is None else credentials
         self.cwd = cwd  # read for interpreters only, to find the script they run
+        self.project = project  # an interpreter's project, read with its details (``endpoint.scan.projects``)
 
 
 class McpServerConfig(NamedTuple):

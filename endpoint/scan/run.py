@@ -23,6 +23,7 @@ from endpoint.scan.evidence import (
     Credential,
     NetworkRecord,
     ProcessRecord,
+    Project,
     ScanError,
 )
 from endpoint.scan.faults import isolated_records
@@ -171,9 +172,12 @@ def _add_processes(engine: Engine, lib: Library, errors: list[ScanError], *, net
     users: dict[int, str] = {}
     envs: dict[tuple[int, int], Reduced] = {}
     classify = remembering(lib.credential_kind)
+    from endpoint.scan.projects import ProjectReader, interests_of
+
+    projects = ProjectReader(interests_of(lib))  # one per scan: the scan's budget for projects
 
     def details(record: ProcessRecord) -> None:
-        error = read_details(record, classify, keep_env=keep, key=key, users=users, envs=envs)
+        error = read_details(record, classify, keep_env=keep, key=key, users=users, envs=envs, projects=projects)
         if error is not None:
             errors.append(error)
 
@@ -294,7 +298,8 @@ def encode_processes(found: Processes) -> bytes:
     import marshal
 
     records = [(r.pid, r.ppid, r.name, r.exe, r.cmdline, r.user, r.uid, r.create_time, r.env_keys, r.env_values,
-                [tuple(c) for c in r.credentials], r.cwd) for r in found.records]
+                [tuple(c) for c in r.credentials], r.cwd, r.project.to_plain() if r.project else None)
+               for r in found.records]
     matched = [(pid, m.signature.id, m.rule, m.detail) for pid, m in found.matched.items()]
     return marshal.dumps((records, [tuple(e) for e in found.errors], matched))
 
@@ -307,8 +312,9 @@ def decode_processes(data: bytes, lib: Library) -> Processes:
 
     records_data, errors_data, matched_data = marshal.loads(data)  # from our own child
     records = [ProcessRecord(pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values,
-                             [Credential(*c) for c in creds], cwd)
-               for pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values, creds, cwd in records_data]
+                             [Credential(*c) for c in creds], cwd, Project.from_plain(project) if project else None)
+               for pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values, creds, cwd, project
+               in records_data]
     return Processes(records, [ScanError(*e) for e in errors_data],
                      {pid: Match(lib.by_id[sig], rule, detail) for pid, sig, rule, detail in matched_data})
 

@@ -12,8 +12,9 @@ import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from endpoint.scan.engine.projects import Frameworks
 from endpoint.scan.engine.registry import Registry, Sighting
-from endpoint.scan.evidence import ProcessRecord, ScanError
+from endpoint.scan.evidence import ProcessRecord, Project, ScanError
 from endpoint.scan.faults import isolated
 from endpoint.scan.relevance import is_interpreter, program_name, script_of
 from signatures.launchers import ProcessFacts
@@ -128,6 +129,7 @@ class Placement:
         self.errors = errors
         self.platform = platform
         self.read_script = read_script
+        self.frameworks = Frameworks(lib)
 
     def add_processes(self, processes: Iterable[ProcessRecord], *,
                       read_details: Callable[[ProcessRecord], object] | None = None,
@@ -155,6 +157,13 @@ class Placement:
             for proc in self._needing_details(batch, matches.keys() | set(details_for)):
                 with isolated(self.errors, f"pid {proc.pid}"):
                     read_details(proc)
+        # A process no signature names may run a project whose code imports a framework (read with its details).
+        for proc in batch:
+            if proc.project is not None and proc.pid not in matches:
+                with isolated(self.errors, f"pid {proc.pid}"):
+                    found_match = self.frameworks.match(proc.project)
+                    if found_match is not None:
+                        matches[proc.pid] = tree.matched[proc.pid] = found_match
         # Parents before children, so that a child finds its ancestor's sighting already made.
         for pid in sorted(matches, key=tree.depth):
             with isolated(self.errors, f"pid {pid}"):
@@ -181,6 +190,8 @@ class Placement:
         ancestor, interactive = self.tree.owning_ancestor(proc)
         if ancestor is not None and ancestor.signature is sig:
             target = ancestor  # a helper process of the same agent
+        elif sig.type == "enterprise" and proc.project is not None:
+            target = self._project_sighting(proc, proc.project, sig, ancestor, interactive)
         elif sig.type == "tool_server":
             parent = ancestor if ancestor is not None and ancestor.type != "tool_server" else None
             parent = parent or self._env_parent(proc, sig)
@@ -199,6 +210,20 @@ class Placement:
                     target.add_evidence("process", "autonomy.flags", f"pid {proc.pid}: {hit}", "process.cmdline")
         self.tree.own(proc, target)
         target.add_evidence("process", match.rule, f"pid {proc.pid}: {match.detail}", match.rule)
+
+    def _project_sighting(self, proc: ProcessRecord, project: Project, sig: Signature, ancestor: Sighting | None,
+                          interactive: bool) -> Sighting:
+        """An enterprise agent named after its project (one per framework, user, project and entry), with
+        the project's evidence and what it is configured for."""
+        target = self.registry.sighting(("agent", sig.id, proc.user or "", "project", project.root, project.entry),
+                                        sig, user=proc.user, name=f"{project.entry} in {project.root}")
+        if target.parent is None and ancestor is not None and not interactive:
+            target.parent = ancestor
+        if target.project is None:
+            target.project = self.frameworks.info(project, sig, proc)
+        for rule, detail in self.frameworks.evidence(project, sig):
+            target.add_evidence("process", rule, detail, rule)
+        return target
 
     def _env_parent(self, proc: ProcessRecord, sig: Signature) -> Sighting | None:
         for other in self.lib.signatures:

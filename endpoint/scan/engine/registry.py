@@ -22,6 +22,7 @@ WEIGHTS = {
     "process.child_env": 0.5, "config.user": 0.7, "config.project": 0.6, "config.managed": 0.5,
     "artifact.app": 0.6, "artifact.extension": 0.8, "artifact.package": 0.6, "mcp.declared": 0.7,
     "mcp.process": 0.9, "network": 0.5, "unknown.credential": 0.4, "unknown.sdk": 0.5, "unknown.host": 0.5,
+    "project.imports": 0.7, "project.dependency": 0.6, "project.installed": 0.4, "project.native": 0.2,
 }
 
 #: the longest name, vendor or user a sighting carries: the collector indexes these and refuses longer ones
@@ -53,7 +54,8 @@ class Sighting:
     """A sighting being assembled; ``to_dict`` gives the contract's shape."""
 
     __slots__ = ("key", "signature", "name", "vendor", "type", "user", "parent", "processes", "configs",
-                 "mcp_servers", "endpoints", "credentials", "flags", "evidence", "weights", "declared", "_id")
+                 "mcp_servers", "endpoints", "credentials", "flags", "evidence", "weights", "declared", "project",
+                 "_id")
 
     def __init__(self, key: tuple[str, ...], signature: Signature | None, name: str, vendor: str,
                  type: contract.SightingType,
@@ -74,6 +76,7 @@ class Sighting:
         self.evidence: dict[tuple[contract.EvidenceKind, str, str], None] = {}  # ordered set
         self.weights: list[float] = []
         self.declared: McpServerConfig | None = None  # a tool server: its declaration
+        self.project: contract.Project | None = None  # an enterprise agent: the project its process runs
         self._id: str | None = None
 
     def __repr__(self) -> str:
@@ -115,6 +118,8 @@ class Sighting:
             "evidence": [{"kind": k, "rule": r, "detail": scrub(d)} for k, r, d in self.evidence],
             "first_seen": seen_at,
             "last_seen": seen_at,
+            "project": None if self.project is None else {**self.project, "root": scrub(self.project["root"]),
+                                                          "entry": scrub(self.project["entry"])},
         }
 
 

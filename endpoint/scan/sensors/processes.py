@@ -17,11 +17,15 @@ import os
 import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from endpoint.scan import credentials
 from endpoint.scan.evidence import Credential, ProcessRecord, ScanError
 from endpoint.scan.platforms import PLATFORM
+from endpoint.scan.projects import PROJECT_ENV
+
+if TYPE_CHECKING:
+    from endpoint.scan.projects import ProjectReader
 
 if sys.platform.startswith("linux"):
     from endpoint.scan.sensors import _procs_linux as _reader
@@ -80,8 +84,11 @@ Reduced = tuple[frozenset[str], dict[str, str], list[Credential]]
 def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
                  keep_env: Collection[str] = DEFAULT_KEEP_ENV, key: bytes | None = None,
                  users: dict[int, str] | None = None,
-                 envs: dict[tuple[int, int], Reduced] | None = None) -> ScanError | None:
-    """Add the environment's names, its ``keep_env`` values and its credentials to ``record``.
+                 envs: dict[tuple[int, int], Reduced] | None = None,
+                 projects: ProjectReader | None = None) -> ScanError | None:
+    """Add the environment's names, its ``keep_env`` values and its credentials to ``record``, and for a
+    Python or Node interpreter the project it runs (``endpoint.scan.projects``; ``projects``: the scan's
+    reader, default one of its own).
 
     On Linux, a process that /proc shows as root's may be another user's that made itself
     non-dumpable: its real owner is read too. Returns an error only for an unexpected read failure.
@@ -97,6 +104,7 @@ def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
             record.uid = uid
             record.user = _reader.user_name(uid, users if users is not None else {})
     key = key or credentials.fingerprint_key()
+    keep_env = {*keep_env, *PROJECT_ENV}  # where the project is: never a credential, never reported
     try:
         if envs is not None and hasattr(_reader, "environ_bytes"):
             data = _reader.environ_bytes(record.pid)
@@ -115,7 +123,30 @@ def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
     record.env_values = dict(kept)
     where = f"pid {record.pid} env"
     record.credentials.extend(Credential(c.kind, c.fingerprint, c.source, where + c.where) for c in found)
-    return None
+    return _read_project(record, projects)
+
+
+def _read_project(record: ProcessRecord, projects: ProjectReader | None) -> ScanError | None:
+    """The project an interpreter runs onto ``record``; one error for the whole project at most."""
+    from endpoint.scan.projects import default_reader, language
+
+    if language(record) is None:
+        return None
+    reader = projects or default_reader()
+    if reader.cwd_of is None:
+        reader.cwd_of = _reader.cwd
+    try:
+        record.project = reader.read(record)
+    except (ProcessLookupError, PermissionError):
+        return None
+    except OSError as exc:
+        return ScanError(f"pid {record.pid} project", "unreadable", f"project: {exc.strerror or exc}")
+    if record.project is None or not record.project.errors:
+        return None
+    where, code, detail = record.project.errors[0]
+    more = len(record.project.errors) - 1
+    return ScanError(f"pid {record.pid} project {record.project.root}", code,
+                     f"{where}: {detail}" + (f" (and {more} more)" if more else ""))
 
 
 def _reduce(env: dict[str, str], classify: credentials.Classifier, keep_env: Collection[str],

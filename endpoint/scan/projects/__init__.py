@@ -1,0 +1,296 @@
+"""What a Python or Node process really runs: its project, entry module and the frameworks they show.
+
+A team deploys an agent as ``python -m app.worker``, ``uvicorn api.main:app``, ``celery -A tasks worker``,
+a console script, ``node dist/index.js`` or ``npm start``: the process's command line names a server, a
+queue or a module, and the framework is imported somewhere in the project behind it. ``ProjectReader``
+resolves that project from the process's argv, working directory, environment (``PYTHONPATH``,
+``VIRTUAL_ENV``) and executable, then reads what it can tell: the framework and LLM SDK imports of the
+project's modules (local imports followed a few levels), the frameworks installed in the interpreter's
+own site-packages or the project's node_modules, the native extensions the process has mapped, the
+model names and statically declared tools in the code it read.
+
+Every read is ``endpoint.scan.safeio``'s (regular files only, no symlink out of the folder the file
+belongs to, a size cap per file), only of files the process's owner or root owns, and bounded in files,
+bytes and time per process and per scan (``Budget``): a hostile project costs bounded time and yields
+at most one error entry. The result is a ``Project`` record (``endpoint.scan.evidence``): names, paths
+and versions only, never a file's contents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
+
+from endpoint.scan import safeio
+from endpoint.scan.evidence import ProcessRecord, Project
+from endpoint.scan.relevance import LLM_SDK_MODULES, program_name
+
+if TYPE_CHECKING:
+    from signatures import Library
+
+#: per process: files read, bytes read, seconds spent (a slow or huge tree stops here)
+PROCESS_FILES = 200
+PROCESS_BYTES = 4 << 20
+PROCESS_SECONDS = 1.0
+#: per scan: what all the processes' projects may read together
+SCAN_FILES = 4000
+SCAN_BYTES = 48 << 20
+#: one source file, one manifest (package.json, METADATA), one directory listing
+FILE_BYTES = 256 << 10
+MANIFEST_BYTES = 1 << 20
+DIR_ENTRIES = 5000
+#: what one project's record keeps
+MAX_IMPORTS = 64
+MAX_MODELS = 12
+MAX_TOOLS = 24
+MAX_ERRORS = 8
+
+PYTHONS = ("python",)  # program_name() folds python3.12, pythonw, python.exe into "python"
+NODES = ("node", "nodejs")
+#: environment variables a project is resolved from (values kept on the record; never credentials)
+PROJECT_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "NODE_PATH")
+#: the LLM SDKs for Node whose imports say which provider a project calls
+NODE_SDKS = ("openai", "@anthropic-ai/sdk", "@ai-sdk/openai", "@ai-sdk/anthropic", "@ai-sdk/google",
+             "@google/genai", "@mistralai/mistralai", "ollama")
+
+_T = TypeVar("_T")
+
+_MODEL = re.compile(
+    r"""["'`](?:[A-Za-z][\w-]{0,20}[:/])?((?:gpt-[0-9o][\w.-]{0,40}|o[1345](?:-mini|-pro)?(?:-20\d\d-\d\d-\d\d)?"""
+    r"""|chatgpt-[\w.-]{1,40}|claude-[\w.-]{1,60}|gemini-[\w.-]{1,40}|mistral-[\w.-]{1,40}"""
+    r"""|(?:meta-)?llama-?[0-9][\w.-]{0,40}|command-r[\w.-]{0,40}|deepseek-[\w.-]{1,40}|qwen[0-9][\w.:-]{0,40}))["'`]""")
+_TOOL_DECORATED = re.compile(r"^[ \t]*@(?:[\w.]+\.)?(?:tool|function_tool|kernel_function)\b[^\n]*\n"
+                             r"(?:[ \t]*@[^\n]*\n){0,4}[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
+_TOOL_CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*\([^)]*\bBaseTool\b", re.M)
+
+
+class Interests(NamedTuple):
+    """What a project's evidence is looked for: framework and SDK modules, and framework packages."""
+
+    modules: frozenset[str]  # Python import names (lower case); a dotted one covers its submodules
+    pypi: frozenset[str]  # PEP 503 names
+    npm: frozenset[str]  # npm package names (lower case)
+
+
+def interests_of(lib: Library) -> Interests:
+    """The enterprise signatures' imports and packages, and the LLM SDKs (their imports name providers)."""
+    from signatures.matching import pep503
+
+    modules = {m.lower() for m in LLM_SDK_MODULES} | {m.replace("-", "_") for m in NODE_SDKS if "/" not in m}
+    pypi: set[str] = set()
+    npm: set[str] = {n.lower() for n in NODE_SDKS}
+    for sig in lib.signatures:
+        if sig.type != "enterprise":
+            continue
+        modules.update(m.lower() for m in sig.process.script_imports)
+        pypi.update(pep503(n) for n in sig.packages.pypi)
+        npm.update(n.lower() for n in sig.packages.npm)
+    return Interests(frozenset(modules), frozenset(pypi), frozenset(npm))
+
+
+def interesting_module(module: str, modules: frozenset[str]) -> bool:
+    """Whether ``module`` or a package above it is one of ``modules`` (``llama_index.core`` for ``llama_index``)."""
+    parts = module.lower().split(".")
+    return any(".".join(parts[:n]) in modules for n in range(len(parts), 0, -1))
+
+
+class Budget:
+    """What one scan may still read from projects: files and bytes (one per scan, shared by processes)."""
+
+    def __init__(self, files: int = SCAN_FILES, bytes_: int = SCAN_BYTES) -> None:
+        self.files = files
+        self.bytes = bytes_
+
+
+class Reads:
+    """The reads of one process's project: safe, owned by its user or root, counted against both budgets.
+
+    What could not be read is kept as (where, code, detail), at most ``MAX_ERRORS`` of them; the text
+    read is scanned for model names and tools as it comes.
+    """
+
+    def __init__(self, scan: Budget, uid: int | None, *, files: int = PROCESS_FILES, bytes_: int = PROCESS_BYTES,
+                 seconds: float = PROCESS_SECONDS, resolver: safeio.Resolver | None = None) -> None:
+        self.scan = scan
+        self.uid = uid
+        self.files = files
+        self.bytes = bytes_
+        self.deadline = time.monotonic() + seconds
+        self.resolver = resolver
+        self.errors: list[tuple[str, str, str]] = []
+        self.error_count = 0
+        self.models: dict[str, None] = {}
+        self.tools: dict[str, None] = {}
+        self._spent = False
+
+    def error(self, where: str, code: str, detail: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((where, code, detail))
+
+    def left(self) -> bool:
+        """Whether another file may be read; the first time not, one error says which bound was hit."""
+        if self.files > 0 and self.bytes > 0 and self.scan.files > 0 and self.scan.bytes > 0 \
+                and time.monotonic() < self.deadline:
+            return True
+        if not self._spent:
+            self._spent = True
+            which = ("the scan's" if self.scan.files <= 0 or self.scan.bytes <= 0 else
+                     "its time" if time.monotonic() >= self.deadline else "its")
+            self.error("project", "budget", f"{which} budget of files, bytes or time for projects is spent; "
+                                            "the rest of the project was not read")
+        return False
+
+    def text(self, path: str, boundary: str, *, limit: int = FILE_BYTES, code: bool = True) -> str | None:
+        """The text of ``path`` below ``boundary``, or None (not there, refused, out of budget, not its owner's)."""
+        if not self.left():
+            return None
+        try:
+            text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
+        except safeio.ReadRefused as exc:
+            if exc.code != "not_found":
+                self.error(path, exc.code, exc.detail)
+            self.files -= 1
+            self.scan.files -= 1
+            return None
+        size = len(text)
+        self.files -= 1
+        self.scan.files -= 1
+        self.bytes -= size
+        self.scan.bytes -= size
+        if self.uid is not None and owner not in (0, self.uid):
+            self.error(path, "not_owner", f"owned by uid {owner}, not by the process's user or root; not used")
+            return None
+        if code:
+            self._notice(text)
+        return text
+
+    def listing(self, folder: str) -> list[str]:
+        """The names in ``folder`` (at most ``DIR_ENTRIES``); [] when it cannot be listed."""
+        names: list[str] = []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    names.append(entry.name)
+                    if len(names) >= DIR_ENTRIES:
+                        self.error(folder, "too_many_entries", f"over {DIR_ENTRIES} entries; the rest not listed")
+                        break
+        except OSError:
+            return []
+        return names
+
+    def _notice(self, text: str) -> None:
+        if len(self.models) < MAX_MODELS:
+            for match in _MODEL.finditer(text):
+                self.models.setdefault(match.group(1), None)
+                if len(self.models) >= MAX_MODELS:
+                    break
+        if len(self.tools) < MAX_TOOLS and ("tool" in text or "BaseTool" in text or "kernel_function" in text):
+            for regex in (_TOOL_DECORATED, _TOOL_CLASS):
+                for match in regex.finditer(text):
+                    self.tools.setdefault(match.group(1), None)
+                    if len(self.tools) >= MAX_TOOLS:
+                        return
+
+
+class Found(NamedTuple):
+    """What a language's resolver found, before it becomes a ``Project``."""
+
+    root: str
+    entry: str
+    imports: list[tuple[str, str]]
+    packages: list[tuple[str, str, str, str]]
+
+
+class ProjectReader:
+    """Resolves the projects of one scan's processes (make one per scan: it holds the scan's budget
+    and remembers each site-packages folder's listing)."""
+
+    def __init__(self, interests: Interests, *, budget: Budget | None = None, maps: bool = True,
+                 cwd_of: Callable[[int], str] | None = None) -> None:
+        self.interests = interests
+        self.budget = budget or Budget()
+        self.maps = maps
+        self.cwd_of = cwd_of
+        self.resolver = safeio.Resolver()
+        self.sites: dict[str, object] = {}  # site-packages folder -> what python.py read of it
+
+    def read(self, record: ProcessRecord) -> Project | None:
+        """The project ``record`` runs, or None when it runs no Python or Node project we can name."""
+        kind = language(record)
+        if kind is None:
+            return None
+        cwd = record.cwd
+        if not cwd and self.cwd_of is not None:
+            try:
+                cwd = record.cwd = self.cwd_of(record.pid)
+            except OSError:
+                cwd = ""
+        reads = Reads(self.budget, record.uid, resolver=self.resolver)
+        if kind == "python":
+            from endpoint.scan.projects import python
+
+            found = python.resolve(record, cwd, self, reads)
+        else:
+            from endpoint.scan.projects import node
+
+            found = node.resolve(record, cwd, self, reads)
+        if found is None:
+            return None
+        native: tuple[tuple[str, str], ...] = ()
+        if self.maps:
+            from endpoint.scan.projects import maps
+
+            native = maps.native_libraries(record.pid)
+        errors = list(reads.errors)
+        if reads.error_count > len(errors):
+            errors.append(("project", "more_errors", f"{reads.error_count - len(errors)} more not listed"))
+        return Project(kind, found.root, found.entry, tuple(_unique(found.imports)[:MAX_IMPORTS]),
+                       tuple(_unique(found.packages)), native, tuple(reads.models), tuple(reads.tools),
+                       tuple(errors))
+
+
+def language(record: ProcessRecord) -> Literal["python", "node"] | None:
+    """"python" or "node" when the process is that interpreter (by its executable or argv[0])."""
+    names = {program_name(record.exe)} if record.exe else set()
+    if record.cmdline:
+        names.add(program_name(record.cmdline[0].split(" ", 1)[0]))
+    names.add(program_name(record.name))
+    if names & set(PYTHONS):
+        return "python"
+    if names & set(NODES) or names & {"npm", "npx", "tsx"}:
+        return "node"
+    return None
+
+
+def nearest(folder: str, names: Iterable[str], *, levels: int = 8) -> str | None:
+    """The nearest folder at or above ``folder`` (``levels`` at most) that holds one of ``names``."""
+    names = tuple(names)
+    for _ in range(levels):
+        if any(os.path.isfile(os.path.join(folder, n)) for n in names):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return None
+
+
+def _unique(items: Iterable[_T]) -> list[_T]:
+    return list(dict.fromkeys(items))
+
+
+_default: tuple[Interests] | None = None
+
+
+def default_reader(cwd_of: Callable[[int], str] | None = None) -> ProjectReader:
+    """A reader with the shipped signatures' interests (for a caller that reads one process at a time)."""
+    global _default
+    if _default is None:
+        import signatures
+
+        _default = (interests_of(signatures.load()),)
+    return ProjectReader(_default[0], cwd_of=cwd_of)
