@@ -1,6 +1,6 @@
 """Lays out the macOS package from a frozen endpoint folder: what ``pkgbuild`` and ``productbuild`` take.
 
-Under ``out`` (any OS; the .pkg itself is made on macOS by .github/workflows/macos.yml):
+Under ``out/macos/`` (any OS; the .pkg itself is made on macOS by .github/workflows/macos.yml):
 
 - ``root/``: the pkg payload, installed at ``/``:
   ``usr/local/agentroster/`` (the frozen folder, plus ``uninstall.sh``),
@@ -198,7 +198,7 @@ def team_from_identity(signing_identity: str | None, team_id: str | None) -> str
 
 def build(payload: Path, out: Path, version: str, *, team_id: str | None = None,
           signing_identity: str | None = None) -> list[Path]:
-    """Writes the pkg root, scripts, distribution and profiles under ``out``; returns what it wrote."""
+    """Writes the pkg root, scripts, distribution and profiles under ``out/macos``; returns what it wrote."""
     if not _VERSION_RE.match(version) or len(version) > 64:
         raise BuildError(f"the version {version!r} is not one Installer compares (such as 1.4.2 or 1.4.2b1)")
     team = team_from_identity(signing_identity, team_id)
@@ -213,6 +213,7 @@ def build(payload: Path, out: Path, version: str, *, team_id: str | None = None,
               "LINK_TARGET": LINK_TARGET, "DATA_DIR": DATA_DIR, "LOG_DIR": LOG_DIR}
     texts = {name: _fill((SCRIPTS / name).read_text(encoding="utf-8"), values)
              for name in ("preinstall", "postinstall", "uninstall.sh")}
+    out = out / "macos"  # dist/ holds every format's output
     out.mkdir(parents=True, exist_ok=True)
     as_root = os.geteuid() == 0
     root, scripts, profile_dir = out / "root", out / "scripts", out / "profiles"

@@ -53,7 +53,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("macos")
     out = base / "out"
     mac.build(make_payload(base / "payload"), out, "1.4.2", signing_identity=IDENTITY)
-    return out
+    return out / "macos"
 
 
 # ---- the pkg root --------------------------------------------------------------------------------
@@ -122,11 +122,11 @@ def test_the_distribution_checks_macos_and_cpu_and_names_the_component(built: Pa
 
 
 def test_a_rebuild_gives_the_same_tree_and_profiles_and_drops_stale_files(tmp_path: Path, built: Path) -> None:
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "macos"
     payload = make_payload(tmp_path / "payload")
-    mac.build(payload, out, "1.4.2", signing_identity=IDENTITY)
+    mac.build(payload, out.parent, "1.4.2", signing_identity=IDENTITY)
     (out / "root" / "stale-file").write_text("left from an older build")
-    mac.build(payload, out, "1.4.2", signing_identity=IDENTITY)
+    mac.build(payload, out.parent, "1.4.2", signing_identity=IDENTITY)
     assert not (out / "root" / "stale-file").exists()
     listing = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     assert listing == sorted(str(p.relative_to(built)) for p in built.rglob("*"))
@@ -156,8 +156,8 @@ def test_the_cpu_types_come_from_the_mach_o_header(tmp_path: Path) -> None:
 
 
 def test_an_arm64_build_refuses_intel_macs_in_preinstall_and_distribution(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    mac.build(make_payload(tmp_path / "payload", thin(0x0100000C)), out, "2.0.0")
+    out = tmp_path / "out" / "macos"
+    mac.build(make_payload(tmp_path / "payload", thin(0x0100000C)), out.parent, "2.0.0")
     assert 'ARCHS="arm64"' in (out / "scripts/preinstall").read_text()
     assert ET.parse(out / "distribution.xml").getroot().find("options").get("hostArchitectures") == "arm64"
     assert not (out / "profiles" / "agentroster-pppc.mobileconfig").exists()  # no team id: no PPPC
@@ -244,8 +244,8 @@ def test_preinstall_refuses_a_macos_older_than_the_minimum(built: Path, tmp_path
 
 
 def test_preinstall_refuses_a_cpu_the_build_does_not_run_on(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    mac.build(make_payload(tmp_path / "payload", thin(0x0100000C)), out, "2.0.0")
+    out = tmp_path / "out" / "macos"
+    mac.build(make_payload(tmp_path / "payload", thin(0x0100000C)), out.parent, "2.0.0")
     refused = run_preinstall(out, tmp_path, "14.5", "0", "x86_64")
     assert refused.returncode == 1
     assert "built for arm64 and this Mac is x86_64" in refused.stderr
