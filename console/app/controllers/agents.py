@@ -179,7 +179,7 @@ class AgentsController(QObject):
         menu.addSeparator()
         menu.addAction(window.copy_action)
         first = agents[0]
-        device = menu.addAction(f"Show every agent on {first.hostname or first.device_id}")
+        device = menu.addAction(f"Show every agent on {_menu_text(first.hostname or first.device_id)}")
         device.triggered.connect(lambda: window.agents.set_filter(vm.AgentFilter(device=first.device_id)))
         detail = menu.addAction("Open the detail")
         detail.triggered.connect(lambda: self._activated(self.model.index(self.roster.rows.index(first), 0))
@@ -197,12 +197,12 @@ class AgentsController(QObject):
         if names:
             menu.addSeparator()
         for name in names:
-            action = menu.addAction(name)  # QMenu items are plain text
+            action = menu.addAction(_menu_text(name))
             action.triggered.connect(lambda _=False, n=name: self.open_view(n))
         if names:
             forget = menu.addMenu("Delete a view")
             for name in names:
-                action = forget.addAction(name)
+                action = forget.addAction(_menu_text(name))
                 action.triggered.connect(lambda _=False, n=name: self.delete_view(n))
 
     def ask_save_view(self) -> None:
@@ -356,3 +356,8 @@ def _strings(value: Any) -> list[str] | None:
     if isinstance(value, list | tuple):
         return [str(v) for v in value]
     return None
+
+
+def _menu_text(text: str) -> str:
+    """A menu item shows its text as written (menus render no HTML) but reads ``&`` as a mnemonic: doubled."""
+    return text.replace("&", "&&")

@@ -57,7 +57,18 @@ class RegistrationsView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(self.table, 1)
         self.can_decide = False
+        self.rows.modelReset.connect(self.fit_columns)
+        self.fit_columns()
 
+    def fit_columns(self) -> None:
+        """Each column as wide as its header and its widest value, up to a third of the table: no header clipped."""
+        header = self.table.horizontalHeader()
+        metrics = header.fontMetrics()
+        widest = max(220, self.table.viewport().width() // 3)
+        for i, title in enumerate(vm.REGISTRATION_HEADERS):
+            needed = metrics.horizontalAdvance(title) + 28  # room for the sort arrow and padding
+            contents = self.table.sizeHintForColumn(i) if self.rows.rowCount() else 0
+            header.resizeSection(i, max(needed, min(contents + 12, widest)))
     def current_row(self) -> int:
         index = self.table.currentIndex()
         return index.row() if index.isValid() else -1
