@@ -253,6 +253,15 @@ def test_preinstall_refuses_a_cpu_the_build_does_not_run_on(tmp_path: Path) -> N
     assert run_preinstall(out, tmp_path, "14.5", "1", "x86_64").returncode == 0
 
 
+def test_postinstall_onto_another_volume_starts_nothing(built: Path, tmp_path: Path) -> None:
+    # launchctl and the wheel group exist only on macOS: every one of those calls comes after this exit
+    run = subprocess.run(["/bin/sh", str(built / "scripts/postinstall"), "/tmp/x.pkg", str(tmp_path), str(tmp_path)],
+                         capture_output=True, text=True, timeout=10, env={"PATH": "/nonexistent"})
+    assert run.returncode == 0, run.stderr
+    assert f"installed on {tmp_path}; the daemon starts when that volume boots" in run.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 def installed_volume(built: Path, volume: Path) -> Path:
     """A volume with the package installed and a device's data and logs, as the daemon leaves them."""
     shutil.copytree(built / "root", volume, symlinks=True)
@@ -510,7 +519,8 @@ def test_the_workflow_builds_signs_notarizes_and_uploads_on_both_cpus() -> None:
     for needed in ("./dev package macos", "codesign --force --options runtime --timestamp",
                    "pkgbuild --root", "--identifier \"$PKG_IDENTIFIER\"", "--version \"$VERSION\"",
                    "productbuild --distribution", "--sign \"$INSTALLER_IDENTITY\"",
-                   "xcrun notarytool submit", "--wait", "xcrun stapler staple", "security delete-keychain"):
+                   "xcrun notarytool submit", "--wait", "xcrun stapler staple", "security delete-keychain",
+                   "sudo installer -pkg \"$PRODUCT\" -target /", "uninstall.sh --purge"):
         assert needed in scripts, needed
     assert job["env"]["PKG_IDENTIFIER"] == mac.PKG_IDENTIFIER
     # a fork has no secrets: the steps that need them are skipped, the unsigned .pkg is still made
