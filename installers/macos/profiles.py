@@ -229,6 +229,8 @@ def validate_profile(profile: Mapping[str, Any]) -> list[str]:
 
     Besides each key's type and whether it is required: PayloadUUIDs are UUIDs and unique within the
     profile, PayloadIdentifiers are unique, a PPPC identity has Authorization or Allowed but not both."""
+    if not isinstance(profile, dict):
+        return [f"profile: must be dictionary, is {type(profile).__name__}"]
     problems: list[str] = []
     _check_fields(profile, TOP_LEVEL_KEYS, "profile", problems)
     uuids: list[object] = [profile.get("PayloadUUID")]
@@ -247,7 +249,8 @@ def validate_profile(profile: Mapping[str, Any]) -> list[str]:
         _check_fields(payload, {**COMMON_PAYLOAD_KEYS, **own}, where, problems)
         uuids.append(payload.get("PayloadUUID"))
         identifiers.append(payload.get("PayloadIdentifier"))
-        for service, identities in (payload.get("Services") or {}).items():
+        services = payload.get("Services")
+        for service, identities in (services.items() if isinstance(services, dict) else ()):
             for j, identity in enumerate(identities if isinstance(identities, list) else []):
                 if isinstance(identity, dict) and ("Allowed" in identity) == ("Authorization" in identity):
                     problems.append(f"{where}.Services.{service}[{j}]: needs Authorization or Allowed, not both")

@@ -376,6 +376,8 @@ def test_payload_uuids_and_identifiers_are_unique_and_stable_per_organisation() 
     (lambda p: p["PayloadContent"][0]["Services"]["SystemPolicyAllFiles"][0].update(IdentifierType="file"),
      "must be one of bundleID, path"),
     (lambda p: p["PayloadContent"][0]["Services"].update(FullDiskAccess=[]), "'FullDiskAccess' is not a key"),
+    (lambda p: p["PayloadContent"][0].update(Services=["SystemPolicyAllFiles"]), "Services: must be dictionary"),
+    (lambda p: p["PayloadContent"].append("a payload"), "PayloadContent[1]: must be dictionary"),
 ])
 def test_the_validation_catches_what_apple_would_refuse(spoil, says: str) -> None:
     profile = profiles.pppc_profile("com.example", "ABCDE12345")
@@ -383,6 +385,10 @@ def test_the_validation_catches_what_apple_would_refuse(spoil, says: str) -> Non
     assert any(says in problem for problem in profiles.validate_profile(profile.plist)), says
     with pytest.raises(ProfileError, match="agentroster-pppc.mobileconfig"):
         profiles.write_profile(profile, Path("/nonexistent"))
+
+
+def test_a_profile_that_is_not_a_dictionary_is_one_problem() -> None:
+    assert profiles.validate_profile(["PayloadContent"]) == ["profile: must be dictionary, is list"]  # type: ignore[arg-type]
 
 
 def test_the_validation_checks_the_managed_preferences_and_notifications_shapes() -> None:
@@ -520,7 +526,8 @@ def test_the_workflow_builds_signs_notarizes_and_uploads_on_both_cpus() -> None:
                    "pkgbuild --root", "--identifier \"$PKG_IDENTIFIER\"", "--version \"$VERSION\"",
                    "productbuild --distribution", "--sign \"$INSTALLER_IDENTITY\"",
                    "xcrun notarytool submit", "--wait", "xcrun stapler staple", "security delete-keychain",
-                   "sudo installer -pkg \"$PRODUCT\" -target /", "uninstall.sh --purge"):
+                   "sudo installer -pkg \"$PRODUCT\" -target /", "uninstall.sh --purge",
+                   "codesign --verify --strict -R=\"=$requirement\""):
         assert needed in scripts, needed
     assert job["env"]["PKG_IDENTIFIER"] == mac.PKG_IDENTIFIER
     # a fork has no secrets: the steps that need them are skipped, the unsigned .pkg is still made
