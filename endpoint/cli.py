@@ -118,6 +118,8 @@ def _add_daemon(sub: Any) -> None:
     daemon.add_argument("--once", action="store_true", help="scan once, send what is spooled, and exit")
     daemon.add_argument("--print-settings", action="store_true",
                         help="print the effective settings and where each comes from, and exit")
+    daemon.add_argument("--windows-service", action="store_true",
+                        help="run under the Windows service manager (the service the MSI installs)")
     daemon.set_defaults(run=_daemon)
     status = sub.add_parser("status", help="show the daemon's state: enrollment, reports, queue, sensors")
     status.add_argument("--data-dir", metavar="DIR", help="the daemon's data dir (default: from its settings)")
@@ -185,6 +187,7 @@ def _daemon(args: argparse.Namespace) -> int:
     from endpoint.service.daemon import run_daemon
     from endpoint.service.inventory import StateError
     from endpoint.service.reporter import EnrollmentRejected
+    from endpoint.service.winservice import run_service
 
     def enroll_secret() -> str | None:
         try:
@@ -194,7 +197,8 @@ def _daemon(args: argparse.Namespace) -> int:
         return secret.reveal() if secret else None
 
     try:
-        return run_daemon(settings, once=args.once, enroll_secret=enroll_secret)
+        run = run_service if args.windows_service else run_daemon  # run_service: endpoint/service/winservice.py
+        return run(settings, once=args.once, enroll_secret=enroll_secret)
     except StateError as exc:
         print(f"agentroster daemon: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,166 @@
+"""The daemon as a Windows service: what ``agentroster.exe daemon --windows-service`` runs under the
+service manager (the MSI installs the ``agentroster`` service with those arguments).
+
+The service manager never sends SIGTERM: it calls the service's control handler, on the process's main
+thread, while the daemon runs in the service thread. So ``SvcStop`` reports STOP_PENDING with a wait hint
+and calls ``Daemon.stop()``; the daemon's loop then ends, flushes its state and stops its threads, and
+the service reports STOPPED when ``SvcDoRun`` returns. A daemon that ends with an error makes the
+service stop with that error, which the MSI's failure actions answer with a restart.
+
+``ServiceHost`` is the part that runs on every OS (and is tested on Linux): it makes the daemon, runs
+it, and stops it from another thread, also when the stop comes while the daemon is still being made.
+The pywin32 glue (``_serve``) imports ``servicemanager``/``win32service`` on Windows only. A service has no
+console: the daemon logs to ``<data dir>\\logs\\daemon.log`` (rotated), and start, stop and failures also
+go to the Windows Application event log under the source "agentroster".
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from endpoint.service.settings import Settings
+
+log = logging.getLogger("agentroster.service")
+
+SERVICE_NAME = "agentroster"
+SERVICE_DISPLAY_NAME = "agentroster endpoint"
+#: how long the service manager is told a stop may take before it presumes the service hung; the
+#: daemon's shutdown takes about a second (endpoint/service/daemon.py: Daemon.shutdown)
+STOP_WAIT_HINT_MS = 30_000
+LOG_FILE_BYTES = 5 << 20
+LOG_FILE_COUNT = 3
+#: ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: StartServiceCtrlDispatcher called from a console
+_NOT_UNDER_SCM = 1063
+#: ERROR_SERVICE_SPECIFIC_ERROR: the service's own exit code is in dwServiceSpecificExitCode
+_SERVICE_SPECIFIC_ERROR = 1066
+
+
+class Runnable(Protocol):
+    """What the host runs: the daemon (``endpoint.service.daemon.Daemon``) or anything with its two calls."""
+
+    def run(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class ServiceHost:
+    """Runs one daemon in the calling thread until ``stop()`` is called from any other thread."""
+
+    def __init__(self, make_daemon: Callable[[], Runnable]) -> None:
+        self._make_daemon = make_daemon
+        self._lock = threading.Lock()
+        self._daemon: Runnable | None = None
+        self._stop_requested = False
+        self.exit_code: int | None = None
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def run(self) -> int:
+        """The daemon's exit code; 0 without running it when a stop came while it was being made
+        (loading the signatures and the state takes a moment, and the service manager may stop it then)."""
+        daemon = self._make_daemon()
+        with self._lock:
+            self._daemon = daemon
+            stopped_early = self._stop_requested
+        self.exit_code = 0 if stopped_early else daemon.run()
+        return self.exit_code
+
+    def stop(self) -> None:
+        """Ask the daemon to end; returns at once (the service manager's thread must not block)."""
+        with self._lock:
+            self._stop_requested = True
+            daemon = self._daemon
+        if daemon is not None:
+            daemon.stop()
+
+
+def log_file(data_dir: Path) -> Path:
+    return Path(data_dir) / "logs" / "daemon.log"
+
+
+def file_log_handler(data_dir: Path) -> logging.Handler:
+    """The service's log: rotated files in the data dir, which only SYSTEM and Administrators can read."""
+    path = log_file(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_COUNT,
+                                                   encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def run_service(settings: Settings, *, once: bool = False, **daemon_args: Any) -> int:
+    """``agentroster daemon --windows-service``: hand the daemon to the service manager. Called as
+    ``endpoint.service.daemon.run_daemon`` is (which the CLI uses otherwise); ``daemon_args`` go to
+    ``Daemon``."""
+    if sys.platform != "win32":
+        print("agentroster daemon: --windows-service is for the Windows service manager, which starts it "
+              "(sc.exe start agentroster); elsewhere run `agentroster daemon`", file=sys.stderr)
+        return 2
+    if once:
+        print("agentroster daemon: --once and --windows-service do not go together", file=sys.stderr)
+        return 2
+    from endpoint.service.daemon import Daemon
+
+    root = logging.getLogger()
+    root.handlers[:] = [file_log_handler(settings.data_dir)]  # a service's stderr goes nowhere
+    host = ServiceHost(lambda: Daemon(settings, **daemon_args))
+    return _serve(host)
+
+
+def _serve(host: ServiceHost) -> int:  # pragma: no cover - pywin32 and the service manager exist on Windows only
+    # plain imports, so that PyInstaller sees them and freezes pywin32 in (pyproject.toml: win32 only)
+    import pywintypes  # type: ignore[import-untyped,unused-ignore]
+    import servicemanager  # type: ignore[import-untyped,unused-ignore]
+    import win32service  # type: ignore[import-untyped,unused-ignore]
+    import win32serviceutil  # type: ignore[import-untyped,unused-ignore]
+
+    class AgentrosterService(win32serviceutil.ServiceFramework):  # type: ignore[misc,unused-ignore]
+        _svc_name_ = SERVICE_NAME
+        _svc_display_name_ = SERVICE_DISPLAY_NAME
+
+        def SvcStop(self) -> None:  # noqa: N802 - pywin32's name
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING, waitHint=STOP_WAIT_HINT_MS)
+            host.stop()
+
+        SvcShutdown = SvcStop  # the machine shuts down: the same clean stop
+
+        def SvcRun(self) -> None:  # noqa: N802 - pywin32's name
+            self.ReportServiceStatus(win32service.SERVICE_RUNNING)
+            servicemanager.LogInfoMsg(f"{SERVICE_NAME}: started")
+            try:
+                code = host.run()
+            except Exception as exc:
+                log.exception("daemon failed")
+                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: the daemon failed: {type(exc).__name__}; see "
+                                           "the log in the data dir")
+                code = 1
+            if code != 0 and not host.stop_requested:
+                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: the daemon ended with exit code {code}")
+                # stopped with an error: the service's failure actions restart it
+                self.ReportServiceStatus(win32service.SERVICE_STOPPED, win32ExitCode=_SERVICE_SPECIFIC_ERROR,
+                                         svcExitCode=code)
+                return
+            servicemanager.LogInfoMsg(f"{SERVICE_NAME}: stopped")
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING, waitHint=STOP_WAIT_HINT_MS)
+
+    servicemanager.Initialize()
+    servicemanager.PrepareToHostSingle(AgentrosterService)
+    try:
+        servicemanager.StartServiceCtrlDispatcher()
+    except pywintypes.error as exc:
+        if exc.winerror == _NOT_UNDER_SCM:
+            print("agentroster daemon: --windows-service is started by the service manager "
+                  "(sc.exe start agentroster); to run the daemon in this console, leave the flag out",
+                  file=sys.stderr)
+            return 2
+        raise
+    return host.exit_code or 0

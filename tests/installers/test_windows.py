@@ -1,0 +1,511 @@
+"""The Windows installer: the MSI wixl builds (its tables read back with msiinfo, its files with
+msiextract), the ADMX/ADML templates (each policy's value read by the daemon's own registry source), the
+service wrapper's host, and the Windows workflow.
+
+What cannot run here: Windows Installer itself (msiexec), the service manager and pywin32. The tables
+are what msiexec acts on, so they are checked row by row; the service wrapper's pywin32 glue
+(``winservice._serve``) runs on Windows only, and its host is tested with a real daemon below.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from endpoint.service import winservice
+from endpoint.service._acl_windows import DATA_DIR_SDDL
+from endpoint.service._managed_windows import (
+    POLICY_KEY,
+    REG_DWORD,
+    REG_MULTI_SZ,
+    REG_SZ,
+    DictRegistry,
+    WindowsManagedSource,
+)
+from endpoint.service.settings import Settings, load_settings
+from endpoint.service.settings_table import MANAGED_SETTINGS
+from installers.windows import admx, wxs
+from installers.windows.build import BuildError, build, msi_name
+
+ROOT = Path(__file__).resolve().parents[2]
+MSI_TOOLS = ("wixl", "msibuild", "msiinfo", "msiextract")
+needs_msitools = pytest.mark.skipif(any(shutil.which(t) is None for t in MSI_TOOLS),
+                                    reason="wixl and msitools are needed (apt-get install wixl msitools)")
+
+PAYLOAD_FILES = {
+    "agentroster.exe": b"MZ fake agentroster.exe for the MSI's layout\n",
+    "python311.dll": b"MZ fake python dll\n",
+    "_internal/base_library.zip": b"PK fake\n",
+    "_internal/signatures/packs/agents.yaml": b"signatures: []\n",
+    "_internal/certifi/cacert.pem": b"-----BEGIN CERTIFICATE-----\nfake\n",
+    "_internal/Lib Folder With Spaces/a long module name.pyd": b"MZ fake pyd\n",
+}
+
+
+def make_payload(folder: Path, files: dict[str, bytes] = PAYLOAD_FILES) -> Path:
+    for rel, data in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder
+
+
+def msiinfo(*args: str) -> str:
+    return subprocess.run(["msiinfo", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def table(msi: Path, name: str) -> list[dict[str, str]]:
+    """A table's rows by column name, as msiinfo exports it (IDT: columns, types, keys, then rows)."""
+    lines = msiinfo("export", str(msi), name).splitlines()
+    columns = lines[0].split("\t")
+    return [dict(zip(columns, line.split("\t"), strict=False)) for line in lines[3:] if line]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Path]]:
+    if any(shutil.which(t) is None for t in MSI_TOOLS):
+        pytest.skip("wixl and msitools are needed (apt-get install wixl msitools)")
+    base = tmp_path_factory.mktemp("msi")
+    payload = make_payload(base / "payload")
+    return payload, base / "out", build(payload, base / "out", "1.4.2")
+
+
+@pytest.fixture(scope="module")
+def msi(built: tuple[Path, Path, list[Path]]) -> Path:
+    return built[2][0]
+
+
+# -- the MSI ---------------------------------------------------------------------------------------------
+
+
+@needs_msitools
+def test_build_writes_the_msi_and_the_policy_templates(built):
+    _, out, paths = built
+    assert paths == [out / "agentroster-1.4.2-x64.msi", out / "policy" / "agentroster.admx",
+                     out / "policy" / "en-US" / "agentroster.adml"]
+    assert all(p.is_file() for p in paths)
+    info = msiinfo("suminfo", str(paths[0]))
+    assert "Template: x64;1033" in info  # a 64-bit package
+    assert "Version: 500" in info  # Windows Installer 5: the service and permission tables
+
+
+@needs_msitools
+def test_every_payload_file_is_in_its_own_component_with_a_stable_guid(msi):
+    files = table(msi, "File")
+    components = {row["Component"]: row for row in table(msi, "Component")}
+    directories = {row["Directory"]: row for row in table(msi, "Directory")}
+
+    def full_path(directory: str) -> str:
+        parts = []
+        while directory not in ("ProgramFiles64Folder", "CommonAppDataFolder", "TARGETDIR"):
+            row = directories[directory]
+            parts.append(row["DefaultDir"].split("|")[-1])  # "short|long": the long name
+            directory = row["Directory_Parent"]
+        return "/".join([f"[{directory}]", *reversed(parts)])
+
+    placed = {}
+    for row in files:
+        component = components[row["Component_"]]
+        assert component["KeyPath"] == row["File"]
+        assert int(component["Attributes"]) & 256  # msidbComponentAttributes64bit
+        placed[full_path(component["Directory_"]) + "/" + row["FileName"].split("|")[-1]] = component["ComponentId"]
+    expected = {f"[ProgramFiles64Folder]/agentroster/{rel}": "{" + wxs.stable_guid("file", rel) + "}"
+                for rel in PAYLOAD_FILES}
+    assert placed == expected
+    assert len({row["Component_"] for row in files}) == len(PAYLOAD_FILES)
+
+
+@needs_msitools
+def test_msiextract_gives_back_the_payload(built, tmp_path):
+    payload, _, paths = built
+    subprocess.run(["msiextract", "-C", str(tmp_path), str(paths[0])], check=True, capture_output=True, timeout=60)
+    got = {p.relative_to(tmp_path / "agentroster").as_posix(): p.read_bytes()
+           for p in (tmp_path / "agentroster").rglob("*") if p.is_file()}
+    assert got == PAYLOAD_FILES
+
+
+@needs_msitools
+def test_the_service_is_installed_auto_start_as_localsystem_and_controlled(msi):
+    [service] = table(msi, "ServiceInstall")
+    assert service["Name"] == "agentroster"
+    assert service["StartType"] == "2"  # SERVICE_AUTO_START
+    assert service["ServiceType"] == "16"  # SERVICE_WIN32_OWN_PROCESS
+    assert service["ErrorControl"] == "1"  # SERVICE_ERROR_NORMAL
+    assert service["StartName"] == "LocalSystem" and service["Password"] == ""
+    assert service["Arguments"] == "daemon --windows-service"
+    assert service["Description"]
+    assert service["Component_"] == "AgentrosterService"
+    exe = next(row for row in table(msi, "File") if row["FileName"].split("|")[-1] == "agentroster.exe")
+    assert exe["Component_"] == "AgentrosterService"  # ServiceInstall runs its component's key file
+
+    [control] = table(msi, "ServiceControl")
+    event = int(control["Event"])
+    install_start, install_stop, uninstall_stop, uninstall_delete = 0x1, 0x2, 0x20, 0x80
+    assert event == install_start | install_stop | uninstall_stop | uninstall_delete
+    assert control["Name"] == "agentroster" and control["Wait"] == "1"
+
+
+@needs_msitools
+def test_failure_actions_restart_the_service(msi):
+    [failure] = table(msi, "MsiServiceConfigFailureActions")
+    assert failure["Name"] == "agentroster" and failure["Component_"] == "AgentrosterService"
+    assert failure["Actions"].split("[~]") == ["1", "1", "1"]  # SC_ACTION_RESTART each time
+    assert failure["DelayActions"].split("[~]") == ["5000", "10000", "60000"]
+    assert failure["ResetPeriod"] == "86400"
+    assert int(failure["Event"]) & 1  # at install
+    [flag] = table(msi, "MsiServiceConfig")
+    assert (flag["ConfigType"], flag["Argument"]) == ("4", "1")  # SERVICE_CONFIG_FAILURE_ACTIONS_FLAG on
+    sequence = {row["Action"]: int(row["Sequence"]) for row in table(msi, "InstallExecuteSequence")}
+    assert sequence["InstallServices"] < sequence["MsiConfigureServices"] < sequence["StartServices"]
+
+
+@needs_msitools
+def test_the_data_dir_is_created_for_system_and_administrators_only(msi):
+    directories = {row["Directory"]: row for row in table(msi, "Directory")}
+    assert directories["DATADIR"]["Directory_Parent"] == "CommonAppDataFolder"
+    assert directories["DATADIR"]["DefaultDir"] == "agentroster"
+    assert {(r["Directory_"], r["Component_"]) for r in table(msi, "CreateFolder")} == {("DATADIR", "DataDir")}
+    [lock] = table(msi, "MsiLockPermissionsEx")
+    assert (lock["LockObject"], lock["Table"]) == ("DATADIR", "CreateFolder")
+    assert lock["SDDLText"] == DATA_DIR_SDDL  # what the daemon sets at every start, too
+    aces = lock["SDDLText"].split("D:", 1)[1]
+    for who in (";BU)", ";AU)", ";WD)", ";IU)", ";CO)"):  # Users, Authenticated Users, Everyone, …
+        assert who not in aces
+    assert "PAI" in lock["SDDLText"]  # protected: nothing inherited from C:\ProgramData
+
+
+@needs_msitools
+def test_the_policy_key_gets_msiexec_properties_and_never_the_secret(msi):
+    registry = table(msi, "Registry")
+    policy = {row["Name"]: row for row in registry if row["Key"] == POLICY_KEY}
+    assert set(policy) == {"collector_url", "enroll_secret_file"}
+    assert policy["collector_url"]["Value"] == "[COLLECTOR_URL]"
+    assert policy["enroll_secret_file"]["Value"] == "[ENROLL_SECRET_FILE]"
+    assert all(row["Root"] == "2" for row in registry)  # HKLM
+    assert not any("secret" in row["Name"] and "file" not in row["Name"] for row in registry)
+    assert not any("ENROLL_SECRET]" in row["Value"] for row in registry)
+    components = {row["Component"]: row for row in table(msi, "Component")}
+    for row in policy.values():
+        component = components[row["Component_"]]
+        # written only when msiexec was given the property: nothing overwrites what Group Policy set
+        assert component["Condition"] in ("COLLECTOR_URL", "ENROLL_SECRET_FILE")
+        assert f"[{component['Condition']}]" == row["Value"]
+        assert int(component["Attributes"]) & 256  # the 64-bit registry view, where the daemon reads
+    conditions = {row["Condition"]: row["Description"] for row in table(msi, "LaunchCondition")}
+    assert "NOT ENROLL_SECRET" in conditions and "ENROLL_SECRET_FILE" in conditions["NOT ENROLL_SECRET"]
+    secure = next(r["Value"] for r in table(msi, "Property") if r["Property"] == "SecureCustomProperties")
+    assert {"COLLECTOR_URL", "ENROLL_SECRET_FILE"} <= set(secure.split(";"))
+
+
+@needs_msitools
+def test_an_upgrade_without_the_properties_keeps_what_the_last_install_wrote(msi):
+    searches = {row["Signature_"]: row for row in table(msi, "RegLocator")}
+    app_search = {row["Property"]: row["Signature_"] for row in table(msi, "AppSearch")}
+    actions = {row["Action"]: row for row in table(msi, "CustomAction")}
+    sequence = {row["Action"]: row for row in table(msi, "InstallExecuteSequence")}
+    for prop in ("COLLECTOR_URL", "ENROLL_SECRET_FILE"):
+        locator = searches[app_search[f"PREVIOUS_{prop}"]]
+        assert locator["Key"] == wxs.REMEMBERED_KEY and locator["Root"] == "2"
+        assert int(locator["Type"]) & 16  # msidbLocatorType64bit
+        action = actions[f"Remember_{prop}"]
+        assert int(action["Type"]) & 0x3F == 51 and action["Source"] == prop  # set a property
+        assert action["Target"] == f"[PREVIOUS_{prop}]"
+        assert sequence[f"Remember_{prop}"]["Condition"] == f"NOT {prop} AND PREVIOUS_{prop}"
+        assert int(sequence["AppSearch"]["Sequence"]) < int(sequence[f"Remember_{prop}"]["Sequence"]) \
+            < int(sequence["CostFinalize"]["Sequence"])  # before component conditions are evaluated
+
+
+@needs_msitools
+def test_product_version_upgrade_code_and_major_upgrade(msi):
+    props = {row["Property"]: row["Value"] for row in table(msi, "Property")}
+    assert props["ProductVersion"] == "1.4.2"
+    assert props["UpgradeCode"] == "{6A0E5C39-2B8F-4C61-9D0B-5E0F4A7C2D18}"  # frozen: never changes
+    assert props["ProductCode"] == "{" + wxs.product_code("1.4.2") + "}"
+    assert props["ALLUSERS"] == "1"
+    upgrades = table(msi, "Upgrade")
+    assert {row["UpgradeCode"] for row in upgrades} == {props["UpgradeCode"]}
+    assert {row["ActionProperty"] for row in upgrades} == {"WIX_UPGRADE_DETECTED", "WIX_DOWNGRADE_DETECTED"}
+    assert "RemoveExistingProducts" in {row["Action"] for row in table(msi, "InstallExecuteSequence")}
+
+
+@needs_msitools
+def test_two_builds_of_the_same_folder_have_the_same_tables(built, tmp_path):
+    payload, _, paths = built
+    again = build(payload, tmp_path / "again", "1.4.2")
+    names = sorted(set(msiinfo("tables", str(paths[0])).split()) - {"_SummaryInformation", "_ForceCodepage"})
+    assert names == sorted(set(msiinfo("tables", str(again[0])).split()) - {"_SummaryInformation", "_ForceCodepage"})
+    for name in names:
+        assert msiinfo("export", str(paths[0]), name) == msiinfo("export", str(again[0]), name), name
+    assert again[1].read_bytes() == paths[1].read_bytes() and again[2].read_bytes() == paths[2].read_bytes()
+
+
+def test_a_new_version_keeps_the_components_and_the_upgrade_code(tmp_path):
+    payload = make_payload(tmp_path / "payload")
+    one, two = (ET.fromstring(wxs.wix_source(payload, v)) for v in ("1.4.2", "1.5.0"))
+    ns = {"w": wxs.WIX_NS}
+    assert one.find("w:Product", ns).get("UpgradeCode") == two.find("w:Product", ns).get("UpgradeCode")
+    assert one.find("w:Product", ns).get("Id") != two.find("w:Product", ns).get("Id")
+    guids = [{c.get("Id"): c.get("Guid") for c in doc.iter(f"{{{wxs.WIX_NS}}}Component")} for doc in (one, two)]
+    assert guids[0] == guids[1]
+
+
+@pytest.mark.parametrize(("version", "expected"), [("0.1.0", "0.1.0"), ("2.3", "2.3.0"), ("255.255.65535", None),
+                                                   ("0.1.0.dev1", None), ("1.0.0rc1", None), ("256.0.0", None)])
+def test_msi_version(version, expected):
+    if expected is None and version != "255.255.65535":
+        with pytest.raises(wxs.PayloadError, match="version"):
+            wxs.msi_version(version)
+    else:
+        assert wxs.msi_version(version) == (expected or version)
+
+
+def test_a_payload_the_msi_cannot_hold_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(BuildError, match="no agentroster.exe at the top"):
+        build(make_payload(tmp_path / "a", {"agentroster": b"\x7fELF"}), tmp_path / "out", "1.0.0")
+    linked = make_payload(tmp_path / "b")
+    (linked / "_internal" / "link.dll").symlink_to(linked / "python311.dll")
+    with pytest.raises(BuildError, match="link.dll is a symbolic link"):
+        build(linked, tmp_path / "out", "1.0.0")
+    odd = make_payload(tmp_path / "c", {**PAYLOAD_FILES, "_internal/naïve.txt": b"x"})
+    with pytest.raises(BuildError, match="must be ASCII"):
+        build(odd, tmp_path / "out", "1.0.0")
+    with pytest.raises(BuildError, match="not a folder"):
+        build(tmp_path / "missing", tmp_path / "out", "1.0.0")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_without_wixl_the_error_says_which_package_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BuildError, match="apt-get install wixl msitools"):
+        build(make_payload(tmp_path / "payload"), tmp_path / "out", "1.0.0")
+    assert msi_name("1.0") == "agentroster-1.0.0-x64.msi"
+
+
+def test_the_msi_and_the_daemon_agree_on_names():
+    assert wxs.POLICY_KEY == POLICY_KEY
+    assert wxs.DATA_DIR_SDDL == DATA_DIR_SDDL
+    assert wxs.SERVICE_NAME == winservice.SERVICE_NAME
+    assert set(wxs.POLICY_PROPERTIES.values()) <= {doc.name for doc in MANAGED_SETTINGS}
+    from endpoint.cli import _parser
+
+    args = _parser("daemon").parse_args(wxs.SERVICE_ARGUMENTS.split())
+    assert args.windows_service is True
+
+
+# -- ADMX / ADML -----------------------------------------------------------------------------------------
+
+NS = {"p": admx.NAMESPACE}
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> tuple[ET.Element, ET.Element]:
+    admx_path, adml_path = admx.write_templates(tmp_path_factory.mktemp("policy"))
+    return ET.parse(admx_path).getroot(), ET.parse(adml_path).getroot()
+
+
+def test_admx_has_one_machine_policy_per_managed_setting_but_the_secret(templates):
+    definitions, _ = templates
+    assert definitions.tag == f"{{{admx.NAMESPACE}}}policyDefinitions"
+    policies = definitions.findall("p:policies/p:policy", NS)
+    names = [p.get("name") for p in policies]
+    assert names == [doc.name for doc in MANAGED_SETTINGS if doc.name != "enroll_secret"]
+    assert "root" not in names  # not a managed setting
+    for policy in policies:
+        assert policy.get("class") == "Machine" and policy.get("key") == POLICY_KEY
+        assert policy.find("p:parentCategory", NS).get("ref") == admx.CATEGORY
+        assert policy.find("p:supportedOn", NS).get("ref") == admx.SUPPORTED
+        [element] = list(policy.find("p:elements", NS))
+        assert element.get("valueName") == policy.get("name")  # the name the daemon reads
+    kinds = {p.get("name"): p.find("p:elements", NS)[0].tag.split("}")[1] for p in policies}
+    assert kinds["process_interval_s"] == "decimal" and kinds["max_rss_mb"] == "decimal"
+    assert kinds["max_cpu_percent"] == "text" and kinds["spool_max_bytes"] == "text"
+    assert kinds["sensors"] == "multiText" and kinds["log_level"] == "enum"
+    assert kinds["collector_url"] == "text" and kinds["enroll_secret_file"] == "text"
+
+
+def test_every_string_and_presentation_the_admx_names_is_in_the_adml(templates):
+    definitions, resources = templates
+    strings = {s.get("id"): s.text for s in resources.findall("p:resources/p:stringTable/p:string", NS)}
+    presentations = {p.get("id"): p for p in resources.findall("p:resources/p:presentationTable/p:presentation", NS)}
+    referenced = []
+    for element in definitions.iter():
+        for attr in ("displayName", "explainText", "presentation"):
+            value = element.get(attr)
+            if value:
+                assert value.startswith("$(") and value.endswith(")"), value
+                kind, _, ident = value[2:-1].partition(".")
+                referenced.append((kind, ident))
+    assert referenced
+    for kind, ident in referenced:
+        assert ident in (strings if kind == "string" else presentations), f"{kind}.{ident}"
+        if kind == "string":
+            assert strings[ident].strip()
+    for policy in definitions.findall("p:policies/p:policy", NS):
+        presentation = presentations[policy.get("name")]
+        element_ids = {e.get("id") for e in policy.find("p:elements", NS)}
+        assert {c.get("refId") for c in presentation} == element_ids
+        doc = next(d for d in MANAGED_SETTINGS if d.name == policy.get("name"))
+        assert doc.summary in strings[f"{doc.name}_Explain"]
+
+
+# a value for each setting as Group Policy writes it (REG_DWORD for decimal, REG_SZ for text and enum,
+# REG_MULTI_SZ for multiText) and what the daemon makes of it
+GPO_VALUES: dict[str, tuple[object, object]] = {
+    "collector_url": ("https://agentroster.corp.example.com", "https://agentroster.corp.example.com"),
+    "enroll_secret_file": (r"C:\ProgramData\agentroster\enroll-secret", Path(r"C:\ProgramData\agentroster\enroll-secret")),
+    "ca_bundle": (r"C:\ProgramData\agentroster\corp-ca.pem", Path(r"C:\ProgramData\agentroster\corp-ca.pem")),
+    "data_dir": (r"D:\agentroster", Path(r"D:\agentroster")),
+    "process_interval_s": (7, 7.0),
+    "full_scan_interval_s": (7200, 7200.0),
+    "snapshot_interval_s": (43200, 43200.0),
+    "heartbeat_interval_s": (600, 600.0),
+    "report_interval_s": (30, 30.0),
+    "sensors": (["processes", "files"], frozenset({"processes", "files"})),
+    "max_cpu_percent": ("2.5", 2.5),
+    "max_rss_mb": (200, 200.0),
+    "spool_max_bytes": ("20MiB", 20 << 20),
+    "drain_reports_per_s": ("0.5", 0.5),
+    "log_level": ("debug", "debug"),
+}
+REG_TYPES = {"decimal": REG_DWORD, "text": REG_SZ, "enum": REG_SZ, "multiText": REG_MULTI_SZ}
+
+
+@pytest.mark.parametrize("doc", admx.policy_settings(), ids=lambda d: d.name)
+def test_each_policy_as_group_policy_writes_it_is_read_by_the_daemon(doc):
+    written, expected = GPO_VALUES[doc.name]
+    kind = admx.element_kind(doc)
+    if kind == "enum":
+        values = [item.find("p:value/p:string", NS).text
+                  for item in admx.admx().iter(f"{{{admx.NAMESPACE}}}item")]
+        assert written in values
+    registry = DictRegistry({POLICY_KEY: [(doc.name, written, REG_TYPES[kind])]})
+    settings, origins = load_settings({}, env={}, managed=WindowsManagedSource(registry), platform="windows")
+    assert getattr(settings, doc.name) == expected
+    assert origins[doc.name] == f"managed:HKLM\\{POLICY_KEY}"
+    if kind == "decimal":  # the bounds the template allows are ones the daemon takes
+        low, high = admx._decimal_bounds(doc)
+        for edge in (low, high):
+            edge_registry = DictRegistry({POLICY_KEY: [(doc.name, edge, REG_DWORD)]})
+            load_settings({}, env={}, managed=WindowsManagedSource(edge_registry), platform="windows")
+
+
+def test_every_sensor_and_none_through_multitext():
+    for lines, expected in ((["processes", "files", "network"], Settings().sensors), ([], frozenset())):
+        registry = DictRegistry({POLICY_KEY: [("sensors", lines, REG_MULTI_SZ)]})
+        settings, _ = load_settings({}, env={}, managed=WindowsManagedSource(registry), platform="windows")
+        assert settings.sensors == expected
+
+
+# -- the service wrapper ---------------------------------------------------------------------------------
+# pywin32 and the service manager exist on Windows only: ServiceHost and the real daemon run here, as the
+# service runs them (the daemon in one thread, the stop request from another).
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ran = threading.Event()
+        self.stopped = threading.Event()
+
+    def run(self) -> int:
+        self.ran.set()
+        self.stopped.wait(10)
+        return 0
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def test_a_stop_while_the_daemon_is_being_made_skips_its_run():
+    made = threading.Event()
+    go_on = threading.Event()
+    recorder = Recorder()
+
+    def make() -> Recorder:
+        made.set()
+        go_on.wait(10)
+        return recorder
+
+    host = winservice.ServiceHost(make)
+    thread = threading.Thread(target=host.run)
+    thread.start()
+    made.wait(10)
+    host.stop()  # the service manager's stop, before the daemon exists
+    go_on.set()
+    thread.join(10)
+    assert not thread.is_alive() and host.exit_code == 0 and not recorder.ran.is_set()
+
+
+def test_not_on_windows_the_flag_says_who_starts_it(capsys):
+    assert winservice.run_service(Settings()) == 2
+    assert "Windows service manager" in capsys.readouterr().err
+
+
+def test_the_service_log_is_a_rotated_file_in_the_data_dir(tmp_path):
+    handler = winservice.file_log_handler(tmp_path / "data")
+    try:
+        record = __import__("logging").LogRecord("agentroster.daemon", 20, __file__, 1, "watching %d homes", (3,), None)
+        handler.emit(record)
+    finally:
+        handler.close()
+    assert "watching 3 homes" in winservice.log_file(tmp_path / "data").read_text()
+
+
+def test_a_real_daemon_in_the_service_thread_stops_cleanly_on_a_stop_from_another_thread(tmp_path):
+    from endpoint.service.daemon import Daemon
+    from endpoint.service.status import read_status
+
+    home = tmp_path / "root" / "home" / "bob"
+    (home / ".cursor").mkdir(parents=True)
+    (home / ".cursor" / "mcp.json").write_text('{"mcpServers": {"fs": {"command": "npx"}}}')
+    settings, _ = load_settings({"data_dir": str(tmp_path / "data"), "root": str(tmp_path / "root")},
+                                env={"AGENTROSTER_SENSORS": "files"})
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    host = winservice.ServiceHost(lambda: Daemon(settings))
+    service_thread = threading.Thread(target=host.run, name="service")  # SvcDoRun's thread
+    service_thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "data").is_dir():
+        time.sleep(0.1)
+    time.sleep(2.0)  # into its loop
+    started = time.monotonic()
+    host.stop()  # SvcStop, on the service manager's thread: no signal involved
+    service_thread.join(timeout=30)
+    assert not service_thread.is_alive()
+    assert host.exit_code == 0
+    assert time.monotonic() - started < 20
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers  # run() outside the main thread left them
+    assert read_status(tmp_path / "data")["sightings"] >= 1
+
+
+# -- the workflow ----------------------------------------------------------------------------------------
+
+
+def test_the_windows_workflow_freezes_on_windows_and_builds_the_msi_on_linux():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "windows.yml").read_text())
+    jobs = workflow["jobs"]
+    freeze, msi = jobs["freeze"], jobs["msi"]
+    assert freeze["runs-on"] == "windows-latest"
+    assert msi["runs-on"].startswith("ubuntu") and msi["needs"] == "freeze"
+    freeze_steps = " ".join(str(s.get("run", "")) + str(s.get("with", "")) for s in freeze["steps"])
+    assert "3.11" in freeze_steps
+    assert "requirements/ci.lock" in freeze_steps and "--require-hashes" in freeze_steps
+    assert "python -m installers freeze" in freeze_steps
+    assert "signtool" in freeze_steps
+    sign = next(s for s in freeze["steps"] if "signtool" in str(s.get("run", "")))
+    assert "secrets" not in str(sign.get("run")) and "SIGN" in str(sign.get("if"))  # secrets via env only
+    uploads = [s for job in (freeze, msi) for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    downloads = [s for s in msi["steps"] if str(s.get("uses", "")).startswith("actions/download-artifact")]
+    assert len(uploads) == 2 and len(downloads) == 1
+    assert downloads[0]["with"]["name"] == uploads[0]["with"]["name"]
+    msi_steps = " ".join(str(s.get("run", "")) for s in msi["steps"])
+    assert "wixl" in msi_steps and "msitools" in msi_steps and "installers msi --payload" in msi_steps
+    assert ".msi" in uploads[1]["with"]["path"] and ".admx" in uploads[1]["with"]["path"]
+
