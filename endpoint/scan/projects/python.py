@@ -461,7 +461,7 @@ def _root(entries: list[tuple[str, str, str]], cwd: str, sites: list[str], venv:
         base = entries[0][1]
         if base in sites:
             return os.path.dirname(venv) if venv else os.path.dirname(entries[0][0])
-        if cwd and safeio.is_within(base, cwd):
+        if cwd and cwd != "/" and safeio.is_within(base, cwd):
             return cwd
         if os.path.basename(base) == "src":
             return os.path.dirname(base)
