@@ -1,0 +1,217 @@
+"""The frozen endpoint (installers.freeze) and the one entry point of the build (python -m installers).
+
+The folder is frozen once per session by PyInstaller (tests/installers/conftest.py), copied to a place
+of its own (as a package installs it, away from the repository and the venv), and run there with a
+PATH that holds no Python and no PYTHONPATH/PYTHONHOME: it must find the same sightings as the venv's
+`agentroster scan` on the same tmp home, hold nothing of the collector, the console or the dev tools,
+report contract.__version__, run `daemon --once` against a real collector on 127.0.0.1, and say that
+`server` and `console` are not in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from factories import build_homes
+from support import AGENTROSTER, TESTS
+
+import contract
+from installers import __main__ as entry
+from installers import freeze
+
+sys.path.append(str(TESTS / "console" / "server"))
+import servers
+
+FAKE_FINGERPRINT_KEY = "FAKE-fingerprint-key-0000"
+
+
+@pytest.fixture(scope="module")
+def installed(frozen_endpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The frozen folder copied under a tmp /opt: the executable in it."""
+    target = tmp_path_factory.mktemp("opt") / "agentroster"
+    shutil.copytree(frozen_endpoint, target, symlinks=True)
+    return target / freeze.EXECUTABLE
+
+
+@pytest.fixture(scope="module")
+def no_python_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment as a service manager gives one: no Python on the PATH, no Python variables."""
+    base = tmp_path_factory.mktemp("env")
+    (base / "bin").mkdir()
+    (base / "home").mkdir()
+    env = {"PATH": str(base / "bin"), "HOME": str(base / "home"), "LANG": "C.UTF-8",
+           "AGENTROSTER_CACHE_DIR": str(base / "cache"), "AGENTROSTER_FINGERPRINT_KEY": FAKE_FINGERPRINT_KEY}
+    assert shutil.which("python3", path=env["PATH"]) is None and shutil.which("python", path=env["PATH"]) is None
+    return env
+
+
+def run(argv: list[str | Path], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=env["HOME"], **kw)
+
+
+def _venv_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(HOME=str(tmp_path), AGENTROSTER_CACHE_DIR=str(tmp_path / "venv-cache"),
+               AGENTROSTER_FINGERPRINT_KEY=FAKE_FINGERPRINT_KEY)
+    return env
+
+
+def _comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """What a scan found, without when it ran (first and last seen are the scan's clock)."""
+    sightings = [{k: v for k, v in s.items() if k not in ("first_seen", "last_seen")} for s in document["sightings"]]
+    return {"sightings": sorted(sightings, key=lambda s: s["id"]),
+            "errors": sorted(document["errors"], key=lambda e: (e["where"], e["error"]))}
+
+
+def test_the_frozen_scan_finds_what_the_venv_scan_finds_with_no_python_on_the_path(
+        installed: Path, no_python_env: dict[str, str], tmp_path: Path) -> None:
+    manifest = build_homes(tmp_path / "machine", homes=4, seed=11)
+    frozen = run([installed, "scan", "--json", "--root", manifest.root], no_python_env)
+    assert frozen.returncode == 0, frozen.stderr
+    venv = run([AGENTROSTER, "scan", "--json", "--root", manifest.root], _venv_env(tmp_path))
+    assert venv.returncode == 0, venv.stderr
+    frozen_doc, venv_doc = json.loads(frozen.stdout), json.loads(venv.stdout)
+    assert frozen_doc["schema"] == "agentroster.scan/1"
+    assert len(frozen_doc["sightings"]) >= len(manifest.clients) > 0
+    assert any(c["fingerprint"] for s in frozen_doc["sightings"] for c in s["credentials"])  # the key was read
+    assert _comparable(frozen_doc) == _comparable(venv_doc)
+    # the second start reads the signatures cache the first one wrote (its key needs the deriving code's sources)
+    assert list(Path(no_python_env["AGENTROSTER_CACHE_DIR"]).glob("signatures-*.json"))
+
+
+def test_the_frozen_folder_is_the_endpoint_and_nothing_else(frozen_endpoint: Path) -> None:
+    names = freeze.bundled_modules(frozen_endpoint)
+    for needed in ("endpoint.cli", "endpoint.scan.run", "endpoint.service.daemon", "endpoint.service.status",
+                   "endpoint.service.registration.cli", "signatures.loader", "contract.validation", "pydantic",
+                   "pydantic_core", "yaml", "psutil", "watchdog.observers", "httpx", "sqlite3"):
+        assert needed in names, f"{needed} is missing from the frozen endpoint"
+    assert freeze.forbidden_in(frozen_endpoint) == []
+    internal = frozen_endpoint / "_internal"
+    assert sorted(p.name for p in (internal / "signatures" / "packs").glob("*.yaml")) == sorted(
+        p.name for p in (freeze.ROOT / "signatures" / "packs").glob("*.yaml"))
+    assert (internal / "contract" / "schema" / "scan-1.json").is_file()
+    if sys.platform.startswith("linux"):
+        assert "scapy" not in names  # Linux captures without it
+        assert not list(internal.glob("libpcap.so*"))  # the system's, a dependency of the .deb and .rpm
+
+
+def test_the_frozen_folder_is_named_and_reports_the_one_version(
+        frozen_endpoint: Path, installed: Path, no_python_env: dict[str, str]) -> None:
+    assert frozen_endpoint.name == f"agentroster-endpoint-{contract.__version__}-{freeze.os_name()}-{freeze.arch()}"
+    done = run([installed, "--version"], no_python_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"agentroster {contract.__version__}"
+
+
+def test_the_frozen_schema_and_signature_checks_answer_as_the_venv(
+        installed: Path, no_python_env: dict[str, str], tmp_path: Path) -> None:
+    frozen = run([installed, "schema"], no_python_env)
+    assert frozen.returncode == 0, frozen.stderr
+    assert json.loads(frozen.stdout) == json.loads((freeze.ROOT / "contract" / "schema" / "scan-1.json").read_text())
+    checked = run([installed, "signatures", "check"], no_python_env)
+    assert (checked.returncode, checked.stdout.strip()) == (0, "signatures: ok"), checked.stdout + checked.stderr
+    listed = run([installed, "signatures", "list"], no_python_env)
+    venv = run([AGENTROSTER, "signatures", "list"], _venv_env(tmp_path))
+    assert listed.returncode == 0 and listed.stdout == venv.stdout
+
+
+@pytest.mark.parametrize("command", ["server", "console"])
+def test_the_collector_and_the_console_say_they_are_not_in_the_endpoint_build(
+        installed: Path, no_python_env: dict[str, str], command: str) -> None:
+    done = run([installed, command, "run"], no_python_env)
+    assert done.returncode == 2
+    assert f"agentroster {command}: not part of the endpoint build" in done.stderr
+    assert f"pip install agentroster[{command}]" in done.stderr
+
+
+def test_the_frozen_daemon_enrolls_and_reports_once_to_a_real_collector(
+        installed: Path, no_python_env: dict[str, str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'collector.sqlite3'}"
+    tokens = servers.provision(url)
+    collector = servers.CollectorProcess(url, log=tmp_path / "server.log").start()
+    try:
+        secret = tmp_path / "enroll-secret"
+        secret.write_text(tokens["enroll_secret"])
+        secret.chmod(0o600)
+        machine = build_homes(tmp_path / "machine", homes=1, seed=3)
+        data = tmp_path / "data"
+        env = {**no_python_env, "AGENTROSTER_SENSORS": "files"}
+        done = run([installed, "daemon", "--once", "--collector", collector.base_url, "--enroll-secret-file", secret,
+                    "--data-dir", data, "--root", machine.root], env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        status = run([installed, "status", "--json", "--data-dir", data], env)
+        doc = json.loads(status.stdout)
+        assert doc["enrolled"] is True and doc["device"]["agentroster_version"] == contract.__version__, doc
+        agents = httpx.get(collector.base_url + "/api/v1/agents", params={"device": doc["device_id"], "limit": 500},
+                           headers={"authorization": f"Bearer {tokens['admin']}"}, timeout=30)
+        assert agents.status_code == 200, agents.text
+        scanned = json.loads(run([installed, "scan", "--json", "--no-processes", "--root", machine.root], env).stdout)
+        assert scanned["sightings"]
+        # the collector keys an agent by device (its own id): compare what each sighting is and whose
+        got, want = agents.json()["data"], scanned["sightings"]
+        assert sorted((s["name"], s["user"]) for s in got) == sorted((s["name"], s["user"]) for s in want)
+    finally:
+        collector.stop()
+
+
+# -- the entry point ---------------------------------------------------------------------------------
+
+
+def test_a_windows_or_macos_package_without_its_payload_says_where_to_get_one(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert entry.main(["msi", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the endpoint frozen on Windows" in err and "--payload DIR" in err
+    assert not list(tmp_path.iterdir())  # nothing frozen, nothing written
+
+
+def test_a_payload_of_another_os_is_refused_unless_asked_and_then_said(
+        frozen_endpoint: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert entry.payload_os(frozen_endpoint) == freeze.os_name()
+    other = "macos" if freeze.os_name() != "macos" else "msi"
+    assert entry.main([other, "--payload", str(frozen_endpoint), "--out", str(tmp_path)]) == 2
+    assert "--foreign-payload" in capsys.readouterr().err
+    entry.main([other, "--payload", str(frozen_endpoint), "--foreign-payload", "--out", str(tmp_path)])
+    assert "NOT a" in capsys.readouterr().err
+
+
+def test_a_payload_that_is_not_a_frozen_folder_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert entry.main(["deb", "--payload", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no agentroster or agentroster.exe in it" in capsys.readouterr().err
+    windows = tmp_path / "windows"
+    windows.mkdir()
+    (windows / "agentroster.exe").write_bytes(b"MZ\x90\x00" + bytes(60))
+    assert entry.payload_os(windows) == "windows"
+
+
+def test_a_format_whose_wrapper_is_missing_says_it_is_not_available_yet(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], frozen_endpoint: Path,
+        tmp_path: Path) -> None:
+    # The four wrappers exist in this checkout: point one format at a module that does not, as a
+    # checkout before its wrapper landed would be.
+    monkeypatch.setitem(entry.FORMATS, "deb", ("installers.nowhere.deb", "linux"))
+    assert entry.main(["deb", "--payload", str(frozen_endpoint), "--out", str(tmp_path)]) == 2
+    assert "not available yet (installers/nowhere/deb.py is not in this checkout)" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed (apt install dpkg)")
+def test_the_deb_wraps_the_payload_under_the_one_version(
+        frozen_endpoint: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    if freeze.os_name() != "linux":
+        pytest.skip("a .deb wraps a Linux payload")
+    assert entry.main(["deb", "--payload", str(frozen_endpoint), "--out", str(tmp_path)]) == 0
+    built = [Path(line) for line in capsys.readouterr().out.split()]
+    assert len(built) == 1 and built[0].is_file() and f"_{contract.__version__}_" in built[0].name
+    fields = subprocess.run(["dpkg-deb", "--field", str(built[0]), "Version"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert fields.startswith(contract.__version__)
