@@ -214,14 +214,16 @@ def plans(url: str, sample: dict[str, Any]) -> None:
     db = Database(url, pool_size=1)
     seen: list[tuple[str, Any]] = []
     event.listen(db.engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: seen.append((sql, params)))
-    base = {"type": None, "flag": None, "governed": None, "device": None, "user": None, "provider": None,
-            "signature": None, "q": None, "parent": None, "count": None, "state": "present", "owner": None, "triage_state": None,
-            "include_hidden": False, "sort": "last_seen", "order": "desc", "limit": 100, "cursor": None}
+    from console.server.roster import RosterFilter
+
+    base = {"sort": "last_seen", "order": "desc", "limit": 100, "cursor": None, "count": None}
     with Session(db.engine) as session:
-        for params in ({}, {"flag": "unregistered"}, {"governed": False}, {"owner": sample["owner"]},
+        for params in ({}, {"flag": ["unregistered"]}, {"governed": False}, {"owner": sample["owner"]},
                        {"triage_state": "approved"}, {"q": "ws-0042"}, {"q": "aider"}, {"sort": "name", "order": "asc"}):
             seen.clear()
-            agents.list_agents(session, None, **{**base, **params})  # type: ignore[arg-type]
+            paging = {k: params.get(k, v) for k, v in base.items()}
+            f = RosterFilter(**{k: v for k, v in params.items() if k not in base})
+            agents.list_agents(session, None, f, **paging)  # type: ignore[arg-type]
             for sql, bound in [(sql, bound) for sql, bound in seen if sql.startswith("SELECT")]:
                 plan = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, bound).all()
                 print(f"  plan {params} {' '.join(sql.split())[:40]}...: " + " | ".join(str(r[-1]) for r in plan))

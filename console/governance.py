@@ -29,6 +29,28 @@ EXPLANATIONS: dict[str, str] = FLAG_MEANINGS
 
 RegistrationStatus = Literal["pending", "approved"]
 
+#: How much each flag adds to a sighting's risk score (0-100: the weights add up to 100, so a sighting
+#: carrying every flag scores 100). What can leak or do damage now weighs most: a key in clear text, a
+#: personal key the organisation cannot rotate, an agent acting without a human, tools that reach a shell
+#: or a database; then what is outside what the organisation agreed to; least, what only awaits paperwork.
+#:
+#: | flag | weight | why |
+#: |---|---|---|
+#: | plaintext_secret | 25 | a credential anyone reading the file can take |
+#: | personal_credential | 20 | a key the organisation neither issued nor can revoke |
+#: | autonomous | 15 | acts without a human approving each step |
+#: | broad_tools | 15 | reaches a shell, the whole disk, a browser or a database |
+#: | drift | 10 | does more than was approved |
+#: | remote_tool_server | 5 | sends work to a tool server outside the organisation |
+#: | unsanctioned_provider | 5 | sends prompts to a provider not on the allow-list |
+#: | unregistered | 4 | nobody answers for it yet |
+#: | pending | 1 | registered, awaiting an admin |
+RISK_WEIGHTS: dict[str, int] = {
+    "plaintext_secret": 25, "personal_credential": 20, "autonomous": 15, "broad_tools": 15, "drift": 10,
+    "remote_tool_server": 5, "unsanctioned_provider": 5, "unregistered": 4, "pending": 1,
+}  # fmt: skip
+RISK_MAX = sum(RISK_WEIGHTS.values())
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -142,6 +164,32 @@ def _drift(providers: list[str], tools: list[str], autonomous: bool, standing: S
             gaps.append("runs autonomously, " + ("declared supervised" if beyond == "not declared"
                                                  else "was supervised when approved"))
     return list(dict.fromkeys(gaps))
+
+
+def risk_of(flags: Iterable[str]) -> int:
+    """A sighting's risk score, 0-100: the sum of its flags' weights (``RISK_WEIGHTS``)."""
+    return sum(RISK_WEIGHTS.get(f, 0) for f in set(flags))
+
+
+def risk_reasons(flags: Iterable[str]) -> list[tuple[str, int]]:
+    """The flags that make up a sighting's risk score, heaviest first: ``[(flag, weight), ...]``."""
+    weighed = [(f, RISK_WEIGHTS[f]) for f in set(flags) if f in RISK_WEIGHTS]
+    return sorted(weighed, key=lambda fw: (-fw[1], fw[0]))
+
+
+def reach_of(providers: Iterable[str], mcp_servers: Iterable[Mapping[str, object]]) -> str:
+    """What free text finds a sighting by beyond its name: the providers it calls and its MCP servers'
+    names, commands and arguments (already scrubbed of credentials), lower-cased, one space apart."""
+    words: list[str] = list(providers)
+    for server in mcp_servers:
+        for key in ("name", "command", "url"):
+            value = server.get(key)
+            if isinstance(value, str) and value:
+                words.append(value)
+        args = server.get("args")
+        if isinstance(args, list):
+            words += [a for a in args if isinstance(a, str) and a]
+    return " ".join(dict.fromkeys(w.lower() for w in words))[:4000]
 
 
 def explain(flag: str) -> str:

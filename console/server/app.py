@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import contract
-from console.server import search, trend
+from console.server import messages, search, trend
 from console.server.db import Database, migrate
 from console.server.deps import State
 from console.server.limits import BodyLimit, RateLimiter
@@ -32,6 +32,7 @@ from console.server.routes import (
     agents,
     devices,
     enroll,
+    fleet,
     health,
     me,
     overview,
@@ -81,7 +82,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                                 enroll_limiter=RateLimiter(settings.enroll_rate_per_second, settings.enroll_burst),
                                 failure_limiter=RateLimiter(settings.auth_failure_rate_per_second,
                                                             settings.auth_failure_burst))
-    for router in (enroll.router, reports.router, agents.router, devices.router, overview.router,
+    for router in (enroll.router, reports.router, fleet.router, agents.router, devices.router, overview.router,
                    policy.router, admin.router, health.router, triage.router, registrations.router, me.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, report_path=f"{API}/reports", report_limit=settings.max_report_bytes,
@@ -132,7 +133,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": {"reason": "invalid_json"}}, 400)
     shown = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
              for e in errors[:MAX_ERRORS_SHOWN]]
-    return JSONResponse({"detail": {"reason": "invalid_request", "errors": shown, "error_count": len(errors)}}, 422)
+    return JSONResponse({"detail": {"reason": "invalid_request", "message": messages.sentence(errors),
+                                    "errors": shown, "error_count": len(errors)}}, 422)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -40,8 +40,8 @@ _COLUMNS = tuple(c.name for c in T.columns)
 # What an update of a present sighting writes when none of its indexed columns moved but last_seen: it
 # leaves every other index alone (SQLite rewrites only the indexes of the columns it sets).
 _REFRESH = ("last_seen", "detail", "section_checksums", "updated_at", "touched", "vendor", "running", "parent", "flags",
-            "providers", "fingerprints")
-_INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed")
+            "providers", "fingerprints", "servers", "reach")
+_INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed", "risk")
 _UPSERT_KEEP = ("device_id", "id", "recorded_at")  # what an upsert leaves as it was
 _REFRESH_KEYS = ("device_id", "id", *_REFRESH)
 _core_of, _indexed_of, _refresh_of = itemgetter(*CORE), itemgetter(*_INDEXED), itemgetter(*_REFRESH_KEYS)
@@ -57,7 +57,8 @@ _SQL = {
     "past_epoch": "SELECT last_seq FROM report_epoch WHERE device_id = :device_id AND epoch = :epoch",
     "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints, risky_tools "
               "FROM policy WHERE id = 1",
-    "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, section_checksums, gone, first_seen, governed "
+    "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, section_checksums, gone, first_seen, governed, "
+             "risk "
              "FROM sighting WHERE device_id = :device_id AND id IN {ids}",
     "upsert": f"INSERT INTO sighting ({', '.join(map(_q, _COLUMNS))}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
               f"ON CONFLICT (device_id, id) DO UPDATE SET "
@@ -182,7 +183,7 @@ def load_policy(cur: _Cursor) -> governance.Policy:
 _DEVICE_FIELDS = ("id", "host_identifier", "key_salt", "key_hash", "revoked_at", "epoch", "seq", "applied",
                   "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version", "snapshot_from")
 _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
-_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed")
+_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed", "risk")
 
 
 def apply_report(conn: Connection, presented: auth.Presented, report: Mapping[str, Any],
@@ -363,7 +364,7 @@ def recompute_governance(conn: Connection, policy: governance.Policy, batch: int
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
                 updates.append({"d": device_id, "s": sid, "g": verdict.governed, "f": new_flags,
-                                **({"dt": recorded} if recorded else {})})
+                                "r": governance.risk_of(verdict.flags), **({"dt": recorded} if recorded else {})})
                 tags[(device_id, sid)] = ingest.tags_of(verdict.flags, providers_list)
         if updates:
             triage.write_verdicts(conn, updates, tags)

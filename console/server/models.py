@@ -33,7 +33,7 @@ from contract.validation import (
 )
 
 #: the columns the agent list sorts on; each has an index (column, device_id, id) for keyset paging
-SORT_COLUMNS = ("name", "type", "user", "hostname", "last_seen", "first_seen", "confidence")
+SORT_COLUMNS = ("name", "type", "user", "hostname", "last_seen", "first_seen", "confidence", "risk")
 
 Role = Literal["admin", "viewer"]
 TriageKind = Literal["approve", "assign_owner", "request_registration", "false_positive", "note"]
@@ -142,7 +142,11 @@ class Sighting(SightingBase, table=True):
         *(Index(f"ix_sighting_sort_{c}", c, "device_id", "id") for c in SORT_COLUMNS),
         # covers the roster's counts and the overview (present, governed, per device, per type, new), so
         # that they read an index instead of the wide rows
-        Index("ix_sighting_roster", "gone", "governed", "device_id", "id", "hostname", "type", "recorded_at"),
+        Index("ix_sighting_roster", "gone", "governed", "device_id", "id", "hostname", "type", "recorded_at",
+              "risk"),
+        # covers the fleet by kind (one row per signature): what it counts, without the wide rows
+        Index("ix_sighting_fleet", "gone", "signature", "type", "governed", "device_id", "user", "servers", "risk",
+              "flags"),
     )
 
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=32)
@@ -161,6 +165,9 @@ class Sighting(SightingBase, table=True):
     gone: bool = False
     gone_at: float | None = None
     touched: int = 0  # the device's applied-report count when a report last carried it
+    risk: int = 0  # governance.risk_of(flags): 0-100, kept with the flags so that sorting on it has an index
+    servers: int = 0  # how many MCP servers its configs declare
+    reach: str = Field(default="", sa_type=Text)  # governance.reach_of: providers and MCP servers, for free text
 
 
 class SightingTag(SQLModel, table=True):
@@ -213,6 +220,17 @@ class SightingPublic(SightingBase):
     gone: bool
     owner: str | None = None
     triage_state: TriageState = "new"
+    risk: int = 0  # 0-100, the weights of its flags (console.governance.RISK_WEIGHTS)
+    servers: int = 0  # the MCP servers its configs declare
+
+
+class RiskReason(SQLModel):
+    """One flag's part of a sighting's risk: its weight, what it means and what to do."""
+
+    flag: str
+    weight: int
+    meaning: str
+    next_step: str
 
 
 class SightingDetail(SightingPublic):
@@ -226,6 +244,7 @@ class SightingDetail(SightingPublic):
     actions: list["TriageActionPublic"]  # newest first
     registration: "RegistrationPublic | None"  # the newest, whatever its status
     reasons: dict[str, str]  # collector flag -> one line about this sighting ("calls openai, not declared")
+    risk_reasons: list[RiskReason] = []  # the flags that make up ``risk``, heaviest first
 
 
 class SightingsPublic(SQLModel):
@@ -298,6 +317,36 @@ class TriageAction(SQLModel, table=True):
     at: float
     owner: str | None = Field(default=None, max_length=256)
     note: str | None = Field(default=None, sa_type=Text)
+    batch_id: int | None = None  # the TriageBatch it was part of
+
+
+class TriageBatch(SQLModel, table=True):
+    """One admin action as the audit log keeps it: on one sighting, a list or a whole filter, with how many
+    sightings it changed; ``undone_at`` once undone."""
+
+    __tablename__ = "triage_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    action: str = Field(max_length=32)
+    actor: str = Field(max_length=128)
+    at: float
+    count: int
+    owner: str | None = Field(default=None, max_length=256)
+    note: str | None = Field(default=None, sa_type=Text)
+    filter: str = Field(default="", sa_type=Text)  # JSON of the roster filter it was applied to, or ""
+    undone_at: float | None = None
+    undone_by: str | None = Field(default=None, max_length=128)
+
+
+class TriageUndo(SQLModel, table=True):
+    """A sighting's triage before a batch changed it (``previous``: the row as JSON, "" when it had none)."""
+
+    __tablename__ = "triage_undo"
+
+    batch_id: int = Field(primary_key=True)
+    device_id: str = Field(primary_key=True, max_length=32)
+    sighting_id: str = Field(primary_key=True)
+    previous: str = Field(default="", sa_type=Text)
 
 
 class TriageActionPublic(SQLModel):
@@ -309,11 +358,41 @@ class TriageActionPublic(SQLModel):
     at: datetime
     owner: str | None
     note: str | None
+    batch_id: int | None = None
 
 
 class TriageApplied(SQLModel):
     applied: int
     actions: list[TriageActionPublic]
+    action_id: int | None = None  # the batch: ``POST /agents/actions/undo`` undoes it
+
+
+class TriageBatchPublic(SQLModel):
+    id: int
+    action: str
+    actor: str
+    at: datetime
+    count: int
+    owner: str | None
+    note: str | None
+    filter: dict[str, object] | None
+    undone_at: datetime | None
+    undone_by: str | None
+
+
+class TriageFilterApplied(SQLModel):
+    """What an action on a whole filter did (or, ``dry_run``, would do)."""
+
+    count: int  # the sightings the filter matches (and the action was applied to)
+    dry_run: bool
+    action_id: int | None  # the batch, for the audit log and undo; null on a dry run
+    message: str  # a sentence for the person who asked
+
+
+class TriageUndone(SQLModel):
+    action_id: int
+    restored: int  # sightings put back to their triage before the action
+    message: str
 
 
 # -- registrations ----------------------------------------------------------------------------------
@@ -412,6 +491,67 @@ class PolicyUpdate(PolicyBase):
 class PolicyPublic(PolicyBase):
     version: int
     updated_at: datetime | None
+
+
+class PolicyVersion(PolicyBase, table=True):
+    """Every version of the policy as it was saved, with who saved it and what changed."""
+
+    __tablename__ = "policy_version"
+
+    version: int = Field(primary_key=True)
+    at: float
+    actor: str = Field(default="", max_length=128)
+    changes: str = Field(default="", sa_type=Text)  # one line per change ("sanctioned signature claude-code")
+
+
+class PolicyVersionPublic(PolicyBase):
+    version: int
+    at: datetime
+    actor: str
+    changes: list[str]
+
+
+class PolicyVersionsPublic(SQLModel):
+    data: list[PolicyVersionPublic]
+    count: int
+
+
+class PolicyChange(PolicyUpdate):
+    """A new policy; ``cover_servers``: also sanction the MCP servers declared in the configs of each
+    signature it newly sanctions (their tool-server signatures), so that they are not left ungoverned."""
+
+    cover_servers: bool = False
+
+
+class PolicyChoice(SQLModel):
+    id: str
+    name: str = ""
+    type: str = ""
+    sightings: int
+    devices: int = 0
+    sanctioned: bool
+
+
+class PolicyChoices(SQLModel):
+    """What the fleet reports that a policy can name, most seen first."""
+
+    signatures: list[PolicyChoice]
+    providers: list[PolicyChoice]
+    fingerprints: list[PolicyChoice]
+
+
+class PolicyPreview(SQLModel):
+    """What a policy would change, before it is saved."""
+
+    considered: int  # the sightings the change can concern (its signatures, providers, keys, tools)
+    governed_before: int
+    governs: int  # governed afterwards, among those considered
+    ungoverned: int  # left ungoverned among those considered
+    ungoverned_because: dict[str, int]  # flag -> how many of those left ungoverned carry it
+    newly_governed: int
+    no_longer_governed: int
+    covered_servers: list[str]  # tool-server signatures ``cover_servers`` would add
+    message: str  # "governs 3,412, leaves 336 ungoverned because of drift"
 
 
 # -- admin tokens and the enroll secret -------------------------------------------------------------
@@ -518,6 +658,43 @@ class TrendPoint(SQLModel):
     ungoverned: int
 
 
+class RiskyAgent(SQLModel):
+    device_id: str
+    id: str
+    name: str
+    type: str
+    hostname: str
+    user: str | None
+    risk: int
+    flags: list[str]
+
+
+class FleetRow(SQLModel):
+    """One kind of agent in the fleet: a signature, or (``signature`` null) the agents no signature matched,
+    one row per type the collector gave them by behaviour."""
+
+    key: str  # the signature, or "unknown:<type>"
+    signature: str | None
+    name: str
+    type: str
+    sightings: int
+    devices: int
+    users: int
+    ungoverned: int
+    flags: dict[str, int]  # flag -> sightings carrying it
+    mcp_servers: int  # MCP servers their configs declare, over all its sightings (0 for tool servers)
+    max_risk: int
+    filter: dict[str, str | list[str]]  # GET /agents query parameters listing exactly these (lists: repeat)
+
+
+class FleetPublic(SQLModel):
+    agents: list[FleetRow]
+    tool_servers: list[FleetRow]
+    sightings: int  # over every row
+    agent_sightings: int
+    tool_server_sightings: int
+
+
 class OverviewPublic(SQLModel):
     sightings: int
     devices: int
@@ -529,6 +706,13 @@ class OverviewPublic(SQLModel):
     top_providers: list[CountBy]
     top_ungoverned_devices: list[DeviceCount]
     trend: list[TrendPoint] = []  # one point per hour over the last 30 days, oldest first
+    agents: int = 0  # present sightings that are not tool servers
+    tool_servers: int = 0
+    riskiest: list[RiskyAgent] = []  # the riskiest agents (tool servers apart), highest first
+    new_since: datetime | None = None  # ``since`` as asked, else a day ago
+    new_agents: int = 0  # agents first recorded since then
+    new_tool_servers: int = 0
+    by_flag: list[CountBy] = []  # present sightings per flag, most first
 
 
 SightingDetail.model_rebuild()  # its actions and registration are defined further down

@@ -29,6 +29,8 @@ from console.server.models import (
     SightingTriage,
     TriageAction,
     TriageActionCreate,
+    TriageBatch,
+    TriageUndo,
 )
 
 Key = tuple[str, str]  # (device_id, sighting_id)
@@ -38,6 +40,8 @@ G = SightingTag.__table__  # type: ignore[attr-defined]
 T = SightingTriage.__table__  # type: ignore[attr-defined]
 A = TriageAction.__table__  # type: ignore[attr-defined]
 R = Registration.__table__  # type: ignore[attr-defined]
+B = TriageBatch.__table__  # type: ignore[attr-defined]
+U = TriageUndo.__table__  # type: ignore[attr-defined]
 _CHUNK = 500
 
 #: the state each action leaves a sighting in (None: the state does not change)
@@ -125,6 +129,7 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
         verdict = governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
                                     policy, standing, governance.tools_of(servers), _risky(servers, policy))
         row["governed"], row["flags"] = verdict.governed, orjson.dumps(verdict.flags).decode()
+        row["risk"] = governance.risk_of(verdict.flags)
         tags[row["id"]] = tags_of(verdict.flags, providers)
 
 
@@ -151,7 +156,7 @@ def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | 
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
                 updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,
-                                **({"dt": recorded} if recorded else {})})
+                                "r": governance.risk_of(verdict.flags), **({"dt": recorded} if recorded else {})})
                 tags[(d, s)] = tags_of(verdict.flags, providers_list)
         write_verdicts(conn, updates, tags)
         changed += len(updates)
@@ -185,14 +190,14 @@ def _risky(servers: list[dict[str, Any]], policy: governance.Policy) -> list[str
 
 
 def write_verdicts(conn: Connection, updates: list[dict[str, Any]], tags: dict[Key, list[tuple[str, str]]]) -> None:
-    """Store re-assessed sightings (``d``, ``s``, ``g``overned, ``f``lags, and ``dt``, the detail, where it
-    gains the device's flags) and replace their tags."""
+    """Store re-assessed sightings (``d``, ``s``, ``g``overned, ``f``lags, ``r``isk, and ``dt``, the detail,
+    where it gains the device's flags) and replace their tags."""
     if not updates:
         return
     for with_detail in (False, True):
         batch = [u for u in updates if ("dt" in u) == with_detail]
         if batch:
-            values: dict[str, Any] = {"governed": bindparam("g"), "flags": bindparam("f")}
+            values: dict[str, Any] = {"governed": bindparam("g"), "flags": bindparam("f"), "risk": bindparam("r")}
             if with_detail:
                 values["detail"] = bindparam("dt")
             conn.execute(update(S).where(S.c.device_id == bindparam("d"), S.c.id == bindparam("s")).values(**values),
@@ -224,24 +229,45 @@ def existing(conn: Connection, keys: Sequence[Key]) -> set[Key]:
     return found
 
 
+def open_batch(conn: Connection, body: TriageActionCreate, actor: str, count: int, now: float,
+               filter_json: str = "") -> int:
+    """The audit row of one admin action (on one sighting, a list, or a filter); returns its id."""
+    return int(conn.execute(insert(B).values(action=body.action, actor=actor, at=now, count=count, owner=body.owner,
+                                             note=body.note, filter=filter_json).returning(B.c.id)).scalar_one())
+
+
+def count_batch(conn: Connection, batch_id: int, count: int) -> None:
+    conn.execute(update(B).where(B.c.id == batch_id).values(count=count))
+
+
 def apply_actions(conn: Connection, keys: Sequence[Key], body: TriageActionCreate, actor: str,
-                  now: float | None = None) -> list[dict[str, Any]]:
+                  now: float | None = None, batch_id: int | None = None, checked: bool = False,
+                  ) -> list[dict[str, Any]]:
     """Record one action on every sighting in ``keys`` and apply its effect; all or nothing: an unknown
-    sighting raises TriageError before anything is written (the caller's transaction rolls back)."""
+    sighting raises TriageError before anything is written (the caller's transaction rolls back).
+
+    Each sighting's triage before it is kept under ``batch_id`` (a new batch unless given) for an undo.
+    ``checked``: the keys were just read from the store in this transaction (an action on a filter)."""
     now = time.time() if now is None else now
     keys = list(dict.fromkeys(keys))
-    known = existing(conn, keys)
-    missing = [k for k in keys if k not in known]
-    if missing:
-        raise TriageError(404, "sighting_not_found", device_id=missing[0][0], sighting_id=missing[0][1],
-                          unknown=len(missing))
+    if not checked:
+        known = existing(conn, keys)
+        missing = [k for k in keys if k not in known]
+        if missing:
+            raise TriageError(404, "sighting_not_found", device_id=missing[0][0], sighting_id=missing[0][1],
+                              unknown=len(missing))
+    if batch_id is None:
+        batch_id = open_batch(conn, body, actor, len(keys), now)
     state = STATE_AFTER[body.action]
     triage = _triage_rows(conn, keys)
     approvals = _observed(conn, keys) if body.action == "approve" else {}
+    conn.execute(insert(U), [{"batch_id": batch_id, "device_id": d, "sighting_id": s,
+                              "previous": orjson.dumps(_undoable(triage[(d, s)])).decode() if (d, s) in triage else ""}
+                             for d, s in keys])
     rows = []
     for key in keys:
-        row = triage.get(key) or {"device_id": key[0], "sighting_id": key[1], "state": "new", "owner": None,
-                                  "approval": "", "registration": ""}
+        row = dict(triage.get(key) or {"device_id": key[0], "sighting_id": key[1], "state": "new", "owner": None,
+                                       "approval": "", "registration": ""})
         if state is not None:
             row["state"] = state
             row["approval"] = approvals.get(key, "")  # any other decision withdraws an approval
@@ -252,9 +278,64 @@ def apply_actions(conn: Connection, keys: Sequence[Key], body: TriageActionCreat
     if state is not None:
         reassess(conn, keys)
     records = [{"device_id": d, "sighting_id": s, "action": body.action, "actor": actor, "at": now,
-                "owner": body.owner, "note": body.note} for d, s in keys]
+                "owner": body.owner, "note": body.note, "batch_id": batch_id} for d, s in keys]
     ids = _insert_actions(conn, records)
     return [{"id": i, **r} for i, r in zip(ids, records, strict=True)]
+
+
+def _undoable(row: dict[str, Any]) -> dict[str, Any]:
+    """What an undo puts back: the decision (state, owner, approval), never a registration an employee made."""
+    return {"state": row["state"], "owner": row["owner"], "approval": row["approval"]}
+
+
+def last_batch(conn: Connection) -> dict[str, Any] | None:
+    """The newest action not undone yet."""
+    row = conn.execute(select(B).where(B.c.undone_at.is_(None)).order_by(B.c.id.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
+def undo(conn: Connection, actor: str, action_id: int | None = None, now: float | None = None) -> tuple[int, int]:
+    """Undo the newest action (``action_id``, when given, must be it): each sighting it changed gets back
+    its triage from before (state, owner, approval) and is re-assessed. Returns (action id, sightings)."""
+    now = time.time() if now is None else now
+    batch = last_batch(conn)
+    if batch is None:
+        raise TriageError(409, "nothing_to_undo", message="There is no triage action left to undo.")
+    if action_id is not None and action_id != batch["id"]:
+        raise TriageError(409, "not_the_last_action", action_id=action_id, last_action_id=batch["id"],
+                          message=f"Only the last action (#{batch['id']}) can be undone; action #{action_id} "
+                                  "was followed by others or was undone already.")
+    restored = 0
+    last: Key = ("", "")
+    while True:
+        chunk = [(d, s, p) for d, s, p in conn.execute(
+            select(U.c.device_id, U.c.sighting_id, U.c.previous)
+            .where(U.c.batch_id == batch["id"], tuple_(U.c.device_id, U.c.sighting_id) > tuple_(*last))
+            .order_by(U.c.device_id, U.c.sighting_id).limit(_CHUNK))]
+        if not chunk:
+            break
+        keys = [(d, s) for d, s, _ in chunk]
+        current = _triage_rows(conn, keys)
+        rows = []
+        for d, s, previous in chunk:
+            before = orjson.loads(previous) if previous else {"state": "new", "owner": None, "approval": ""}
+            row = dict(current.get((d, s)) or {"device_id": d, "sighting_id": s, "registration": ""})
+            row.update(before, updated_at=now)
+            rows.append(row)
+        upsert_triage(conn, rows)
+        reassess(conn, [k for k in keys if k in existing(conn, keys)])
+        _insert_actions(conn, [{"device_id": d, "sighting_id": s, "action": "undo", "actor": actor, "at": now,
+                                "owner": None, "note": f"undid action #{batch['id']} ({batch['action']})",
+                                "batch_id": batch["id"]} for d, s in keys])
+        restored += len(chunk)
+        last = keys[-1]
+    conn.execute(update(B).where(B.c.id == batch["id"]).values(undone_at=now, undone_by=actor))
+    return int(batch["id"]), restored
+
+
+def batches(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest actions, as the audit log lists them."""
+    return [dict(r) for r in conn.execute(select(B).order_by(B.c.id.desc()).limit(limit)).mappings()]
 
 
 def _insert_actions(conn: Connection, records: list[dict[str, Any]]) -> list[int]:

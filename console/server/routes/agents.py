@@ -14,68 +14,82 @@ device_id, id), each with its index, so page 1,000 costs what page 1 costs.
 
 import base64
 import binascii
-from collections.abc import Callable
 from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Query
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlmodel import col
 
 from console import governance
-from console.server import search, triage
+from console.server import roster, triage
 from console.server.deps import Caller, SessionDep, refuse
 from console.server.models import (
     Registration,
+    RiskReason,
     Sighting,
     SightingDetail,
     SightingHistory,
     SightingHistoryPublic,
     SightingPublic,
     SightingsPublic,
-    SightingTag,
     SightingTriage,
     TriageState,
     iso,
 )
-from console.server.planning import unindexed
 from console.server.routes import API, registrations
 from console.server.routes import triage as triage_routes
-from contract.scan import Flag, SightingType
+from contract.scan import FLAG_NEXT_STEPS
 
 router = APIRouter(prefix=API, tags=["agents"])
 
-SortKey = Literal["name", "type", "user", "device", "last_seen", "first_seen", "confidence"]
-_SORT_COLUMN = {"name": "name", "type": "type", "user": "user", "device": "hostname", "last_seen": "last_seen",
-                "first_seen": "first_seen", "confidence": "confidence"}  # fmt: skip
+#: sort keys (``-key``: descending) -> the sighting's column; each has an index (column, device_id, id)
+_SORT_COLUMN = {"name": "name", "type": "type", "user": "user", "device": "hostname", "hostname": "hostname",
+                "last_seen": "last_seen", "first_seen": "first_seen", "confidence": "confidence", "risk": "risk"}  # fmt: skip
+#: roster columns that have no sort of their own, and what to do instead
+_UNSORTABLE = {
+    "flags": "sort by risk, which weighs the flags, or filter on a flag",
+    "governed": "filter on governed=true or governed=false instead",
+    "providers": "filter on a provider instead",
+    "provider": "filter on a provider instead",
+    "signature": "sort by name, or filter on a signature",
+    "owner": "filter on an owner instead",
+    "triage_state": "filter on a triage state instead",
+    "vendor": "sort by name instead",
+    "running": "sort by last_seen instead",
+    "servers": "sort by risk instead",
+    "recorded_at": "sort by first_seen instead",
+}  # fmt: skip
+NUMERIC_SORTS = ("last_seen", "first_seen", "confidence", "risk")
 MAX_LIMIT = 500
 HISTORY_SHOWN = 200
-_TRIAGE = SightingTriage.__table__  # type: ignore[attr-defined]
 ACTIONS_SHOWN = 200
-NO_NUL = r"^[^\x00]*$"  # neither PostgreSQL text nor an FTS5 query can hold a NUL
-Text = Annotated[str | None, Query(max_length=256, pattern=NO_NUL)]
+NO_NUL = roster.NO_NUL
 
 
-@router.get("/agents")
+def sort_of(sort: str, order: Literal["asc", "desc"]) -> tuple[str, Literal["asc", "desc"]]:
+    """The sort key and order asked for (``-risk`` is risk, descending); 400 with a sentence otherwise."""
+    key = sort[1:] if sort.startswith("-") else sort
+    if sort.startswith("-"):
+        order = "desc"
+    elif sort.startswith("+"):
+        key, order = sort[1:], "asc"
+    if key in _SORT_COLUMN:
+        return key, order
+    if key in _UNSORTABLE:
+        raise refuse(400, "unsortable", sort=key,
+                     message=f"The roster cannot be sorted by {key}: {_UNSORTABLE[key]}.")
+    raise refuse(400, "unknown_sort", sort=key[:64], sortable=sorted(_SORT_COLUMN),
+                 message="Sort by one of " + ", ".join(sorted(_SORT_COLUMN)) + " (a leading - sorts descending).")
+
+
+@router.get("/agents", responses={400: {"description": "a sort the roster does not have, or a bad cursor"}})
 def list_agents(
     session: SessionDep,
     caller: Caller,
-    type: SightingType | None = None,
-    flag: Flag | None = None,
-    governed: bool | None = None,
-    device: Text = None,
-    user: Annotated[str | None, Query(max_length=256, pattern=NO_NUL, description='"" for machine-wide installs')] = None,
-    provider: Text = None,
-    signature: Text = None,
-    q: Annotated[str | None, Query(max_length=256, pattern=NO_NUL,
-                                   description="free text: name, signature, user, hostname")] = None,
-    parent: Annotated[str | None, Query(max_length=256, pattern=NO_NUL,
-                                        description="the sighting id of the agent that spawned it")] = None,
-    state: Literal["present", "gone", "all"] = "present",
-    owner: Annotated[str | None, Query(max_length=256, pattern=NO_NUL)] = None,
-    triage_state: TriageState | None = None,
-    include_hidden: bool = False,
-    sort: SortKey = "last_seen",
+    f: roster.Filter,
+    sort: Annotated[str, Query(max_length=64, description="name, type, user, device, last_seen, first_seen, "
+                                                          "confidence, risk; -key sorts descending")] = "last_seen",
     order: Literal["asc", "desc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
@@ -84,42 +98,22 @@ def list_agents(
     """The roster, one page at a time; ``next_cursor`` fetches the next page with the same filters. The
     page without a cursor carries ``count``, the matches over all pages; later pages carry null unless
     ``count=true`` (the count is the costly part of a page, and the filters have not changed)."""
-    text = search.Text(q, indexed=search.indexed(session)) if q else None
-
-    def conditions(fenced: bool, seek: bool = False, listed: bool = True) -> list[ColumnElement[bool]]:
-        return _conditions(type=type, flag=flag, governed=governed, device=device, user=user, provider=provider,
-                           signature=signature, text=text, parent=parent, state=state, fenced=fenced, seek=seek,
-                           listed=listed) \
-            + _triage_conditions(owner=owner, triage_state=triage_state, fenced=fenced)
-
-    hide = not include_hidden and triage_state != "false_positive"
-    picked = triage_state not in (None, "new") or owner is not None  # the triage side finds them
-    # an index of its own finds them (free text: the search index, where the store has one)
-    by_index = picked or device is not None or signature is not None or bool(text and text.narrowed)
-    # counts read the covering roster index, unless a filter names columns it lacks or finds rows by itself
-    tagged = flag is not None or provider is not None
-    roster = not (by_index or user is not None or parent is not None or q)
+    sort, order = sort_of(sort, order)
+    plan = roster.Plan(session, f)
     counted = None
     wanted = cursor is None if count is None else count
     if wanted:
-        # SQLite counts tagged sightings by looking each one the tag index lists up in the roster index, by
-        # (gone, governed, device_id, id), reading no wide row; a tag on most of the fleet is cheaper checked
-        # along the roster index instead. PostgreSQL plans its semi-join from statistics.
-        listed = not (roster and tagged and session.get_bind().dialect.name == "sqlite") or _few(
-            session, (("flag", flag), ("provider", provider)))
-        seek = roster and tagged and listed and session.get_bind().dialect.name == "sqlite"
-        counted = _count(session, conditions(fenced=False, seek=seek, listed=listed), hide, roster,
-                         hidden_conditions=conditions(fenced=False) if seek else None)
+        counted = plan.count()
     if counted == 0:  # nothing to look for along the sort index (which would walk all of it)
         return SightingsPublic(data=[], count=0, next_cursor=None)
     # the page's conditions are checked row by row along the sort index, and stop after limit + 1 rows;
     # whether a row is hidden is read from the triage row the page joins anyway
-    on_page = conditions(fenced=True) + ([_not_hidden_joined()] if hide else [])
+    on_page = plan.conditions(fenced=True) + ([roster.not_hidden_joined()] if f.hide else [])
     sort_col = getattr(Sighting, _SORT_COLUMN[sort])
     keys = (sort_col, col(Sighting.device_id), col(Sighting.id))
     query = (select(Sighting, col(SightingTriage.owner), col(SightingTriage.state))
-             .outerjoin(SightingTriage, _triage_of_sighting()).where(*on_page))
-    if not by_index:
+             .outerjoin(SightingTriage, roster.triage_of_sighting()).where(*on_page))
+    if not plan.by_index:
         query = query.with_hint(Sighting, f"INDEXED BY ix_sighting_sort_{_SORT_COLUMN[sort]}", "sqlite")
     if cursor:
         position = tuple_(*_decode(cursor, sort, order))
@@ -158,6 +152,9 @@ def get_agent(device_id: str, sighting_id: str, session: SessionDep, caller: Cal
         actions=[triage_routes.public(a) for a in triage.actions_of(conn, key, ACTIONS_SHOWN)],
         registration=registrations.public(Registration(**newest)) if newest else None,
         reasons=dict(verdict.reasons),
+        risk_reasons=[RiskReason(flag=flag, weight=weight, meaning=governance.explain(flag),
+                                 next_step=FLAG_NEXT_STEPS.get(flag, "")) for flag, weight in
+                      governance.risk_reasons(orjson.loads(row.flags))],
     )  # fmt: skip
 
 
@@ -168,127 +165,8 @@ def public(row: Sighting, owner: str | None = None, triage_state: str | None = N
         hostname=row.hostname, governed=row.governed, flags=orjson.loads(row.flags),
         providers=orjson.loads(row.providers), first_seen=iso(row.first_seen), last_seen=iso(row.last_seen),
         recorded_at=iso(row.recorded_at), gone=row.gone, owner=owner,
-        triage_state=cast(TriageState, triage_state or "new"),
+        triage_state=cast(TriageState, triage_state or "new"), risk=row.risk, servers=row.servers,
     )  # fmt: skip
-
-
-def _conditions(*, type: str | None, flag: str | None, governed: bool | None, device: str | None,
-                user: str | None, provider: str | None, signature: str | None, text: "search.Text | None",
-                parent: str | None = None, state: str, fenced: bool = False,
-                seek: bool = False, listed: bool = True) -> list[ColumnElement[bool]]:
-    """The filters. ``fenced``: for a page, each tag filter stays a per-row EXISTS (see ``_fence``);
-    unfenced (a count), it is an IN over the tag index, read from the tag side (or, not ``listed``, an
-    EXISTS checked along the roster index, for a tag on most of the fleet). ``seek``: ``gone`` and
-    ``governed`` are both constrained, plainly, so that SQLite seeks the roster index on its first four
-    columns (a count of tagged sightings)."""
-    conditions: list[ColumnElement[bool]] = []
-    if seek:
-        gone, ruled = col(Sighting.gone), col(Sighting.governed)
-        conditions.append(gone.in_((False, True)) if state == "all" else gone == (state == "gone"))
-        conditions.append(ruled.in_((False, True)) if governed is None else ruled == governed)
-    if state != "all" and not seek:
-        # "=", not "IS" (PostgreSQL indexes "="); unindexed: SQLite would take any index on gone
-        conditions.append(unindexed(col(Sighting.gone)) == (state == "gone"))
-    if governed is not None and not seek:  # two values: an index on it is never worth reading (SQLite would)
-        conditions.append(unindexed(col(Sighting.governed)) == governed)
-    for column, value in ((Sighting.type, type), (Sighting.device_id, device), (Sighting.user, user),
-                          (Sighting.signature, signature), (Sighting.parent, parent)):
-        if value is not None:
-            conditions.append(col(column) == value)
-    for kind, value in (("flag", flag), ("provider", provider)):
-        if value is not None:
-            conditions.append(_tagged(kind, value, fenced, listed))
-    if text is not None:
-        conditions.append(text.condition())
-    return conditions
-
-
-def _triage_of_sighting() -> ColumnElement[bool]:
-    return and_(col(SightingTriage.device_id) == col(Sighting.device_id),
-                col(SightingTriage.sighting_id) == col(Sighting.id))
-
-
-def _fence(query: Select[Any], fenced: bool) -> Select[Any]:
-    """``OFFSET 0`` keeps PostgreSQL from turning an EXISTS into a join: it misjudges how many rows a join
-    on (device_id, id) yields, then hashes the whole fleet and sorts it for one page, where walking the
-    sort index and checking each row stops after the page (500 ms against 2 ms at 100,000 sightings)."""
-    return query.offset(0) if fenced else query
-
-
-def _triaged(where: Callable[[Any], ColumnElement[bool]], fenced: bool = False) -> ColumnElement[bool]:
-    """EXISTS a triage row of the sighting meeting ``where`` (a function of the row's alias)."""
-    t = _TRIAGE.alias("t")
-    return exists(_fence(select(1).select_from(t).where(
-        t.c.device_id == col(Sighting.device_id), t.c.sighting_id == col(Sighting.id), where(t),
-    ).correlate(Sighting), fenced))
-
-
-def _in_triage(where: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[bool]:
-    """The sighting is among those whose triage row meets ``where``: read from the triage side, through
-    its owner or state index, rather than asked row by row."""
-    t = _TRIAGE.alias("tf")
-    return tuple_(col(Sighting.device_id), col(Sighting.id)).in_(
-        select(t.c.device_id, t.c.sighting_id).where(where(t)).correlate(None))
-
-
-def _triage_conditions(*, owner: str | None, triage_state: str | None,
-                       fenced: bool = False) -> list[ColumnElement[bool]]:
-    """Triage filters; a sighting without a triage row is ``new`` and has no owner."""
-    conditions: list[ColumnElement[bool]] = []
-    if owner is not None:
-        conditions.append(_in_triage(lambda t: t.c.owner == owner))
-    if triage_state == "new":
-        conditions.append(~_triaged(lambda t: t.c.state != "new", fenced))
-    elif triage_state is not None:
-        conditions.append(_in_triage(lambda t: t.c.state == triage_state))
-    return conditions
-
-
-def _count(session: SessionDep, conditions: list[ColumnElement[bool]], hide: bool, roster: bool,
-           hidden_conditions: list[ColumnElement[bool]] | None = None) -> int:
-    """How many sightings meet the conditions; hidden ones are counted apart, from the triage side, and
-    taken off (cheaper than asking, row by row, whether each of 100,000 sightings is hidden). The hidden
-    ones are counted under ``hidden_conditions`` where given: the same filters, worded for that side."""
-    query = select(func.count()).select_from(Sighting).where(*conditions)
-    if roster:
-        query = query.with_hint(Sighting, "INDEXED BY ix_sighting_roster", "sqlite")
-    count = session.scalar(query) or 0
-    if hide:
-        count -= session.scalar(select(func.count()).select_from(_TRIAGE).join(Sighting, and_(
-            _TRIAGE.c.device_id == col(Sighting.device_id), _TRIAGE.c.sighting_id == col(Sighting.id)))
-            .where(_TRIAGE.c.state == "false_positive", *(conditions if hidden_conditions is None
-                                                          else hidden_conditions))) or 0
-    return count
-
-
-def _not_hidden_joined() -> ColumnElement[bool]:
-    """Not a false positive, from the outer-joined triage row (none: not hidden)."""
-    return or_(col(SightingTriage.state).is_(None), col(SightingTriage.state) != "false_positive")
-
-
-def hidden(fenced: bool = False) -> ColumnElement[bool]:
-    """A sighting an admin marked a false positive."""
-    return _triaged(lambda t: t.c.state == "false_positive", fenced)
-
-
-def _few(session: SessionDep, tags: tuple[tuple[str, str | None], ...]) -> bool:
-    """Whether a tag filter lists at most half the fleet (its rows counted from the tag index, the fleet
-    bounded by the largest rowid: both cheap), so that looking its sightings up beats checking them all."""
-    fleet = session.scalar(select(func.max(literal_column("rowid"))).select_from(Sighting)) or 0
-    listed = [session.scalar(select(func.count()).select_from(SightingTag).where(
-        col(SightingTag.kind) == kind, col(SightingTag.value) == value)) or 0 for kind, value in tags if value]
-    return min(listed, default=0) * 2 <= fleet
-
-
-def _tagged(kind: str, value: str, fenced: bool = False, listed: bool = True) -> ColumnElement[bool]:
-    if not fenced and listed:  # a count: the sightings listed under the tag, through ix_sighting_tag_kind_value
-        return tuple_(col(Sighting.device_id), col(Sighting.id)).in_(
-            select(col(SightingTag.device_id), col(SightingTag.sighting_id))
-            .where(col(SightingTag.kind) == kind, col(SightingTag.value) == value).correlate(None))
-    return exists(_fence(select(1).where(and_(col(SightingTag.device_id) == col(Sighting.device_id),
-                                              col(SightingTag.sighting_id) == col(Sighting.id),
-                                              col(SightingTag.kind) == kind, col(SightingTag.value) == value)),
-                         fenced))
 
 
 def _encode(row: Sighting, sort: str, order: str) -> str:
@@ -307,7 +185,7 @@ def _decode(cursor: str, sort: str, order: str) -> tuple[Any, str, str]:
         made_sort, made_order, value, device_id, sighting_id = orjson.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise refuse(400, "invalid_cursor") from None
-    numeric = sort in ("last_seen", "first_seen", "confidence")
+    numeric = sort in NUMERIC_SORTS
     if ((made_sort, made_order) != (sort, order) or not isinstance(device_id, str)
             or not isinstance(sighting_id, str) or not isinstance(value, (int, float) if numeric else str)):
         raise refuse(400, "invalid_cursor", hint="a cursor is valid only with the sort and order it came from")

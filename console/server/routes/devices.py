@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query
 from sqlalchemy import ColumnElement, func, select
-from sqlmodel import Session, col
+from sqlmodel import Session, SQLModel, col
 
 from console.server import auth
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
@@ -52,6 +52,27 @@ def list_devices(
     counts, users = _sighting_counts(session, ids), users_of(session, ids)
     return DevicesPublic(data=[public(r, counts.get(r.id, 0), cutoff, users.get(r.id, [])) for r in rows],
                          count=count)
+
+
+class DeviceCompletion(SQLModel):
+    id: str
+    hostname: str
+
+
+@router.get("/devices/complete")
+def complete_devices(
+    session: SessionDep,
+    caller: Caller,
+    prefix: Annotated[str, Query(min_length=1, max_length=256, pattern=r"^[^\x00]*$")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[DeviceCompletion]:
+    """Devices whose hostname starts with ``prefix`` (as typed: hostnames compare exactly), by hostname, for
+    completing a device filter; revoked devices are left out. Read along the hostname index."""
+    rows = session.execute(select(col(Device.id), col(Device.hostname))
+                           .where(col(Device.hostname) >= prefix, col(Device.hostname) < prefix + "\U0010ffff",
+                                  col(Device.revoked_at).is_(None))
+                           .order_by(col(Device.hostname), col(Device.id)).limit(limit))
+    return [DeviceCompletion(id=i, hostname=h) for i, h in rows]
 
 
 @router.post("/devices/{device_id}/revoke", responses={404: {"description": "no such device, or already revoked"}})

@@ -10,19 +10,23 @@ from the triage side, and taken off: cheaper than asking, row by row, whether ea
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
+import fastapi
+import orjson
 from fastapi import APIRouter
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlmodel import col
 
-from console.server import trend
+from console.server import roster, trend
 from console.server.deps import Caller, SessionDep, StateDep
 from console.server.models import (
     CountBy,
     Device,
     DeviceCount,
     OverviewPublic,
+    RiskyAgent,
     Sighting,
     SightingTag,
     SightingTriage,
@@ -76,10 +80,15 @@ class _Counting:
 
 
 @router.get("/overview")
-def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidden: bool = False) -> OverviewPublic:
-    """Counts by type and by governed, sightings new in the last day, top providers, top ungoverned devices,
-    and the ungoverned trend: one point per hour over the last 30 days (``console.server.trend``)."""
+def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidden: bool = False,
+             since: Annotated[datetime | None, fastapi.Query(description="count what is new since then (the admin's "
+                                                                 "last visit); default: a day ago")] = None,
+             ) -> OverviewPublic:
+    """The riskiest agents first, agents and tool servers counted apart, what is new since ``since``,
+    counts by type, flag and governed, top providers, top ungoverned devices, and the ungoverned trend:
+    one point per hour over the last 30 days (``console.server.trend``)."""
     now = time.time()
+    since_seconds = now - DAY if since is None else _seconds(since)
     devices = col(Device.revoked_at).is_(None)
     cutoff = now - state.settings.stale_after_seconds
     counting = _Counting(session, include_hidden)
@@ -88,7 +97,16 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
                           .group_by(_S.c.type))
     by_governed = counting.by(lambda c: select(_S.c.governed, func.count()).select_from(_S).where(present(c))
                               .group_by(_S.c.governed))
+    new_by_type = counting.by(lambda c: select(_S.c.type, func.count()).select_from(_S)
+                              .where(present(c), _S.c.recorded_at >= since_seconds).group_by(_S.c.type))
     return OverviewPublic(
+        agents=sum(n for k, n in by_type.items() if k != "tool_server"),
+        tool_servers=by_type.get("tool_server", 0),
+        riskiest=_riskiest(session, counting.hide),
+        new_since=iso(since_seconds),
+        new_agents=sum(n for k, n in new_by_type.items() if k != "tool_server"),
+        new_tool_servers=new_by_type.get("tool_server", 0),
+        by_flag=_by_tag(session, counting, "flag", limit=None),
         sightings=counting.total(lambda c: count.where(present(c))),
         devices=session.scalar(select(func.count()).select_from(Device).where(devices)) or 0,
         stale_devices=session.scalar(select(func.count()).select_from(Device).where(
@@ -109,21 +127,41 @@ def present(c: Column) -> ColumnElement[bool]:
     return condition
 
 
+def _seconds(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _riskiest(session: SessionDep, hide: bool) -> list[RiskyAgent]:
+    """The riskiest present agents (tool servers apart), read down the risk index from the top."""
+    query = (select(_S.c.device_id, _S.c.id, _S.c.name, _S.c.type, _S.c.hostname, _S.c.user, _S.c.risk, _S.c.flags)
+             .where(unindexed(_S.c.gone) == False, _S.c.type != "tool_server", _S.c.risk > 0)  # noqa: E712
+             .order_by(_S.c.risk.desc(), _S.c.device_id.desc(), _S.c.id.desc()).limit(TOP)
+             .with_hint(_S, "INDEXED BY ix_sighting_sort_risk", "sqlite"))
+    if hide:
+        query = query.where(~roster.hidden())
+    return [RiskyAgent(device_id=d, id=i, name=n, type=t, hostname=h, user=u or None, risk=r, flags=orjson.loads(f))
+            for d, i, n, t, h, u, r, f in session.execute(query)]
+
+
 def _top_providers(session: SessionDep, counting: _Counting) -> list[CountBy]:
-    """Every provider's count (there are tens), less the hidden, then the top ones."""
+    return _by_tag(session, counting, "provider", limit=TOP)
+
+
+def _by_tag(session: SessionDep, counting: _Counting, kind: str, limit: int | None) -> list[CountBy]:
+    """Every provider's (or flag's) count (there are tens), less the hidden, then the top ones."""
     g = SightingTag.__table__  # type: ignore[attr-defined]
     # each tag's sighting is looked up in the covering roster index by (gone, governed, device_id, id) rather
     # than by primary key, which would read the wide row for ``gone`` (twice the time on SQLite)
     query = (select(g.c.value, func.count()).select_from(g)
              .join(_S, and_(_S.c.device_id == g.c.device_id, _S.c.id == g.c.sighting_id))
-             .where(g.c.kind == "provider", _S.c.gone == False, _S.c.governed.in_((False, True)))  # noqa: E712
+             .where(g.c.kind == kind, _S.c.gone == False, _S.c.governed.in_((False, True)))  # noqa: E712
              .group_by(g.c.value).with_hint(_S, _ROSTER, "sqlite"))
     counts = Counter({k: n for k, n in session.execute(query)})
     if counting.hide:
         counts.subtract({k: n for k, n in session.execute(
             query.join(_T, and_(_T.c.device_id == _S.c.device_id, _T.c.sighting_id == _S.c.id))
             .where(_T.c.state == "false_positive"))})
-    ranked = sorted((+counts).items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
+    ranked = sorted((+counts).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [CountBy(key=k, count=n) for k, n in ranked]
 
 

@@ -1,24 +1,56 @@
-"""GET/PUT /api/v1/policy: the org policy (viewers read it, admins write it).
+"""The org policy: ``GET /policy`` (viewers read it), ``PUT /policy`` (admins write it), what it can name
+(``GET /policy/choices``: the signatures, providers and corporate key fingerprints the fleet reports, with
+counts), what a change would do before it is saved (``POST /policy/preview``), every version with who
+saved it and what changed (``GET /policy/versions``), and ``POST /policy/undo`` back to the previous one.
 
 Writing it re-assesses every stored sighting in the same transaction, so filters on ``governed`` and
-flags agree with the new policy as soon as the PUT returns.
+flags agree with the new policy as soon as the PUT returns. A policy naming a signature or provider
+neither the fleet nor the signature library knows, or a fingerprint of the wrong shape, is refused with
+a sentence (an agent's display name, "Claude Code", is answered with its id).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
+import functools
+import logging
+import re
 import time
+from collections import Counter
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from sqlalchemy import text, update
-from sqlmodel import Session
+import orjson
+from fastapi import APIRouter, Query
+from sqlalchemy import Connection, func, select, text, tuple_, update
+from sqlmodel import Session, col
 
 from console import governance
 from console.server import ingest_store, triage
-from console.server.deps import AdminCaller, Caller, SessionDep, StateDep
-from console.server.models import Policy, PolicyPublic, PolicyUpdate, iso
+from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
+from console.server.models import (
+    Policy,
+    PolicyChange,
+    PolicyChoice,
+    PolicyChoices,
+    PolicyPreview,
+    PolicyPublic,
+    PolicyUpdate,
+    PolicyVersion,
+    PolicyVersionPublic,
+    PolicyVersionsPublic,
+    Sighting,
+    SightingTag,
+    iso,
+)
 from console.server.routes import API
+from console.server.routes.triage import actor_of
+from contract.scan import FINGERPRINT_PATTERN
 
 router = APIRouter(prefix=API, tags=["policy"])
+log = logging.getLogger("agentroster.server")
+LISTS = ("sanctioned_signatures", "sanctioned_providers", "corporate_fingerprints", "risky_tools")
+CHOICES_SHOWN = 1000
+_S = Sighting.__table__  # type: ignore[attr-defined]
+_G = SightingTag.__table__  # type: ignore[attr-defined]
 
 
 @router.get("/policy")
@@ -26,23 +58,91 @@ def get_policy(session: SessionDep, caller: Caller) -> PolicyPublic:
     return public(session.get(Policy, 1) or Policy())
 
 
-@router.put("/policy")
-def put_policy(body: PolicyUpdate, caller: AdminCaller, state: StateDep) -> PolicyPublic:
-    """Replace the policy; returns it with its new version."""
-    clean = PolicyUpdate(**{k: sorted(set(v)) for k, v in body.model_dump().items()})
+@router.put("/policy", responses={422: {"description": "an id neither the fleet nor the library knows"}})
+def put_policy(body: PolicyChange, caller: AdminCaller, state: StateDep) -> PolicyPublic:
+    """Replace the policy; returns it with its new version. ``cover_servers``: also sanction the MCP servers
+    declared in the configs of each signature it newly sanctions."""
     with state.db.writing() as conn:
         if not state.db.is_sqlite:  # wait for ingests in flight, hold new ones until the re-assessment is in
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ingest_store.POLICY_LOCK_ID})
-        conn.execute(update(Policy).where(Policy.id == 1)  # type: ignore[arg-type]
-                     .values(**clean.model_dump(), version=Policy.version + 1, updated_at=time.time()))
-        policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
-                                      clean.corporate_fingerprints, clean.risky_tools)
-        ingest_store.recompute_governance(conn, policy)
-        triage.reassess_standing(conn, policy)  # approvals and registrations, which that pass does not know
-    with Session(state.db.engine) as session:
-        row = session.get(Policy, 1)
-        assert row is not None
-        return public(row)
+        before = _current(conn)
+        clean = _checked(conn, body, before)
+        _save(conn, clean, before, actor_of(caller))
+    return _read(state)
+
+
+@router.post("/policy/preview", responses={422: {"description": "an id neither the fleet nor the library knows"}})
+def preview_policy(body: PolicyChange, caller: Caller, session: SessionDep) -> PolicyPreview:
+    """What the policy would do if saved, over the sightings it can concern (those of the signatures,
+    providers and keys it adds or takes off; every sighting with MCP servers when the risky tools change):
+    how many it governs, how many it leaves ungoverned and why. Nothing is saved."""
+    conn = session.connection()
+    before = _current(conn)
+    clean = _checked(conn, body, before)
+    covered = sorted(set(clean.sanctioned_signatures) - set(body.sanctioned_signatures))
+    return _preview(conn, before, clean, covered)
+
+
+@router.get("/policy/choices")
+def policy_choices(session: SessionDep, caller: Caller) -> PolicyChoices:
+    """The signatures, providers and credential fingerprints present sightings carry, most seen first, with
+    how many sightings (and devices) carry each and whether the policy names it already."""
+    conn = session.connection()
+    policy = _current(conn)
+    signatures = [PolicyChoice(id=sig, name=name or sig, type=kind or "", sightings=n, devices=d,
+                               sanctioned=sig in policy.sanctioned_signatures)
+                  for sig, name, kind, n, d in conn.execute(
+                      select(_S.c.signature, func.max(_S.c.name), func.max(_S.c.type), func.count(),
+                             func.count(_S.c.device_id.distinct()))
+                      .where(_S.c.gone == False, _S.c.signature.is_not(None))  # noqa: E712
+                      .group_by(_S.c.signature).order_by(func.count().desc(), _S.c.signature).limit(CHOICES_SHOWN))]
+    provider_names = _library_providers()
+    providers = [PolicyChoice(id=p, name=provider_names.get(p, p), sightings=n,
+                              sanctioned=p in policy.sanctioned_providers)
+                 for p, n in conn.execute(
+                     select(_G.c.value, func.count()).select_from(_G)
+                     .join(_S, (_S.c.device_id == _G.c.device_id) & (_S.c.id == _G.c.sighting_id))
+                     .where(_G.c.kind == "provider", _S.c.gone == False)  # noqa: E712
+                     .group_by(_G.c.value).order_by(func.count().desc(), _G.c.value).limit(CHOICES_SHOWN))]
+    counts: Counter[str] = Counter()
+    devices: dict[str, set[str]] = {}
+    for device_id, listed in conn.execute(select(_S.c.device_id, _S.c.fingerprints)
+                                          .where(_S.c.gone == False, _S.c.fingerprints != "[]")):  # noqa: E712
+        for fingerprint in orjson.loads(listed):
+            counts[fingerprint] += 1
+            devices.setdefault(fingerprint, set()).add(device_id)
+    fingerprints = [PolicyChoice(id=fp, sightings=n, devices=len(devices[fp]),
+                                 sanctioned=fp in policy.corporate_fingerprints)
+                    for fp, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:CHOICES_SHOWN]]
+    return PolicyChoices(signatures=signatures, providers=providers, fingerprints=fingerprints)
+
+
+@router.get("/policy/versions")
+def policy_versions(session: SessionDep, caller: Caller,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50) -> PolicyVersionsPublic:
+    """Every version of the policy kept, newest first, with who saved it and what changed."""
+    rows = session.scalars(select(PolicyVersion).order_by(col(PolicyVersion.version).desc()).limit(limit)).all()
+    count = session.scalar(select(func.count()).select_from(PolicyVersion)) or 0
+    return PolicyVersionsPublic(data=[PolicyVersionPublic(
+        **{k: getattr(r, k) for k in LISTS}, version=r.version, at=iso(r.at), actor=r.actor,
+        changes=[c for c in r.changes.split("\n") if c]) for r in rows], count=count)
+
+
+@router.post("/policy/undo", responses={409: {"description": "no earlier version to go back to"}})
+def undo_policy(caller: AdminCaller, state: StateDep) -> PolicyPublic:
+    """Go back to the version before the current one (saved as a new version, so it can be undone too)."""
+    with state.db.writing() as conn:
+        if not state.db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ingest_store.POLICY_LOCK_ID})
+        before = _current(conn)
+        version = conn.execute(select(Policy.version).where(Policy.id == 1)).scalar_one()  # type: ignore[call-overload]
+        previous = conn.execute(select(PolicyVersion).where(col(PolicyVersion.version) < version)
+                                .order_by(col(PolicyVersion.version).desc()).limit(1)).mappings().first()
+        if previous is None:
+            raise refuse(409, "no_earlier_policy", message="There is no earlier version of the policy to go back to.")
+        restored = PolicyUpdate(**{k: previous[k] or [] for k in LISTS})
+        _save(conn, restored, before, actor_of(caller), note=f"undo: back to version {previous['version']}")
+    return _read(state)
 
 
 def public(row: Policy) -> PolicyPublic:
@@ -50,3 +150,201 @@ def public(row: Policy) -> PolicyPublic:
                         corporate_fingerprints=row.corporate_fingerprints, risky_tools=row.risky_tools,
                         version=row.version,
                         updated_at=iso(row.updated_at))
+
+
+# -- checking and saving ------------------------------------------------------------------------------
+
+
+def _current(conn: Connection) -> PolicyUpdate:
+    row = conn.execute(select(*(getattr(Policy, k) for k in LISTS)).where(Policy.id == 1)).first()  # type: ignore[arg-type]
+    return PolicyUpdate(**dict(zip(LISTS, row or ([], [], [], []), strict=True)))
+
+
+def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> PolicyUpdate:
+    """The policy as it will be saved (sorted, deduplicated, the covered servers added); 422 with a sentence
+    for an id nobody knows. Ids the policy names already stay accepted (the fleet may have moved on)."""
+    clean = PolicyUpdate(**{k: sorted(set(getattr(body, k))) for k in LISTS})
+    problems = []
+    new_signatures = [s for s in clean.sanctioned_signatures if s not in before.sanctioned_signatures]
+    unknown = _unknown_signatures(conn, new_signatures)
+    if unknown:
+        hints = _signature_hints(conn, unknown)
+        named = ", ".join(f"{u} (its id is {hints[u]})" if u in hints else u for u in unknown[:5])
+        problems.append(f"no device reports, and the signature library does not know, the signature{_s(unknown)} "
+                        f"{named}")
+    new_providers = [p for p in clean.sanctioned_providers if p not in before.sanctioned_providers]
+    reported = {p for (p,) in conn.execute(select(_G.c.value).where(_G.c.kind == "provider",
+                                                                    _G.c.value.in_(new_providers)).distinct())}
+    unknown_providers = [p for p in new_providers if p not in reported and p not in _library_providers()]
+    if unknown_providers:
+        problems.append(f"no device reports, and the provider catalog does not know, the provider"
+                        f"{_s(unknown_providers)} {', '.join(unknown_providers[:5])}")
+    malformed = [f for f in clean.corporate_fingerprints if not re.match(FINGERPRINT_PATTERN, f)]
+    if malformed:
+        problems.append(f"{len(malformed)} corporate key fingerprint{_s(malformed)} {'is' if len(malformed) == 1 else 'are'} "
+                        "not of the form hmac-sha256:<32 hex digits> (copy them from the policy choices)")
+    if problems:
+        raise refuse(422, "unknown_ids", unknown_signatures=unknown[:100], unknown_providers=unknown_providers[:100],
+                     malformed_fingerprints=len(malformed),
+                     message="The policy was not saved: " + "; ".join(problems)
+                             + ". Pick ids from GET /api/v1/policy/choices.")
+    if body.cover_servers and new_signatures:
+        servers = _declared_servers(conn, new_signatures)
+        clean.sanctioned_signatures = sorted(set(clean.sanctioned_signatures) | set(servers))
+    return clean
+
+
+def _save(conn: Connection, clean: PolicyUpdate, before: PolicyUpdate, actor: str, note: str = "") -> None:
+    now = time.time()
+    conn.execute(update(Policy).where(Policy.id == 1)  # type: ignore[arg-type]
+                 .values(**clean.model_dump(), version=Policy.version + 1, updated_at=now))
+    version = conn.execute(select(Policy.version).where(Policy.id == 1)).scalar_one()  # type: ignore[call-overload]
+    changes = ([note] if note else []) + _changes(before, clean)
+    conn.execute(PolicyVersion.__table__.insert().values(  # type: ignore[attr-defined]
+        version=version, at=now, actor=actor, changes="\n".join(changes), **clean.model_dump()))
+    policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
+                                  clean.corporate_fingerprints, clean.risky_tools)
+    ingest_store.recompute_governance(conn, policy)
+    triage.reassess_standing(conn, policy)  # approvals and registrations, which that pass does not know
+
+
+def _read(state: StateDep) -> PolicyPublic:
+    with Session(state.db.engine) as session:
+        row = session.get(Policy, 1)
+        assert row is not None
+        return public(row)
+
+
+_WORDS = {"sanctioned_signatures": ("sanctioned signature", "withdrew signature"),
+          "sanctioned_providers": ("allowed provider", "disallowed provider"),
+          "corporate_fingerprints": ("added corporate key", "removed corporate key"),
+          "risky_tools": ("added risky-tool pattern", "removed risky-tool pattern")}
+
+
+def _changes(before: PolicyUpdate, after: PolicyUpdate) -> list[str]:
+    """One line per change, as the audit log shows it."""
+    lines = []
+    for key, (added, removed) in _WORDS.items():
+        old, new = set(getattr(before, key)), set(getattr(after, key))
+        lines += [f"{added} {v}" for v in sorted(new - old)] + [f"{removed} {v}" for v in sorted(old - new)]
+    return lines
+
+
+def _s(items: list[Any]) -> str:
+    return "" if len(items) == 1 else "s"
+
+
+def _unknown_signatures(conn: Connection, wanted: list[str]) -> list[str]:
+    if not wanted:
+        return []
+    reported = {s for (s,) in conn.execute(select(_S.c.signature).where(_S.c.signature.in_(wanted)).distinct())}
+    return [s for s in wanted if s not in reported and s not in _library_signatures()]
+
+
+def _signature_hints(conn: Connection, names: list[str]) -> dict[str, str]:
+    """A display name given where an id belongs ("Claude Code") -> the id its sightings carry."""
+    hints: dict[str, str] = {}
+    for name in names[:5]:
+        found = conn.execute(select(_S.c.signature).where(func.lower(_S.c.name) == name.lower(),
+                                                          _S.c.signature.is_not(None)).limit(1)).scalar()
+        library = {n.lower(): i for i, n in _library_names().items()}.get(name.lower())
+        if found or library:
+            hints[name] = str(found or library)
+    return hints
+
+
+def _declared_servers(conn: Connection, signatures: list[str]) -> list[str]:
+    """The signatures of the tool servers declared in the configs of sightings of ``signatures`` (the tool
+    servers whose parent is one of those sightings)."""
+    parent = _S.alias("p")
+    return sorted({s for (s,) in conn.execute(
+        select(_S.c.signature).select_from(_S).join(parent, (parent.c.device_id == _S.c.device_id)
+                                                    & (parent.c.id == _S.c.parent))
+        .where(parent.c.signature.in_(signatures), _S.c.type == "tool_server", _S.c.signature.is_not(None))
+        .distinct())})
+
+
+def _preview(conn: Connection, before: PolicyUpdate, after: PolicyUpdate, covered: list[str]) -> PolicyPreview:
+    changed_signatures = set(before.sanctioned_signatures) ^ set(after.sanctioned_signatures)
+    changed_providers = set(before.sanctioned_providers) ^ set(after.sanctioned_providers)
+    changed_keys = set(before.corporate_fingerprints) ^ set(after.corporate_fingerprints)
+    every = set(before.risky_tools) != set(after.risky_tools)
+    policy = governance.Policy.of(after.sanctioned_signatures, after.sanctioned_providers,
+                                  after.corporate_fingerprints, after.risky_tools)
+    considered = governed_before = governs = newly = lost = 0
+    because: Counter[str] = Counter()
+    where = [_S.c.gone == False]  # noqa: E712
+    keys: set[tuple[str, str]] = set()
+    if every:  # risky-tool patterns can concern any sighting with an MCP server
+        keys = {(d, i) for d, i in conn.execute(select(_S.c.device_id, _S.c.id).where(_S.c.servers > 0, *where))}
+    else:
+        if changed_signatures:
+            keys |= {(d, i) for d, i in conn.execute(select(_S.c.device_id, _S.c.id).where(
+                _S.c.signature.in_(sorted(changed_signatures)), *where))}
+        if changed_providers:
+            keys |= {(d, i) for d, i in conn.execute(select(_G.c.device_id, _G.c.sighting_id).where(
+                _G.c.kind == "provider", _G.c.value.in_(sorted(changed_providers))))}
+        if changed_keys:
+            for fingerprint in sorted(changed_keys)[:200]:
+                keys |= {(d, i) for d, i in conn.execute(select(_S.c.device_id, _S.c.id).where(
+                    _S.c.fingerprints.contains(fingerprint), *where))}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        standings = _standings(conn, chunk)
+        query = select(_S.c.device_id, _S.c.id, _S.c.signature, _S.c.providers, _S.c.fingerprints, _S.c.flags,
+                       _S.c.detail, _S.c.governed).where(tuple_(_S.c.device_id, _S.c.id).in_(chunk), *where)
+        for d, i, signature, providers, fingerprints, flags, detail, governed in conn.execute(query):
+            verdict, _ = triage.assess_stored(signature, orjson.loads(providers), orjson.loads(fingerprints), flags,
+                                              detail, policy, standings.get((d, i), governance.NO_STANDING))
+            considered += 1
+            governed_before += bool(governed)
+            governs += verdict.governed
+            newly += verdict.governed and not governed
+            lost += bool(governed) and not verdict.governed
+            if not verdict.governed:
+                because.update(f for f, _ in verdict.reasons if f in ("unregistered", "pending", "drift"))
+    ungoverned = considered - governs
+    reasons = ", ".join(f"{n:,} {flag}" for flag, n in because.most_common()) if because else ""
+    message = (f"Governs {governs:,} of the {considered:,} sightings it concerns"
+               + (f", leaves {ungoverned:,} ungoverned ({reasons})" if ungoverned else "") + ".")
+    return PolicyPreview(considered=considered, governed_before=governed_before, governs=governs,
+                         ungoverned=ungoverned, ungoverned_because=dict(because), newly_governed=newly,
+                         no_longer_governed=lost, covered_servers=covered, message=message)
+
+
+def _standings(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], governance.Standing]:
+    t = triage.T
+    return {(d, s): triage.standing_of(a, r) for d, s, a, r in conn.execute(
+        select(t.c.device_id, t.c.sighting_id, t.c.approval, t.c.registration)
+        .where(tuple_(t.c.device_id, t.c.sighting_id).in_(keys)))}
+
+
+# -- the signature library (what the endpoint can report), read once --------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> tuple[dict[str, str], dict[str, str]]:
+    """The library's signature ids and provider ids, each with its name; empty if it cannot be read."""
+    try:
+        from signatures.loader import load_files, shipped_packs
+
+        library = load_files(shipped_packs())
+    except Exception as exc:  # a broken library must not stop the policy: the fleet's ids still count
+        log.warning("the signature library could not be read (%s): policy ids are checked against the fleet only",
+                    type(exc).__name__)
+        return {}, {}
+    return ({s.id: getattr(s, "name", s.id) for s in library.signatures},
+            {p.id: getattr(p, "name", p.id) for p in library.providers})
+
+
+def _library_signatures() -> dict[str, str]:
+    return _library()[0]
+
+
+def _library_names() -> dict[str, str]:
+    return _library()[0]
+
+
+def _library_providers() -> dict[str, str]:
+    return _library()[1]

@@ -41,7 +41,7 @@ def test_an_action_is_stored_with_its_actor_and_time(collector, agent) -> None:
     answer = act(collector, device.device_id, made["id"], "note", note="asked alice on chat")
     assert answer.status_code == 201, answer.text
     action = answer.json()
-    assert set(action) == {"id", "device_id", "sighting_id", "action", "actor", "at", "owner", "note"}
+    assert set(action) == {"id", "device_id", "sighting_id", "action", "actor", "at", "owner", "note", "batch_id"}
     assert (action["device_id"], action["sighting_id"], action["action"], action["actor"], action["note"]) == \
         (device.device_id, made["id"], "note", "test admin", "asked alice on chat")
     assert datetime.fromisoformat(action["at"]).utcoffset().total_seconds() == 0
@@ -132,7 +132,7 @@ def test_an_approval_outlasts_a_policy_change(own_collector, enroll_on) -> None:
     made = fleet.sighting(signature="aider", name="Aider")
     device.snapshot(made)
     act(own_collector, device.device_id, made["id"], "approve")
-    answer = own_collector.http.put("/api/v1/policy", json={"sanctioned_signatures": ["copilot"]},
+    answer = own_collector.http.put("/api/v1/policy", json={"sanctioned_signatures": ["github-copilot"]},
                                     headers=own_collector.as_admin())
     assert answer.status_code == 200
     row = device.agents()[0]
