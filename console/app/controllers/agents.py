@@ -260,7 +260,11 @@ class AgentsController(QObject):
         detail_view.show_loading(name)
         if not self._dock_opened:
             self._dock_opened = True
-            self.session.window.detail_dock.show()
+            window = self.session.window
+            if not window.detail_dock.isVisible():
+                window.detail_dock.show()
+                # a third of the window at most, and what the roster's bar leaves at 1280 pixels
+                window.resizeDocks([window.detail_dock], [min(420, window.width() // 3)], Qt.Orientation.Horizontal)
 
         def fetch() -> tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]:
             detail = client.agent(device_id, sighting_id)

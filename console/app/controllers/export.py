@@ -31,8 +31,8 @@ class ExportController(QObject):
         self.choice = choice
         self.on_error = on_error
         view = session.window.agents
-        view.export_csv.clicked.connect(lambda: self.ask("csv"))
-        view.export_json.clicked.connect(lambda: self.ask("json"))
+        view.export_csv.triggered.connect(lambda: self.ask("csv"))
+        view.export_json.triggered.connect(lambda: self.ask("json"))
         self.progress.connect(self._show_progress)
 
     def ask(self, kind: str) -> None:

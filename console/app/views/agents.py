@@ -97,15 +97,17 @@ class AgentsView(QWidget):
 
         actions = QHBoxLayout()
         self.approve = QPushButton("&Approve")
-        self.assign_owner = QPushButton("Assign &owner…")
+        self.assign_owner = QPushButton("&Owner…")
         self.request_registration = QPushButton("Request &registration")
         self.false_positive = QPushButton("&False positive")
-        self.note = QPushButton("Add &note…")
+        self.note = QPushButton("&Note…")
         self.triage_buttons = {"approve": self.approve, "assign_owner": self.assign_owner,
                                "request_registration": self.request_registration,
                                "false_positive": self.false_positive, "note": self.note}  # fmt: skip
         for action, button in self.triage_buttons.items():
             button.setIcon(theme.standard_icon(TRIAGE_ICONS[action]))
+            button.setToolTip({"assign_owner": "Assign an owner to the selected agents",
+                               "note": "Add a note to the selected agents' history"}.get(action, ""))
             actions.addWidget(button)
         self.selection = plain_label("no agent selected")
         actions.addWidget(self.selection)
@@ -115,11 +117,17 @@ class AgentsView(QWidget):
         self.columns.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.columns_menu = QMenu(self.columns)
         self.columns.setMenu(self.columns_menu)
-        self.export_csv = QPushButton("Export CSV…")
-        self.export_json = QPushButton("Export JSON…")
-        for button in (self.export_csv, self.export_json):
-            button.setIcon(theme.standard_icon("SP_DialogSaveButton"))
-        for control in (self.columns, self.export_csv, self.export_json):
+        # one Export button with its two formats: the row must fit beside the detail at 1280 pixels
+        self.export = QToolButton()
+        self.export.setText("Export")
+        self.export.setIcon(theme.standard_icon("SP_DialogSaveButton"))
+        self.export.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_menu = QMenu(self.export)
+        self.export_csv = self.export_menu.addAction("Export CSV…")
+        self.export_json = self.export_menu.addAction("Export JSON…")
+        self.export.setMenu(self.export_menu)
+        for control in (self.columns, self.export):
             actions.addWidget(control)
         layout.addLayout(actions)
 

@@ -9,7 +9,7 @@ import html
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -45,7 +45,7 @@ class DetailView(QWidget):
         self.flags.setTextFormat(Qt.TextFormat.RichText)  # escaped, as the header
         self.flags.setAccessibleName("Flags")
         layout.addWidget(self.flags)
-        actions = QHBoxLayout()
+        actions = QGridLayout()  # three to a row: the dock stays narrow enough for 1280 pixels
         self.triage_buttons: dict[str, QPushButton] = {}
         for action, label, tip in (("approve", "Approve", "Sanction this agent: governed unless it drifts"),
                                    ("assign_owner", "Owner…", "Assign its owner"),
@@ -56,9 +56,8 @@ class DetailView(QWidget):
             button.setToolTip(tip)
             button.setAccessibleName(f"{label} (this agent)")
             button.clicked.connect(lambda _=False, a=action: self.triageRequested.emit(a))
+            actions.addWidget(button, len(self.triage_buttons) // 3, len(self.triage_buttons) % 3)
             self.triage_buttons[action] = button
-            actions.addWidget(button)
-        actions.addStretch(1)
         self.action_bar = QWidget()
         self.action_bar.setLayout(actions)
         actions.setContentsMargins(0, 0, 0, 0)

@@ -157,7 +157,6 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.detail_dock)
         # hidden until an agent is opened: an empty dock would take a third of the window for one line
         self.detail_dock.hide()
-        self.resizeDocks([self.detail_dock], [480], Qt.Orientation.Horizontal)
 
         self.who = plain_label()
         self.message = plain_label()  # names owners, agents and the collector's messages

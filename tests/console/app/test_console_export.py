@@ -34,7 +34,7 @@ def test_csv_holds_every_matching_agent_in_the_chosen_columns(make_console: Any,
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(rows) == len(expected)
     assert list(rows[0]) == [vm.COLUMN_BY_KEY[k].title for k in console.agents.choice.visible]
-    assert {r["Type"] for r in rows} == {"Tool server"} and all("broad_tools" in r["Flags"] for r in rows)
+    assert {r["Type"] for r in rows} == {"Tool server"} and all("Broad tools" in r["Flags"] for r in rows)  # as the roster shows it
     assert sorted(r["Agent"] for r in rows) == sorted(r["name"] for r in expected)
     assert not list(tmp_path.glob(".agents-*"))  # written aside, then moved into place
 

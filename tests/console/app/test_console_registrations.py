@@ -64,7 +64,7 @@ def test_the_agent_detail_shows_the_registration(make_console: Any, qtbot: Any,
     assert registration["purpose"] in text and "<b>Status:</b> pending" in text
     kinds = [r[1] for r in console.window.detail.timeline.rows]
     assert "registration" in kinds
-    assert "<b>pending</b>" in console.window.detail.flags.text()
+    assert "<b>Registration pending</b>" in console.window.detail.flags.text()
 
 
 def test_rejecting_keeps_the_agent_ungoverned(make_console: Any, qtbot: Any,

@@ -1,6 +1,6 @@
-"""Screenshots of each main view with realistic data from a real collector, written as PNGs under the
-test run's output dir (and, with AGENTROSTER_SCREENSHOTS=DIR, to DIR too, e.g. docs/images) so a
-person can look at them."""
+"""Screenshots of each main view with realistic data from a real collector, at 1280×800, under the light
+and the dark palette, written as PNGs under the test run's output dir (and, with AGENTROSTER_SCREENSHOTS=DIR,
+to DIR too, e.g. docs/images) so a person can look at them."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ from typing import Any
 import console_support as support
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPalette
+
+from console.app import theme
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True)
+def system_palette_after() -> Any:
+    yield
+    theme.apply("system")
 
 
 def save(widget: Any, name: str, out: Path) -> Path:
@@ -28,13 +36,28 @@ def save(widget: Any, name: str, out: Path) -> Path:
     return path
 
 
+def save_both(window: Any, qtbot: Any, name: str, out: Path) -> list[Path]:
+    """The window as it is (light), then under the dark palette (``console-NAME-dark.png``)."""
+    shots = [save(window, name, out)]
+    try:
+        window.theme_actions["dark"].trigger()
+        qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() < 80, timeout=5_000)
+        qtbot.wait(50)
+        shots.append(save(window, f"{name}-dark", out))
+    finally:
+        window.theme_actions["light"].trigger()
+        qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() > 180, timeout=5_000)
+    return shots
+
+
 def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory: pytest.TempPathFactory,
                                 collector: support.RunningCollector) -> None:
     out = tmp_path_factory.mktemp("screenshots")
     console = make_console()
     window = console.window
-    window.resize(1500, 900)
+    window.resize(1280, 800)
     qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
+    theme.apply("light")
     # The admin has sanctioned the fleet's Cursor and Ollama installs (through the triage API).
     for signature in ("cursor", "ollama"):
         rows = collector.get("/api/v1/agents", signature=signature, limit=200)["data"]
@@ -54,7 +77,7 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     assert len(console.overview.trend.samples) >= 6
     window.tabs.setCurrentWidget(window.overview)
     qtbot.wait(200)
-    shots = [save(window, "overview", out)]
+    shots = save_both(window, qtbot, "overview", out)
 
     window.tabs.setCurrentWidget(window.agents)
     window.agents.search.setText("ws-0000")  # ten of the simulated fleet's machines, by host
@@ -69,15 +92,15 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     window.agents.table.selectRow(row)
     qtbot.waitUntil(lambda: window.detail.detail is not None and window.detail.detail.agent.key
                     == console.agents.roster.rows[row].key, timeout=10_000)
-    shots.append(save(window, "agents", out))
+    shots += save_both(window, qtbot, "agents", out)
     window.detail.tabs.setCurrentWidget(window.detail.chain_tree)
-    shots.append(save(window, "detail-chain", out))
+    shots += save_both(window, qtbot, "detail-chain", out)
     window.detail.tabs.setCurrentWidget(window.detail.timeline_table)
-    shots.append(save(window, "detail-history", out))
+    shots += save_both(window, qtbot, "detail-history", out)
 
     window.tabs.setCurrentWidget(window.devices)
     qtbot.waitUntil(lambda: console.devices.device_list.count is not None, timeout=10_000)
-    shots.append(save(window, "devices", out))
+    shots += save_both(window, qtbot, "devices", out)
     window.tabs.setCurrentWidget(window.registrations)
     host = f"host:reg-shot-{uuid.uuid4().hex[:6]}"
     collector.snapshot(host, [support.sighting(id="crm-sync", name="crm sync agent", signature=None, type="unknown",
@@ -87,13 +110,18 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
                        autonomy="autonomous")
     console.registrations.load()
     qtbot.waitUntil(lambda: any(r.sighting_id == "crm-sync" for r in console.registrations.listed), timeout=10_000)
-    shots.append(save(window, "registrations", out))
+    shots += save_both(window, qtbot, "registrations", out)
     window.tabs.setCurrentWidget(window.policy)
-    shots.append(save(window, "policy", out))
+    shots += save_both(window, qtbot, "policy", out)
+    window.show_shortcuts()
+    assert window.shortcuts_dialog is not None
+    qtbot.waitExposed(window.shortcuts_dialog)
+    save(window.shortcuts_dialog, "shortcuts", out)
+    window.shortcuts_dialog.close()
 
     for path in shots:
         image = QImage(str(path))
-        assert image.width() >= 1400 and image.height() >= 800, path
+        assert image.width() >= 1280 and image.height() >= 800, path
         # not a blank grab: a real rendering has many distinct colours
         colours = {image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 29)}
         assert len(colours) > 8, path
