@@ -153,95 +153,72 @@ def _register(args: argparse.Namespace) -> int:
     return register(args)
 
 
-def _daemon_settings(args: argparse.Namespace) -> Any:
-    from endpoint.service.managed import managed_source
-    from endpoint.service.settings import load_settings
+def _settings_source(args: argparse.Namespace) -> Any:
+    """Where the daemon's settings come from: its flags, this process's environment, and the managed
+    source of this OS (under --root, the one in that tree: an image's own, or a test's)."""
+    from endpoint.service.managed import SettingsSource, managed_source
 
+    root = getattr(args, "root", None)
     cli = {"collector": getattr(args, "collector", None), "enroll_secret_file": getattr(args, "enroll_secret_file", None),
-           "data_dir": args.data_dir, "root": getattr(args, "root", None), "log_level": getattr(args, "log_level", None)}
-    return load_settings(cli, managed=managed_source())
+           "data_dir": args.data_dir, "root": root, "log_level": getattr(args, "log_level", None)}
+    return SettingsSource(cli, managed=managed_source(root=os.path.abspath(root) if root else "/"))
 
 
 def _daemon(args: argparse.Namespace) -> int:
     import logging
 
-    from endpoint.service.managed import read_enroll_secret
     from endpoint.service.settings import SettingsError, describe
 
+    source = _settings_source(args)
     try:
-        settings, origins = _daemon_settings(args)
-    except SettingsError as exc:
+        loaded = source.load()
+    except SettingsError as exc:  # only a flag: a person typed it, and reads the answer now
         print(f"agentroster daemon: {exc}", file=sys.stderr)
         return 2
+    settings = loaded.settings
     if args.print_settings:
-        print("\n".join(describe(settings, origins)))
+        print("\n".join(describe(settings, loaded.origins)))
+        for problem in loaded.problems:
+            print(f"problem: {problem}")
         return 0
-    refused = _unsafe_enroll_secret(settings)
-    if refused:
-        print(f"agentroster daemon: {refused}", file=sys.stderr)
-        return 2
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "watchdog"):  # one line per request / event: the daemon says what matters
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from endpoint.service.daemon import run_daemon
+    from endpoint.service.instance_lock import AlreadyRunning
     from endpoint.service.inventory import StateError
-    from endpoint.service.reporter import EnrollmentRejected
     from endpoint.service.winservice import run_service
-
-    def enroll_secret() -> str | None:
-        try:
-            secret = read_enroll_secret(settings)
-        except (SettingsError, OSError) as exc:
-            raise EnrollmentRejected(f"enroll secret: {exc}") from None
-        return secret.reveal() if secret else None
 
     try:
         run = run_service if args.windows_service else run_daemon  # run_service: endpoint/service/winservice.py
-        return run(settings, once=args.once, enroll_secret=enroll_secret)
-    except StateError as exc:
+        return run(settings, once=args.once, settings_source=source, loaded=loaded)
+    except (StateError, AlreadyRunning) as exc:  # a restart would not help: say so, and exit 2
         print(f"agentroster daemon: {exc}", file=sys.stderr)
         return 2
 
 
-def _unsafe_enroll_secret(settings: Any) -> str | None:
-    """Why the enroll secret file is refused at start-up (it exists but is not root's alone), or None.
-
-    Anyone who can read it can enroll as a device of the org, so the daemon does not start on one that
-    others can read; a file removed once the device is enrolled is fine (MDM may take it back). On
-    Windows, where mode bits mean nothing, the installer sets its ACL (SYSTEM and Administrators only).
-    """
-    from endpoint.service.managed import read_enroll_secret
-    from endpoint.service.settings import SettingsError
-
-    path = settings.enroll_secret_file
-    if path is None or not os.path.lexists(path):
-        return None
-    try:
-        read_enroll_secret(settings)
-    except (SettingsError, OSError) as exc:
-        return (f"the enroll secret file is refused: {exc}. It must be a regular file owned by root and readable "
-                f"by root only: chown root {path} && chmod 0600 {path}")
-    return None
-
-
 def _status(args: argparse.Namespace) -> int:
+    """Print the daemon's status; the exit code is LSB's (endpoint.service.status: 0, 3, 4, 150, 151)."""
     from endpoint.service.inventory import StateError
     from endpoint.service.settings import SettingsError
-    from endpoint.service.status import read_status, render
+    from endpoint.service.status import UNKNOWN, read_status, render
 
     try:
-        data_dir = args.data_dir or _daemon_settings(args)[0].data_dir
+        data_dir = args.data_dir or _settings_source(args).load().settings.data_dir
     except SettingsError as exc:
         print(f"agentroster status: {exc}", file=sys.stderr)
-        return 2
+        return UNKNOWN
     try:
         doc = read_status(data_dir)
     except StateError as exc:
+        if args.json:  # a detection script parses the answer: say "unknown" in the same shape
+            print(json.dumps({"running": False, "exit_code": UNKNOWN, "error": str(exc), "version": _version(),
+                              "data_dir": str(data_dir)}, indent=2, sort_keys=True))
         print(f"agentroster status: {exc}", file=sys.stderr)
-        return 1
+        return UNKNOWN
     print(json.dumps(doc, indent=2, sort_keys=True) if args.json else render(doc))
-    return 0
+    return int(doc["exit_code"])
 
 
 def _add_optional(sub: Any, name: str, module: str, help_text: str, *, load: bool) -> None:

@@ -9,6 +9,11 @@ hundred records), the inventory spools the difference, and the reporter (a threa
 
 Producers (observers, the network sensor, signals) and the one consumer (the loop) meet in an
 ``EventQueue`` that drops repeats, as watchdog's do.
+
+Settings are loaded again on SIGHUP and when the managed source changes (its stat, looked at every
+few seconds): what can change live is applied, a bad value is a settings problem in the status, never
+a reason to stop. Under systemd the loop tells the service manager it is ready, reloading or stopping,
+and pings its watchdog (``endpoint/service/sdnotify.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ from endpoint.scan import faults
 from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
 from endpoint.scan.platforms import PLATFORM
 from endpoint.service.inventory import Inventory
+from endpoint.service.sdnotify import Notifier
+from endpoint.service.settings import (
+    SETTING_NAMES,
+    Loaded,
+    SettingsError,
+    SettingsProblem,
+    describe_change,
+    shown_url,
+)
 from endpoint.service.status import SelfSample, daemon_status, device_status, sensor_health
 from endpoint.service.trackers.events import STOP, EventQueue
 from endpoint.service.trackers.files import FileTracker
@@ -35,7 +49,9 @@ from endpoint.service.trackers.network import NetworkTracker
 from endpoint.service.trackers.processes import MatchCache, ProcessTracker
 
 if TYPE_CHECKING:
+    from endpoint.service.instance_lock import InstanceLock
     from endpoint.service.localsock import LocalServer
+    from endpoint.service.managed import SettingsSource
     from endpoint.service.reporter import Reporter
     from endpoint.service.settings import Settings
     from signatures import Library
@@ -44,6 +60,9 @@ log = logging.getLogger("agentroster.daemon")
 
 STATUS_EVERY_S = 5.0  # how often the status row for `agentroster status` is written
 TICK_BACKOFF_MAX_S = 300.0  # a tick that keeps failing is retried at 1, 2, 4 … s, then every 5 minutes
+SETTINGS_CHECK_S = 3.0  # how often the managed source's stat is looked at for a change
+#: what cannot change while the daemon runs: the state it holds open, and what it watches
+RESTART_ONLY = ("data_dir", "root")
 
 
 def jittered(interval_s: float, rng: random.Random = random.Random()) -> float:  # noqa: B008
@@ -60,10 +79,15 @@ def now_iso() -> str:
 
 
 class Daemon:
-    """One endpoint daemon over one data dir; ``run()`` until SIGTERM / SIGINT or ``stop()``."""
+    """One endpoint daemon over one data dir; ``run()`` until SIGTERM / SIGINT or ``stop()``.
+
+    ``settings_source`` is where a reload reads the settings again (none: SIGHUP only says so);
+    ``loaded`` is what it gave at start (its origins and problems, for the status)."""
 
     def __init__(self, settings: Settings, *, lib: Library | None = None,
-                 enroll_secret: Callable[[], str | None] | None = None) -> None:
+                 enroll_secret: Callable[[], str | None] | None = None,
+                 settings_source: SettingsSource | None = None, loaded: Loaded | None = None,
+                 notifier: Notifier | None = None) -> None:
         import signatures
         from endpoint.scan import credentials
         from endpoint.scan.run import device_info
@@ -84,7 +108,14 @@ class Daemon:
         self.hardware_id = identity.hardware_id(root=self.root) if self.root == os.path.abspath(os.sep) else ""
         self.events = EventQueue()
         self._stop = threading.Event()
-        self._enroll_secret = enroll_secret or (lambda: None)
+        self._enroll_secret = enroll_secret or self._read_enroll_secret
+        self.settings_source = settings_source
+        self.loaded = loaded or Loaded(settings, {}, ())
+        self.restart_needed: list[SettingsProblem] = []  # settings changed that take a restart
+        self._settings_stamp = settings_source.stamp(settings) if settings_source is not None else None
+        self._settings_checked_at = time.monotonic()
+        self.notifier = notifier or Notifier(None)
+        self._due: dict[str, float] = {}
         credentials.use_data_dir(settings.data_dir)  # the org's fingerprint key, from enrollment
         self._key = credentials.fingerprint_key()
         # evidence: the latest per source
@@ -113,6 +144,22 @@ class Daemon:
         self.shed_reason = ""
         self.cpu_percent_window: float | None = None
         self.local_socket: LocalServer | None = None
+
+    @property
+    def settings_problems(self) -> list[SettingsProblem]:
+        """What the daemon could not take from its settings, and what it uses instead."""
+        return [*self.loaded.problems, *self.restart_needed]
+
+    def _read_enroll_secret(self) -> str | None:
+        """The enroll secret, read now from the current settings (a file may be fixed or rotated meanwhile)."""
+        from endpoint.service.managed import read_enroll_secret
+        from endpoint.service.reporter import EnrollmentRejected
+
+        try:
+            secret = read_enroll_secret(self.settings)
+        except (SettingsError, OSError) as exc:
+            raise EnrollmentRejected(f"enroll secret: {exc}") from None
+        return secret.reveal() if secret else None
 
     # -- sensors -------------------------------------------------------------------------------------
     @property
@@ -238,9 +285,12 @@ class Daemon:
     def write_status(self) -> None:
         self.resources.sample()
         try:
-            self.inventory.write_status(self.status())
+            doc = self.status()
+            self.inventory.write_status(doc)
         except Exception as exc:  # the status row is a courtesy: never a reason to stop
             log.warning("status: %s", exc)
+            return
+        self.notifier.status(one_line(doc))
 
     # -- running -------------------------------------------------------------------------------------
     def make_reporter(self) -> Reporter | None:
@@ -262,12 +312,133 @@ class Daemon:
         self.events.put(("enrolled",))
 
     def stop(self) -> None:
+        """End ``run()`` cleanly, within about a second; safe from any thread (a Windows service's stop
+        request comes on the service manager's thread) and from a signal handler."""
         self._stop.set()
         self.events.put(STOP)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping", signum)
         self.stop()
+
+    def _on_hangup(self, _signum: int, _frame: Any) -> None:
+        self.events.put(("reload", "SIGHUP"))  # the loop reloads: a signal handler only says so
+
+    # -- settings, read again ------------------------------------------------------------------------
+    def reload(self, why: str) -> None:
+        """Read the settings again and apply what can change live; a bad value keeps its last good one."""
+        if self.settings_source is None:
+            log.info("settings: %s, but this daemon was given its settings directly: nothing to read again", why)
+            return
+        self.notifier.reloading()
+        try:
+            stamp = self.settings_source.stamp(self.settings)
+            try:
+                loaded = self.settings_source.load(self.loaded)
+            except SettingsError as exc:  # only a command-line value raises, and it was fine at start
+                log.error("settings: reading them again failed (%s); keeping the current settings", exc)
+                return
+            self._settings_stamp = stamp
+            self.apply_settings(loaded, why)
+        finally:
+            self.notifier.ready()
+
+    def apply_settings(self, loaded: Loaded, why: str = "reload") -> None:
+        """Take new settings: intervals, sensors, log level, the collector and its CA bundle, the enroll
+        secret, resource limits and the spool's cap change now; ``RESTART_ONLY`` ones keep their value
+        (a settings problem says so until the daemon restarts)."""
+        from dataclasses import replace
+
+        from endpoint.service.guard import Limits
+
+        old, problems_before = self.settings, [str(p) for p in self.settings_problems]
+        new = loaded.settings
+        self.restart_needed = []
+        kept: dict[str, Any] = {}
+        for name in RESTART_ONLY:
+            if getattr(new, name) != getattr(old, name):
+                kept[name] = getattr(old, name)
+                self.restart_needed.append(SettingsProblem(
+                    name, loaded.origins.get(name, "default"), f"changed to {getattr(new, name)}, which takes a "
+                    "restart of the daemon", f"keeping {getattr(old, name)} until it restarts"))
+        if kept:
+            new = replace(new, **kept)
+        changed = [name for name in SETTING_NAMES if getattr(new, name) != getattr(old, name)]
+        self.settings, self.loaded = new, Loaded(new, loaded.origins, loaded.problems)
+        log.info("settings read again (%s): %s", why, f"{len(changed)} changed" if changed else "nothing changed")
+        for name in changed:
+            log.info("settings: %s", describe_change(name, getattr(old, name), getattr(new, name),
+                                                     loaded.origins.get(name, "default")))
+        self._log_problems(problems_before)
+        now = time.monotonic()
+        if "log_level" in changed:
+            logging.getLogger().setLevel(new.log_level.upper())
+        if "process_interval_s" in changed:
+            self.processes.process_interval_s = new.process_interval_s
+        for key, name in (("processes", "process_interval_s"), ("full", "full_scan_interval_s"),
+                          ("heartbeat", "heartbeat_interval_s")):
+            if name in changed and key in self._due:
+                self._due[key] = now + jittered(getattr(new, name))
+        if "sensors" in changed:
+            self._apply_sensors(old.sensors, new.sensors)
+        if "max_cpu_percent" in changed or "max_rss_mb" in changed:
+            self.guard.limits = Limits.from_settings(new)
+        if "spool_max_bytes" in changed:
+            self.inventory.spool_max_bytes = max(1, int(new.spool_max_bytes))
+        reporting = {"collector_url", "ca_bundle", "report_interval_s", "drain_reports_per_s", "enroll_secret",
+                     "enroll_secret_file"}
+        # not enrolled yet: a new reporter tries at once (the old one may be waiting out an enroll backoff)
+        if self._due and (reporting & set(changed) or self.inventory.device_key() is None):
+            self._restart_reporter()
+        if self._due and "ca_bundle" in changed and self.local_socket is not None:
+            self.local_socket.stop()
+            self.local_socket = None
+            self.start_local_socket()
+        self.write_status()
+
+    def _apply_sensors(self, before: frozenset[str], after: frozenset[str]) -> None:
+        if "files" in after and "files" not in before:
+            if self._due and self.files.watcher is None:
+                self.files.start_watching()
+            self.scan_files()
+        elif "files" in before and "files" not in after:
+            self.files.stop()
+            self.files.watcher = None
+            self.files.records.clear()
+        if "processes" in after and "processes" not in before:
+            self.poll_processes(everything=True)
+        elif "processes" in before and "processes" not in after:
+            self.processes.records.clear()
+        self.network.enabled = "network" in after
+        if self.network.enabled and not self.network.running and self._due:
+            self.network.start()
+        elif not self.network.enabled and self.network.running:
+            self.network.stop("not in the sensors setting")
+        self._dirty = True
+
+    def _restart_reporter(self) -> None:
+        if self.reporter is not None:
+            self.reporter.stop(timeout=2.0)
+        self.reporter = self.make_reporter()
+        if self.reporter is not None:
+            self.reporter.start()
+
+    def _log_problems(self, before: Iterable[str] = ()) -> None:
+        """Each settings problem once, when it appears, and once more when it is gone."""
+        now = [str(p) for p in self.settings_problems]
+        for line in now:
+            if line not in before:
+                log.warning("settings: %s", line)
+        for line in before:
+            if line not in now:
+                log.info("settings: resolved: %s", line)
+
+    def check_settings_source(self) -> None:
+        """Reload when the managed source (or the enroll secret file) changed since it was last read."""
+        if self.settings_source is None:
+            return
+        if self.settings_source.stamp(self.settings) != self._settings_stamp:
+            self.reload("the managed settings changed")
 
     def full_scan(self) -> None:
         self.matches.clear()
@@ -277,6 +448,7 @@ class Daemon:
 
     def run_once(self) -> int:
         """One full scan, spooled; then, with a collector, enroll if need be and drain the spool."""
+        self._log_problems()
         self.network.state = self.network.state or "off: not run by --once"
         self.full_scan()
         self.resources.sample()
@@ -319,6 +491,9 @@ class Daemon:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+            if hasattr(signal, "SIGHUP"):
+                signal.signal(signal.SIGHUP, self._on_hangup)
+        self._log_problems()
         s = self.settings
         if "files" in self._on:
             self.files.start_watching()
@@ -335,13 +510,20 @@ class Daemon:
         if self.reporter is not None:
             self.reporter.start()
         self.start_local_socket()
+        self.notifier.ready(f"watching {len(self.files.homes)} homes: {len(self.last_sightings)} sightings")
         log.info("watching %d homes and %d processes under %s: %d sightings; sensors: %s; collector: %s",
                  len(self.files.homes), len(self.processes.records), self.root, len(self.last_sightings),
                  ", ".join(f"{k} {v}" for k, v in sorted(self.sensor_health().items())),
-                 self.settings.collector_url or "(none: state and status only)")
+                 shown_url(self.settings.collector_url) if self.settings.collector_url
+                 else "(none: reports are kept in the local spool)")
         now = time.monotonic()
-        due = {"processes": now + jittered(s.process_interval_s), "full": now + jittered(s.full_scan_interval_s),
-               "heartbeat": now + jittered(s.heartbeat_interval_s), "status": now}
+        due = self._due
+        due.update({"processes": now + jittered(s.process_interval_s), "full": now + jittered(s.full_scan_interval_s),
+                    "heartbeat": now + jittered(s.heartbeat_interval_s), "status": now,
+                    "settings": now + SETTINGS_CHECK_S})
+        watchdog_s = self.notifier.watchdog_interval_s
+        if watchdog_s:
+            due["watchdog"] = now
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -350,16 +532,32 @@ class Daemon:
                     self._handle(event)
                 if self._stop.is_set():
                     break
+                now = time.monotonic()
+                if watchdog_s and now >= due["watchdog"]:  # from the loop: a wedged loop stops pinging
+                    self.notifier.watchdog()
+                    due["watchdog"] = now + watchdog_s
                 try:
+                    if now >= due["settings"]:
+                        due["settings"] = now + SETTINGS_CHECK_S
+                        self.check_settings_source()
                     self._tick(due)
                     self.tick_failures = 0
                 except Exception as exc:  # one bad record or a transient error must not end the watch
                     self.tick_failures += 1
                     self._log_failure("tick", exc)
-                    self._stop.wait(self.tick_backoff_s())  # a failure that repeats does not spin
+                    self._sleep(self.tick_backoff_s())  # a failure that repeats does not spin
         finally:
             self.shutdown()
         return 0
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait (a stop ends it), pinging the watchdog meanwhile: a loop backing off is not wedged."""
+        end = time.monotonic() + seconds
+        step = self.notifier.watchdog_interval_s or seconds
+        while not self._stop.is_set() and (left := end - time.monotonic()) > 0:
+            self._stop.wait(min(step, left))
+            if step != seconds:
+                self.notifier.watchdog()
 
     def tick_backoff_s(self) -> float:
         """How long to wait after ``tick_failures`` failed ticks in a row: 1, 2, 4 … s, at most
@@ -377,7 +575,9 @@ class Daemon:
             log.error("daemon: %s failed (%s); going on, retrying with backoff\n%s", what, detail, frames)
 
     def _handle(self, event: tuple[str, ...]) -> None:
-        if event[0] == "files" and len(event) > 1:
+        if event[0] == "reload":
+            self.reload(event[1] if len(event) > 1 else "asked")
+        elif event[0] == "files" and len(event) > 1:
             self.files.changed(event[1], time.monotonic())
         elif event[0] == "network":
             self._dirty = True
@@ -426,6 +626,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         """Flush state and stop every thread, within about a second."""
+        self.notifier.stopping()
         if self.local_socket is not None:
             self.local_socket.stop()
             self.local_socket = None
@@ -435,9 +636,35 @@ class Daemon:
         if self.reporter is not None:
             self.reporter.stop(timeout=0.5)
         self.write_status()
+        self.notifier.close()
         log.info("stopped")
 
 
-def run_daemon(settings: Settings, *, once: bool = False, enroll_secret: Callable[[], str | None] | None = None) -> int:
-    daemon = Daemon(settings, enroll_secret=enroll_secret)
-    return daemon.run_once() if once else daemon.run()
+def one_line(doc: dict[str, Any]) -> str:
+    """The daemon's state in one line, for ``systemctl status`` (sd_notify's STATUS=)."""
+    problems = len(doc.get("settings_problems") or [])
+    spool = doc.get("spool") or {}
+    parts = [f"{doc.get('sightings', 0)} sightings", "enrolled" if doc.get("enrolled") else
+             ("not enrolled" if doc.get("collector_url") else "no collector: spooling locally"),
+             f"{spool.get('reports', 0)} reports queued"]
+    if problems:
+        parts.append(f"{problems} settings problem{'s' if problems != 1 else ''} (agentroster status)")
+    return "; ".join(parts)
+
+
+def run_daemon(settings: Settings, *, once: bool = False, enroll_secret: Callable[[], str | None] | None = None,
+               settings_source: SettingsSource | None = None, loaded: Loaded | None = None,
+               notifier: Notifier | None = None, lock: InstanceLock | None = None) -> int:
+    """Run the daemon (or one pass of it) holding the data dir's single-instance lock; raises
+    ``AlreadyRunning`` when another daemon holds it."""
+    from endpoint.service.instance_lock import InstanceLock
+
+    lock = lock or InstanceLock(settings.data_dir)
+    if not lock.held:
+        lock.acquire()
+    try:
+        daemon = Daemon(settings, enroll_secret=enroll_secret, settings_source=settings_source, loaded=loaded,
+                        notifier=notifier if notifier is not None else (Notifier(None) if once else Notifier.from_env()))
+        return daemon.run_once() if once else daemon.run()
+    finally:
+        lock.release()

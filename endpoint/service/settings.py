@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -272,6 +272,16 @@ def _url(value: object) -> str:
     return text
 
 
+def shown_url(url: str) -> str:
+    """A collector URL fit for a log line or the status: scheme, host, port and path, without a query or
+    fragment (a token put there by mistake is not repeated)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(not a valid URL, not shown)"
+    return parts._replace(query="", fragment="").geturl()
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower().rstrip(".") == "localhost":
         return True
@@ -391,22 +401,93 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[object, str]]:
     return layer
 
 
-def _managed_layer(managed: ManagedSource, warnings: list[str]) -> dict[str, tuple[object, str]]:
-    found = managed.read()
+@dataclass(frozen=True, slots=True)
+class SettingsProblem:
+    """A setting the daemon could not take as given, and what it uses instead; never quotes a secret."""
+
+    setting: str | None  # None: the whole source (a managed file refused or unreadable)
+    source: str  # "env:AGENTROSTER_X", "managed:<where>" or a file's path
+    reason: str
+    using: str  # what the daemon does instead, in words
+
+    def __str__(self) -> str:
+        where = f"{self.setting} (from {self.source})" if self.setting else self.source
+        return f"{where}: {self.reason}; {self.using}"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"setting": self.setting, "source": self.source, "problem": self.reason, "using": self.using,
+                "message": str(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Settings as the daemon loaded them: values, where each came from, and what it could not take."""
+
+    settings: Settings
+    origins: dict[str, str]
+    problems: tuple[SettingsProblem, ...] = ()
+
+
+class _Collect:
+    """Where a forgiving load puts what it refuses (a strict one raises instead), with the last good
+    settings a reload falls back to."""
+
+    def __init__(self, previous: Loaded | None) -> None:
+        self.previous = previous
+        self.problems: list[SettingsProblem] = []
+
+    def fallback(self, name: str) -> tuple[object, str] | None:
+        """The last good value of ``name`` and its origin, when there is one (a reload)."""
+        if self.previous is None:
+            return None
+        origin = self.previous.origins.get(name, "default")
+        if origin == "default" or origin.startswith("overridden"):
+            return None
+        return getattr(self.previous.settings, name), origin
+
+
+def _managed_layer(managed: ManagedSource, warnings: list[str],
+                   collect: _Collect | None = None) -> dict[str, tuple[object, str]]:
+    try:
+        found = managed.read()
+    except SettingsError as exc:
+        if collect is None:
+            raise
+        return _refused_source(managed, exc, collect)
     warnings.extend(found.warnings)
     layer: dict[str, tuple[object, str]] = {}
     origin = f"managed:{found.where}"
-    if "enroll_secret" in found.values and found.exposed:
+    values = dict(found.values)
+    if "enroll_secret" in values and found.exposed:
         # refused even when another source's secret would win: the secret is readable there already
-        raise SettingsError("enroll_secret", origin,
-                            f"holds enroll_secret, but {found.exposed}; refused: put the secret in a file only "
-                            "root (SYSTEM) can read and set enroll_secret_file to its path instead")
-    for key, value in found.values.items():
+        reason = (f"holds enroll_secret, but {found.exposed}; refused: put the secret in a file only root "
+                  "(SYSTEM) can read and set enroll_secret_file to its path instead")
+        if collect is None:
+            raise SettingsError("enroll_secret", origin, reason)
+        del values["enroll_secret"]
+        collect.problems.append(SettingsProblem("enroll_secret", origin, reason,
+                                                "not used: the device does not enroll with it"))
+    for key, value in values.items():
         if key in SETTING_NAMES:
             layer[key] = (value, origin)
         else:
             warnings.append(f"{found.where}: unknown key {_clean_key(key)} ignored")
     return layer
+
+
+def _refused_source(managed: ManagedSource, exc: SettingsError, collect: _Collect) -> dict[str, tuple[object, str]]:
+    """A managed source that cannot be read or is refused as a whole: at start, none of its values; on a
+    reload, the values last taken from it."""
+    origin = f"managed:{managed.where}"
+    kept: dict[str, tuple[object, str]] = {}
+    if collect.previous is not None:
+        kept = {name: (getattr(collect.previous.settings, name), where)
+                for name, where in collect.previous.origins.items() if where == origin}
+    using = ("keeping the values last read from it" if kept
+             else "using the defaults for the settings it would give")
+    collect.problems.append(SettingsProblem(exc.field, origin if exc.field else f"managed:{exc.source}",
+                                            exc.reason, using))
+    return kept
 
 
 def load_settings(cli: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None,
@@ -418,13 +499,30 @@ def load_settings(cli: Mapping[str, object] | None = None, env: Mapping[str, str
     ``env`` defaults to this process's environment (pass ``{}`` for none);
     ``managed`` is read once (``managed.managed_source(platform)`` gives this OS's; ``None`` reads none).
     Origins are ``"cli"``, ``"env:AGENTROSTER_X"``, ``"managed:<where>"`` or ``"default"``.
+    Strict: the first bad value is a ``SettingsError`` (``load_daemon_settings`` goes on instead).
     """
+    loaded = _load(cli, env, managed, platform, None)
+    return loaded.settings, loaded.origins
+
+
+def load_daemon_settings(cli: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None,
+                         managed: ManagedSource | None = None, platform: str | None = None, *,
+                         previous: Loaded | None = None) -> Loaded:
+    """The settings a running daemon takes: as ``load_settings``, but a bad environment or managed value
+    (or a managed source refused as a whole) is a ``SettingsProblem`` and the setting keeps its default
+    or, on a reload (``previous``), its last good value. A bad command-line value is still a
+    ``SettingsError``: a person typed it and is there to read the answer."""
+    return _load(cli, env, managed, platform, _Collect(previous))
+
+
+def _load(cli: Mapping[str, object] | None, env: Mapping[str, str] | None, managed: ManagedSource | None,
+          platform: str | None, collect: _Collect | None) -> Loaded:
     plat = normalize_platform(platform)
     env = os.environ if env is None else env
     warnings: list[str] = []
     layers: list[dict[str, tuple[object, str]]] = [_cli_layer(cli or {}), _env_layer(env)]
     if managed is not None:
-        layers.append(_managed_layer(managed, warnings))
+        layers.append(_managed_layer(managed, warnings, collect))
 
     parsers = _parsers(plat)
     values: dict[str, object] = {}
@@ -436,19 +534,71 @@ def load_settings(cli: Mapping[str, object] | None = None, env: Mapping[str, str
                 try:
                     values[name] = parsers[name](raw)
                 except _Bad as exc:
-                    raise SettingsError(name, origin, str(exc)) from None
+                    if collect is None or origin == "cli":
+                        raise SettingsError(name, origin, str(exc)) from None
+                    _fall_back(name, origin, str(exc), values, origins, collect, plat, env)
+                    break
                 origins[name] = origin
                 break
         else:
             origins[name] = "default"
 
-    _one_secret(values, origins, layers, warnings)
+    try:
+        _one_secret(values, origins, layers, warnings)
+    except SettingsError as exc:
+        if collect is None:
+            raise
+        for name in ("enroll_secret", "enroll_secret_file"):
+            values.pop(name, None)
+            origins[name] = "default"
+        collect.problems.append(SettingsProblem(exc.field, exc.source, exc.reason,
+                                                "using neither: the device does not enroll until one is removed"))
     if "data_dir" not in values:
         values["data_dir"] = default_data_dir(plat, env)
     for line in warnings:
         log.warning("settings: %s", line)
     settings = Settings(**values, warnings=tuple(warnings))  # type: ignore[arg-type]
-    return settings, origins
+    return Loaded(settings, origins, tuple(collect.problems) if collect is not None else ())
+
+
+def _fall_back(name: str, origin: str, reason: str, values: dict[str, object], origins: dict[str, str],
+               collect: _Collect, plat: Platform, env: Mapping[str, str]) -> None:
+    """A bad value from the environment or a managed source: the last good value, else the default."""
+    kept = collect.fallback(name)
+    if kept is not None:
+        values[name], origins[name] = kept
+        using = f"keeping its last good value ({_plain(name, kept[0])})"
+    else:
+        origins[name] = "default"
+        default = default_data_dir(plat, env) if name == "data_dir" else _DEFAULTS.get(name)
+        using = f"using the default ({_plain(name, default)})"
+    collect.problems.append(SettingsProblem(name, origin, reason, using))
+
+
+def describe_change(name: str, old: object, new: object, origin: str) -> str:
+    """One log line for a setting that changed on a reload; a secret's value is never in it."""
+    if name == "enroll_secret":
+        return f"enroll_secret: changed, now {_plain(name, new)} (from {origin}; the value is not shown)"
+    return f"{name}: {_plain(name, old)} -> {_plain(name, new)} (from {origin})"
+
+
+def _plain(name: str, value: object) -> str:
+    """A setting's value for a log line or the status: never the secret, a URL without its query."""
+    if name == "enroll_secret":
+        return "set" if value is not None else "not set"
+    if name == "collector_url" and isinstance(value, str):
+        return shown_url(value)
+    if value is None:
+        return "not set"
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value)) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(Settings)
+                                if f.name in SETTING_NAMES and f.default is not MISSING}
 
 
 def _one_secret(values: dict[str, object], origins: dict[str, str],

@@ -1,5 +1,10 @@
 """The daemon's status: what it writes about itself every few seconds (and each report carries), and
-``agentroster status``, which reads that back from its state file read-only and renders it."""
+``agentroster status``, which reads that back from its state file read-only and renders it.
+
+``agentroster status`` exits with an LSB status code that MDM detection scripts test (``exit_code``):
+0 running and enrolled (a report acknowledged), 3 not running, 4 unknown (no state, or it cannot be
+read), and two from LSB's range for applications: ``RUNNING_NOT_ENROLLED`` and ``SETTINGS_PROBLEM``.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,19 @@ if TYPE_CHECKING:
     from contract.scan import ScanError, Sighting
     from endpoint.service.inventory import Inventory
     from endpoint.service.reporter import Reporter
-    from endpoint.service.settings import Settings
+    from endpoint.service.settings import Settings, SettingsProblem
     from endpoint.service.trackers.files import FileTracker
     from endpoint.service.trackers.network import NetworkTracker
     from endpoint.service.trackers.processes import ProcessTracker
 
 STALE_AFTER_S = 30.0  # the daemon writes its status every few seconds; older than this, it is not running
+
+# LSB's init-script status codes (0-4), and two of its 150-199 range, reserved for applications
+RUNNING_OK = 0
+NOT_RUNNING = 3
+UNKNOWN = 4
+RUNNING_NOT_ENROLLED = 150  # running, but no device key or no report acknowledged yet (e.g. no collector)
+SETTINGS_PROBLEM = 151  # running, but some setting was refused (the status's settings_problems say which)
 
 
 # -- what the daemon writes -------------------------------------------------------------------------------
@@ -70,6 +82,9 @@ class DaemonState(Protocol):
 
     def sensor_health(self) -> dict[str, str]: ...
 
+    @property
+    def settings_problems(self) -> list[SettingsProblem]: ...
+
 
 def sensor_health(sensors_on: frozenset[str], *, files: FileTracker, network: NetworkTracker) -> dict[str, str]:
     """Each sensor's state in a few words: "ok…", "limited: …" or "off: why"."""
@@ -105,8 +120,11 @@ def daemon_status(daemon: DaemonState) -> dict[str, Any]:
     inventory = daemon.inventory
     meta = inventory.meta()
     stats = inventory.spool_stats()
+    from endpoint.service.settings import shown_url
+
+    url = daemon.settings.collector_url
     return {
-        "pid": os.getpid(), "started_at": daemon.started_at, "collector_url": daemon.settings.collector_url,
+        "pid": os.getpid(), "started_at": daemon.started_at, "collector_url": shown_url(url) if url else None,
         "enrolled": inventory.device_key() is not None, "device_id": meta.get("device_id"),
         "device": daemon.device, "epoch": inventory.epoch, "next_seq": int(meta.get("next_seq", 1)),
         "acked_seq": int(meta.get("acked_seq", 0)), "acked_at": float(meta.get("acked_at", 0)) or None,
@@ -120,6 +138,8 @@ def daemon_status(daemon: DaemonState) -> dict[str, Any]:
         "sightings": len(daemon.last_sightings), "errors": len(daemon.last_errors), **scan_health(daemon),
         "tick_failures": daemon.tick_failures, "last_scan_at": daemon.last_scan_at,
         "fingerprint_ms": round(daemon.last_fingerprint_s * 1000, 1), "processes": len(daemon.processes.records),
+        "settings_problems": [p.as_dict() for p in daemon.settings_problems],
+        "settings_warnings": list(daemon.settings.warnings),
     }
 
 
@@ -152,7 +172,37 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
     # the spool as it is now (the daemon's row may be a few seconds old)
     doc["spool"] = {**doc.get("spool", {}), "reports": spool.reports, "bytes": spool.bytes}
     doc["data_dir"] = str(Path(data_dir))
+    doc.setdefault("settings_problems", [])
+    doc.setdefault("settings_warnings", [])
+    # what MDM scripts read, under plain names
+    doc["version"] = _version()
+    doc["spool_depth"] = doc["spool"]["reports"]
+    doc["last_report_acked_at"] = _iso(doc["acked_at"])
+    doc["exit_code"] = exit_code(doc)
     return doc
+
+
+def exit_code(doc: Mapping[str, Any]) -> int:
+    """The LSB status code for a status document (see the module's docstring)."""
+    if not doc.get("running"):
+        return NOT_RUNNING
+    if doc.get("settings_problems"):
+        return SETTINGS_PROBLEM
+    if not doc.get("enrolled") or not doc.get("acked_at"):
+        return RUNNING_NOT_ENROLLED
+    return RUNNING_OK
+
+
+def _version() -> str:
+    import contract
+
+    return contract.__version__
+
+
+def _iso(ts: object) -> str | None:
+    if not isinstance(ts, int | float) or not ts:
+        return None
+    return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="seconds")
 
 
 def _alive(pid: object) -> bool:
@@ -188,7 +238,7 @@ def render(doc: Mapping[str, Any], *, now: float | None = None) -> str:
         f"daemon:     {'running' if doc.get('running') else 'not running'}"
         + (f" (pid {doc['pid']})" if doc.get("running") and doc.get("pid") else "")
         + f"; status written {_when(doc.get('status_updated_at'), now)}",
-        f"collector:  {doc.get('collector_url') or '(none configured)'}",
+        f"collector:  {doc.get('collector_url') or '(none configured: reports are kept in the local spool)'}",
         f"enrolled:   {'yes, device ' + str(doc.get('device_id')) if doc.get('enrolled') else 'no'}",
         f"reports:    epoch {doc.get('epoch')}, last sent seq {reporter.get('last_sent_seq') or '-'} "
         f"{_when(reporter.get('last_sent_at'), now)}; last acked seq {doc.get('acked_seq') or '-'} "
@@ -198,6 +248,10 @@ def render(doc: Mapping[str, Any], *, now: float | None = None) -> str:
         + f"; spool {spool.get('health', 'normal')}"
         + (f", coalesced {spool['coalesced']}x" if spool.get("coalesced") else ""),
     ]
+    for problem in doc.get("settings_problems") or []:
+        lines.append(f"settings:   {problem.get('message', problem) if isinstance(problem, Mapping) else problem}")
+    for warning in doc.get("settings_warnings") or []:
+        lines.append(f"settings:   warning: {warning}")
     if reporter.get("last_error"):
         lines.append(f"last error: {reporter['last_error']} ({_when(reporter.get('last_error_at'), now)})")
     if spool.get("error"):

@@ -197,8 +197,9 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         done = subprocess.run([AGENTROSTER, "status", "--json", "--data-dir", str(self.data_dir)],
                               capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
+        doc = dict(json.loads(done.stdout))
+        assert done.returncode == doc["exit_code"], done.stderr  # LSB's code: 0 only once running and enrolled
+        return doc
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
@@ -537,7 +538,7 @@ def test_once_scans_delivers_and_says_so_in_status(collector, root, tmp_path):
     assert done.returncode == 0, done.stderr
     assert collector.enroll_secret not in done.stderr
     status = run("status", "--data-dir", str(data))
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 3, status.stderr  # LSB: not running (--once has ended)
     assert "enrolled:   yes" in status.stdout and "0 reports" in status.stdout
     assert "daemon:     not running" in status.stdout
     device_id = json.loads(run("status", "--json", "--data-dir", str(data)).stdout)["device_id"]
@@ -570,7 +571,7 @@ def test_print_settings_shows_where_each_comes_from_and_never_the_secret(tmp_pat
 
 def test_status_without_state_is_a_clear_error(tmp_path):
     done = run("status", "--data-dir", str(tmp_path / "none"))
-    assert done.returncode == 1 and "no state yet" in done.stderr
+    assert done.returncode == 4 and "no state yet" in done.stderr  # LSB: status unknown
 
 
 def _tls_files(tmp: Path) -> dict[str, Path]:
@@ -841,15 +842,28 @@ def test_once_enrolls_again_when_the_collector_refuses_its_key(collector, root, 
     assert again != device_id and len(collector.present_ids(again)) > 10
 
 
-def test_an_enroll_secret_others_can_read_is_refused_at_start_up(collector, root, tmp_path):
+def test_an_enroll_secret_others_can_read_is_not_used_and_the_daemon_runs_on(collector, root, tmp_path):
     secret, data = secret_file(collector, tmp_path, 0o640), tmp_path / "data"
-    done = subprocess.run([AGENTROSTER, "daemon", "--collector", collector.url, "--enroll-secret-file", str(secret),
-                           "--data-dir", str(data), "--root", str(root)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **SETTINGS_ENV})
-    assert done.returncode == 2
-    assert "readable by root only" in done.stderr and "chmod 0600" in done.stderr
-    assert collector.enroll_secret not in done.stderr + done.stdout
-    assert not (data / "state.sqlite3").exists()
+    with open(tmp_path / "daemon.log", "ab") as out:
+        proc = subprocess.Popen([AGENTROSTER, "daemon", "--collector", collector.url, "--enroll-secret-file",
+                                 str(secret), "--data-dir", str(data), "--root", str(root)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=out, env={**os.environ, **SETTINGS_ENV}, start_new_session=True)
+    try:  # no restart loop: it runs, spools, does not enroll, and the status says why and what to run
+        def refused() -> dict[str, Any] | None:
+            done = run("status", "--json", "--data-dir", str(data))
+            doc = json.loads(done.stdout) if done.stdout else {}
+            return doc if doc.get("running") and doc.get("settings_problems") and doc["spool"]["reports"] else None
+
+        doc = eventually(refused, "the daemon running with the secret file refused")
+        assert doc["exit_code"] == 151 and not doc["enrolled"] and proc.poll() is None
+        [problem] = doc["settings_problems"]
+        assert "readable by root only" in problem["problem"] and f"chmod 0600 {secret}" in problem["problem"]
+        log = (tmp_path / "daemon.log").read_text()
+        assert collector.enroll_secret not in log + json.dumps(doc)
+        assert collector.get("/api/v1/devices")["data"] == []
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def test_the_org_fingerprint_key_comes_with_enrollment_and_scan_uses_it(collector, root, tmp_path):
