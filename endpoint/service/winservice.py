@@ -38,8 +38,10 @@ LOG_FILE_BYTES = 5 << 20
 LOG_FILE_COUNT = 3
 #: ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: StartServiceCtrlDispatcher called from a console
 _NOT_UNDER_SCM = 1063
-#: ERROR_SERVICE_SPECIFIC_ERROR: the service's own exit code is in dwServiceSpecificExitCode
-_SERVICE_SPECIFIC_ERROR = 1066
+
+
+class ServiceFailed(RuntimeError):
+    """The daemon ended with an error while the service manager had not asked it to stop."""
 
 
 class Runnable(Protocol):
@@ -73,6 +75,14 @@ class ServiceHost:
             stopped_early = self._stop_requested
         self.exit_code = 0 if stopped_early else daemon.run()
         return self.exit_code
+
+    def failure(self) -> str | None:
+        """Why the service stops with an error, in words; None when it stops as asked. A daemon that
+        ended by itself with an error stops the service with an error, which its failure actions
+        answer with a restart; one stopped as asked never does."""
+        if self.exit_code in (None, 0) or self._stop_requested:
+            return None
+        return f"the daemon ended with exit code {self.exit_code}; the service manager restarts it"
 
     def stop(self) -> None:
         """Ask the daemon to end; returns at once (the service manager's thread must not block)."""
@@ -137,18 +147,17 @@ def _serve(host: ServiceHost) -> int:  # pragma: no cover - pywin32 and the serv
             self.ReportServiceStatus(win32service.SERVICE_RUNNING)
             servicemanager.LogInfoMsg(f"{SERVICE_NAME}: started")
             try:
-                code = host.run()
+                host.run()
             except Exception as exc:
                 log.exception("daemon failed")
-                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: the daemon failed: {type(exc).__name__}; see "
-                                           "the log in the data dir")
-                code = 1
-            if code != 0 and not host.stop_requested:
-                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: the daemon ended with exit code {code}")
-                # stopped with an error: the service's failure actions restart it
-                self.ReportServiceStatus(win32service.SERVICE_STOPPED, win32ExitCode=_SERVICE_SPECIFIC_ERROR,
-                                         svcExitCode=code)
-                return
+                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: the daemon failed ({type(exc).__name__}); the "
+                                           "log in the data dir has the details")
+                raise  # pywin32 then reports STOPPED with an error, and the failure actions restart it
+            failure = host.failure()
+            if failure is not None:
+                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: {failure}")
+                # SvcRun's return reports a clean stop: an exception is how pywin32 reports an error
+                raise ServiceFailed(failure)
             servicemanager.LogInfoMsg(f"{SERVICE_NAME}: stopped")
             self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING, waitHint=STOP_WAIT_HINT_MS)
 

@@ -443,6 +443,31 @@ def test_a_stop_while_the_daemon_is_being_made_skips_its_run():
     assert not thread.is_alive() and host.exit_code == 0 and not recorder.ran.is_set()
 
 
+class Failing:
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.stop_asked = False
+
+    def run(self) -> int:
+        return self.code
+
+    def stop(self) -> None:
+        self.stop_asked = True
+
+
+def test_a_daemon_that_ends_with_an_error_stops_the_service_with_one():
+    host = winservice.ServiceHost(lambda: Failing(3))
+    assert host.run() == 3
+    assert "exit code 3" in (host.failure() or "")  # SvcRun raises: pywin32 reports STOPPED with an error
+    asked = winservice.ServiceHost(lambda: Failing(3))
+    asked.run()
+    asked.stop()
+    assert asked.failure() is None  # stopped as asked: a clean stop, no restart
+    clean = winservice.ServiceHost(lambda: Failing(0))
+    clean.run()
+    assert clean.failure() is None
+
+
 def test_not_on_windows_the_flag_says_who_starts_it(capsys):
     assert winservice.run_service(Settings()) == 2
     assert "Windows service manager" in capsys.readouterr().err
