@@ -1,5 +1,6 @@
 """The overview tab: the fleet's counts, refreshed every minute, with the trend of ungoverned agents kept
-in the settings per collector; a worst device opens its ungoverned agents in the agents tab."""
+in the settings per collector; every card and bar opens the list behind it (a worst device its ungoverned
+agents, a type's bar the agents of that type, the stale devices' card the devices tab so filtered…)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,19 @@ class OverviewController(QObject):
         self.timer.setInterval(OVERVIEW_REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
         session.window.overview.devices_table.activated.connect(self._top_device_activated)
-        session.window.overview.incomplete_scans.clicked.connect(self.show_incomplete_scans)
+        view = session.window.overview
+        view.incomplete_scans.clicked.connect(self.show_incomplete_scans)
+        for label, chosen in (("Agents", vm.AgentFilter()), ("Ungoverned", vm.AgentFilter(governed=False)),
+                              ("Governed", vm.AgentFilter(governed=True))):
+            view.cards[label].clicked.connect(lambda chosen=chosen: self.show_agents(chosen))
+        view.cards["Devices"].clicked.connect(lambda: self.show_devices(None))
+        view.cards["Stale devices"].clicked.connect(lambda: self.show_devices(True))
+        view.by_type.barActivated.connect(
+            lambda i: self.show_agents(vm.AgentFilter(type=view.type_keys[i])) if i < len(view.type_keys) else None)
+        view.by_governed.barActivated.connect(lambda i: self.show_agents(vm.AgentFilter(governed=i == 1)))
+        view.providers.barActivated.connect(
+            lambda i: self.show_agents(vm.AgentFilter(provider=view.provider_keys[i]))
+            if i < len(view.provider_keys) else None)
 
     def trend_key(self) -> str:
         return "overview/trend/" + self.session.client.base_url.replace("/", "_").replace(":", "_")
@@ -56,6 +69,16 @@ class OverviewController(QObject):
             window = self.session.window
             window.tabs.setCurrentWidget(window.agents)
             window.agents.set_filter(vm.AgentFilter(device=devices[index.row()].device_id, governed=False))
+
+    def show_agents(self, chosen: vm.AgentFilter) -> None:
+        window = self.session.window
+        window.tabs.setCurrentWidget(window.agents)
+        window.agents.set_filter(chosen)
+
+    def show_devices(self, stale: bool | None) -> None:
+        window = self.session.window
+        window.tabs.setCurrentWidget(window.devices)
+        window.devices.stale.setCurrentIndex(max(0, window.devices.stale.findData(stale)))
 
     def show_incomplete_scans(self) -> None:
         """From the overview's count to the devices tab, filtered to the devices whose last scan was incomplete."""

@@ -75,12 +75,23 @@ class OverviewView(QWidget):
             cards.addWidget(self.cards[label])
         self.incomplete_scans = self.cards[vm.INCOMPLETE_SCANS]
         self.incomplete_scans.make_activatable("The devices whose last scan was incomplete, in the devices tab")
+        for label, tip in (("Agents", "Every agent, in the agents tab"),
+                           ("Ungoverned", "The ungoverned agents, in the agents tab"),
+                           ("Governed", "The governed agents, in the agents tab"),
+                           ("Devices", "Every device, in the devices tab"),
+                           ("Stale devices", "The devices that stopped reporting, in the devices tab")):
+            self.cards[label].make_activatable(tip)
         layout.addLayout(cards)
         grid = QGridLayout()
         self.trend = TrendChart("Ungoverned agents over time")
         self.by_type = BarChart("Agents by type")
         self.by_governed = BarChart("Governed and ungoverned")
         self.providers = BarChart("Top providers")
+        self.type_keys: list[str] = []  # the collector's key behind each bar, for the filter it opens
+        self.provider_keys: list[str] = []
+        for chart, what in ((self.by_type, "that type"), (self.by_governed, "those agents"),
+                            (self.providers, "the agents calling that provider")):
+            chart.make_activatable(f"Click a bar (or Enter on it) for {what} in the agents tab")
         self.top_devices = RowsModel(["Device", "Ungoverned agents"], self)
         self.devices_table = QTableView()
         self.devices_table.setModel(self.top_devices)
@@ -113,8 +124,10 @@ class OverviewView(QWidget):
     def show_overview(self, overview: api.Overview, trend: list[tuple]) -> None:  # type: ignore[type-arg]
         for label, value in vm.overview_cards(overview):
             self.cards[label].value.setText(value)
+        self.type_keys = [c.key for c in overview.by_type]
         self.by_type.set_bars([(vm.TYPE_LABELS.get(c.key, c.key), c.count) for c in overview.by_type])
         self.by_governed.set_bars([("ungoverned", overview.ungoverned), ("governed", overview.governed)])
+        self.provider_keys = [c.key for c in overview.top_providers]
         self.providers.set_bars([(c.key, c.count) for c in overview.top_providers])
         self.top_devices.set_rows([(d.hostname or d.device_id, d.count) for d in overview.top_ungoverned_devices])
         self.trend.set_points(trend)

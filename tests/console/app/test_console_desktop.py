@@ -348,3 +348,37 @@ def test_viewer_cannot_use_the_detail_buttons(make_console: Any, qtbot: Any, col
     console = make_console(token=collector.viewer)
     assert not any(b.isEnabled() for b in console.window.detail.triage_buttons.values())
     assert not any(a.isEnabled() for a in console.window.triage_actions.values())
+
+
+def test_every_overview_number_and_bar_opens_its_list(make_console: Any, qtbot: Any) -> None:
+    console = make_console()
+    window = console.window
+    qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
+    window.tabs.setCurrentWidget(window.overview)
+    overview = console.overview.latest
+    view = window.overview
+
+    def opened(chosen: vm.AgentFilter) -> int:
+        qtbot.waitUntil(lambda: console.agents.roster.filter == chosen and loaded(console), timeout=10_000)
+        assert window.tabs.currentWidget() is window.agents
+        return int(console.agents.roster.count)
+
+    qtbot.mouseClick(view.cards["Ungoverned"], Qt.MouseButton.LeftButton)
+    assert opened(vm.AgentFilter(governed=False)) == overview.ungoverned
+    # the second bar of "by type", clicked where it is drawn
+    chart = view.by_type
+    window.tabs.setCurrentWidget(window.overview)
+    qtbot.waitExposed(chart)
+    row_y = int(chart._top() + chart._row_height() * 1.5)
+    assert chart.bar_at(row_y) == 1
+    qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=QPoint(chart.width() // 2, row_y))
+    assert opened(vm.AgentFilter(type=overview.by_type[1].key)) == overview.by_type[1].count
+    # the top provider's bar, from the keyboard
+    window.tabs.setCurrentWidget(window.overview)
+    view.providers.setFocus()
+    qtbot.keyClick(view.providers, Qt.Key.Key_Down)
+    qtbot.keyClick(view.providers, Qt.Key.Key_Return)
+    assert opened(vm.AgentFilter(provider=overview.top_providers[0].key)) == overview.top_providers[0].count
+    window.tabs.setCurrentWidget(window.overview)
+    qtbot.mouseClick(view.cards["Stale devices"], Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.devices and window.devices.stale.currentData() is True
