@@ -161,7 +161,8 @@ def wix_source(payload: Path, version: str) -> bytes:
     wix = ET.Element(f"{{{WIX_NS}}}Wix")
     product = _el(wix, "Product", Id=product_code(version), Name=PRODUCT_NAME, Language="1033", Version=msi_ver,
                   Manufacturer=MANUFACTURER, UpgradeCode=UPGRADE_CODE)
-    # 500: Windows Installer 5, which reads the service and permission tables build.py adds
+    # 500: Windows Installer 5, which reads the service and permission tables build.py adds. wixl 0.101
+    # has no Platform attribute: build.py's `wixl --arch x64` makes the package 64-bit (Template x64;1033)
     _el(product, "Package", InstallerVersion="500", Compressed="yes", InstallScope="perMachine",
         Description=f"{PRODUCT_NAME} {msi_ver}", Manufacturer=MANUFACTURER,
         Comments="Finds the AI agents on this PC and reports them to the organisation's collector.")
