@@ -282,6 +282,18 @@ def test_a_payload_the_msi_cannot_hold_is_refused_with_what_to_do(tmp_path):
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
+@needs_msitools
+def test_an_attribute_wixl_would_ignore_stops_the_build(tmp_path, monkeypatch):
+    real = wxs.wix_source
+
+    def with_platform(payload: Path, version: str) -> bytes:  # wixl 0.101 knows no Package/@Platform
+        return real(payload, version).replace(b"<Package ", b'<Package Platform="x64" ', 1)
+
+    monkeypatch.setattr(wxs, "wix_source", with_platform)
+    with pytest.raises(BuildError, match="wixl failed .*Platform"):
+        build(make_payload(tmp_path / "payload"), tmp_path / "out", "1.0.0")
+
+
 def test_without_wixl_the_error_says_which_package_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(BuildError, match="apt-get install wixl msitools"):
