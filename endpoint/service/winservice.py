@@ -52,11 +52,24 @@ class Runnable(Protocol):
     def stop(self) -> None: ...
 
 
-class ServiceHost:
-    """Runs one daemon in the calling thread until ``stop()`` is called from any other thread."""
+class DataDirLock(Protocol):
+    """The data dir's single-instance lock (``endpoint.service.instance_lock.InstanceLock``)."""
 
-    def __init__(self, make_daemon: Callable[[], Runnable]) -> None:
+    @property
+    def held(self) -> bool: ...
+
+    def acquire(self) -> object: ...
+
+    def release(self) -> None: ...
+
+
+class ServiceHost:
+    """Runs one daemon in the calling thread until ``stop()`` is called from any other thread, holding
+    the data dir's lock (when given) while it runs, as ``run_daemon`` does."""
+
+    def __init__(self, make_daemon: Callable[[], Runnable], *, data_dir_lock: DataDirLock | None = None) -> None:
         self._make_daemon = make_daemon
+        self._data_dir_lock = data_dir_lock
         self._lock = threading.Lock()
         self._daemon: Runnable | None = None
         self._stop_requested = False
@@ -69,11 +82,18 @@ class ServiceHost:
     def run(self) -> int:
         """The daemon's exit code; 0 without running it when a stop came while it was being made
         (loading the signatures and the state takes a moment, and the service manager may stop it then)."""
-        daemon = self._make_daemon()
-        with self._lock:
-            self._daemon = daemon
-            stopped_early = self._stop_requested
-        self.exit_code = 0 if stopped_early else daemon.run()
+        held = self._data_dir_lock
+        if held is not None and not held.held:
+            held.acquire()  # AlreadyRunning: another daemon has this data dir, and the service fails
+        try:
+            daemon = self._make_daemon()
+            with self._lock:
+                self._daemon = daemon
+                stopped_early = self._stop_requested
+            self.exit_code = 0 if stopped_early else daemon.run()
+        finally:
+            if held is not None:
+                held.release()
         return self.exit_code
 
     def failure(self) -> str | None:
@@ -119,10 +139,12 @@ def run_service(settings: Settings, *, once: bool = False, **daemon_args: Any) -
         print("agentroster daemon: --once and --windows-service do not go together", file=sys.stderr)
         return 2
     from endpoint.service.daemon import Daemon
+    from endpoint.service.instance_lock import InstanceLock
 
     root = logging.getLogger()
     root.handlers[:] = [file_log_handler(settings.data_dir)]  # a service's stderr goes nowhere
-    host = ServiceHost(lambda: Daemon(settings, **daemon_args))
+    data_dir_lock = daemon_args.pop("lock", None) or InstanceLock(settings.data_dir)
+    host = ServiceHost(lambda: Daemon(settings, **daemon_args), data_dir_lock=data_dir_lock)
     return _serve(host)
 
 

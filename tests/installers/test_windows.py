@@ -480,6 +480,25 @@ def test_a_daemon_that_ends_with_an_error_stops_the_service_with_one():
     assert clean.failure() is None
 
 
+def test_the_service_holds_the_data_dirs_lock_while_its_daemon_runs(tmp_path):
+    from endpoint.service.instance_lock import AlreadyRunning, InstanceLock
+
+    first = Recorder()
+    host = winservice.ServiceHost(lambda: first, data_dir_lock=InstanceLock(tmp_path / "data"))
+    thread = threading.Thread(target=host.run)
+    thread.start()
+    try:
+        assert first.ran.wait(10)
+        second = winservice.ServiceHost(Recorder, data_dir_lock=InstanceLock(tmp_path / "data"))
+        with pytest.raises(AlreadyRunning, match="already running"):
+            second.run()  # SvcRun raises: the service stops with an error, and is restarted later
+    finally:
+        host.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    InstanceLock(tmp_path / "data").acquire().release()  # released when the daemon ended
+
+
 def test_not_on_windows_the_flag_says_who_starts_it(capsys):
     assert winservice.run_service(Settings()) == 2
     assert "Windows service manager" in capsys.readouterr().err
