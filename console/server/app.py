@@ -34,6 +34,7 @@ from console.server.routes import (
     enroll,
     fleet,
     health,
+    inbox,
     me,
     overview,
     policy,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     for router in (enroll.router, reports.router, fleet.router, agents.router, devices.router, overview.router,
                    policy.router, admin.router, health.router, triage.router, registrations.router, me.router):
         app.include_router(router)
+    app.include_router(inbox.router)
     app.add_middleware(BodyLimit, report_path=f"{API}/reports", report_limit=settings.max_report_bytes,
                        default_limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -461,6 +461,33 @@ class RegistrationsPublic(SQLModel):
     count: int
 
 
+# -- the device inbox: what travels back to the employee (console/server/inbox.py) --------------------
+
+
+class InboxItem(SQLModel, table=True):
+    """One message for the user of a sighting on one device: an admin's request to register it, the
+    decision on a registration (with the admin's comment), or a question. ``source_id`` is the triage
+    action or registration it came from (None for a question); ``delivered_at`` is set once the device
+    acknowledged it."""
+
+    __tablename__ = "inbox_item"
+    __table_args__ = (Index("ix_inbox_item_source", "device_id", "kind", "source_id", unique=True),
+                      Index("ix_inbox_item_waiting", "device_id", "delivered_at", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(max_length=32)
+    sighting_id: str = Field(max_length=128)
+    sighting_name: str = Field(default="", max_length=256)
+    user: str | None = Field(default=None, max_length=256)
+    kind: str = Field(max_length=16)  # request, decision, question
+    source_id: int | None = None
+    status: str | None = Field(default=None, max_length=16)  # a decision's: approved, rejected
+    text: str | None = Field(default=None, sa_type=Text)  # the admin's note, comment or question
+    sent_by: str = Field(default="", max_length=128)
+    created_at: float
+    delivered_at: float | None = None
+
+
 # -- policy -----------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,122 @@
+"""The device inbox in the store: what travels back from the collector to the employee whose agent it is.
+
+Three kinds of item, each addressed to one device and to the user of one sighting on it:
+
+- ``request``: an admin asked for a registration (a ``request_registration`` triage action);
+- ``decision``: a registration of that device was approved or rejected, with the admin's comment;
+- ``question``: an admin asks something about the agent ("which data systems does it touch?").
+
+Requests and decisions are not written by the triage and registration routes: they are *gathered* here
+from the triage actions and registrations when the device next asks for its inbox (one indexed pass per
+device, nothing at all on the admin's write path), so that every decision reaches the device whichever
+route made it. A question is written as an item at once. Each item gets an id in the order it entered
+the inbox; the device acknowledges with the highest id it has stored (``ack``), and is given again
+everything after it until it does: exactly once at the device, which also drops an id it holds already.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from console.server.models import InboxItem, Registration, Sighting, TriageAction
+
+X = InboxItem.__table__  # type: ignore[attr-defined]
+A = TriageAction.__table__  # type: ignore[attr-defined]
+R = Registration.__table__  # type: ignore[attr-defined]
+S = Sighting.__table__  # type: ignore[attr-defined]
+
+#: requests and decisions older than this when first gathered are history, not news: a device that
+#: enrolls, or a collector upgraded to this version, does not flood its users with old decisions
+HORIZON_S = 30 * 86400
+MAX_PAGE = 200  # items in one answer; the device asks again after acknowledging them
+MAX_GATHERED = 1000  # source rows turned into items in one pass (the rest at the next)
+
+
+def acknowledge(conn: Connection, device_id: str, up_to: int, now: float | None = None) -> int:
+    """Mark the device's items with ids up to ``up_to`` delivered; returns how many were waiting."""
+    if up_to <= 0:
+        return 0
+    now = time.time() if now is None else now
+    result = conn.execute(update(X).where(X.c.device_id == device_id, X.c.delivered_at.is_(None),
+                                          X.c.id <= up_to).values(delivered_at=now))
+    return int(result.rowcount or 0)
+
+
+def gather(conn: Connection, device_id: str, now: float | None = None) -> int:
+    """Turn the device's registration requests and decided registrations not in its inbox yet into items;
+    returns how many it found (another process may have added some of them first)."""
+    now = time.time() if now is None else now
+    since = now - HORIZON_S
+
+    def already(kind: str, source: Any) -> Any:
+        return exists().where(X.c.device_id == device_id, X.c.kind == kind, X.c.source_id == source)
+
+    requests = conn.execute(
+        select(A.c.id, A.c.sighting_id, A.c.note, A.c.actor, A.c.at)
+        .where(A.c.device_id == device_id, A.c.action == "request_registration", A.c.at >= since,
+               ~already("request", A.c.id))
+        .order_by(A.c.id).limit(MAX_GATHERED)).all()
+    # a registration superseded after it was approved keeps its decision (only approved ones are
+    # superseded with a decided_at: a pending one superseded by a newer one was never decided)
+    decisions = conn.execute(
+        select(R.c.id, R.c.sighting_id, R.c.status, R.c.decision_note, R.c.decided_by, R.c.decided_at)
+        .where(R.c.device_id == device_id, R.c.decided_at.is_not(None), R.c.decided_at >= since,
+               ~already("decision", R.c.id))
+        .order_by(R.c.decided_at, R.c.id).limit(MAX_GATHERED)).all()
+    rows: list[dict[str, Any]] = []
+    for source, sid, note, actor, at in requests:
+        rows.append({"kind": "request", "source_id": source, "sighting_id": sid, "status": None, "text": note,
+                     "sent_by": actor, "created_at": at})
+    for source, sid, status, note, actor, at in decisions:
+        rows.append({"kind": "decision", "source_id": source, "sighting_id": sid,
+                     "status": "approved" if status == "superseded" else status, "text": note,
+                     "sent_by": actor or "", "created_at": at})
+    rows.sort(key=lambda r: (r["created_at"], r["kind"], r["source_id"]))
+    if not rows:
+        return 0
+    _address(conn, device_id, rows)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # another collector process may gather the same device at the same moment: its rows win, ours go
+    statement = dialect.insert(X).on_conflict_do_nothing(index_elements=["device_id", "kind", "source_id"])
+    conn.execute(statement, [{**r, "device_id": device_id} for r in rows])
+    return len(rows)
+
+
+def ask(conn: Connection, device_id: str, sighting_id: str, question: str, sent_by: str,
+        now: float | None = None) -> int | None:
+    """Store an admin's question about a sighting as an item for its user; None when no such sighting."""
+    now = time.time() if now is None else now
+    row = {"kind": "question", "source_id": None, "sighting_id": sighting_id, "status": None, "text": question,
+           "sent_by": sent_by, "created_at": now}
+    if not _address(conn, device_id, [row]):
+        return None
+    return int(conn.execute(insert(X).values(device_id=device_id, **row).returning(X.c.id)).scalar_one())
+
+
+def waiting(conn: Connection, device_id: str, after: int, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+    """The device's items not acknowledged yet, after id ``after``, oldest first."""
+    return [dict(r) for r in conn.execute(
+        select(X).where(X.c.device_id == device_id, X.c.delivered_at.is_(None), X.c.id > after)
+        .order_by(X.c.id).limit(limit)).mappings()]
+
+
+def items_of(conn: Connection, device_id: str, sighting_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """What was sent to a device (about one sighting), newest first, delivered or not: for admins."""
+    where = [X.c.device_id == device_id] + ([X.c.sighting_id == sighting_id] if sighting_id else [])
+    return [dict(r) for r in conn.execute(select(X).where(and_(*where)).order_by(X.c.id.desc()).limit(limit))
+            .mappings()]
+
+
+def _address(conn: Connection, device_id: str, rows: list[dict[str, Any]]) -> bool:
+    """Give each row its sighting's user and name as stored now; False when some sighting is unknown."""
+    ids = sorted({r["sighting_id"] for r in rows})
+    found = {sid: (user, name) for sid, user, name in conn.execute(
+        select(S.c.id, S.c.user, S.c.name).where(S.c.device_id == device_id, S.c.id.in_(ids)))}
+    for row in rows:
+        user, name = found.get(row["sighting_id"], (None, ""))
+        row["user"], row["sighting_name"] = user or None, (name or "")[:256]
+    return len(found) == len(ids)
