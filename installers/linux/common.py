@@ -42,6 +42,7 @@ FILES = Path(__file__).with_name("files")
 _ELF_MACHINES = {0x3E: ("amd64", "x86_64"), 0xB7: ("arm64", "aarch64")}
 _HOST_MACHINES = {"x86_64": ("amd64", "x86_64"), "amd64": ("amd64", "x86_64"),
                   "aarch64": ("arm64", "aarch64"), "arm64": ("arm64", "aarch64")}
+_SHARED_LIBRARY = re.compile(r"\.so(\.[0-9.]+)?$")
 _GLIBC_SYMBOL_VERSION = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.\d+)?\x00")
 # Debian and rpm both take this: a digit first, then letters, digits and . + ~ (no "-": it would
 # split off a Debian revision or an rpm release).
@@ -60,6 +61,8 @@ class Payload:
     #: the newest glibc symbol version the payload's ELF files need, "" when none (no ELF file)
     min_glibc: str
     installed_kib: int
+    #: it holds ELF files (a real frozen build, not a test payload of scripts)
+    has_elf: bool
 
 
 def check_version(version: str) -> str:
@@ -110,7 +113,7 @@ def inspect_payload(payload: Path) -> Payload:
             raise PackageError(f"this machine is {host}; the packages are built for x86_64 and aarch64")
         deb_arch, rpm_arch = _HOST_MACHINES[host]
     min_glibc = f"{glibc[0]}.{glibc[1]}" if glibc > (0, 0) else ""
-    return Payload(payload, deb_arch, rpm_arch, min_glibc, max(1, size // 1024))
+    return Payload(payload, deb_arch, rpm_arch, min_glibc, max(1, size // 1024), bool(machines))
 
 
 def _check_link(payload: Path, link: Path) -> None:
@@ -128,9 +131,10 @@ def stage(payload: Payload, root: Path) -> None:
     for path in [install_dir, *install_dir.rglob("*")]:
         if path.is_symlink():
             continue
-        mode = path.stat().st_mode
-        # root-owned and readable by all; executable where the build made it so
-        path.chmod(0o755 if path.is_dir() or mode & stat.S_IXUSR else 0o644)
+        executable = path.is_dir() or (path.stat().st_mode & stat.S_IXUSR and not _SHARED_LIBRARY.search(path.name))
+        # root-owned and readable by all; executable where the build made it so, but for shared
+        # libraries, which are loaded, never run
+        path.chmod(0o755 if executable else 0o644)
     bin_link = root / "usr/bin" / NAME
     bin_link.parent.mkdir(parents=True, exist_ok=True)
     bin_link.symlink_to(f"../lib/{NAME}/{NAME}")

@@ -30,6 +30,19 @@ _LINTIAN_OVERRIDES = {
     f"non-standard-file-perm 0600 != 0644 [{common.CONFIG_PATH}]":
         "the managed config may name the collector and its CA; only root (the daemon) reads it",
 }
+_BUNDLED = "the endpoint is one self-contained frozen build (PyInstaller), the same on every distribution"
+# ... and those a real frozen build adds: its own Python and the libraries it was frozen with.
+_FROZEN_LINTIAN_OVERRIDES = {
+    f"embedded-library * [{common.INSTALL_DIR}/_internal/*]": f"{_BUNDLED}, with the libraries it was tested with",
+    f"custom-library-search-path * [{common.INSTALL_DIR}/_internal/*]":
+        f"{_BUNDLED}: its loader finds the bundled libraries; a RUNPATH left by the build machine's Python "
+        "is never reached first",
+    f"library-not-linked-against-libc [{common.INSTALL_DIR}/_internal/*]":
+        "Python extension modules: they take libc from the bundled Python that loads them",
+    f"shared-library-lacks-prerequisites [{common.INSTALL_DIR}/_internal/*]":
+        "Python extension modules: the bundled Python that loads them provides what they use",
+    f"hardening-no-pie [{common.INSTALL_DIR}/{NAME}]": "the PyInstaller bootloader, built by PyInstaller as it is",
+}
 
 
 def build(payload: Path, out: Path, version: str) -> list[Path]:
@@ -44,7 +57,7 @@ def build(payload: Path, out: Path, version: str) -> list[Path]:
         root = Path(tmp) / "root"
         root.mkdir()
         common.stage(info, root)
-        _docs(root, version)
+        _docs(root, version, info)
         _control(root, info, version)
         # dpkg-deb takes SOURCE_DATE_EPOCH from the environment for its timestamps
         done = subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(target)],
@@ -59,7 +72,12 @@ def _source_date() -> int:
     return int(value) if value.isdigit() else int(time.time())
 
 
-def _docs(root: Path, version: str) -> None:
+def lintian_overrides(info: common.Payload) -> dict[str, str]:
+    """The lintian tags accepted for this payload, with why."""
+    return _LINTIAN_OVERRIDES | (_FROZEN_LINTIAN_OVERRIDES if info.has_elf else {})
+
+
+def _docs(root: Path, version: str, info: common.Payload) -> None:
     doc = root / DOC_DIR
     doc.mkdir(parents=True)
     (doc / "copyright").write_text(
@@ -82,7 +100,7 @@ def _docs(root: Path, version: str) -> None:
         gz.write(changelog.encode("utf-8"))
     overrides = root / OVERRIDES
     overrides.parent.mkdir(parents=True)
-    overrides.write_text("".join(f"# {reason}\n{NAME}: {tag}\n" for tag, reason in _LINTIAN_OVERRIDES.items()),
+    overrides.write_text("".join(f"# {reason}\n{NAME}: {tag}\n" for tag, reason in lintian_overrides(info).items()),
                          encoding="utf-8")
     for path in [doc, overrides.parent.parent, overrides.parent, *doc.iterdir(), overrides]:
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -41,7 +41,7 @@ def build(payload: Path, out: Path, version: str) -> list[Path]:
             "_build_id_links": "none",
             "debug_package": "%{nil}",
             "__os_install_post": "%{nil}",
-            "_binary_payload": "w9.xzdio",
+            "_binary_payload": "w6.xzdio",
         }
         if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
             defines |= {"use_source_date_epoch_as_buildtime": "1", "clamp_mtime_to_source_date_epoch": "1",
