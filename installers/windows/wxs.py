@@ -143,6 +143,12 @@ def payload_files(payload: Path) -> list[str]:
             # wixl writes the tables in one ANSI code page, and Windows forbids these characters in names
             raise PayloadError(f"{payload}: {rel!r}: an MSI's file names here must be ASCII without <>:\"|?*\\ "
                                "(rename it in the frozen build)")
+    seen: dict[str, str] = {}
+    for rel in found:
+        other = seen.setdefault(rel.lower(), rel)
+        if other != rel:  # Windows' file names ignore case: one would overwrite the other
+            raise PayloadError(f"{payload}: {other} and {rel} differ only in case; Windows would install one "
+                               "over the other")
     if EXE_NAME not in found:
         raise PayloadError(f"{payload}: no {EXE_NAME} at the top; the payload is the frozen endpoint folder "
                            "(python -m installers freeze on Windows)")

@@ -277,6 +277,9 @@ def test_a_payload_the_msi_cannot_hold_is_refused_with_what_to_do(tmp_path):
     odd = make_payload(tmp_path / "c", {**PAYLOAD_FILES, "_internal/naïve.txt": b"x"})
     with pytest.raises(BuildError, match="must be ASCII"):
         build(odd, tmp_path / "out", "1.0.0")
+    cased = make_payload(tmp_path / "d", {**PAYLOAD_FILES, "_internal/Base_Library.zip": b"x"})
+    with pytest.raises(BuildError, match="differ only in case"):
+        build(cased, tmp_path / "out", "1.0.0")
     with pytest.raises(BuildError, match="not a folder"):
         build(tmp_path / "missing", tmp_path / "out", "1.0.0")
     assert not (tmp_path / "out").exists()  # nothing half-written
