@@ -29,6 +29,7 @@ NO_NUL = r"^[^\x00]*$"  # neither PostgreSQL text nor an FTS5 query can hold a N
 _TRIAGE = SightingTriage.__table__  # type: ignore[attr-defined]
 _Text = Annotated[str | None, Field(default=None, max_length=256, pattern=NO_NUL)]
 _CHUNK = 2000
+WIDE_TEXT = 2000  # free text matching more sightings than this pages along the sort index
 
 
 class RosterFilter(SQLModel):
@@ -103,14 +104,22 @@ class Plan:
         self.session = session
         self.sqlite = session.get_bind().dialect.name == "sqlite"
         self.text = search.Text(f.q, indexed=search.indexed(session)) if f.q else None
-        picked = f.triage_state not in (None, "new") or f.owner is not None  # the triage side finds them
+        self._picked = f.triage_state not in (None, "new") or f.owner is not None  # the triage side finds them
         # an index of its own finds them (free text: the search index, where the store has one)
-        self.by_index = (picked or f.device is not None or bool(f.signature)
+        self.by_index = (self._picked or f.device is not None or bool(f.signature)
                          or bool(self.text and self.text.narrowed))
         self.tagged = bool(f.flag) or f.provider is not None
         # counts read the covering roster index, unless a filter names columns it lacks or finds rows by itself
         self.roster = not (self.by_index or f.user is not None or f.parent is not None or f.q
                            or f.signature is not None)
+
+    def page_along_sort(self, matches: int) -> None:
+        """Free text matching many sightings (``matches``, counted): a page walks the sort index and checks
+        the text row by row, stopping after the page, rather than sort every candidate the search index
+        lists (20,000 candidates: 110 ms sorted, against a few ms walked)."""
+        if self.text is not None and self.text.narrowed and matches > WIDE_TEXT and self.sqlite:
+            self.text.narrowed = False
+            self.by_index = self._picked or self.f.device is not None or bool(self.f.signature)
 
     def conditions(self, fenced: bool, seek: bool = False, listed: bool = True) -> list[ColumnElement[bool]]:
         return _conditions(self.f, self.text, fenced=fenced, seek=seek, listed=listed) \
@@ -233,12 +242,20 @@ def _count(session: Session, conditions: list[ColumnElement[bool]], hide: bool, 
     if roster:
         query = query.with_hint(Sighting, "INDEXED BY ix_sighting_roster", "sqlite")
     count = session.scalar(query) or 0
-    if hide:
+    if hide and any_hidden(session):
+        # from the triage side: each false positive looked up by primary key (SQLite, without statistics, would
+        # rather walk an index of a filtered column, such as every tool server, and look up its triage)
         count -= session.scalar(select(func.count()).select_from(_TRIAGE).join(Sighting, and_(
             _TRIAGE.c.device_id == col(Sighting.device_id), _TRIAGE.c.sighting_id == col(Sighting.id)))
             .where(_TRIAGE.c.state == "false_positive", *(conditions if hidden_conditions is None
-                                                          else hidden_conditions))) or 0
+                                                          else hidden_conditions))
+            .with_hint(Sighting, "INDEXED BY sqlite_autoindex_sighting_1", "sqlite")) or 0
     return count
+
+
+def any_hidden(session: Session) -> bool:
+    """Whether any sighting is a false positive (one look at the triage state index)."""
+    return session.scalar(select(_TRIAGE.c.device_id).where(_TRIAGE.c.state == "false_positive").limit(1)) is not None
 
 
 def not_hidden_joined() -> ColumnElement[bool]:

@@ -106,6 +106,8 @@ def list_agents(
         counted = plan.count()
     if counted == 0:  # nothing to look for along the sort index (which would walk all of it)
         return SightingsPublic(data=[], count=0, next_cursor=None)
+    if counted is not None:
+        plan.page_along_sort(counted)
     # the page's conditions are checked row by row along the sort index, and stop after limit + 1 rows;
     # whether a row is hidden is read from the triage row the page joins anyway
     on_page = plan.conditions(fenced=True) + ([roster.not_hidden_joined()] if f.hide else [])

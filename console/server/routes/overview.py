@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import fastapi
 import orjson
 from fastapi import APIRouter
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlmodel import col
 
 from console.server import roster, trend
@@ -36,6 +36,7 @@ from console.server.models import (
 from console.server.planning import unindexed
 from console.server.routes import API
 from console.server.routes.devices import incomplete_scan
+from contract.scan import COLLECTOR_FLAGS, ENDPOINT_FLAGS
 
 router = APIRouter(prefix=API, tags=["overview"])
 TOP = 10
@@ -106,7 +107,7 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
         new_since=iso(since_seconds),
         new_agents=sum(n for k, n in new_by_type.items() if k != "tool_server"),
         new_tool_servers=new_by_type.get("tool_server", 0),
-        by_flag=_by_tag(session, counting, "flag", limit=None),
+        by_flag=_by_flag(counting),
         sightings=counting.total(lambda c: count.where(present(c))),
         devices=session.scalar(select(func.count()).select_from(Device).where(devices)) or 0,
         stale_devices=session.scalar(select(func.count()).select_from(Device).where(
@@ -141,6 +142,22 @@ def _riskiest(session: SessionDep, hide: bool) -> list[RiskyAgent]:
         query = query.where(~roster.hidden())
     return [RiskyAgent(device_id=d, id=i, name=n, type=t, hostname=h, user=u or None, risk=r, flags=orjson.loads(f))
             for d, i, n, t, h, u, r, f in session.execute(query)]
+
+
+def _by_flag(counting: _Counting) -> list[CountBy]:
+    """Present sightings per flag, most first: one pass over the covering index ``ix_sighting_fleet`` (its
+    flags column), where the tag index would list gone sightings' flags too."""
+    flags = sorted(COLLECTOR_FLAGS | ENDPOINT_FLAGS)
+
+    def query(c: Column) -> Select[Any]:
+        return (select(*(func.sum(case((_S.c.flags.contains(f'"{flag}"'), 1), else_=0)) for flag in flags))
+                .select_from(_S).where(present(c)))
+
+    every = counting.session.execute(query(lambda c: c).with_hint(_S, "INDEXED BY ix_sighting_fleet", "sqlite")).one()
+    hidden = counting.hidden(query)
+    less = hidden[0] if hidden else (0,) * len(flags)
+    counts = {flag: (n or 0) - (m or 0) for flag, n, m in zip(flags, every, less, strict=True)}
+    return [CountBy(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n > 0]
 
 
 def _top_providers(session: SessionDep, counting: _Counting) -> list[CountBy]:

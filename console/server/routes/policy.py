@@ -89,21 +89,26 @@ def policy_choices(session: SessionDep, caller: Caller) -> PolicyChoices:
     how many sightings (and devices) carry each and whether the policy names it already."""
     conn = session.connection()
     policy = _current(conn)
-    signatures = [PolicyChoice(id=sig, name=name or sig, type=kind or "", sightings=n, devices=d,
-                               sanctioned=sig in policy.sanctioned_signatures)
-                  for sig, name, kind, n, d in conn.execute(
-                      select(_S.c.signature, func.max(_S.c.name), func.max(_S.c.type), func.count(),
-                             func.count(_S.c.device_id.distinct()))
-                      .where(_S.c.gone == False, _S.c.signature.is_not(None))  # noqa: E712
-                      .group_by(_S.c.signature).order_by(func.count().desc(), _S.c.signature).limit(CHOICES_SHOWN))]
+    # counted along the covering index ix_sighting_fleet (signature, type, device), never the wide rows
+    counted = conn.execute(
+        select(_S.c.signature, func.max(_S.c.type), func.count(), func.count(_S.c.device_id.distinct()))
+        .where(_S.c.gone == False, _S.c.signature.is_not(None))  # noqa: E712
+        .group_by(_S.c.signature).order_by(func.count().desc(), _S.c.signature).limit(CHOICES_SHOWN)
+        .with_hint(_S, "INDEXED BY ix_sighting_fleet", "sqlite")).all()
+    names = _library_names()
+    signatures = [PolicyChoice(id=sig, name=names.get(sig) or _name_of(conn, sig), type=kind or "", sightings=n,
+                               devices=d, sanctioned=sig in policy.sanctioned_signatures)
+                  for sig, kind, n, d in counted]
     provider_names = _library_providers()
+    # each provider tag's sighting looked up in the covering roster index (gone), not by primary key
     providers = [PolicyChoice(id=p, name=provider_names.get(p, p), sightings=n,
                               sanctioned=p in policy.sanctioned_providers)
                  for p, n in conn.execute(
                      select(_G.c.value, func.count()).select_from(_G)
                      .join(_S, (_S.c.device_id == _G.c.device_id) & (_S.c.id == _G.c.sighting_id))
-                     .where(_G.c.kind == "provider", _S.c.gone == False)  # noqa: E712
-                     .group_by(_G.c.value).order_by(func.count().desc(), _G.c.value).limit(CHOICES_SHOWN))]
+                     .where(_G.c.kind == "provider", _S.c.gone == False, _S.c.governed.in_((False, True)))  # noqa: E712
+                     .group_by(_G.c.value).order_by(func.count().desc(), _G.c.value).limit(CHOICES_SHOWN)
+                     .with_hint(_S, "INDEXED BY ix_sighting_roster", "sqlite"))]
     counts: Counter[str] = Counter()
     devices: dict[str, set[str]] = {}
     for device_id, listed in conn.execute(select(_S.c.device_id, _S.c.fingerprints)
@@ -239,6 +244,11 @@ def _unknown_signatures(conn: Connection, wanted: list[str]) -> list[str]:
         return []
     reported = {s for (s,) in conn.execute(select(_S.c.signature).where(_S.c.signature.in_(wanted)).distinct())}
     return [s for s in wanted if s not in reported and s not in _library_signatures()]
+
+
+def _name_of(conn: Connection, signature: str) -> str:
+    """A signature the library does not know: the name one of its sightings carries."""
+    return str(conn.execute(select(_S.c.name).where(_S.c.signature == signature).limit(1)).scalar() or signature)
 
 
 def _signature_hints(conn: Connection, names: list[str]) -> dict[str, str]:
