@@ -58,6 +58,12 @@ DATA_DIR_SDDL = "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 RESTART_DELAYS_MS = (5_000, 10_000, 60_000)
 FAILURE_RESET_S = 86_400
 
+#: the service's event log source (endpoint/service/winservice.py logs start, stop and failures there)
+EVENT_SOURCE_KEY = rf"SYSTEM\CurrentControlSet\Services\EventLog\Application\{SERVICE_NAME}"
+#: pywin32's servicemanager module, which holds the messages of those events, as the freeze names it
+EVENT_MESSAGE_FILE = re.compile(r"servicemanager(?:\.cp\d+-win_amd64)?\.pyd")
+EVENT_SOURCE_COMPONENT_ID = "EventLogSource"
+
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
 EXE_FILE_ID = "AgentrosterExe"
 SERVICE_COMPONENT_ID = "AgentrosterService"
@@ -197,6 +203,9 @@ def wix_source(payload: Path, version: str) -> bytes:
         _el(component, "File", Id=_ident("F", rel), Name=name, Source=rel, KeyPath="yes")
         components.append(component_id)
 
+    message_dll = next((rel for rel in files if EVENT_MESSAGE_FILE.fullmatch(rel.rpartition("/")[2].lower())), None)
+    if message_dll is not None:
+        components.append(_event_source_component(install_dir, _ident("F", message_dll)))
     data_component = _el(data_dir, "Component", Id=DATA_DIR_COMPONENT_ID, Guid=stable_guid("dir", "data"), Win64="yes")
     _el(data_component, "CreateFolder")
     components.append(DATA_DIR_COMPONENT_ID)
@@ -229,6 +238,19 @@ def _service_component(parent: ET.Element, exe: str) -> str:
     _el(component, "ServiceControl", Id="AgentrosterServiceControl", Name=SERVICE_NAME, Start="install",
         Stop="both", Remove="uninstall", Wait="yes")
     return SERVICE_COMPONENT_ID
+
+
+def _event_source_component(parent: ET.Element, file_id: str) -> str:
+    """The Application event log source "agentroster", whose messages pywin32's servicemanager module
+    holds: without it, Event Viewer shows the service's events under "the description cannot be found"."""
+    component = _el(parent, "Component", Id=EVENT_SOURCE_COMPONENT_ID, Guid=stable_guid("eventlog", SERVICE_NAME),
+                    Win64="yes")
+    _el(component, "RegistryValue", Root="HKLM", Key=EVENT_SOURCE_KEY, Name="EventMessageFile", Type="string",
+        Value=f"[#{file_id}]", KeyPath="yes")
+    # error, warning and information events
+    _el(component, "RegistryValue", Root="HKLM", Key=EVENT_SOURCE_KEY, Name="TypesSupported", Type="integer",
+        Value="7")
+    return EVENT_SOURCE_COMPONENT_ID
 
 
 def _policy_component(parent: ET.Element, value: PolicyValue) -> str:

@@ -47,6 +47,7 @@ PAYLOAD_FILES = {
     "_internal/signatures/packs/agents.yaml": b"signatures: []\n",
     "_internal/certifi/cacert.pem": b"-----BEGIN CERTIFICATE-----\nfake\n",
     "_internal/Lib Folder With Spaces/a long module name.pyd": b"MZ fake pyd\n",
+    "_internal/win32/servicemanager.pyd": b"MZ fake pywin32 servicemanager\n",
 }
 
 
@@ -203,6 +204,22 @@ def test_the_policy_key_gets_msiexec_properties_and_never_the_secret(msi):
     assert "NOT ENROLL_SECRET" in conditions and "ENROLL_SECRET_FILE" in conditions["NOT ENROLL_SECRET"]
     secure = next(r["Value"] for r in table(msi, "Property") if r["Property"] == "SecureCustomProperties")
     assert {"COLLECTOR_URL", "ENROLL_SECRET_FILE"} <= set(secure.split(";"))
+
+
+@needs_msitools
+def test_the_services_event_log_source_points_at_pywin32s_messages(msi):
+    rows = {row["Name"]: row for row in table(msi, "Registry") if row["Key"] == wxs.EVENT_SOURCE_KEY}
+    message_file = next(row["File"] for row in table(msi, "File") if row["FileName"] == "servicemanager.pyd")
+    assert rows["EventMessageFile"]["Value"] == f"[#{message_file}]"  # the file's installed path
+    assert rows["TypesSupported"]["Value"] == "#7"  # a REG_DWORD: error, warning, information
+    assert all(row["Root"] == "2" for row in rows.values())
+
+
+def test_without_pywin32s_messages_there_is_no_event_log_source(tmp_path):
+    files = {rel: data for rel, data in PAYLOAD_FILES.items() if "servicemanager" not in rel}
+    source = wxs.wix_source(make_payload(tmp_path / "payload", files), "1.0.0")
+    assert wxs.EVENT_SOURCE_KEY.encode() not in source
+    assert wxs.EVENT_SOURCE_KEY.encode() in wxs.wix_source(make_payload(tmp_path / "full"), "1.0.0")
 
 
 @needs_msitools
