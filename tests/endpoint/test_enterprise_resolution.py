@@ -235,6 +235,7 @@ def node_service(tmp_path: Path) -> Path:
     (["/usr/bin/node", "--require", "{root}/node_modules/tsx/dist/preflight.cjs", "--import",
       "file://{root}/node_modules/tsx/dist/loader.mjs", "src/agent.ts"], "src/agent.ts", {"@langchain/langgraph"}),
     (["npm start"], "npm start", {"ai", "@langchain/langgraph"}),
+    (["npm start", "", "", ""], "npm start", {"ai", "@langchain/langgraph"}),  # as /proc shows npm's new title
     (["node", "/usr/lib/node_modules/npm/bin/npm-cli.js", "run", "start"], "npm run start",
      {"ai", "@langchain/langgraph"}),
 ])

@@ -106,14 +106,32 @@ class Frameworks:
         return max(versions, key=lambda v: v[0])[1] if versions else None
 
     def framework(self, project: Project, sig: Signature) -> str:
-        """The framework's package as the project names it (``langgraph``, ``@mastra/core``)."""
+        """The framework's package as the project names it (``langgraph``, ``@langchain/langgraph``): of the
+        modules it imports and the packages it declares, one the signature lists as its own before an
+        integration (``langchain_openai``), a plain name before a helper (``langchain_core``,
+        ``@langchain/core``), the most imported, the last the signature lists."""
+        from signatures.matching import pep503
+
+        python = project.kind == "python"
+        own = {pep503(n) for n in sig.packages.pypi} if python else {n.lower() for n in sig.packages.npm}
+        listed = [m.lower() for m in (sig.process.script_imports if python else sig.packages.npm)]
+        counts: dict[str, int] = {}
         for module, _ in project.imports:
             if self.of_import(project, module) is sig:
-                return module.split(".")[0] if project.kind == "python" else module
+                name = module.split(".")[0] if python else module
+                counts[name] = counts.get(name, 0) + 1
         for ecosystem, name, _, _ in project.packages:
-            if self.of_package(ecosystem, name) is sig:
-                return name
-        return sig.id
+            if not python and self.of_package(ecosystem, name) is sig:
+                counts.setdefault(name, 0)
+        if not counts:
+            return sig.id
+
+        def rank(name: str) -> tuple[bool, bool, int, int]:
+            helper = "_" in name if python else name.endswith("/core") and len(counts) > 1
+            key = pep503(name) if python else name.lower()
+            return key in own, not helper, counts[name], listed.index(name.lower()) if name.lower() in listed else -1
+
+        return max(counts, key=rank)
 
     def providers(self, project: Project, proc: ProcessRecord) -> list[str]:
         """Providers it is configured for: its environment's variable names and its SDK imports (never values)."""

@@ -51,6 +51,8 @@ def _package_of(path: str) -> str | None:
 
 def parse(argv: list[str], cwd: str) -> tuple[str, str] | None:
     """(entry as a person names it, the entry file or "" for a package manager's script), or None."""
+    while argv and not argv[-1]:
+        argv = argv[:-1]  # a retitled process leaves empty strings where its arguments were
     if not argv:
         return None
     words = argv[0].split() if len(argv) == 1 and " " in argv[0] else argv  # npm retitles itself "npm start"

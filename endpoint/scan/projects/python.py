@@ -62,6 +62,8 @@ class Command(NamedTuple):
 
 def parse(argv: list[str], cwd: str) -> Command | None:
     """The command a Python process runs, or None (an interactive interpreter, ``-c`` code, stdin)."""
+    while argv and not argv[-1]:
+        argv = argv[:-1]  # a retitled process leaves empty strings where its arguments were
     if not argv:
         return None
     if argv[0].startswith("gunicorn:"):  # gunicorn retitles itself "gunicorn: master [app:app]"

@@ -1,0 +1,310 @@
+"""End to end: real agent frameworks from PyPI and npm, run as teams deploy them, found by `agentroster scan`.
+
+A session fixture installs LangGraph (with langchain-openai), the OpenAI Agents SDK, LlamaIndex and
+uvicorn into a venv, and @langchain/langgraph into a Node project, each cached under pytest's cache
+folder keyed by its requirement list (the first run installs, in about half a minute; later runs reuse
+it). The agents run with a fake API key and their provider's base URL on a local fake provider
+(tests/e2e/fake_provider.py), in the shapes of the issue: ``python -m app.worker`` from the project
+folder with the framework imported in ``app/graph.py``; an OpenAI Agents SDK service under
+``uvicorn api.main:app``; a LlamaIndex pipeline as ``python -m rag.main`` with ``src`` on PYTHONPATH;
+a Node service started with ``npm start``. Beside them, 50 Python and Node processes that are no agents
+(some run by the very venv that holds the frameworks) must stay unflagged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import run_agentroster, sighting_with_pid
+
+pytestmark = pytest.mark.e2e
+
+PYPI = ("langgraph==1.2.24", "langchain-openai==1.8.1", "openai-agents==0.24.0", "llama-index-core==0.14.25",
+        "uvicorn==0.55.0")
+NPM = ("@langchain/langgraph@1.7.3", "@langchain/core@1.4.0")
+FAKE_OPENAI = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"
+NODE = shutil.which("node")
+NPM_BIN = shutil.which("npm")
+PROVIDER = Path(__file__).resolve().parent / "fake_provider.py"
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One installer at a time: parallel runs share the cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _key(specs: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join((sys.version, *specs)).encode()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def frameworks(request: pytest.FixtureRequest) -> Path:
+    """A venv holding the Python frameworks, made once and cached under pytest's cache folder."""
+    cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
+    target = cache / f"venv-{_key(PYPI)}"
+    with _locked(cache):
+        if not (target / ".installed").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            start = time.monotonic()
+            venv.EnvBuilder(with_pip=True).create(target)
+            subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            *PYPI], check=True, capture_output=True, timeout=900)
+            (target / ".installed").write_text(f"{time.monotonic() - start:.1f} s to install {' '.join(PYPI)}\n")
+    print(f"\nframework venv: {(target / '.installed').read_text().strip()} (0 s this run if cached)")
+    return target
+
+
+@pytest.fixture(scope="session")
+def node_project(request: pytest.FixtureRequest) -> Path:
+    """A Node project with @langchain/langgraph in its node_modules, cached like the venv."""
+    if NODE is None or NPM_BIN is None:
+        pytest.skip("needs Node.js and npm (./dev test installs Debian's nodejs and npm)")
+    cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
+    target = cache / f"node-{_key(NPM)}"
+    with _locked(cache):
+        if not (target / ".installed").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            (target / "package.json").write_text(json.dumps({"name": "ticket-router", "private": True}))
+            start = time.monotonic()
+            subprocess.run([NPM_BIN, "install", "--no-audit", "--no-fund", "--loglevel=error", *NPM], cwd=target,
+                           check=True, capture_output=True, timeout=900)
+            (target / ".installed").write_text(f"{time.monotonic() - start:.1f} s to install {' '.join(NPM)}\n")
+    manifest = json.loads((target / "package.json").read_text())
+    manifest["scripts"] = {"start": "node dist/index.js"}
+    (target / "package.json").write_text(json.dumps(manifest))
+    _write(target / "dist" / "index.js", NODE_INDEX)
+    _write(target / "dist" / "graph.js", NODE_GRAPH)
+    return target
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+LANGGRAPH_WORKER = """\
+import time
+from .graph import build
+
+print(build().invoke({"text": "invoice 42 is overdue"}), flush=True)
+time.sleep(600)
+"""
+LANGGRAPH_GRAPH = """\
+from typing import TypedDict
+
+from langchain_openai import ChatOpenAI
+from langgraph.graph import END, START, StateGraph
+
+
+class State(TypedDict):
+    text: str
+
+
+def triage(state: State) -> State:
+    answer = ChatOpenAI(model="gpt-4o-mini").invoke(state["text"])
+    return {"text": str(answer.content)}
+
+
+def build():
+    graph = StateGraph(State)
+    graph.add_node("triage", triage)
+    graph.add_edge(START, "triage")
+    graph.add_edge("triage", END)
+    return graph.compile()
+"""
+AGENTS_MAIN = """\
+from api.agent import ask
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+ask()
+"""
+AGENTS_AGENT = """\
+import threading
+
+from agents import Agent, Runner, function_tool, set_default_openai_api, set_tracing_disabled
+
+set_tracing_disabled(True)
+set_default_openai_api("chat_completions")
+
+
+@function_tool
+def order_status(order_id: str) -> str:
+    return "shipped"
+
+
+support = Agent(name="support", instructions="Answer about orders.", model="gpt-4.1-mini", tools=[order_status])
+
+
+def ask() -> None:
+    threading.Thread(target=lambda: Runner.run_sync(support, "where is order 7?"), daemon=True).start()
+"""
+RAG_MAIN = "import time\nfrom rag import pipeline\n\ntime.sleep(600)\n"
+RAG_PIPELINE = """\
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.tools import FunctionTool
+"""
+NODE_INDEX = """\
+const { graph } = require("./graph");
+graph.invoke({ text: "route ticket 9" }).then((out) => console.log(out));
+setInterval(() => {}, 1000);
+"""
+NODE_GRAPH = """\
+const { StateGraph, Annotation, START, END } = require("@langchain/langgraph");
+const State = Annotation.Root({ text: Annotation() });
+async function route(state) {
+  const res = await fetch(process.env.OPENAI_BASE_URL + "/chat/completions", {
+    method: "POST", headers: { "content-type": "application/json", authorization: "Bearer " + process.env.OPENAI_API_KEY },
+    body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: state.text }] }),
+  });
+  return { text: JSON.stringify(await res.json()).slice(0, 40) };
+}
+const graph = new StateGraph(State).addNode("route", route).addEdge(START, "route").addEdge("route", END).compile();
+module.exports = { graph };
+"""
+
+
+@pytest.fixture
+def provider(tmp_path: Path, spawn: Any) -> tuple[str, Path]:
+    """The local fake provider: its OpenAI base URL and its request log."""
+    port_file, log = tmp_path / "port", tmp_path / "requests.jsonl"
+    spawn([sys.executable, str(PROVIDER), "--port-file", str(port_file), "--log", str(log)])
+    deadline = time.monotonic() + 20
+    while not (port_file.exists() and port_file.read_text().strip()):
+        assert time.monotonic() < deadline, "the fake provider did not start"
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port_file.read_text().strip()}/v1", log
+
+
+def _requests(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: Path, node_project: Path,
+                                                                     provider: tuple[str, Path], tmp_path: Path,
+                                                                     spawn: Any) -> None:
+    base_url, log = provider
+    python = str(frameworks / "bin" / "python")
+    env = {"PATH": f"{frameworks / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "OPENAI_API_KEY": FAKE_OPENAI,
+           "OPENAI_BASE_URL": base_url, "OPENAI_API_BASE": base_url, "NO_PROXY": "*"}
+
+    triage = tmp_path / "srv" / "invoice-triage"
+    _write(triage / "app" / "__init__.py", "")
+    _write(triage / "app" / "worker.py", LANGGRAPH_WORKER)
+    _write(triage / "app" / "graph.py", LANGGRAPH_GRAPH)
+    worker = spawn([python, "-m", "app.worker"], cwd=triage, env=env)
+
+    support = tmp_path / "srv" / "support-api"
+    _write(support / "api" / "__init__.py", "")
+    _write(support / "api" / "main.py", AGENTS_MAIN)
+    _write(support / "api" / "agent.py", AGENTS_AGENT)
+    server = spawn([python, str(frameworks / "bin" / "uvicorn"), "api.main:app", "--port", "0"], cwd=support, env=env)
+
+    rag = tmp_path / "srv" / "rag"
+    _write(rag / "src" / "rag" / "__init__.py", "")
+    _write(rag / "src" / "rag" / "main.py", RAG_MAIN)
+    _write(rag / "src" / "rag" / "pipeline.py", RAG_PIPELINE)
+    pipeline = spawn([python, "-m", "rag.main"], cwd=rag, env={**env, "PYTHONPATH": "src"})
+
+    node_env = {**env, "PATH": f"{Path(NODE or 'node').parent}:/usr/bin:/bin"}
+    npm = spawn([NPM_BIN or "npm", "start"], cwd=node_project, env=node_env)
+
+    quiet = _non_agents(tmp_path, python, spawn)
+
+    # the worker, the Agents SDK and the Node graph each call the fake provider once they run
+    _wait(lambda: sum(r.get("path", "").endswith("/chat/completions") for r in _requests(log)) >= 3, 90,
+          f"the agents did not all call the fake provider: {_requests(log)}")
+    _wait(lambda: _imports_done(pipeline.pid), 60, "the LlamaIndex pipeline did not finish importing")
+
+    done = run_agentroster("scan", "--json", "--home", str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert FAKE_OPENAI not in done.stdout and FAKE_OPENAI[:24] not in done.stdout
+    scan = json.loads(done.stdout)
+
+    found = sighting_with_pid(scan, worker.pid)
+    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "langchain",
+                                                                  f"app.worker in {triage}")
+    assert found["project"]["framework"] == "langgraph" and found["project"]["version"] == "1.2.24"
+    assert found["project"]["providers"] == ["openai"] and found["project"]["models"] == ["gpt-4o-mini"]
+    details = [e["detail"] for e in found["evidence"]]
+    assert "imports langgraph.graph in app/graph.py" in details and "langgraph 1.2.24 in its venv" in details
+
+    found = sighting_with_pid(scan, server.pid)
+    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "openai-agents",
+                                                                  f"api.main:app in {support}")
+    assert found["project"]["version"] == "0.24.0" and found["project"]["tools"] == ["order_status"]
+
+    found = sighting_with_pid(scan, pipeline.pid)
+    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "llamaindex", f"rag.main in {rag}")
+    assert "imports llama_index.core.agent.workflow in src/rag/pipeline.py" in [e["detail"] for e in found["evidence"]]
+
+    found = sighting_with_pid(scan, npm.pid)
+    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "langchain",
+                                                                  f"npm start in {node_project}")
+    assert found["project"]["language"] == "node" and found["project"]["version"] == "1.7.3"
+    node_children = [p["pid"] for p in found["processes"]]
+    assert len(node_children) >= 2, "the node process npm started belongs to the same agent"
+
+    flagged = {p["pid"]: s["name"] for s in scan["sightings"] for p in s["processes"]}
+    assert [flagged[pid] for pid in quiet if pid in flagged] == [], "a process that is no agent was flagged"
+    assert not [e for e in scan["errors"] if " project " in e["where"] and str(tmp_path) in e["where"]]
+
+
+def _imports_done(pid: int) -> bool:
+    """Whether the process has llama_index loaded (its maps name one of its native dependencies)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+    return "pydantic_core" in maps
+
+
+def _non_agents(tmp_path: Path, python: str, spawn: Any) -> list[int]:
+    """40 Python services (the framework venv's interpreter among them) and 10 Node ones: no agents."""
+    pids = []
+    for i in range(40):
+        folder = _write(tmp_path / "svc" / f"py{i}" / "svc" / "main.py",
+                        "import json, time\nfrom svc import util\ntime.sleep(600)\n").parent.parent
+        _write(folder / "svc" / "__init__.py", "")
+        _write(folder / "svc" / "util.py", "import logging\n")
+        interpreter = python if i % 2 else "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else python
+        pids.append(spawn([interpreter, "-m", "svc.main"], cwd=folder,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}).pid)
+    for i in range(10):
+        folder = tmp_path / "svc" / f"node{i}"
+        _write(folder / "package.json", json.dumps({"name": f"web{i}", "dependencies": {"express": "^4.21.0"}}))
+        _write(folder / "server.js", "const http = require('http');\nsetInterval(() => {}, 1000);\n")
+        pids.append(spawn([NODE or "node", "server.js"], cwd=folder,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}).pid)
+    return pids
