@@ -99,7 +99,7 @@ class SettingsSource:
 
     def stamp(self, settings: Settings) -> Hashable:
         """Something that changes when the managed source or the enroll secret file may have changed:
-        the files' stat (a few microseconds), or the values of a source that is not a file (the registry)."""
+        the files' stat (one system call each), or the values of a source that is not a file (the registry)."""
         managed: Hashable = None
         path = getattr(self.managed, "path", None)
         if isinstance(path, os.PathLike | str):
@@ -110,6 +110,8 @@ class SettingsSource:
                 managed = repr(sorted((str(k), repr(v)) for k, v in found.values.items()))
             except SettingsError as exc:
                 managed = str(exc)
+            except Exception as exc:  # a registry that cannot be read now: compared as such, never raised
+                managed = f"unreadable: {type(exc).__name__}"
         secret_file = _stat_stamp(settings.enroll_secret_file) if settings.enroll_secret_file else None
         return managed, secret_file
 
