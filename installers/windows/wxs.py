@@ -309,11 +309,13 @@ def extra_tables() -> dict[str, str]:
             [("AgentrosterRestart", SERVICE_NAME, install_and_reinstall, str(FAILURE_RESET_S), "", "", restarts,
               delays, SERVICE_COMPONENT_ID)]),
         # ConfigType 4 = SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: a service that stops with an error (not only
-        # one that crashes) is restarted too
+        # one that crashes) is restarted too. ConfigType 3 = SERVICE_CONFIG_DELAYED_AUTO_START_INFO: still
+        # an automatic start, a little after boot, so it does not slow the employee's log-on
         "MsiServiceConfig": _idt(
             ("MsiServiceConfig", "Name", "Event", "ConfigType", "Argument", "Component_"),
             ("s72", "l255", "i2", "i4", "S0", "s72"),
-            [("AgentrosterFailureFlag", SERVICE_NAME, install_and_reinstall, "4", "1", SERVICE_COMPONENT_ID)]),
+            [("AgentrosterFailureFlag", SERVICE_NAME, install_and_reinstall, "4", "1", SERVICE_COMPONENT_ID),
+             ("AgentrosterDelayedStart", SERVICE_NAME, install_and_reinstall, "3", "1", SERVICE_COMPONENT_ID)]),
         "MsiLockPermissionsEx": _idt(
             ("MsiLockPermissionsEx", "LockObject", "Table", "SDDLText", "Condition"),
             ("s72", "s72", "s32", "s0", "S255"),

@@ -162,8 +162,10 @@ def test_failure_actions_restart_the_service(msi):
     assert failure["DelayActions"].split("[~]") == ["5000", "10000", "60000"]
     assert failure["ResetPeriod"] == "86400"
     assert int(failure["Event"]) & 1  # at install
-    [flag] = table(msi, "MsiServiceConfig")
-    assert (flag["ConfigType"], flag["Argument"]) == ("4", "1")  # SERVICE_CONFIG_FAILURE_ACTIONS_FLAG on
+    configs = {row["ConfigType"]: row for row in table(msi, "MsiServiceConfig")}
+    assert configs["4"]["Argument"] == "1"  # SERVICE_CONFIG_FAILURE_ACTIONS_FLAG on
+    assert configs["3"]["Argument"] == "1"  # SERVICE_CONFIG_DELAYED_AUTO_START_INFO: auto, after boot
+    assert all(row["Name"] == "agentroster" and int(row["Event"]) & 1 for row in configs.values())
     sequence = {row["Action"]: int(row["Sequence"]) for row in table(msi, "InstallExecuteSequence")}
     assert sequence["InstallServices"] < sequence["MsiConfigureServices"] < sequence["StartServices"]
 
