@@ -156,11 +156,11 @@ def stage(payload: Payload, root: Path) -> None:
 def script(name: str, payload: Payload) -> str:
     """A maintainer script from files/, with the shared shell functions and the payload's facts in it."""
     text = (FILES / name).read_text(encoding="utf-8")
-    functions = (FILES / "functions.sh").read_text(encoding="utf-8")
-    machines = {"amd64": "x86_64", "arm64": "aarch64"}[payload.deb_arch]
-    functions = (functions.replace("@MACHINE@", machines).replace("@DEB_ARCH@", payload.deb_arch)
-                 .replace("@MIN_GLIBC@", payload.min_glibc))
-    return text.replace("@FUNCTIONS@\n", functions)
+    check = ((FILES / "check-system.sh").read_text(encoding="utf-8")
+             .replace("@MACHINE@", payload.rpm_arch).replace("@DEB_ARCH@", payload.deb_arch)
+             .replace("@MIN_GLIBC@", payload.min_glibc))
+    text = text.replace("@CHECK_SYSTEM@\n", check)
+    return text.replace("@SYSTEMD@\n", (FILES / "systemd.sh").read_text(encoding="utf-8"))
 
 
 # Examples for the settings with no default: what an administrator would write.

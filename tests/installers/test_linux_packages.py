@@ -270,6 +270,20 @@ def test_endpoint_toml_lists_every_managed_setting_and_loads_when_uncommented(tm
     assert not settings.warnings
 
 
+@needs("shellcheck", "shellcheck")
+@pytest.mark.parametrize("name", ["deb/preinst", "deb/postinst", "deb/prerm", "deb/postrm",
+                                  "rpm/pre.sh", "rpm/post.sh", "rpm/preun.sh", "rpm/postun.sh"])
+def test_package_scripts_pass_shellcheck_as_posix_sh(name: str, tmp_path: Path) -> None:
+    info = common.inspect_payload(make_payload(tmp_path / "payload", "1.0.0", elf_machine=0x3E, glibc="2.31"))
+    text = common.script(name, info)
+    assert "@" not in text.replace("agentroster@", ""), "a fact left unfilled"
+    script = tmp_path / name.replace("/", "-")
+    # an rpm scriptlet has no #! line: rpm runs it with /bin/sh
+    script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text, encoding="utf-8")
+    done = run("shellcheck", "--shell=sh", "--severity=style", script, check=False)
+    assert done.returncode == 0, done.stdout
+
+
 # ------------------------------------------------------------------------------------------ bad payloads
 
 

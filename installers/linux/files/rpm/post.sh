@@ -1,7 +1,7 @@
 # agentroster %post: enable and start the daemon on a first install; start it again after an
 # upgrade if it ran before. Without a running systemd nothing is started (the unit is still enabled
 # when systemctl is there, so the machine starts it at boot).
-@FUNCTIONS@
+@SYSTEMD@
 
 start=no
 if [ "$1" -eq 1 ]; then

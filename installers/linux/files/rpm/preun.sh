@@ -1,5 +1,5 @@
 # agentroster %preun: on an erase (not an upgrade), stop and disable the daemon.
-@FUNCTIONS@
+@SYSTEMD@
 
 if [ "$1" -eq 0 ]; then
     if systemd_running; then

@@ -1,12 +1,4 @@
-# Shared by every agentroster package script (the build fills in the @…@ facts of the payload).
-UNIT=agentroster.service
-# /run is forgotten at a reboot, and the unit starts at boot anyway
-RESTART_MARK=/run/agentroster-package-restart
-
-have_systemctl() { command -v systemctl >/dev/null 2>&1; }
-# systemd is the running init: not a chroot, an image being built, or a container without it
-systemd_running() { [ -d /run/systemd/system ] && have_systemctl; }
-
+# The check every agentroster package makes before it installs (the build fills in the payload's facts).
 glibc_at_least() {
     # $1 >= $2, both MAJOR.MINOR
     have_major=${1%%.*}; have_minor=${1#*.}; have_minor=${have_minor%%.*}
@@ -15,7 +7,7 @@ glibc_at_least() {
 }
 
 # Refuse, with what to do instead, a machine the frozen build in this package cannot run on.
-# "check_system deb" also checks dpkg's architecture (a 32-bit userland on a 64-bit kernel).
+# "check_system deb" also checks dpkg's architecture (a 32-bit userland on a 64-bit kernel); "check_system rpm" does not.
 check_system() {
     machine=$(uname -m)
     if [ "$machine" != "@MACHINE@" ]; then
