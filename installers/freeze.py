@@ -55,6 +55,13 @@ SYSTEM_LIBRARIES: tuple[str, ...] = ("libpcap.so", "libdbus-1.so", "libsystemd.s
                                      "libgpg-error.so", "liblz4.so", "libcap.so")
 
 
+#: PyInstaller's start-up scripts that the endpoint does not need, each of which costs every start its
+#: imports (some 25 ms together, measured by bench/frozen.py): inspect's source lookup for frozen
+#: modules (the endpoint reads no source), pkgutil.iter_modules over frozen packages (it lists none)
+#: and multiprocessing's spawned helpers (it starts none).
+SKIPPED_RUNTIME_HOOKS = frozenset({"pyi_rth_inspect", "pyi_rth_pkgutil", "pyi_rth_multiprocessing"})
+
+
 class FreezeError(Exception):
     """The endpoint could not be frozen; the message says what to do."""
 
@@ -69,6 +76,10 @@ class Plan:
     datas: list[tuple[str, str]]  # (a file in the repository, the folder in the bundle it goes into)
     strip: bool
     system_libraries: tuple[str, ...] = field(default=())
+
+    def keeps_runtime_hook(self, name: str) -> bool:
+        """Whether PyInstaller's start-up script ``name`` runs at every start (see SKIPPED_RUNTIME_HOOKS)."""
+        return name not in SKIPPED_RUNTIME_HOOKS
 
     def keeps_binary(self, name: str) -> bool:
         """Whether the shared library bundled as ``name`` stays in the folder (not the system's own)."""
@@ -102,7 +113,7 @@ def folder_name(ver: str | None = None) -> str:
 def plan() -> Plan:
     ver = version()  # first: it puts the repository on the path
     excludes = list(NOT_THE_ENDPOINT)
-    if sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux") and not with_scapy():
         # Linux captures through packet sockets with libpcap's compiler called by ctypes; scapy is only
         # the capture of macOS, Windows and the BSDs.
         excludes.append("scapy")
@@ -125,10 +136,16 @@ def plan() -> Plan:
                 system_libraries=SYSTEM_LIBRARIES if sys.platform.startswith("linux") else ())
 
 
+def with_scapy() -> bool:
+    """AGENTROSTER_FREEZE_SCAPY=1 keeps scapy in a Linux build (bench/frozen.py --scapy measures what the
+    macOS and Windows builds carry that way)."""
+    return os.environ.get("AGENTROSTER_FREEZE_SCAPY") == "1"
+
+
 def source_digest() -> str:
     """A digest of everything a freeze is made from: the endpoint's code and data, this module and the
     spec, both locks, the Python and the platform. The same digest: the same folder."""
-    digest = hashlib.sha256(f"{sys.version}\0{folder_name()}\0".encode())
+    digest = hashlib.sha256(f"{sys.version}\0{folder_name()}\0{with_scapy()}\0".encode())
     files: list[Path] = [Path(__file__), SPEC, ENTRY, PACKAGE_LOCK, ROOT / "requirements" / "ci.lock"]
     for package in ("contract", "signatures", "endpoint"):
         files += [p for p in (ROOT / package).rglob("*") if p.suffix in (".py", ".yaml", ".json") and p.is_file()]
