@@ -38,6 +38,9 @@ from endpoint.service.settings import (
     load_daemon_settings,
 )
 
+if sys.platform == "win32":  # pragma: no cover - the daemon's tests run on Linux and macOS
+    pytest.skip("POSIX signals and flock", allow_module_level=True)
+
 FAKE_SECRET = "FAKE-enroll-secret-0000"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: the daemon trusts a managed file only when root owns it")
@@ -516,5 +519,10 @@ def test_both_secret_settings_in_one_source_use_neither():
     assert isinstance(loaded, Loaded)
 
 
-if sys.platform == "win32":  # pragma: no cover - the daemon's tests run on Linux and macOS
-    pytest.skip("POSIX signals and flock", allow_module_level=True)
+def test_a_changed_secret_or_url_is_logged_without_its_value():
+    from endpoint.service.settings import Secret, describe_change
+
+    line = describe_change("enroll_secret", Secret(FAKE_SECRET), Secret(FAKE_SECRET + "-new"), "managed:/x")
+    assert FAKE_SECRET not in line and line.startswith("enroll_secret: changed, now set")
+    url = describe_change("collector_url", "https://a.example/", "https://b.example/api?token=FAKE-token", "env:X")
+    assert url == "collector_url: https://a.example/ -> https://b.example/api (from env:X)"
