@@ -10,7 +10,7 @@ service stop with that error, which the MSI's failure actions answer with a rest
 ``ServiceHost`` is the part that runs on every OS (and is tested on Linux): it makes the daemon, runs
 it, and stops it from another thread, also when the stop comes while the daemon is still being made.
 The pywin32 glue (``_serve``) imports ``servicemanager``/``win32service`` on Windows only. A service has no
-console: the daemon logs to ``<data dir>\\logs\\daemon.log`` (rotated), and start, stop and failures also
+console: the daemon logs to ``<data dir>\\daemon.log`` (rotated), and start, stop and failures also
 go to the Windows Application event log under the source "agentroster".
 """
 
@@ -114,17 +114,37 @@ class ServiceHost:
 
 
 def log_file(data_dir: Path) -> Path:
-    return Path(data_dir) / "logs" / "daemon.log"
+    # in the data dir itself, not a folder of it: a user who made C:\ProgramData\agentroster before the
+    # install could have left a junction there, and SYSTEM would write its log wherever it points
+    return Path(data_dir) / "daemon.log"
 
 
 def file_log_handler(data_dir: Path) -> logging.Handler:
-    """The service's log: rotated files in the data dir, which only SYSTEM and Administrators can read."""
+    """The service's log: rotated files in the data dir, which only SYSTEM and Administrators can read.
+    ``OSError`` when ``daemon.log`` is a link (never followed)."""
     path = log_file(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        raise OSError(f"{path} is a link; remove it (the service writes its log there)")
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_COUNT,
                                                    encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
+
+
+class DeferredFileLog:
+    """The service's log before and after the data dir is safe to write in: records are held in memory
+    until the daemon has opened its data dir (which gives the dir its ACL), then ``open()`` writes them
+    and everything after them to ``daemon.log``."""
+
+    def __init__(self) -> None:
+        self.buffer = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)
+
+    def open(self, data_dir: Path, logger: logging.Logger) -> logging.Handler:
+        handler = file_log_handler(data_dir)
+        self.buffer.setTarget(handler)
+        self.buffer.flush()
+        logger.handlers[:] = [handler]
+        return handler
 
 
 def run_service(settings: Settings, *, once: bool = False, **daemon_args: Any) -> int:
@@ -142,10 +162,16 @@ def run_service(settings: Settings, *, once: bool = False, **daemon_args: Any) -
     from endpoint.service.instance_lock import InstanceLock
 
     root = logging.getLogger()
-    root.handlers[:] = [file_log_handler(settings.data_dir)]  # a service's stderr goes nowhere
+    service_log = DeferredFileLog()
+    root.handlers[:] = [service_log.buffer]  # a service's stderr goes nowhere
+
+    def make_daemon() -> Daemon:
+        daemon = Daemon(settings, **daemon_args)  # opens the data dir, giving it its ACL first
+        service_log.open(settings.data_dir, root)
+        return daemon
+
     data_dir_lock = daemon_args.pop("lock", None) or InstanceLock(settings.data_dir)
-    host = ServiceHost(lambda: Daemon(settings, **daemon_args), data_dir_lock=data_dir_lock)
-    return _serve(host)
+    return _serve(ServiceHost(make_daemon, data_dir_lock=data_dir_lock))
 
 
 def _serve(host: ServiceHost) -> int:  # pragma: no cover - pywin32 and the service manager exist on Windows only

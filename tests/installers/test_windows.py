@@ -9,6 +9,7 @@ are what msiexec acts on, so they are checked row by row; the service wrapper's 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import subprocess
@@ -526,14 +527,33 @@ def test_not_on_windows_the_flag_says_who_starts_it(capsys):
     assert "Windows service manager" in capsys.readouterr().err
 
 
-def test_the_service_log_is_a_rotated_file_in_the_data_dir(tmp_path):
-    handler = winservice.file_log_handler(tmp_path / "data")
+def test_the_service_log_holds_records_until_the_data_dir_is_open_then_writes_them_all(tmp_path):
+    logger = logging.getLogger("agentroster.test.service_log")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    service_log = winservice.DeferredFileLog()
+    logger.handlers[:] = [service_log.buffer]
+    logger.warning("before the data dir: %s", "held")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    assert not winservice.log_file(data_dir).exists()
+    handler = service_log.open(data_dir, logger)
     try:
-        record = __import__("logging").LogRecord("agentroster.daemon", 20, __file__, 1, "watching %d homes", (3,), None)
-        handler.emit(record)
+        logger.info("watching %d homes", 3)
     finally:
         handler.close()
-    assert "watching 3 homes" in winservice.log_file(tmp_path / "data").read_text()
+        logger.handlers[:] = []
+    lines = winservice.log_file(data_dir).read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == ["before the data dir: held", "watching 3 homes"]
+    assert winservice.log_file(data_dir) == data_dir / "daemon.log"  # not in a folder a junction could replace
+
+
+def test_a_link_in_place_of_the_service_log_is_refused(tmp_path):
+    (tmp_path / "elsewhere").write_text("")
+    (tmp_path / "daemon.log").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError, match="is a link"):
+        winservice.file_log_handler(tmp_path)
+    assert (tmp_path / "elsewhere").read_text() == ""
 
 
 def test_a_real_daemon_in_the_service_thread_stops_cleanly_on_a_stop_from_another_thread(tmp_path):
