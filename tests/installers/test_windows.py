@@ -383,10 +383,14 @@ def test_every_string_and_presentation_the_admx_names_is_in_the_adml(templates):
         assert ident in (strings if kind == "string" else presentations), f"{kind}.{ident}"
         if kind == "string":
             assert strings[ident].strip()
+    ids = [s.get("id") for s in resources.findall("p:resources/p:stringTable/p:string", NS)]
+    assert len(ids) == len(set(ids))  # no string defined twice
+    control_for = {"decimal": "decimalTextBox", "text": "textBox", "multiText": "multiTextBox", "enum": "dropdownList"}
     for policy in definitions.findall("p:policies/p:policy", NS):
         presentation = presentations[policy.get("name")]
-        element_ids = {e.get("id") for e in policy.find("p:elements", NS)}
-        assert {c.get("refId") for c in presentation} == element_ids
+        elements = {e.get("id"): e.tag.split("}")[1] for e in policy.find("p:elements", NS)}
+        controls = {c.get("refId"): c.tag.split("}")[1] for c in presentation}
+        assert controls == {ident: control_for[kind] for ident, kind in elements.items()}  # each by its own kind
         doc = next(d for d in MANAGED_SETTINGS if d.name == policy.get("name"))
         assert doc.summary in strings[f"{doc.name}_Explain"]
 
