@@ -124,6 +124,8 @@ def _add_daemon(sub: Any) -> None:
     status = sub.add_parser("status", help="show the daemon's state: enrollment, reports, queue, sensors")
     status.add_argument("--data-dir", metavar="DIR", help="the daemon's data dir (default: from its settings)")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument("--mine", action="store_true",
+                        help="what agentroster holds and sends about you: your agents, registrations and inbox")
     status.set_defaults(run=_status)
 
 
@@ -209,6 +211,10 @@ def _status(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"agentroster status: {exc}", file=sys.stderr)
         return UNKNOWN
+    if args.mine:
+        from endpoint.service.registration.mine import main as mine
+
+        return mine(data_dir, as_json=args.json)
     try:
         doc = read_status(data_dir)
     except StateError as exc:

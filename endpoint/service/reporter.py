@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from contract.report import finish_body
 from endpoint.errors import EndpointError
+from endpoint.service.inbox import InboxPoller
 from endpoint.service.inventory import SpoolFull
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._last_send = 0.0
         self._streak = ""  # the last failure logged as a warning
+        self.inbox = InboxPoller(inventory.dir)  # what the collector sends back, fetched when idle
 
     # -- one step at a time --------------------------------------------------------------------------
     def _post(self, path: str, **kw: Any) -> httpx.Response:
@@ -333,6 +335,8 @@ class Reporter:
                     self.enroll_retry.reset()
                 self._wake.clear()
                 if self.inventory.pending() is None:
+                    self.inbox.poll_if_due(self.http, self.inventory.device_key(), self.collector_url,
+                                           self._sighting_users)
                     self._wake.wait(5.0)  # wake() says when something is spooled
                     continue
                 gap = self._last_send + self.min_gap_s - time.monotonic()
@@ -341,6 +345,7 @@ class Reporter:
                     continue
                 self._last_send = time.monotonic()
                 self.send_next()
+                self.inbox.reported()
                 self.retry.reset()
                 self._streak = ""
             except DeviceKeyRejected as exc:
@@ -362,6 +367,9 @@ class Reporter:
                 log.exception("reporter: unexpected error")
                 self._failed(exc)
                 self._wait(self.retry.next())
+
+    def _sighting_users(self) -> dict[str, str | None]:
+        return {str(s["id"]): s.get("user") for s in self.inventory.stored_sightings()}
 
     def _failed(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"[:300]

@@ -89,7 +89,10 @@ class Handler:
                 return self.show(who, request)
             if op == "register":
                 return self.register(who, request)
-            return error("bad_request", f"unknown op {shown(op)[:40]!r} (list, show, register)")
+            if op in ("inbox", "inbox_ack", "mine"):
+                return self.employee_op(op, who, request)
+            return error("bad_request", f"unknown op {shown(op)[:40]!r} (list, show, register, inbox, "
+                                        "inbox_ack, mine)")
         except RegisterError as exc:
             return error(_CODES.get(type(exc).__name__, "refused"), str(exc))
         except ReporterError as exc:
@@ -162,6 +165,29 @@ class Handler:
                             answer.get("id"), exc.strerror)
         log.info("local socket: %s registered %s (#%s)", who.name or "?", sid, answer.get("id"))
         return {"ok": True, "registration": answer}
+
+
+    def employee_op(self, op: str, who: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``inbox`` (the caller's own items from IT), ``inbox_ack`` (``ids``: mark those read; ids not
+        the caller's are not counted, as ids that match nothing), ``mine`` (what is held about them)."""
+        from endpoint.service.inbox import Inbox
+        from endpoint.service.registration.mine import item_visible, mine_document
+
+        inbox = Inbox(self.data_dir)
+        if op == "inbox_ack":
+            ids = request.get("ids")
+            if set(request) != {"ids"} or not isinstance(ids, list) or len(ids) > 1000 \
+                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                raise InvalidRegistration("inbox_ack takes ids (a list of at most 1000 item ids)")
+            return {"ok": True, "acked": inbox.mark_read(ids, lambda item: item_visible(item, who))}
+        if request:
+            raise InvalidRegistration(f"{op} takes no fields")
+        items = inbox.read()["items"]
+        if op == "inbox":
+            return {"ok": True, "user": who.name, "items": [i for i in items if item_visible(i, who)]}
+        listing = self.list(who, {})
+        return {"ok": True, **mine_document(who, DeviceState.read(self.data_dir).sightings, listing["ledger"],
+                                            listing["statuses"], items)}
 
 
 _CODES = {"InvalidRegistration": "invalid", "NotYours": "not_yours", "UnknownSighting": "unknown_sighting",
