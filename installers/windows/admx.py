@@ -74,16 +74,16 @@ def _explain(doc: SettingDoc) -> str:
         low, high = _decimal_bounds(doc)
         lines.append(f"A whole number from {low} to {high}.")
     elif doc.kind == "list":
-        lines.append(f"One per line, from: {', '.join(doc.choices)}. No line at all runs none.")
+        lines.append(f"One sensor per line, from: {', '.join(doc.choices)}.")
     elif doc.kind == "number":
         lines.append("A number; a fraction is written with a point (2.5).")
     elif doc.kind == "size":
         lines.append("Bytes, or a size such as 50MiB or 2GB.")
     elif doc.kind == "path":
         lines.append("An absolute path.")
-    lines += ["", f"Registry: HKLM\\{POLICY_KEY}\\{doc.name} ({registry_type(doc)}). When this policy is "
-                  "disabled or not configured, the daemon takes the setting from its command line, its "
-                  "environment or its default."]
+    lines += ["", f"Registry: HKLM\\{POLICY_KEY}\\{doc.name} ({registry_type(doc)}). A command-line flag or "
+                  f"an AGENTROSTER_{doc.name.upper()} environment variable of the service takes precedence; when "
+                  "this policy is disabled or not configured, the daemon uses its default."]
     return "\n".join(lines)
 
 
