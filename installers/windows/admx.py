@@ -166,7 +166,8 @@ def adml() -> ET.Element:
 def _xml(root: ET.Element) -> bytes:
     ET.register_namespace("", NAMESPACE)  # the schema's namespace as the default one, as Windows' own files do
     ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def write_templates(folder: Path) -> list[Path]:

@@ -216,7 +216,8 @@ def wix_source(payload: Path, version: str) -> bytes:
     for component_id in components:
         _el(feature, "ComponentRef", Id=component_id)
     ET.indent(wix, space="  ")
-    return ET.tostring(wix, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(wix, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _directory(dirs: dict[str, ET.Element], rel: str) -> ET.Element:
