@@ -23,6 +23,9 @@ from console.server import models as public
 API = "/api/v1"
 PAGE_MAX = 500  # the collector's largest page
 TRIAGE_MAX = 1000  # the most agents one triage request takes
+#: an action on a whole filter (or its undo) writes every matching sighting in one transaction: on a fleet it
+#: takes longer than a read, and a time-out would leave the admin unsure whether it was applied
+BULK_TIMEOUT = 300.0
 TRIAGE_ACTIONS = ("approve", "assign_owner", "request_registration", "false_positive", "note")
 TRIAGE_STATES = ("new", "approved", "registration_requested", "false_positive")
 _M = TypeVar("_M", bound=BaseModel)
@@ -169,7 +172,7 @@ def invalid_sentence(error: Mapping[str, Any]) -> str:
 
 def _error_from(response: httpx.Response) -> ApiError:
     """The most specific error for an HTTP error answer, with the collector's reason."""
-    reason, extra = "", ""
+    reason, said = "", ""
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
@@ -177,7 +180,7 @@ def _error_from(response: httpx.Response) -> ApiError:
     if isinstance(detail, dict):
         reason = str(detail.get("reason", ""))
         if isinstance(detail.get("message"), str):
-            extra = f" ({detail['message']})"
+            said = _sentence(detail["message"])  # the collector's own sentence for people
         errors = detail.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return InvalidRequest(invalid_sentence(errors[0]), status=response.status_code, reason=reason)
@@ -187,9 +190,18 @@ def _error_from(response: httpx.Response) -> ApiError:
         reason = detail
     status = response.status_code
     kind = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
-    message = _POLITE.get(reason) or (f"The collector refused: {reason.replace('_', ' ')}{extra}" if reason
-                                      else f"The collector answered HTTP {status}")
+    message = _POLITE.get(reason) or said or (f"The collector refused: {reason.replace('_', ' ')}." if reason
+                                              else f"The collector answered HTTP {status}.")
     return kind(message, status=status, reason=reason)
+
+
+def _sentence(text: str) -> str:
+    """The collector's message as a sentence: capitalised and ended, at most 500 characters of it."""
+    text = " ".join(text.split())[:500]
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -277,6 +289,14 @@ RegistrationPage = public.RegistrationsPublic
 HistoryEntry = public.SightingHistoryPublic
 TriageAction = public.TriageActionPublic
 TriageResult = public.TriageApplied
+FilterApplied = public.TriageFilterApplied  # an action on a whole filter, or its dry-run count
+Undone = public.TriageUndone
+Fleet = public.FleetPublic  # the fleet by kind: one row per signature, agents and tool servers apart
+FleetRow = public.FleetRow
+PolicyChange = public.PolicyChange  # a policy to save or preview (``cover_servers`` too)
+PolicyChoices = public.PolicyChoices
+PolicyPreview = public.PolicyPreview
+PolicyVersions = public.PolicyVersionsPublic
 
 
 def _parse(model: type[_M], data: Any, what: str) -> _M:
@@ -312,9 +332,12 @@ class Client:
     # -- plumbing
 
     def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                 body: Any = None) -> Any:
+                 body: Any = None, timeout: float | None = None) -> Any:
         try:
-            response = self._http.request(method, path, params=params, json=body)
+            if timeout is None:
+                response = self._http.request(method, path, params=params, json=body)
+            else:
+                response = self._http.request(method, path, params=params, json=body, timeout=timeout)
         except httpx.TimeoutException as exc:
             raise TimedOut(f"The collector at {self.base_url} does not answer ({type(exc).__name__}).") from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
@@ -403,6 +426,32 @@ class Client:
     def policy(self) -> Policy:
         return _parse(Policy, self._get("/policy"), "policy")
 
+    def fleet(self, params: Mapping[str, Any] | None = None) -> Fleet:
+        """The fleet by kind over the roster's filters: one row per signature (and per type for the agents no
+        signature matched), agents and tool servers apart."""
+        return _parse(Fleet, self._get("/agents/fleet", **{k: _param(v) for k, v in (params or {}).items()}),
+                      "fleet")
+
+    def complete_devices(self, prefix: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(device id, hostname) of the devices whose hostname starts with ``prefix``, for completing a
+        device filter."""
+        data = self._get("/devices/complete", prefix=prefix, limit=limit)
+        if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str)
+                                                  and isinstance(d.get("hostname"), str) for d in data):
+            raise ProtocolError("The device completion is not a list of {id, hostname}.")
+        return [(d["id"], d["hostname"]) for d in data]
+
+    def policy_choices(self) -> PolicyChoices:
+        return _parse(PolicyChoices, self._get("/policy/choices"), "policy choices")
+
+    def policy_versions(self, limit: int = 50) -> PolicyVersions:
+        return _parse(PolicyVersions, self._get("/policy/versions", limit=limit), "policy versions")
+
+    def preview_policy(self, change: PolicyChange) -> PolicyPreview:
+        """What ``change`` would do if saved; nothing is saved."""
+        return _parse(PolicyPreview, self._request("POST", API + "/policy/preview", body=change.model_dump()),
+                      "policy preview")
+
     def registrations(self, status: str | None = None, *, skip: int = 0, limit: int = 100) -> RegistrationPage:
         """Registrations, newest first (``status``: pending, approved, rejected, superseded)."""
         return _parse(RegistrationPage, self._get("/registrations", status=status, skip=skip, limit=limit),
@@ -410,7 +459,7 @@ class Client:
 
     # -- writes
 
-    def put_policy(self, policy: PolicyEdit) -> Policy:
+    def put_policy(self, policy: PolicyEdit | PolicyChange) -> Policy:
         body = policy.model_dump()
         if not body["risky_tools"]:  # left out when empty (the default), so a collector without the field takes it
             del body["risky_tools"]
@@ -427,9 +476,35 @@ class Client:
         if len(targets) == 1:
             device_id, sighting_id = targets[0]
             data = self._request("POST", f"{API}/agents/{_seg(device_id)}/{_seg(sighting_id)}/actions", body=body)
-            return TriageResult(applied=1, actions=[_parse(TriageAction, data, "triage action")])
+            stored = _parse(TriageAction, data, "triage action")
+            return TriageResult(applied=1, actions=[stored], action_id=stored.batch_id)
         body["targets"] = [{"device_id": d, "sighting_id": s} for d, s in targets]
         return _parse(TriageResult, self._request("POST", f"{API}/agents/actions", body=body), "triage result")
+
+    def undo_policy(self) -> Policy:
+        """Back to the previous version of the policy (saved as a new version)."""
+        return _parse(Policy, self._request("POST", API + "/policy/undo", body={}), "policy")
+
+    def triage_filter(self, params: Mapping[str, Any], action: str, *, owner: str | None = None,
+                      note: str | None = None, dry_run: bool = False, expected: int | None = None) -> FilterApplied:
+        """One action on every agent the roster filter ``params`` matches, in one transaction on the collector;
+        ``dry_run``: only how many it would touch. ``expected``: the count the person confirmed (409
+        ``count_changed`` when the fleet moved in between, and nothing is done)."""
+        if action not in TRIAGE_ACTIONS:
+            raise ValueError(f"unknown triage action {action!r}")
+        body: dict[str, Any] = {"action": action, "owner": owner, "note": note, "filter": dict(params),
+                                "dry_run": dry_run}
+        if expected is not None:
+            body["expected"] = expected
+        data = self._request("POST", f"{API}/agents/actions/filter", body=body,
+                             timeout=None if dry_run else BULK_TIMEOUT)
+        return _parse(FilterApplied, data, "filter action")
+
+    def undo_last_action(self, action_id: int | None = None) -> Undone:
+        """Undo the last triage action (refused unless ``action_id``, when given, is the last one)."""
+        body = {"action_id": action_id} if action_id is not None else {}
+        return _parse(Undone, self._request("POST", f"{API}/agents/actions/undo", body=body, timeout=BULK_TIMEOUT),
+                      "undo")
 
     def accept_identity(self, device_id: str) -> Device:
         """Accept a device flagged as an identity conflict (admins): it takes the identity it claimed and

@@ -25,6 +25,18 @@ TYPE_LABELS = {"coding": "Coding", "in_product": "In-product", "enterprise": "En
 ACTION_LABELS = {"approve": "Approved (sanctioned)", "assign_owner": "Owner assigned",
                  "request_registration": "Registration requested", "false_positive": "Marked false positive",
                  "note": "Note"}  # fmt: skip
+#: each action on many agents, as a question (its count filled in) and as the button that confirms it
+ACTION_QUESTIONS = {"approve": ("Approve {n} agents?", "Approve"),
+                    "assign_owner": ("Assign an owner to {n} agents?", "Assign owner"),
+                    "request_registration": ("Request registration of {n} agents?", "Request registration"),
+                    "false_positive": ("Mark {n} agents as false positives?", "Mark false positive"),
+                    "note": ("Add a note to {n} agents?", "Add note")}  # fmt: skip
+
+
+def question(action: str, count: int) -> tuple[str, str]:
+    """("Approve 3,748 agents?", "Approve"): the confirmation's question and its button."""
+    text, button = ACTION_QUESTIONS.get(action, ("Apply to {n} agents?", "Apply"))
+    return text.format(n=f"{count:,}"), button
 #: what a person reads for each flag (the ids stay the collector's filter values)
 FLAG_LABELS = {"unregistered": "Unregistered", "pending": "Registration pending", "drift": "Drifted from approval",
                "unsanctioned_provider": "Unsanctioned provider", "personal_credential": "Personal API key",
@@ -56,6 +68,8 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("name", "Agent", lambda a: a.name, "name"),
+    Column("risk", "Risk", lambda a: str(a.risk), "risk"),
+    Column("servers", "MCP servers", lambda a: str(a.servers) if a.servers else ""),
     Column("type", "Type", lambda a: TYPE_LABELS.get(a.type, a.type), "type"),
     Column("governed", "Governed", lambda a: "governed" if a.governed else "ungoverned"),
     Column("flags", "Flags", lambda a: ", ".join(flag_label(f) for f in a.flags)),
@@ -72,7 +86,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("vendor", "Vendor", lambda a: a.vendor),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-DEFAULT_COLUMNS = ("name", "type", "governed", "flags", "device", "user", "providers", "triage_state", "last_seen")
+DEFAULT_COLUMNS = ("name", "risk", "type", "governed", "flags", "device", "user", "providers", "triage_state",
+                   "last_seen")
 
 
 @dataclass
@@ -108,12 +123,16 @@ class ColumnChoice:
 # -- filters ----------------------------------------------------------------------------------------
 
 
+KEEP_EMPTY = frozenset({"signature", "user"})  # "" means something there: no signature, machine-wide
+
+
 @dataclass(frozen=True)
 class AgentFilter:
-    """What the roster shows; every field is a filter of ``GET /agents`` (None: no filter)."""
+    """What the roster shows; every field is a filter of ``GET /agents`` (None: no filter). ``type`` and
+    ``flag`` take one value or a tuple of several (any of the types; all of the flags)."""
 
-    type: str | None = None
-    flag: str | None = None
+    type: str | tuple[str, ...] | None = None
+    flag: str | tuple[str, ...] | None = None
     governed: bool | None = None
     device: str | None = None
     user: str | None = None
@@ -123,6 +142,7 @@ class AgentFilter:
     triage_state: str | None = None
     q: str | None = None
     state: str = "present"
+    min_risk: int | None = None
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -131,7 +151,10 @@ class AgentFilter:
             if f.name == "state":
                 if value != "present":
                     out["state"] = value
-            elif value is not None and value != "":
+            elif isinstance(value, tuple):
+                if value:
+                    out[f.name] = list(value)  # repeated in the query: type=coding&type=runtime
+            elif value is not None and (value != "" or f.name in KEEP_EMPTY):
                 out[f.name] = value
         return out
 
@@ -146,21 +169,26 @@ class AgentFilter:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> AgentFilter:
-        """The filter ``params()`` gave (from a saved view); unknown keys and wrong types are dropped."""
+        """The filter ``params()`` gave (a saved view, a fleet row's filter); unknown keys, values and
+        wrong types are dropped."""
         known = {f.name: f for f in fields(cls)}
         clean: dict[str, Any] = {}
         for key, value in params.items():
             if key not in known:
                 continue
-            if key == "governed":
+            if key in ("type", "flag"):
+                allowed = TYPES if key == "type" else FLAGS
+                chosen = tuple(v for v in (value if isinstance(value, list | tuple) else [value]) if v in allowed)
+                if chosen:
+                    clean[key] = chosen[0] if len(chosen) == 1 else chosen
+            elif key == "governed":
                 if isinstance(value, bool):
+                    clean[key] = value
+            elif key == "min_risk":
+                if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
                     clean[key] = value
             elif isinstance(value, str) and len(value) <= 256 and "\x00" not in value:
                 clean[key] = value
-        if clean.get("type") not in (None, *TYPES):
-            clean.pop("type")
-        if clean.get("flag") not in (None, *FLAGS):
-            clean.pop("flag")
         return cls(**clean)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QObject, QPoint, Qt, Slot
+from PySide6.QtCore import QModelIndex, QObject, QPoint, Qt, QTimer, Slot
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QInputDialog, QMenu
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
 
 from console.app import api
 from console.app import viewmodels as vm
@@ -20,6 +20,7 @@ from console.app.views.agents import WIDTHS
 from console.app.views.dialogs import TriageDialog
 
 DETAIL_REFRESH_LIMIT = 50  # after triage, rows refreshed in place; beyond this the list reloads
+CONFIRMED = frozenset({"approve", "false_positive", "request_registration"})  # asked first when on several
 
 
 class AgentsController(QObject):
@@ -39,6 +40,9 @@ class AgentsController(QObject):
         self.roster = vm.AgentList(page_size)
         self.model = AgentTableModel(self.roster, self.choice, self._load, self)
         self.selection = vm.Selection()
+        self.whole_filter: vm.AgentFilter | None = None  # "all N matching" chosen: actions go to the filter
+        self.last_action_id: int | None = None  # what Edit → Undo undoes
+        self.confirm_box: QMessageBox | None = None
         self._wire()
 
     def _wire(self) -> None:
@@ -68,7 +72,15 @@ class AgentsController(QObject):
         window.copy_action.triggered.connect(self.copy_rows)
         window.select_all_action.triggered.connect(self.select_all_loaded)
         window.find_action.triggered.connect(self.find)
+        window.select_matching_action.triggered.connect(self.select_all_matching)
+        view.select_matching.clicked.connect(self.select_all_matching)
+        window.undo_action.triggered.connect(self.undo_last)
         self.build_views_menu()
+        self._complete_timer = QTimer(self)
+        self._complete_timer.setSingleShot(True)
+        self._complete_timer.setInterval(250)  # one request once typing pauses, not one per key
+        self._complete_timer.timeout.connect(self._complete_device)
+        view.texts["device"].textEdited.connect(lambda _text: self._complete_timer.start())
 
     def _load(self, request: vm.PageRequest, ok: Callable[[api.AgentPage], None],
               failed: Callable[[ConsoleError], None]) -> None:
@@ -133,6 +145,23 @@ class AgentsController(QObject):
         self.session.window.agents.apply_widths(self.choice)
         self._show_sort()
         self.save_state()
+
+    def _complete_device(self) -> None:
+        """Offer the hostnames that start with what is typed in the device filter."""
+        view = self.session.window.agents
+        prefix = view.texts["device"].text().strip()
+        if not prefix or self.session.closed:
+            return
+
+        def show(found: list[tuple[str, str]]) -> None:
+            if view.texts["device"].text().strip() == prefix:  # still what is typed
+                view.device_names.setStringList(sorted({hostname for _id, hostname in found}))
+                if found and view.texts["device"].hasFocus():
+                    view.device_completer.complete()
+
+        # an old collector without completion answers 404: the field still takes a hostname or an id
+        self.session.runner.call(self.session.client.complete_devices, prefix, on_done=show,
+                                 on_error=lambda _error: None)
 
     def selected_agents(self) -> list[api.Agent]:
         view = self.session.window.agents
@@ -237,7 +266,27 @@ class AgentsController(QObject):
         view = self.session.window.agents
         rows = sorted({i.row() for i in view.table.selectionModel().selectedRows()})
         self.selection.set(a.key for r in rows if (a := self.model.agent_at(r)) is not None)
+        self.whole_filter = None
         view.selection.setText(self.selection.describe())
+        count = self.roster.count or 0
+        every_loaded = bool(rows) and len(rows) == len(self.roster.rows)
+        view.select_matching.setVisible(every_loaded and count > len(rows))
+        if every_loaded and count > len(rows):
+            view.select_matching.setText(f"Select all {count:,} matching")
+
+    def select_all_matching(self) -> None:
+        """Edit → Select all matching: the next action goes to the collector for the whole filter, not only
+        for the rows loaded."""
+        window = self.session.window
+        window.tabs.setCurrentWidget(window.agents)
+        count = self.roster.count
+        if not count:
+            window.show_message("No agent matches the filter: nothing to select.", error=True)
+            return
+        window.agents.table.selectAll()  # the loaded rows show as selected; the filter is what is acted on
+        self.whole_filter = self.roster.filter
+        window.agents.select_matching.hide()
+        window.agents.selection.setText(f"all {count:,} matching agents")
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         agent = self.model.agent_at(current.row()) if current.isValid() else None
@@ -306,16 +355,113 @@ class AgentsController(QObject):
         if not self.session.can_triage:
             window.show_message(VIEWER_TRIAGE, error=True)
             return
-        if targets is None and not self.selection.keys:
+        whole = self.whole_filter if targets is None else None
+        if targets is None and not self.selection.keys and whole is None:
             window.show_message("Select one or more agents first.", error=True)
             return
+        if whole is not None:
+            what = f"every agent matching {whole.describe()}"
+        else:
+            what = describe or self.selection.describe()
         if action in ("assign_owner", "note"):
-            self.dialog = TriageDialog(action, describe or self.selection.describe(), window)
+            self.dialog = TriageDialog(action, what, window)
             self.dialog.accepted.connect(
-                lambda: self.triage(action, *self.dialog.values(), targets=targets) if self.dialog else None)
+                lambda: self._triage_or_filter(action, *self.dialog.values(), targets=targets, whole=whole)
+                if self.dialog else None)
             self.dialog.open()
             return
-        self.triage(action, targets=targets)
+        self._triage_or_filter(action, targets=targets, whole=whole)
+
+    def _triage_or_filter(self, action: str, owner: str | None = None, note: str | None = None, *,
+                          targets: list[tuple[str, str]] | None, whole: vm.AgentFilter | None) -> None:
+        if whole is not None:
+            self.triage_whole_filter(action, whole, owner=owner, note=note)
+            return
+        keys = targets if targets is not None else self.selection.keys
+        if action in CONFIRMED and len(keys) > 1:
+            asked, button = vm.question(action, len(keys))
+            self.confirm(asked, f"{asked} These are the {len(keys):,} selected agents. Edit → Undo takes it back.",
+                         button, lambda: self.triage(action, owner, note, targets=targets))
+            return
+        self.triage(action, owner, note, targets=targets)
+
+    def confirm(self, title: str, text: str, button: str, proceed: Callable[[], None]) -> None:
+        """Ask before an action on many agents; ``proceed`` when the admin confirms with ``button``."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel, self.session.window)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # it names filters and agents
+        box.button(QMessageBox.StandardButton.Ok).setText(button)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.accepted.connect(proceed)
+        self.confirm_box = box
+        box.open()
+
+    def triage_whole_filter(self, action: str, chosen: vm.AgentFilter, owner: str | None = None,
+                            note: str | None = None) -> None:
+        """Count what the filter matches now (a dry run), ask with that count, then apply the action to the
+        filter on the collector in one transaction (refused if the count moved in between)."""
+        window, client = self.session.window, self.session.client
+        params = chosen.params()
+        window.show_message(f"Counting the agents matching {chosen.describe()}…")
+
+        def counted(result: api.FilterApplied) -> None:
+            if result.count == 0:
+                window.show_message("No agent matches the filter any more: nothing to do.", error=True)
+                return
+            asked, button = vm.question(action, result.count)
+            self.confirm(asked, f"{asked} These are the agents matching {chosen.describe()}, in one action on the "
+                         "collector. Edit → Undo takes it back.", button, lambda: apply(result.count))
+
+        def apply(expected: int) -> None:
+            window.show_message(f"{vm.question(action, expected)[1]}: {expected:,} agents…")
+            self.session.runner.call(lambda: client.triage_filter(params, action, owner=owner, note=note,
+                                                                  expected=expected),
+                                     on_done=applied, on_error=self.on_error)
+
+        def applied(result: api.FilterApplied) -> None:
+            window.show_message(result.message)
+            self._remember(result.action_id)
+            self.whole_filter = None
+            self.on_triaged()
+            self.model.reload()
+            self._refresh_shown_detail()
+
+        self.session.runner.call(lambda: client.triage_filter(params, action, owner=owner, note=note, dry_run=True),
+                                 on_done=counted, on_error=self.on_error)
+
+    def _remember(self, action_id: int | None) -> None:
+        self.last_action_id = action_id
+        window = self.session.window
+        window.undo_action.setEnabled(action_id is not None)
+        window.undo_action.setToolTip(f"Undo action #{action_id}" if action_id is not None else "")
+
+    def undo_last(self) -> None:
+        """Edit → Undo: the last action this console applied goes back on the collector (every agent it
+        changed gets its triage before it)."""
+        window = self.session.window
+        if self.last_action_id is None:
+            window.show_message("Nothing to undo: no action was applied from this console.", error=True)
+            return
+        if not self.session.can_triage:
+            window.show_message(VIEWER_TRIAGE, error=True)
+            return
+        action_id = self.last_action_id
+
+        def undone(result: api.Undone) -> None:
+            window.show_message(result.message)
+            self._remember(None)
+            self.on_triaged()
+            self.model.reload()
+            self._refresh_shown_detail()
+
+        window.show_message(f"Undoing action #{action_id}…")
+        self.session.runner.call(self.session.client.undo_last_action, action_id, on_done=undone,
+                                 on_error=self.on_error)
+
+    def _refresh_shown_detail(self) -> None:
+        shown = self.session.window.detail.detail
+        if shown is not None:
+            self.open_detail((shown.device_id, shown.id), shown.name)
 
     def triage(self, action: str, owner: str | None = None, note: str | None = None,
                targets: list[tuple[str, str]] | None = None) -> None:
@@ -333,7 +479,9 @@ class AgentsController(QObject):
         window.show_message(f"{label}: {len(keys)} agent{'s' if len(keys) != 1 else ''}…")
 
         def done(result: api.TriageResult) -> None:
-            window.show_message(f"{label}: {result.applied} agent{'s' if result.applied != 1 else ''}.")
+            window.show_message(f"{label}: {result.applied} agent{'s' if result.applied != 1 else ''}."
+                                + (" Edit → Undo takes it back." if result.action_id is not None else ""))
+            self._remember(result.action_id)
             self._after_triage(action, keys)
 
         self.session.runner.call(lambda: client.triage(keys, action, owner=owner, note=note), on_done=done,

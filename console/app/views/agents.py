@@ -3,10 +3,11 @@ buttons, and the roster table, whose columns the user chooses and moves, with a 
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QCompleter,
     QHBoxLayout,
     QLineEdit,
     QMenu,
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from console.app import theme
 from console.app import viewmodels as vm
-from console.app.plain_text import plain_label
+from console.app.plain_text import plain_label, tooltip
 
 #: the widest count the label must show without clipping (a fleet of 100,000 with 4,200 loaded)
 WIDEST_COUNT = "999,999 agents match (99,999 loaded)"
@@ -28,7 +29,7 @@ TRIAGE_ICONS = {"approve": "SP_DialogApplyButton", "assign_owner": "SP_FileDialo
                 "note": "SP_FileDialogDetailedView"}  # fmt: skip
 
 #: starting widths in pixels, per column; the user may resize
-WIDTHS = {"name": 190, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
+WIDTHS = {"name": 190, "risk": 50, "servers": 90, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
           "signature": 120, "owner": 150, "triage_state": 150, "running": 70, "confidence": 90,
           "first_seen": 130, "last_seen": 130, "vendor": 110}  # fmt: skip
 
@@ -43,6 +44,24 @@ def _combo(name: str, items: list[tuple[str, object]]) -> QComboBox:
     for label, value in items:
         box.addItem(label, value)
     return box
+
+
+def _choose(box: QComboBox, value: object) -> None:
+    """Select the item whose data is ``value``; several values (a tuple) get an item of their own at the end."""
+    several = box.property("severalIndex")
+    if isinstance(several, int) and 0 <= several < box.count():
+        box.removeItem(several)
+        box.setProperty("severalIndex", None)
+    if isinstance(value, tuple) and len(value) > 1:
+        labels = [vm.TYPE_LABELS.get(str(v)) or vm.flag_label(str(v)) for v in value]
+        box.addItem(", ".join(labels), value)
+        box.setProperty("severalIndex", box.count() - 1)
+        box.setCurrentIndex(box.count() - 1)
+        return
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    index = next((i for i in range(box.count()) if box.itemData(i) == value), 0)
+    box.setCurrentIndex(index)
 
 
 class AgentsView(QWidget):
@@ -64,14 +83,16 @@ class AgentsView(QWidget):
         self.flag = _combo("Flag", [("Any flag", None)] + [(vm.flag_label(f), f) for f in vm.FLAGS])
         self.triage_state = _combo("Triage state", [("Any triage state", None)]
                                    + [(label, key) for key, label in vm.TRIAGE_STATE_LABELS.items()])
+        self.min_risk = _combo("Risk", [("Any risk", None), ("Risk 25+", 25), ("Risk 50+", 50), ("Risk 75+", 75)])
+        self.min_risk.setMinimumContentsLength(8)
         bar.addWidget(self.search, 2)
-        for widget in (self.type, self.governed, self.flag, self.triage_state):
+        for widget in (self.type, self.governed, self.flag, self.triage_state, self.min_risk):
             bar.addWidget(widget)
         layout.addLayout(bar)
 
         more = QHBoxLayout()
         self.texts: dict[str, QLineEdit] = {}
-        for key, hint in (("device", "Device (id)"), ("user", "User"), ("provider", "Provider"),
+        for key, hint in (("device", "Device (hostname)"), ("user", "User"), ("provider", "Provider"),
                           ("signature", "Signature"), ("owner", "Owner")):
             edit = QLineEdit()
             edit.setPlaceholderText(hint)
@@ -79,6 +100,11 @@ class AgentsView(QWidget):
             edit.setClearButtonEnabled(True)
             self.texts[key] = edit
             more.addWidget(edit)
+        self.device_names = QStringListModel(self)  # hostnames the collector offers for what is typed
+        self.device_completer = QCompleter(self.device_names, self)
+        self.device_completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.texts["device"].setCompleter(self.device_completer)
+        self.texts["device"].setToolTip(tooltip("A hostname (completed as you type) or a device id"))
         self.clear = QPushButton("Clear filters")
         more.addWidget(self.clear)
         self.views = QToolButton()
@@ -111,6 +137,11 @@ class AgentsView(QWidget):
             actions.addWidget(button)
         self.selection = plain_label("no agent selected")
         actions.addWidget(self.selection)
+        self.select_matching = QPushButton()  # "Select all 3,748 matching": shown when more match than are loaded
+        self.select_matching.setFlat(True)
+        self.select_matching.setAccessibleName("Select all matching agents")
+        self.select_matching.hide()
+        actions.addWidget(self.select_matching)
         actions.addStretch(1)
         self.columns = QToolButton()
         self.columns.setText("Columns")
@@ -146,7 +177,8 @@ class AgentsView(QWidget):
         layout.addWidget(self.table, 1)
 
         self.search.returnPressed.connect(self.filterChanged)
-        for box in (self.type, self.governed, self.flag, self.triage_state):
+        self._shown = vm.AgentFilter()  # the filter last set, for what the widgets cannot show ("" signature)
+        for box in (self.type, self.governed, self.flag, self.triage_state, self.min_risk):
             box.currentIndexChanged.connect(self.filterChanged)
         for edit in self.texts.values():
             edit.returnPressed.connect(self.filterChanged)
@@ -157,23 +189,29 @@ class AgentsView(QWidget):
         self.search.selectAll()
 
     def current_filter(self) -> vm.AgentFilter:
-        texts = {k: e.text().strip() or None for k, e in self.texts.items()}
+        texts: dict[str, str | None] = {k: e.text().strip() or None for k, e in self.texts.items()}
+        for key in vm.KEEP_EMPTY:  # "" (no signature, machine-wide) set from elsewhere shows as an empty field
+            if texts.get(key) is None and getattr(self._shown, key) == "":
+                texts[key] = ""
         text = texts.get
         return vm.AgentFilter(type=self.type.currentData(), governed=self.governed.currentData(),
                               flag=self.flag.currentData(), triage_state=self.triage_state.currentData(),
                               q=self.search.text().strip() or None, device=text("device"), user=text("user"),
-                              provider=text("provider"), signature=text("signature"), owner=text("owner"))
+                              provider=text("provider"), signature=text("signature"), owner=text("owner"),
+                              min_risk=self.min_risk.currentData(), state=self._shown.state)
 
     def set_filter(self, new: vm.AgentFilter) -> None:
         """Show a filter in the widgets (e.g. from a click on the overview) and apply it once."""
-        widgets = [self.search, self.type, self.governed, self.flag, self.triage_state, *self.texts.values()]
+        widgets = [self.search, self.type, self.governed, self.flag, self.triage_state, self.min_risk,
+                   *self.texts.values()]
+        self._shown = new
         for widget in widgets:
             widget.blockSignals(True)
         try:
             self.search.setText(new.q or "")
             for box, value in ((self.type, new.type), (self.governed, new.governed), (self.flag, new.flag),
-                               (self.triage_state, new.triage_state)):
-                box.setCurrentIndex(max(0, box.findData(value)))
+                               (self.triage_state, new.triage_state), (self.min_risk, new.min_risk)):
+                _choose(box, value)
             for key, edit in self.texts.items():
                 edit.setText(getattr(new, key) or "")
         finally:

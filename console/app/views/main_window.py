@@ -70,6 +70,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Arrows, Page Up/Down", "move through the roster; the detail follows the current row"),
     ("Enter (in the roster)", "open the detail and move focus to it"),
     ("Ctrl+A", "select every loaded row of the roster"),
+    ("Ctrl+Z", "undo the last triage action (on one agent, a selection or a whole filter)"),
     ("Ctrl+C", "copy the selected rows, tab-separated, with a header line"),
     ("Menu key, Shift+F10", "the roster's context menu (triage, copy, open the device)"),
     ("Alt+A, Alt+O, Alt+R, Alt+F, Alt+N", "approve, assign owner, request registration, false positive, add note"),
@@ -200,6 +201,10 @@ class MainWindow(QMainWindow):
         self.select_all_action = self._action("Select &all loaded rows", None, QKeySequence.StandardKey.SelectAll)
         self.select_matching_action = self._action("Select all &matching…")
         self.find_action = self._action("&Find", "SP_FileDialogContentsView", QKeySequence.StandardKey.Find)
+        self.undo_action = self._action("&Undo the last action", "SP_ArrowBack", QKeySequence.StandardKey.Undo)
+        self.undo_action.setEnabled(False)  # until this console has applied an action
+        edit.addAction(self.undo_action)
+        edit.addSeparator()
         for action in (self.copy_action, self.select_all_action, self.select_matching_action):
             edit.addAction(action)
         edit.addSeparator()

@@ -9,6 +9,7 @@ from typing import Any
 import console_support as support
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from console.app import viewmodels as vm
 
@@ -47,6 +48,11 @@ def test_approving_a_selection_governs_each_agent_and_records_who(make_console: 
     select_rows(console, [0, 1])
     assert console.window.agents.selection.text() == "2 agents"
     console.window.agents.approve.click()
+    # several agents: the console asks first, naming how many
+    qtbot.waitUntil(lambda: console.agents.confirm_box is not None and console.agents.confirm_box.isVisible(),
+                    timeout=5_000)
+    assert console.agents.confirm_box.windowTitle() == "Approve 2 agents?"
+    console.agents.confirm_box.button(QMessageBox.StandardButton.Ok).click()
     qtbot.waitUntil(lambda: [a.triage_state for a in console.agents.roster.rows] == ["approved", "approved", "new"],
                     timeout=10_000)
     assert [a.governed for a in console.agents.roster.rows] == [True, True, False]
