@@ -287,11 +287,12 @@ def _remembered_properties(product: ET.Element) -> None:
         _el(prop, "RegistrySearch", Id=f"Search_{value.prop}", Root="HKLM", Key=REMEMBERED_KEY,
             Name=value.setting, Type="raw", Win64="yes")
         _el(product, "CustomAction", Id=value.remember_action, Property=value.prop, Value=f"[{value.previous}]")
-    for sequence_name in ("InstallUISequence", "InstallExecuteSequence"):
-        sequence = _el(product, sequence_name)
-        for value in POLICY_VALUES:
-            custom = _el(sequence, "Custom", Action=value.remember_action, After="AppSearch")
-            custom.text = f"NOT {value.prop} AND {value.previous}"
+    # the execute sequence only: it runs AppSearch again and decides the components' conditions (wixl
+    # would put these after ExecuteAction in the UI sequence, where they come too late to matter)
+    sequence = _el(product, "InstallExecuteSequence")
+    for value in POLICY_VALUES:
+        custom = _el(sequence, "Custom", Action=value.remember_action, After="AppSearch")
+        custom.text = f"NOT {value.prop} AND {value.previous}"
 
 
 # -- what wixl cannot write: build.py imports these tables into the MSI afterwards -----------------------

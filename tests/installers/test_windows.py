@@ -241,6 +241,7 @@ def test_an_upgrade_without_the_properties_keeps_what_the_last_install_wrote(msi
         assert sequence[f"Remember_{prop}"]["Condition"] == f"NOT {prop} AND PREVIOUS_{prop}"
         assert int(sequence["AppSearch"]["Sequence"]) < int(sequence[f"Remember_{prop}"]["Sequence"]) \
             < int(sequence["CostFinalize"]["Sequence"])  # before component conditions are evaluated
+        assert f"Remember_{prop}" not in {row["Action"] for row in table(msi, "InstallUISequence")}
 
 
 @needs_msitools
