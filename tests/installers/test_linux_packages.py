@@ -284,6 +284,23 @@ def test_package_scripts_pass_shellcheck_as_posix_sh(name: str, tmp_path: Path) 
     assert done.returncode == 0, done.stdout
 
 
+@needs_dpkg
+@needs_rpm
+def test_builds_are_repeatable_with_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = make_payload(tmp_path / "payload", "1.0.0")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764892800")
+    first = [*deb.build(payload, tmp_path / "one", "1.0.0"), *rpm.build(payload, tmp_path / "one", "1.0.0")]
+    second = [*deb.build(payload, tmp_path / "two", "1.0.0"), *rpm.build(payload, tmp_path / "two", "1.0.0")]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    # every timestamp is the epoch's (2025-12-05 00:00 UTC), not the build's
+    assert run("rpm", "-qp", "--qf", "%{BUILDTIME}", first[1]).stdout == "1764892800"
+    dates = {line.split()[3] for line in run("dpkg-deb", "--contents", first[0], env={"TZ": "UTC"}).stdout.splitlines()}
+    assert dates == {"2025-12-05"}, dates
+    changelog = run("sh", "-c", f"dpkg-deb --fsys-tarfile {first[0]} | tar -xOf - "
+                    "./usr/share/doc/agentroster/changelog.gz | gzip -dc").stdout
+    assert "Fri, 05 Dec 2025 00:00:00 +0000" in changelog
+
+
 # ------------------------------------------------------------------------------------------ bad payloads
 
 
