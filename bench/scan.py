@@ -20,7 +20,13 @@ one too (AGENTROSTER_CACHE_DIR, filled by the warm-up run, as a deployed machine
 one is keyed by the packs' paths, so that another checkout or install scanning at the same time would
 otherwise make a timed run parse and validate the packs again.
 
-``python bench/scan.py [--quick] [--only a|b] [--no-wheel]``. Every process it starts is killed before it exits.
+(p) Project resolution: 40 Python services (``python3 -m svc.main``, a few local modules each) and 10 Node
+    ones (``node server.js`` in a folder with a package.json) that are no agents, then the process part of
+    a scan (``scan(files=False)``, in this process, no aside child) N times with the projects of
+    interpreters resolved and N times without, alternating: the median wall ms of each and their ratio,
+    and how many of the 50 were flagged (they must not be).
+
+``python bench/scan.py [--quick] [--only a|b|p] [--no-wheel]``. Every process it starts is killed before it exits.
 """
 
 from __future__ import annotations
@@ -354,10 +360,72 @@ def _print_errors(ours: ToolRun, manifest: HomesManifest) -> None:
 # ----------------------------------------------------------------------------- entry point
 
 
+# ----------------------------------------------------------------------------- (p) project resolution
+
+PROJECT_PYTHON, PROJECT_NODE = 40, 10
+
+
+def start_project_processes(tmp: Path) -> list[subprocess.Popen[bytes]]:
+    """Python and Node services that are no agents, each from a project folder of its own, in one group."""
+    procs: list[subprocess.Popen[bytes]] = []
+    node = shutil.which("node")
+    for i in range(PROJECT_PYTHON + (PROJECT_NODE if node else 0)):
+        folder = tmp / "projects" / f"svc{i}"
+        if i < PROJECT_PYTHON:
+            package = folder / "svc"
+            package.mkdir(parents=True)
+            (package / "__init__.py").write_text("")
+            (package / "main.py").write_text("import json, time\nfrom svc import models, util\ntime.sleep(3600)\n")
+            (package / "models.py").write_text("from dataclasses import dataclass\nfrom .util import helper\n")
+            (package / "util.py").write_text("import logging\nimport http.server\ndef helper(): pass\n")
+            argv = [sys.executable, "-m", "svc.main"]
+        else:
+            folder.mkdir(parents=True)
+            (folder / "package.json").write_text(json.dumps({"name": f"web{i}", "dependencies": {"express": "^4"}}))
+            (folder / "server.js").write_text("const lib = require('./lib');\nsetInterval(() => {}, 1000);\n")
+            (folder / "lib.js").write_text("module.exports = {};\n")
+            argv = [node or "node", "server.js"]
+        group = procs[0].pid if procs else 0
+        procs.append(subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, process_group=group))
+    return procs
+
+
+def bench_projects(reps: int, tmp: Path) -> None:
+    import time
+
+    import signatures
+    from endpoint.scan.run import ScanOptions, scan
+
+    lib = signatures.load()
+    procs = start_project_processes(tmp)
+    try:
+        time.sleep(2.0)  # every interpreter started and imported its modules
+        walls: dict[bool, list[float]] = {True: [], False: []}
+        found: dict[str, Any] = {}
+        for rep in range(reps + 1):
+            for projects in (False, True):
+                start = time.perf_counter()
+                doc = scan(ScanOptions(files=False, aside=False, projects=projects), lib=lib)
+                if rep:  # the first round warms caches up
+                    walls[projects].append((time.perf_counter() - start) * 1000)
+                if projects:
+                    found = doc
+        pids = {p.pid for p in procs}
+        flagged = sum(1 for s in found["sightings"] for p in s["processes"] if p["pid"] in pids)
+        without, with_ = statistics.median(walls[False]), statistics.median(walls[True])
+        print(f"(p) project resolution over {len(procs)} non-agent Python and Node processes "
+              f"({len(found['sightings'])} sightings on the machine), median of {reps}:")
+        print(f"    process scan without it {without:.1f} ms, with it {with_:.1f} ms: ratio {with_ / without:.2f}x; "
+              f"{flagged} of the {len(procs)} flagged (must be 0)")
+    finally:
+        stop_processes(procs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", choices=["a", "b"], help="run one part")
+    parser.add_argument("--only", choices=["a", "b", "p"], help="run one part")
     parser.add_argument("--no-wheel", action="store_true", help="(a): do not also measure a wheel install")
     args = parser.parse_args()
     reps, peer_reps = (3, 1) if args.quick else (15, 3)
@@ -367,6 +435,8 @@ def main() -> None:
             bench_full_scan(reps, Path(tmp), wheel=not args.no_wheel)
         if args.only in (None, "b"):
             bench_homes(reps, peer_reps, Path(tmp))
+        if args.only in (None, "p"):
+            bench_projects(reps, Path(tmp))
 
 
 if __name__ == "__main__":

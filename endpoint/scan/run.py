@@ -40,11 +40,12 @@ SCHEMA = "agentroster.scan/1"
 class ScanOptions:
     """What one scan looks at (every argument keyword-only but ``root``)."""
 
-    __slots__ = ("root", "homes", "processes", "files", "walk_projects", "network", "network_errors", "aside")
+    __slots__ = ("root", "homes", "processes", "files", "walk_projects", "network", "network_errors", "aside",
+                 "projects")
 
     def __init__(self, root: str = "/", *, homes: list[str] | None = None, processes: bool = True,
                  files: bool = True, walk_projects: bool = True, network: list[NetworkRecord] | None = None,
-                 network_errors: list[ScanError] | None = None, aside: bool = True) -> None:
+                 network_errors: list[ScanError] | None = None, aside: bool = True, projects: bool = True) -> None:
         self.root = root
         self.homes: list[str] = [] if homes is None else homes
         self.processes = processes
@@ -53,6 +54,7 @@ class ScanOptions:
         self.network: list[NetworkRecord] = [] if network is None else network
         self.network_errors: list[ScanError] = [] if network_errors is None else network_errors
         self.aside = aside  # read processes in a forked child while this process reads files (Linux, a core spare)
+        self.projects = projects  # resolve the projects interpreters run (endpoint.scan.projects); off: bench only
 
 
 def device_info(root: str = "/") -> dict[str, Any]:
@@ -121,7 +123,7 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     live = root == "/"
     network_pids = {r.pid for r in options.network if r.pid is not None}
     read_processes = options.processes and live
-    aside = _ProcessesAside.start(lib, network_pids) if read_processes and options.aside and _spare_core() else None
+    aside = _ProcessesAside.start(lib, network_pids, projects=options.projects) if read_processes and options.aside and _spare_core() else None
     records: list[Any] = []
     if options.files:
         from endpoint.scan.sensors.files import FileScan
@@ -132,7 +134,7 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     if read_processes:
         found = aside.result() if aside is not None else None
         if found is None:
-            _add_processes(engine, lib, errors, network_pids=network_pids)
+            _add_processes(engine, lib, errors, network_pids=network_pids, projects=options.projects)
         else:
             engine.add_processes(found.records, matched=found.matched)
             errors += found.errors
@@ -161,7 +163,7 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
 
 
 def _add_processes(engine: Engine, lib: Library, errors: list[ScanError], *, network_pids: set[int],
-                   skip_pids: Collection[int] = ()) -> None:
+                   skip_pids: Collection[int] = (), projects: bool = True) -> None:
     """Every process into the engine; environments are read only where the engine says they matter."""
     from endpoint.scan.sensors.processes import DEFAULT_KEEP_ENV, iter_processes, read_details, remembering
 
@@ -174,10 +176,10 @@ def _add_processes(engine: Engine, lib: Library, errors: list[ScanError], *, net
     classify = remembering(lib.credential_kind)
     from endpoint.scan.projects import ProjectReader, interests_of
 
-    projects = ProjectReader(interests_of(lib))  # one per scan: the scan's budget for projects
+    reader = ProjectReader(interests_of(lib), enabled=projects)  # one per scan: the scan's budget for projects
 
     def details(record: ProcessRecord) -> None:
-        error = read_details(record, classify, keep_env=keep, key=key, users=users, envs=envs, projects=projects)
+        error = read_details(record, classify, keep_env=keep, key=key, users=users, envs=envs, projects=reader)
         if error is not None:
             errors.append(error)
 
@@ -250,7 +252,7 @@ class _ProcessesAside:
         self.lib = lib
 
     @classmethod
-    def start(cls, lib: Library, network_pids: set[int]) -> _ProcessesAside | None:
+    def start(cls, lib: Library, network_pids: set[int], *, projects: bool = True) -> _ProcessesAside | None:
         threads = sys.modules.get("threading")
         if not sys.platform.startswith("linux") or (threads is not None and threads.active_count() > 1):
             return None  # fork is only safe in a process with no other thread
@@ -271,7 +273,7 @@ class _ProcessesAside:
             try:
                 gc.disable()  # short-lived: what it allocates is freed at exit
                 os.close(read_fd)
-                data = encode_processes(_read_processes(lib, network_pids, skip_pids={parent}))
+                data = encode_processes(_read_processes(lib, network_pids, skip_pids={parent}, projects=projects))
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(data)
                 code = 0
@@ -319,10 +321,11 @@ def decode_processes(data: bytes, lib: Library) -> Processes:
                      {pid: Match(lib.by_id[sig], rule, detail) for pid, sig, rule, detail in matched_data})
 
 
-def _read_processes(lib: Library, network_pids: set[int], *, skip_pids: Collection[int]) -> Processes:
+def _read_processes(lib: Library, network_pids: set[int], *, skip_pids: Collection[int],
+                    projects: bool = True) -> Processes:
     errors: list[ScanError] = []
     engine = Engine(lib, device_id="", platform=PLATFORM, read_script=read_script)
-    _add_processes(engine, lib, errors, network_pids=network_pids, skip_pids=skip_pids)
+    _add_processes(engine, lib, errors, network_pids=network_pids, skip_pids=skip_pids, projects=projects)
     return Processes(list(engine.procs.values()), errors + engine.errors, engine.matched)
 
 

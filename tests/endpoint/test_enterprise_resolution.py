@@ -42,10 +42,28 @@ def _venv(folder: Path, dists: dict[str, str]) -> Path:
     return site
 
 
+FRAMEWORKS = {"langgraph": "1.2.24", "langchain-core": "1.8.3", "llama-index-core": "0.14.25", "pydantic-ai": "1.0.0",
+              "autogen-agentchat": "0.7.0", "crewai": "0.150.0"}
+SHARED_VENV: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The venv a process runs in when its case names none: the frameworks are installed there (a process
+    can only import what its interpreter's path holds, and the resolver reads no code that cannot)."""
+    folder = tmp_path_factory.mktemp("venv")
+    _venv(folder, FRAMEWORKS)
+    SHARED_VENV[:] = [folder]
+    return folder
+
+
 def _record(argv: list[str], cwd: Path | str, env: dict[str, str] | None = None, *,
             exe: str = "/usr/bin/python3.11") -> ProcessRecord:
+    env = dict(env or {})
+    if not os.path.isabs(argv[0]) or "venv" not in argv[0]:
+        env.setdefault("VIRTUAL_ENV", str(SHARED_VENV[0]))
     return ProcessRecord(pid=os.getpid(), ppid=1, name=os.path.basename(argv[0])[:15], exe=exe, cmdline=argv,
-                         user="alice", uid=os.getuid(), create_time=0.0, env_values=dict(env or {}), cwd=str(cwd))
+                         user="alice", uid=os.getuid(), create_time=0.0, env_values=env, cwd=str(cwd))
 
 
 def _read(record: ProcessRecord) -> object:
@@ -190,7 +208,7 @@ def test_an_editable_install_puts_its_source_folder_on_the_path(tmp_path: Path) 
     _write(source / "triage" / "__init__.py", "")
     _write(source / "triage" / "run.py", "from triage import graph\n")
     _write(source / "triage" / "graph.py", "import autogen_agentchat.agents\n")
-    site = _venv(tmp_path / "venv", {})
+    site = _venv(tmp_path / "venv", {"autogen-agentchat": "0.7.0"})
     _write(site / "__editable__.triage-0.1.pth", f"{source}\n")
     record = _record([str(tmp_path / "venv" / "bin" / "python"), "-m", "triage.run"], "/")
     project = _read(record)
@@ -258,6 +276,20 @@ def test_what_is_no_project_of_its_own_resolves_to_none(tmp_path: Path) -> None:
     assert parse_python(["python3"], str(tmp_path)) is None
     assert parse_python(["python3", "-c", "import time"], str(tmp_path)) is None
     assert _read(_record(["/usr/bin/bash", "-c", "sleep 1"], tmp_path, exe="/usr/bin/bash")) is None
+
+
+def test_an_interpreter_with_no_framework_on_its_path_has_its_code_left_unread(tmp_path: Path) -> None:
+    """Its code cannot import a framework its path does not hold: the project is named, its files not read."""
+    _write(tmp_path / "svc" / "__init__.py", "")
+    _write(tmp_path / "svc" / "main.py", "from langgraph.graph import StateGraph\n")  # would fail to import
+    venv = tmp_path / "venv"
+    _venv(venv, {"requests": "2.32.0"})
+    _write(venv / "lib" / "python3.11" / "site-packages" / "requests" / "__init__.py", "")
+    project = _read(_record([str(venv / "bin" / "python"), "-m", "svc.main"], tmp_path))
+    assert project is not None and project.entry == "svc.main" and project.imports == ()
+    _write(tmp_path / "langgraph" / "__init__.py", "")  # vendored into the project: now it can
+    project = _read(_record([str(venv / "bin" / "python"), "-m", "svc.main"], tmp_path))
+    assert project is not None and project.imports == (("langgraph.graph", "svc/main.py"),)
 
 
 def test_a_project_without_framework_imports_has_none(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ _MODEL = re.compile(
     r"""["'`](?:[A-Za-z][\w-]{0,20}[:/])?((?:gpt-[0-9o][\w.-]{0,40}|o[1345](?:-mini|-pro)?(?:-20\d\d-\d\d-\d\d)?"""
     r"""|chatgpt-[\w.-]{1,40}|claude-[\w.-]{1,60}|gemini-[\w.-]{1,40}|mistral-[\w.-]{1,40}"""
     r"""|(?:meta-)?llama-?[0-9][\w.-]{0,40}|command-r[\w.-]{0,40}|deepseek-[\w.-]{1,40}|qwen[0-9][\w.:-]{0,40}))["'`]""")
+_MODEL_WORDS = ("gpt", "o1", "o3", "o4", "o5", "claude", "gemini", "mistral", "llama", "command-r", "deepseek",
+                "qwen")  # one of these in a file, or the model regex is not run over it
 _TOOL_DECORATED = re.compile(r"^[ \t]*@(?:[\w.]+\.)?(?:tool|function_tool|kernel_function)\b[^\n]*\n"
                              r"(?:[ \t]*@[^\n]*\n){0,4}[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _TOOL_CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*\([^)]*\bBaseTool\b", re.M)
@@ -183,7 +185,7 @@ class Reads:
         return names
 
     def _notice(self, text: str) -> None:
-        if len(self.models) < MAX_MODELS:
+        if len(self.models) < MAX_MODELS and any(word in text for word in _MODEL_WORDS):
             for match in _MODEL.finditer(text):
                 self.models.setdefault(match.group(1), None)
                 if len(self.models) >= MAX_MODELS:
@@ -210,7 +212,8 @@ class ProjectReader:
     and remembers each site-packages folder's listing)."""
 
     def __init__(self, interests: Interests, *, budget: Budget | None = None, maps: bool = True,
-                 cwd_of: Callable[[int], str] | None = None) -> None:
+                 cwd_of: Callable[[int], str] | None = None, enabled: bool = True) -> None:
+        self.enabled = enabled  # off: no process gets a project (a benchmark's baseline)
         self.interests = interests
         self.budget = budget or Budget()
         self.maps = maps
@@ -220,7 +223,7 @@ class ProjectReader:
 
     def read(self, record: ProcessRecord) -> Project | None:
         """The project ``record`` runs, or None when it runs no Python or Node project we can name."""
-        kind = language(record)
+        kind = language(record) if self.enabled else None
         if kind is None:
             return None
         cwd = record.cwd
@@ -241,7 +244,7 @@ class ProjectReader:
         if found is None:
             return None
         native: tuple[tuple[str, str], ...] = ()
-        if self.maps:
+        if self.maps and (found.imports or found.packages):  # the kernel writes maps out slowly: only for a hint
             from endpoint.scan.projects import maps
 
             native = maps.native_libraries(record.pid)

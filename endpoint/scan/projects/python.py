@@ -208,10 +208,12 @@ def _fastapi(rest: list[str], cwd: str) -> Command | None:
 
 
 class Site(NamedTuple):
-    """What one site-packages folder holds that matters: frameworks (name, version) and editable paths."""
+    """What one site-packages folder holds that matters: frameworks (name, version), editable paths, and
+    whether any framework or LLM SDK module lies in it."""
 
     dists: tuple[tuple[str, str], ...]
     editable: tuple[str, ...]
+    has_modules: bool = False
 
 
 def site_dirs(record: ProcessRecord, command: Command, reads: Reads) -> tuple[list[str], str]:
@@ -278,9 +280,15 @@ def read_site(folder: str, reader: ProjectReader, reads: Reads) -> Site:
                 line = line.strip()
                 if line and not line.startswith(("import", "#")) and os.path.isabs(line) and os.path.isdir(line):
                     editable.append(line)
-    site = Site(tuple(sorted(dists)), tuple(editable))
+    site = Site(tuple(sorted(dists)), tuple(editable), bool(dists) or _holds_modules(names, reader))
     reader.sites[folder] = site
     return site
+
+
+def _holds_modules(names: list[str], reader: ProjectReader) -> bool:
+    """Whether a folder's listing holds a framework's or SDK's top-level package or module."""
+    roots = {m.split(".")[0] for m in reader.interests.modules}
+    return any((n[:-3] if n.endswith(".py") else n).lower() in roots for n in names)
 
 
 class Finder:
@@ -412,6 +420,10 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
             search.append(folder)
     search = search[:MAX_SEARCH]
     finder = Finder([*search, *sites], reads)
+    if sites and not any(s.has_modules for s in installed) \
+            and not any(_holds_modules(reads.listing(f), reader) for f in search):
+        # No framework or SDK anywhere on its path: it cannot import one, so its code is not read.
+        return Found(_root([], cwd, sites, venv, command), command.entry, [], [])
     entries: list[tuple[str, str, str]] = []  # (file, base, module)
     for script in command.scripts:
         if os.path.isfile(script):
