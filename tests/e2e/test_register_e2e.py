@@ -458,3 +458,12 @@ def test_register_under_sudo_goes_through_the_socket_and_shows_the_collectors_st
     assert row.endswith(f"#{number} approved")
     theirs = live.register(target, "--owner", "alice@example.com", "--purpose", "p", user="alice")
     assert theirs.returncode == 1 and "no such agent" in theirs.stderr, theirs.stderr
+
+
+def test_a_bad_setting_in_the_environment_is_a_warning_not_a_refusal(machine):
+    # the daemon runs on with the default for a bad value (docs/endpoint-settings.md); so does register
+    done = run("register", "--data-dir", str(machine.data_dir), env={"AGENTROSTER_PROCESS_INTERVAL_S": "0"},
+               unset=("SUDO_USER",))
+    assert done.returncode == 0, done.stderr
+    assert "warning: process_interval_s (from env:AGENTROSTER_PROCESS_INTERVAL_S)" in done.stderr
+    assert done.stdout.startswith(f"{len(machine.sightings())} agents (every")

@@ -137,12 +137,15 @@ def main(args: Any, *, ask: Ask = input, interactive: bool | None = None) -> int
     from endpoint.service.localsock import DaemonNotListening, socket_path
     from endpoint.service.managed import managed_source
     from endpoint.service.reporter import ReporterError
-    from endpoint.service.settings import SettingsError, load_settings
+    from endpoint.service.settings import SettingsError, load_daemon_settings
 
-    try:
-        settings, _ = load_settings({"data_dir": args.data_dir}, managed=managed_source())
+    try:  # as the daemon does: a bad managed or environment value is the default, with a warning
+        loaded = load_daemon_settings({"data_dir": args.data_dir}, managed=managed_source())
     except SettingsError as exc:
         return _fail(str(exc), 2)
+    for problem in loaded.problems:
+        print(f"agentroster register: warning: {problem}", file=sys.stderr)
+    settings = loaded.settings
     who = current_registrant()
     interactive = sys.stdin.isatty() if interactive is None else interactive
     try:
