@@ -123,7 +123,7 @@ def scan(options: ScanOptions | None = None, *, lib: Library | None = None) -> d
     live = root == "/"
     network_pids = {r.pid for r in options.network if r.pid is not None}
     read_processes = options.processes and live
-    aside = _ProcessesAside.start(lib, network_pids, projects=options.projects) if read_processes and options.aside and _spare_core() else None
+    aside = _ProcessesAside.start(lib, network_pids, options.projects) if read_processes and options.aside and _spare_core() else None
     records: list[Any] = []
     if options.files:
         from endpoint.scan.sensors.files import FileScan
@@ -252,7 +252,7 @@ class _ProcessesAside:
         self.lib = lib
 
     @classmethod
-    def start(cls, lib: Library, network_pids: set[int], *, projects: bool = True) -> _ProcessesAside | None:
+    def start(cls, lib: Library, network_pids: set[int], projects: bool = True) -> _ProcessesAside | None:
         threads = sys.modules.get("threading")
         if not sys.platform.startswith("linux") or (threads is not None and threads.active_count() > 1):
             return None  # fork is only safe in a process with no other thread
