@@ -56,7 +56,7 @@ SYSTEM_LIBRARIES: tuple[str, ...] = ("libpcap.so", "libdbus-1.so", "libsystemd.s
 
 
 #: PyInstaller's start-up scripts that the endpoint does not need, each of which costs every start its
-#: imports (some 25 ms together, measured by bench/frozen.py): inspect's source lookup for frozen
+#: imports (some 30 ms together, measured with bench/frozen.py): inspect's source lookup for frozen
 #: modules (the endpoint reads no source), pkgutil.iter_modules over frozen packages (it lists none)
 #: and multiprocessing's spawned helpers (it starts none).
 SKIPPED_RUNTIME_HOOKS = frozenset({"pyi_rth_inspect", "pyi_rth_pkgutil", "pyi_rth_multiprocessing"})
