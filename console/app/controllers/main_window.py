@@ -7,14 +7,16 @@ from __future__ import annotations
 from PySide6.QtCore import QByteArray, QObject, QSettings
 
 from console.app import api, theme
+from console.app import viewmodels as vm
 from console.app.controllers.agents import AgentsController
 from console.app.controllers.connection import RETRY_MS, ConnectionController
 from console.app.controllers.devices import DevicesController
 from console.app.controllers.export import ExportController
+from console.app.controllers.fleet import FleetController
 from console.app.controllers.overview import OverviewController
 from console.app.controllers.policy import PolicyController
 from console.app.controllers.registrations import RegistrationsController
-from console.app.controllers.session import Session
+from console.app.controllers.session import VIEWER_TRIAGE, Session
 from console.app.views.main_window import MainWindow
 from console.app.worker import Runner
 
@@ -36,12 +38,14 @@ class Console(QObject):
         report = self.connection.show_error
         self.overview = OverviewController(self.session, self, on_error=report)
         self.agents = AgentsController(self.session, self, page_size=page_size, on_error=report,
-                                       on_triaged=self.overview.refresh)
+                                       on_triaged=self._after_triage)
         self.devices = DevicesController(self.session, self, page_size=page_size, on_error=report)
         self.registrations = RegistrationsController(self.session, self, on_error=report,
                                                      on_decided=self._after_decision,
                                                      open_agent=self.agents.open_detail)
         self.policy = PolicyController(self.session, self, on_error=report, on_saved=self.refresh_all)
+        self.fleet = FleetController(self.session, self, on_error=report, open_roster=self.open_roster,
+                                     approve_filter=self._act_on_filter, on_saved=self.refresh_all)
         self.export = ExportController(self.session, self, roster=self.agents.roster, choice=self.agents.choice,
                                        on_error=report)
 
@@ -54,6 +58,17 @@ class Console(QObject):
         window.export_json_action.triggered.connect(lambda: self.export.ask("json"))
         window.theme_group.triggered.connect(lambda action: self.set_theme(str(action.data())))
         self.runner.busy.connect(lambda n: window.busy.setVisible(n > 0))
+
+    def open_roster(self, chosen: vm.AgentFilter) -> None:
+        """The agents tab, filtered to ``chosen`` (from the fleet, the overview…)."""
+        self.window.tabs.setCurrentWidget(self.window.agents)
+        self.window.agents.set_filter(chosen)
+
+    def _act_on_filter(self, action: str, chosen: vm.AgentFilter) -> None:
+        if not self.session.can_triage:
+            self.window.show_message(VIEWER_TRIAGE, error=True)
+            return
+        self.agents.triage_whole_filter(action, chosen)
 
     def set_theme(self, chosen: str) -> None:
         """View → Theme: the system's palette, or the console's light or dark one; remembered."""
@@ -105,6 +120,12 @@ class Console(QObject):
             self.devices.reload()
             self.registrations.load()
             self.policy.load()
+            self.fleet.load()
+
+    def _after_triage(self) -> None:
+        """Counts change with every action: the overview's and the fleet's."""
+        self.overview.refresh()
+        self.fleet.load()
 
     def _after_decision(self) -> None:
         self.overview.refresh()
@@ -120,5 +141,6 @@ class Console(QObject):
         admin = role == "admin"
         self.window.who.setText(f"{role} at {self.client.base_url}")
         self.agents.set_role(admin)
+        self.fleet.set_role(admin)
         self.window.policy.set_can_edit(admin)
         self.registrations.set_role(admin)

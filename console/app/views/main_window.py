@@ -1,5 +1,5 @@
-"""The main window: a menu bar (File, Edit, View, Triage, Help), a connection banner, tabs (overview, agents,
-devices, registrations, policy), the agent detail in a dock beside them, and a status bar with who is
+"""The main window: a menu bar (File, Edit, View, Triage, Help), a connection banner, tabs (overview, fleet,
+agents, devices, registrations, policy), the agent detail in a dock beside them, and a status bar with who is
 signed in, the last message (cleared when the tab changes) and a busy indicator."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from console.app.plain_text import plain_label
 from console.app.views.agents import AgentsView
 from console.app.views.detail import DetailView
 from console.app.views.devices import DevicesView
+from console.app.views.fleet import FleetView
 from console.app.views.overview import OverviewView
 from console.app.views.policy import PolicyView
 from console.app.views.registrations import RegistrationsView
@@ -64,7 +65,7 @@ class Banner(QFrame):
 
 #: every key the console answers, as the Help menu's shortcut list shows them (docs/console.md too)
 SHORTCUTS: tuple[tuple[str, str], ...] = (
-    ("Ctrl+1 … Ctrl+5", "Overview, Agents, Devices, Registrations, Policy"),
+    ("Ctrl+1 … Ctrl+6", "Overview, Fleet, Agents, Devices, Registrations, Policy"),
     ("Ctrl+F", "the agents' search field"),
     ("Enter (in a field)", "apply the filters"),
     ("Arrows, Page Up/Down", "move through the roster; the detail follows the current row"),
@@ -84,7 +85,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("F1", "this list"),
     ("Ctrl+Q", "quit"),
 )
-TAB_NAMES = ("&Overview", "&Agents", "&Devices", "&Registrations", "&Policy")
+TAB_NAMES = ("&Overview", "&Fleet by kind", "&Agents", "&Devices", "&Registrations", "&Policy")
 TRIAGE_MENU = (("approve", "&Approve (sanction)", "SP_DialogApplyButton"),
                ("assign_owner", "Assign &owner…", "SP_FileDialogContentsView"),
                ("request_registration", "Request &registration", "SP_MessageBoxQuestion"),
@@ -137,11 +138,13 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         self.tabs = QTabWidget()
         self.overview = OverviewView()
+        self.fleet = FleetView()
         self.agents = AgentsView()
         self.devices = DevicesView()
         self.registrations = RegistrationsView()
         self.policy = PolicyView()
         self.tabs.addTab(self.overview, "Overview")
+        self.tabs.addTab(self.fleet, "Fleet")
         self.tabs.addTab(self.agents, "Agents")
         self.tabs.addTab(self.devices, "Devices")
         self.tabs.addTab(self.registrations, "Registrations")
