@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -299,6 +300,97 @@ def test_builds_are_repeatable_with_source_date_epoch(tmp_path: Path, monkeypatc
     changelog = run("sh", "-c", f"dpkg-deb --fsys-tarfile {first[0]} | tar -xOf - "
                     "./usr/share/doc/agentroster/changelog.gz | gzip -dc").stdout
     assert "Fri, 05 Dec 2025 00:00:00 +0000" in changelog
+
+
+# What the unit keeps of root's capabilities, tried on each sensor's own code: the probe runs as root
+# with the unit's bounding set (setpriv, as systemd's CapabilityBoundingSet= does), then without each one.
+UNIT_CAPABILITIES = ("dac_read_search", "sys_ptrace", "net_raw")
+
+CAPABILITY_PROBE = """
+import json, sys
+from endpoint.scan.sensors import _procs_linux
+from endpoint.scan.sensors.capture import CaptureUnavailable, open_capture
+
+pid = int(sys.argv[1])
+found = {}
+try:
+    found["environ"] = _procs_linux.environ(pid).get("AGENTROSTER_PROBE_MARKER", "")
+    found["cwd"] = _procs_linux.cwd(pid)
+except PermissionError as exc:
+    found["environ"] = found["cwd"] = "refused: " + str(exc.strerror)
+try:
+    open_capture("tcp port 443", None).close()
+    found["capture"] = "open"
+except CaptureUnavailable as exc:
+    found["capture"] = str(exc)
+print(json.dumps(found))
+"""
+
+
+def own_capabilities() -> int:
+    status = Path("/proc/self/status").read_text(encoding="utf-8")
+    match = re.search(r"^CapEff:\s+([0-9a-f]+)$", status, re.M)
+    return int(match[1], 16) if match else 0
+
+
+_CAP_BITS = {"dac_read_search": 2, "net_raw": 13, "sys_ptrace": 19}
+
+
+@needs_root
+@needs("setpriv", "util-linux")
+@pytest.mark.skipif(any(not own_capabilities() >> bit & 1 for bit in _CAP_BITS.values()),
+                    reason="this root lacks CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE or CAP_NET_RAW (a container's "
+                           "default set): run the tests as a root that has them")
+def test_each_sensor_works_with_the_units_capabilities_and_needs_each_one(tmp_path: Path) -> None:
+    unit = unit_settings((common.FILES / "agentroster.service").read_text(encoding="utf-8"))
+    assert unit["CapabilityBoundingSet"][0].lower().split() == [f"cap_{c}" for c in UNIT_CAPABILITIES]
+    # a user's home, 0700, with a Cursor MCP config in it
+    home = tmp_path / "image/home/alice"
+    (home / ".cursor").mkdir(parents=True)
+    (home / ".cursor/mcp.json").write_text(
+        '{"mcpServers": {"github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]}}}',
+        encoding="utf-8")
+    for path in (home, home / ".cursor", home / ".cursor/mcp.json"):
+        os.chown(path, 4242, 4242)
+        path.chmod(0o600 if path.is_file() else 0o700)
+    # a process of that user, with something to find in its environment
+    workdir = tmp_path / "work"
+    workdir.mkdir(mode=0o755)
+    process = subprocess.Popen(["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", "--",
+                                "sleep", "60"], cwd=workdir,
+                               env={"PATH": "/usr/bin:/bin", "AGENTROSTER_PROBE_MARKER": "FAKE-marker-0000"})
+    probe = tmp_path / "probe.py"
+    probe.write_text(CAPABILITY_PROBE, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(common.__file__).parents[2])}
+
+    def with_capabilities(*capabilities: str, argv: list[str]) -> str:
+        bounding = ",".join(["-all", *(f"+{c}" for c in capabilities)])
+        return run("setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--", *argv, env=env).stdout
+
+    def sensors(*capabilities: str) -> dict[str, str]:
+        probed: dict[str, str] = json.loads(with_capabilities(
+            *capabilities, argv=[sys.executable, str(probe), str(process.pid)]))
+        scan = json.loads(with_capabilities(
+            *capabilities, argv=[sys.executable, "-m", "endpoint.cli", "scan", "--root", str(tmp_path / "image"),
+                                 "--json"]))
+        probed["files"] = ",".join(sorted(s["name"] for s in scan["sightings"]))
+        return probed
+
+    try:
+        everything = sensors(*UNIT_CAPABILITIES)
+        assert everything == {"environ": "FAKE-marker-0000", "cwd": str(workdir), "capture": "open",
+                              "files": "Cursor,github"}
+        without = {c: sensors(*(other for other in UNIT_CAPABILITIES if other != c)) for c in UNIT_CAPABILITIES}
+    finally:
+        process.kill()
+        process.wait()
+    assert without["dac_read_search"]["files"] == ""
+    # /proc/PID/environ is 0400 and its owner's: reading it takes both (the file mode, then ptrace's check)
+    assert without["dac_read_search"]["environ"].startswith("refused: ")
+    assert without["sys_ptrace"]["environ"].startswith("refused: ")
+    assert without["sys_ptrace"]["files"] == "Cursor,github"
+    assert without["net_raw"]["capture"].startswith("running as root but without CAP_NET_RAW")
+    assert without["net_raw"] | {"capture": "open"} == everything
 
 
 # ------------------------------------------------------------------------------------------ bad payloads
