@@ -124,6 +124,17 @@ def test_the_frozen_schema_and_signature_checks_answer_as_the_venv(
     assert listed.returncode == 0 and listed.stdout == venv.stdout
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="live capture needs root (CAP_NET_RAW) on Linux; CI runs as root")
+def test_the_frozen_capture_compiles_its_filter_with_the_systems_libpcap(
+        installed: Path, no_python_env: dict[str, str], tmp_path: Path) -> None:
+    # the folder holds no libpcap (test above): ctypes must find the system's, with nothing on the PATH
+    done = run([installed, "scan", "--json", "--root", tmp_path, "--no-processes", "--sniff", "0.3"], no_python_env)
+    assert done.returncode == 0, done.stderr
+    errors = json.loads(done.stdout)["errors"]
+    assert [e for e in errors if e["where"] == "network" or "pcap" in e["error"]] == []
+
+
 @pytest.mark.parametrize("command", ["server", "console"])
 def test_the_collector_and_the_console_say_they_are_not_in_the_endpoint_build(
         installed: Path, no_python_env: dict[str, str], command: str) -> None:
