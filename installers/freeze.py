@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = Path(__file__).with_name("freeze") / "agentroster.spec"
@@ -221,13 +222,18 @@ def _pyinstaller(dist: Path, build: Path, target: Path, *, log: bool) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _archive(folder: Path) -> Any:
+    """The archive PyInstaller appended to a frozen folder's executable (its start-up scripts, the PYZ)."""
+    from PyInstaller.archive.readers import CArchiveReader  # type: ignore[import-untyped]
+
+    return CArchiveReader(str(folder / EXECUTABLE))
+
+
 def bundled_modules(folder: Path) -> set[str]:
     """Every module name in a frozen folder: those in the executable's archive, the extension modules
     and packages under ``_internal/``, and the shared libraries' file names."""
-    from PyInstaller.archive.readers import CArchiveReader  # type: ignore[import-untyped]
-
     names: set[str] = set()
-    package = CArchiveReader(str(folder / EXECUTABLE))
+    package = _archive(folder)
     for entry in package.toc:
         if entry.endswith(".pyz") or entry == "PYZ.pyz":
             names.update(package.open_embedded_archive(entry).toc)
@@ -239,6 +245,13 @@ def bundled_modules(folder: Path) -> set[str]:
         elif path.is_dir() and not rel.name.endswith(".dist-info"):
             names.add(".".join(rel.parts))
     return names
+
+
+def startup_scripts(folder: Path) -> list[str]:
+    """The scripts a frozen folder's executable runs at every start, in order (PyInstaller's bootstrap,
+    its runtime hooks, then the entry point)."""
+    package = _archive(folder)
+    return [name for name, entry in package.toc.items() if entry[-1] == "s"]
 
 
 def forbidden_in(folder: Path) -> list[str]:

@@ -95,6 +95,8 @@ def test_the_frozen_folder_is_the_endpoint_and_nothing_else(frozen_endpoint: Pat
                    "pydantic_core", "yaml", "psutil", "watchdog.observers", "httpx", "sqlite3"):
         assert needed in names, f"{needed} is missing from the frozen endpoint"
     assert freeze.forbidden_in(frozen_endpoint) == []
+    scripts = freeze.startup_scripts(frozen_endpoint)
+    assert scripts[-1] == "entry" and not freeze.SKIPPED_RUNTIME_HOOKS & set(scripts), scripts
     internal = frozen_endpoint / "_internal"
     assert sorted(p.name for p in (internal / "signatures" / "packs").glob("*.yaml")) == sorted(
         p.name for p in (freeze.ROOT / "signatures" / "packs").glob("*.yaml"))
