@@ -323,7 +323,7 @@ def undo(conn: Connection, actor: str, action_id: int | None = None, now: float 
             row.update(before, updated_at=now)
             rows.append(row)
         upsert_triage(conn, rows)
-        reassess(conn, [k for k in keys if k in existing(conn, keys)])
+        reassess(conn, keys)
         _insert_actions(conn, [{"device_id": d, "sighting_id": s, "action": "undo", "actor": actor, "at": now,
                                 "owner": None, "note": f"undid action #{batch['id']} ({batch['action']})",
                                 "batch_id": batch["id"]} for d, s in keys])
