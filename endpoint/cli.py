@@ -101,6 +101,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
     _add_daemon(sub)
     _add_register(sub)
+    from endpoint.companion.cli import add_parser as add_companion  # imports no Qt until it runs
+
+    add_companion(sub)
     _add_optional(sub, "server", "console.server.cli", "run and administer the collector server",
                   load=command == "server")
     _add_optional(sub, "console", "console.app.cli", "open the Qt console (IT admins triage the fleet's agents)",
