@@ -7,7 +7,8 @@ it). The agents run with a fake API key and their provider's base URL on a local
 (tests/e2e/fake_provider.py), in the shapes of the issue: ``python -m app.worker`` from the project
 folder with the framework imported in ``app/graph.py``; an OpenAI Agents SDK service under
 ``uvicorn api.main:app``; a LlamaIndex pipeline as ``python -m rag.main`` with ``src`` on PYTHONPATH;
-a Node service started with ``npm start``. Beside them, 50 Python and Node processes that are no agents
+a Node service started with ``npm start``; found by ``agentroster scan --json`` and by a real daemon
+(its state file). Beside them, 50 Python and Node processes that are no agents
 (some run by the very venv that holds the frameworks) must stay unflagged.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import run_agentroster, sighting_with_pid
+from support import AGENTROSTER, run_agentroster, sighting_with_pid
 
 pytestmark = pytest.mark.e2e
 
@@ -279,6 +280,42 @@ def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: 
     flagged = {p["pid"]: s["name"] for s in scan["sightings"] for p in s["processes"]}
     assert [flagged[pid] for pid in quiet if pid in flagged] == [], "a process that is no agent was flagged"
     assert not [e for e in scan["errors"] if " project " in e["where"] and str(tmp_path) in e["where"]]
+
+    # The daemon's process tracker finds the same agent: its own state (what it reports) holds the sighting.
+    held = _daemon_sightings(tmp_path / "daemon", spawn)
+    assert held.get(f"app.worker in {triage}", {}).get("project", {}).get("framework") == "langgraph", held.keys()
+    assert held[f"api.main:app in {support}"]["type"] == "enterprise"
+
+
+def _daemon_sightings(folder: Path, spawn: Any) -> dict[str, dict[str, Any]]:
+    """The sightings a real ``agentroster daemon`` holds after its first scan of the processes, by name (its
+    collector is unreachable: what it would report stays in its state file)."""
+    import sqlite3
+
+    secret = _write(folder / "enroll-secret", "FAKE-enroll-secret-0000\n")
+    secret.chmod(0o600)
+    state = folder / "data" / "state.sqlite3"
+    env = {**os.environ, "AGENTROSTER_SENSORS": "processes", "AGENTROSTER_PROCESS_INTERVAL_S": "0.5"}
+    daemon = spawn([AGENTROSTER, "daemon", "--collector", "http://127.0.0.1:9",
+                    "--enroll-secret-file", str(secret), "--data-dir", str(folder / "data")], env=env)
+    held: dict[str, dict[str, Any]] = {}
+
+    def enterprise_held() -> bool:
+        if not state.exists():
+            return False
+        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
+        try:
+            docs = [json.loads(row[0]) for row in db.execute("SELECT doc FROM sighting")]
+        except sqlite3.Error:
+            return False
+        finally:
+            db.close()
+        held.update({d["name"]: d for d in docs})
+        return sum(d["type"] == "enterprise" for d in docs) >= 4
+
+    _wait(enterprise_held, 90, "the daemon did not hold the enterprise agents")
+    daemon.terminate()
+    return held
 
 
 def _imports_done(pid: int) -> bool:
