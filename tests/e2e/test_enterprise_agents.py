@@ -2,7 +2,7 @@
 
 A session fixture installs LangGraph (with langchain-openai), the OpenAI Agents SDK, LlamaIndex and
 uvicorn into a venv, and @langchain/langgraph into a Node project, each cached under pytest's cache
-folder keyed by its requirement list (the first run installs, in about half a minute; later runs reuse
+folder keyed by its requirement list (the first run installs, in about a minute; later runs reuse
 it). The agents run with a fake API key and their provider's base URL on a local fake provider
 (tests/e2e/fake_provider.py), in the shapes of the issue: ``python -m app.worker`` from the project
 folder with the framework imported in ``app/graph.py``; an OpenAI Agents SDK service under
