@@ -192,3 +192,36 @@ def test_the_page_of_what_is_collected_shows_no_fingerprint(make_companion, qtbo
     qtbot.waitUntil(lambda: "Cursor" in companion.window.about.toPlainText(), timeout=20_000)
     text = companion.window.about.toPlainText()
     assert "credential:    openai from config" in text and "(never the key)" in text and FINGERPRINT not in text
+
+
+# -- started at login -------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+DESKTOP_ENTRY = REPO / "installers" / "linux" / "files" / "agentroster-companion.desktop"
+
+
+def test_the_xdg_autostart_entry_runs_the_companion_and_is_valid() -> None:
+    import configparser
+
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    entry.read(DESKTOP_ENTRY, encoding="utf-8")
+    section = entry["Desktop Entry"]
+    assert (section["Type"], section["Exec"], section["Terminal"]) == ("Application", "agentroster companion", "false")
+    if shutil.which("desktop-file-validate") is None:
+        pytest.skip("desktop-file-validate not installed (Debian: apt-get install desktop-file-utils)")
+    done = subprocess.run(["desktop-file-validate", str(DESKTOP_ENTRY)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_the_launch_agent_in_the_docs_is_a_plist_that_runs_the_packaged_companion_at_login() -> None:
+    import plistlib
+    import re
+
+    from installers.macos.profiles import DAEMON_EXECUTABLE
+
+    page = (REPO / "docs" / "endpoint.md").read_text(encoding="utf-8")
+    [text] = re.findall(r"```xml\n(<\?xml.*?org\.agentroster\.companion.*?)```", page, flags=re.S)
+    agent = plistlib.loads(text.encode())
+    assert agent["ProgramArguments"] == [DAEMON_EXECUTABLE, "companion"]
+    assert (agent["RunAtLoad"], agent["LimitLoadToSessionType"]) == (True, "Aqua") and "KeepAlive" not in agent
