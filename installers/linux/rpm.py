@@ -12,12 +12,18 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from installers.linux import common
 from installers.linux.common import NAME, PackageError
 
 RELEASE = "1"
+
+
+def _source_date() -> int:
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(value) if value.isdigit() else int(time.time())
 
 
 def build(payload: Path, out: Path, version: str) -> list[Path]:
@@ -60,13 +66,19 @@ def build(payload: Path, out: Path, version: str) -> list[Path]:
 
 def spec_text(info: common.Payload, version: str, stage: Path) -> str:
     """The spec file: %install copies the staged tree, the scriptlets come from files/rpm/."""
-    requires = [f"glibc >= {info.min_glibc}" if info.min_glibc else "glibc", "libpcap"]
+    # written as rpm's own dependency generator writes them (by soname and symbol version), so that any
+    # distribution's package that provides them will do (libpcap is libpcap1 on openSUSE)
+    requires = [f"libc.so.6(GLIBC_{info.min_glibc})(64bit)" if info.min_glibc else "libc.so.6()(64bit)",
+                "libpcap.so.1()(64bit)"]
+    stamp = time.strftime("%a %b %d %Y", time.gmtime(_source_date()))
     lines = [
         f"Name: {NAME}",
         f"Version: {version}",
         f"Release: {RELEASE}",
-        f"Summary: {common.SUMMARY}",
+        f"Summary: {common.SUMMARY[0].upper()}{common.SUMMARY[1:]}",
         f"License: {common.LICENSE}",
+        "Group: System Environment/Daemons",
+        f"Packager: {common.MAINTAINER}",
         "AutoReqProv: no",
         *(f"Requires: {r}" for r in requires),
         "",
@@ -88,6 +100,10 @@ def spec_text(info: common.Payload, version: str, stage: Path) -> str:
         "%dir /etc/agentroster",
         # kept on upgrade; a changed file is saved as endpoint.toml.rpmsave on erase
         f"%config(noreplace) %attr(0600,root,root) /{common.CONFIG_PATH}",
+        "",
+        "%changelog",
+        f"* {stamp} {common.MAINTAINER} - {version}-{RELEASE}",
+        f"- agentroster {version}.",
         "",
     ]
     return "\n".join(lines)

@@ -176,10 +176,11 @@ def test_rpm_info_files_config_and_requires(built: Built) -> None:
     assert by_path["/usr/bin/agentroster"][-2:] == ["->", "../lib/agentroster/agentroster"]
     assert "/usr/lib/systemd/system/agentroster.service" in by_path
     assert run("rpm", "-qpc", built.rpm_v1).stdout.split() == ["/etc/agentroster/endpoint.toml"]
-    requires = run("rpm", "-qpR", built.rpm_v1).stdout.split("\n")
-    assert "libpcap" in [r.strip() for r in requires]
-    # no requirement generated from the bundled libraries
-    assert not [r for r in requires if ".so" in r], requires
+    requires = [r.strip() for r in run("rpm", "-qpR", built.rpm_v1).stdout.splitlines()]
+    # by soname, as rpm's generator writes them, and nothing generated from the bundled libraries
+    assert [r for r in requires if ".so" in r] == ["libc.so.6()(64bit)", "libpcap.so.1()(64bit)"], requires
+    assert re.search(r"^Packager\s+: agentroster maintainers", info, re.M)
+    assert "- agentroster 1.0.0." in run("rpm", "-qp", "--changelog", built.rpm_v1).stdout
     scripts = run("rpm", "-qp", "--scripts", built.rpm_v1).stdout
     for section in ("preinstall", "postinstall", "preuninstall", "postuninstall"):
         assert f"{section} scriptlet (using /bin/sh)" in scripts
@@ -664,6 +665,7 @@ def test_packages_refuse_another_architecture_and_an_older_glibc(tmp_path: Path,
     assert not (root / "usr/lib/agentroster").exists()
 
     if shutil.which("rpmbuild") is not None:
+        assert "libc.so.6(GLIBC_2.999)(64bit)" in run("rpm", "-qpR", rpm.build(needs_new_glibc, out, "1.0.1")[0]).stdout
         rpm_root(root)
         done = rpm_cmd(root, "--ignorearch", "-i", rpm.build(foreign, out, "1.0.0")[0], check=False)
         assert done.returncode != 0 and "agentroster: this package is for" in done.stderr, done.stderr
