@@ -185,6 +185,41 @@ def test_task_queue_workers_resolve_to_their_task_modules(tmp_path: Path, argv: 
     assert ("llama_index.llms.openai", "proj/agent.py") in project.imports
 
 
+# Shapes from public repositories that the issue's list does not cover (each Dockerfile or script there):
+# chainlit in Swapnil-11-04-01/AI_ChatBot_For_Mental_Health and naveenalla3000/langchain_palm_ai, streamlit in
+# AnkitB47/Multi_rag_Langchain and danapany/iap-project (python -m streamlit), taskiq in copdips/fastapi-demo
+# and fastapi-practices/task (a broker, then task modules).
+@pytest.mark.parametrize(("argv", "entry", "imported"), [
+    (["/usr/local/bin/chainlit", "run", "app.py", "--host", "0.0.0.0", "--port", "8000"], "chainlit run app.py",
+     ("langgraph.graph", "ui/graph.py")),
+    (["-m", "chainlit", "run", "app.py", "-w"], "chainlit run app.py", ("langgraph.graph", "ui/graph.py")),
+    (["/usr/local/bin/streamlit", "run", "src/ui/app.py", "--server.port=8501", "--server.address=0.0.0.0"],
+     "streamlit run src/ui/app.py", ("crewai", "src/ui/crew.py")),
+    (["-m", "streamlit", "run", "src/ui/app.py", "--server.port", "8000"], "streamlit run src/ui/app.py",
+     ("crewai", "src/ui/crew.py")),
+    (["/usr/local/bin/taskiq", "worker", "app.core.taskiq:taskiq_broker"], "app.core.taskiq:taskiq_broker",
+     ("pydantic_ai", "app/core/taskiq.py")),
+    (["/usr/local/bin/taskiq", "worker", "app.core.taskiq:broker", "-fsd", "app.tasks"], "app.core.taskiq:broker",
+     ("llama_index.core", "app/tasks.py")),
+])
+def test_shapes_found_in_public_repositories(tmp_path: Path, argv: list[str], entry: str,
+                                              imported: tuple[str, str]) -> None:
+    root = tmp_path / "agent"
+    _write(root / "app.py", "import chainlit as cl\nfrom ui.graph import graph\n")
+    _write(root / "ui" / "__init__.py", "")
+    _write(root / "ui" / "graph.py", "from langgraph.graph import StateGraph\n")
+    _write(root / "src" / "ui" / "app.py", "import streamlit as st\nfrom crew import run\n")  # its folder is on the path
+    _write(root / "src" / "ui" / "crew.py", "from crewai import Crew\n")
+    _write(root / "app" / "__init__.py", "")
+    _write(root / "app" / "core" / "__init__.py", "")
+    _write(root / "app" / "core" / "taskiq.py", "from pydantic_ai import Agent\nbroker = taskiq_broker = None\n")
+    _write(root / "app" / "tasks.py", "from llama_index.core import VectorStoreIndex\n")
+    full = ["/usr/bin/python3.11", *argv] if argv[0] == "-m" else ["/usr/bin/python3.11", *argv]
+    project = _read(_record(full, root))
+    assert project is not None and project.entry == entry and project.root == str(root)
+    assert imported in project.imports
+
+
 def test_a_console_script_resolves_to_its_installed_package(tmp_path: Path) -> None:
     """``invoice-worker`` in a venv: pip's wrapper imports ``invoice.cli``, installed in site-packages."""
     root = tmp_path / "srv" / "invoice"

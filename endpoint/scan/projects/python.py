@@ -10,7 +10,9 @@ Shapes understood (the server or queue named either as ``-m NAME`` or as its con
   ``rq worker`` (which names no module: the working folder's modules are read);
 - console scripts: a ``bin/`` script with a Python shebang whose body imports its entry point;
 - Jupyter kernels (``ipykernel_launcher -f …``): the notebook is not knowable, the kernel's working
-  folder is, and its modules and notebooks are read.
+  folder is, and its modules and notebooks are read;
+- shapes found in public repositories beyond those: a UI around the agent (``streamlit run app.py``,
+  ``chainlit run app.py``, also as ``python -m``), and ``taskiq worker pkg.broker:broker [modules…]``.
 
 The module search path is the process's own: the working folder (or the script's), ``--app-dir`` and
 the like, ``PYTHONPATH``, the paths of editable installs, and the interpreter's site-packages, found
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
     from endpoint.scan.projects import ProjectReader
 
 SERVERS = frozenset({"uvicorn", "hypercorn", "gunicorn", "granian"})
-QUEUES = frozenset({"celery", "rq", "dramatiq", "arq"})
+QUEUES = frozenset({"celery", "rq", "dramatiq", "arq", "taskiq"})
+UIS = frozenset({"streamlit", "chainlit"})  # ``streamlit run app.py``, ``chainlit run app.py``: a UI around an agent
 KERNELS = frozenset({"ipykernel_launcher", "ipykernel"})
 FASTAPI_DEFAULTS = ("main.py", "app.py", "api.py", "app/main.py", "app/app.py", "api/main.py")
 IMPORT_LEVELS = 4  # local imports followed this many modules deep from the entry
@@ -43,6 +46,8 @@ MAX_PTH = 20  # .pth files read per site-packages folder
 _APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(.*\))?$")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _PY_VALUE_OPTIONS = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+_FLAGS = frozenset({"--reload", "--factory", "--debug", "-fsd", "--fs-discover", "--headless", "--no-browser",
+                    "--watch", "--use-colors", "--no-access-log"})  # options that take no value
 _DIR_OPTIONS = ("--app-dir", "--chdir", "--working-dir", "--pythonpath", "--workdir", "--path", "-P")
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)|import[ \t]+([^\n#;]+))",
                      re.M)
@@ -101,6 +106,8 @@ def _module(module: str, rest: list[str], cwd: str) -> Command | None:
         return Command("jupyter kernel", dirs=(cwd,), walk=True)
     if top in ("fastapi", "fastapi_cli"):
         return _fastapi(rest, cwd)
+    if top in UIS:
+        return _ui(top, rest, cwd)
     if not _DOTTED.match(module):
         return None
     return Command(module, modules=(module,), dirs=(cwd,))
@@ -116,6 +123,8 @@ def _script(script: str, rest: list[str], cwd: str) -> Command | None:
         return _queue(stem, rest, cwd)
     if stem == "fastapi":
         return _fastapi(rest, cwd)
+    if stem in UIS:
+        return _ui(stem, rest, cwd)
     if stem in KERNELS:
         return Command("jupyter kernel", dirs=(cwd,), walk=True)
     if not path:
@@ -144,7 +153,7 @@ def _options(rest: list[str]) -> tuple[list[str], list[str], dict[str, str]]:
             if not eq and len(name) > 2 and not name.startswith("--") and name[:2] in ("-A", "-P", "-c"):
                 name, value, eq = name[:2], name[2:], "="  # -Aproj
             if not eq and i + 1 < len(rest) and not rest[i + 1].startswith("-") \
-                    and not _APP.match(rest[i + 1]) and name not in ("--reload", "--factory", "--debug"):
+                    and not _APP.match(rest[i + 1]) and name not in _FLAGS:
                 value = rest[i + 1]
                 i += 1
             values.setdefault(name, value)
@@ -181,6 +190,11 @@ def _queue(name: str, rest: list[str], cwd: str) -> Command | None:
         return Command("rq worker", modules=(config,) if config and _DOTTED.match(config) else (), dirs=base,
                        walk=True)
     named = [a for a in positional if _DOTTED.match(a.split(":")[0])]
+    if name == "taskiq":  # taskiq worker pkg.broker:broker [task modules…]
+        named = [a for a in named if a not in ("worker", "scheduler")]
+        if not named:
+            return None
+        return Command(named[0], modules=tuple(a.split(":")[0] for a in named[:8]), dirs=base)
     if name == "arq":
         if not named:
             return None
@@ -189,6 +203,16 @@ def _queue(name: str, rest: list[str], cwd: str) -> Command | None:
     if not named:  # dramatiq: a broker, then the modules holding the actors
         return None
     return Command(" ".join(named[:3]), modules=tuple(a.split(":")[0] for a in named[:8]), dirs=base)
+
+
+def _ui(name: str, rest: list[str], cwd: str) -> Command | None:
+    """``streamlit run app.py`` / ``chainlit run app.py``: the script, with its folder first on the path."""
+    positional, _, _ = _options(rest)
+    script = next((a for a in positional if a.endswith(".py")), None)
+    if script is None:
+        return None
+    path = os.path.normpath(os.path.join(cwd, script))
+    return Command(f"{name} run {script}", scripts=(path,), dirs=(os.path.dirname(path), cwd))
 
 
 def _fastapi(rest: list[str], cwd: str) -> Command | None:
