@@ -5,7 +5,8 @@ An admin asks for a registration, rejects one with a comment and asks a question
 daemon's inbox once, is acknowledged at the collector, and is shown by `agentroster status --mine` to
 the sighting's user only (root under sudo acts for that user through the socket, as the daemon
 decides). Items sent while the daemon is down arrive when it is back, and a restart delivers nothing
-twice. Two real uids on the socket are in tests/endpoint/test_inbox.py.
+twice. The companion (pytest-qt) registers an agent through its window and tells the user the admin's
+answer. Two real uids on the socket are in tests/endpoint/test_inbox.py.
 """
 
 from __future__ import annotations
@@ -195,3 +196,44 @@ def test_an_item_sent_while_the_daemon_is_down_arrives_once_it_is_back(machine: 
     time.sleep(3)
     ids = [i["id"] for i in m.inbox()]
     assert len(ids) == len(set(ids)) == len(before) + 1
+
+
+def test_the_companion_registers_an_agent_and_hears_the_admins_answer(machine: Machine, qtbot, tmp_path: Path) -> None:
+    """The companion (pytest-qt) on the real daemon's socket: notified of an agent not registered, it
+    registers it through its window; the admin approves with a comment; the companion tells the user.
+    The notification is captured at the OS boundary (``showMessage`` on its tray icon)."""
+    from endpoint.companion.app import Companion
+    from endpoint.companion.model import Client, SeenStore
+    from endpoint.service.localsock import socket_path
+
+    m = machine
+    companion = Companion(Client(socket_path(m.data_dir)), seen=SeenStore(tmp_path / "seen.json"),
+                          poll_interval_ms=500)
+    shown: list[tuple[str, str]] = []
+    companion.tray.showMessage = lambda title, text, *_rest: shown.append((title, text))  # type: ignore[method-assign]
+    qtbot.addWidget(companion.window)
+    try:
+        with qtbot.waitSignal(companion.polled, timeout=60_000):
+            companion.start()
+        assert companion.snapshot is not None, companion.problem
+        agent = companion.snapshot.unregistered()[0]
+        assert f"agentroster found {agent['name']} on this machine" in [title for title, _ in shown]
+        window = companion.open_register(str(agent["id"]))
+        assert window is not None
+        prefilled = window.fields()
+        window.owner.setText("dana@example.org")
+        window.purpose.setPlainText("drafts answers to customer tickets")
+        window.data_systems.setText("zendesk, billing database")
+        with qtbot.waitSignal(window.registered, timeout=60_000):
+            window.send()
+        registration = m.admin_call("GET", "/api/v1/registrations", params={"sighting": agent["id"]})["data"][0]
+        assert (registration["owner"], registration["data_systems"], registration["providers"], registration["tools"]) \
+            == ("dana@example.org", ["zendesk", "billing database"], prefilled["providers"], prefilled["tools"])
+        m.admin_call("POST", f"/api/v1/registrations/{registration['id']}/approve",
+                     json={"note": "approved for the support team"})
+        qtbot.waitUntil(lambda: any(title == "IT answered your registration" and "approved for the support team" in text
+                                    for title, text in shown), timeout=60_000)
+        qtbot.waitUntil(lambda: companion.snapshot is not None
+                        and companion.snapshot.registration(str(agent["id"])).endswith("approved"), timeout=60_000)
+    finally:
+        companion.timer.stop()
