@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -282,6 +283,7 @@ class Overview(public.OverviewPublic):
         return next((c.count for c in self.by_governed if c.key == "governed"), 0)
 
 
+RiskyAgent = public.RiskyAgent
 Policy = public.PolicyPublic  # the policy as the collector holds it
 PolicyEdit = public.PolicyUpdate  # what an admin sends to change it
 Registration = public.RegistrationPublic
@@ -420,8 +422,9 @@ class Client:
                          incomplete=_param(incomplete) if incomplete is not None else None, skip=skip, limit=limit)
         return _parse(DevicePage, data, "device list")
 
-    def overview(self) -> Overview:
-        return _parse(Overview, self._get("/overview"), "overview")
+    def overview(self, since: datetime | None = None) -> Overview:
+        """The fleet in numbers; ``since`` (the admin's last visit): what is new counts from then."""
+        return _parse(Overview, self._get("/overview", since=since.isoformat() if since else None), "overview")
 
     def policy(self) -> Policy:
         return _parse(Policy, self._get("/policy"), "policy")

@@ -478,11 +478,18 @@ class Trend:
         return trend
 
 
+NEW_SINCE = "New since your last visit"
+AGENT_TYPES = tuple(t for t in TYPES if t != "tool_server")  # "agents": every type but the MCP tool servers
+
+
 def overview_cards(o: api.Overview) -> list[tuple[str, str]]:
-    """The headline figures: (label, value)."""
+    """The headline figures: (label, value); agents and tool servers apart (a collector that does not count
+    them apart: every sighting is an agent)."""
     share = f"{o.ungoverned / o.sightings:.0%}" if o.sightings else "–"
-    return [("Agents", f"{o.sightings:,}"), ("Ungoverned", f"{o.ungoverned:,} ({share})"),
-            ("Governed", f"{o.governed:,}"), ("New in the last day", f"{o.new_last_day:,}"),
+    agents = o.agents if (o.agents or o.tool_servers) else o.sightings
+    new = o.new_agents + o.new_tool_servers if o.new_since is not None else o.new_last_day
+    return [("Agents", f"{agents:,}"), ("Tool servers", f"{o.tool_servers:,}"),
+            ("Ungoverned", f"{o.ungoverned:,} ({share})"), (NEW_SINCE, f"{new:,}"),
             ("Devices", f"{o.devices:,}"), ("Stale devices", f"{o.stale_devices:,}"),
             (INCOMPLETE_SCANS, f"{o.incomplete_devices:,}")]
 

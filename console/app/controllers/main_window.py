@@ -36,7 +36,9 @@ class Console(QObject):
 
         self.connection = ConnectionController(self.session, self, retry_ms=retry_ms)
         report = self.connection.show_error
-        self.overview = OverviewController(self.session, self, on_error=report)
+        self.overview = OverviewController(
+            self.session, self, on_error=report, open_agent=lambda key, name: self.agents.open_detail(key, name),
+            sort_roster=lambda key: self.agents.model.reload(sort=key, order="desc"))
         self.agents = AgentsController(self.session, self, page_size=page_size, on_error=report,
                                        on_triaged=self._after_triage)
         self.devices = DevicesController(self.session, self, page_size=page_size, on_error=report)

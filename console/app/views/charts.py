@@ -20,7 +20,7 @@ class TrendChart(QWidget):
         self.title = title
         self.points: list[tuple[datetime, int]] = []
         self.empty_text = "Loading…"
-        self.setMinimumSize(320, 180)
+        self.setMinimumSize(220, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName(title)
 
@@ -89,7 +89,7 @@ class BarChart(QWidget):
         self.bars: list[tuple[str, int]] = []
         self.empty_text = "Loading…"
         self.current = -1
-        self.setMinimumSize(260, 140)
+        self.setMinimumSize(180, 120)
         self.setAccessibleName(title)
 
     def make_activatable(self, tip: str) -> None:

@@ -130,8 +130,8 @@ def test_keyboard_reaches_every_tab_and_the_search(make_console: Any, qtbot: Any
     console = make_console()
     window = console.window
     window.activateWindow()
-    for number, widget in ((3, window.devices), (4, window.registrations), (5, window.policy),
-                           (1, window.overview), (2, window.agents)):
+    for number, widget in ((4, window.devices), (5, window.registrations), (6, window.policy),
+                           (1, window.overview), (2, window.fleet), (3, window.agents)):
         qtbot.keyClick(window, getattr(Qt.Key, f"Key_{number}"), Qt.KeyboardModifier.ControlModifier)
         assert window.tabs.currentWidget() is widget
     qtbot.keyClick(window.agents.table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)

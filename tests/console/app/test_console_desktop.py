@@ -382,3 +382,37 @@ def test_every_overview_number_and_bar_opens_its_list(make_console: Any, qtbot: 
     window.tabs.setCurrentWidget(window.overview)
     qtbot.mouseClick(view.cards["Stale devices"], Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is window.devices and window.devices.stale.currentData() is True
+    # agents and tool servers are counted apart, and each card lists its own
+    window.tabs.setCurrentWidget(window.overview)
+    assert overview.agents + overview.tool_servers == overview.sightings > overview.agents > 0
+    assert view.cards["Agents"].value.text() == f"{overview.agents:,}"
+    qtbot.mouseClick(view.cards["Agents"], Qt.MouseButton.LeftButton)
+    assert opened(vm.AgentFilter(type=vm.AGENT_TYPES)) == overview.agents
+    window.tabs.setCurrentWidget(window.overview)
+    qtbot.mouseClick(view.cards["Tool servers"], Qt.MouseButton.LeftButton)
+    assert opened(vm.AgentFilter(type="tool_server")) == overview.tool_servers
+
+
+def test_the_overview_leads_with_risk(make_console: Any, qtbot: Any) -> None:
+    console = make_console()
+    window = console.window
+    qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
+    overview = console.overview.latest
+    view = window.overview
+    risks = [int(view.riskiest.data(view.riskiest.index(r, 0))) for r in range(view.riskiest.rowCount())]
+    assert risks and risks == sorted(risks, reverse=True) and risks[0] == overview.riskiest[0].risk
+    assert all(r.type != "tool_server" for r in view.riskiest_rows)
+    # the riskiest agent: its detail, and its device's agents riskiest first
+    top = overview.riskiest[0]
+    view.riskiest_table.activated.emit(view.riskiest.index(0, 1))
+    qtbot.waitUntil(lambda: window.detail.detail is not None and window.detail.detail.id == top.id
+                    and console.agents.roster.sort == "risk" and loaded(console), timeout=10_000)
+    assert console.agents.roster.filter.device == top.device_id and console.agents.roster.order == "desc"
+    assert console.agents.roster.rows[0].risk == max(a.risk for a in console.agents.roster.rows)
+    assert window.agents.table.horizontalHeader().sortIndicatorSection() == console.agents.model.column_of("risk")
+    # a flag's bar: the agents with that flag, as many as the bar says
+    first = overview.by_flag[0]
+    view.by_flag.barActivated.emit(0)
+    qtbot.waitUntil(lambda: console.agents.roster.filter == vm.AgentFilter(flag=first.key) and loaded(console),
+                    timeout=10_000)
+    assert console.agents.roster.count == first.count
