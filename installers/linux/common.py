@@ -60,7 +60,6 @@ class Payload:
     rpm_arch: str
     #: the newest glibc symbol version the payload's ELF files need, "" when none (no ELF file)
     min_glibc: str
-    installed_kib: int
     #: it holds ELF files (a real frozen build, not a test payload of scripts)
     has_elf: bool
 
@@ -83,7 +82,6 @@ def inspect_payload(payload: Path) -> Payload:
         raise PackageError(f"{exe}: the payload must hold an executable file named {NAME} at its top")
     machines: dict[int, Path] = {}
     glibc = (0, 0)
-    size = 0
     for path in sorted(payload.rglob("*")):
         if path.is_symlink():
             _check_link(payload, path)
@@ -91,7 +89,6 @@ def inspect_payload(payload: Path) -> Payload:
         if not path.is_file():
             continue
         data = path.read_bytes()
-        size += len(data)
         if data[:4] != b"\x7fELF" or len(data) < 20:
             continue
         machine = int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")  # EI_DATA, e_machine
@@ -113,7 +110,7 @@ def inspect_payload(payload: Path) -> Payload:
             raise PackageError(f"this machine is {host}; the packages are built for x86_64 and aarch64")
         deb_arch, rpm_arch = _HOST_MACHINES[host]
     min_glibc = f"{glibc[0]}.{glibc[1]}" if glibc > (0, 0) else ""
-    return Payload(payload, deb_arch, rpm_arch, min_glibc, max(1, size // 1024), bool(machines))
+    return Payload(payload, deb_arch, rpm_arch, min_glibc, bool(machines))
 
 
 def _check_link(payload: Path, link: Path) -> None:

@@ -106,6 +106,16 @@ def _docs(root: Path, version: str, info: common.Payload) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+def _installed_kib(root: Path) -> int:
+    # as dpkg-gencontrol counts: each file rounded up to a KiB, each link and folder one
+    total = 0
+    for path in root.rglob("*"):
+        if path.relative_to(root).parts[0] == "DEBIAN":
+            continue
+        total += 1 if path.is_symlink() or path.is_dir() else -(-path.stat().st_size // 1024)
+    return total
+
+
 def _control(root: Path, info: common.Payload, version: str) -> None:
     debian = root / "DEBIAN"
     debian.mkdir()
@@ -116,7 +126,7 @@ def _control(root: Path, info: common.Payload, version: str) -> None:
         "Version": version,
         "Architecture": info.deb_arch,
         "Maintainer": common.MAINTAINER,
-        "Installed-Size": str(info.installed_kib),
+        "Installed-Size": str(_installed_kib(root)),
         "Depends": ", ".join(depends),
         "Section": "admin",
         "Priority": "optional",
