@@ -137,6 +137,7 @@ class DetailView(QWidget):
         rows = [
             f"<h3 style='margin:0'>{html.escape(a.name)}</h3>",
             f"<b>Type:</b> {html.escape(explained.type_label)} — {html.escape(explained.type_reason)}",
+            f"<b>Risk:</b> {a.risk}/100 &nbsp; "
             f"<b>State:</b> <span style='color:{color}'>{html.escape(explained.governed)}</span>"
             f" &nbsp; <b>Triage:</b> {html.escape(vm.TRIAGE_STATE_LABELS.get(a.triage_state, a.triage_state))}"
             + (f" &nbsp; <b>Owner:</b> {html.escape(a.owner)}" if a.owner else ""),
@@ -148,9 +149,11 @@ class DetailView(QWidget):
             + (" &nbsp; <b>gone</b>" if a.gone else ""),
         ]
         self.header.setText("<br>".join(rows))
+        weights = {r.flag: r.weight for r in detail.risk_reasons}
         if explained.flags:
             self.flags.setText("<b>Flags</b><ul style='margin:0'>" + "".join(
-                f"<li><b>{html.escape(vm.flag_label(f))}</b>: {html.escape(text)}"
+                f"<li><b>{html.escape(vm.flag_label(f))}</b>"
+                + (f" (risk +{weights[f]})" if weights.get(f) else "") + f": {html.escape(text)}"
                 f"<br><i>Next:</i> {html.escape(step)}</li>"
                 for (f, text), step in zip(explained.flags, explained.next_steps, strict=True)) + "</ul>")
         else:

@@ -33,6 +33,9 @@ def test_detail_explains_type_and_flags(make_console: Any, qtbot: Any, modeltest
     assert "<b>Autonomous (no human approval)</b>" in flags and "human approval turned off" in flags
     assert "<b>Personal API key</b>" in flags and "<b>Unregistered</b>" in flags
     assert "<i>Next:</i> Turn human approval back on" in flags
+    # the risk score, and each flag's part of it
+    assert f"<b>Risk:</b> {detail.detail.agent.risk}/100" in header and detail.detail.agent.risk > 0
+    assert "<b>Autonomous (no human approval)</b> (risk +15)" in flags
     assert "<i>Next:</i> Use the organisation&#x27;s key instead of a personal one, and rotate the personal key." in flags
 
 
