@@ -46,9 +46,21 @@ def acknowledge(conn: Connection, device_id: str, up_to: int, now: float | None 
     return int(result.rowcount or 0)
 
 
+def unacknowledged(conn: Connection, device_id: str, up_to: int) -> bool:
+    """Whether ``acknowledge(…, up_to)`` would mark anything (a read: most requests acknowledge nothing)."""
+    return up_to > 0 and conn.execute(select(X.c.id).where(X.c.device_id == device_id, X.c.delivered_at.is_(None),
+                                                           X.c.id <= up_to).limit(1)).first() is not None
+
+
 def gather(conn: Connection, device_id: str, now: float | None = None) -> int:
     """Turn the device's registration requests and decided registrations not in its inbox yet into items;
     returns how many it found (another process may have added some of them first)."""
+    return add(conn, device_id, gatherable(conn, device_id, now))
+
+
+def gatherable(conn: Connection, device_id: str, now: float | None = None) -> list[dict[str, Any]]:
+    """The device's registration requests and decided registrations not in its inbox yet, as items to add
+    (a read: the route writes only when there is something)."""
     now = time.time() if now is None else now
     since = now - HORIZON_S
 
@@ -76,6 +88,11 @@ def gather(conn: Connection, device_id: str, now: float | None = None) -> int:
                      "status": "approved" if status == "superseded" else status, "text": note,
                      "sent_by": actor or "", "created_at": at})
     rows.sort(key=lambda r: (r["created_at"], r["kind"], r["source_id"]))
+    return rows
+
+
+def add(conn: Connection, device_id: str, rows: list[dict[str, Any]]) -> int:
+    """Add gathered items, each addressed to its sighting's user; how many were given."""
     if not rows:
         return 0
     _address(conn, device_id, rows)

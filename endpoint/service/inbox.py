@@ -228,10 +228,14 @@ class InboxPoller:
         """A report was acknowledged: what the collector holds for this device may have changed."""
         self._next = 0.0
 
-    def poll_if_due(self, http: httpx.Client, key: str | None, collector_url: str,
+    def poll_if_due(self, http: httpx.Client, device_key: Callable[[], str | None], collector_url: str,
                     users: Callable[[], Mapping[str, str | None]]) -> None:
+        """Fetch if it is time (``device_key()`` is read only then; None: not enrolled, nothing to fetch)."""
         now = time.monotonic()
-        if key is None or now < self._next:
+        if now < self._next:
+            return
+        key = device_key()
+        if key is None:
             return
         self._next = now + self.interval_s
         try:

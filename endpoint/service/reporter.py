@@ -335,7 +335,7 @@ class Reporter:
                     self.enroll_retry.reset()
                 self._wake.clear()
                 if self.inventory.pending() is None:
-                    self.inbox.poll_if_due(self.http, self.inventory.device_key(), self.collector_url,
+                    self.inbox.poll_if_due(self.http, self.inventory.device_key, self.collector_url,
                                            self._sighting_users)
                     self._wake.wait(5.0)  # wake() says when something is spooled
                     continue

@@ -75,13 +75,21 @@ class QuestionCreate(SQLModel):
 def read_inbox(key: DeviceKey, state: StateDep, ack: ItemId = 0,
                limit: Annotated[int, Query(ge=1, le=inbox.MAX_PAGE)] = inbox.MAX_PAGE) -> InboxPublic:
     """This device's items after ``ack``, having acknowledged those up to it."""
-    with state.db.writing() as conn:
+    # Devices ask after every report: read first, and take the store's write lock (one writer on
+    # SQLite, shared with ingest) only when there is something to acknowledge or to gather.
+    with state.db.engine.connect() as conn:
         device_id = conn.execute(select(col(Device.id)).where(col(Device.key_id) == key.key_id,
                                                               col(Device.revoked_at).is_(None))).scalar()
         if device_id is None:
             raise refuse(401, "invalid_device_key", reenroll=True)
-        acked = inbox.acknowledge(conn, device_id, ack)
-        inbox.gather(conn, device_id)
+        new = inbox.gatherable(conn, device_id)
+        to_ack = inbox.unacknowledged(conn, device_id, ack)
+    acked = 0
+    if new or to_ack:
+        with state.db.writing() as conn:
+            acked = inbox.acknowledge(conn, device_id, ack)
+            inbox.gather(conn, device_id)  # again, inside the write: what another request added is not added twice
+    with state.db.engine.connect() as conn:
         rows = inbox.waiting(conn, device_id, ack, limit + 1)
     return InboxPublic(data=[_public(r) for r in rows[:limit]], acked=acked, more=len(rows) > limit)
 
