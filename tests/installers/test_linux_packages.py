@@ -39,6 +39,7 @@ needs_rpm = needs("rpmbuild", "rpm")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="installing into a throwaway root chroots: needs root")
 
 HOST_DEB_ARCH, HOST_RPM_ARCH = {"x86_64": ("amd64", "x86_64"), "aarch64": ("arm64", "aarch64")}[os.uname().machine]
+HOST_ELF_MACHINE, OTHER_ELF_MACHINE = (0x3E, 0xB7) if HOST_DEB_ARCH == "amd64" else (0xB7, 0x3E)
 
 PAYLOAD_EXE = """#!/bin/sh
 # a stand-in for the frozen endpoint: enough of its commands for the package scripts and the tests
@@ -640,10 +641,8 @@ def test_a_config_written_before_the_package_is_kept(kind: str, built: Built, ro
 @needs_dpkg
 @needs_root
 def test_packages_refuse_another_architecture_and_an_older_glibc(tmp_path: Path, root: Path) -> None:
-    other = {"amd64": 0xB7, "arm64": 0x3E}[HOST_DEB_ARCH]
-    foreign = make_payload(tmp_path / "foreign", "1.0.0", elf_machine=other)
-    needs_new_glibc = make_payload(tmp_path / "new-glibc", "1.0.0",
-                                   elf_machine={"amd64": 0x3E, "arm64": 0xB7}[HOST_DEB_ARCH], glibc="2.999")
+    foreign = make_payload(tmp_path / "foreign", "1.0.0", elf_machine=OTHER_ELF_MACHINE)
+    needs_new_glibc = make_payload(tmp_path / "new-glibc", "1.0.0", elf_machine=HOST_ELF_MACHINE, glibc="2.999")
     out = tmp_path / "dist"
     dpkg_root(root)
     # dpkg itself refuses the architecture; forced past that, the package's own check still refuses
@@ -652,7 +651,7 @@ def test_packages_refuse_another_architecture_and_an_older_glibc(tmp_path: Path,
     assert done.returncode != 0 and "does not match system" in done.stderr, done.stderr
     done = dpkg(root, "--force-architecture", "-i", package, check=False)
     assert done.returncode != 0
-    assert f"agentroster: this package is for {'aarch64' if other == 0xB7 else 'x86_64'} machines and this one " \
+    assert f"agentroster: this package is for {'aarch64' if OTHER_ELF_MACHINE == 0xB7 else 'x86_64'} machines and this one " \
            f"is {os.uname().machine}; install the agentroster package built for {os.uname().machine}" in done.stderr
     assert not (root / "usr/lib/agentroster").exists()
 
@@ -672,6 +671,23 @@ def test_packages_refuse_another_architecture_and_an_older_glibc(tmp_path: Path,
         done = rpm_cmd(root, "-i", rpm.build(needs_new_glibc, out, "1.0.1")[0], check=False)
         assert done.returncode != 0 and "needs glibc 2.999 or newer" in done.stderr, done.stderr
         assert not (root / "usr/lib/agentroster").exists()
+
+
+@needs_dpkg
+@needs_root
+def test_a_refused_upgrade_leaves_the_installed_version_in_place(built: Built, tmp_path: Path, root: Path) -> None:
+    dpkg_root(root)
+    dpkg(root, "-i", built.deb_v1)
+    put_state(root)
+    newer = deb.build(make_payload(tmp_path / "new-glibc", "1.0.1", elf_machine=HOST_ELF_MACHINE, glibc="2.999"),
+                      tmp_path / "dist", "1.0.1")[0]
+    done = dpkg(root, "-i", newer, check=False)
+    assert done.returncode != 0 and "needs glibc 2.999 or newer" in done.stderr, done.stderr
+    status = run("dpkg-query", f"--admindir={root / 'var/lib/dpkg'}", "-W", "-f", "${Status} ${Version}",
+                 "agentroster").stdout
+    assert status == "install ok installed 1.0.0"
+    assert installed_version(root) == "agentroster 1.0.0"
+    assert (root / "var/lib/agentroster/device.key").exists()
 
 
 # ------------------------------------------------------------------------------- the real frozen build
