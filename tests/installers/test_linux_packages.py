@@ -576,6 +576,85 @@ def test_deb_enables_the_unit_where_systemctl_is_there_but_systemd_is_not_runnin
     assert wanted.is_symlink(), "installed again after a remove: enabled again"
 
 
+# systemd cannot run as init here, so where the scripts' behaviour under a running systemd is checked,
+# systemctl is this stand-in: it records each call and keeps "active" in a file.
+SYSTEMCTL_STAND_IN = """#!/bin/sh
+echo "$*" >> /systemctl.log
+case "$1" in
+    is-active) [ -e /run/stand-in-active ] ;;
+    start) : > /run/stand-in-active ;;
+    stop) rm -f /run/stand-in-active ;;
+esac
+"""
+
+
+def running_systemd(root: Path) -> Path:
+    (root / "run/systemd/system").mkdir(parents=True)
+    stand_in = root / "usr/bin/systemctl"
+    stand_in.write_text(SYSTEMCTL_STAND_IN, encoding="utf-8")
+    stand_in.chmod(0o755)
+    return root
+
+
+def systemctl_calls(root: Path) -> list[str]:
+    log = root / "systemctl.log"
+    calls = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
+
+
+def active(root: Path) -> bool:
+    return (root / "run/stand-in-active").exists()
+
+
+UNIT = "agentroster.service"
+
+
+@needs_dpkg
+@needs_root
+def test_deb_scripts_drive_a_running_systemd(built: Built, root: Path) -> None:
+    dpkg_root(running_systemd(root))
+    dpkg(root, "-i", built.deb_v1)
+    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert active(root)
+
+    # an upgrade stops the daemon before its files change and starts it after
+    dpkg(root, "-i", built.deb_v2)
+    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", f"stop {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert active(root) and not (root / "run/agentroster-package-restart").exists()
+
+    # one the admin stopped stays stopped
+    run("chroot", root, "systemctl", "stop", UNIT)
+    systemctl_calls(root)
+    dpkg(root, "-i", built.deb_v2)
+    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", "daemon-reload"]
+    assert not active(root)
+
+    run("chroot", root, "systemctl", "start", UNIT)
+    systemctl_calls(root)
+    dpkg(root, "--remove", "agentroster")
+    assert systemctl_calls(root) == [f"stop {UNIT}", f"disable {UNIT}", "daemon-reload"]
+    dpkg(root, "-i", built.deb_v2)
+    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"start {UNIT}"]
+    dpkg(root, "--purge", "agentroster")
+    assert systemctl_calls(root) == [f"stop {UNIT}", f"disable {UNIT}", "daemon-reload", "daemon-reload"]
+
+
+@needs_rpm
+@needs_root
+def test_rpm_scripts_drive_a_running_systemd(built: Built, root: Path) -> None:
+    assert built.rpm_v1 is not None and built.rpm_v2 is not None
+    rpm_root(running_systemd(root))
+    rpm_cmd(root, "-i", built.rpm_v1)
+    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"start {UNIT}"]
+    rpm_cmd(root, "-U", built.rpm_v2)
+    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", f"stop {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert active(root)
+    rpm_cmd(root, "-e", "agentroster")
+    assert systemctl_calls(root) == [f"stop {UNIT}", f"disable {UNIT}", "daemon-reload"]
+    assert not active(root)
+
+
 def rpm_root(root: Path) -> Path:
     run("rpm", "--root", root, "--initdb")
     return root
