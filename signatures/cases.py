@@ -24,6 +24,10 @@ GENERIC_IDS = frozenset({"mcp-server"})
 #: names and credits it to that signature (``endpoint.scan.path_cases.path_found``, which the signatures
 #: package cannot import: the caller hands it over)
 PathFound = Callable[[Library, str, str, "str | None"], bool]
+#: ``path_found.project_found(lib, argv, files)``: the signature id the endpoint's project resolver and engine
+#: name for a process ``argv`` running in a project that holds ``files`` (None: no framework); handed over as
+#: an attribute of ``path_found`` (``endpoint.scan.path_cases``): without it project cases do not run
+ProjectFound = Callable[[Library, list[str], dict[str, str]], "str | None"]
 
 
 def split_command(text: str) -> list[str]:
@@ -65,6 +69,10 @@ def _describe(case: Case) -> str:
 
 def _outcome(lib: Library, sig: Signature, case: Case, path_found: PathFound | None) -> tuple[bool, str]:
     """Whether the case matches this signature, and (for a process) what else matched."""
+    if case.process is not None and case.project is not None:
+        project_found: ProjectFound | None = getattr(path_found, "project_found", None)
+        named = project_found(lib, split_command(case.process), case.project) if project_found else None
+        return named == sig.id, "" if named is None or named == sig.id else named
     if case.process is not None:
         script = case.script
 
@@ -101,7 +109,7 @@ def run_signature_cases(lib: Library, sig: Signature, path_found: PathFound | No
     failures = []
     for bucket, expected in (("match", True), ("no_match", False)):
         for index, case in enumerate(getattr(sig.cases, bucket)):
-            if case.path is not None and path_found is None:
+            if (case.path is not None or case.project is not None) and path_found is None:
                 continue
             matched, others = _outcome(lib, sig, case, path_found)
             if matched != expected:

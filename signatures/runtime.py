@@ -75,6 +75,7 @@ class Case(NamedTuple):
     dialect: str | None = None
     script: str | None = None
     platform: str | None = None
+    project: dict[str, str] | None = None  # with process: the files of the project it runs in
 
 
 class Cases(NamedTuple):
@@ -173,7 +174,8 @@ def _case(data: Data) -> Case:
                 extension=data.get("extension"), package=data.get("package"), host=data.get("host"),
                 autonomous_cmdline=data.get("autonomous_cmdline"),
                 autonomous_settings=dict(settings) if settings is not None else None,
-                dialect=data.get("dialect"), script=data.get("script"), platform=data.get("platform"))
+                dialect=data.get("dialect"), script=data.get("script"), platform=data.get("platform"),
+                project=dict(data["project"]) if data.get("project") is not None else None)
 
 
 def _cases(data: Data) -> Cases:

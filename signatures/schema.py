@@ -158,6 +158,9 @@ class Case(_Strict):
     dialect: Dialect | None = None  # with autonomous_settings
     script: str | None = None  # with process: the text of the script the interpreter runs
     platform: Platform | None = None  # with process: the OS it runs on (else guessed from the paths)
+    # with process: the files of the project it runs in (path below the project -> text), read by the
+    # endpoint's project resolver as a deployed process's would be
+    project: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Case:
@@ -168,6 +171,10 @@ class Case(_Strict):
                              f"autonomous_cmdline, autonomous_settings (got {kinds or 'none'})")
         if self.package is not None and not self.package.startswith(("npm:", "pypi:")):
             raise ValueError("a package case is written npm:NAME or pypi:NAME")
+        if self.project is not None and (self.process is None or self.script is not None):
+            raise ValueError("a project case is a process case with the project's files (and no script)")
+        if self.project is not None and any(p.startswith("/") or ".." in p.split("/") for p in self.project):
+            raise ValueError("a project case's files are paths below the project (no /, no ..)")
         return self
 
 

@@ -5,7 +5,9 @@ The file a case names (in template notation: ``~/.cursor/mcp.json``, ``%APPDATA%
 and the case matches when a scan of that tree (``FileScan`` with the real home discovery, template
 expansion, globbing and project walk) credits that file to the signature. The signatures package never
 imports the endpoint: ``signatures check`` and the test suite hand ``path_found`` to
-``signatures.cases``.
+``signatures.cases``. A project case (a process case with the files of the project it runs in) is run
+the same way through ``project_found``: the files are written into a project folder and read by the
+project resolver (``endpoint.scan.projects``) as a deployed process's would be.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def concrete_path(path: str, platform: str) -> str:
     raise ValueError(f"not a path in template notation: {path!r}")
 
 
-def path_found(lib: Library, signature_id: str, path: str, platform: str | None = None) -> bool:
+def _path_found(lib: Library, signature_id: str, path: str, platform: str | None = None) -> bool:
     """Whether the file sensor, scanning a tree that holds only the file ``path`` names, credits it to
     the signature ``signature_id`` (a config it reads, or an app it notes)."""
     chosen = case_platform(path, platform)
@@ -77,3 +79,57 @@ def path_found(lib: Library, signature_id: str, path: str, platform: str | None 
                     and os.path.realpath(record.path) == target:
                 return True
     return False
+
+
+def project_found(lib: Library, argv: list[str], files: dict[str, str]) -> str | None:
+    """The signature the endpoint names for a process ``argv`` run from a project holding ``files``: the
+    project resolver reads the project (its interpreter's venv holds every enterprise framework's package
+    and modules, so that only the code decides), then the engine's framework match; None when it names none."""
+    from endpoint.scan.engine.projects import Frameworks
+    from endpoint.scan.evidence import ProcessRecord
+    from endpoint.scan.projects import ProjectReader, interests_of
+    from signatures.matching import pep503
+
+    with tempfile.TemporaryDirectory(prefix="agentroster-case-") as made:
+        root = os.path.realpath(made)
+        project, venv = os.path.join(root, "project"), os.path.join(root, "venv")
+        for name, text in files.items():
+            target = os.path.join(project, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as out:
+                out.write(text)
+        os.makedirs(project, exist_ok=True)
+        site = os.path.join(venv, "lib", "python3.11", "site-packages")
+        os.makedirs(site)
+        with open(os.path.join(venv, "pyvenv.cfg"), "w", encoding="utf-8") as out:
+            out.write("home = /usr/bin\n")
+        for sig in lib.signatures:
+            if sig.type != "enterprise":
+                continue
+            for name in sig.packages.pypi[:1]:
+                os.makedirs(os.path.join(site, f"{pep503(name).replace('-', '_')}-1.0.dist-info"), exist_ok=True)
+            for module in sig.process.script_imports:
+                os.makedirs(os.path.join(site, module.split(".")[0]), exist_ok=True)
+        node = os.path.basename(argv[0]) in ("node", "npm", "npx", "tsx") or argv[0].startswith("npm ")
+        record = ProcessRecord(pid=os.getpid(), ppid=1, name=os.path.basename(argv[0])[:15],
+                               exe="/usr/bin/node" if node else os.path.join(venv, "bin", "python3"), cmdline=argv,
+                               user="alice", uid=os.getuid(), create_time=0.0, env_values={"VIRTUAL_ENV": venv},
+                               cwd=project)
+        found = ProjectReader(interests_of(lib), maps=False).read(record)
+        match = Frameworks(lib).match(found) if found is not None else None
+        return match.signature.id if match is not None else None
+
+
+class _CaseSearch:
+    """``path_found`` as ``signatures.cases`` takes it: called for a path case, with ``project_found`` for
+    a project case."""
+
+    project_found = staticmethod(project_found)
+
+    def __call__(self, lib: Library, signature_id: str, path: str, platform: str | None = None) -> bool:
+        return _path_found(lib, signature_id, path, platform)
+
+
+#: what ``signatures.check`` and ``run_signature_cases`` are handed: path cases through the file sensor's
+#: search, project cases through the project resolver and the engine
+path_found = _CaseSearch()

@@ -105,3 +105,34 @@ def test_a_project_crosses_from_the_aside_reader_to_the_scan() -> None:
     again = decode_processes(encode_processes(Processes([record], [], engine.matched)), LIB)
     assert again.records[0].project == WORKER
     assert again.matched[60].signature.id == "langchain" and again.matched[60].rule == "project.imports"
+
+
+def test_a_signatures_project_cases_run_through_the_resolver_and_fail_when_wrong(tmp_path: Any) -> None:
+    """The packs' deployment-shape cases (a process with its project's files) are really run: a pack whose
+    match case's project imports no framework fails ``signatures check``, naming the case."""
+    from endpoint.scan.path_cases import path_found, project_found
+
+    assert project_found(LIB, ["python", "-m", "app.worker"],
+                         {"app/__init__.py": "", "app/worker.py": "from .graph import g\n",
+                          "app/graph.py": "from langgraph.graph import StateGraph\n"}) == "langchain"
+    assert project_found(LIB, ["npm", "start"], {"package.json": '{"dependencies": {"ai": "^5.0.0"}}'}) \
+        == "vercel-ai-sdk"
+    pack = tmp_path / "mine.yaml"
+    pack.write_text("""pack: mine
+signatures:
+  - id: my-framework
+    name: My framework
+    vendor: Me
+    type: enterprise
+    status: stable
+    process: {script_imports: [my_framework]}
+    cases:
+      match:
+        - {process: "uvicorn api:app", project: {"api.py": "import flask\\n"}}
+      no_match:
+        - {process: "uvicorn api:app", project: {"api.py": "from my_framework import Agent\\n"}}
+""")
+    problems = signatures.check([pack], path_found=path_found)
+    assert len(problems) == 2, problems
+    assert "match case process 'uvicorn api:app' did not match" in problems[0]
+    assert "no_match case process 'uvicorn api:app' matched" in problems[1]
