@@ -41,7 +41,8 @@ from endpoint.service.registration.policy import prefill, shown, validate
 
 log = logging.getLogger("agentroster.companion")
 
-POLL_INTERVAL_MS = 30_000  # a local socket call: cheap for the daemon
+POLL_INTERVAL_MS = 30_000  # the inbox: a local socket call, cheap for the daemon
+RELIST_EVERY_POLLS = 10  # the agents and their registrations' statuses (the daemon asks the collector)
 NOTIFICATION_MS = 15_000
 
 
@@ -286,14 +287,18 @@ class Companion(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(poll_interval_ms)
         self.timer.timeout.connect(self.poll)
+        self._polls = 0
 
     def start(self) -> None:
         self.tray.show()
         self.timer.start()
         self.poll()
 
-    def poll(self) -> None:
-        run_async(self._bridge, self.client.snapshot, self._polled, self._failed)
+    def poll(self, *, relist: bool = False) -> None:
+        relist = relist or self._polls % RELIST_EVERY_POLLS == 0
+        self._polls += 1
+        previous = self.snapshot
+        run_async(self._bridge, lambda: self.client.snapshot(previous, relist=relist), self._polled, self._failed)
 
     def _failed(self, message: str) -> None:
         self.problem = message
@@ -338,7 +343,7 @@ class Companion(QObject):
             return None
         self.register_window = RegisterWindow(self.client, agent, self.snapshot.user if self.snapshot else None,
                                               self.provider_ids)
-        self.register_window.registered.connect(lambda _r: self.poll())
+        self.register_window.registered.connect(lambda _r: self.poll(relist=True))
         self.register_window.show()
         self.register_window.raise_()
         return self.register_window

@@ -134,15 +134,20 @@ class Client:
             raise CompanionError(shown(answer.get("error") or answer.get("code") or "refused")[:500])
         return answer
 
-    def snapshot(self) -> Snapshot:
-        listing = self.call({"op": "list"})
+    def snapshot(self, previous: Snapshot | None = None, *, relist: bool = True) -> Snapshot:
+        """The user's inbox, and their agents and registrations: listed again when ``relist``, when there is
+        no ``previous``, or when the inbox changed (a decision changes a registration's status). The
+        list asks the collector for the statuses: it is not asked on every poll."""
         inbox = self.call({"op": "inbox"})
+        items = [i for i in inbox.get("items") or () if isinstance(i, dict)]
+        if previous is not None and not relist and [i.get("id") for i in items] == [i.get("id") for i in previous.items]:
+            return Snapshot(previous.user, previous.agents, previous.statuses, previous.ledger, items)
+        listing = self.call({"op": "list"})
         statuses, ledger = listing.get("statuses"), listing.get("ledger")
         return Snapshot(user=listing.get("user"),
                         agents=[a for a in listing.get("sightings") or () if isinstance(a, dict) and a.get("id")],
                         statuses=statuses if isinstance(statuses, dict) else None,
-                        ledger=ledger if isinstance(ledger, dict) else {},
-                        items=[i for i in inbox.get("items") or () if isinstance(i, dict)])
+                        ledger=ledger if isinstance(ledger, dict) else {}, items=items)
 
     def mine(self) -> dict[str, Any]:
         return self.call({"op": "mine"})

@@ -91,7 +91,7 @@ def test_without_qt_the_command_says_what_to_install() -> None:
 
 
 @pytest.fixture
-def daemon() -> Iterator[Path]:
+def server() -> Iterator[localsock.LocalServer]:
     """A daemon's socket (real server thread and handler) over a state holding root's Cursor (with an MCP
     server under it) and Ollama, and an inbox with a request and a decision; not enrolled. The socket path."""
     base = Path(tempfile.mkdtemp(prefix="ar-companion-", dir="/tmp"))
@@ -105,9 +105,14 @@ def daemon() -> Iterator[Path]:
     Inbox(data).store(COLLECTOR, [dict(REQUEST), dict(DECISION)], {})
     server = localsock.LocalServer(localsock.socket_path(data), Handler(data), read_timeout_s=2.0)
     server.start()
-    yield server.path
+    yield server
     server.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(server: localsock.LocalServer) -> Path:
+    return server.path
 
 
 @pytest.fixture
@@ -142,6 +147,17 @@ def test_the_companion_notifies_once_per_new_agent_and_message(make_companion, q
         companion.poll()
     assert len(shown) == 4  # nothing again
     assert "2 agents not registered, 2 unread messages" in companion.tray.toolTip()
+
+
+def test_the_agents_are_listed_again_only_when_due_or_when_the_inbox_changed(server) -> None:
+    client = Client(server.path)
+    first = client.snapshot()
+    before = server.served
+    again = client.snapshot(first, relist=False)
+    assert server.served == before + 1 and again.agents == first.agents  # the inbox alone
+    Inbox(server.path.parent.parent / "data").store(COLLECTOR, [{**REQUEST, "id": 13}], {})
+    client.snapshot(again, relist=False)
+    assert server.served == before + 3  # the inbox changed: the list too
 
 
 def test_a_restarted_companion_does_not_notify_again(make_companion) -> None:
