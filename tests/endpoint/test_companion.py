@@ -234,10 +234,11 @@ def test_the_launch_agent_in_the_docs_is_a_plist_that_runs_the_packaged_companio
     import plistlib
     import re
 
-    from installers.macos.profiles import DAEMON_EXECUTABLE
+    from installers.macos.profiles import COMPANION_BUNDLE_ID, DAEMON_EXECUTABLE
 
     page = (REPO / "docs" / "endpoint.md").read_text(encoding="utf-8")
-    [text] = re.findall(r"```xml\n(<\?xml.*?org\.agentroster\.companion.*?)```", page, flags=re.S)
+    [text] = re.findall(r"```xml\n(<\?xml.*?dev\.agentroster\.companion.*?)```", page, flags=re.S)
     agent = plistlib.loads(text.encode())
+    assert agent["Label"] == COMPANION_BUNDLE_ID  # one id for the companion, as the MDM profiles name it
     assert agent["ProgramArguments"] == [DAEMON_EXECUTABLE, "companion"]
     assert (agent["RunAtLoad"], agent["LimitLoadToSessionType"]) == (True, "Aqua") and "KeepAlive" not in agent
