@@ -227,3 +227,26 @@ def test_what_is_held_about_a_user_is_their_own_and_holds_no_fingerprint(server,
     page = render(answer)
     assert "Claude Code" in page and "--api-key [REDACTED:anthropic]" in page and "#1 new: it-admin asks you" in page
     assert FINGERPRINT not in page
+
+
+# -- agentroster status --mine without a daemon: the data dir itself (root) ---------------------------------
+
+
+def test_status_mine_reads_the_data_dir_when_no_daemon_listens(base: Path) -> None:
+    from support import AGENTROSTER
+
+    data = base / "data"
+    inventory = Inventory(data)
+    try:
+        inventory.record([sighting(NOBODYS, "nobody", "Claude Code"), sighting(ALICES, "alice", "Cursor")],
+                         device={"hostname": "h"})
+    finally:
+        inventory.close()
+    Inbox(data).store(COLLECTOR, [item(1, NOBODYS, "nobody"), item(2, ALICES, "alice", text="for alice only")], {})
+    env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
+    done = subprocess.run([AGENTROSTER, "status", "--mine", "--json", "--data-dir", str(data)], capture_output=True,
+                          text=True, timeout=60, env={**env, "SUDO_USER": "nobody"})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert [s["id"] for s in doc["sightings"]] == [NOBODYS] and [i["id"] for i in doc["inbox"]] == [1]
+    assert doc["statuses"] is None and "for alice only" not in done.stdout and FINGERPRINT not in done.stdout
