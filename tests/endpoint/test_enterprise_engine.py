@@ -91,6 +91,14 @@ def test_a_node_service_is_named_by_its_package_dependencies() -> None:
     assert found[0]["project"]["providers"] == [] and found[0]["project"]["version"] == "5.0.277"
 
 
+def test_a_platform_run_by_its_name_from_a_project_folder_stays_itself() -> None:
+    """``n8n start`` run from a folder whose package.json declares another framework is still n8n."""
+    folder = Project("node", "/home/alice/flows", "n8n", packages=(("npm", "ai", "5.0.0", "package.json"),))
+    found = _sightings(_proc(45, ["node", "/usr/local/lib/node_modules/n8n/bin/n8n", "start"], folder,
+                             exe="/usr/bin/node"))
+    assert [(s["signature"], s["name"], s["project"]) for s in found] == [("n8n", "n8n", None)]
+
+
 def test_every_other_sighting_has_a_null_project() -> None:
     found = _sightings(_proc(50, ["python3", "-m", "svc.main"], Project("python", "/srv/svc", "svc.main"),
                              env=frozenset({"OPENAI_API_KEY"})))

@@ -308,6 +308,8 @@ def test_node_services_resolve_to_their_package(node_service: Path, argv: list[s
 def test_what_is_no_project_of_its_own_resolves_to_none(tmp_path: Path) -> None:
     assert parse_node(["node", "/usr/local/lib/node_modules/n8n/bin/n8n", "start"], str(tmp_path)) is None
     assert parse_node(["node", "-e", "setInterval(()=>{},1000)"], str(tmp_path)) is None
+    assert parse_node(["npx", "n8n"], str(tmp_path)) is None
+    assert parse_node(["npx", "-y", "@modelcontextprotocol/server-memory"], str(tmp_path)) is None
     assert parse_python(["python3"], str(tmp_path)) is None
     assert parse_python(["python3", "-c", "import time"], str(tmp_path)) is None
     assert _read(_record(["/usr/bin/bash", "-c", "sleep 1"], tmp_path, exe="/usr/bin/bash")) is None

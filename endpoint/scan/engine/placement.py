@@ -190,7 +190,7 @@ class Placement:
         ancestor, interactive = self.tree.owning_ancestor(proc)
         if ancestor is not None and ancestor.signature is sig:
             target = ancestor  # a helper process of the same agent
-        elif sig.type == "enterprise" and proc.project is not None:
+        elif sig.type == "enterprise" and proc.project is not None and self._project_names(proc.project, sig):
             target = self._project_sighting(proc, proc.project, sig, ancestor, interactive)
         elif sig.type == "tool_server":
             parent = ancestor if ancestor is not None and ancestor.type != "tool_server" else None
@@ -210,6 +210,11 @@ class Placement:
                     target.add_evidence("process", "autonomy.flags", f"pid {proc.pid}: {hit}", "process.cmdline")
         self.tree.own(proc, target)
         target.add_evidence("process", match.rule, f"pid {proc.pid}: {match.detail}", match.rule)
+
+    def _project_names(self, project: Project, sig: Signature) -> bool:
+        """Whether the project's own code names ``sig`` (a platform run by its name, ``npx n8n``, stays itself)."""
+        found = self.frameworks.match(project)
+        return found is not None and found.signature is sig
 
     def _project_sighting(self, proc: ProcessRecord, project: Project, sig: Signature, ancestor: Sighting | None,
                           interactive: bool) -> Sighting:

@@ -58,6 +58,8 @@ def parse(argv: list[str], cwd: str) -> tuple[str, str] | None:
     words = argv[0].split() if len(argv) == 1 and " " in argv[0] else argv  # npm retitles itself "npm start"
     first = os.path.basename(words[0]).lower()
     args = words[1:]
+    if first in ("npx", "bunx", "pnpx"):
+        return None  # runs a published package, not a project of the user's: the signatures name those
     if first in PACKAGE_MANAGERS:
         return _manager(first, args)
     if first in RUNNERS:
