@@ -139,3 +139,17 @@ def test_a_long_inbox_comes_in_pages(agent) -> None:
     assert [i["text"] for i in page["data"]] == ["question 0", "question 1"] and page["more"] is True
     rest = inbox(device, ack=page["data"][-1]["id"], limit=10).json()
     assert [i["text"] for i in rest["data"]] == ["question 2", "question 3", "question 4"] and rest["more"] is False
+
+
+def test_an_approval_superseded_before_the_device_asked_still_arrives_as_approved(agent) -> None:
+    device, made = agent
+    first = register(device, made["id"])
+    device.collector.http.post(f"/api/v1/registrations/{first}/approve", json={"note": "ok for now"},
+                               headers=device.collector.as_admin())
+    second = register(device, made["id"])
+    device.collector.http.post(f"/api/v1/registrations/{second}/approve", json={"note": "ok with the new tools"},
+                               headers=device.collector.as_admin())
+    assert [r["status"] for r in device.collector.get("/api/v1/registrations", sighting=made["id"]).json()["data"]] \
+        == ["approved", "superseded"]
+    assert [(i["status"], i["text"]) for i in items(device)] == [("approved", "ok for now"),
+                                                                  ("approved", "ok with the new tools")]
