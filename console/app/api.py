@@ -297,6 +297,7 @@ Fleet = public.FleetPublic  # the fleet by kind: one row per signature, agents a
 FleetRow = public.FleetRow
 PolicyChange = public.PolicyChange  # a policy to save or preview (``cover_servers`` too)
 PolicyChoices = public.PolicyChoices
+PolicyChoice = public.PolicyChoice
 PolicyPreview = public.PolicyPreview
 PolicyVersions = public.PolicyVersionsPublic
 
