@@ -83,7 +83,9 @@ def worker(tmp_path: Path) -> Path:
     _write(root / "app" / "graph.py", 'from langgraph.graph import StateGraph\nfrom langchain_openai import ChatOpenAI\n'
                                       'llm = ChatOpenAI(model="gpt-4o-mini")\n')
     _write(root / "app" / "tools.py", "from langchain_core.tools import tool\n\n@tool\ndef refund(order: str) -> str:\n"
-                                      '    """Refund an order."""\n    return order\n')
+                                      '    """Refund an order."""\n    return order\n'
+                                      "from langchain_mcp_adapters.client import MultiServerMCPClient\n"
+                                      'mcp = MultiServerMCPClient({"erp": {"command": "npx", "transport": "stdio"}})\n')
     return root
 
 
@@ -93,7 +95,8 @@ def test_python_m_follows_the_projects_own_imports_to_the_framework(worker: Path
     assert (project.root, project.entry, project.kind) == (str(worker), "app.worker", "python")
     assert ("langgraph.graph", "app/graph.py") in project.imports
     assert ("langchain_core.tools", "app/tools.py") in project.imports
-    assert project.models == ("gpt-4o-mini",) and project.tools == ("refund",)
+    assert project.models == ("gpt-4o-mini",)
+    assert project.tools == ("refund", "MCP servers (MultiServerMCPClient)")
 
 
 def test_a_crew_under_src_on_pythonpath_and_its_venvs_packages(tmp_path: Path) -> None:

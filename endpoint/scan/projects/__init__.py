@@ -67,6 +67,10 @@ _MODEL_WORDS = ("gpt", "o1", "o3", "o4", "o5", "claude", "gemini", "mistral", "l
 _TOOL_DECORATED = re.compile(r"^[ \t]*@(?:[\w.]+\.)?(?:tool|function_tool|kernel_function)\b[^\n]*\n"
                              r"(?:[ \t]*@[^\n]*\n){0,4}[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _TOOL_CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*\([^)]*\bBaseTool\b", re.M)
+#: the MCP clients of the frameworks: a project that makes one reaches MCP servers' tools
+_MCP_CLIENT = re.compile(r"\b(MCPServerStdio|MCPServerSse|MCPServerStreamableHttp|MultiServerMCPClient|"
+                         r"StdioServerParameters|MCPServerAdapter|MCPTools|McpToolSpec|McpWorkbench|"
+                         r"experimental_createMCPClient|MCPClient)\s*\(")
 
 
 class Interests(NamedTuple):
@@ -196,6 +200,11 @@ class Reads:
                     self.tools.setdefault(match.group(1), None)
                     if len(self.tools) >= MAX_TOOLS:
                         return
+        if len(self.tools) < MAX_TOOLS and ("MCP" in text or "Mcp" in text):
+            for match in _MCP_CLIENT.finditer(text):
+                self.tools.setdefault(f"MCP servers ({match.group(1)})", None)
+                if len(self.tools) >= MAX_TOOLS:
+                    return
 
 
 class Found(NamedTuple):
