@@ -94,12 +94,20 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
     cutoff = now - state.settings.stale_after_seconds
     counting = _Counting(session, include_hidden)
     count = select(func.count()).select_from(_S)
-    by_type = counting.by(lambda c: select(_S.c.type, func.count()).select_from(_S).where(present(c))
-                          .group_by(_S.c.type))
+    # one pass over the roster index counts each type, and how many of each are new since ``since``
+    by_type, new_by_type = Counter[str](), Counter[str]()
+
+    def typed(c: Column) -> Select[Any]:
+        return (select(_S.c.type, func.count(), func.sum(case((_S.c.recorded_at >= since_seconds, 1), else_=0)))
+                .select_from(_S).where(present(c)).group_by(_S.c.type))
+
+    for sign, rows in ((1, counting.every(typed)), (-1, counting.hidden(typed))):
+        for kind, n, new in rows:
+            by_type[kind] += sign * n
+            new_by_type[kind] += sign * (new or 0)
+    by_type, new_by_type = +by_type, +new_by_type
     by_governed = counting.by(lambda c: select(_S.c.governed, func.count()).select_from(_S).where(present(c))
                               .group_by(_S.c.governed))
-    new_by_type = counting.by(lambda c: select(_S.c.type, func.count()).select_from(_S)
-                              .where(present(c), _S.c.recorded_at >= since_seconds).group_by(_S.c.type))
     return OverviewPublic(
         agents=sum(n for k, n in by_type.items() if k != "tool_server"),
         tool_servers=by_type.get("tool_server", 0),
