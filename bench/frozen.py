@@ -16,7 +16,10 @@ temporary PYTHONPYCACHEPREFIX, filled by the same warm-up), as an installed mach
 ``--scapy`` freezes a second folder with scapy in it (as the macOS and Windows builds carry it, since
 they capture through it) into a temporary dist and prints what that adds.
 
-``python bench/frozen.py [--runs N] [--scapy]``
+``--repeat`` freezes the same checkout again into another folder and says whether the two are the
+same byte for byte (the build is meant to be repeatable: a lock, SOURCE_DATE_EPOCH, PYTHONHASHSEED).
+
+``python bench/frozen.py [--runs N] [--scapy] [--repeat]``
 """
 
 from __future__ import annotations
@@ -146,10 +149,33 @@ def with_scapy(folder: Path, work: Path) -> None:
     print(f"    adds             {mb(added)} on disk, {mb(added_xz)} as tar.xz; {len(scapy_modules)} scapy modules")
 
 
+def repeatable(work: Path) -> None:
+    """Freeze twice more, into two other folders, and compare the two file by file."""
+    import hashlib
+
+    sources = freeze.source_digest()
+    once = freeze.freeze(work / "once", work / "once-build", reuse=False, log=False)
+    other = freeze.freeze(work / "again", work / "again-build", reuse=False, log=False)
+    if freeze.source_digest() != sources:
+        print("(d) the sources changed while freezing twice: run --repeat again")
+        return
+
+    def digests(root: Path) -> dict[str, str]:
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in root.rglob("*") if p.is_file()}
+
+    first, second = digests(once), digests(other)
+    differ = sorted(name for name in first.keys() | second.keys() if first.get(name) != second.get(name))
+    print("(d) two more freezes of the same checkout, each in a folder of its own")
+    print(f"    {len(first)} files: " + ("byte for byte the same" if not differ else
+                                         f"{len(differ)} differ: {', '.join(differ[:10])}"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="timed runs of each command on each side (default 15)")
     parser.add_argument("--scapy", action="store_true", help="also measure a build with scapy in it")
+    parser.add_argument("--repeat", action="store_true", help="also freeze again and compare the two folders")
     args = parser.parse_args()
     started = time.monotonic()
     folder = freeze.freeze(REPO / "dist", REPO / "build", log=False)
@@ -159,6 +185,8 @@ def main() -> None:
         speed(folder, args.runs, Path(tmp))
         if args.scapy:
             with_scapy(folder, Path(tmp))
+        if args.repeat:
+            repeatable(Path(tmp))
 
 
 if __name__ == "__main__":
