@@ -93,8 +93,10 @@ def dark_palette() -> QPalette:
     """A dark palette for every role the console uses (and the disabled state)."""
     p = QPalette()
     roles = QPalette.ColorRole
-    for role, value in ((roles.Window, "#2b2b2e"), (roles.WindowText, "#e8e8ea"), (roles.Base, "#1f1f22"),
-                        (roles.AlternateBase, "#29292d"), (roles.ToolTipBase, "#3a3a3f"), (roles.ToolTipText, "#f0f0f0"),
+    # Window darker than Base: Fusion outlines check boxes and frames with the window colour darkened, which
+    # must stand out on the base of a list (an unticked box in a table would vanish otherwise)
+    for role, value in ((roles.Window, "#25252a"), (roles.WindowText, "#e8e8ea"), (roles.Base, "#303036"),
+                        (roles.AlternateBase, "#38383f"), (roles.ToolTipBase, "#3a3a3f"), (roles.ToolTipText, "#f0f0f0"),
                         (roles.PlaceholderText, "#9a9aa2"), (roles.Text, "#e8e8ea"), (roles.Button, "#35353a"),
                         (roles.ButtonText, "#e8e8ea"), (roles.BrightText, "#ff6e6e"), (roles.Light, "#4a4a50"),
                         (roles.Midlight, "#3e3e44"), (roles.Mid, "#55555c"), (roles.Dark, "#18181b"),

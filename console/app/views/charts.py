@@ -154,7 +154,7 @@ class BarChart(QWidget):
         metrics = painter.fontMetrics()
         top = max(n for _, n in self.bars) or 1
         count_w = float(metrics.horizontalAdvance(f"{top:,}") + 8)
-        label_w = min(self.width() * 0.4, max(metrics.horizontalAdvance(label) for label, _ in self.bars) + 16.0)
+        label_w = min(self.width() * 0.5, max(metrics.horizontalAdvance(label) for label, _ in self.bars) + 16.0)
         row_h = self._row_height()
         width = max(10.0, self.width() - label_w - count_w - 16)
         text, bar = theme.colour("text"), theme.colour("accent")

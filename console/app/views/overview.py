@@ -128,7 +128,7 @@ class OverviewView(QWidget):
         self.by_flag = BarChart("Risks in the fleet (sightings per flag)")
         self.flag_keys: list[str] = []
         self.trend = TrendChart("Ungoverned agents over time")
-        self.by_type = BarChart("Agents by type")
+        self.by_type = BarChart("Sightings by type")
         self.providers = BarChart("Top providers")
         self.type_keys: list[str] = []  # the collector's key behind each bar, for the filter it opens
         self.provider_keys: list[str] = []

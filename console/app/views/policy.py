@@ -57,10 +57,12 @@ class ChoiceModel(QAbstractTableModel):
         self.editable = False
 
     def set_choices(self, reported: list[api.PolicyChoice], named: list[str]) -> None:
-        """What the fleet reports, most seen first, then what the policy names that nobody reports."""
+        """What the fleet reports, agents before tool servers and most seen first, then what the policy names
+        that nobody reports."""
         self.beginResetModel()
         wanted = set(named)
-        self.choices = [Choice(c.id, c.name, c.type, c.sightings, c.devices, c.id in wanted) for c in reported]
+        ordered = sorted(reported, key=lambda c: (c.type == "tool_server", -c.sightings, c.id))
+        self.choices = [Choice(c.id, c.name, c.type, c.sightings, c.devices, c.id in wanted) for c in ordered]
         known = {c.id for c in reported}
         self.choices += [Choice(i, chosen=True) for i in named if i not in known]
         self.endResetModel()

@@ -120,6 +120,11 @@ def test_approve_all_of_a_kind(make_console: Any, qtbot: Any, collector: support
     console.agents.confirm_box.button(QMessageBox.StandardButton.Ok).click()
     qtbot.waitUntil(lambda: collector.get("/api/v1/agents", signature=signature, triage_state="approved",
                                           limit=1)["count"] == 4, timeout=10_000)
+    # the fleet reloads after the action, and still agrees with the roster
+    ungoverned = collector.get("/api/v1/agents", signature=signature, governed="false", limit=1)["count"]
+    qtbot.waitUntil(lambda: any(r.signature == signature and r.ungoverned == ungoverned for r in view.model.rows),
+                    timeout=10_000)
+    assert ungoverned == 0
 
 
 def test_a_viewer_sees_the_fleet_but_cannot_act(make_console: Any, qtbot: Any,

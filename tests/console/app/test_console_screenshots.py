@@ -78,6 +78,13 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     window.tabs.setCurrentWidget(window.overview)
     qtbot.wait(200)
     shots = save_both(window, qtbot, "overview", out)
+    window.tabs.setCurrentWidget(window.fleet)
+    shown = console.fleet.latest
+    console.fleet.load()  # after the approvals above
+    qtbot.waitUntil(lambda: console.fleet.latest is not shown and window.fleet.model.rowCount() > 0, timeout=10_000)
+    window.fleet.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # the most seen kinds first
+    window.fleet.table.selectRow(0)
+    shots += save_both(window, qtbot, "fleet", out)
 
     window.tabs.setCurrentWidget(window.agents)
     window.agents.search.setText("ws-0000")  # ten of the simulated fleet's machines, by host
@@ -112,6 +119,9 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     qtbot.waitUntil(lambda: any(r.sighting_id == "crm-sync" for r in console.registrations.listed), timeout=10_000)
     shots += save_both(window, qtbot, "registrations", out)
     window.tabs.setCurrentWidget(window.policy)
+    qtbot.waitUntil(lambda: bool(window.policy.signatures.model.choices), timeout=10_000)
+    window.policy.preview.click()
+    qtbot.waitUntil(lambda: not window.policy.effect.text().startswith("Previewing"), timeout=10_000)
     shots += save_both(window, qtbot, "policy", out)
     window.show_shortcuts()
     assert window.shortcuts_dialog is not None
