@@ -18,6 +18,7 @@ from sqlmodel import col
 from console.server import roster
 from console.server.deps import Caller, SessionDep
 from console.server.models import FleetPublic, FleetRow, Sighting, SightingTriage
+from console.server.planning import holds
 from contract.scan import COLLECTOR_FLAGS, ENDPOINT_FLAGS
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
@@ -30,12 +31,14 @@ def fleet(session: SessionDep, caller: Caller, f: roster.Filter) -> FleetPublic:
     """Sightings, devices, users, ungoverned and per-flag counts for each kind of agent, agents and tool
     servers apart, over the roster's filters (false positives left out unless ``include_hidden=true``)."""
     plan = roster.Plan(session, f)
-    where = plan.conditions(fenced=False)
+    # gone (and governed) as plain equalities: SQLite seeks the fleet index on gone and reads each signature's
+    # rows together, grouping as it goes, where an unindexed gone would sort the whole fleet first
+    where = plan.conditions(fenced=False, seek=True)
     if f.hide and session.scalar(select(col(SightingTriage.device_id))
                                  .where(col(SightingTriage.state) == "false_positive").limit(1)) is not None:
         where.append(~roster.hidden_keys())
     s = Sighting.__table__  # type: ignore[attr-defined]
-    flag_sums = [func.sum(case((s.c.flags.contains(f'"{flag}"'), 1), else_=0)) for flag in FLAGS]
+    flag_sums = [func.sum(case((holds(s.c.flags, f'"{flag}"'), 1), else_=0)) for flag in FLAGS]
     query = (select(s.c.signature, s.c.type, func.count(), func.count(s.c.device_id.distinct()),
                     func.count(func.nullif(s.c.user, "").distinct()),
                     func.sum(case((s.c.governed == False, 1), else_=0)),  # noqa: E712

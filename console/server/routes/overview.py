@@ -33,7 +33,7 @@ from console.server.models import (
     TrendPoint,
     iso,
 )
-from console.server.planning import unindexed
+from console.server.planning import holds, unindexed
 from console.server.routes import API
 from console.server.routes.devices import incomplete_scan
 from contract.scan import COLLECTOR_FLAGS, ENDPOINT_FLAGS
@@ -158,7 +158,7 @@ def _by_flag(counting: _Counting) -> list[CountBy]:
     flags = sorted(COLLECTOR_FLAGS | ENDPOINT_FLAGS)
 
     def query(c: Column) -> Select[Any]:
-        return (select(*(func.sum(case((_S.c.flags.contains(f'"{flag}"'), 1), else_=0)) for flag in flags))
+        return (select(*(func.sum(case((holds(_S.c.flags, f'"{flag}"'), 1), else_=0)) for flag in flags))
                 .select_from(_S).where(present(c)))
 
     every = counting.session.execute(query(lambda c: c).with_hint(_S, "INDEXED BY ix_sighting_fleet", "sqlite")).one()
