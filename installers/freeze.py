@@ -175,7 +175,17 @@ def _locked(path: Path) -> Iterator[None]:
     """One freeze at a time into one dist/ (two test sessions, or ./dev package beside them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as fh:
-        if sys.platform != "win32":
+        if sys.platform == "win32":
+            import msvcrt
+
+            fh.seek(0)
+            while True:  # LK_LOCK gives up after some 10 s; a freeze takes longer
+                try:
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+        else:
             import fcntl
 
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
