@@ -211,6 +211,15 @@ def test_a_payload_that_is_not_a_frozen_folder_is_refused(capsys: pytest.Capture
     assert entry.payload_os(windows) == "windows"
 
 
+def test_a_python_without_pyinstaller_is_told_how_to_install_it(tmp_path: Path) -> None:
+    # python -S: this venv's interpreter without its site-packages, as a Python without the build lock
+    done = subprocess.run([sys.executable, "-S", "-m", "installers", "freeze", "--out", str(tmp_path / "dist")],
+                          cwd=freeze.ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "PyInstaller is not installed" in done.stderr and "requirements/package.lock" in done.stderr
+    assert not list((tmp_path / "dist").glob("agentroster-endpoint-*"))
+
+
 def test_a_format_whose_wrapper_is_missing_says_it_is_not_available_yet(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], frozen_endpoint: Path,
         tmp_path: Path) -> None:
