@@ -1,13 +1,14 @@
 """End to end: real agent frameworks from PyPI and npm, run as teams deploy them, found by `agentroster scan`.
 
-A session fixture installs LangGraph (with langchain-openai), the OpenAI Agents SDK, LlamaIndex and
-uvicorn into a venv, and @langchain/langgraph into a Node project, each cached under pytest's cache
-folder keyed by its requirement list (the first run installs, in about a minute; later runs reuse
-it). The agents run with a fake API key and their provider's base URL on a local fake provider
-(tests/e2e/fake_provider.py), in the shapes of the issue: ``python -m app.worker`` from the project
-folder with the framework imported in ``app/graph.py``; an OpenAI Agents SDK service under
-``uvicorn api.main:app``; a LlamaIndex pipeline as ``python -m rag.main`` with ``src`` on PYTHONPATH;
-a Node service started with ``npm start``; found by ``agentroster scan --json`` and by a real daemon
+Session fixtures install LangGraph (with langchain-openai), the OpenAI Agents SDK, LlamaIndex and
+uvicorn into one venv, CrewAI into another (it pins an older openai), and @langchain/langgraph into a
+Node project, each cached under pytest's cache folder keyed by its requirement list (the first run
+installs: about 1 min, 0.8 to 1.6 min and 5 s here; later runs reuse them). The agents run with a fake API key
+and their provider's base URL on a local fake provider (tests/e2e/fake_provider.py), in the shapes of
+the issue: ``python -m app.worker`` from the project folder with the framework imported in
+``app/graph.py``; an OpenAI Agents SDK service under ``uvicorn api.main:app``; a crew as ``python -m
+sales_crew.main`` with ``src`` on PYTHONPATH; a LlamaIndex pipeline as ``python pipelines/run.py``
+importing its sibling module; a Node service started with ``npm start``; found by ``agentroster scan --json`` and by a real daemon
 (its state file). Beside them, 50 Python and Node processes that are no agents
 (some run by the very venv that holds the frameworks) must stay unflagged.
 """
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.e2e
 
 PYPI = ("langgraph==1.2.24", "langchain-openai==1.8.1", "openai-agents==0.24.0", "llama-index-core==0.14.25",
         "uvicorn==0.55.0")
+CREW = ("crewai==1.15.30",)  # its own venv: it pins openai below the Agents SDK's; 0.8 to 1.6 min and 1 GB to install
 NPM = ("@langchain/langgraph@1.7.3", "@langchain/core@1.4.0")
 FAKE_OPENAI = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"
 NODE = shutil.which("node")
@@ -55,21 +57,30 @@ def _key(specs: tuple[str, ...]) -> str:
     return hashlib.sha256("\n".join((sys.version, *specs)).encode()).hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def frameworks(request: pytest.FixtureRequest) -> Path:
-    """A venv holding the Python frameworks, made once and cached under pytest's cache folder."""
+def _venv_with(request: pytest.FixtureRequest, specs: tuple[str, ...]) -> Path:
+    """A venv holding ``specs``, made once and cached under pytest's cache folder keyed by them."""
     cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
-    target = cache / f"venv-{_key(PYPI)}"
+    target = cache / f"venv-{_key(specs)}"
     with _locked(cache):
         if not (target / ".installed").exists():
             shutil.rmtree(target, ignore_errors=True)
             start = time.monotonic()
             venv.EnvBuilder(with_pip=True).create(target)
             subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                            *PYPI], check=True, capture_output=True, timeout=900)
-            (target / ".installed").write_text(f"{time.monotonic() - start:.1f} s to install {' '.join(PYPI)}\n")
+                            *specs], check=True, capture_output=True, timeout=900)
+            (target / ".installed").write_text(f"{time.monotonic() - start:.1f} s to install {' '.join(specs)}\n")
     print(f"\nframework venv: {(target / '.installed').read_text().strip()} (0 s this run if cached)")
     return target
+
+
+@pytest.fixture(scope="session")
+def frameworks(request: pytest.FixtureRequest) -> Path:
+    return _venv_with(request, PYPI)
+
+
+@pytest.fixture(scope="session")
+def crewai_venv(request: pytest.FixtureRequest) -> Path:
+    return _venv_with(request, CREW)
 
 
 @pytest.fixture(scope="session")
@@ -164,10 +175,21 @@ support = Agent(name="support", instructions="Answer about orders.", model="gpt-
 def ask() -> None:
     threading.Thread(target=lambda: Runner.run_sync(support, "where is order 7?"), daemon=True).start()
 """
-RAG_MAIN = "import time\nfrom rag import pipeline\n\ntime.sleep(600)\n"
+RAG_MAIN = "import time\n\nimport pipeline\n\ntime.sleep(600)\n"
 RAG_PIPELINE = """\
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
+"""
+CREW_MAIN = "import time\n\nfrom sales_crew.crew import kickoff\n\nprint(kickoff(), flush=True)\ntime.sleep(600)\n"
+CREW_CREW = """\
+from crewai import LLM, Agent, Crew, Task
+
+
+def kickoff():
+    researcher = Agent(role="Lead researcher", goal="Find one lead", backstory="You find sales leads.",
+                       llm=LLM(model="gpt-4o-mini"))
+    task = Task(description="Name one lead.", expected_output="A lead.", agent=researcher)
+    return Crew(agents=[researcher], tasks=[task]).kickoff()
 """
 NODE_INDEX = """\
 const { graph } = require("./graph");
@@ -212,9 +234,9 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: Path, node_project: Path,
-                                                                     provider: tuple[str, Path], tmp_path: Path,
-                                                                     spawn: Any) -> None:
+def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: Path, crewai_venv: Path,
+                                                                     node_project: Path, provider: tuple[str, Path],
+                                                                     tmp_path: Path, spawn: Any) -> None:
     base_url, log = provider
     python = str(frameworks / "bin" / "python")
     env = {"PATH": f"{frameworks / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "OPENAI_API_KEY": FAKE_OPENAI,
@@ -233,18 +255,25 @@ def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: 
     server = spawn([python, str(frameworks / "bin" / "uvicorn"), "api.main:app", "--port", "0"], cwd=support, env=env)
 
     rag = tmp_path / "srv" / "rag"
-    _write(rag / "src" / "rag" / "__init__.py", "")
-    _write(rag / "src" / "rag" / "main.py", RAG_MAIN)
-    _write(rag / "src" / "rag" / "pipeline.py", RAG_PIPELINE)
-    pipeline = spawn([python, "-m", "rag.main"], cwd=rag, env={**env, "PYTHONPATH": "src"})
+    _write(rag / "pipelines" / "run.py", RAG_MAIN)
+    _write(rag / "pipelines" / "pipeline.py", RAG_PIPELINE)
+    pipeline = spawn([python, "pipelines/run.py"], cwd=rag, env=env)
+
+    sales = tmp_path / "srv" / "sales"
+    _write(sales / "src" / "sales_crew" / "__init__.py", "")
+    _write(sales / "src" / "sales_crew" / "main.py", CREW_MAIN)
+    _write(sales / "src" / "sales_crew" / "crew.py", CREW_CREW)
+    crew = spawn([str(crewai_venv / "bin" / "python"), "-m", "sales_crew.main"], cwd=sales,
+                 env={**env, "PYTHONPATH": "src", "CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true",
+                      "CREWAI_TRACING_ENABLED": "false"})
 
     node_env = {**env, "PATH": f"{Path(NODE or 'node').parent}:/usr/bin:/bin"}
     npm = spawn([NPM_BIN or "npm", "start"], cwd=node_project, env=node_env)
 
     quiet = _non_agents(tmp_path, python, spawn)
 
-    # the worker, the Agents SDK and the Node graph each call the fake provider once they run
-    _wait(lambda: sum(r.get("path", "").endswith("/chat/completions") for r in _requests(log)) >= 3, 90,
+    # the worker, the Agents SDK, the crew and the Node graph each call the fake provider once they run
+    _wait(lambda: sum(r.get("path", "").endswith("/chat/completions") for r in _requests(log)) >= 4, 90,
           f"the agents did not all call the fake provider: {_requests(log)}")
     _wait(lambda: _imports_done(pipeline.pid), 60, "the LlamaIndex pipeline did not finish importing")
 
@@ -267,8 +296,15 @@ def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: 
     assert found["project"]["version"] == "0.24.0" and found["project"]["tools"] == ["order_status"]
 
     found = sighting_with_pid(scan, pipeline.pid)
-    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "llamaindex", f"rag.main in {rag}")
-    assert "imports llama_index.core.agent.workflow in src/rag/pipeline.py" in [e["detail"] for e in found["evidence"]]
+    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "llamaindex",
+                                                                  f"pipelines/run.py in {rag}")
+    assert "imports llama_index.core.agent.workflow in pipelines/pipeline.py" in [e["detail"] for e in found["evidence"]]
+
+    found = sighting_with_pid(scan, crew.pid)
+    assert (found["type"], found["signature"], found["name"]) == ("enterprise", "crewai",
+                                                                  f"sales_crew.main in {sales}")
+    assert found["project"]["version"] == "1.15.30"
+    assert "imports crewai in src/sales_crew/crew.py" in [e["detail"] for e in found["evidence"]]
 
     found = sighting_with_pid(scan, npm.pid)
     assert (found["type"], found["signature"], found["name"]) == ("enterprise", "langchain",
@@ -311,7 +347,7 @@ def _daemon_sightings(folder: Path, spawn: Any) -> dict[str, dict[str, Any]]:
         finally:
             db.close()
         held.update({d["name"]: d for d in docs})
-        return sum(d["type"] == "enterprise" for d in docs) >= 4
+        return sum(d["type"] == "enterprise" for d in docs) >= 5
 
     _wait(enterprise_held, 90, "the daemon did not hold the enterprise agents")
     daemon.terminate()
