@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.refill and directory.exists():
         shutil.rmtree(directory)
     if args.database is not None:
-        database = args.database
+        database = args.database.resolve()
+        directory = database.parent
     url = f"sqlite:///{database}"
     if not database.exists():
         directory.mkdir(parents=True, exist_ok=True)
@@ -198,7 +199,10 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
              ("filter: type = unknown", vm.AgentFilter(type="unknown"), False),
              ("filter: governed = false, flag = autonomous", vm.AgentFilter(governed=False, flag="autonomous"), False),
              ("filter: free text 'ws-0042'", vm.AgentFilter(q="ws-0042"), False),
-             ("filter: device = one device", vm.AgentFilter(device=device), False)]
+             ("filter: device = one device", vm.AgentFilter(device=device), False),
+             ("filter: coding + ungoverned + autonomous",
+              vm.AgentFilter(type="coding", governed=False, flag="autonomous"), False),
+             ("filter: tool_server + broad_tools", vm.AgentFilter(type="tool_server", flag="broad_tools"), False)]
     rows = []
     for label, new, reload in cases:
         shown = timed(console.agents.reload) if reload else \
