@@ -145,12 +145,13 @@ class Inbox:
 
         write_private(self.path, json.dumps({"schema": INBOX_SCHEMA, **doc}, indent=1, sort_keys=True))
 
-    def store(self, collector_url: str, arrived: list[dict[str, Any]], users: Mapping[str, str | None]) -> int:
-        """Keep the items that arrived, and move the cursor past them; how many were new."""
+    def store(self, collector_url: str, arrived: list[dict[str, Any]], users: Mapping[str, str | None], *,
+              cursor: int = 0) -> int:
+        """Keep the items that arrived, and move the cursor past them (and to ``cursor``); how many were new."""
         with _lock:
             doc = self.read(collector_url)
             items, added = merge(doc["items"], arrived, users, now_iso())
-            cursor = max([doc["cursor"], *(i["id"] for i in arrived)])
+            cursor = max([doc["cursor"], cursor, *(i["id"] for i in arrived)])
             if added or cursor != doc["cursor"]:
                 self.write({"collector_url": collector_url.rstrip("/"), "cursor": cursor, "items": items})
             return added
@@ -198,12 +199,14 @@ def fetch(http: httpx.Client, key: str, inbox: Inbox, collector_url: str,
         if not isinstance(data, list):
             raise InboxUnavailable(f"{collector_url}{INBOX_PATH}: not an inbox")
         arrived = [item for item in map(clean_item, data) if item is not None]
-        if not arrived:
+        # an entry that is not an item is passed over (acknowledged with the rest), never asked for forever
+        ids = [raw["id"] for raw in data if isinstance(raw, dict) and type(raw.get("id")) is int and raw["id"] > 0]
+        if not ids:
             break
-        if known is None:
+        if known is None and arrived:
             known = users()
-        added += inbox.store(collector_url, arrived, known)
-        cursor = max(cursor, *(i["id"] for i in arrived))
+        added += inbox.store(collector_url, arrived, known or {}, cursor=max(ids))
+        cursor = max(cursor, *ids)
         if not more:  # one more request acknowledges what just arrived (else it is given again next time)
             try:
                 http.get(INBOX_PATH, params={"ack": cursor, "limit": 1}, headers={"authorization": f"Bearer {key}"})

@@ -250,3 +250,47 @@ def test_status_mine_reads_the_data_dir_when_no_daemon_listens(base: Path) -> No
     doc = json.loads(done.stdout)
     assert [s["id"] for s in doc["sightings"]] == [NOBODYS] and [i["id"] for i in doc["inbox"]] == [1]
     assert doc["statuses"] is None and "for alice only" not in done.stdout and FINGERPRINT not in done.stdout
+
+
+# -- fetching from a collector that answers badly ------------------------------------------------------------
+# The real collector never sends these answers (tests/e2e/test_inbox_e2e.py fetches from one); a broken or
+# hostile one is stood in for at the HTTP boundary by httpx.MockTransport.
+
+
+def collector_answering(*answers: Any) -> tuple[Any, list[str]]:
+    import httpx
+
+    asked: list[str] = []
+    queue = list(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("ack", ""))
+        answer = queue.pop(0) if queue else {"data": [], "acked": 0, "more": False}
+        return answer if isinstance(answer, httpx.Response) else httpx.Response(200, json=answer)
+
+    return httpx.Client(base_url=COLLECTOR, transport=httpx.MockTransport(handle)), asked
+
+
+def test_an_entry_that_is_not_an_item_is_passed_over_and_acknowledged(tmp_path: Path) -> None:
+    from endpoint.service.inbox import fetch
+
+    http, asked = collector_answering({"data": [{"id": 5, "kind": "policy", "sighting_id": ALICES},
+                                                item(6, ALICES, "bob")], "acked": 0, "more": False})
+    assert fetch(http, "FAKE-device-key", Inbox(tmp_path), COLLECTOR, lambda: {ALICES: "alice"}) == 1
+    doc = Inbox(tmp_path).read(COLLECTOR)
+    assert [(i["id"], i["user"]) for i in doc["items"]] == [(6, "alice")] and doc["cursor"] == 6
+    assert asked == ["0", "6"]  # the second request acknowledges what arrived
+
+
+@pytest.mark.parametrize("answer", ["not json", {"items": []}, {"data": "x"}, 503])
+def test_an_answer_that_is_not_an_inbox_changes_nothing(tmp_path: Path, answer: Any) -> None:
+    import httpx
+
+    from endpoint.service.inbox import InboxUnavailable, fetch
+
+    response = httpx.Response(answer) if isinstance(answer, int) else \
+        httpx.Response(200, text=answer) if isinstance(answer, str) else httpx.Response(200, json=answer)
+    http, _ = collector_answering(response)
+    with pytest.raises(InboxUnavailable):
+        fetch(http, "FAKE-device-key", Inbox(tmp_path), COLLECTOR, dict)
+    assert not (tmp_path / INBOX_FILE).exists()
