@@ -243,19 +243,21 @@ def _add_optional(sub: Any, name: str, module: str, help_text: str, *, load: boo
         else:
             add_parser(sub)
             return
-    placeholder = sub.add_parser(name, help=help_text, add_help=load)
+    placeholder = sub.add_parser(name, help=help_text, add_help=load, description=_missing_extra_text(name))
     placeholder.add_argument("rest", nargs=argparse.REMAINDER)
     placeholder.set_defaults(run=lambda _args: _missing_extra(name))
 
 
-def _missing_extra(name: str) -> int:
+def _missing_extra_text(name: str) -> str:
     # each optional subcommand is named after the extra that brings it (server, console)
     if getattr(sys, "frozen", False):  # PyInstaller's build: no extra can be added to it
-        print(f"agentroster {name}: not part of the endpoint build (this agentroster is the packaged endpoint: "
-              f"scan, daemon, status, register); install it where it runs with pip install agentroster[{name}]",
-              file=sys.stderr)
-        return 2
-    print(f"agentroster {name}: this install has no {name} extra; install agentroster[{name}]", file=sys.stderr)
+        return (f"agentroster {name}: not part of the endpoint build (this agentroster is the packaged endpoint: "
+                f"scan, daemon, status, register); install it where it runs with pip install agentroster[{name}]")
+    return f"agentroster {name}: this install has no {name} extra; install agentroster[{name}]"
+
+
+def _missing_extra(name: str) -> int:
+    print(_missing_extra_text(name), file=sys.stderr)
     return 2
 
 

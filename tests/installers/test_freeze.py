@@ -144,6 +144,8 @@ def test_the_collector_and_the_console_say_they_are_not_in_the_endpoint_build(
     assert done.returncode == 2
     assert f"agentroster {command}: not part of the endpoint build" in done.stderr
     assert f"pip install agentroster[{command}]" in done.stderr
+    helped = run([installed, command, "--help"], no_python_env)
+    assert f"agentroster {command}: not part of the endpoint build" in helped.stdout
 
 
 def test_the_frozen_daemon_enrolls_and_reports_once_to_a_real_collector(
