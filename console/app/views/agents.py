@@ -24,6 +24,7 @@ from console.app.plain_text import plain_label, tooltip
 
 #: the widest count the label must show without clipping (a fleet of 100,000 with 4,200 loaded)
 WIDEST_COUNT = "999,999 agents match (99,999 loaded)"
+SEVERAL = "\x00several"  # the data of the "Several…" item of the type and flag boxes (never a real value)
 TRIAGE_ICONS = {"approve": "SP_DialogApplyButton", "assign_owner": "SP_FileDialogContentsView",
                 "request_registration": "SP_MessageBoxQuestion", "false_positive": "SP_DialogDiscardButton",
                 "note": "SP_FileDialogDetailedView"}  # fmt: skip
@@ -75,7 +76,7 @@ class AgentsView(QWidget):
 
         bar = QHBoxLayout()
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search name, signature, user, host…  (Ctrl+F)")
+        self.search.setPlaceholderText("Search names, users, hosts, providers, MCP servers…  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search")
         self.type = _combo("Type", [("Any type", None)] + [(vm.TYPE_LABELS[t], t) for t in vm.TYPES])
@@ -83,6 +84,8 @@ class AgentsView(QWidget):
         self.flag = _combo("Flag", [("Any flag", None)] + [(vm.flag_label(f), f) for f in vm.FLAGS])
         self.triage_state = _combo("Triage state", [("Any triage state", None)]
                                    + [(label, key) for key, label in vm.TRIAGE_STATE_LABELS.items()])
+        for box in (self.type, self.flag):
+            box.addItem("Several…", SEVERAL)  # ticks in a menu: any of the types, all of the flags
         self.min_risk = _combo("Risk", [("Any risk", None), ("Risk 25+", 25), ("Risk 50+", 50), ("Risk 75+", 75)])
         self.min_risk.setMinimumContentsLength(8)
         bar.addWidget(self.search, 2)
@@ -178,11 +181,43 @@ class AgentsView(QWidget):
 
         self.search.returnPressed.connect(self.filterChanged)
         self._shown = vm.AgentFilter()  # the filter last set, for what the widgets cannot show ("" signature)
-        for box in (self.type, self.governed, self.flag, self.triage_state, self.min_risk):
+        self.several_menu: QMenu | None = None
+        for box in (self.governed, self.triage_state, self.min_risk):
             box.currentIndexChanged.connect(self.filterChanged)
+        for box, values in ((self.type, vm.TYPES), (self.flag, vm.FLAGS)):
+            box.currentIndexChanged.connect(lambda _i, b=box, v=values: self._choice_changed(b, v))
         for edit in self.texts.values():
             edit.returnPressed.connect(self.filterChanged)
         self.clear.clicked.connect(self.clear_filters)
+
+    def _choice_changed(self, box: QComboBox, values: tuple[str, ...]) -> None:
+        if box.currentData() != SEVERAL:
+            self.filterChanged.emit()
+            return
+        # "Several…": tick them in a menu under the box; the filter applies when the menu closes
+        before = self._shown.type if box is self.type else self._shown.flag
+        ticked = set(before) if isinstance(before, tuple) else {before} if before else set()
+        menu = QMenu(box)
+        for value in values:
+            action = menu.addAction(vm.TYPE_LABELS[value] if box is self.type else vm.flag_label(value))
+            action.setCheckable(True)
+            action.setChecked(value in ticked)
+            action.setData(value)
+        menu.aboutToHide.connect(lambda: self.choose_several(
+            box, tuple(str(a.data()) for a in menu.actions() if a.isChecked())))
+        self.several_menu = menu
+        menu.popup(box.mapToGlobal(box.rect().bottomLeft()))
+
+    def choose_several(self, box: QComboBox, chosen: tuple[str, ...]) -> None:
+        """Show ``chosen`` in ``box`` (nothing ticked: any) and apply the filter."""
+        box.blockSignals(True)
+        try:
+            _choose(box, chosen if len(chosen) > 1 else (chosen[0] if chosen else None))
+        finally:
+            box.blockSignals(False)
+        new = self.current_filter()
+        self._shown = new
+        self.filterChanged.emit()
 
     def focus_search(self) -> None:
         self.search.setFocus()
@@ -194,8 +229,12 @@ class AgentsView(QWidget):
             if texts.get(key) is None and getattr(self._shown, key) == "":
                 texts[key] = ""
         text = texts.get
-        return vm.AgentFilter(type=self.type.currentData(), governed=self.governed.currentData(),
-                              flag=self.flag.currentData(), triage_state=self.triage_state.currentData(),
+        def chosen(box: QComboBox) -> str | tuple[str, ...] | None:
+            value = box.currentData()
+            return value if isinstance(value, str | tuple) and value != SEVERAL else None
+
+        return vm.AgentFilter(type=chosen(self.type), governed=self.governed.currentData(),
+                              flag=chosen(self.flag), triage_state=self.triage_state.currentData(),
                               q=self.search.text().strip() or None, device=text("device"), user=text("user"),
                               provider=text("provider"), signature=text("signature"), owner=text("owner"),
                               min_risk=self.min_risk.currentData(), state=self._shown.state)
@@ -237,7 +276,7 @@ class AgentsView(QWidget):
         """Fleet-wide counts beside the choices (from the overview), so a filter's size shows before it is chosen."""
         for i in range(self.type.count()):
             key = self.type.itemData(i)
-            if key is not None:
+            if isinstance(key, str) and key in vm.TYPE_LABELS:  # not "Several…" nor a chosen several
                 self.type.setItemText(i, f"{vm.TYPE_LABELS[key]} ({by_type.get(key, 0):,})")
         for i in range(self.governed.count()):
             value = self.governed.itemData(i)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication
 
 from console.app import api, theme
 from console.app import viewmodels as vm
-from console.app.views.agents import WIDEST_COUNT
+from console.app.views.agents import SEVERAL, WIDEST_COUNT
 
 pytestmark = pytest.mark.timeout(120)
 APP = Path(__file__).resolve().parents[3] / "console" / "app"
@@ -416,3 +416,27 @@ def test_the_overview_leads_with_risk(make_console: Any, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: console.agents.roster.filter == vm.AgentFilter(flag=first.key) and loaded(console),
                     timeout=10_000)
     assert console.agents.roster.count == first.count
+
+
+def test_several_types_and_flags_at_once(make_console: Any, qtbot: Any, collector: support.RunningCollector) -> None:
+    console = make_console()
+    view = console.window.agents
+    view.type.setCurrentIndex(view.type.findData(SEVERAL))  # "Several…": ticks in a menu
+    qtbot.waitUntil(lambda: view.several_menu is not None and view.several_menu.isVisible(), timeout=5_000)
+    for action in view.several_menu.actions():
+        action.setChecked(action.data() in ("coding", "runtime"))
+    view.several_menu.hide()
+    qtbot.waitUntil(lambda: console.agents.roster.filter.type == ("coding", "runtime") and loaded(console),
+                    timeout=10_000)
+    both = collector.http.get("/api/v1/agents", params=[("type", "coding"), ("type", "runtime"), ("limit", "1")],
+                              headers={"authorization": f"Bearer {collector.admin}"}).json()["count"]
+    assert console.agents.roster.count == both > 0
+    assert {a.type for a in console.agents.roster.rows} == {"coding", "runtime"}
+    assert view.type.currentText() == "Coding, Runtime"
+    # two flags: the agents with both
+    view.choose_several(view.flag, ("autonomous", "personal_credential"))
+    qtbot.waitUntil(lambda: console.agents.roster.filter.flag == ("autonomous", "personal_credential")
+                    and loaded(console), timeout=10_000)
+    assert all({"autonomous", "personal_credential"} <= set(a.flags) for a in console.agents.roster.rows)
+    view.clear_filters()
+    assert view.type.currentIndex() == 0 and view.type.findText("Coding, Runtime") == -1
