@@ -242,3 +242,15 @@ def test_the_launch_agent_in_the_docs_is_a_plist_that_runs_the_packaged_companio
     assert agent["Label"] == COMPANION_BUNDLE_ID  # one id for the companion, as the MDM profiles name it
     assert agent["ProgramArguments"] == [DAEMON_EXECUTABLE, "companion"]
     assert (agent["RunAtLoad"], agent["LimitLoadToSessionType"]) == (True, "Aqua") and "KeepAlive" not in agent
+
+
+def test_without_a_daemon_the_companion_says_so_and_keeps_running(qtbot, tmp_path: Path) -> None:
+    companion = Companion(Client(tmp_path / "data.run" / "agentroster.sock"), seen=SeenStore(tmp_path / "seen.json"),
+                          provider_ids=[])
+    companion.tray.showMessage = lambda *_args: pytest.fail("nothing to notify")  # type: ignore[method-assign]
+    qtbot.addWidget(companion.window)
+    with qtbot.waitSignal(companion.polled, timeout=20_000):
+        companion.start()
+    companion.timer.stop()
+    assert "daemon is not running" in companion.problem and "daemon is not running" in companion.tray.toolTip()
+    assert companion.snapshot is None
