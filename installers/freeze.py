@@ -147,7 +147,8 @@ def source_digest() -> str:
     """A digest of everything a freeze is made from: the endpoint's code and data, this module and the
     spec, both locks, the Python and the platform. The same digest: the same folder."""
     digest = hashlib.sha256(f"{sys.version}\0{folder_name()}\0{with_scapy()}\0".encode())
-    files: list[Path] = [Path(__file__), SPEC, ENTRY, PACKAGE_LOCK, ROOT / "requirements" / "ci.lock"]
+    files: list[Path] = [Path(__file__), PACKAGE_LOCK, ROOT / "requirements" / "ci.lock"]
+    files += [p for p in SPEC.parent.rglob("*") if p.is_file() and "__pycache__" not in p.parts]  # spec, entry, hooks
     for package in ("contract", "signatures", "endpoint"):
         files += [p for p in (ROOT / package).rglob("*") if p.suffix in (".py", ".yaml", ".json") and p.is_file()]
     for path in sorted(files):
