@@ -146,3 +146,27 @@ def test_an_error_message_with_markup_is_shown_as_text(make_console: Any, qtbot:
     for label in (console.window.message, console.window.banner.text, dialog.message):
         assert label.text() == HOSTILE and label.textFormat() == Qt.TextFormat.PlainText
         assert label.sizeHint().width() < 2000
+
+
+def test_hostile_markup_stays_text_in_the_overview_fleet_and_menus(make_console: Any, qtbot: Any,
+                                                                   hostile: support.RunningCollector) -> None:
+    console = make_console(token=hostile.admin, url=hostile.url)
+    window = console.window
+    qtbot.waitUntil(lambda: console.overview.latest is not None and console.fleet.latest is not None, timeout=10_000)
+    # the riskiest agents (its name, host and user are the markup)
+    assert window.overview.riskiest.rowCount() == 1
+    assert hostile_tooltips(window.overview.riskiest) >= 3
+    assert window.overview.riskiest_table.sizeHintForRow(0) < 200  # no 4,000-pixel image laid out
+    # the roster's context menu names the device as written, & and all
+    qtbot.waitUntil(lambda: len(console.agents.roster.rows) == 2, timeout=10_000)
+    menu = console.agents.context_menu([console.agents.roster.rows[0]])
+    opener = next(a for a in menu.actions() if a.text().startswith("Show every agent on "))
+    assert opener.text() == f"Show every agent on {HOSTILE}"
+    assert menu.sizeHint().width() < 2000
+    # a saved view named with the markup
+    console.agents.save_view(HOSTILE, console.window.agents.current_filter())
+    names = [a.text() for a in window.agents.views_menu.actions()]
+    assert HOSTILE in names
+    # the fleet: its rows' tooltips
+    assert window.fleet.model.rowCount() >= 1
+    hostile_tooltips(window.fleet.model)
