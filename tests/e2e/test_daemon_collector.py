@@ -889,7 +889,9 @@ def test_the_org_fingerprint_key_comes_with_enrollment_and_scan_uses_it(collecto
     scanned = run("scan", "--json", "--root", str(root), env={**no_key, "AGENTROSTER_DATA_DIR": str(data)})
     assert scanned.returncode == 0, scanned.stderr
     found = {c["fingerprint"] for s in json.loads(scanned.stdout)["sightings"] for c in s["credentials"]}
-    assert found == at_collector  # the same key: the same fingerprints as the daemon's
+    # the same key: the same fingerprints as the daemon's (the daemon also watches this machine's live
+    # processes, which `scan --root` does not: a process holding a key may add one at the collector)
+    assert expected in found and found <= at_collector
     # and without it, no fingerprint at all (never one under a public constant)
     elsewhere = tmp_path / "not-enrolled"
     elsewhere.mkdir()
