@@ -109,17 +109,20 @@ def policy_choices(session: SessionDep, caller: Caller) -> PolicyChoices:
                      .where(_G.c.kind == "provider", _S.c.gone == False, _S.c.governed.in_((False, True)))  # noqa: E712
                      .group_by(_G.c.value).order_by(func.count().desc(), _G.c.value).limit(CHOICES_SHOWN)
                      .with_hint(_S, "INDEXED BY ix_sighting_roster", "sqlite"))]
-    counts: Counter[str] = Counter()
-    devices: dict[str, set[str]] = {}
-    for device_id, listed in conn.execute(select(_S.c.device_id, _S.c.fingerprints)
-                                          .where(_S.c.gone == False, _S.c.fingerprints != "[]")):  # noqa: E712
-        for fingerprint in orjson.loads(listed):
-            counts[fingerprint] += 1
-            devices.setdefault(fingerprint, set()).add(device_id)
-    fingerprints = [PolicyChoice(id=fp, sightings=n, devices=len(devices[fp]),
-                                 sanctioned=fp in policy.corporate_fingerprints)
-                    for fp, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:CHOICES_SHOWN]]
+    fingerprints = [PolicyChoice(id=fp, sightings=n, devices=d, sanctioned=fp in policy.corporate_fingerprints)
+                    for fp, n, d in conn.execute(text(_FINGERPRINTS[conn.dialect.name]), {"shown": CHOICES_SHOWN})]
     return PolicyChoices(signatures=signatures, providers=providers, fingerprints=fingerprints)
+
+
+#: each fingerprint present sightings use, with how many sightings and devices: counted by the database
+_FINGERPRINTS = {
+    "sqlite": "SELECT f.value, count(*), count(DISTINCT s.device_id) FROM sighting AS s, json_each(s.fingerprints) AS f "
+              "WHERE s.gone = 0 AND s.fingerprints != '[]' GROUP BY f.value ORDER BY count(*) DESC, f.value "
+              "LIMIT :shown",
+    "postgresql": "SELECT f.value, count(*), count(DISTINCT s.device_id) FROM sighting AS s, "
+                  "jsonb_array_elements_text(CAST(s.fingerprints AS jsonb)) AS f(value) WHERE s.gone = false "
+                  "AND s.fingerprints != '[]' GROUP BY f.value ORDER BY count(*) DESC, f.value LIMIT :shown",
+}  # fmt: skip
 
 
 @router.get("/policy/versions")
