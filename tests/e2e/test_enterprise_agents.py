@@ -289,6 +289,7 @@ def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: 
     assert found["project"]["providers"] == ["openai"] and found["project"]["models"] == ["gpt-4o-mini"]
     details = [e["detail"] for e in found["evidence"]]
     assert "imports langgraph.graph in app/graph.py" in details and "langgraph 1.2.24 in its venv" in details
+    assert any(d.startswith("maps tiktoken's native library _tiktoken") for d in details), details
 
     found = sighting_with_pid(scan, server.pid)
     assert (found["type"], found["signature"], found["name"]) == ("enterprise", "openai-agents",
