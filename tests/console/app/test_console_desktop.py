@@ -440,3 +440,17 @@ def test_several_types_and_flags_at_once(make_console: Any, qtbot: Any, collecto
     assert all({"autonomous", "personal_credential"} <= set(a.flags) for a in console.agents.roster.rows)
     view.clear_filters()
     assert view.type.currentIndex() == 0 and view.type.findText("Coding, Runtime") == -1
+
+
+def test_the_device_filter_takes_a_hostname_and_completes_it(make_console: Any, qtbot: Any) -> None:
+    console = make_console()
+    view = console.window.agents
+    console.window.tabs.setCurrentWidget(view)
+    field = view.texts["device"]
+    field.setFocus()
+    qtbot.keyClicks(field, "zoe-")  # as typed: one request once typing pauses
+    qtbot.waitUntil(lambda: view.device_names.stringList() == ["zoe-laptop"], timeout=5_000)
+    field.setText("zoe-laptop")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: console.agents.roster.filter.device == "zoe-laptop" and loaded(console), timeout=10_000)
+    assert console.agents.roster.count == 3 and {a.hostname for a in console.agents.roster.rows} == {"zoe-laptop"}
