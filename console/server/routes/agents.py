@@ -178,6 +178,7 @@ def _encode(row: Sighting, sort: str, order: str) -> str:
 
 
 BIGINT_MAX = 2**63 - 1
+_RESTART = "This page of results no longer fits the list asked for: load the list again from its first page."
 
 
 def _decode(cursor: str, sort: str, order: str) -> tuple[Any, str, str]:
@@ -186,11 +187,13 @@ def _decode(cursor: str, sort: str, order: str) -> tuple[Any, str, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_sort, made_order, value, device_id, sighting_id = orjson.loads(raw)
     except (binascii.Error, ValueError, TypeError):
-        raise refuse(400, "invalid_cursor") from None
+        raise refuse(400, "invalid_cursor", message=_RESTART) from None
     numeric = sort in NUMERIC_SORTS
     if ((made_sort, made_order) != (sort, order) or not isinstance(device_id, str)
             or not isinstance(sighting_id, str) or not isinstance(value, (int, float) if numeric else str)):
-        raise refuse(400, "invalid_cursor", hint="a cursor is valid only with the sort and order it came from")
+        raise refuse(400, "invalid_cursor", hint="a cursor is valid only with the sort and order it came from",
+                     message=_RESTART)
     if isinstance(value, int | float) and numeric and not -BIGINT_MAX <= value <= BIGINT_MAX:
-        raise refuse(400, "invalid_cursor", hint="a cursor's position is out of range")  # no store binds it
+        raise refuse(400, "invalid_cursor", hint="a cursor's position is out of range",  # no store binds it
+                     message=_RESTART)
     return value, device_id, sighting_id

@@ -218,3 +218,45 @@ def test_hostnames_and_names_are_returned_as_sent_never_interpreted(own_collecto
     assert row["key"] == "unknown:unknown"
     assert [a["name"] for a in every_row(own_collector, **row["filter"])] == [hostile]
 
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/api/v1/agents", {"sort": "-"}),
+    ("/api/v1/agents", {"sort": "name\x00"}),
+    ("/api/v1/agents", {"min_risk": "101"}),
+    ("/api/v1/agents", {"min_risk": "-1"}),
+    ("/api/v1/agents", {"cursor": "not-a-cursor"}),
+    ("/api/v1/agents", {"flag": ["autonomous"] * 10}),
+    ("/api/v1/agents/fleet", {"type": "robot"}),
+    ("/api/v1/agents/fleet", {"q": "x\x00"}),
+    ("/api/v1/devices/complete", {}),
+    ("/api/v1/devices/complete", {"prefix": "a" * 300}),
+    ("/api/v1/overview", {"since": "yesterday"}),
+])  # fmt: skip
+def test_hostile_parameters_get_a_sentence_and_change_nothing(filled, path, params) -> None:
+    collector, _ = filled
+    before = count_of(collector, {})
+    answer = collector.get(path, **params)
+    assert 400 <= answer.status_code < 500, answer.text
+    message = answer.json()["detail"]["message"]
+    assert message.endswith(".") and "Input should" not in message and "\x00" not in message
+    assert count_of(collector, {}) == before
+
+
+def test_device_completion_takes_percent_and_underscore_literally_and_ignores_case(filled) -> None:
+    collector, devices = filled
+    hostname = devices[0].doc["hostname"]
+    assert collector.get("/api/v1/devices/complete", prefix=hostname.upper()).json()[0]["hostname"] == hostname
+    assert collector.get("/api/v1/devices/complete", prefix="%").json() == []
+    assert collector.get("/api/v1/devices/complete", prefix="ws_0").json() == []
+
+
+def test_a_filter_action_with_hostile_text_in_its_filter_is_refused_with_a_sentence(filled) -> None:
+    collector, _ = filled
+    answer = collector.http.post("/api/v1/agents/actions/filter", headers=collector.as_admin(),
+                                 json={"action": "approve", "filter": {"q": "a\x00b", "min_risk": 500}})
+    detail = answer.json()["detail"]
+    assert (answer.status_code, detail["reason"]) == (422, "invalid_request")
+    assert detail["message"].startswith("Filter.q holds a character it may not")
+    assert "1 other value is wrong too." in detail["message"]
+    assert count_of(collector, {"governed": "true"}) == 0
