@@ -98,11 +98,13 @@ def version() -> str:
 
 
 def os_name() -> str:
+    """This OS as the folder and package names spell it: linux, macos or windows."""
     return {"win32": "windows", "darwin": "macos"}.get(sys.platform, sys.platform.rstrip("0123456789"))
 
 
 def arch() -> str:
-    """The machine's architecture, one spelling for each: x86_64 or arm64 (as packages name them differ)."""
+    """The machine's CPU, one spelling whatever the OS calls it: x86_64 or arm64 (each package turns it into
+    its own: amd64 for a .deb, aarch64 for an .rpm, x64 for an MSI)."""
     machine = platform.machine().lower()
     return {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
@@ -112,6 +114,7 @@ def folder_name(ver: str | None = None) -> str:
 
 
 def plan() -> Plan:
+    """What a freeze on this machine puts in the folder, and what it leaves out."""
     ver = version()  # first: it puts the repository on the path
     excludes = list(NOT_THE_ENDPOINT)
     if sys.platform.startswith("linux") and not with_scapy():
@@ -241,18 +244,19 @@ def _archive(folder: Path) -> Any:
 
 
 def bundled_modules(folder: Path) -> set[str]:
-    """Every module name in a frozen folder: those in the executable's archive, the extension modules
-    and packages under ``_internal/``, and the shared libraries' file names."""
+    """Every module name in a frozen folder: those in the executable's archive, and the extension modules
+    and package folders under ``_internal/`` (the standard library's extensions by their own names)."""
     names: set[str] = set()
     package = _archive(folder)
     for entry in package.toc:
-        if entry.endswith(".pyz") or entry == "PYZ.pyz":
+        if entry.endswith(".pyz"):
             names.update(package.open_embedded_archive(entry).toc)
     internal = folder / "_internal"
     for path in internal.rglob("*"):
         rel = path.relative_to(internal)
-        if path.suffix in (".so", ".pyd") and "lib-dynload" not in rel.parts:
-            names.add(".".join([*rel.parts[:-1], rel.name.split(".")[0]]))
+        if path.suffix in (".so", ".pyd"):
+            module = rel.name.split(".")[0]  # pydantic_core.cpython-311-x86_64-linux-gnu.so: pydantic_core
+            names.add(module if "lib-dynload" in rel.parts else ".".join([*rel.parts[:-1], module]))
         elif path.is_dir() and not rel.name.endswith(".dist-info"):
             names.add(".".join(rel.parts))
     return names
