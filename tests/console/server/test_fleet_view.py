@@ -260,3 +260,20 @@ def test_a_filter_action_with_hostile_text_in_its_filter_is_refused_with_a_sente
     assert detail["message"].startswith("Filter.q holds a character it may not")
     assert "1 other value is wrong too." in detail["message"]
     assert count_of(collector, {"governed": "true"}) == 0
+
+
+def test_pages_sorted_by_risk_follow_each_other_without_gaps(filled) -> None:
+    collector, _ = filled
+    whole = [(a["device_id"], a["id"]) for a in collector.agents(sort="-risk", limit=500)["data"]]
+    paged: list[tuple[str, str]] = []
+    cursor = None
+    while True:
+        page = collector.agents(sort="-risk", limit=37, **({"cursor": cursor} if cursor else {}))
+        paged += [(a["device_id"], a["id"]) for a in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == whole and len(set(paged)) == len(paged)
+    stale = collector.get("/api/v1/agents", sort="name", cursor=collector.agents(sort="-risk", limit=5)["next_cursor"])
+    assert (stale.status_code, fleet.reason(stale)) == (400, "invalid_cursor")
+    assert "first page" in stale.json()["detail"]["message"]
