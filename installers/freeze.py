@@ -43,6 +43,8 @@ NOT_THE_ENDPOINT: tuple[str, ...] = (
     "_pytest", "pytestqt", "pluggy", "mypy", "mypyc", "ast_serialize", "librt", "jsonschema",
     "jsonschema_specifications", "referencing", "rpds", "pygments", "rich", "IPython", "importlinter", "grimp",
     "pydantic.mypy", "pydantic.v1",
+    # httpx's own command line (the endpoint uses its client only)
+    "httpx._main", "click",
     # build tools
     "PyInstaller", "setuptools", "pkg_resources", "_distutils_hack", "distutils", "pip", "wheel",
     # the standard library's interactive, GUI and test parts
