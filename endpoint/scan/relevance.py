@@ -3,8 +3,10 @@
 One place for them, used by the engine (which makes an ``unknown`` sighting of such a process) and by
 the daemon (which reads a new process's environment, and fingerprints again, only where these rules or
 a signature say it can change the sightings). A process is an unknown agent when its command line names
-a hosted LLM provider's API, or when it is an interpreter that holds an LLM provider's API key or runs a
-Python script that imports an LLM SDK.
+a hosted LLM provider's API, or when it is an interpreter that holds an LLM provider's API key, runs a
+Python script that imports an LLM SDK, or runs a project (``endpoint.scan.projects``) whose code imports
+an LLM SDK or agent framework, or (Node) whose package.json declares one. A project that imports a
+framework is the framework's enterprise sighting before the unknown rules are asked.
 """
 
 from __future__ import annotations
@@ -97,4 +99,11 @@ def unknown_reason(proc: ProcessRecord, lib: Library, *, llm_kinds: frozenset[st
             for module in LLM_SDK_MODULES:  # a scan of the text per module: only where the name occurs
                 if module in text and re.search(rf"^\s*(from|import)\s+{re.escape(module)}\b", text, re.MULTILINE):
                     return "unknown.sdk", f"its script imports {module}"
+    project = proc.project  # read with its details (endpoint.scan.projects): beyond the first file
+    if project is not None and project.imports:
+        module, where = project.imports[0]
+        return "unknown.sdk", f"its project imports {module} in {where}"
+    if project is not None and project.kind == "node" and project.packages:
+        _, name, _, where = project.packages[0]
+        return "unknown.sdk", f"its project depends on {name} ({where})"
     return None

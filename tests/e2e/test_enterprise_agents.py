@@ -318,40 +318,48 @@ def test_real_frameworks_deployed_as_teams_do_are_enterprise_agents(frameworks: 
     assert [flagged[pid] for pid in quiet if pid in flagged] == [], "a process that is no agent was flagged"
     assert not [e for e in scan["errors"] if " project " in e["where"] and str(tmp_path) in e["where"]]
 
-    # The daemon's process tracker finds the same agent: its own state (what it reports) holds the sighting.
-    held = _daemon_sightings(tmp_path / "daemon", spawn)
-    assert held.get(f"app.worker in {triage}", {}).get("project", {}).get("framework") == "langgraph", held.keys()
-    assert held[f"api.main:app in {support}"]["type"] == "enterprise"
+    # The daemon's process tracker finds the same agents: its own state (what it reports) holds the sightings.
+    held = _start_daemon(tmp_path / "daemon", spawn)
+    _wait(lambda: sum(d["type"] == "enterprise" for d in held().values()) >= 5, 90,
+          "the daemon did not hold the enterprise agents")
+    assert held()[f"app.worker in {triage}"]["project"]["framework"] == "langgraph"
+    assert held()[f"api.main:app in {support}"]["type"] == "enterprise"
+
+    # A new process with no key in its environment (it reads one later): only its code says it is an agent.
+    nightly = tmp_path / "srv" / "nightly"
+    _write(nightly / "flows" / "__init__.py", "")
+    _write(nightly / "flows" / "nightly.py", "import time\n\nfrom flows.graph import graph\n\ntime.sleep(600)\n")
+    _write(nightly / "flows" / "graph.py", "from langgraph.graph import StateGraph\n\ngraph = StateGraph(dict)\n")
+    spawn([python, "-m", "flows.nightly"], cwd=nightly, env={"PATH": env["PATH"], "HOME": str(tmp_path)})
+    name = f"flows.nightly in {nightly}"
+    _wait(lambda: name in held(), 60, "the daemon did not see the new keyless agent process")
+    assert (held()[name]["type"], held()[name]["credentials"]) == ("enterprise", [])
 
 
-def _daemon_sightings(folder: Path, spawn: Any) -> dict[str, dict[str, Any]]:
-    """The sightings a real ``agentroster daemon`` holds after its first scan of the processes, by name (its
+def _start_daemon(folder: Path, spawn: Any) -> Any:
+    """A real ``agentroster daemon`` watching processes; returns what it holds, by sighting name (its
     collector is unreachable: what it would report stays in its state file)."""
     import sqlite3
 
     secret = _write(folder / "enroll-secret", "FAKE-enroll-secret-0000\n")
     secret.chmod(0o600)
     state = folder / "data" / "state.sqlite3"
-    env = {**os.environ, "AGENTROSTER_SENSORS": "processes", "AGENTROSTER_PROCESS_INTERVAL_S": "0.5"}
-    daemon = spawn([AGENTROSTER, "daemon", "--collector", "http://127.0.0.1:9",
-                    "--enroll-secret-file", str(secret), "--data-dir", str(folder / "data")], env=env)
-    held: dict[str, dict[str, Any]] = {}
+    env = {**os.environ, "AGENTROSTER_SENSORS": "processes", "AGENTROSTER_PROCESS_INTERVAL_S": "0.5",
+           "AGENTROSTER_REPORT_INTERVAL_S": "0.5"}
+    spawn([AGENTROSTER, "daemon", "--collector", "http://127.0.0.1:9", "--enroll-secret-file", str(secret),
+           "--data-dir", str(folder / "data")], env=env)
 
-    def enterprise_held() -> bool:
+    def held() -> dict[str, dict[str, Any]]:
         if not state.exists():
-            return False
+            return {}
         db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
         try:
-            docs = [json.loads(row[0]) for row in db.execute("SELECT doc FROM sighting")]
+            return {d["name"]: d for d in (json.loads(row[0]) for row in db.execute("SELECT doc FROM sighting"))}
         except sqlite3.Error:
-            return False
+            return {}
         finally:
             db.close()
-        held.update({d["name"]: d for d in docs})
-        return sum(d["type"] == "enterprise" for d in docs) >= 5
 
-    _wait(enterprise_held, 90, "the daemon did not hold the enterprise agents")
-    daemon.terminate()
     return held
 
 

@@ -99,6 +99,16 @@ def test_a_platform_run_by_its_name_from_a_project_folder_stays_itself() -> None
     assert [(s["signature"], s["name"], s["project"]) for s in found] == [("n8n", "n8n", None)]
 
 
+def test_a_project_that_imports_only_an_llm_sdk_is_an_unknown_agent_saying_where() -> None:
+    """No framework, but its code calls an LLM: an unknown agent (also what makes the daemon look again)."""
+    bot = Project("python", "/srv/bot", "bot.main", imports=(("openai", "bot/llm.py"),))
+    found = _sightings(_proc(55, ["python3", "-m", "bot.main"], bot))
+    assert [(s["type"], s["signature"]) for s in found] == [("unknown", None)]
+    assert found[0]["evidence"][0]["detail"] == "pid 55: its project imports openai in bot/llm.py"
+    venv_only = Project("python", "/srv/web", "web.main", packages=(("pypi", "langgraph", "1.2.24", "/srv/web/.venv"),))
+    assert _sightings(_proc(56, ["python3", "-m", "web.main"], venv_only)) == []
+
+
 def test_every_other_sighting_has_a_null_project() -> None:
     found = _sightings(_proc(50, ["python3", "-m", "svc.main"], Project("python", "/srv/svc", "svc.main"),
                              env=frozenset({"OPENAI_API_KEY"})))
