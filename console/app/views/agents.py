@@ -128,7 +128,7 @@ class AgentsView(QWidget):
         self.approve = QPushButton("&Approve")
         self.assign_owner = QPushButton("&Owner…")
         self.request_registration = QPushButton("Request &registration")
-        self.false_positive = QPushButton("&False positive")
+        self.false_positive = QPushButton("False &positive")  # Alt+F is the File menu
         self.note = QPushButton("&Note…")
         self.triage_buttons = {"approve": self.approve, "assign_owner": self.assign_owner,
                                "request_registration": self.request_registration,

@@ -74,8 +74,10 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl+Z", "undo the last triage action (on one agent, a selection or a whole filter)"),
     ("Ctrl+C", "copy the selected rows, tab-separated, with a header line"),
     ("Menu key, Shift+F10", "the roster's context menu (triage, copy, open the device)"),
-    ("Alt+A, Alt+O, Alt+R, Alt+F, Alt+N", "approve, assign owner, request registration, false positive, add note"),
-    ("Alt+V, Alt+J, Alt+T", "(registrations) approve, reject, show the agent"),
+    ("Alt+F, Alt+E, Alt+V, Alt+T, Alt+H", "the File, Edit, View, Triage and Help menus"),
+    ("Alt+A, Alt+O, Alt+R, Alt+P, Alt+N", "approve, assign owner, request registration, false positive, add note"),
+    ("Alt+A, Alt+J, Alt+G", "(registrations) approve, reject, show the agent"),
+    ("Alt+L, Alt+R, Alt+S, Alt+P", "(fleet) list tool servers too, show in the roster, sanction, approve all"),
     ("Alt+Y", "retry now, when the collector is out of reach"),
     ("Ctrl+Tab", "the next tab of the detail when it has focus"),
     ("Enter (on a device in the overview)", "that device's ungoverned agents"),
@@ -89,7 +91,7 @@ TAB_NAMES = ("&Overview", "&Fleet by kind", "&Agents", "&Devices", "&Registratio
 TRIAGE_MENU = (("approve", "&Approve (sanction)", "SP_DialogApplyButton"),
                ("assign_owner", "Assign &owner…", "SP_FileDialogContentsView"),
                ("request_registration", "Request &registration", "SP_MessageBoxQuestion"),
-               ("false_positive", "&False positive", "SP_DialogDiscardButton"),
+               ("false_positive", "False &positive", "SP_DialogDiscardButton"),
                ("note", "Add &note…", "SP_FileDialogDetailedView"))  # fmt: skip
 
 

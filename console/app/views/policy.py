@@ -232,7 +232,7 @@ class PolicyView(QWidget):
         self.status = plain_label()
         buttons.addWidget(self.status, 1)
         self.reload = QPushButton("Re&load")
-        self.preview = QPushButton("Pre&view")
+        self.preview = QPushButton("&Preview")
         self.save = QPushButton("&Save policy…")
         self.save.setIcon(theme.standard_icon("SP_DialogSaveButton"))
         self.undo = QPushButton("&Undo the last change")

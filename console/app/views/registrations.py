@@ -36,9 +36,9 @@ class RegistrationsView(QWidget):
         self.note.setAccessibleName("Decision note")
         self.note.setMaxLength(4000)
         bar.addWidget(self.note, 1)
-        self.approve = QPushButton("Appro&ve registration")
+        self.approve = QPushButton("&Approve registration")  # Alt+V is the View menu, Alt+T Triage
         self.reject = QPushButton("Re&ject")
-        self.open_agent = QPushButton("Show the agen&t")
+        self.open_agent = QPushButton("Show the a&gent")
         for button in (self.approve, self.reject, self.open_agent):
             button.setEnabled(False)
             bar.addWidget(button)

@@ -58,7 +58,7 @@ def test_menu_bar_icons_and_help(make_console: Any, qtbot: Any) -> None:
     assert not window.windowIcon().isNull() and window.windowIcon().availableSizes()
     triage = window.menuBar().actions()[3].menu()
     assert [a.text() for a in triage.actions()] == ["&Approve (sanction)", "Assign &owner…", "Request &registration",
-                                                   "&False positive", "Add &note…"]
+                                                   "False &positive", "Add &note…"]
     assert all(not a.icon().isNull() for a in triage.actions())
     assert all(not b.icon().isNull() for b in window.agents.triage_buttons.values())
     help_menu = window.menuBar().actions()[4].menu()
@@ -454,3 +454,31 @@ def test_the_device_filter_takes_a_hostname_and_completes_it(make_console: Any, 
     qtbot.keyClick(field, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: console.agents.roster.filter.device == "zoe-laptop" and loaded(console), timeout=10_000)
     assert console.agents.roster.count == 3 and {a.hostname for a in console.agents.roster.rows} == {"zoe-laptop"}
+
+
+def test_no_two_visible_mnemonics_collide(make_console: Any, qtbot: Any) -> None:
+    """Alt+letter must do one thing on each tab: an ambiguous one does nothing at all in Qt."""
+    from PySide6.QtWidgets import QAbstractButton
+
+    window = make_console().window
+    window.banner.show()  # its Retry now is there whenever the collector is out of reach
+    menus = [a.text() for a in window.menuBar().actions()]
+
+    def letter(text: str) -> str | None:
+        found = re.search(r"&([^&])", text.replace("&&", ""))
+        return found.group(1).lower() if found else None
+
+    for index in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        qtbot.wait(10)
+        texts = menus + [b.text() for b in window.findChildren(QAbstractButton) if b.isVisible() and b.text()]
+        letters = [x for x in map(letter, texts) if x]
+        clashes = {x for x in letters if letters.count(x) > 1}
+        assert not clashes, (window.tabs.tabText(index), clashes, texts)
+    # and Alt+P on the roster is False positive, not the File menu's neighbour
+    window.banner.hide()
+    window.tabs.setCurrentWidget(window.agents)
+    window.activateWindow()
+    window.agents.table.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: window.message.text() == "Select one or more agents first.", timeout=2_000)  # animated click
