@@ -47,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from pathlib import Path
 
-    from console.app import embedded, token_store
+    from console.app import embedded, theme, token_store
     from console.app.errors import EmbeddedCollectorFailed
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("agentroster")
     app.setApplicationName("console")
+    if isinstance(app, QApplication):
+        app.setWindowIcon(theme.window_icon())  # the sign-in dialog's too, and the task bar's
     sys.excepthook = _log_unexpected
     store = token_store.store()
     collector = None
