@@ -126,16 +126,22 @@ class _PaletteWatcher(QObject):
 _watcher: _PaletteWatcher | None = None
 
 
+def watch() -> None:
+    """Keep toned widgets in step whenever the application's palette changes (the desktop's theme too)."""
+    global _watcher
+    app = QApplication.instance()
+    if isinstance(app, QApplication) and _watcher is None:
+        _watcher = _PaletteWatcher(app)
+        app.installEventFilter(_watcher)
+
+
 def apply(theme: Theme = "system") -> None:
     """Use the Fusion style with a light or dark palette (``system``: the platform's palette), and keep
     toned widgets in step when the palette changes."""
-    global _watcher
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         return
-    if _watcher is None:
-        _watcher = _PaletteWatcher(app)
-        app.installEventFilter(_watcher)
+    watch()
     if theme == "system":
         app.setPalette(QPalette())
         return

@@ -87,6 +87,7 @@ class Console(QObject):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray | bytes):
             self.window.restoreState(QByteArray(state))
+        theme.watch()
         saved_theme = self.settings.value("window/theme")
         if isinstance(saved_theme, str) and saved_theme in theme.THEMES and saved_theme != "system":
             self.set_theme(saved_theme)
