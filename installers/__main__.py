@@ -43,7 +43,7 @@ class BuildError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m installers", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m installers", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("target", choices=[*FORMATS, "all", "freeze"],
                         help="the package to build (all: every one this machine can; freeze: only the folder)")
     parser.add_argument("--payload", metavar="DIR", type=Path,
@@ -74,12 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.target != "all":
                     raise
                 print(f"installers: {fmt}: not built: {exc}", file=sys.stderr)
-                code = code if exc.other_os else 2
+                code = code if exc.other_os else max(code, 2)
             except freeze.FreezeError:
                 raise
             except Exception as exc:  # the wrapper's own error (a missing tool, a bad payload): it says what to do
                 print(f"installers: {fmt} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                code = 1
+                code = max(code, 1)
         return code
     except BuildError as exc:
         print(f"installers: {args.target}: {exc}", file=sys.stderr)
