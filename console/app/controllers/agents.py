@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QObject, QPoint, Qt, QTimer, Slot
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPoint, Qt, QTimer, Slot
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QInputDialog, QMenu, QMessageBox
 
 from console.app import api
 from console.app import viewmodels as vm
@@ -169,9 +169,19 @@ class AgentsController(QObject):
         return [a for r in rows if (a := self.model.agent_at(r)) is not None]
 
     def copy_rows(self) -> None:
-        """Edit → Copy (Ctrl+C): the selected rows, in the columns shown, tab-separated with a header line."""
-        agents = self.selected_agents()
+        """Edit → Copy (Ctrl+C): the selected rows, in the columns shown, tab-separated with a header line
+        (of the roster, or of whichever other table has the focus: the fleet, the devices…)."""
         window = self.session.window
+        focus = QApplication.focusWidget()
+        if isinstance(focus, QAbstractItemView) and focus is not window.agents.table and focus.model() is not None:
+            rows = sorted({i.row() for i in focus.selectionModel().selectedRows()}) if focus.selectionModel() else []
+            if not rows:
+                window.show_message("Select one or more rows to copy.", error=True)
+                return
+            QGuiApplication.clipboard().setText(_table_text(focus.model(), rows))
+            window.show_message(f"Copied {len(rows):,} row{'s' if len(rows) != 1 else ''}.")
+            return
+        agents = self.selected_agents()
         if not agents:
             window.show_message("Select one or more agents to copy.", error=True)
             return
@@ -508,6 +518,18 @@ def _strings(value: Any) -> list[str] | None:
     if isinstance(value, list | tuple):
         return [str(v) for v in value]
     return None
+
+
+def _table_text(model: QAbstractItemModel, rows: list[int]) -> str:
+    """Rows of any table as the roster copies its own: a header line, then tab-separated cells."""
+    columns = range(model.columnCount())
+
+    def cell(value: object) -> str:
+        return " ".join(str("" if value is None else value).replace("\t", " ").splitlines())
+
+    lines = ["\t".join(cell(model.headerData(c, Qt.Orientation.Horizontal)) for c in columns)]
+    lines += ["\t".join(cell(model.index(r, c).data()) for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _menu_text(text: str) -> str:

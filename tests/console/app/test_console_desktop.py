@@ -482,3 +482,18 @@ def test_no_two_visible_mnemonics_collide(make_console: Any, qtbot: Any) -> None
     window.agents.table.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: window.message.text() == "Select one or more agents first.", timeout=2_000)  # animated click
+
+
+def test_copy_takes_the_rows_of_the_table_in_focus(make_console: Any, qtbot: Any) -> None:
+    console = make_console()
+    window = console.window
+    qtbot.waitUntil(lambda: console.fleet.latest is not None, timeout=10_000)
+    window.tabs.setCurrentWidget(window.fleet)
+    table = window.fleet.table
+    table.selectRow(0)
+    table.setFocus()
+    QGuiApplication.clipboard().clear()
+    qtbot.keyClick(table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    lines = QGuiApplication.clipboard().text().splitlines()
+    assert lines[0].split("\t")[:3] == ["Kind", "Type", "Sightings"] and len(lines) == 2
+    assert lines[1].split("\t")[0] == window.fleet.model.rows[0].name
