@@ -16,7 +16,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from console import governance
@@ -89,6 +101,17 @@ def lock(conn: Connection, lock_id: int) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
+def among(conn: Connection, device_column: Any, id_column: Any, keys: Sequence[Key]) -> ColumnElement[bool]:
+    """The row's (device_id, sighting_id) is one of ``keys``. SQLite reads a list of row values written out
+    (``IN (VALUES ...)``) by scanning the whole table, 85 ms per 500 keys at 100,000 sightings; from a
+    subquery over the keys as one JSON parameter it seeks the primary key for each (under 1 ms)."""
+    if conn.dialect.name != "sqlite":
+        return tuple_(device_column, id_column).in_(list(keys))
+    listed = func.json_each(orjson.dumps([list(k) for k in keys]).decode()).table_valued("value")
+    return tuple_(device_column, id_column).in_(
+        select(func.json_extract(listed.c.value, "$[0]"), func.json_extract(listed.c.value, "$[1]")))
+
+
 def tags_of(flags: Iterable[str], providers: Iterable[str]) -> list[tuple[str, str]]:
     return [("flag", f) for f in flags] + [("provider", p) for p in providers]
 
@@ -145,11 +168,11 @@ def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | 
         chunk = keys[start:start + _CHUNK]
         standings = {(d, s): standing_of(a, r) for d, s, a, r in conn.execute(
             select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
-            .where(tuple_(T.c.device_id, T.c.sighting_id).in_(chunk)))}
+            .where(among(conn, T.c.device_id, T.c.sighting_id, chunk)))}
         updates, tags = [], {}
         for d, s, signature, providers, fingerprints, flags, detail, governed in conn.execute(
                 select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
-                       S.c.governed).where(tuple_(S.c.device_id, S.c.id).in_(chunk))):
+                       S.c.governed).where(among(conn, S.c.device_id, S.c.id, chunk))):
             providers_list = orjson.loads(providers)
             verdict, recorded = assess_stored(signature, providers_list, orjson.loads(fingerprints), flags, detail,
                                               policy, standings.get((d, s), governance.NO_STANDING))
@@ -225,7 +248,7 @@ def existing(conn: Connection, keys: Sequence[Key]) -> set[Key]:
     for start in range(0, len(keys), _CHUNK):
         chunk = list(keys[start:start + _CHUNK])
         found.update((d, s) for d, s in conn.execute(select(S.c.device_id, S.c.id)
-                                                     .where(tuple_(S.c.device_id, S.c.id).in_(chunk))))
+                                                     .where(among(conn, S.c.device_id, S.c.id, chunk))))
     return found
 
 
@@ -347,7 +370,7 @@ def _triage_rows(conn: Connection, keys: Sequence[Key]) -> dict[Key, dict[str, A
     out: dict[Key, dict[str, Any]] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = list(keys[start:start + _CHUNK])
-        for row in conn.execute(select(T).where(tuple_(T.c.device_id, T.c.sighting_id).in_(chunk))).mappings():
+        for row in conn.execute(select(T).where(among(conn, T.c.device_id, T.c.sighting_id, chunk))).mappings():
             out[(row["device_id"], row["sighting_id"])] = dict(row)
     return out
 
@@ -359,7 +382,7 @@ def _observed(conn: Connection, keys: Sequence[Key]) -> dict[Key, str]:
         chunk = list(keys[start:start + _CHUNK])
         for d, s, providers, flags, detail in conn.execute(
                 select(S.c.device_id, S.c.id, S.c.providers, S.c.flags, S.c.detail)
-                .where(tuple_(S.c.device_id, S.c.id).in_(chunk))):
+                .where(among(conn, S.c.device_id, S.c.id, chunk))):
             out[(d, s)] = orjson.dumps({
                 "providers": orjson.loads(providers),
                 "tools": governance.tools_of(orjson.loads(detail).get("mcp_servers", [])),

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
-from sqlalchemy import Connection, func, select, text, tuple_, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlmodel import Session, col
 
 from console import governance
@@ -306,7 +306,7 @@ def _preview(conn: Connection, before: PolicyUpdate, after: PolicyUpdate, covere
         chunk = ordered[start:start + 500]
         standings = _standings(conn, chunk)
         query = select(_S.c.device_id, _S.c.id, _S.c.signature, _S.c.providers, _S.c.fingerprints, _S.c.flags,
-                       _S.c.detail, _S.c.governed).where(tuple_(_S.c.device_id, _S.c.id).in_(chunk), *where)
+                       _S.c.detail, _S.c.governed).where(triage.among(conn, _S.c.device_id, _S.c.id, chunk), *where)
         for d, i, signature, providers, fingerprints, flags, detail, governed in conn.execute(query):
             verdict, _ = triage.assess_stored(signature, orjson.loads(providers), orjson.loads(fingerprints), flags,
                                               detail, policy, standings.get((d, i), governance.NO_STANDING))
@@ -330,7 +330,7 @@ def _standings(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str,
     t = triage.T
     return {(d, s): triage.standing_of(a, r) for d, s, a, r in conn.execute(
         select(t.c.device_id, t.c.sighting_id, t.c.approval, t.c.registration)
-        .where(tuple_(t.c.device_id, t.c.sighting_id).in_(keys)))}
+        .where(triage.among(conn, t.c.device_id, t.c.sighting_id, keys)))}
 
 
 # -- the signature library (what the endpoint can report), read once --------------------------------
