@@ -6,7 +6,7 @@ daemon's inbox once, is acknowledged at the collector, and is shown by `agentros
 the sighting's user only (root under sudo acts for that user through the socket, as the daemon
 decides). Items sent while the daemon is down arrive when it is back, and a restart delivers nothing
 twice. The companion (pytest-qt) registers an agent through its window and tells the user the admin's
-answer. Two real uids on the socket are in tests/endpoint/test_inbox.py.
+answer. Two real uids on the socket are in tests/endpoint/test_device_inbox.py.
 """
 
 from __future__ import annotations
