@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column
 from sqlmodel import Session, SQLModel, col
 
 from console.server import search
+from console.server.deps import refuse
 from console.server.models import Sighting, SightingTag, SightingTriage, TriageState
 from console.server.planning import unindexed
 from contract.scan import Flag, SightingType
@@ -83,9 +84,7 @@ def roster_filter(
     min_risk: Annotated[int | None, Query(ge=0, le=100, description="risk score at least this")] = None,
 ) -> RosterFilter:
     """The roster filter from query parameters (``type`` and ``flag`` may repeat)."""
-    if type is not None and len(type) > 6 or flag is not None and len(flag) > 9:
-        from console.server.deps import refuse
-
+    if len(type or ()) > 6 or len(flag or ()) > 9:
         raise refuse(422, "too_many_values", message="Name each type and each flag at most once.")
     return RosterFilter(type=list(dict.fromkeys(type or ())), flag=list(dict.fromkeys(flag or ())),
                         governed=governed, device=device, user=user, provider=provider, signature=signature, q=q,
