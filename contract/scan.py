@@ -124,6 +124,16 @@ class Evidence(TypedDict):
     detail: str
 
 
+class Workflow(TypedDict):
+    """A workflow platform's workflow (n8n) that holds AI agent nodes: names and kinds only, never values."""
+
+    name: str
+    active: bool
+    agent_nodes: Annotated[int, Range(0, COUNT_MAX)]
+    providers: Annotated[list[str], Doc("provider ids of its model nodes")]
+    credentials: Annotated[list[str], Doc("the kinds of credential its nodes use (e.g. openAiApi), never values")]
+
+
 class Project(TypedDict):
     """An enterprise agent's project: what its process really runs, read from its code and environment."""
 
@@ -135,6 +145,7 @@ class Project(TypedDict):
     providers: Annotated[list[str], Doc("provider ids from its environment's variable names and SDK imports")]
     models: Annotated[list[str], Doc("model names written in its code")]
     tools: Annotated[list[str], Doc("tools it declares statically (@tool, function_tool, BaseTool)")]
+    workflows: Annotated[list[Workflow], Doc("a platform's workflows with AI agent nodes (n8n)")]
 
 
 class Sighting(TypedDict):

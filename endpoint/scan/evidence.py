@@ -72,6 +72,9 @@ class Project(NamedTuple):
     models: tuple[str, ...] = ()  # model names written in its code
     tools: tuple[str, ...] = ()  # tools it declares statically (@tool, function_tool, CrewAI BaseTool)
     errors: tuple[tuple[str, str, str], ...] = ()  # (where, code, detail) of what could not be read
+    # a platform's workflows with AI agent nodes: (name, active, agent nodes, providers, credential kinds)
+    workflows: tuple[tuple[str, bool, int, tuple[str, ...], tuple[str, ...]], ...] = ()
+    platform: str = ""  # the signature id of the platform whose data this is ("n8n"), "" for a project
 
     def to_plain(self) -> tuple[object, ...]:
         """Plain tuples and strings (for marshal): ``Project.from_plain`` makes it again."""
@@ -80,9 +83,11 @@ class Project(NamedTuple):
     @classmethod
     def from_plain(cls, data: Any) -> Project:
         """From ``to_plain``'s tuples (marshal gives them back as tuples; the lists of a JSON copy work too)."""
-        kind, root, entry, imports, packages, native, models, tools, errors = data
+        kind, root, entry, imports, packages, native, models, tools, errors, workflows, platform = data
         return cls(kind, str(root), str(entry), tuple(tuple(i) for i in imports), tuple(tuple(p) for p in packages),
-                   tuple(tuple(n) for n in native), tuple(models), tuple(tools), tuple(tuple(e) for e in errors))
+                   tuple(tuple(n) for n in native), tuple(models), tuple(tools), tuple(tuple(e) for e in errors),
+                   tuple((str(w[0]), bool(w[1]), int(w[2]), tuple(w[3]), tuple(w[4])) for w in workflows),
+                   str(platform))
 
 
 class ProcessRecord(SlotRecord):

@@ -48,7 +48,7 @@ def test_a_worker_whose_project_imports_langgraph_is_an_enterprise_agent_named_a
     assert "maps tiktoken's native library _tiktoken.cpython-311-x86_64-linux-gnu.so" in details
     assert sighting["project"] == {"root": "/srv/invoice-triage", "entry": "app.worker", "language": "python",
                                    "framework": "langgraph", "version": "1.2.24", "providers": ["openai"],
-                                   "models": ["gpt-4o-mini"], "tools": ["refund"]}
+                                   "models": ["gpt-4o-mini"], "tools": ["refund"], "workflows": []}
     assert sighting["confidence"] >= 0.9
 
 

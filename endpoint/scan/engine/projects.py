@@ -65,6 +65,11 @@ class Frameworks:
         """The framework the project's code uses (most imports, then pack order), or None."""
         from signatures.matching import Match
 
+        platform = self.lib.by_id.get(project.platform) if project.platform else None
+        if platform is not None:
+            count = len(project.workflows)
+            return Match(platform, "project.workflows", f"{count} workflow{'s' if count != 1 else ''} with AI agent nodes "
+                                                        f"in {project.root}")
         found: dict[str, tuple[int, Signature, str, str]] = {}
         for module, file in project.imports:
             sig = self.of_import(project, module)
@@ -94,6 +99,12 @@ class Frameworks:
                 lines.append((rule, f"{name} {version} in {place}".replace("  ", " ")))
         for package, library in project.native:
             lines.append(("project.native", f"maps {package}'s native library {library}"))
+        for name, active, agents, providers, credentials in project.workflows:
+            said = [f"{agents} AI agent node{'s' if agents != 1 else ''}"]
+            said += [f"providers {', '.join(providers)}"] if providers else []
+            said += [f"credentials {', '.join(credentials)}"] if credentials else []
+            lines.append(("project.workflows", f"workflow {name!r} ({'active' if active else 'inactive'}): "
+                                               + "; ".join(said)))
         return lines
 
     def version(self, project: Project, sig: Signature) -> str | None:
@@ -140,6 +151,9 @@ class Frameworks:
             provider = self.env_providers.get(name.upper())
             if provider is not None:
                 found.setdefault(provider, None)
+        for _, _, _, providers, _ in project.workflows:
+            for provider in providers:
+                found.setdefault(provider, None)
         for module, _ in project.imports:
             for word in _WORDS.findall(module.lower()):
                 provider = _PROVIDER_WORDS.get(word)
@@ -152,4 +166,7 @@ class Frameworks:
         return {"root": project.root, "entry": project.entry, "language": project.kind,
                 "framework": self.framework(project, sig), "version": self.version(project, sig),
                 "providers": self.providers(project, proc), "models": list(project.models),
-                "tools": list(project.tools)}
+                "tools": list(project.tools),
+                "workflows": [{"name": name, "active": active, "agent_nodes": agents, "providers": list(providers),
+                               "credentials": list(credentials)}
+                              for name, active, agents, providers, credentials in project.workflows]}

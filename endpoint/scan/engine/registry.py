@@ -23,6 +23,7 @@ WEIGHTS = {
     "artifact.app": 0.6, "artifact.extension": 0.8, "artifact.package": 0.6, "mcp.declared": 0.7,
     "mcp.process": 0.9, "network": 0.5, "unknown.credential": 0.4, "unknown.sdk": 0.5, "unknown.host": 0.5,
     "project.imports": 0.7, "project.dependency": 0.6, "project.installed": 0.4, "project.native": 0.2,
+    "project.workflows": 0.6,
 }
 
 #: the longest name, vendor or user a sighting carries: the collector indexes these and refuses longer ones

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from endpoint.scan import safeio
@@ -51,7 +51,7 @@ MAX_ERRORS = 8
 PYTHONS = ("python",)  # program_name() folds python3.12, pythonw, python.exe into "python"
 NODES = ("node", "nodejs")
 #: environment variables a project is resolved from (values kept on the record; never credentials)
-PROJECT_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "NODE_PATH")
+PROJECT_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "NODE_PATH", "N8N_USER_FOLDER")
 #: the LLM SDKs for Node whose imports say which provider a project calls
 NODE_SDKS = ("openai", "@anthropic-ai/sdk", "@ai-sdk/openai", "@ai-sdk/anthropic", "@ai-sdk/google",
              "@google/genai", "@mistralai/mistralai", "ollama")
@@ -214,6 +214,8 @@ class Found(NamedTuple):
     entry: str
     imports: list[tuple[str, str]]
     packages: list[tuple[str, str, str, str]]
+    workflows: Sequence[tuple[str, bool, int, tuple[str, ...], tuple[str, ...]]] = ()
+    platform: str = ""  # the signature id of a platform whose data this is ("n8n")
 
 
 class ProjectReader:
@@ -242,7 +244,13 @@ class ProjectReader:
             except OSError:
                 cwd = ""
         reads = Reads(self.budget, record.uid, resolver=self.resolver)
-        if kind == "python":
+        from endpoint.scan.projects import n8n
+
+        if kind == "node" and n8n.runs_n8n(record):
+            found = n8n.resolve(record, reads)
+            if found is not None:
+                found = found._replace(platform="n8n")
+        elif kind == "python":
             from endpoint.scan.projects import python
 
             found = python.resolve(record, cwd, self, reads)
@@ -262,7 +270,7 @@ class ProjectReader:
             errors.append(("project", "more_errors", f"{reads.error_count - len(errors)} more not listed"))
         return Project(kind, found.root, found.entry, tuple(_unique(found.imports)[:MAX_IMPORTS]),
                        tuple(_unique(found.packages)), native, tuple(reads.models), tuple(reads.tools),
-                       tuple(errors))
+                       tuple(errors), tuple(found.workflows), found.platform)
 
 
 def language(record: ProcessRecord) -> Literal["python", "node"] | None:

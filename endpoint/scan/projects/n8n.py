@@ -1,0 +1,140 @@
+"""n8n: the workflows a running n8n holds that contain AI agent nodes, read from its SQLite database.
+
+n8n keeps its workflows in ``database.sqlite`` in its user folder (``$N8N_USER_FOLDER/.n8n``, else
+``~/.n8n``), table ``workflow_entity``: a name, whether it is active, and its nodes as JSON. A node of
+n8n's LangChain package (``@n8n/n8n-nodes-langchain.agent``, ``.lmChatOpenAi``…) says the workflow runs
+an AI agent and which model provider it calls; a node's ``credentials`` map names the kinds of credential
+it uses (``openAiApi``), whose values stay encrypted in another table that is never read.
+
+The database is the n8n user's file: it is opened read-only only when it is a regular file below that
+folder, reached without a symlink and owned by the process's user or root, and the query is bounded in
+rows, bytes and SQLite steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from typing import TYPE_CHECKING
+
+from endpoint.scan import safeio
+from endpoint.scan.projects import Found
+
+if TYPE_CHECKING:
+    from endpoint.scan.evidence import ProcessRecord
+    from endpoint.scan.projects import Reads
+
+MAX_WORKFLOWS = 500
+MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read
+MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
+LANGCHAIN = "@n8n/n8n-nodes-langchain."
+#: node types (after LANGCHAIN) that are an AI agent
+AGENTS = frozenset({"agent", "agentTool", "openAiAssistant", "chainLlm", "chainRetrievalQa"})
+#: model nodes (after LANGCHAIN) -> the provider they call
+PROVIDERS = {"lmChatOpenAi": "openai", "lmOpenAi": "openai", "openAi": "openai", "openAiAssistant": "openai",
+             "lmChatAzureOpenAi": "azure-openai", "lmChatAnthropic": "anthropic", "anthropic": "anthropic",
+             "lmChatGoogleGemini": "google-gemini", "googleGemini": "google-gemini",
+             "lmChatGoogleVertex": "google-vertex", "lmChatMistralCloud": "mistral", "lmChatGroq": "groq",
+             "lmChatOllama": "ollama", "lmOllama": "ollama", "lmChatDeepSeek": "deepseek",
+             "lmChatOpenRouter": "openrouter", "lmChatXAiGrok": "xai", "lmChatAwsBedrock": "aws-bedrock",
+             "lmCohere": "cohere", "lmChatVercelAiGateway": "openai"}
+
+Workflow = tuple[str, bool, int, tuple[str, ...], tuple[str, ...]]  # name, active, agent nodes, providers, credentials
+
+
+def runs_n8n(record: ProcessRecord) -> bool:
+    """Whether the process is n8n itself (``n8n start``, ``node …/node_modules/n8n/bin/n8n``)."""
+    return any(os.path.basename(arg) == "n8n" for arg in record.cmdline[:3])
+
+
+def user_folder(record: ProcessRecord) -> str:
+    """n8n's folder for this process: ``$N8N_USER_FOLDER/.n8n``, else ``$HOME/.n8n``."""
+    base = record.env_values.get("N8N_USER_FOLDER") or record.env_values.get("HOME") or ""
+    return os.path.join(base, ".n8n") if os.path.isabs(base) else ""
+
+
+def resolve(record: ProcessRecord, reads: Reads) -> Found | None:
+    folder = user_folder(record)
+    if not folder:
+        return None
+    found = Found(folder, "n8n", [], [])
+    path = os.path.join(folder, "database.sqlite")
+    if not os.path.lexists(path):
+        return found  # not made yet, or n8n on another database (PostgreSQL): the process alone
+    real = os.path.realpath(path)
+    if not safeio.is_within(real, os.path.realpath(folder)):
+        reads.error(path, "symlink_escape", f"links outside {folder}; not followed")
+        return found
+    try:
+        st = os.stat(real)
+    except OSError:
+        return found
+    if not stat.S_ISREG(st.st_mode):
+        reads.error(path, "not_regular", f"{safeio.file_kind(st.st_mode)}, not n8n's database; not opened")
+        return found
+    if reads.uid is not None and st.st_uid not in (0, reads.uid):
+        reads.error(path, "not_owner", f"owned by uid {st.st_uid}, not by the process's user or root; not used")
+        return found
+    try:
+        rows = _read_workflows(real)
+    except sqlite3.Error as exc:
+        reads.error(path, "unreadable", f"n8n's database: {exc}")
+        return found
+    return found._replace(workflows=[w for w in (_workflow(*row) for row in rows) if w is not None])
+
+
+def _read_workflows(path: str) -> list[tuple[object, object, object]]:
+    """(name, active, nodes JSON) of each workflow, from a read-only connection."""
+    steps = [0]
+
+    def too_long() -> int:
+        steps[0] += 1000
+        return 1 if steps[0] > MAX_STEPS else 0  # non-zero aborts the query
+
+    last: sqlite3.Error | None = None
+    for flags in ("mode=ro", "mode=ro&immutable=1"):  # immutable: a WAL database whose -shm we may not open
+        try:
+            db = sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=1)
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        try:
+            db.set_progress_handler(too_long, 1000)
+            return list(db.execute("SELECT name, active, substr(nodes, 1, ?) FROM workflow_entity LIMIT ?",
+                                   (MAX_NODES_JSON, MAX_WORKFLOWS)))
+        except sqlite3.Error as exc:
+            last = exc
+        finally:
+            db.close()
+    raise last or sqlite3.DatabaseError("not n8n's database")
+
+
+def _workflow(name: object, active: object, nodes_json: object) -> Workflow | None:
+    """A workflow with at least one AI agent node, or None."""
+    try:
+        nodes = json.loads(nodes_json) if isinstance(nodes_json, str) else []
+    except ValueError:
+        return None
+    if not isinstance(nodes, list):
+        return None
+    agents = 0
+    providers: dict[str, None] = {}
+    credentials: dict[str, None] = {}
+    for node in nodes[:1000]:
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            continue
+        kind = node["type"].removeprefix(LANGCHAIN) if node["type"].startswith(LANGCHAIN) else ""
+        if kind in AGENTS:
+            agents += 1
+        if kind in PROVIDERS:
+            providers.setdefault(PROVIDERS[kind], None)
+        refs = node.get("credentials")
+        if isinstance(refs, dict):
+            for key in list(refs)[:20]:
+                if isinstance(key, str) and key.isidentifier():
+                    credentials.setdefault(key[:60], None)  # the kind's name only: the values are encrypted elsewhere
+    if not agents:
+        return None
+    return (str(name)[:200], bool(active), agents, tuple(providers), tuple(credentials))
