@@ -2,8 +2,8 @@
 
 The database is written here with n8n's ``workflow_entity`` columns and node JSON as n8n stores them
 (``@n8n/n8n-nodes-langchain.agent``, ``.lmChatOpenAi``, a node's ``credentials`` map); the process is a
-record shaped as ``n8n start`` is. A real n8n run is not part of this suite (see the report: its npm
-install takes minutes).
+record shaped as ``n8n start`` is. A real n8n is not run: ``npm install n8n`` fetches one dependency
+(xlsx) from cdn.sheetjs.com rather than the npm registry, which the test machines cannot reach.
 """
 
 from __future__ import annotations
