@@ -119,8 +119,9 @@ class Sighting:
             "evidence": [{"kind": k, "rule": r, "detail": scrub(d)} for k, r, d in self.evidence],
             "first_seen": seen_at,
             "last_seen": seen_at,
-            "project": None if self.project is None else {**self.project, "root": scrub(self.project["root"]),
-                                                          "entry": scrub(self.project["entry"])},
+            "project": None if self.project is None else {
+                **self.project, "root": scrub(self.project["root"]), "entry": scrub(self.project["entry"]),
+                "workflows": [{**w, "name": scrub(w["name"])} for w in self.project["workflows"]]},
         }
 
 

@@ -171,7 +171,7 @@ class Reads:
             self.error(path, "not_owner", f"owned by uid {owner}, not by the process's user or root; not used")
             return None
         if code:
-            self._notice(text)
+            self.notice(text)
         return text
 
     def listing(self, folder: str) -> list[str]:
@@ -188,7 +188,8 @@ class Reads:
             return []
         return names
 
-    def _notice(self, text: str) -> None:
+    def notice(self, text: str) -> None:
+        """Note the model names and statically declared tools in ``text`` (code read, or a notebook's cells)."""
         if len(self.models) < MAX_MODELS and any(word in text for word in _MODEL_WORDS):
             for match in _MODEL.finditer(text):
                 self.models.setdefault(match.group(1), None)

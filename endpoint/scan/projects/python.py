@@ -423,7 +423,7 @@ class Walk:
         except (ValueError, AttributeError, TypeError):
             self.reads.error(path, "syntax", "not a notebook's JSON")
             return None
-        self.reads._notice(source)
+        self.reads.notice(source)
         return source
 
 
