@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -350,3 +353,46 @@ def test_native_libraries_in_a_maps_file() -> None:
     assert libraries_in(maps) == (("tiktoken", "_tiktoken.cpython-311-x86_64-linux-gnu.so"),
                                   ("tokenizers", "tokenizers.abi3.so"))
     assert libraries_in(b"garbage\x00\xff no paths") == ()
+
+
+def test_a_chrooted_process_is_read_through_its_root_as_this_host_reaches_it(tmp_path: Path, spawn: Any) -> None:
+    """A process chrooted into a folder (a container's root the host can see) names its files by its own
+    paths: they are read below that root, never at the same path on the host."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("chroot"):
+        pytest.skip("needs root, util-linux's unshare and coreutils' chroot")
+    import psutil
+
+    from endpoint.scan.sensors.processes import iter_processes, read_details
+
+    newroot = tmp_path / "root"
+    binds = [d for d in ("usr", "lib", "lib64", "bin") if os.path.isdir(f"/{d}") and not os.path.islink(f"/{d}")]
+    for folder in binds:
+        (newroot / folder).mkdir(parents=True)
+    for folder in ("lib", "lib64", "bin"):  # a merged-/usr system's links, as they are
+        if os.path.islink(f"/{folder}"):
+            os.symlink(os.readlink(f"/{folder}"), newroot / folder)
+    agent = newroot / "srv" / "agent"
+    _write(agent / "run.py", "import time\ntime.sleep(120)\nfrom app.graph import graph\n")
+    _write(agent / "app" / "__init__.py", "")
+    _write(agent / "app" / "graph.py", "from langgraph.graph import StateGraph\ngraph = StateGraph(dict)\n")
+    _write(agent / "langgraph" / "__init__.py", "")  # vendored: its interpreter's path holds the framework
+    mounts = " && ".join(f"mount --bind /{d} {newroot}/{d}" for d in binds)
+    started = spawn(["unshare", "--mount", "--fork", "sh", "-c",
+                     f"{mounts} && exec chroot {newroot} sh -c 'cd /srv/agent && exec /usr/bin/python3 /srv/agent/run.py'"],
+                    cwd=tmp_path)
+    deadline = time.monotonic() + 20
+    found: list[int] = []
+    while not found and time.monotonic() < deadline:
+        found = [c.pid for c in psutil.Process(started.pid).children(recursive=True)
+                 if "/srv/agent/run.py" in c.cmdline()]
+        time.sleep(0.1)
+    assert found, "the chrooted interpreter did not start"
+    [record] = [r for r in iter_processes(LIB.credential_kind, pids=found, read_env=False)
+                if isinstance(r, ProcessRecord)]
+    assert record.cmdline == ["/usr/bin/python3", "/srv/agent/run.py"]
+    assert read_details(record, LIB.credential_kind, projects=ProjectReader(interests_of(LIB), maps=False)) is None
+    assert record.project is not None and record.project.root == str(agent)
+    assert (record.project.entry, record.project.imports) == ("run.py", (("langgraph.graph", "app/graph.py"),))
+    # read at its paths as the host has them, it would be another project (or none): here, nothing
+    blind = ProjectReader(interests_of(LIB), maps=False, proc_roots=False).read(record)
+    assert blind is not None and blind.imports == () and blind.entry == "/srv/agent/run.py"

@@ -224,8 +224,9 @@ class ProjectReader:
     and remembers each site-packages folder's listing)."""
 
     def __init__(self, interests: Interests, *, budget: Budget | None = None, maps: bool = True,
-                 cwd_of: Callable[[int], str] | None = None, enabled: bool = True) -> None:
+                 cwd_of: Callable[[int], str] | None = None, enabled: bool = True, proc_roots: bool = True) -> None:
         self.enabled = enabled  # off: no process gets a project (a benchmark's baseline)
+        self.proc_roots = proc_roots and os.path.isdir(f"{PROC}/self")  # off: records that are no live process
         self.interests = interests
         self.budget = budget or Budget()
         self.maps = maps
@@ -244,6 +245,11 @@ class ProjectReader:
                 cwd = record.cwd = self.cwd_of(record.pid)
             except OSError:
                 cwd = ""
+        inside = root_of(record.pid) if self.proc_roots else ""
+        if inside is None:
+            return None  # another mount namespace (a container): its paths name no file we can check from here
+        if inside:
+            record, cwd = in_root(record, inside), cwd if safeio.is_within(cwd, inside) else inside + cwd
         reads = Reads(self.budget, record.uid, resolver=self.resolver)
         from endpoint.scan.projects import n8n
 
@@ -272,6 +278,48 @@ class ProjectReader:
         return Project(kind, found.root, found.entry, tuple(_unique(found.imports)[:MAX_IMPORTS]),
                        tuple(_unique(found.packages)), native, tuple(reads.models), tuple(reads.tools),
                        tuple(errors), tuple(found.workflows), found.platform)
+
+
+PROC = "/proc"
+
+
+def root_of(pid: int) -> str | None:
+    """Where the process's root directory is, as this process sees it: "" when it is ours, the folder when
+    it is chrooted into one we can reach, None when it lies in another mount namespace (a container) or
+    cannot be told."""
+    try:
+        theirs = os.stat(f"{PROC}/{pid}/root")
+        ours = os.stat(f"{PROC}/self/root")
+    except OSError:
+        return ""  # gone, or not ours to look at: its paths are taken as they are
+    if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+        return ""
+    try:
+        link = os.readlink(f"{PROC}/{pid}/root")
+        here = os.stat(link)
+    except OSError:
+        return None
+    if link != "/" and os.path.isabs(link) and (here.st_dev, here.st_ino) == (theirs.st_dev, theirs.st_ino):
+        return link.rstrip("/")
+    return None
+
+
+def in_root(record: ProcessRecord, inside: str) -> ProcessRecord:
+    """A copy of ``record`` whose absolute paths (argv, VIRTUAL_ENV, PYTHONPATH, N8N_USER_FOLDER) are those of a
+    process chrooted into ``inside``, as this process reaches them."""
+
+    def host(path: str) -> str:
+        return inside + path if os.path.isabs(path) and not safeio.is_within(path, inside) else path
+
+    env = dict(record.env_values)
+    for name in ("VIRTUAL_ENV", "N8N_USER_FOLDER", "HOME"):
+        if name in env:
+            env[name] = host(env[name])
+    if "PYTHONPATH" in env:
+        env["PYTHONPATH"] = os.pathsep.join(host(p) for p in env["PYTHONPATH"].split(os.pathsep))
+    return ProcessRecord(record.pid, record.ppid, record.name, host(record.exe) if record.exe else record.exe,
+                         [host(a) if a.startswith("/") else a for a in record.cmdline], record.user, record.uid,
+                         record.create_time, record.env_keys, env, record.credentials, record.cwd)
 
 
 def language(record: ProcessRecord) -> Literal["python", "node"] | None:
