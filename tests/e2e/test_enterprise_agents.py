@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from support import AGENTROSTER, run_agentroster, sighting_with_pid
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]  # the first run installs the frameworks
 
 PYPI = ("langgraph==1.2.24", "langchain-openai==1.8.1", "openai-agents==0.24.0", "llama-index-core==0.14.25",
         "uvicorn==0.55.0")
