@@ -276,8 +276,6 @@ def read_site(folder: str, reader: ProjectReader, reads: Reads) -> Site:
     known = reader.sites.get(folder)
     if isinstance(known, Site):
         return known
-    from signatures.matching import pep503
-
     names = reads.listing(folder)
     dists: list[tuple[str, str]] = []
     editable: list[str] = []
@@ -285,7 +283,8 @@ def read_site(folder: str, reader: ProjectReader, reads: Reads) -> Site:
     for name in names:
         if name.endswith(".dist-info"):
             project, _, version = name[: -len(".dist-info")].partition("-")
-            if pep503(project) not in reader.interests.pypi:
+            # a dist-info folder's name is escaped with single underscores (PEP 427): no regex needed
+            if project.lower().replace("_", "-").replace(".", "-") not in reader.interests.pypi:
                 continue
             meta = reads.text(os.path.join(folder, name, "METADATA"), folder, limit=MANIFEST_BYTES, code=False)
             shown, shown_version = project, version
