@@ -10,12 +10,16 @@ are what msiexec acts on, so they are checked row by row; the service wrapper's 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -266,6 +270,144 @@ def test_two_builds_of_the_same_folder_have_the_same_tables(built, tmp_path):
     for name in names:
         assert msiinfo("export", str(paths[0]), name) == msiinfo("export", str(again[0]), name), name
     assert again[1].read_bytes() == paths[1].read_bytes() and again[2].read_bytes() == paths[2].read_bytes()
+
+
+# -- the MSI through an installer engine: Wine's msiexec -------------------------------------------------
+# Windows Installer does not run on Linux; Wine's implementation of it does, and acts on the same tables
+# (launch conditions, AppSearch, custom actions, component conditions, major upgrades, ServiceInstall).
+# It has no Windows Installer 5 tables (failure actions, folder permissions: read back above instead),
+# and it cannot start the fake agentroster.exe as a service, so the copy it installs drops the
+# start-at-install bit of the ServiceControl row; every other row is the built MSI's.
+
+POLICY = r"HKLM\SOFTWARE\Policies\agentroster"
+SERVICE_KEY = r"HKLM\System\CurrentControlSet\Services\agentroster"
+UNINSTALL_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall"
+
+
+@dataclass
+class Key:
+    """A registry key as ``reg query`` prints it: its values, name → (type, data), and its subkeys."""
+
+    values: dict[str, tuple[str, str]]
+    subkeys: set[str]
+
+
+class Wine:
+    """msiexec and reg in a Wine prefix of the test's own (each wine command takes a few seconds: they
+    are batched)."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.prefix = prefix
+        self.env = {**os.environ, "WINEPREFIX": str(prefix), "WINEDEBUG": "-all", "DISPLAY": "",
+                    "WINEDLLOVERRIDES": "mscoree,mshtml="}  # no Mono or Gecko download prompts
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["wine", *args], env=self.env, capture_output=True, text=True, timeout=300)
+
+    def msiexec(self, *args: str) -> int:
+        return self.run("msiexec", *args, "/qn").returncode
+
+    def cmd(self, *commands: str) -> str:
+        return self.run("cmd", "/c", " & echo ==== & ".join(commands)).stdout
+
+    def query(self, *keys: str) -> list[Key | None]:
+        """Each key (None when it does not exist), from one wine command."""
+        sections = re.split(r"^\s*====\s*$", self.cmd(*(f"reg query {key}" for key in keys)), flags=re.M)
+        found: list[Key | None] = []
+        for key, section in zip(keys, sections, strict=False):
+            lines = [line.rstrip() for line in section.splitlines() if line.strip()]
+            if not lines or lines[0].startswith("reg:"):  # "reg: Unable to find the specified registry key"
+                found.append(None)
+                continue
+            values = {}
+            for line in lines:
+                parts = line.strip().split(None, 2)
+                if not line.startswith("HKEY_") and len(parts) == 3 and parts[1].startswith("REG_"):
+                    values[parts[0]] = (parts[1], parts[2])
+            # the key's own name heads its values; the other HKEY_ lines are its subkeys
+            own = key.rsplit("\\", 1)[-1]
+            subkeys = {line.rsplit("\\", 1)[-1] for line in lines if line.startswith("HKEY_")} - {own}
+            found.append(Key(values, subkeys))
+        assert len(found) == len(keys), sections
+        return found
+
+    @property
+    def program_files(self) -> Path:
+        return self.prefix / "drive_c" / "Program Files" / "agentroster"
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+    if shutil.which("wine") is None:
+        pytest.skip("Wine runs the MSI through an installer engine (apt-get install wine wine64)")
+    prefix = tmp_path_factory.mktemp("wine")
+    wine = Wine(prefix)
+    wine.run("reg", "add", r"HKCU\Software\Wine", "/v", "Version", "/d", "win7", "/f")  # makes the prefix
+    yield wine
+    subprocess.run(["wineserver", "-k"], env=wine.env, capture_output=True, timeout=60)
+    shutil.rmtree(prefix, ignore_errors=True)  # some 700 MB
+
+
+def without_service_start(msi: Path, copy: Path) -> Path:
+    shutil.copy(msi, copy)
+    [control] = table(copy, "ServiceControl")
+    event = int(control["Event"]) & ~0x1  # msidbServiceControlEventStart
+    subprocess.run(["msibuild", str(copy), "-q", f"UPDATE `ServiceControl` SET `Event` = {event}"], check=True,
+                   capture_output=True, timeout=60)
+    return copy
+
+
+@needs_msitools
+def test_wines_msiexec_installs_upgrades_refuses_and_uninstalls_it(built, wine, tmp_path):
+    payload, _, paths = built
+    first = without_service_start(paths[0], tmp_path / "first.msi")
+    second = without_service_start(build(payload, tmp_path / "next", "1.5.0")[0], tmp_path / "second.msi")
+
+    assert wine.msiexec("/i", str(first)) != 0  # Windows 7 (the prefix's): refused by the launch condition
+    assert not wine.program_files.exists()
+    wine.cmd(r"reg add HKCU\Software\Wine /v Version /d win10 /f",
+             # a value Group Policy set: the MSI must neither change nor remove it
+             f"reg add {POLICY} /v heartbeat_interval_s /t REG_DWORD /d 600 /f")
+
+    assert wine.msiexec("/i", str(first), "COLLECTOR_URL=https://agentroster.corp.example.com",
+                        r"ENROLL_SECRET_FILE=C:\ProgramData\agentroster\enroll-secret") == 0
+    installed = {p.relative_to(wine.program_files).as_posix(): p.read_bytes()
+                 for p in wine.program_files.rglob("*") if p.is_file()}
+    assert installed == PAYLOAD_FILES
+    assert (wine.prefix / "drive_c" / "ProgramData" / "agentroster").is_dir()
+    policy, service = wine.query(POLICY, SERVICE_KEY)
+    assert policy is not None and service is not None
+    assert policy.values == {"collector_url": ("REG_SZ", "https://agentroster.corp.example.com"),
+                             "enroll_secret_file": ("REG_SZ", r"C:\ProgramData\agentroster\enroll-secret"),
+                             "heartbeat_interval_s": ("REG_DWORD", "0x258")}
+    assert service.values["Start"] == ("REG_DWORD", "0x2") and service.values["Type"] == ("REG_DWORD", "0x10")
+    assert service.values["ObjectName"] == ("REG_SZ", "LocalSystem")
+    assert service.values["ImagePath"][1].replace('"', "") == \
+        r"C:\Program Files\agentroster\agentroster.exe daemon --windows-service"
+    # what the MSI wrote, read as the daemon reads the policy key
+    registry = DictRegistry({POLICY_KEY: [("collector_url", policy.values["collector_url"][1], REG_SZ),
+                                          ("enroll_secret_file", policy.values["enroll_secret_file"][1], REG_SZ),
+                                          ("heartbeat_interval_s", 600, REG_DWORD)]})
+    settings, _ = load_settings({}, env={}, managed=WindowsManagedSource(registry), platform="windows")
+    assert settings.collector_url == "https://agentroster.corp.example.com" and settings.heartbeat_interval_s == 600
+
+    assert wine.msiexec("/i", str(second)) == 0  # the upgrade, without the properties
+    upgraded, products = wine.query(POLICY, UNINSTALL_KEY)
+    assert upgraded == policy  # kept
+    assert products is not None and "{" + wxs.product_code("1.5.0") + "}" in products.subkeys
+    assert "{" + wxs.product_code("1.4.2") + "}" not in products.subkeys  # replaced, not installed beside
+
+    assert wine.msiexec("/i", str(second), "ENROLL_SECRET=FAKE-enroll-secret-0000") != 0
+    assert wine.query(POLICY) == [policy]  # nothing of the secret written
+
+    assert wine.msiexec("/x", str(second)) == 0
+    assert not wine.program_files.exists()
+    service, policy, remembered = wine.query(SERVICE_KEY, POLICY, r"HKLM\SOFTWARE\agentroster\Installer")
+    assert service is None and remembered is None
+    assert policy is not None and policy.values == {"heartbeat_interval_s": ("REG_DWORD", "0x258")}  # GPO's stays
+
+    assert wine.msiexec("/i", str(second)) == 0  # a fresh install without the properties writes none of them
+    assert wine.query(POLICY) == [policy]
 
 
 def test_a_new_version_keeps_the_components_and_the_upgrade_code(tmp_path):
