@@ -311,6 +311,19 @@ def test_node_services_resolve_to_their_package(node_service: Path, argv: list[s
     assert all(name != "express" for _, name, _, _ in project.packages)
 
 
+def test_a_node_project_whose_node_modules_hold_no_framework_has_its_code_left_unread(tmp_path: Path) -> None:
+    root = tmp_path / "web"
+    _write(root / "package.json", json.dumps({"name": "web", "dependencies": {"express": "^4"}}))
+    _write(root / "server.js", 'const { StateGraph } = require("@langchain/langgraph");\n')  # would throw
+    record = _record(["node", "server.js"], root, exe="/usr/bin/node")
+    project = _read(record)
+    assert project is not None and project.imports == () and project.packages == ()
+    # hoisted into a monorepo's node_modules above it, undeclared: now it can require it
+    _write(tmp_path / "node_modules" / "@langchain" / "langgraph" / "package.json", '{"version": "1.7.3"}')
+    project = _read(record)
+    assert project is not None and project.imports == (("@langchain/langgraph", "server.js"),)
+
+
 def test_what_is_no_project_of_its_own_resolves_to_none(tmp_path: Path) -> None:
     assert parse_node(["node", "/usr/local/lib/node_modules/n8n/bin/n8n", "start"], str(tmp_path)) is None
     assert parse_node(["node", "-e", "setInterval(()=>{},1000)"], str(tmp_path)) is None

@@ -233,6 +233,7 @@ class ProjectReader:
         self.cwd_of = cwd_of
         self.resolver = safeio.Resolver()
         self.sites: dict[str, object] = {}  # site-packages folder -> what python.py read of it
+        self.listings: dict[str, list[str]] = {}  # folders every process of a kind lists (lib/, node_modules)
 
     def read(self, record: ProcessRecord) -> Project | None:
         """The project ``record`` runs, or None when it runs no Python or Node project we can name."""

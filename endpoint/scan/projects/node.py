@@ -140,14 +140,38 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
                             version, where = (str(declared)[:40] if isinstance(declared, str) else ""), "package.json"
                         packages.append(("npm", name, version, where))
     imports: list[tuple[str, str]] = []
-    if script and safeio.is_within(script, root):
+    # With no framework or SDK declared, on NODE_PATH or in a node_modules it can require from, its code
+    # cannot import one: it is not read.
+    readable = bool(packages or record.env_values.get("NODE_PATH") or _reachable(root, wanted, reader, reads))
+    if readable and script and safeio.is_within(script, root):
         _follow(script, root, wanted, reads, imports)
-    elif entry.split(" ", 1)[0] in PACKAGE_MANAGERS and manifest:
+    elif readable and entry.split(" ", 1)[0] in PACKAGE_MANAGERS and manifest:
         main = _main_of(manifest)
         if main:
             _follow(os.path.normpath(os.path.join(root, main)), root, wanted, reads, imports)
     shown = os.path.relpath(script, root) if script and safeio.is_within(script, root) else entry
     return Found(root, shown, imports, packages)
+
+
+def _reachable(root: str, wanted: frozenset[str], reader: ProjectReader, reads: Reads) -> bool:
+    """Whether a ``node_modules`` at or above ``root`` (as Node looks them up) holds a framework or SDK."""
+    folder = root
+    for _ in range(8):
+        modules = os.path.join(folder, "node_modules")
+        names = reader.listings.get(modules)
+        if names is None:
+            names = reader.listings[modules] = reads.listing(modules) if os.path.isdir(modules) else []
+        for name in names:
+            if name.lower() in wanted:
+                return True
+            if name.startswith("@") and any(f"{name}/{sub}".lower() in wanted
+                                            for sub in reads.listing(os.path.join(modules, name))):
+                return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return False
 
 
 def _installed(root: str, name: str, reads: Reads) -> tuple[str, str]:

@@ -240,7 +240,8 @@ class Site(NamedTuple):
     has_modules: bool = False
 
 
-def site_dirs(record: ProcessRecord, command: Command, reads: Reads) -> tuple[list[str], str]:
+def site_dirs(record: ProcessRecord, command: Command, reads: Reads,
+              reader: ProjectReader) -> tuple[list[str], str]:
     """The interpreter's site-packages folders, and its venv ("" for a system interpreter)."""
     env = record.env_values
     venvs: list[str] = []
@@ -261,7 +262,10 @@ def site_dirs(record: ProcessRecord, command: Command, reads: Reads) -> tuple[li
     found: list[str] = []
     for prefix in prefixes[:4]:
         lib = os.path.join(prefix, "lib")
-        for name in sorted(reads.listing(lib)):
+        listed = reader.listings.get(lib)
+        if listed is None:
+            listed = reader.listings[lib] = sorted(reads.listing(lib))
+        for name in listed:
             if name.startswith("python3"):
                 for leaf in ("site-packages", "dist-packages"):
                     folder = os.path.join(lib, name, leaf)
@@ -434,7 +438,7 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
         command = _console_script(command, reads)
         if command is None:
             return None
-    sites, venv = site_dirs(record, command, reads)
+    sites, venv = site_dirs(record, command, reads, reader)
     installed = [read_site(s, reader, reads) for s in sites]
     search: list[str] = []
     for folder in [*command.dirs, *_pythonpath(record, cwd), *(e for s in installed for e in s.editable)]:
