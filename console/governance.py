@@ -177,10 +177,11 @@ def risk_reasons(flags: Iterable[str]) -> list[tuple[str, int]]:
     return sorted(weighed, key=lambda fw: (-fw[1], fw[0]))
 
 
-def reach_of(providers: Iterable[str], mcp_servers: Iterable[Mapping[str, object]]) -> str:
-    """What free text finds a sighting by beyond its name: the providers it calls and its MCP servers'
-    names, commands and arguments (already scrubbed of credentials), lower-cased, one space apart."""
-    words: list[str] = list(providers)
+def reach_of(mcp_servers: Iterable[Mapping[str, object]]) -> str:
+    """What free text finds a sighting by beyond its name: its MCP servers' names, commands, URLs and
+    arguments (already scrubbed of credentials), lower-cased, one space apart. (The providers it calls are
+    found through their tags.)"""
+    words: list[str] = []
     for server in mcp_servers:
         for key in ("name", "command", "url"):
             value = server.get(key)

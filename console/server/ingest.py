@@ -250,7 +250,7 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
             "first_seen": parse_time(doc["first_seen"], now), "last_seen": parse_time(doc["last_seen"], now),
             "recorded_at": now, "updated_at": now, "gone": False, "gone_at": None, "touched": touched,
             "risk": governance.risk_of(verdict.flags), "servers": len(doc["mcp_servers"]),
-            "reach": governance.reach_of(providers, doc["mcp_servers"]),
+            "reach": governance.reach_of(doc["mcp_servers"]),
         })  # fmt: skip
         out.tags[doc["id"]] = tags_of(verdict.flags, providers)
         out.docs[doc["id"]] = doc

@@ -39,9 +39,11 @@ H = SightingHistory.__table__  # type: ignore[attr-defined]
 _COLUMNS = tuple(c.name for c in T.columns)
 # What an update of a present sighting writes when none of its indexed columns moved but last_seen: it
 # leaves every other index alone (SQLite rewrites only the indexes of the columns it sets).
-_REFRESH = ("last_seen", "detail", "section_checksums", "updated_at", "touched", "vendor", "running", "parent", "flags",
-            "providers", "fingerprints", "servers", "reach")
-_INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed", "risk")
+# flags and servers are in the fleet's covering index (ix_sighting_fleet): a sighting whose flags or MCP servers
+# moved is upserted whole, and a refresh leaves that index alone
+_REFRESH = ("last_seen", "detail", "section_checksums", "updated_at", "touched", "vendor", "running", "parent",
+            "providers", "fingerprints", "reach")
+_INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed", "risk", "flags", "servers")
 _UPSERT_KEEP = ("device_id", "id", "recorded_at")  # what an upsert leaves as it was
 _REFRESH_KEYS = ("device_id", "id", *_REFRESH)
 _core_of, _indexed_of, _refresh_of = itemgetter(*CORE), itemgetter(*_INDEXED), itemgetter(*_REFRESH_KEYS)
@@ -58,7 +60,7 @@ _SQL = {
     "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints, risky_tools "
               "FROM policy WHERE id = 1",
     "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, section_checksums, gone, first_seen, governed, "
-             "risk "
+             "risk, servers "
              "FROM sighting WHERE device_id = :device_id AND id IN {ids}",
     "upsert": f"INSERT INTO sighting ({', '.join(map(_q, _COLUMNS))}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
               f"ON CONFLICT (device_id, id) DO UPDATE SET "
@@ -183,7 +185,7 @@ def load_policy(cur: _Cursor) -> governance.Policy:
 _DEVICE_FIELDS = ("id", "host_identifier", "key_salt", "key_hash", "revoked_at", "epoch", "seq", "applied",
                   "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version", "snapshot_from")
 _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
-_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed", "risk")
+_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed", "risk", "servers")
 
 
 def apply_report(conn: Connection, presented: auth.Presented, report: Mapping[str, Any],

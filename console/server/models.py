@@ -167,7 +167,7 @@ class Sighting(SightingBase, table=True):
     touched: int = 0  # the device's applied-report count when a report last carried it
     risk: int = 0  # governance.risk_of(flags): 0-100, kept with the flags so that sorting on it has an index
     servers: int = 0  # how many MCP servers its configs declare
-    reach: str = Field(default="", sa_type=Text)  # governance.reach_of: providers and MCP servers, for free text
+    reach: str = Field(default="", sa_type=Text)  # governance.reach_of: its MCP servers, for free text
 
 
 class SightingTag(SQLModel, table=True):

@@ -103,6 +103,7 @@ class Plan:
         self.session = session
         self.sqlite = session.get_bind().dialect.name == "sqlite"
         self.text = search.Text(f.q, indexed=search.indexed(session)) if f.q else None
+        self.providers = tuple(providers_holding(session, f.q)) if f.q else ()
         self._picked = f.triage_state not in (None, "new") or f.owner is not None  # the triage side finds them
         # an index of its own finds them (free text: the search index, where the store has one)
         self.by_index = (self._picked or f.device is not None or bool(f.signature)
@@ -121,7 +122,7 @@ class Plan:
             self.by_index = self._picked or self.f.device is not None or bool(self.f.signature)
 
     def conditions(self, fenced: bool, seek: bool = False, listed: bool = True) -> list[ColumnElement[bool]]:
-        return _conditions(self.f, self.text, fenced=fenced, seek=seek, listed=listed) \
+        return _conditions(self.f, self.text, fenced=fenced, seek=seek, listed=listed, providers=self.providers) \
             + _triage_conditions(self.f, fenced=fenced)
 
     def count(self) -> int:
@@ -151,7 +152,7 @@ class Plan:
 
 
 def _conditions(f: RosterFilter, text: "search.Text | None", *, fenced: bool = False, seek: bool = False,
-                listed: bool = True) -> list[ColumnElement[bool]]:
+                listed: bool = True, providers: tuple[str, ...] = ()) -> list[ColumnElement[bool]]:
     """The filters. ``fenced``: for a page, each tag filter stays a per-row EXISTS (see ``_fence``);
     unfenced (a count), it is an IN over the tag index, read from the tag side (or, not ``listed``, an
     EXISTS checked along the roster index, for a tag on most of the fleet). ``seek``: ``gone`` and
@@ -186,8 +187,21 @@ def _conditions(f: RosterFilter, text: "search.Text | None", *, fenced: bool = F
         if value is not None:
             conditions.append(_tagged(kind, value, fenced, listed))
     if text is not None:
-        conditions.append(text.condition())
+        found = text.condition()
+        if providers:  # the providers whose id holds the text: their sightings, through the tag index
+            found = or_(found, tuple_(col(Sighting.device_id), col(Sighting.id)).in_(
+                select(col(SightingTag.device_id), col(SightingTag.sighting_id))
+                .where(col(SightingTag.kind) == "provider", col(SightingTag.value).in_(providers)).correlate(None)))
+        conditions.append(found)
     return conditions
+
+
+def providers_holding(session: Session, text: str) -> list[str]:
+    """The provider ids sightings carry that hold ``text`` (in any case): tens of distinct values, read
+    from the tag index, so that free text finds a provider's callers without every report indexing it."""
+    g = SightingTag.__table__  # type: ignore[attr-defined]
+    return sorted(session.scalars(select(g.c.value).where(g.c.kind == "provider",
+                                                          g.c.value.icontains(text, autoescape=True)).distinct()))
 
 
 def triage_of_sighting() -> ColumnElement[bool]:

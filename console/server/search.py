@@ -1,5 +1,5 @@
-"""Free-text search over the roster (name, signature, user, hostname, and ``reach``: the providers a
-sighting calls and its MCP servers' names, commands and arguments): a case-insensitive substring,
+"""Free-text search over the roster (name, signature, user, hostname, and ``reach``: its MCP servers'
+names, commands and arguments): a case-insensitive substring,
 as ``LIKE '%...%'``, found through a trigram index instead of a scan of every sighting.
 
 - SQLite: an FTS5 table ``sighting_fts`` with the trigram tokenizer over those four columns, an external
@@ -32,7 +32,7 @@ log = logging.getLogger("agentroster.server")
 
 FTS_TABLE = "sighting_fts"
 PG_INDEX = "ix_sighting_search"
-COLUMNS = ("name", "signature", "user", "hostname", "reach")  # reach: providers, MCP servers (migration 0008)
+COLUMNS = ("name", "signature", "user", "hostname", "reach")  # reach: MCP servers (migration 0008)
 MIN_INDEXED = 3  # characters: a trigram index finds nothing shorter
 PG_INDEX_SQL = (f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON sighting USING gin "
                 f"({', '.join(f'{chr(34)}{c}{chr(34)} gin_trgm_ops' for c in COLUMNS)})")

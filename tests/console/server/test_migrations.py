@@ -102,8 +102,8 @@ def test_0008_fills_in_the_risk_servers_and_search_text_of_stored_sightings(new_
     with db.engine.connect() as conn:
         risk, count, reach = conn.exec_driver_sql("SELECT risk, servers, reach FROM sighting").one()
     assert (risk, count) == (25 + 15 + 4, 1)
-    assert reach == "anthropic postgres npx -y @modelcontextprotocol/server-postgres"
+    assert reach == "postgres npx -y @modelcontextprotocol/server-postgres"
     with Session(db.engine) as session:
-        for text in ("server-postgres", "ANTHROPIC"):
+        for text in ("server-postgres", "POSTGRES", "npx -y"):
             assert Plan(session, RosterFilter(q=text)).count() == 1
     db.dispose()

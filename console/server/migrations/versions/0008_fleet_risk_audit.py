@@ -1,5 +1,5 @@
 """The fleet console: each sighting's risk score (``risk``), its MCP server count (``servers``) and what
-free text finds it by beyond its name (``reach``: providers, MCP server names, commands and arguments),
+free text finds it by beyond its name (``reach``: its MCP servers' names, commands and arguments),
 with the indexes that sort and count on them (``ix_sighting_sort_risk``, ``ix_sighting_fleet``, risk in
 ``ix_sighting_roster``); the audit of triage actions as one row each (``triage_batch``) with what undoing
 them restores (``triage_undo``); every version of the policy (``policy_version``).
@@ -122,10 +122,10 @@ def _fill_sightings(bind: sa.Connection) -> None:
         if not rows:
             return
         updates = []
-        for device_id, sid, flags, providers, detail in rows:
+        for device_id, sid, flags, _providers, detail in rows:
             servers = orjson.loads(detail).get("mcp_servers") or []
             updates.append({"d": device_id, "s": sid, "r": governance.risk_of(orjson.loads(flags)),
-                            "n": len(servers), "t": governance.reach_of(orjson.loads(providers), servers)})
+                            "n": len(servers), "t": governance.reach_of(servers)})
         bind.execute(sa.update(sighting).where(sighting.c.device_id == sa.bindparam("d"),
                                                sighting.c.id == sa.bindparam("s"))
                      .values(risk=sa.bindparam("r"), servers=sa.bindparam("n"), reach=sa.bindparam("t")), updates)
