@@ -125,7 +125,8 @@ class Evidence(TypedDict):
 
 
 class Workflow(TypedDict):
-    """A workflow platform's workflow (n8n) that holds AI agent nodes: names and kinds only, never values."""
+    """A workflow platform's workflow (n8n, Flowise, Langflow) that holds AI agent nodes: names and kinds
+    only, never values."""
 
     name: str
     active: bool
@@ -145,7 +146,7 @@ class Project(TypedDict):
     providers: Annotated[list[str], Doc("provider ids from its environment's variable names and SDK imports")]
     models: Annotated[list[str], Doc("model names written in its code")]
     tools: Annotated[list[str], Doc("tools it declares statically (@tool, function_tool, BaseTool)")]
-    workflows: Annotated[list[Workflow], Doc("a platform's workflows with AI agent nodes (n8n)")]
+    workflows: Annotated[list[Workflow], Doc("a platform's workflows with AI agent nodes (n8n, Flowise, Langflow)")]
 
 
 class Sighting(TypedDict):

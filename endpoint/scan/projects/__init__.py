@@ -51,7 +51,7 @@ MAX_ERRORS = 8
 PYTHONS = ("python",)  # program_name() folds python3.12, pythonw, python.exe into "python"
 NODES = ("node", "nodejs")
 #: environment variables a project is resolved from (values kept on the record; never credentials)
-PROJECT_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "NODE_PATH", "N8N_USER_FOLDER")
+PROJECT_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "NODE_PATH", "N8N_USER_FOLDER", "DATABASE_PATH", "LANGFLOW_CONFIG_DIR")
 #: the LLM SDKs for Node whose imports say which provider a project calls
 NODE_SDKS = ("openai", "@anthropic-ai/sdk", "@ai-sdk/openai", "@ai-sdk/anthropic", "@ai-sdk/google",
              "@google/genai", "@mistralai/mistralai", "ollama")
@@ -252,12 +252,15 @@ class ProjectReader:
         if inside:
             record, cwd = in_root(record, inside), cwd if safeio.is_within(cwd, inside) else inside + cwd
         reads = Reads(self.budget, record.uid, resolver=self.resolver)
-        from endpoint.scan.projects import n8n
+        from endpoint.scan.projects import flows, n8n
 
-        if kind == "node" and n8n.runs_n8n(record):
-            found = n8n.resolve(record, reads)
+        platform = ("n8n" if kind == "node" and n8n.runs_n8n(record) else
+                    "flowise" if kind == "node" and flows.runs_flowise(record) else
+                    "langflow" if kind == "python" and flows.runs_langflow(record) else "")
+        if platform:  # a workflow platform: its flows, from its own store
+            found = {"n8n": n8n.resolve, "flowise": flows.flowise, "langflow": flows.langflow}[platform](record, reads)
             if found is not None:
-                found = found._replace(platform="n8n")
+                found = found._replace(platform=platform)
         elif kind == "python":
             from endpoint.scan.projects import python
 

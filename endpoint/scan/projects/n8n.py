@@ -59,34 +59,43 @@ def resolve(record: ProcessRecord, reads: Reads) -> Found | None:
     folder = user_folder(record)
     if not folder:
         return None
-    found = Found(folder, "n8n", [], [])
-    path = os.path.join(folder, "database.sqlite")
+    rows = read_rows(folder, "database.sqlite", "SELECT name, active, substr(nodes, 1, ?) FROM workflow_entity LIMIT ?",
+                     (MAX_NODES_JSON, MAX_WORKFLOWS), reads, "n8n's database")
+    return Found(folder, "n8n", [], [], [w for w in (_workflow(*row) for row in rows) if w is not None])
+
+
+def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], reads: Reads,
+              what: str) -> list[tuple[object, ...]]:
+    """The rows ``sql`` selects from the SQLite database ``name`` in a platform's ``folder``, read-only: only
+    when it is a regular file below that folder, owned by the process's user or root; [] otherwise (with
+    an error on ``reads`` when it is there but not usable), or when it is not there (not made yet, or the
+    platform on another database)."""
+    path = os.path.join(folder, name)
     if not os.path.lexists(path):
-        return found  # not made yet, or n8n on another database (PostgreSQL): the process alone
+        return []
     real = os.path.realpath(path)
     if not safeio.is_within(real, os.path.realpath(folder)):
         reads.error(path, "symlink_escape", f"links outside {folder}; not followed")
-        return found
+        return []
     try:
         st = os.stat(real)
     except OSError:
-        return found
+        return []
     if not stat.S_ISREG(st.st_mode):
-        reads.error(path, "not_regular", f"{safeio.file_kind(st.st_mode)}, not n8n's database; not opened")
-        return found
+        reads.error(path, "not_regular", f"{safeio.file_kind(st.st_mode)}, not {what}; not opened")
+        return []
     if reads.uid is not None and st.st_uid not in (0, reads.uid):
         reads.error(path, "not_owner", f"owned by uid {st.st_uid}, not by the process's user or root; not used")
-        return found
+        return []
     try:
-        rows = _read_workflows(real)
+        return _query(real, sql, params)
     except sqlite3.Error as exc:
-        reads.error(path, "unreadable", f"n8n's database: {exc}")
-        return found
-    return found._replace(workflows=[w for w in (_workflow(*row) for row in rows) if w is not None])
+        reads.error(path, "unreadable", f"{what}: {exc}")
+        return []
 
 
-def _read_workflows(path: str) -> list[tuple[object, object, object]]:
-    """(name, active, nodes JSON) of each workflow, from a read-only connection."""
+def _query(path: str, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """``sql``'s rows from a read-only connection, the query cut off after ``MAX_STEPS`` SQLite steps."""
     steps = [0]
 
     def too_long() -> int:
@@ -102,13 +111,12 @@ def _read_workflows(path: str) -> list[tuple[object, object, object]]:
             continue
         try:
             db.set_progress_handler(too_long, 1000)
-            return list(db.execute("SELECT name, active, substr(nodes, 1, ?) FROM workflow_entity LIMIT ?",
-                                   (MAX_NODES_JSON, MAX_WORKFLOWS)))
+            return list(db.execute(sql, params))
         except sqlite3.Error as exc:
             last = exc
         finally:
             db.close()
-    raise last or sqlite3.DatabaseError("not n8n's database")
+    raise last or sqlite3.DatabaseError("not a database")
 
 
 def _workflow(name: object, active: object, nodes_json: object) -> Workflow | None:
