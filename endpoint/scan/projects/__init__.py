@@ -7,7 +7,10 @@ resolves that project from the process's argv, working directory, environment (`
 ``VIRTUAL_ENV``) and executable, then reads what it can tell: the framework and LLM SDK imports of the
 project's modules (local imports followed a few levels), the frameworks installed in the interpreter's
 own site-packages or the project's node_modules, the native extensions the process has mapped, the
-model names and statically declared tools in the code it read.
+model names and statically declared tools in the code it read. A workflow platform (n8n, Flowise,
+Langflow) is read through its own store instead: its flows with AI agent nodes (``n8n``, ``flows``). A
+chrooted process is read below its root as this host reaches it; one in another mount namespace (a
+container) is not read at all.
 
 Every read is ``endpoint.scan.safeio``'s (regular files only, no symlink out of the folder the file
 belongs to, a size cap per file), only of files the process's owner or root owns, and bounded in files,
