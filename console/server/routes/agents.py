@@ -79,7 +79,7 @@ def sort_of(sort: str, order: Literal["asc", "desc"]) -> tuple[str, Literal["asc
     if key in _UNSORTABLE:
         raise refuse(400, "unsortable", sort=key,
                      message=f"The roster cannot be sorted by {key}: {_UNSORTABLE[key]}.")
-    raise refuse(400, "unknown_sort", sort=key[:64], sortable=sorted(_SORT_COLUMN),
+    raise refuse(400, "unknown_sort", sortable=sorted(_SORT_COLUMN),  # what was asked is not echoed
                  message="Sort by one of " + ", ".join(sorted(_SORT_COLUMN)) + " (a leading - sorts descending).")
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlmodel import Session, col
 
 from console import governance
-from console.server import ingest_store, triage
+from console.server import ingest, ingest_store, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
 from console.server.models import (
     Policy,
@@ -174,7 +174,8 @@ def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> Poli
     clean = PolicyUpdate(**{k: sorted(set(getattr(body, k))) for k in LISTS})
     problems = []
     new_signatures = [s for s in clean.sanctioned_signatures if s not in before.sanctioned_signatures]
-    unknown = _unknown_signatures(conn, new_signatures)
+    # what the refusal names is what the admin typed, scrubbed: a key pasted into the wrong box is never sent back
+    unknown = [str(ingest.scrub(u)) for u in _unknown_signatures(conn, new_signatures)]
     if unknown:
         hints = _signature_hints(conn, unknown)
         named = ", ".join(f"{u} (its id is {hints[u]})" if u in hints else u for u in unknown[:5])
@@ -183,7 +184,8 @@ def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> Poli
     new_providers = [p for p in clean.sanctioned_providers if p not in before.sanctioned_providers]
     reported = {p for (p,) in conn.execute(select(_G.c.value).where(_G.c.kind == "provider",
                                                                     _G.c.value.in_(new_providers)).distinct())}
-    unknown_providers = [p for p in new_providers if p not in reported and p not in _library_providers()]
+    unknown_providers = [str(ingest.scrub(p)) for p in new_providers
+                         if p not in reported and p not in _library_providers()]
     if unknown_providers:
         problems.append(f"no device reports, and the provider catalog does not know, the provider"
                         f"{_s(unknown_providers)} {', '.join(unknown_providers[:5])}")

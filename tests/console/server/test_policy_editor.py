@@ -124,3 +124,12 @@ def test_undo_without_an_earlier_version_and_by_a_viewer_is_refused(own_collecto
     assert "no earlier version" in answer.json()["detail"]["message"]
     answer = own_collector.http.post("/api/v1/policy/undo", headers=own_collector.as_viewer())
     assert (answer.status_code, fleet.reason(answer)) == (403, "admin_role_required")
+
+
+def test_a_key_pasted_into_the_policy_is_never_sent_back(own_collector) -> None:
+    fake = "sk-ant-api03-" + "FAKEkey0" * 11 + "AA"  # an obviously fake key of the anthropic shape
+    answer = put(own_collector, sanctioned_providers=[fake], sanctioned_signatures=[fake])
+    assert (answer.status_code, fleet.reason(answer)) == (422, "unknown_ids")
+    assert fake not in answer.text and "FAKEkey0" not in answer.text
+    assert answer.json()["detail"]["unknown_providers"] == ["[REDACTED:anthropic]"]
+    assert own_collector.get("/api/v1/policy").json()["version"] == 0
