@@ -85,8 +85,9 @@ def prepare(conn: Connection) -> str:
 def indexed(session: Session) -> bool:
     """Whether the SQLite FTS table is there to narrow a search (PostgreSQL's index needs nothing)."""
     bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    return kind(engine) == "fts5_trigram"
+    if isinstance(bind, Connection):  # a session on a transaction's connection (an action on a filter): ask it,
+        return kind_of(bind) == "fts5_trigram"  # as another connection of a writing engine would wait for its lock
+    return kind(bind) == "fts5_trigram"
 
 
 class Text:

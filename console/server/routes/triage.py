@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import ConfigDict, Field
 from sqlmodel import Session, SQLModel
 
-from console.server import ingest_store, roster, triage
+from console.server import ingest, ingest_store, roster, triage
 from console.server.deps import Caller, StateDep, refuse
 from console.server.models import (
     ApiToken,
@@ -106,7 +106,8 @@ def triage_filter(body: TriageFilterCreate, caller: Triager, state: StateDep) ->
                     raise triage.TriageError(409, "count_changed", count=now_matching, expected=body.expected,
                                              message=f"The filter matches {_sightings(now_matching)} now, not "
                                                      f"{body.expected:,}: confirm the new count and try again.")
-            filter_json = orjson.dumps(body.filter.params()).decode()
+            # the audit keeps the filter scrubbed: a key typed into the free-text box is not stored
+            filter_json = orjson.dumps(ingest.scrub(body.filter.params())).decode()
             batch_id = triage.open_batch(conn, action, actor, 0, time.time(), filter_json)
             count = 0
             for keys in plan.chunks():

@@ -132,3 +132,12 @@ def test_an_unknown_filter_field_is_refused_and_nothing_is_done(few) -> None:
     assert answer.status_code == 422
     assert answer.json()["detail"]["message"].startswith("Filter.everything is not something this request takes")
     assert count(collector, governed="true") == 0
+
+
+def test_the_audit_keeps_a_filter_without_a_key_typed_into_it(few) -> None:
+    collector, _, _, _ = few
+    fake = "sk-proj-" + "FAKE0000" * 6  # an obviously fake key of the openai shape
+    done = post(collector, "/agents/actions/filter", {"action": "note", "note": "looked", "filter": {"q": fake}})
+    assert done.status_code == 200 and done.json()["count"] == 0
+    audit = collector.get("/api/v1/agents/actions").json()[0]
+    assert audit["filter"] == {"q": "[REDACTED:openai]"} and "FAKE0000" not in str(audit)
