@@ -13,11 +13,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import case, func, select
-from sqlmodel import col
 
 from console.server import roster
 from console.server.deps import Caller, SessionDep
-from console.server.models import FleetPublic, FleetRow, Sighting, SightingTriage
+from console.server.models import FleetPublic, FleetRow, Sighting
 from console.server.planning import holds
 from contract.scan import COLLECTOR_FLAGS, ENDPOINT_FLAGS
 
@@ -34,8 +33,7 @@ def fleet(session: SessionDep, caller: Caller, f: roster.Filter) -> FleetPublic:
     # gone (and governed) as plain equalities: SQLite seeks the fleet index on gone and reads each signature's
     # rows together, grouping as it goes, where an unindexed gone would sort the whole fleet first
     where = plan.conditions(fenced=False, seek=True)
-    if f.hide and session.scalar(select(col(SightingTriage.device_id))
-                                 .where(col(SightingTriage.state) == "false_positive").limit(1)) is not None:
+    if f.hide and roster.any_hidden(session):
         where.append(~roster.hidden_keys())
     s = Sighting.__table__  # type: ignore[attr-defined]
     flag_sums = [func.sum(case((holds(s.c.flags, f'"{flag}"'), 1), else_=0)) for flag in FLAGS]
