@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from endpoint.errors import EndpointError
+
 if TYPE_CHECKING:
     from endpoint.service.settings import Settings
 
@@ -40,8 +42,10 @@ LOG_FILE_COUNT = 3
 _NOT_UNDER_SCM = 1063
 
 
-class ServiceFailed(RuntimeError):
+class ServiceFailed(EndpointError, RuntimeError):
     """The daemon ended with an error while the service manager had not asked it to stop."""
+
+    code = "service_failed"
 
 
 class Runnable(Protocol):
