@@ -20,6 +20,8 @@ from console.app import api, classification
 TYPES = ("coding", "in_product", "enterprise", "runtime", "tool_server", "unknown")
 FLAGS = ("unregistered", "pending", "drift", "unsanctioned_provider", "personal_credential", "autonomous",
          "broad_tools", "plaintext_secret", "remote_tool_server")  # fmt: skip
+#: "agents": every type but the MCP tool servers (the roster's default, the overview's and the fleet's "Agents")
+AGENT_TYPES = tuple(t for t in TYPES if t != "tool_server")
 TYPE_LABELS = {"coding": "Coding", "in_product": "In-product", "enterprise": "Enterprise", "runtime": "Runtime",
                "tool_server": "Tool server", "unknown": "Unknown"}  # fmt: skip
 ACTION_LABELS = {"approve": "Approved (sanctioned)", "assign_owner": "Owner assigned",
@@ -86,7 +88,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("vendor", "Vendor", lambda a: a.vendor),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-DEFAULT_COLUMNS = ("name", "risk", "type", "governed", "flags", "device", "user", "providers", "triage_state",
+DEFAULT_COLUMNS = ("name", "risk", "servers", "type", "governed", "flags", "device", "user", "providers", "triage_state",
                    "last_seen")
 
 
@@ -143,6 +145,7 @@ class AgentFilter:
     q: str | None = None
     state: str = "present"
     min_risk: int | None = None
+    parent: str | None = None  # the sighting id of the agent whose servers and sub-agents are listed
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -163,7 +166,15 @@ class AgentFilter:
                                  for k, v in changes.items()}
         return replace(self, **clean)
 
+    @property
+    def agents_first(self) -> bool:
+        """True for the roster's default: every type but the tool servers."""
+        return isinstance(self.type, tuple) and set(self.type) == set(AGENT_TYPES)
+
     def describe(self) -> str:
+        if self.agents_first:  # "type=coding,in_product,…" reads worse than what it means
+            rest = replace(self, type=None).params()
+            return ", ".join(["agents (no tool servers)", *(f"{k}={v}" for k, v in rest.items())])
         parts = [f"{k}={v}" for k, v in self.params().items()]
         return ", ".join(parts) if parts else "all agents"
 
@@ -190,6 +201,10 @@ class AgentFilter:
             elif isinstance(value, str) and len(value) <= 256 and "\x00" not in value:
                 clean[key] = value
         return cls(**clean)
+
+
+#: the roster's default filter: agents, their MCP tool servers left to the "MCP servers" column
+AGENTS_ONLY = AgentFilter(type=AGENT_TYPES)
 
 
 class SavedViews:
@@ -266,7 +281,7 @@ class AgentList:
 
     def __init__(self, page_size: int = 200) -> None:
         self.page_size = page_size
-        self.filter = AgentFilter()
+        self.filter = AGENTS_ONLY
         self.sort = "last_seen"
         self.order = "desc"
         self.rows: list[api.Agent] = []
@@ -479,7 +494,6 @@ class Trend:
 
 
 NEW_SINCE = "New since your last visit"
-AGENT_TYPES = tuple(t for t in TYPES if t != "tool_server")  # "agents": every type but the MCP tool servers
 
 
 def overview_cards(o: api.Overview) -> list[tuple[str, str]]:

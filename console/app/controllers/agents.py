@@ -220,10 +220,20 @@ class AgentsController(QObject):
         first = agents[0]
         device = menu.addAction(f"Show every agent on {_menu_text(first.hostname or first.device_id)}")
         device.triggered.connect(lambda: window.agents.set_filter(vm.AgentFilter(device=first.device_id)))
+        if first.type != "tool_server":
+            servers = menu.addAction("Show its &servers")
+            servers.triggered.connect(lambda: self.show_servers(first))
         detail = menu.addAction("Open the detail")
         detail.triggered.connect(lambda: self._activated(self.model.index(self.roster.rows.index(first), 0))
                                  if first in self.roster.rows else None)
         return menu
+
+    def show_servers(self, agent: api.Agent) -> None:
+        """The roster lists the servers (and sub-agents) under one agent: the device's sightings it is the
+        parent of, tool servers included."""
+        window = self.session.window
+        window.tabs.setCurrentWidget(window.agents)
+        window.agents.set_filter(vm.AgentFilter(device=agent.device_id, parent=agent.id), parent_name=agent.name)
 
     # -- saved views
 

@@ -76,9 +76,9 @@ class OverviewController(QObject):
         self.latest = overview
         self.trend.add(datetime.now(UTC), overview.ungoverned)
         self.save_state()
+        # the roster's type and governed choices carry no counts: fleet-wide figures beside a filtered
+        # roster read as counts under the filter, and went stale after every triage
         window.overview.show_overview(overview, self.trend.points(overview))
-        window.agents.show_fleet_counts({c.key: c.count for c in overview.by_type}, overview.governed,
-                                        overview.ungoverned)
 
     def _top_device_activated(self, index: QModelIndex) -> None:
         """From the overview's worst devices to that device's ungoverned agents."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QCompleter,
     QHBoxLayout,
@@ -108,6 +109,11 @@ class AgentsView(QWidget):
         self.device_completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.texts["device"].setCompleter(self.device_completer)
         self.texts["device"].setToolTip(tooltip("A hostname (completed as you type) or a device id"))
+        # agents first: "Any type" means every type but the MCP tool servers until this is ticked
+        self.with_servers = QCheckBox("&List tool servers too")
+        self.with_servers.setToolTip(tooltip("The roster lists agents, with a count of the MCP servers each "
+                                             "declares; tick this to list the tool servers as rows too"))
+        more.addWidget(self.with_servers)
         self.clear = QPushButton("Clear filters")
         more.addWidget(self.clear)
         self.views = QToolButton()
@@ -117,6 +123,10 @@ class AgentsView(QWidget):
         self.views_menu = QMenu(self.views)
         self.views.setMenu(self.views_menu)
         more.addWidget(self.views)
+        self.parent_note = plain_label("")  # "Servers of Claude Code": the roster lists one agent's servers
+        self.parent_note.setAccessibleName("Listing the servers of one agent")
+        self.parent_note.hide()
+        more.addWidget(self.parent_note)
         self.count = plain_label("Loading agents…")
         self.count.setAccessibleName("Matching agents")
         self.count.setMinimumWidth(self.count.fontMetrics().horizontalAdvance(WIDEST_COUNT) + 12)
@@ -180,7 +190,7 @@ class AgentsView(QWidget):
         layout.addWidget(self.table, 1)
 
         self.search.returnPressed.connect(self.filterChanged)
-        self._shown = vm.AgentFilter()  # the filter last set, for what the widgets cannot show ("" signature)
+        self._shown = vm.AGENTS_ONLY  # the filter last set, for what the widgets cannot show ("" signature)
         self.several_menu: QMenu | None = None
         for box in (self.governed, self.triage_state, self.min_risk):
             box.currentIndexChanged.connect(self.filterChanged)
@@ -188,6 +198,7 @@ class AgentsView(QWidget):
             box.currentIndexChanged.connect(lambda _i, b=box, v=values: self._choice_changed(b, v))
         for edit in self.texts.values():
             edit.returnPressed.connect(self.filterChanged)
+        self.with_servers.toggled.connect(lambda _on: self.filterChanged.emit())
         self.clear.clicked.connect(self.clear_filters)
 
     def _choice_changed(self, box: QComboBox, values: tuple[str, ...]) -> None:
@@ -233,22 +244,29 @@ class AgentsView(QWidget):
             value = box.currentData()
             return value if isinstance(value, str | tuple) and value != SEVERAL else None
 
-        return vm.AgentFilter(type=chosen(self.type), governed=self.governed.currentData(),
+        kind = chosen(self.type)
+        if kind is None and not self.with_servers.isChecked() and self._shown.parent is None:
+            kind = vm.AGENT_TYPES  # agents first; an agent's own servers (parent) are listed whatever their type
+        return vm.AgentFilter(type=kind, governed=self.governed.currentData(),
                               flag=chosen(self.flag), triage_state=self.triage_state.currentData(),
                               q=self.search.text().strip() or None, device=text("device"), user=text("user"),
                               provider=text("provider"), signature=text("signature"), owner=text("owner"),
-                              min_risk=self.min_risk.currentData(), state=self._shown.state)
+                              min_risk=self.min_risk.currentData(), state=self._shown.state,
+                              parent=self._shown.parent)
 
-    def set_filter(self, new: vm.AgentFilter) -> None:
-        """Show a filter in the widgets (e.g. from a click on the overview) and apply it once."""
+    def set_filter(self, new: vm.AgentFilter, parent_name: str = "") -> None:
+        """Show a filter in the widgets (e.g. from a click on the overview) and apply it once; a filter on
+        an agent's servers (``parent``) is named after that agent, ``parent_name``."""
         widgets = [self.search, self.type, self.governed, self.flag, self.triage_state, self.min_risk,
-                   *self.texts.values()]
+                   self.with_servers, *self.texts.values()]
         self._shown = new
         for widget in widgets:
             widget.blockSignals(True)
         try:
             self.search.setText(new.q or "")
-            for box, value in ((self.type, new.type), (self.governed, new.governed), (self.flag, new.flag),
+            # the agents-first filter shows as "Any type" unticked; no type at all lists the servers too
+            self.with_servers.setChecked(new.type is None)
+            for box, value in ((self.type, None if new.agents_first else new.type), (self.governed, new.governed), (self.flag, new.flag),
                                (self.triage_state, new.triage_state), (self.min_risk, new.min_risk)):
                 _choose(box, value)
             for key, edit in self.texts.items():
@@ -256,10 +274,14 @@ class AgentsView(QWidget):
         finally:
             for widget in widgets:
                 widget.blockSignals(False)
+        self.parent_note.setVisible(new.parent is not None)
+        self.parent_note.setText(f"Servers of {parent_name or new.parent}" if new.parent is not None else "")
+        self.parent_note.setToolTip(tooltip("The MCP servers and sub-agents this agent started or declares. "
+                                            "Clear filters lists every agent again."))
         self.filterChanged.emit()
 
     def clear_filters(self) -> None:
-        self.set_filter(vm.AgentFilter())
+        self.set_filter(vm.AGENTS_ONLY)
 
     def show_count(self, count: int | None, loaded: int) -> None:
         if count is None:
@@ -271,18 +293,6 @@ class AgentsView(QWidget):
             self.count.setToolTip("")
             self.count.setText(f"{count:,} agent{'s' if count != 1 else ''} match"
                                + (f" ({loaded:,} loaded)" if loaded < count else ""))
-
-    def show_fleet_counts(self, by_type: dict[str, int], governed: int, ungoverned: int) -> None:
-        """Fleet-wide counts beside the choices (from the overview), so a filter's size shows before it is chosen."""
-        for i in range(self.type.count()):
-            key = self.type.itemData(i)
-            if isinstance(key, str) and key in vm.TYPE_LABELS:  # not "Several…" nor a chosen several
-                self.type.setItemText(i, f"{vm.TYPE_LABELS[key]} ({by_type.get(key, 0):,})")
-        for i in range(self.governed.count()):
-            value = self.governed.itemData(i)
-            if value is not None:
-                label, n = ("Governed", governed) if value else ("Ungoverned", ungoverned)
-                self.governed.setItemText(i, f"{label} ({n:,})")
 
     def build_columns_menu(self, choice: vm.ColumnChoice) -> None:
         self.columns_menu.clear()

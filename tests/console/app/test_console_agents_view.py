@@ -22,8 +22,8 @@ def test_first_page_then_more_pages_on_demand(make_console: Any, qtbot: Any, mod
                                               collector: support.RunningCollector) -> None:
     console = make_console(page_size=50)
     modeltest(console.agents.model)
-    total = collector.get("/api/v1/agents", limit=1)["count"]
-    assert console.agents.model.rowCount() % 50 == 0 and console.agents.roster.count == total > 100
+    total = collector.get("/api/v1/agents", type=list(vm.AGENT_TYPES), limit=1)["count"]  # agents first
+    assert console.agents.model.rowCount() % 50 == 0 and console.agents.roster.count == total > 50
     assert console.agents.model.rowCount() < total  # pages come on demand, not all at once
     while console.agents.model.canFetchMore() or console.agents.roster.loading:
         console.agents.model.fetchMore()
@@ -53,8 +53,8 @@ def test_filters_are_applied_by_the_collector(make_console: Any, qtbot: Any, mod
     view.search.setText("zoe-laptop")
     view.type.setCurrentIndex(0)
     qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.q == "zoe-laptop", timeout=10_000)
-    assert {a.id for a in console.agents.roster.rows} == {"known-claude", "known-github-mcp", "known-script"}
-    assert view.count.text() == "3 agents match"
+    assert {a.id for a in console.agents.roster.rows} == {"known-claude", "known-script"}  # agents first
+    assert view.count.text() == "2 agents match"
     view.set_filter(vm.AgentFilter(device=collector.known_device, flag="autonomous"))
     qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.flag == "autonomous", timeout=10_000)
     assert [a.id for a in console.agents.roster.rows] == ["known-claude"]
@@ -114,18 +114,6 @@ def test_keyboard_moves_through_rows_and_opens_the_detail(make_console: Any, qtb
                     and console.window.detail.detail.agent.key == second.key, timeout=10_000)
 
 
-def test_the_filter_bar_shows_fleet_counts_beside_the_choices(make_console: Any, qtbot: Any,
-                                                               collector: support.RunningCollector) -> None:
-    console = make_console()
-    qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
-    overview = collector.get("/api/v1/overview")
-    runtimes = next(c["count"] for c in overview["by_type"] if c["key"] == "runtime")
-    view = console.window.agents
-    assert view.type.itemText(view.type.findData("runtime")) == f"Runtime ({runtimes:,})"
-    ungoverned = next(c["count"] for c in overview["by_governed"] if c["key"] == "ungoverned")
-    assert view.governed.itemText(view.governed.findData(False)) == f"Ungoverned ({ungoverned:,})"
-
-
 def test_keyboard_reaches_every_tab_and_the_search(make_console: Any, qtbot: Any) -> None:
     console = make_console()
     window = console.window
@@ -139,7 +127,7 @@ def test_keyboard_reaches_every_tab_and_the_search(make_console: Any, qtbot: Any
     qtbot.keyClicks(window.agents.search, "zoe-laptop")
     qtbot.keyClick(window.agents.search, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: loaded(console) and console.agents.roster.filter.q == "zoe-laptop", timeout=10_000)
-    assert console.agents.roster.count == 3
+    assert console.agents.roster.count == 2  # the agents; their tool server is listed under Claude Code
 
 
 def test_window_layout_is_remembered(make_console: Any, qtbot: Any) -> None:
