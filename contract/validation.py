@@ -22,7 +22,7 @@ from contract.bounds import Default, Doc, Length, Pattern, Range, Strip
 __all__ = [
     "DEVICE_STATUS", "ENROLL_REQUEST", "REGISTRATION_REQUEST", "REPORT", "SCAN",
     "BusinessProcess", "Config", "CredentialRef", "DeviceStatus", "Endpoint", "EnrollRequest", "EnrollResponse",
-    "Evidence", "Item", "McpServer", "Name", "Process", "Purpose", "RegistrationRequest", "Report", "ReportAck",
+    "Evidence", "Item", "McpServer", "Name", "Process", "Project", "Purpose", "RegistrationRequest", "Report", "ReportAck",
     "ScanDocument", "SightingId", "checked", "report_json_schema", "scan_json_schema",
 ]
 
@@ -92,11 +92,20 @@ if TYPE_CHECKING:
     from contract.enroll import EnrollRequest, EnrollResponse
     from contract.registration import BusinessProcess, Item, Name, Purpose, RegistrationRequest, SightingId
     from contract.report import DeviceStatus, Report, ReportAck
-    from contract.scan import Config, CredentialRef, Endpoint, Evidence, McpServer, Process, ScanDocument
+    from contract.scan import (
+        Config,
+        CredentialRef,
+        Endpoint,
+        Evidence,
+        McpServer,
+        Process,
+        Project,
+        ScanDocument,
+    )
 else:
-    ScanDocument, Process, Config, McpServer, Endpoint, CredentialRef, Evidence = (
+    ScanDocument, Process, Config, McpServer, Endpoint, CredentialRef, Evidence, Project = (
         checked(t) for t in (scan.ScanDocument, scan.Process, scan.Config, scan.McpServer, scan.Endpoint,
-                             scan.CredentialRef, scan.Evidence))
+                             scan.CredentialRef, scan.Evidence, scan.Project))
     Report, ReportAck, DeviceStatus = (checked(t) for t in (report.Report, report.ReportAck, report.DeviceStatus))
     EnrollRequest, EnrollResponse = checked(enroll.EnrollRequest), checked(enroll.EnrollResponse)
     RegistrationRequest = checked(registration.RegistrationRequest)

@@ -136,7 +136,10 @@ def _material(doc: dict[str, Any]) -> list[Any]:
     """The detail sections as far as history cares: endpoints by (host, port, provider, via) only, since
     their counters move with every call."""
     endpoints = [(e["host"], e["port"], e["provider"], e["via"]) for e in doc["endpoints"]]
-    return [endpoints if s == "endpoints" else doc[s] for s in SECTIONS]
+    sections = [endpoints if s == "endpoints" else doc[s] for s in SECTIONS]
+    # an enterprise agent's project is one more, last, and only when there is one: the checksums of every
+    # other sighting stay what they were before projects were reported
+    return [*sections, doc["project"]] if doc.get("project") else sections
 
 
 def section_checksums(doc: dict[str, Any]) -> str:
@@ -221,10 +224,11 @@ def scrubbed(doc: dict[str, Any]) -> dict[str, Any]:
     # that held it (so it has the words), only a key shape there counts. Configs' paths and endpoints' hosts
     # are scrubbed with the rest, not searched.
     if not (redactor.might_hold_secret(orjson.dumps([doc["name"], doc["processes"], doc["mcp_servers"],
-                                                     doc["evidence"]]).decode())
+                                                     doc["evidence"], doc.get("project")]).decode())
             or doc["credentials"] and redactor.holds_key_shape(orjson.dumps(doc["credentials"]).decode())):
         return doc
-    return {**doc, "name": redactor.text(doc["name"]), **_scrub({s: doc[s] for s in SECTIONS}, redactor)}
+    project = {"project": _scrub(doc["project"], redactor)} if doc.get("project") else {}
+    return {**doc, "name": redactor.text(doc["name"]), **_scrub({s: doc[s] for s in SECTIONS}, redactor), **project}
 
 
 def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: str, policy: governance.Policy,
@@ -244,13 +248,13 @@ def prepare(sightings: Sequence[dict[str, Any]], *, device_id: str, hostname: st
             "confidence": float(doc["confidence"]), "parent": doc["parent"], "hostname": hostname,
             "governed": verdict.governed, "flags": orjson.dumps(verdict.flags).decode(),
             "providers": orjson.dumps(providers).decode(), "fingerprints": orjson.dumps(fingerprints).decode(),
-            "detail": orjson.dumps({**{s: doc[s] for s in SECTIONS},
+            "detail": orjson.dumps({**{s: doc[s] for s in SECTIONS}, "project": doc.get("project"),
                                     governance.DEVICE_FLAGS: device_flags}).decode(),
             "section_checksums": section_checksums(doc),
             "first_seen": parse_time(doc["first_seen"], now), "last_seen": parse_time(doc["last_seen"], now),
             "recorded_at": now, "updated_at": now, "gone": False, "gone_at": None, "touched": touched,
             "risk": governance.risk_of(verdict.flags), "servers": len(doc["mcp_servers"]),
-            "reach": governance.reach_of(doc["mcp_servers"]),
+            "reach": governance.reach_of(doc["mcp_servers"]) + project_words(doc.get("project")),
         })  # fmt: skip
         out.tags[doc["id"]] = tags_of(verdict.flags, providers)
         out.docs[doc["id"]] = doc
@@ -266,6 +270,15 @@ def prepare_report(report: Mapping[str, Any], policy: governance.Policy, now: fl
     return prepared
 
 
+def project_words(project: Mapping[str, Any] | None) -> str:
+    """What free text finds an enterprise agent by beyond its name (which holds its project's folder and
+    entry): its framework and the workflows of a platform, lower-cased, after the MCP servers' words."""
+    if not project:
+        return ""
+    words = [project.get("framework"), *(w.get("name") for w in project.get("workflows") or [])]
+    return "".join(f" {w.lower()}" for w in dict.fromkeys(w for w in words if isinstance(w, str) and w))[:2000]
+
+
 def tags_of(flags: Iterable[str], providers: Iterable[str]) -> list[tuple[str, str]]:
     return [("flag", f) for f in flags] + [("provider", p) for p in providers]
 
@@ -278,6 +291,9 @@ def changed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]
     old_sums, new_sums = old["section_checksums"].split("."), new["section_checksums"].split(".")
     if old_sums[0] != new_sums[0]:
         fields += [s for s, a, b in zip(SECTIONS, old_sums[1:], new_sums[1:], strict=False) if a != b]
+        # the project's checksum follows the sections' when the sighting has one (_material)
+        if old_sums[len(SECTIONS) + 1:] != new_sums[len(SECTIONS) + 1:]:
+            fields.append("project")
     return fields or None
 
 
