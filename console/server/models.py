@@ -745,4 +745,3 @@ class OverviewPublic(SQLModel):
 
 
 SightingDetail.model_rebuild()  # its actions and registration are defined further down
-
