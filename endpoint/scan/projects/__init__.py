@@ -10,7 +10,7 @@ own site-packages or the project's node_modules, the native extensions the proce
 model names and statically declared tools in the code it read. A workflow platform (n8n, Flowise,
 Langflow) is read through its own store instead: its flows with AI agent nodes (``n8n``, ``flows``). A
 chrooted process is read below its root as this host reaches it; one in another mount namespace (a
-container) is not read at all.
+container) through ``/proc/PID/root``, every symlink resolved inside that root (``containers.InRoot``).
 
 Every read is ``endpoint.scan.safeio``'s (regular files only, no symlink out of the folder the file
 belongs to, a size cap per file), only of files the process's owner or root owns, and bounded in files,
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from endpoint.scan import safeio
+from endpoint.scan.containers import InRoot
 from endpoint.scan.evidence import ProcessRecord, Project
 from endpoint.scan.relevance import LLM_SDK_MODULES, program_name
 
@@ -122,8 +123,10 @@ class Reads:
     """
 
     def __init__(self, scan: Budget, uid: int | None, *, files: int = PROCESS_FILES, bytes_: int = PROCESS_BYTES,
-                 seconds: float = PROCESS_SECONDS, resolver: safeio.Resolver | None = None) -> None:
+                 seconds: float = PROCESS_SECONDS, resolver: safeio.Resolver | None = None,
+                 in_root: InRoot | None = None) -> None:
         self.scan = scan
+        self.in_root = in_root  # a container's root: its files are opened through it, links resolved inside
         self.uid = uid
         self.files = files
         self.bytes = bytes_
@@ -158,7 +161,10 @@ class Reads:
         if not self.left():
             return None
         try:
-            text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
+            if self.in_root is not None and self.in_root.inner(path) is not None:
+                text, owner = self.in_root.read_text_owned(path, boundary=boundary, limit=limit)
+            else:
+                text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
         except safeio.ReadRefused as exc:
             if exc.code != "not_found":
                 self.error(path, exc.code, exc.detail)
@@ -179,7 +185,12 @@ class Reads:
 
     def listing(self, folder: str) -> list[str]:
         """The names in ``folder`` (at most ``DIR_ENTRIES``); [] when it cannot be listed."""
-        names: list[str] = []
+        if self.in_root is not None and self.in_root.inner(folder) is not None:
+            names = self.in_root.listing(folder, DIR_ENTRIES)
+            if len(names) >= DIR_ENTRIES:
+                self.error(folder, "too_many_entries", f"over {DIR_ENTRIES} entries; the rest not listed")
+            return names
+        names = []
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
@@ -250,11 +261,13 @@ class ProjectReader:
             except OSError:
                 cwd = ""
         inside = root_of(record.pid) if self.proc_roots else ""
-        if inside is None:
-            return None  # another mount namespace (a container): its paths name no file we can check from here
+        walled: InRoot | None = None
+        if inside is None:  # another mount namespace (a container): read through its root, links resolved there
+            walled = InRoot(record.pid)
+            inside = walled.prefix
         if inside:
             record, cwd = in_root(record, inside), cwd if safeio.is_within(cwd, inside) else inside + cwd
-        reads = Reads(self.budget, record.uid, resolver=self.resolver)
+        reads = Reads(self.budget, record.uid, resolver=self.resolver, in_root=walled)
         from endpoint.scan.projects import flows, n8n
 
         platform = ("n8n" if kind == "node" and n8n.runs_n8n(record) else
@@ -282,9 +295,10 @@ class ProjectReader:
         errors = list(reads.errors)
         if reads.error_count > len(errors):
             errors.append(("project", "more_errors", f"{reads.error_count - len(errors)} more not listed"))
-        return Project(kind, found.root, found.entry, tuple(_unique(found.imports)[:MAX_IMPORTS]),
-                       tuple(_unique(found.packages)), native, tuple(reads.models), tuple(reads.tools),
-                       tuple(errors), tuple(found.workflows), found.platform)
+        project = Project(kind, found.root, found.entry, tuple(_unique(found.imports)[:MAX_IMPORTS]),
+                          tuple(_unique(found.packages)), native, tuple(reads.models), tuple(reads.tools),
+                          tuple(errors), tuple(found.workflows), found.platform)
+        return project if walled is None else as_inside(project, walled.prefix)
 
 
 PROC = "/proc"
@@ -326,15 +340,34 @@ def in_root(record: ProcessRecord, inside: str) -> ProcessRecord:
         env["PYTHONPATH"] = os.pathsep.join(host(p) for p in env["PYTHONPATH"].split(os.pathsep))
     return ProcessRecord(record.pid, record.ppid, record.name, host(record.exe) if record.exe else record.exe,
                          [host(a) if a.startswith("/") else a for a in record.cmdline], record.user, record.uid,
-                         record.create_time, record.env_keys, env, record.credentials, record.cwd)
+                         record.create_time, record.env_keys, env, record.credentials, record.cwd,
+                         container=record.container)
+
+
+def as_inside(project: Project, prefix: str) -> Project:
+    """``project`` with the paths read through a container's root (``/proc/PID/root/app``) named as the
+    container names them (``/app``): the prefix is this scan's way in, not where the project is."""
+
+    def inner(path: str) -> str:
+        return (path[len(prefix):] or "/") if path == prefix or path.startswith(prefix + "/") else path
+
+    return project._replace(
+        root=inner(project.root), entry=inner(project.entry),
+        imports=tuple((m, inner(f)) for m, f in project.imports),
+        packages=tuple((e, n, v, inner(w)) for e, n, v, w in project.packages),
+        errors=tuple((inner(w), c, d.replace(prefix + "/", "/")) for w, c, d in project.errors))
 
 
 def language(record: ProcessRecord) -> Literal["python", "node"] | None:
-    """"python" or "node" when the process is that interpreter (by its executable or argv[0])."""
-    names = {program_name(record.exe)} if record.exe else set()
-    if record.cmdline:
-        names.add(program_name(record.cmdline[0].split(" ", 1)[0]))
-    names.add(program_name(record.name))
+    """"python" or "node" when the process is that interpreter: by its executable where it can be read
+    (argv[0] is whatever the parent chose: a ``sleep`` named "python3" runs no project), else by argv[0]
+    and its name."""
+    if record.exe:
+        names = {program_name(record.exe)}
+    else:
+        names = {program_name(record.name)}
+        if record.cmdline:
+            names.add(program_name(record.cmdline[0].split(" ", 1)[0]))
     if names & set(PYTHONS):
         return "python"
     if names & set(NODES) or names & {"npm", "npx", "tsx"}:
