@@ -80,7 +80,8 @@ def test_hostile_markup_is_shown_as_text_everywhere(make_console: Any, qtbot: An
     console = make_console(token=hostile.admin, url=hostile.url)
     window = console.window
 
-    # the roster: every row's tooltip
+    # the roster: every row's tooltip (the agent and its tool server)
+    window.agents.with_servers.setChecked(True)
     qtbot.waitUntil(lambda: len(console.agents.roster.rows) == 2, timeout=10_000)
     assert hostile_tooltips(console.agents.model) >= 4
 
@@ -158,6 +159,7 @@ def test_hostile_markup_stays_text_in_the_overview_fleet_and_menus(make_console:
     assert hostile_tooltips(window.overview.riskiest) >= 3
     assert window.overview.riskiest_table.sizeHintForRow(0) < 200  # no 4,000-pixel image laid out
     # the roster's context menu names the device as written, & and all
+    window.agents.with_servers.setChecked(True)
     qtbot.waitUntil(lambda: len(console.agents.roster.rows) == 2, timeout=10_000)
     menu = console.agents.context_menu([console.agents.roster.rows[0]])
     opener = next(a for a in menu.actions() if a.text().startswith("Show every agent on "))
@@ -167,6 +169,14 @@ def test_hostile_markup_stays_text_in_the_overview_fleet_and_menus(make_console:
     console.agents.save_view(HOSTILE, console.window.agents.current_filter())
     names = [a.text() for a in window.agents.views_menu.actions()]
     assert HOSTILE in names
+    # an agent's servers, listed under its name as written
+    agent = next(a for a in console.agents.roster.rows if a.id == "hostile-agent")
+    console.agents.show_servers(agent)
+    qtbot.waitUntil(lambda: console.agents.roster.filter.parent == "hostile-agent"
+                    and console.agents.roster.count == 1 and not console.agents.roster.loading, timeout=10_000)
+    assert window.agents.parent_note.textFormat() == Qt.TextFormat.PlainText
+    assert window.agents.parent_note.text() == f"Servers of {HOSTILE}"
+    assert window.agents.parent_note.sizeHint().width() < 2000
     # the fleet: its rows' tooltips
     assert window.fleet.model.rowCount() >= 1
     hostile_tooltips(window.fleet.model)
