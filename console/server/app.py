@@ -40,6 +40,7 @@ from console.server.routes import (
     policy,
     registrations,
     reports,
+    timeline,
     triage,
 )
 from console.server.settings import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                    policy.router, admin.router, health.router, triage.router, registrations.router, me.router):
         app.include_router(router)
     app.include_router(inbox.router)
+    app.include_router(timeline.router)
     app.add_middleware(BodyLimit, report_path=f"{API}/reports", report_limit=settings.max_report_bytes,
                        default_limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Connection, select, tuple_
 
 from console import governance
-from console.server import auth, ingest, triage
+from console.server import auth, ingest, timeline, triage
 from console.server.ingest import CORE, DeviceMismatch, InvalidDeviceKey, Outcome, Prepared
 from console.server.models import Sighting, SightingHistory, SightingTag, claimed_identifier
 
@@ -252,6 +252,7 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now:
     # an admin's approval or an employee's registration outranks the policy alone
     triage.adjust_at_ingest(cur.cursor, cur.pg, device_id, prepared.rows, prepared.tags, prepared.docs, policy)
     history = _write_sightings(cur, device_id, prepared, report, now)
+    timeline.record(cur.cursor, cur.pg, device_id, prepared.docs, prepared.rows, history, now)  # changed ones only
     # a snapshot's sightings are those every part of it carried: the first part's count and on
     since = device["snapshot_from"] if report.get("part", 1) > 1 else touched
     last_part = report.get("part", 1) == report.get("parts", 1)

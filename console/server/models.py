@@ -745,3 +745,39 @@ class OverviewPublic(SQLModel):
 
 
 SightingDetail.model_rebuild()  # its actions and registration are defined further down
+
+
+# -- intent over time: the behaviour timeline and drift events (console/server/timeline.py) -----------
+
+
+class BehaviourFact(SQLModel, table=True):
+    """One thing a sighting was seen doing (``kind``: provider, mcp_server, system, autonomy), from when
+    to when; ``gone_at`` once a later report no longer shows it."""
+
+    __tablename__ = "behaviour_fact"
+
+    device_id: str = Field(primary_key=True, max_length=32)
+    sighting_id: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(primary_key=True, max_length=16)
+    value: str = Field(primary_key=True, max_length=512)
+    first_seen: float
+    last_seen: float
+    gone_at: float | None = None
+
+
+class DriftEvent(SQLModel, table=True):
+    """A governed sighting doing more than its declaration covers: what it added (JSON), since when, and how
+    it ended (``accepted`` by an admin, ``resolved`` when the agent went back inside its declaration)."""
+
+    __tablename__ = "drift_event"
+    __table_args__ = (Index("ix_drift_event_sighting", "device_id", "sighting_id", "status"),
+                      Index("ix_drift_event_began", "began_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(max_length=32)
+    sighting_id: str = Field(max_length=128)
+    began_at: float
+    added: str = Field(default="", sa_type=Text)
+    status: str = Field(default="open", max_length=16)
+    ended_at: float | None = None
+    ended_by: str | None = Field(default=None, max_length=128)

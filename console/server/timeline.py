@@ -1,0 +1,325 @@
+"""Intent over time: each sighting's behaviour as a timeline of facts, and drift as events.
+
+A fact is one thing a sighting was seen doing: a ``provider`` it calls, an ``mcp_server`` it has (the
+"tools" a declaration names), a ``system`` it reaches (the host of a remote tool server's URL, or a data
+system an MCP server's arguments name, such as ``postgresql://db.internal/payroll``), and its
+``autonomy`` (autonomous or supervised). Each has a first_seen, a last_seen and, once a report no longer
+shows it, a gone_at. Facts are written at ingest only for the sightings whose document changed
+(``record``, one call from ``ingest_store``); a present fact's last_seen as the API answers it is the
+sighting's own last_seen, so a report that changes nothing writes nothing here.
+
+A drift event opens when a changed sighting carries ``drift`` (governance: it does more than its approved
+registration declares, or than it did when an admin approved it): it holds exactly what was added
+(providers, MCP servers, systems outside the declared data systems, autonomy) and when it began. Later
+additions join the open event; it is ``resolved`` when the sighting goes back inside its declaration, or
+``accepted`` by an admin (``accept``), which widens the declaration to cover it, audited as a triage
+action (``accept_drift``), and re-assesses the sighting.
+
+Values come from the collector's stored, already scrubbed documents; a URL is kept only as scheme, host
+and database (never its user, password or query), so a fact never holds a credential.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import Connection, insert, select, update
+
+from console import governance
+from console.server import triage
+from console.server.models import (
+    BehaviourFact,
+    DriftEvent,
+    Registration,
+    SightingTriage,
+    TriageAction,
+    TriageBatch,
+    TriageUndo,
+)
+from contract.registration import MAX_ITEMS
+
+F = BehaviourFact.__table__  # type: ignore[attr-defined]
+E = DriftEvent.__table__  # type: ignore[attr-defined]
+R = Registration.__table__  # type: ignore[attr-defined]
+T = SightingTriage.__table__  # type: ignore[attr-defined]
+A = TriageAction.__table__  # type: ignore[attr-defined]
+B = TriageBatch.__table__  # type: ignore[attr-defined]
+U = TriageUndo.__table__  # type: ignore[attr-defined]
+
+KINDS = ("provider", "mcp_server", "system", "autonomy")
+#: what a drift event can hold, in the order the API and the console name them
+ADDED = ("providers", "mcp_servers", "systems", "autonomy")
+MAX_VALUE = 512
+MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
+#: URL schemes of data systems an MCP server's arguments can name
+DATA_SCHEMES = frozenset({"postgres", "postgresql", "mysql", "mariadb", "mongodb", "mongodb+srv", "redis",
+                          "rediss", "sqlserver", "mssql", "snowflake", "clickhouse", "oracle", "jdbc"})
+
+# -- what a document shows ---------------------------------------------------------------------------
+
+
+def facts_of(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The behaviour facts one (scrubbed) sighting document shows: ``[(kind, value), ...]``, sorted."""
+    servers = [s for s in doc.get("mcp_servers") or [] if isinstance(s, Mapping)]
+    facts = {("provider", p) for p in governance.providers_of(doc.get("endpoints") or [])}
+    facts |= {("mcp_server", t) for t in governance.tools_of(servers)}
+    facts |= {("system", s) for s in systems_of(servers)}
+    flags = doc.get("flags") or []
+    facts.add(("autonomy", "autonomous" if "autonomous" in flags else "supervised"))
+    return sorted((k, v[:MAX_VALUE]) for k, v in facts if v)[:MAX_FACTS]
+
+
+def systems_of(servers: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The systems MCP servers reach: a remote server's host, and each data system URL in the arguments
+    (``scheme://host/database``), lower-cased, without user, password, port or query."""
+    found: set[str] = set()
+    for server in servers:
+        url = server.get("url")
+        if isinstance(url, str) and (host := _host(url)):
+            found.add(host)
+        args = server.get("args")
+        for arg in args if isinstance(args, list) else ():
+            if isinstance(arg, str) and (system := _data_system(arg)):
+                found.add(system)
+    return sorted(found)
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # a malformed port or bracket: no host to name
+        return ""
+
+
+def _data_system(arg: str) -> str:
+    match = re.match(r"([a-z][a-z0-9+.-]*)://", arg.strip(), re.IGNORECASE)
+    if match is None or match.group(1).lower() not in DATA_SCHEMES:
+        return ""
+    scheme = match.group(1).lower()
+    host = _host(arg.strip())
+    try:
+        database = urlsplit(arg.strip()).path.strip("/").split("/")[0]
+    except ValueError:
+        return ""
+    return f"{scheme}://{host}/{database}".lower() if host else ""
+
+
+# -- at ingest -----------------------------------------------------------------------------------------
+
+_SQL = {
+    "upsert": "INSERT INTO behaviour_fact (device_id, sighting_id, kind, value, first_seen, last_seen, gone_at) "
+              "VALUES (:device_id, :sighting_id, :kind, :value, :now, :now, NULL) "
+              "ON CONFLICT (device_id, sighting_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, "
+              "gone_at = NULL",
+    "gone": "UPDATE behaviour_fact SET gone_at = :now WHERE device_id = :device_id AND sighting_id = :sighting_id "
+            "AND gone_at IS NULL AND last_seen < :now",
+    "open": "SELECT id, sighting_id, added FROM drift_event WHERE device_id = :device_id AND status = 'open'",
+    "standing": "SELECT approval, registration FROM sighting_triage WHERE device_id = :device_id "
+                "AND sighting_id = :sighting_id",
+    "systems": "SELECT data_systems FROM registration WHERE id = :id",
+    "new_event": "INSERT INTO drift_event (device_id, sighting_id, began_at, added, status) "
+                 "VALUES (:device_id, :sighting_id, :now, :added, 'open')",
+    "grow_event": "UPDATE drift_event SET added = :added WHERE id = :id",
+    "end_event": "UPDATE drift_event SET status = 'resolved', ended_at = :now WHERE id = :id",
+}  # fmt: skip
+_PG_SQL = {name: re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement) for name, statement in _SQL.items()}
+
+
+def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str, Any]],
+           rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]], now: float) -> None:
+    """Write the facts of the sightings a report changed (``history``'s new and changed entries), mark the
+    facts they no longer show gone, and open, grow or resolve their drift events.
+
+    ``cursor`` is the driver's cursor inside the ingest transaction; nothing runs when no sighting changed.
+    """
+    changes = {h["sighting_id"]: h["change"] for h in history if h["change"] in ("new", "changed")}
+    if not changes:
+        return
+    sql = _PG_SQL if pg else _SQL
+    facts = [{"device_id": device_id, "sighting_id": sid, "kind": kind, "value": value, "now": now}
+             for sid in changes for kind, value in facts_of(docs[sid])]
+    cursor.executemany(sql["upsert"], facts)
+    # a new sighting has no facts from before to leave behind
+    before = [{"device_id": device_id, "sighting_id": sid, "now": now} for sid, c in changes.items() if c == "changed"]
+    if before:
+        cursor.executemany(sql["gone"], before)
+    drifting = {r["id"] for r in rows if r["id"] in changes and "drift" in orjson.loads(r["flags"])}
+    cursor.execute(sql["open"], {"device_id": device_id})
+    open_events = {sid: (event_id, orjson.loads(added)) for event_id, sid, added in cursor.fetchall()}
+    for sid in changes:
+        event = open_events.get(sid)
+        if sid not in drifting:
+            if event is not None:
+                cursor.execute(sql["end_event"], {"id": event[0], "now": now})
+            continue
+        cursor.execute(sql["standing"], {"device_id": device_id, "sighting_id": sid})
+        standing = cursor.fetchone()
+        if standing is None:
+            continue
+        declared = _declared_systems(cursor, sql, standing[1])
+        added = difference(facts_of(docs[sid]), standing[0], standing[1], declared)
+        if not any(added.values()):
+            continue
+        if event is None:
+            cursor.execute(sql["new_event"], {"device_id": device_id, "sighting_id": sid, "now": now,
+                                              "added": orjson.dumps(added).decode()})
+        elif (grown := merge(event[1], added)) != event[1]:
+            cursor.execute(sql["grow_event"], {"id": event[0], "added": orjson.dumps(grown).decode()})
+
+
+def _declared_systems(cursor: Any, sql: Mapping[str, str], registration: str) -> list[str] | None:
+    """The data systems the approved registration declares (None: no approved registration)."""
+    summary = orjson.loads(registration) if registration else None
+    if not summary or summary.get("status") != "approved":
+        return None
+    cursor.execute(sql["systems"], {"id": summary["id"]})
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    value = row[0]
+    systems = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return [s for s in systems or [] if isinstance(s, str)]
+
+
+def difference(facts: Iterable[tuple[str, str]], approval: str, registration: str,
+               declared_systems: list[str] | None) -> dict[str, Any]:
+    """What the facts add beyond the declarations that hold the sighting (its approved registration's, and
+    what it did when an admin approved it), as governance judges drift; systems are judged against the
+    registration's data systems (a declared ``payroll`` covers ``postgresql://db.internal/payroll``)."""
+    standing = triage.standing_of(approval, registration)
+    held = [d for d in ((standing.declaration if standing.registration == "approved" else None), standing.approval)
+            if d is not None]
+    by_kind: dict[str, list[str]] = {k: [] for k in KINDS}
+    for kind, value in facts:
+        by_kind.setdefault(kind, []).append(value)
+    added: dict[str, Any] = {
+        "providers": sorted({p for p in by_kind["provider"] for d in held if p not in d.providers}),
+        "mcp_servers": sorted({t for t in by_kind["mcp_server"] for d in held if t not in d.tools}),
+        "systems": [] if declared_systems is None else
+        [s for s in by_kind["system"] if not _covers(declared_systems, s)],
+        "autonomy": "autonomous" in by_kind["autonomy"] and any(not d.autonomous for d in held),
+    }
+    return added
+
+
+def _covers(declared: Iterable[str], system: str) -> bool:
+    """Whether a declared data system names this one: the whole of it, its host or its database."""
+    parts = urlsplit(system) if "://" in system else None
+    names = {system}
+    if parts is not None:
+        names |= {parts.hostname or "", parts.path.strip("/")}
+    names.discard("")
+    return any(d.strip().lower() in names for d in declared)
+
+
+def merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """An open event's additions with the new ones joined in (what it added first stays)."""
+    merged: dict[str, Any] = {k: sorted(set(old.get(k) or []) | set(new.get(k) or []))
+                              for k in ADDED if k != "autonomy"}
+    merged["autonomy"] = bool(old.get("autonomy")) or bool(new.get("autonomy"))
+    return {k: merged[k] for k in ADDED}
+
+
+def describe(added: Mapping[str, Any]) -> str:
+    """One line for the audit log and the console: ``providers openai; MCP servers slack``."""
+    parts = [f"{label} {', '.join(added[k])}" for k, label in
+             (("providers", "providers"), ("mcp_servers", "MCP servers"), ("systems", "systems")) if added.get(k)]
+    if added.get("autonomy"):
+        parts.append("runs autonomously")
+    return "; ".join(parts) or "nothing"
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+
+def facts(conn: Connection, key: triage.Key) -> list[dict[str, Any]]:
+    """A sighting's facts, oldest first (present ones before gone ones of the same start)."""
+    rows = conn.execute(select(F).where(F.c.device_id == key[0], F.c.sighting_id == key[1])
+                        .order_by(F.c.first_seen, F.c.kind, F.c.value)).mappings()
+    return [dict(r) for r in rows]
+
+
+def events(conn: Connection, key: triage.Key | None = None, since: float | None = None,
+           limit: int = 500) -> list[dict[str, Any]]:
+    """Drift events, newest first: one sighting's, or the fleet's since a time."""
+    query = select(E).order_by(E.c.began_at.desc(), E.c.id.desc()).limit(limit)
+    if key is not None:
+        query = query.where(E.c.device_id == key[0], E.c.sighting_id == key[1])
+    if since is not None:
+        query = query.where(E.c.began_at >= since)
+    return [{**r, "added": orjson.loads(r["added"])} for r in conn.execute(query).mappings()]
+
+
+# -- accepting the new behaviour ---------------------------------------------------------------------------
+
+
+def accept(conn: Connection, key: triage.Key, event_id: int, actor: str, now: float | None = None) -> dict[str, Any]:
+    """Widen the declaration that holds the sighting to cover what the event added, audit it as a triage
+    action, close the event and re-assess the sighting. Answers the event as it is now."""
+    now = time.time() if now is None else now
+    event = conn.execute(select(E).where(E.c.id == event_id)).mappings().first()
+    if event is None or (event["device_id"], event["sighting_id"]) != key:
+        raise triage.TriageError(404, "drift_event_not_found", id=event_id,
+                                 message=f"No drift event #{event_id} on this sighting.")
+    if event["status"] != "open":
+        raise triage.TriageError(409, "drift_event_closed", status=event["status"],
+                                 message=f"Drift event #{event_id} is {event['status']} already.")
+    added = orjson.loads(event["added"])
+    row = triage.triage_of(conn, key)
+    if row is None or not (row["approval"] or row["registration"]):
+        raise triage.TriageError(409, "nothing_declared", message="The sighting has no approval or approved "
+                                 "registration to widen: approve it or its registration instead.")
+    registration = orjson.loads(row["registration"]) if row["registration"] else None
+    if registration and registration["status"] == "approved":
+        _widen_registration(conn, int(registration["id"]), added)
+    approval = row["approval"]
+    if approval:
+        approval = _widen(orjson.loads(approval), added)
+        conn.execute(update(T).where(T.c.device_id == key[0], T.c.sighting_id == key[1])
+                     .values(approval=approval, updated_at=now))
+    note = f"accepted drift #{event_id}: {describe(added)}"
+    batch_id = conn.execute(insert(B).values(action="accept_drift", actor=actor, at=now, count=1, note=note)
+                            .returning(B.c.id)).scalar_one()
+    previous = {"state": row["state"], "owner": row["owner"], "approval": row["approval"]}
+    conn.execute(insert(U).values(batch_id=batch_id, device_id=key[0], sighting_id=key[1],
+                                  previous=orjson.dumps(previous).decode()))
+    conn.execute(insert(A).values(device_id=key[0], sighting_id=key[1], action="accept_drift", actor=actor, at=now,
+                                  note=note, batch_id=batch_id))
+    conn.execute(update(E).where(E.c.id == event_id).values(status="accepted", ended_at=now, ended_by=actor))
+    if registration and registration["status"] == "approved":
+        triage._refresh_registration(conn, key, now)  # stores the widened declaration, re-assesses
+    else:
+        triage.reassess(conn, [key])
+    return {**dict(event), "added": added, "status": "accepted", "ended_at": now, "ended_by": actor}
+
+
+def _widen(declaration: dict[str, Any], added: Mapping[str, Any]) -> str:
+    """An approval's declaration (providers, tools, autonomy) covering what was added, as JSON."""
+    widened = {**declaration,
+               "providers": sorted(set(declaration.get("providers") or []) | set(added["providers"])),
+               "tools": sorted(set(declaration.get("tools") or []) | set(added["mcp_servers"]))}
+    if added["autonomy"]:
+        widened["autonomy"] = "autonomous"
+    return orjson.dumps(widened).decode()
+
+
+def _widen_registration(conn: Connection, registration_id: int, added: Mapping[str, Any]) -> None:
+    row = conn.execute(select(R.c.providers, R.c.tools, R.c.data_systems).where(R.c.id == registration_id)).first()
+    if row is None:
+        return
+    providers = list(dict.fromkeys([*row[0], *added["providers"]]))
+    tools = list(dict.fromkeys([*row[1], *added["mcp_servers"]]))
+    systems = list(dict.fromkeys([*row[2], *added["systems"]]))
+    if max(len(providers), len(tools), len(systems)) > MAX_ITEMS:
+        raise triage.TriageError(409, "declaration_too_long", limit=MAX_ITEMS,
+                                 message=f"The registration would declare more than {MAX_ITEMS} items of one "
+                                         "kind: ask the employee to register the agent again instead.")
+    values: dict[str, Any] = {"providers": providers, "tools": tools, "data_systems": systems}
+    if added["autonomy"]:
+        values["autonomy"] = "autonomous"
+    conn.execute(update(R).where(R.c.id == registration_id).values(**values))
