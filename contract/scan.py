@@ -72,6 +72,18 @@ class Device(TypedDict):
     agentroster_version: str
 
 
+ContainerRuntime = Literal["docker", "podman", "containerd", "cri-o", "kubernetes", "buildkit"]
+
+
+class Container(TypedDict):
+    """The container a process runs in, as its cgroup names it and its runtime's metadata describes it."""
+
+    runtime: ContainerRuntime
+    id: Annotated[str, Pattern(r"^[0-9a-z]{20,64}$"), Doc("the container id its runtime gave it")]
+    name: Annotated[str, Doc("the container's name, \"\" when the runtime's metadata was not readable")]
+    image: Annotated[str, Doc("the image it was started from, \"\" when not known")]
+
+
 class Process(TypedDict):
     pid: Annotated[int, Range(0, PID_MAX)]
     ppid: Annotated[int, Range(0, PID_MAX)]
@@ -80,6 +92,8 @@ class Process(TypedDict):
     cmdline: Annotated[list[str], Doc("argv with every credential replaced by [REDACTED:kind]")]
     user: str
     started: float
+    container: NotRequired[Annotated[Container | None, Doc("the container it runs in (absent when none, and "
+                                                           "in older endpoints' reports)")]]
 
 
 class Config(TypedDict):

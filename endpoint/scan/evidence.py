@@ -92,11 +92,12 @@ class Project(NamedTuple):
 
 class ProcessRecord(SlotRecord):
     __slots__ = ("pid", "ppid", "name", "exe", "cmdline", "user", "uid", "create_time", "env_keys", "env_values",
-                 "credentials", "cwd", "project")
+                 "credentials", "cwd", "project", "container")
 
     def __init__(self, pid: int, ppid: int, name: str, exe: str, cmdline: list[str], user: str, uid: int | None,
                  create_time: float, env_keys: frozenset[str] = frozenset(), env_values: dict[str, str] | None = None,
-                 credentials: list[Credential] | None = None, cwd: str = "", project: Project | None = None) -> None:
+                 credentials: list[Credential] | None = None, cwd: str = "", project: Project | None = None,
+                 container: tuple[str, str, str, str] | None = None) -> None:
         self.pid = pid
         self.ppid = ppid
         self.name = name
@@ -110,6 +111,7 @@ class ProcessRecord(SlotRecord):
         self.credentials: list[Credential] = [] if credentials is None else credentials
         self.cwd = cwd  # read for interpreters only, to find the script they run
         self.project = project  # an interpreter's project, read with its details (``endpoint.scan.projects``)
+        self.container = container  # (runtime, id, name, image) it runs in (``endpoint.scan.containers``)
 
 
 class McpServerConfig(NamedTuple):

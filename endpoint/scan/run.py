@@ -300,7 +300,8 @@ def encode_processes(found: Processes) -> bytes:
     import marshal
 
     records = [(r.pid, r.ppid, r.name, r.exe, r.cmdline, r.user, r.uid, r.create_time, r.env_keys, r.env_values,
-                [tuple(c) for c in r.credentials], r.cwd, r.project.to_plain() if r.project else None)
+                [tuple(c) for c in r.credentials], r.cwd, r.project.to_plain() if r.project else None,
+                tuple(r.container) if r.container else None)
                for r in found.records]
     matched = [(pid, m.signature.id, m.rule, m.detail) for pid, m in found.matched.items()]
     return marshal.dumps((records, [tuple(e) for e in found.errors], matched))
@@ -314,8 +315,9 @@ def decode_processes(data: bytes, lib: Library) -> Processes:
 
     records_data, errors_data, matched_data = marshal.loads(data)  # from our own child
     records = [ProcessRecord(pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values,
-                             [Credential(*c) for c in creds], cwd, Project.from_plain(project) if project else None)
-               for pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values, creds, cwd, project
+                             [Credential(*c) for c in creds], cwd, Project.from_plain(project) if project else None,
+                             tuple(container) if container else None)
+               for pid, ppid, name, exe, cmdline, user, uid, started, env_keys, env_values, creds, cwd, project, container
                in records_data]
     return Processes(records, [ScanError(*e) for e in errors_data],
                      {pid: Match(lib.by_id[sig], rule, detail) for pid, sig, rule, detail in matched_data})

@@ -6,7 +6,7 @@ and name, an unknown program per user) and found again by it; ``to_dict`` gives 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, cast
 
 from endpoint.scan.credentials import redactor, sha256_hex
@@ -41,6 +41,13 @@ def combine(weights: Iterable[float]) -> float:
     for w in weights:
         miss *= 1.0 - w
     return round(1.0 - miss, 2)
+
+
+def container_dict(container: tuple[str, str, str, str], scrub: Callable[[str], str]) -> contract.Container:
+    """A process's container as the report carries it; its name and image are the runtime's metadata,
+    which whoever started it wrote: scrubbed and cut like any other name."""
+    runtime, ident, name, image = container
+    return {"runtime": cast("contract.ContainerRuntime", runtime), "id": ident, "name": short_text(scrub(name)), "image": short_text(scrub(image))}
 
 
 def short_text(text: str) -> str:
@@ -94,6 +101,15 @@ class Sighting:
             self.evidence[(kind, rule, detail)] = None
             self.weights.append(WEIGHTS.get(weight_key, 0.3))
 
+    @staticmethod
+    def _process(p: ProcessRecord, scrub: Callable[[str], str]) -> contract.Process:
+        process: contract.Process = {"pid": p.pid, "ppid": p.ppid, "name": scrub(p.name),
+                                     "exe": scrub(p.exe) if p.exe else p.exe, "cmdline": p.cmdline, "user": p.user,
+                                     "started": p.create_time}
+        if p.container:
+            process["container"] = container_dict(p.container, scrub)
+        return process
+
     def to_dict(self, seen_at: str) -> contract.Sighting:
         # names, paths and evidence details quote users' files and command lines (command lines came redacted)
         scrub = redactor().text
@@ -107,9 +123,7 @@ class Sighting:
             "running": bool(self.processes),
             "confidence": combine(self.weights),
             "parent": self.parent.id if self.parent else None,
-            "processes": [{"pid": p.pid, "ppid": p.ppid, "name": scrub(p.name), "exe": scrub(p.exe) if p.exe else p.exe,
-                           "cmdline": p.cmdline, "user": p.user, "started": p.create_time}
-                          for p in self.processes.values()],
+            "processes": [self._process(p, scrub) for p in self.processes.values()],
             "configs": list(self.configs.values()),
             "mcp_servers": list(self.mcp_servers.values()),
             "endpoints": list(self.endpoints.values()),

@@ -3,7 +3,8 @@
 Reading is split in two, so that a scan of a thousand processes stays cheap: ``iter_processes`` yields
 each process's command line, executable, parent and owner; ``read_details`` adds the costlier facts
 (the environment, reduced to variable names, a few kept values and credential fingerprints; on Linux
-the real owner) for the processes where they can matter, which the fingerprint engine picks.
+the real owner and the container it runs in, ``endpoint.scan.containers``) for the processes where
+they can matter, which the fingerprint engine picks.
 Races (a process that exits mid-scan) and access errors never break the scan: a process we may not
 inspect still yields what we could read. Command lines are redacted here, and environment values are
 reduced to credential fingerprints here, so no secret travels further than this module.
@@ -123,7 +124,28 @@ def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
     record.env_values = dict(kept)
     where = f"pid {record.pid} env"
     record.credentials.extend(Credential(c.kind, c.fingerprint, c.source, where + c.where) for c in found)
-    return _read_project(record, projects)
+    container_error = _read_container(record)
+    return _read_project(record, projects) or container_error
+
+
+def _read_container(record: ProcessRecord) -> ScanError | None:
+    """The container ``record`` runs in (Linux; only a process whose root is not ours can be in one), and
+    an error when its runtime's metadata could not be read."""
+    if PLATFORM != "linux":
+        return None
+    from endpoint.scan import containers
+
+    if not containers.in_other_root(record.pid):
+        return None
+    problems: list[tuple[str, str]] = []
+    found = containers.container_of(record.pid, record.uid, errors=problems)
+    if found is None:
+        return None
+    record.container = (found.runtime, found.id, found.name, found.image)
+    if not problems:
+        return None
+    code, detail = problems[0]
+    return ScanError(f"pid {record.pid} container {found.id[:12]}", code, detail)
 
 
 def _read_project(record: ProcessRecord, projects: ProjectReader | None) -> ScanError | None:

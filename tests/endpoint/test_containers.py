@@ -1,0 +1,342 @@
+"""Agents in containers (endpoint.scan.containers): which container a process runs in, its name and image
+from the runtime's own metadata, and its project read through its root with every link resolved there.
+
+The cgroup and mountinfo shapes are the ones the runtimes write (each case cites where it is shown); a test
+cannot put a real process into a ``docker-<id>.scope`` cgroup without a runtime, so those are parsed from
+text, and ``container_of`` is run over a folder laid out as /proc is. The metadata readers read files
+shaped as Docker and Podman write them. The reading through a root is tested on real processes in a real
+mount and pid namespace this test makes (``unshare`` + ``pivot_root``), as a container runtime does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+import signatures
+from contract import scan as contract
+from contract.validation import checked
+from endpoint.scan import containers, safeio
+from endpoint.scan.containers import (
+    InRoot,
+    container_of,
+    docker_metadata,
+    parse_cgroup,
+    parse_mountinfo,
+    podman_metadata,
+)
+from endpoint.scan.engine.registry import Sighting
+from endpoint.scan.evidence import ProcessRecord
+from endpoint.scan.projects import ProjectReader, interests_of, root_of
+
+LIB = signatures.load()
+ID = "4b7a1c0e9d2f3a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3"
+POD = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+# -- which container: /proc/PID/cgroup and /proc/PID/mountinfo -------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Docker, cgroup v1 with the cgroupfs driver: /sys/fs/cgroup/memory/docker/<longid>/
+    # (https://docs.docker.com/engine/containers/runmetrics/#find-the-cgroup-for-a-given-container)
+    (f"12:pids:/docker/{ID}\n11:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n0::/system.slice/containerd.service\n",
+     ("docker", ID)),
+    # Docker, cgroup v2 with the systemd driver: /sys/fs/cgroup/system.slice/docker-<longid>.scope/ (same page)
+    (f"0::/system.slice/docker-{ID}.scope\n", ("docker", ID)),
+    # Podman as root: machine.slice/libpod-<id>.scope, with the container's own "container" sub-cgroup when it
+    # runs systemd (https://docs.podman.io/en/latest/markdown/podman-run.1.html, --cgroups and --cgroup-parent)
+    (f"0::/machine.slice/libpod-{ID}.scope/container\n", ("podman", ID)),
+    # rootless Podman: below the user's systemd instance
+    (f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n", ("podman", ID)),
+    # Kubernetes, cgroup v1 cgroupfs: /kubepods/<qos>/pod<uid>/<container id>
+    # (https://kubernetes.io/docs/concepts/architecture/cgroups/)
+    (f"11:memory:/kubepods/besteffort/pod{POD}/{ID}\n", ("kubernetes", ID)),
+    # Kubernetes on cgroup v2 with systemd and containerd's CRI plugin
+    (f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{POD.replace('-', '_')}.slice/"
+     f"cri-containerd-{ID}.scope\n", ("containerd", ID)),
+    # CRI-O (https://github.com/cri-o/cri-o/blob/main/docs/crio.conf.5.md, conmon_cgroup / cgroup_manager)
+    (f"0::/kubepods.slice/kubepods-pod{POD.replace('-', '_')}.slice/crio-{ID}.scope\n", ("cri-o", ID)),
+    # BuildKit's RUN steps: its executor's cgroup parent "buildkit", ids of 25 base-36 characters
+    # (https://github.com/moby/buildkit/blob/master/executor/oci/spec.go)
+    ("0::/buildkit/xo5t0a6ngt8l7r0c1qsq3w8bt\n", ("buildkit", "xo5t0a6ngt8l7r0c1qsq3w8bt")),
+])
+def test_cgroup_shapes_name_the_runtime_and_the_id(text: str, expected: tuple[str, str]) -> None:
+    assert parse_cgroup(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "0::/user.slice/user-1000.slice/session-2.scope\n",  # a desktop session
+    "0::/\n",
+    "4:memory:/process_api/b8bd501c0df85b4282388a47bcf72349\n",  # a sandbox's cgroup: hex, but no runtime's
+    "0::/system.slice/docker-../../../etc.scope\n",  # an id that is no hex: never used, never a path
+    f"0::/system.slice/docker-{ID.upper()}.scope\n",
+    f"0::/system.slice/docker-{ID[:-1]}.scope\n",
+    "0::/docker/not-an-id\n",
+    "garbage without colons\n\x00\xff",
+])
+def test_host_cgroups_and_ids_that_are_no_ids_name_no_container(text: str) -> None:
+    assert parse_cgroup(text) is None
+
+
+def test_mountinfo_shows_the_runtimes_bind_mounts() -> None:
+    # proc_pid_mountinfo(5): field 4 is the mount's root within its filesystem
+    # (https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html); Docker bind-mounts the container's
+    # hostname, hosts and resolv.conf from /var/lib/docker/containers/<id>/, Podman from its userdata folder
+    docker = (f"640 600 0:52 / / rw,relatime master:300 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/AB\n"
+              f"651 640 8:1 /var/lib/docker/containers/{ID}/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/sda1 rw\n"
+              f"652 640 8:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw,relatime - ext4 /dev/sda1 rw\n")
+    podman = (f"700 650 0:61 /containers/storage/overlay-containers/{ID}/userdata/hosts /etc/hosts rw,nosuid "
+              f"- tmpfs tmpfs rw\n")
+    assert parse_mountinfo(docker) == ("docker", ID)
+    assert parse_mountinfo(podman) == ("podman", ID)
+    assert parse_mountinfo(Path("/proc/self/mountinfo").read_text()) is None
+    assert parse_mountinfo(f"1 2 8:1 /var/lib/docker/containers/{ID}/notes /x rw - ext4 /dev/sda1 rw\n") is None
+
+
+# -- the runtimes' metadata ------------------------------------------------------------------------------
+
+def _docker_config(folder: Path, ident: str, body: str | bytes) -> Path:
+    path = folder / ident / "config.v2.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    return path
+
+
+# config.v2.json as dockerd writes it: the Container struct's JSON, "Name" with its leading "/", the image as
+# the user named it in "Config"."Image" (https://github.com/moby/moby/blob/master/container/container.go and
+# https://github.com/moby/moby/blob/master/api/types/container/config.go)
+DOCKER_CONFIG = json.dumps({
+    "ID": ID, "Created": "2025-03-04T10:11:12.123456789Z", "Path": "python", "Args": ["-m", "app.worker"],
+    "Config": {"Hostname": ID[:12], "Env": ["OPENAI_API_KEY=FAKE-openai-key-0000", "PATH=/usr/local/bin"],
+               "Cmd": ["python", "-m", "app.worker"], "Image": "ghcr.io/acme/invoice-agent:1.4",
+               "WorkingDir": "/srv/agent", "Labels": {}},
+    "Image": "sha256:" + "ab" * 32, "Name": "/invoice-agent", "Driver": "overlay2", "RestartCount": 0,
+    "State": {"Running": True, "Pid": 4242},
+})
+
+
+def test_docker_metadata_names_the_container_and_its_image(tmp_path: Path) -> None:
+    _docker_config(tmp_path, ID, DOCKER_CONFIG)
+    assert docker_metadata(ID, str(tmp_path)) == ("invoice-agent", "ghcr.io/acme/invoice-agent:1.4")
+
+
+def test_hostile_docker_metadata_is_refused_with_a_reason(tmp_path: Path) -> None:
+    errors: list[tuple[str, str]] = []
+    _docker_config(tmp_path, ID, b"{" + b" " * (containers.DOCKER_CONFIG_BYTES + 10) + b"}")
+    assert docker_metadata(ID, str(tmp_path), errors) is None
+    assert errors[-1][0] == "too_large"
+    _docker_config(tmp_path, ID, b"\x00\x01 not json at all")
+    assert docker_metadata(ID, str(tmp_path), errors) is None
+    assert errors[-1][0] in ("not_json", "binary")
+    _docker_config(tmp_path, ID, '{"Name": 7, "Config": ["no", "object"]}')  # JSON, the wrong shapes
+    assert docker_metadata(ID, str(tmp_path), errors) == ("", "")
+    _docker_config(tmp_path, ID, json.dumps({"Name": "/" + "n" * 10_000, "Config": {"Image": "i" * 10_000}}))
+    name, image = docker_metadata(ID, str(tmp_path)) or ("", "")
+    assert len(name) == len(image) == containers.NAME_CHARS
+    # an id that is no container id is never made into a path: not even one that exists
+    (tmp_path / "x").mkdir()
+    _docker_config(tmp_path, "x/..", DOCKER_CONFIG)
+    assert docker_metadata("x/..", str(tmp_path)) is None
+    # a config that links out of the containers folder is not followed
+    secret = tmp_path.parent / "elsewhere.json"
+    secret.write_text(DOCKER_CONFIG)
+    other = "f" * 64
+    (tmp_path / other).mkdir()
+    (tmp_path / other / "config.v2.json").symlink_to(secret)
+    assert docker_metadata(other, str(tmp_path), errors) is None
+    assert errors[-1][0] == "symlink_escape"
+
+
+def test_a_docker_config_not_owned_by_root_is_not_believed(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    errors: list[tuple[str, str]] = []
+    path = _docker_config(tmp_path, ID, DOCKER_CONFIG)
+    os.chown(path, 65534, 65534)
+    assert docker_metadata(ID, str(tmp_path), errors) is None
+    assert errors[-1][0] == "not_owner"
+
+
+# containers.json as containers/storage writes it (Podman's store): a list of the Container struct
+# (https://github.com/containers/storage/blob/main/containers.go: id, names, image, layer, metadata, created),
+# "metadata" being Podman's own JSON in a string (image-name, image-id, name, created-at)
+def _podman_store(store: Path, entries: list[dict[str, Any]]) -> None:
+    folder = store / "overlay-containers"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "containers.json").write_text(json.dumps(entries))
+
+
+PODMAN_ENTRY = {"id": ID, "names": ["crew-runner"], "image": "cd" * 32, "layer": "ef" * 32,
+                "metadata": json.dumps({"image-name": "docker.io/library/python:3.12-slim", "image-id": "cd" * 32,
+                                        "name": "crew-runner", "created-at": 1733390000}),
+                "created": "2025-03-04T10:11:12.123Z", "flags": {"MountLabel": ""}}
+
+
+def test_podman_metadata_names_the_container_and_its_image(tmp_path: Path) -> None:
+    _podman_store(tmp_path, [{**PODMAN_ENTRY, "id": "a" * 64, "names": ["other"]}, PODMAN_ENTRY])
+    assert podman_metadata(ID, str(tmp_path)) == ("crew-runner", "docker.io/library/python:3.12-slim")
+    assert podman_metadata("b" * 64, str(tmp_path)) is None
+    _podman_store(tmp_path, [{**PODMAN_ENTRY, "metadata": "{not json"}])  # falls back to the image id
+    assert podman_metadata(ID, str(tmp_path)) == ("crew-runner", "cd" * 32)
+    errors: list[tuple[str, str]] = []
+    (tmp_path / "overlay-containers" / "containers.json").write_text("[{]")
+    assert podman_metadata(ID, str(tmp_path), errors) is None and errors[-1][0] == "not_json"
+
+
+def test_container_of_reads_a_proc_shaped_folder_and_the_metadata(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "77").mkdir(parents=True)
+    (proc / "77" / "cgroup").write_text(f"0::/system.slice/docker-{ID}.scope\n")
+    (proc / "77" / "mountinfo").write_text("")
+    docker = tmp_path / "docker"
+    _docker_config(docker, ID, DOCKER_CONFIG)
+    found = container_of(77, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path / "none"))
+    assert found == ("docker", ID, "invoice-agent", "ghcr.io/acme/invoice-agent:1.4")
+    # the docker- scope of a Podman container under the systemd driver is found in Podman's store
+    shutil.rmtree(docker)
+    _podman_store(tmp_path / "podman", [PODMAN_ENTRY])
+    found = container_of(77, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path / "podman"))
+    assert found == ("podman", ID, "crew-runner", "docker.io/library/python:3.12-slim")
+    # no metadata readable: the container is still named by runtime and id
+    found = container_of(77, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path / "none"))
+    assert found == ("docker", ID, "", "")
+    (proc / "77" / "cgroup").write_text("0::/user.slice/user-1000.slice/session-2.scope\n")
+    assert container_of(77, 0, proc=str(proc)) is None
+    assert container_of(78, 0, proc=str(proc)) is None  # gone
+
+
+def test_the_sighting_carries_the_container_as_the_contract_says() -> None:
+    sighting = Sighting(("dev", "x"), None, "app.worker in /srv/agent", "", "enterprise", "alice")
+    record = ProcessRecord(4242, 1, "python3", "/usr/bin/python3", ["python3", "-m", "app.worker"], "alice", 1000,
+                           0.0, container=("docker", ID, "invoice-agent", "ghcr.io/acme/invoice-agent:1.4"))
+    sighting.processes[4242] = record
+    sighting.processes[4243] = ProcessRecord(4243, 1, "python3", "/usr/bin/python3", ["python3"], "alice", 1000, 0.0)
+    doc = sighting.to_dict("2025-03-04T10:11:12Z")
+    assert doc["processes"][0]["container"] == {"runtime": "docker", "id": ID, "name": "invoice-agent",
+                                                "image": "ghcr.io/acme/invoice-agent:1.4"}
+    assert "container" not in doc["processes"][1]
+    TypeAdapter(checked(contract.Sighting)).validate_python(doc)
+    from endpoint.scan.run import Processes, decode_processes, encode_processes
+
+    again = decode_processes(encode_processes(Processes([record], [], {})), LIB).records[0]
+    assert again.container == record.container
+
+
+# -- reading through the root of a process in another mount namespace -------------------------------------
+
+def _in_namespace(tmp_path: Path, spawn: Any) -> tuple[int, Path]:
+    """A Python process pid 1 of its own pid namespace, pivoted into a root of its own (as a runtime starts a
+    container): its host pid and the folder that is its root."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("pivot_root"):
+        pytest.skip("needs root and util-linux's unshare and pivot_root")
+    import psutil
+
+    newroot = tmp_path / "rootfs"
+    binds = [d for d in ("usr", "lib", "lib64", "bin") if os.path.isdir(f"/{d}") and not os.path.islink(f"/{d}")]
+    for folder in [*binds, "proc", ".old", "etc"]:
+        (newroot / folder).mkdir(parents=True, exist_ok=True)
+    for folder in ("lib", "lib64", "bin", "sbin"):  # a merged-/usr system's links, as they are
+        if os.path.islink(f"/{folder}"):
+            os.symlink(os.readlink(f"/{folder}"), newroot / folder)
+    (newroot / "etc" / "shadow").write_text("root:FAKE-container-shadow:19000:0:99999:7:::\n")
+    agent = newroot / "srv" / "agent"
+    (agent / "app").mkdir(parents=True)
+    (agent / "run.py").write_text("import time\ntime.sleep(120)\nfrom app.graph import graph\n")
+    (agent / "app" / "__init__.py").write_text("")
+    (agent / "app" / "graph.py").write_text("from langgraph.graph import StateGraph\ngraph = StateGraph(dict)\n")
+    (agent / "langgraph").mkdir()
+    (agent / "langgraph" / "__init__.py").write_text("")  # vendored: its interpreter's path holds the framework
+    (agent / "shadow-abs").symlink_to("/etc/shadow")  # the container's /etc/shadow, never the host's
+    (agent / "shadow-up").symlink_to("../../../../../../../../etc/shadow")  # ".." stops at its "/"
+    (agent / "app" / "tools.py").symlink_to("/etc/shadow")  # a module that links out of the project
+    mounts = " && ".join(f"mount --bind /{d} {newroot}/{d}" for d in binds)
+    script = (f"mount --make-rprivate / && mount --bind {newroot} {newroot} && {mounts} && "
+              f"mount -t proc proc {newroot}/proc && cd {newroot} && pivot_root . .old && umount -l /.old && "
+              f"cd /srv/agent && exec /usr/bin/python3 /srv/agent/run.py")
+    started = spawn(["unshare", "--mount", "--pid", "--fork", "sh", "-c", script], cwd=tmp_path)
+    deadline = time.monotonic() + 20
+    found: list[int] = []
+    while not found and time.monotonic() < deadline:
+        try:
+            found = [c.pid for c in psutil.Process(started.pid).children(recursive=True)
+                     if "/srv/agent/run.py" in c.cmdline()]
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    assert found, "the namespaced interpreter did not start"
+    return found[0], newroot
+
+
+def test_a_process_in_another_mount_namespace_is_read_through_its_root(tmp_path: Path, spawn: Any) -> None:
+    from endpoint.scan.sensors.processes import iter_processes, read_details
+
+    pid, _ = _in_namespace(tmp_path, spawn)
+    assert root_of(pid) is None  # another mount namespace: not a root the host reaches by a path
+    [record] = [r for r in iter_processes(LIB.credential_kind, pids=[pid], read_env=False)
+                if isinstance(r, ProcessRecord)]
+    assert record.cmdline == ["/usr/bin/python3", "/srv/agent/run.py"]
+    error = read_details(record, LIB.credential_kind, projects=ProjectReader(interests_of(LIB), maps=False))
+    # named as the container names them, read as the host reaches them
+    assert record.project is not None and (record.project.root, record.project.entry) == ("/srv/agent", "run.py")
+    assert record.project.imports == (("langgraph.graph", "app/graph.py"),)
+    assert error is None
+    assert record.container is None  # a namespace the test made: no runtime's cgroup names it
+
+
+def test_links_in_a_containers_root_resolve_inside_it(tmp_path: Path, spawn: Any) -> None:
+    pid, newroot = _in_namespace(tmp_path, spawn)
+    walled = InRoot(pid)
+    prefix = walled.prefix
+    host_shadow = Path("/etc/shadow").read_bytes() if Path("/etc/shadow").exists() else b""
+    for link in ("shadow-abs", "shadow-up"):
+        text, owner = walled.read_text_owned(f"{prefix}/srv/agent/{link}", boundary=prefix, limit=4096)
+        assert text == "root:FAKE-container-shadow:19000:0:99999:7:::\n" and owner == 0
+        assert text.encode() != host_shadow
+    # the project's boundary holds: a module linking to /etc/shadow (the container's) is out of the project
+    with pytest.raises(safeio.ReadRefused) as refused:
+        walled.read_text_owned(f"{prefix}/srv/agent/app/tools.py", boundary=f"{prefix}/srv/agent", limit=4096)
+    assert refused.value.code == "symlink_escape"
+    # /proc inside the container is its own: its pid 1's root link is the container's "/" again
+    text, _ = walled.read_text_owned(f"{prefix}/proc/1/root/etc/shadow", boundary=prefix, limit=4096)
+    assert "FAKE-container-shadow" in text
+    assert sorted(walled.listing(f"{prefix}/srv/agent", 100)) == sorted(os.listdir(newroot / "srv" / "agent"))
+    with pytest.raises(safeio.ReadRefused) as refused:
+        walled.read_text_owned(f"{prefix}/srv/agent/app", boundary=prefix, limit=4096)
+    assert refused.value.code == "not_regular"
+    # a loop of links ends with a reason, not a hang
+    (newroot / "srv" / "agent" / "loop").symlink_to("/srv/agent/loop")
+    with pytest.raises(safeio.ReadRefused) as refused:
+        walled.read_text_owned(f"{prefix}/srv/agent/loop", boundary=prefix, limit=4096)
+    assert refused.value.code == "symlink_loop"
+
+
+def test_a_container_that_exits_mid_read_costs_one_clean_answer(tmp_path: Path, spawn: Any) -> None:
+    pid, _ = _in_namespace(tmp_path, spawn)
+    record = ProcessRecord(pid, 1, "python3", "/usr/bin/python3", ["/usr/bin/python3", "/srv/agent/run.py"], "root",
+                           0, 0.0, cwd="/srv/agent")
+    reader = ProjectReader(interests_of(LIB), maps=False)
+    assert root_of(pid) is None
+    walled = InRoot(pid)
+    os.kill(pid, signal.SIGKILL)  # the container's pid 1: the whole namespace goes with it
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(safeio.ReadRefused) as refused:
+        walled.read_text_owned(f"{walled.prefix}/srv/agent/run.py", boundary=walled.prefix, limit=4096)
+    assert refused.value.code == "not_found"
+    assert walled.listing(f"{walled.prefix}/srv/agent", 10) == []
+    project = reader.read(record)  # gone: its paths are taken as they are, and nothing breaks
+    assert project is None or project.imports == ()
+
+
+def test_no_runtime_command_is_ever_run() -> None:
+    source = Path(containers.__file__).read_text()
+    assert "subprocess" not in source and "os.system" not in source and "Popen" not in source
