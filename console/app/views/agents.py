@@ -113,7 +113,6 @@ class AgentsView(QWidget):
         self.with_servers = QCheckBox("&List tool servers too")
         self.with_servers.setToolTip(tooltip("The roster lists agents, with a count of the MCP servers each "
                                              "declares; tick this to list the tool servers as rows too"))
-        more.addWidget(self.with_servers)
         self.clear = QPushButton("Clear filters")
         more.addWidget(self.clear)
         self.views = QToolButton()
@@ -156,6 +155,7 @@ class AgentsView(QWidget):
         self.select_matching.hide()
         actions.addWidget(self.select_matching)
         actions.addStretch(1)
+        actions.addWidget(self.with_servers)  # here, not among the filters: their fields need the width
         self.columns = QToolButton()
         self.columns.setText("Columns")
         self.columns.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
