@@ -1,6 +1,7 @@
 """The agent detail: identity, type with its reason, governed state, each flag by name with what it means
 and what to do next, the triage buttons for this agent, then tabs for the evidence, the chain it belongs
-to (each MCP server's risk and the systems it reaches), its registration and its history."""
+to (each MCP server's risk and the systems it reaches), its registration and its history. An enterprise
+agent whose report carries its project has a "Why" tab first (``console.app.views.project``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 from console.app import api, theme
 from console.app import viewmodels as vm
 from console.app.models import ChainModel, RowsModel
+from console.app.views.project import ProjectPane
 
 EMPTY = "Select an agent in the roster to see what it is, why it is flagged and what to do."
 
@@ -78,6 +80,7 @@ class DetailView(QWidget):
         self.registration.setAccessibleName("Registration")
         self.timeline = RowsModel(["When (UTC)", "Kind", "Who", "What"], self)
         self.timeline_table = self._table(self.timeline, "History")
+        self.project = ProjectPane()  # in the tabs only while an agent with a project is shown
         self.tabs.addTab(self.evidence_table, "Evidence")
         self.tabs.addTab(self.chain_tree, "Chain")
         self.tabs.addTab(self.registration, "Registration")
@@ -163,6 +166,17 @@ class DetailView(QWidget):
         self.chain_tree.expandAll()
         self.registration.setText(_registration_text(detail.registration))
         self.timeline.set_rows([(vm.when(e.at), e.kind, e.who, e.what) for e in vm.timeline(detail)])
+        self._show_project(detail)
+
+    def _show_project(self, detail: api.AgentDetail) -> None:
+        """The "Why" tab, first and opened, for an agent with a project; gone for any other."""
+        index = self.tabs.indexOf(self.project)
+        if self.project.show_project(detail):
+            if index < 0:
+                self.tabs.insertTab(0, self.project, "Why")
+                self.tabs.setCurrentIndex(0)
+        elif index >= 0:
+            self.tabs.removeTab(index)
 
     def show_error(self, message: str) -> None:
         self._show_parts(False)
