@@ -93,6 +93,7 @@ def test_a_report_that_changes_nothing_writes_no_fact(device) -> None:
     made = fleet.sighting(providers=("anthropic",))
     device.snapshot(made)
     first = facts(device, made["id"])
+    assert set(first) == {("provider", "anthropic"), ("autonomy", "supervised")}
     device.snapshot(made)
     assert facts(device, made["id"]) == first
 
