@@ -65,7 +65,10 @@ def why_title(detail: api.AgentDetail) -> str:
     """"Why this is a LangGraph agent", or "" for a sighting without a project."""
     if not detail.project:
         return ""
-    return f"Why this is a {framework_name(detail.project, detail.signature)} agent"
+    name = framework_name(detail.project, detail.signature)
+    # the article goes by how the name sounds: "an n8n agent", "an AutoGen agent", "a LangGraph agent"
+    article = "an" if name[:1].lower() in "aeio" or name.lower().startswith(("n8n", "llm")) else "a"
+    return f"Why this is {article} {name} agent"
 
 
 def why_text(detail: api.AgentDetail) -> str:

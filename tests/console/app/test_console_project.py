@@ -83,7 +83,7 @@ def test_the_why_tab_says_why_a_worker_is_a_langgraph_agent(make_console: Any, q
 def test_a_platforms_workflows_are_listed_as_plain_text(make_console: Any, qtbot: Any, enterprise: Any) -> None:
     device_id, _, n8n = enterprise
     detail = open_detail(make_console(), qtbot, device_id, n8n["id"])
-    assert detail.project.title.text() == "Why this is a n8n agent"
+    assert detail.project.title.text() == "Why this is an n8n agent"
     lines = detail.project.body.text().splitlines()
     assert "Workflows with AI agent nodes: 2" in lines
     assert ("  • Invoice triage (active): 1 AI agent node; providers openai; credential kinds openAiApi, "
