@@ -243,7 +243,7 @@ def measure(base_url: str, token: str, args: argparse.Namespace) -> None:
         order = Qt.SortOrder.AscendingOrder if next(flip) % 2 == 0 else Qt.SortOrder.DescendingOrder
         console.agents.model.sort(name_column, order)
 
-    rows.append(("sort by name", timed(sort), direct({}, "name", "asc")))
+    rows.append(("sort by name", timed(sort), direct(vm.AGENTS_ONLY.params(), "name", "asc")))
     agents = list(console.agents.roster.rows[: args.runs])
     picks = iter(agents)
 

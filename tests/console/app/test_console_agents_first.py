@@ -35,7 +35,9 @@ def test_the_default_roster_lists_agents_with_their_server_counts(make_console: 
     # the overview's card and the fleet's figure say the same number as the roster
     assert console.overview.latest.agents == roster.count
     assert console.fleet.latest.agent_sightings == roster.count
-    assert dict(vm.overview_cards(console.overview.latest))["Agents"] == f"{roster.count:,}"
+    window = console.window
+    assert window.overview.cards["Agents"].value.text() == f"{roster.count:,}"
+    assert window.fleet.count.text().startswith(f"{roster.count:,} agents of ")
     assert console.window.agents.count.text() == f"{roster.count:,} agents match"
     # each agent's MCP servers are a column shown by default
     column = console.agents.model.column_of("servers")
