@@ -251,7 +251,8 @@ def _in_namespace(tmp_path: Path, spawn: Any) -> tuple[int, Path]:
     (agent / "app").mkdir(parents=True)
     (agent / "run.py").write_text("import time\ntime.sleep(120)\nfrom app.graph import graph\n")
     (agent / "app" / "__init__.py").write_text("")
-    (agent / "app" / "graph.py").write_text("from langgraph.graph import StateGraph\ngraph = StateGraph(dict)\n")
+    (agent / "app" / "graph.py").write_text("from langgraph.graph import StateGraph\nfrom app import tools\n"
+                                            "graph = StateGraph(dict)\n")
     (agent / "langgraph").mkdir()
     (agent / "langgraph" / "__init__.py").write_text("")  # vendored: its interpreter's path holds the framework
     (agent / "shadow-abs").symlink_to("/etc/shadow")  # the container's /etc/shadow, never the host's
@@ -287,8 +288,13 @@ def test_a_process_in_another_mount_namespace_is_read_through_its_root(tmp_path:
     # named as the container names them, read as the host reaches them
     assert record.project is not None and (record.project.root, record.project.entry) == ("/srv/agent", "run.py")
     assert record.project.imports == (("langgraph.graph", "app/graph.py"),)
-    assert error is None
+    # app/tools.py links to /etc/shadow: out of the project, refused, and named as the container names it
+    assert error is not None and (error.where, error.error) == (f"pid {pid} project /srv/agent", "symlink_escape")
+    assert error.detail.startswith("/srv/agent/app/tools.py: ")
     assert record.container is None  # a namespace the test made: no runtime's cgroup names it
+    # read at its paths as the host has them (what the scan did before), it is no project at all
+    blind = ProjectReader(interests_of(LIB), maps=False, proc_roots=False).read(record)
+    assert blind is None or blind.imports == ()
 
 
 def test_links_in_a_containers_root_resolve_inside_it(tmp_path: Path, spawn: Any) -> None:
