@@ -121,7 +121,9 @@ _SQL = {
     "open": "SELECT id, sighting_id, added FROM drift_event WHERE device_id = :device_id AND status = 'open'",
     "standing": "SELECT approval, registration FROM sighting_triage WHERE device_id = :device_id "
                 "AND sighting_id = :sighting_id",
-    "systems": "SELECT data_systems FROM registration WHERE id = :id",
+    "systems": "SELECT data_systems, decided_at FROM registration WHERE id = :id",
+    "since": "SELECT value FROM behaviour_fact WHERE device_id = :device_id AND sighting_id = :sighting_id "
+             "AND kind = 'system' AND gone_at IS NULL AND first_seen > :decided_at",
     "new_event": "INSERT INTO drift_event (device_id, sighting_id, began_at, added, status) "
                  "VALUES (:device_id, :sighting_id, :now, :added, 'open')",
     "grow_event": "UPDATE drift_event SET added = :added WHERE id = :id",
@@ -161,7 +163,7 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
         standing = cursor.fetchone()
         if standing is None:
             continue
-        declared = _declared_systems(cursor, sql, standing[1])
+        declared = _declared_systems(cursor, sql, device_id, sid, standing[1])
         added = difference(facts_of(docs[sid]), standing[0], standing[1], declared)
         if not any(added.values()):
             continue
@@ -172,8 +174,11 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
             cursor.execute(sql["grow_event"], {"id": event[0], "added": orjson.dumps(grown).decode()})
 
 
-def _declared_systems(cursor: Any, sql: Mapping[str, str], registration: str) -> list[str] | None:
-    """The data systems the approved registration declares (None: no approved registration)."""
+def _declared_systems(cursor: Any, sql: Mapping[str, str], device_id: str, sighting_id: str,
+                      registration: str) -> tuple[list[str], set[str]] | None:
+    """The data systems the approved registration declares, and the systems the sighting reached first
+    after it was approved (None: no approved registration). Only those can be added: a system it reached
+    when the admin approved it was part of what was approved."""
     summary = orjson.loads(registration) if registration else None
     if not summary or summary.get("status") != "approved":
         return None
@@ -181,16 +186,18 @@ def _declared_systems(cursor: Any, sql: Mapping[str, str], registration: str) ->
     row = cursor.fetchone()
     if row is None:
         return None
-    value = row[0]
+    value, decided_at = row
     systems = orjson.loads(value) if isinstance(value, str | bytes) else value
-    return [s for s in systems or [] if isinstance(s, str)]
+    cursor.execute(sql["since"], {"device_id": device_id, "sighting_id": sighting_id, "decided_at": decided_at or 0.0})
+    return [s for s in systems or [] if isinstance(s, str)], {r[0] for r in cursor.fetchall()}
 
 
 def difference(facts: Iterable[tuple[str, str]], approval: str, registration: str,
-               declared_systems: list[str] | None) -> dict[str, Any]:
+               declared_systems: tuple[list[str], set[str]] | None) -> dict[str, Any]:
     """What the facts add beyond the declarations that hold the sighting (its approved registration's, and
-    what it did when an admin approved it), as governance judges drift; systems are judged against the
-    registration's data systems (a declared ``payroll`` covers ``postgresql://db.internal/payroll``)."""
+    what it did when an admin approved it), as governance judges drift. ``declared_systems``: the approved
+    registration's data systems and the systems reached first since its approval; one of those is added
+    when no declared one covers it (a declared ``payroll`` covers ``postgresql://db.internal/payroll``)."""
     standing = triage.standing_of(approval, registration)
     held = [d for d in ((standing.declaration if standing.registration == "approved" else None), standing.approval)
             if d is not None]
@@ -201,7 +208,7 @@ def difference(facts: Iterable[tuple[str, str]], approval: str, registration: st
         "providers": sorted({p for p in by_kind["provider"] for d in held if p not in d.providers}),
         "mcp_servers": sorted({t for t in by_kind["mcp_server"] for d in held if t not in d.tools}),
         "systems": [] if declared_systems is None else
-        [s for s in by_kind["system"] if not _covers(declared_systems, s)],
+        [s for s in by_kind["system"] if s in declared_systems[1] and not _covers(declared_systems[0], s)],
         "autonomy": "autonomous" in by_kind["autonomy"] and any(not d.autonomous for d in held),
     }
     return added
