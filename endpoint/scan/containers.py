@@ -274,9 +274,9 @@ class InRoot:
     def _open(self, inner: str, final: int) -> tuple[int, str]:
         return _walk_named(self, inner, final)
 
-    def read_text_owned(self, path: str, *, boundary: str, limit: int) -> tuple[str, int]:
-        """``safeio.read_text_owned`` for a file below the root: a regular file below ``boundary`` (both
-        resolved inside the root), at most ``limit`` bytes, and the uid that owns it."""
+    def open_file(self, path: str, *, boundary: str, limit: int) -> tuple[int, os.stat_result]:
+        """A descriptor of the regular file ``path`` below ``boundary`` (both resolved inside the root) of at
+        most ``limit`` bytes, and its ``fstat``; the caller closes it. Raises ``safeio.ReadRefused``."""
         inner = self.inner(path)
         if inner is None:
             raise safeio.ReadRefused("symlink_escape", f"{path} is not inside the container's root")
@@ -301,6 +301,16 @@ class InRoot:
                 raise safeio.ReadRefused("not_regular", f"{safeio.file_kind(st.st_mode)}, not a regular file")
             if st.st_size > limit:
                 raise safeio.ReadRefused("too_large", f"{st.st_size} bytes, over the {limit}-byte cap")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
+
+    def read_text_owned(self, path: str, *, boundary: str, limit: int) -> tuple[str, int]:
+        """``safeio.read_text_owned`` for a file below the root: a regular file below ``boundary``, at most
+        ``limit`` bytes, and the uid that owns it."""
+        fd, st = self.open_file(path, boundary=boundary, limit=limit)
+        try:
             data = read_capped(fd, limit)
             if data is None:
                 raise safeio.ReadRefused("too_large", f"over the {limit}-byte cap")
@@ -364,6 +374,9 @@ def _walk_named(where: InRoot, inner: str, final: int) -> tuple[int, str]:
                 parts.extendleft(reversed([p for p in target.split("/") if p and p != "."]))
                 continue
             if not parts:  # the last component: opened with the caller's flags (O_NOFOLLOW: no swap)
+                if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                    raise safeio.ReadRefused("not_regular", f"{safeio.file_kind(st.st_mode)}, not a regular file; "
+                                                            "not opened")
                 return os.open(name, final, dir_fd=fds[-1]), "/" + "/".join([*names, name])
             fds.append(os.open(name, _STEP, dir_fd=fds[-1]))
             names.append(name)

@@ -346,3 +346,39 @@ def test_a_container_that_exits_mid_read_costs_one_clean_answer(tmp_path: Path, 
 def test_no_runtime_command_is_ever_run() -> None:
     source = Path(containers.__file__).read_text()
     assert "subprocess" not in source and "os.system" not in source and "Popen" not in source
+
+
+def test_a_platforms_database_in_a_container_is_opened_through_its_root(tmp_path: Path, spawn: Any) -> None:
+    """n8n's (and Flowise's, Langflow's) SQLite store in a container: its links resolve inside the container,
+    and SQLite is handed the file opened there, not a path the kernel would resolve from the host's /."""
+    import sqlite3
+
+    from endpoint.scan.projects import Budget, Reads
+    from endpoint.scan.projects.n8n import read_rows
+
+    pid, newroot = _in_namespace(tmp_path, spawn)
+    data = newroot / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / "real.sqlite")
+    db.execute("CREATE TABLE workflow_entity (name TEXT, active INTEGER, nodes TEXT)")
+    db.execute("INSERT INTO workflow_entity VALUES ('Invoice triage', 1, '[]')")
+    db.commit()
+    db.close()
+    folder = newroot / "home" / "node" / ".n8n"
+    folder.mkdir(parents=True)
+    # an absolute link: inside the container it is /home/node/.n8n/db.sqlite; from the host's / it is nothing
+    (folder / "db.sqlite").symlink_to("/home/node/.n8n/real.sqlite")
+    os.link(data / "real.sqlite", folder / "real.sqlite")
+    (folder / "shadow.sqlite").symlink_to("/etc/shadow")  # out of the folder: refused
+    (folder / "fifo.sqlite").parent.mkdir(exist_ok=True)
+    os.mkfifo(folder / "fifo.sqlite")  # a FIFO: never opened (an open would block)
+    walled = InRoot(pid)
+    reads = Reads(Budget(), 0, in_root=walled)
+    where = f"{walled.prefix}/home/node/.n8n"
+    sql = "SELECT name, active FROM workflow_entity LIMIT ?"
+    rows = read_rows(where, "db.sqlite", sql, (10,), reads, "n8n's database")
+    assert rows == [("Invoice triage", 1)], reads.errors
+    assert read_rows(where, "shadow.sqlite", sql, (10,), reads, "n8n's database") == []
+    assert read_rows(where, "fifo.sqlite", sql, (10,), reads, "n8n's database") == []
+    assert read_rows(where, "absent.sqlite", sql, (10,), reads, "n8n's database") == []
+    assert [code for _, code, _ in reads.errors] == ["symlink_escape", "not_regular"]

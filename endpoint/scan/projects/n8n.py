@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from endpoint.scan import safeio
 from endpoint.scan.projects import Found
+from signatures.trusted_files import read_capped
 
 if TYPE_CHECKING:
     from endpoint.scan.evidence import ProcessRecord
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 MAX_WORKFLOWS = 500
 MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read
 MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
+CONTAINER_DB_BYTES = 32 << 20  # a store in a container is read into memory (see _rows_in_root): at most this
 LANGCHAIN = "@n8n/n8n-nodes-langchain."
 #: node types (after LANGCHAIN) that are an AI agent
 AGENTS = frozenset({"agent", "agentTool", "openAiAssistant", "chainLlm", "chainRetrievalQa"})
@@ -71,6 +73,8 @@ def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], read
     an error on ``reads`` when it is there but not usable), or when it is not there (not made yet, or the
     platform on another database)."""
     path = os.path.join(folder, name)
+    if reads.in_root is not None and reads.in_root.inner(path) is not None:
+        return _rows_in_root(path, folder, sql, params, reads, what)
     if not os.path.lexists(path):
         return []
     real = os.path.realpath(path)
@@ -92,6 +96,56 @@ def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], read
     except sqlite3.Error as exc:
         reads.error(path, "unreadable", f"{what}: {exc}")
         return []
+
+
+def _rows_in_root(path: str, folder: str, sql: str, params: tuple[object, ...], reads: Reads,
+                  what: str) -> list[tuple[object, ...]]:
+    """``read_rows`` for a platform in a container: the database opened through its root with every link
+    resolved inside it (``containers.InRoot``), and SQLite given that open file, never the path again
+    (SQLite resolves the links of a path it is given, and a path under /proc/PID/root has the kernel resolve
+    the container's absolute links from the host's /): its bytes, at most ``CONTAINER_DB_BYTES``, are read
+    from the open file and queried in memory (what sits only in a ``-wal`` file is not seen)."""
+    assert reads.in_root is not None
+    try:
+        fd, st = reads.in_root.open_file(path, boundary=folder, limit=CONTAINER_DB_BYTES)
+    except safeio.ReadRefused as exc:
+        if exc.code != "not_found":
+            reads.error(path, exc.code, exc.detail)
+        return []
+    try:
+        if reads.uid is not None and st.st_uid not in (0, reads.uid):
+            reads.error(path, "not_owner", f"owned by uid {st.st_uid}, not by the process's user or root; not used")
+            return []
+        data = read_capped(fd, CONTAINER_DB_BYTES)
+        if data is None:
+            reads.error(path, "too_large", f"grew over the {CONTAINER_DB_BYTES}-byte cap while read; not used")
+            return []
+        return _query_bytes(data, sql, params)
+    except OSError as exc:
+        reads.error(path, "unreadable", f"{what}: {exc.strerror or exc}")
+        return []
+    except sqlite3.Error as exc:
+        reads.error(path, "unreadable", f"{what}: {exc}")
+        return []
+    finally:
+        os.close(fd)
+
+
+def _query_bytes(data: bytes, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """``sql``'s rows from a database image in memory, bounded in SQLite steps as ``_query`` is."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
+        steps = [0]
+
+        def too_long() -> int:
+            steps[0] += 1000
+            return 1 if steps[0] > MAX_STEPS else 0
+
+        db.set_progress_handler(too_long, 1000)
+        return list(db.execute(sql, params))
+    finally:
+        db.close()
 
 
 def _query(path: str, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
