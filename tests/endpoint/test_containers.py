@@ -382,3 +382,26 @@ def test_a_platforms_database_in_a_container_is_opened_through_its_root(tmp_path
     assert read_rows(where, "fifo.sqlite", sql, (10,), reads, "n8n's database") == []
     assert read_rows(where, "absent.sqlite", sql, (10,), reads, "n8n's database") == []
     assert [code for _, code, _ in reads.errors] == ["symlink_escape", "not_regular"]
+
+
+def test_two_containers_of_one_image_are_two_agents_named_after_their_containers() -> None:
+    from endpoint.scan.engine import Engine
+    from endpoint.scan.evidence import Project
+
+    project = Project("python", "/srv/agent", "app.worker", imports=(("langgraph.graph", "app/graph.py"),))
+
+    def proc(pid: int, container: tuple[str, str, str, str] | None) -> ProcessRecord:
+        return ProcessRecord(pid, 1, "python3", "/usr/bin/python3", ["python3", "-m", "app.worker"], "alice", 1000,
+                             0.0, project=project, container=container)
+
+    engine = Engine(LIB, device_id="dev", platform="linux")
+    engine.add_processes([proc(10, ("docker", ID, "invoice-agent", "ghcr.io/acme/invoice-agent:1.4")),
+                          proc(11, ("docker", "e" * 64, "", "ghcr.io/acme/invoice-agent:1.4")),
+                          proc(12, None)])
+    found = {s["name"]: s for s in engine.result("2026-01-01T00:00:00+00:00")}
+    assert set(found) == {"app.worker in /srv/agent (container invoice-agent)",
+                          f"app.worker in /srv/agent (container {'e' * 12})", "app.worker in /srv/agent"}
+    named = found["app.worker in /srv/agent (container invoice-agent)"]
+    assert named["type"] == "enterprise"
+    assert [p["container"]["image"] for p in named["processes"]] == ["ghcr.io/acme/invoice-agent:1.4"]
+    assert "container" not in found["app.worker in /srv/agent"]["processes"][0]

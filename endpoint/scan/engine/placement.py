@@ -220,8 +220,12 @@ class Placement:
                           interactive: bool) -> Sighting:
         """An enterprise agent named after its project (one per framework, user, project and entry), with
         the project's evidence and what it is configured for."""
-        target = self.registry.sighting(("agent", sig.id, proc.user or "", "project", project.root, project.entry),
-                                        sig, user=proc.user, name=f"{project.entry} in {project.root}")
+        # a project in a container is that container's: two containers of one image are two agents
+        # (the key grows only then: every other sighting keeps its id)
+        box = ("container", proc.container[1]) if proc.container else ()
+        where = f" (container {proc.container[2] or proc.container[1][:12]})" if proc.container else ""
+        target = self.registry.sighting(("agent", sig.id, proc.user or "", "project", project.root, project.entry, *box),
+                                        sig, user=proc.user, name=f"{project.entry} in {project.root}{where}")
         if target.parent is None and ancestor is not None and not interactive:
             target.parent = ancestor
         if target.project is None:
