@@ -56,6 +56,7 @@ KINDS = ("provider", "mcp_server", "system", "autonomy")
 ADDED = ("providers", "mcp_servers", "systems", "autonomy")
 MAX_VALUE = 512
 MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
+MAX_CHAIN = 16  # parents followed to the root of a chain
 #: URL schemes of data systems an MCP server's arguments can name
 DATA_SCHEMES = frozenset({"postgres", "postgresql", "mysql", "mariadb", "mongodb", "mongodb+srv", "redis",
                           "rediss", "sqlserver", "mssql", "snowflake", "clickhouse", "oracle", "jdbc"})
@@ -125,7 +126,8 @@ _SQL = {
     "since": "SELECT value FROM behaviour_fact WHERE device_id = :device_id AND sighting_id = :sighting_id "
              "AND kind = 'system' AND gone_at IS NULL AND first_seen > :decided_at",
     "new_event": "INSERT INTO drift_event (device_id, sighting_id, began_at, added, status) "
-                 "VALUES (:device_id, :sighting_id, :now, :added, 'open')",
+                 "VALUES (:device_id, :sighting_id, :now, :added, 'open') RETURNING id",
+    "parent": "SELECT parent FROM sighting WHERE device_id = :device_id AND id = :sighting_id",
     "grow_event": "UPDATE drift_event SET added = :added WHERE id = :id",
     "end_event": "UPDATE drift_event SET status = 'resolved', ended_at = :now WHERE id = :id",
 }  # fmt: skip
@@ -156,22 +158,82 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
     for sid in changes:
         event = open_events.get(sid)
         if sid not in drifting:
-            if event is not None:
+            # an event some sub-agent or tool server of it brought stays open until an admin accepts it
+            if event is not None and not event[1].get("via"):
                 cursor.execute(sql["end_event"], {"id": event[0], "now": now})
             continue
-        cursor.execute(sql["standing"], {"device_id": device_id, "sighting_id": sid})
-        standing = cursor.fetchone()
+        standing = _standing(cursor, sql, device_id, sid)
         if standing is None:
             continue
         declared = _declared_systems(cursor, sql, device_id, sid, standing[1])
-        added = difference(facts_of(docs[sid]), standing[0], standing[1], declared)
-        if not any(added.values()):
-            continue
-        if event is None:
-            cursor.execute(sql["new_event"], {"device_id": device_id, "sighting_id": sid, "now": now,
-                                              "added": orjson.dumps(added).decode()})
-        elif (grown := merge(event[1], added)) != event[1]:
-            cursor.execute(sql["grow_event"], {"id": event[0], "added": orjson.dumps(grown).decode()})
+        _open_or_grow(cursor, sql, open_events, device_id, sid,
+                      difference(facts_of(docs[sid]), standing[0], standing[1], declared), now)
+    for sid, doc in ((sid, docs[sid]) for sid in changes if docs[sid].get("parent")):
+        _judge_against_root(cursor, sql, open_events, device_id, sid, doc, docs, now)
+
+
+def _standing(cursor: Any, sql: Mapping[str, str], device_id: str, sighting_id: str) -> tuple[str, str] | None:
+    """A sighting's stored approval and registration (JSON, "" for none); None when it has neither."""
+    cursor.execute(sql["standing"], {"device_id": device_id, "sighting_id": sighting_id})
+    row = cursor.fetchone()
+    return (row[0], row[1]) if row is not None and (row[0] or row[1]) else None
+
+
+def _judge_against_root(cursor: Any, sql: Mapping[str, str], open_events: dict[str, tuple[int, dict[str, Any]]],
+                        device_id: str, sighting_id: str, doc: Mapping[str, Any],
+                        docs: Mapping[str, Mapping[str, Any]], now: float) -> None:
+    """A sub-agent or tool server with no standing of its own is held to the declaration of the root of its
+    chain (its parent's parent ...): what that does not cover is drift on the root, naming the sighting
+    (``via``). Nothing when the root has no approval or approved registration."""
+    if _standing(cursor, sql, device_id, sighting_id) is not None:
+        return  # judged on its own
+    root = _root_of(cursor, sql, device_id, str(doc["parent"]), docs)
+    standing = _standing(cursor, sql, device_id, root) if root is not None else None
+    if root is None or standing is None:
+        return
+    declared = _declared_systems(cursor, sql, device_id, sighting_id, standing[1])
+    added = difference(facts_of(doc), standing[0], standing[1], declared)
+    if any(added.values()):
+        _open_or_grow(cursor, sql, open_events, device_id, root, {**added, "via": [sighting_id]}, now)
+
+
+def _root_of(cursor: Any, sql: Mapping[str, str], device_id: str, parent: str,
+             docs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The root of a chain from a parent id: this report's documents first, then the stored sightings; None
+    for an unknown parent, a loop or a chain deeper than a hostile device should send."""
+    seen: set[str] = set()
+    current = parent
+    for _ in range(MAX_CHAIN):
+        if current in seen:
+            return None
+        seen.add(current)
+        if current in docs:
+            up = docs[current].get("parent")
+        else:
+            cursor.execute(sql["parent"], {"device_id": device_id, "sighting_id": current})
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            up = row[0]
+        if not up:
+            return current
+        current = str(up)
+    return None
+
+
+def _open_or_grow(cursor: Any, sql: Mapping[str, str], open_events: dict[str, tuple[int, dict[str, Any]]],
+                  device_id: str, sighting_id: str, added: dict[str, Any], now: float) -> None:
+    """Open a drift event on the sighting with what was added, or join it to the one open already."""
+    if not any(added.get(k) for k in ADDED):
+        return
+    event = open_events.get(sighting_id)
+    if event is None:
+        cursor.execute(sql["new_event"], {"device_id": device_id, "sighting_id": sighting_id, "now": now,
+                                          "added": orjson.dumps(merge({}, added)).decode()})
+        open_events[sighting_id] = (int(cursor.fetchone()[0]), merge({}, added))
+    elif (grown := merge(event[1], added)) != event[1]:
+        cursor.execute(sql["grow_event"], {"id": event[0], "added": orjson.dumps(grown).decode()})
+        open_events[sighting_id] = (event[0], grown)
 
 
 def _declared_systems(cursor: Any, sql: Mapping[str, str], device_id: str, sighting_id: str,
@@ -229,7 +291,8 @@ def merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {k: sorted(set(old.get(k) or []) | set(new.get(k) or []))
                               for k in ADDED if k != "autonomy"}
     merged["autonomy"] = bool(old.get("autonomy")) or bool(new.get("autonomy"))
-    return {k: merged[k] for k in ADDED}
+    via = sorted(set(old.get("via") or []) | set(new.get("via") or []))
+    return {**{k: merged[k] for k in ADDED}, **({"via": via} if via else {})}
 
 
 def describe(added: Mapping[str, Any]) -> str:
@@ -238,6 +301,8 @@ def describe(added: Mapping[str, Any]) -> str:
              (("providers", "providers"), ("mcp_servers", "MCP servers"), ("systems", "systems")) if added.get(k)]
     if added.get("autonomy"):
         parts.append("runs autonomously")
+    if added.get("via"):
+        parts.append(f"through {len(added['via'])} sub-agent or tool server sighting(s) of its chain")
     return "; ".join(parts) or "nothing"
 
 

@@ -93,8 +93,11 @@ def test_a_new_mcp_server_is_a_drift_event_with_its_start_and_accepting_it_gover
 
         timeline = http.get(f"/api/v1/agents/{device_id}/{sighting_id}/timeline").json()
         [event] = timeline["events"]
+        # the daemon reports the new server inside the agent and as a tool server child of it: both on the root
+        spawned = [a["id"] for a in http.get("/api/v1/agents", params={"limit": 500}).json()["data"]
+                   if a["name"] == "payroll-db" and a["id"] != sighting_id]
         assert event["added"] == {"providers": [], "mcp_servers": ["payroll-db"],
-                                  "systems": ["postgresql://db.internal/payroll"], "autonomy": False}
+                                  "systems": ["postgresql://db.internal/payroll"], "autonomy": False, "via": spawned}
         assert event["status"] == "open"
         assert began - 1 <= datetime.fromisoformat(event["began_at"]).timestamp() <= time.time() + 1
         facts = {(f["kind"], f["value"]) for f in timeline["facts"] if f["gone_at"] is None}

@@ -44,6 +44,7 @@ class DriftAdded(SQLModel):
     mcp_servers: list[str]
     systems: list[str]
     autonomy: bool  # runs autonomously, declared supervised
+    via: list[str] = []  # the sub-agents or tool servers of its chain that do it (empty: the sighting itself)
 
 
 class DriftEventPublic(SQLModel):

@@ -110,7 +110,7 @@ def test_new_behaviour_of_a_registered_agent_is_a_drift_event_and_accepting_it_g
     assert row(device, made["id"])["governed"] is False
     [event] = timeline_of(device, made["id"])["events"]
     assert event["added"] == {"providers": ["openai"], "mcp_servers": ["postgres"],
-                              "systems": ["postgresql://db.internal/payroll"], "autonomy": False}
+                              "systems": ["postgresql://db.internal/payroll"], "autonomy": False, "via": []}
     assert event["status"] == "open" and began - 1 <= seconds(event["began_at"]) <= time.time() + 1
     since = datetime.fromtimestamp(began - 1, UTC).isoformat()
     fleet_wide = device.collector.get("/api/v1/drift", since=since).json()["data"]
@@ -191,3 +191,44 @@ def test_viewers_read_the_timeline_but_cannot_accept(device) -> None:
     assert accept(device, other["id"], event["id"]).status_code == 404  # not this sighting's event
     missing = device.collector.get(f"/api/v1/agents/{device.device_id}/nope/timeline")
     assert missing.status_code == 404
+
+
+def tool_server(parent: str, server: dict, **extra) -> dict:
+    return fleet.sighting(name=server["name"], signature=f"mcp-{server['name']}", type="tool_server", parent=parent,
+                          mcp_servers=[server], **extra)
+
+
+def test_a_tool_server_or_sub_agent_is_judged_against_the_root_of_its_chain(device) -> None:
+    root = fleet.sighting(providers=("anthropic",), mcp_servers=[MCP_GITHUB])
+    covered = tool_server(root["id"], MCP_GITHUB)
+    device.snapshot(root, covered)
+    register_and_approve(device, root["id"])
+    device.snapshot(root, covered)
+    assert timeline_of(device, root["id"])["events"] == []  # the root's declaration covers its github server
+    sub_agent = fleet.sighting(name="reviewer", parent=root["id"], providers=("openai",))
+    deeper = tool_server(sub_agent["id"], MCP_POSTGRES)  # spawned by the sub-agent: its root is the same
+    device.snapshot(root, covered, sub_agent, deeper)
+    [event] = timeline_of(device, root["id"])["events"]
+    assert event["added"] == {"providers": ["openai"], "mcp_servers": ["postgres"],
+                              "systems": ["postgresql://db.internal/payroll"], "autonomy": False,
+                              "via": sorted([sub_agent["id"], deeper["id"]])}
+    assert timeline_of(device, sub_agent["id"])["events"] == []  # drift is on the root, not on the sub-agent
+    device.snapshot(root, covered, sub_agent, deeper)  # the root changed nothing: its event stays open
+    assert timeline_of(device, root["id"])["events"][0]["status"] == "open"
+    assert accept(device, root["id"], event["id"]).status_code == 200
+    declared = device.collector.get("/api/v1/registrations", device=device.device_id).json()["data"][0]
+    assert set(declared["providers"]) == {"anthropic", "openai"} and set(declared["tools"]) == {"github", "postgres"}
+    device.snapshot(root, covered, sub_agent, deeper, tool_server(sub_agent["id"], {**MCP_GITHUB, "name": "git"},
+                                                                  id=deeper["id"] + "x"))
+    [newer, _] = timeline_of(device, root["id"])["events"]  # a server it did not declare yet: a new event
+    assert newer["status"] == "open" and newer["added"]["mcp_servers"] == ["git"]
+
+
+def test_a_chain_that_loops_or_has_no_known_root_is_not_judged(device) -> None:
+    looped = fleet.sighting(id="loop-a", parent="loop-b", providers=("openai",))
+    other = fleet.sighting(id="loop-b", parent="loop-a")
+    orphan = fleet.sighting(parent="nobody-knows-it", providers=("openai",))
+    answer = device.send(device.report("snapshot", [looped, other, orphan]))
+    assert answer.status_code == 200, answer.text
+    assert device.collector.get("/api/v1/drift", status="open", limit=1000).status_code == 200
+    assert timeline_of(device, "loop-a")["events"] == [] and timeline_of(device, orphan["id"])["events"] == []
