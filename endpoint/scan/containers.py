@@ -111,10 +111,12 @@ def in_other_root(pid: int, proc: str = PROC) -> bool:
 
 
 def container_of(pid: int, uid: int | None = None, *, proc: str = PROC, docker: str = DOCKER_CONTAINERS,
-                 podman: str = PODMAN_STORE, errors: list[tuple[str, str]] | None = None) -> Container | None:
+                 podman: str = PODMAN_STORE, errors: list[tuple[str, str]] | None = None,
+                 seen: dict[tuple[str, str, int | None], Container] | None = None) -> Container | None:
     """The container process ``pid`` runs in, with its name and image where the runtime's metadata tells
     them; None when it runs in none we can tell (or is gone). ``uid``: its user, for a rootless store.
-    What could not be read of the metadata goes to ``errors`` as (code, detail)."""
+    What could not be read of the metadata goes to ``errors`` as (code, detail). ``seen`` (one per scan)
+    keeps each container's metadata: a container's many processes read it once, and report it once."""
     found = None
     for name, parse in (("cgroup", parse_cgroup), ("mountinfo", parse_mountinfo)):
         try:
@@ -127,6 +129,8 @@ def container_of(pid: int, uid: int | None = None, *, proc: str = PROC, docker: 
     if found is None:
         return None
     runtime, ident = found
+    if seen is not None and (runtime, ident, uid) in seen:
+        return seen[(runtime, ident, uid)]
     problems: list[tuple[str, str]] = [] if errors is None else errors
     named: tuple[str, str] | None = None
     if runtime in ("docker", "kubernetes"):
@@ -142,7 +146,10 @@ def container_of(pid: int, uid: int | None = None, *, proc: str = PROC, docker: 
                 runtime = "podman" if runtime == "docker" else runtime
                 break
     name, image = named or ("", "")
-    return Container(runtime, ident, name, image)
+    container = Container(runtime, ident, name, image)
+    if seen is not None and len(seen) < 4096:
+        seen[(found[0], ident, uid)] = container
+    return container
 
 
 def docker_metadata(ident: str, containers: str = DOCKER_CONTAINERS,

@@ -405,3 +405,20 @@ def test_two_containers_of_one_image_are_two_agents_named_after_their_containers
     assert named["type"] == "enterprise"
     assert [p["container"]["image"] for p in named["processes"]] == ["ghcr.io/acme/invoice-agent:1.4"]
     assert "container" not in found["app.worker in /srv/agent"]["processes"][0]
+
+
+def test_a_containers_metadata_is_read_once_per_scan(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid in (80, 81):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "cgroup").write_text(f"0::/system.slice/docker-{ID}.scope\n")
+    docker = tmp_path / "docker"
+    config = _docker_config(docker, ID, b"not json")
+    seen: dict[Any, Any] = {}
+    errors: list[tuple[str, str]] = []
+    first = container_of(80, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path), errors=errors, seen=seen)
+    config.write_text(DOCKER_CONFIG)  # not read again in this scan: its second process gets the same answer
+    second = container_of(81, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path), errors=errors, seen=seen)
+    assert first == second == ("docker", ID, "", "")
+    assert [code for code, _ in errors] == ["not_json"]  # one error for the container, not one per process
+    assert container_of(81, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path))[2] == "invoice-agent"

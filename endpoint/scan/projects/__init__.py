@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from endpoint.scan import safeio
-from endpoint.scan.containers import InRoot
+from endpoint.scan.containers import Container, InRoot
 from endpoint.scan.evidence import ProcessRecord, Project
 from endpoint.scan.relevance import LLM_SDK_MODULES, program_name
 
@@ -248,6 +248,7 @@ class ProjectReader:
         self.resolver = safeio.Resolver()
         self.sites: dict[str, object] = {}  # site-packages folder -> what python.py read of it
         self.listings: dict[str, list[str]] = {}  # folders every process of a kind lists (lib/, node_modules)
+        self.containers: dict[tuple[str, str, int | None], Container] = {}  # each container's metadata, read once
 
     def read(self, record: ProcessRecord) -> Project | None:
         """The project ``record`` runs, or None when it runs no Python or Node project we can name."""

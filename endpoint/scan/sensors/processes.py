@@ -124,13 +124,14 @@ def read_details(record: ProcessRecord, classify: credentials.Classifier, *,
     record.env_values = dict(kept)
     where = f"pid {record.pid} env"
     record.credentials.extend(Credential(c.kind, c.fingerprint, c.source, where + c.where) for c in found)
-    container_error = _read_container(record)
+    container_error = _read_container(record, projects)
     return _read_project(record, projects) or container_error
 
 
-def _read_container(record: ProcessRecord) -> ScanError | None:
+def _read_container(record: ProcessRecord, projects: ProjectReader | None) -> ScanError | None:
     """The container ``record`` runs in (Linux; only a process whose root is not ours can be in one), and
-    an error when its runtime's metadata could not be read."""
+    an error when its runtime's metadata could not be read (once per container and scan: the scan's
+    ``projects`` reader keeps what was read)."""
     if PLATFORM != "linux":
         return None
     from endpoint.scan import containers
@@ -138,7 +139,8 @@ def _read_container(record: ProcessRecord) -> ScanError | None:
     if not containers.in_other_root(record.pid):
         return None
     problems: list[tuple[str, str]] = []
-    found = containers.container_of(record.pid, record.uid, errors=problems)
+    found = containers.container_of(record.pid, record.uid, errors=problems,
+                                    seen=projects.containers if projects is not None else None)
     if found is None:
         return None
     record.container = (found.runtime, found.id, found.name, found.image)
