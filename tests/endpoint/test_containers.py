@@ -422,3 +422,16 @@ def test_a_containers_metadata_is_read_once_per_scan(tmp_path: Path) -> None:
     assert first == second == ("docker", ID, "", "")
     assert [code for code, _ in errors] == ["not_json"]  # one error for the container, not one per process
     assert container_of(81, 0, proc=str(proc), docker=str(docker), podman=str(tmp_path))[2] == "invoice-agent"
+
+
+def test_a_rootless_store_is_believed_only_when_its_user_or_root_owns_it(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the store to another user")
+    store = tmp_path / "home" / ".local" / "share" / "containers" / "storage"
+    _podman_store(store, [PODMAN_ENTRY])
+    os.chown(store / "overlay-containers" / "containers.json", 1000, 1000)
+    assert podman_metadata(ID, str(store), owner=1000) == ("crew-runner", "docker.io/library/python:3.12-slim")
+    errors: list[tuple[str, str]] = []
+    assert podman_metadata(ID, str(store), errors, owner=1001) is None  # another user's store: not this one's
+    assert podman_metadata(ID, str(store), errors) is None  # the root store must be root's
+    assert [code for code, _ in errors] == ["not_owner", "not_owner"]
