@@ -120,8 +120,8 @@ _SQL = {
     "gone": "UPDATE behaviour_fact SET gone_at = :now WHERE device_id = :device_id AND sighting_id = :sighting_id "
             "AND gone_at IS NULL AND last_seen < :now",
     "open": "SELECT id, sighting_id, added FROM drift_event WHERE device_id = :device_id AND status = 'open'",
-    "standing": "SELECT approval, registration FROM sighting_triage WHERE device_id = :device_id "
-                "AND sighting_id = :sighting_id",
+    "standings": "SELECT sighting_id, approval, registration FROM sighting_triage WHERE device_id = :device_id "
+                 "AND (approval <> '' OR registration <> '')",
     "systems": "SELECT data_systems, decided_at FROM registration WHERE id = :id",
     "since": "SELECT value FROM behaviour_fact WHERE device_id = :device_id AND sighting_id = :sighting_id "
              "AND kind = 'system' AND gone_at IS NULL AND first_seen > :decided_at",
@@ -152,6 +152,12 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
     before = [{"device_id": device_id, "sighting_id": sid, "now": now} for sid, c in changes.items() if c == "changed"]
     if before:
         cursor.executemany(sql["gone"], before)
+    # Drift needs a standing (an approval or a registration): a device with none, most of a fleet, stops here
+    # after one query on the primary key's prefix.
+    cursor.execute(sql["standings"], {"device_id": device_id})
+    standings: dict[str, tuple[str, str]] = {sid: (a, r) for sid, a, r in cursor.fetchall()}
+    if not standings:
+        return
     drifting = {r["id"] for r in rows if r["id"] in changes and "drift" in orjson.loads(r["flags"])}
     cursor.execute(sql["open"], {"device_id": device_id})
     open_events = {sid: (event_id, orjson.loads(added)) for event_id, sid, added in cursor.fetchall()}
@@ -162,33 +168,26 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
             if event is not None and not event[1].get("via"):
                 cursor.execute(sql["end_event"], {"id": event[0], "now": now})
             continue
-        standing = _standing(cursor, sql, device_id, sid)
+        standing = standings.get(sid)
         if standing is None:
             continue
         declared = _declared_systems(cursor, sql, device_id, sid, standing[1])
         _open_or_grow(cursor, sql, open_events, device_id, sid,
                       difference(facts_of(docs[sid]), standing[0], standing[1], declared), now)
     for sid, doc in ((sid, docs[sid]) for sid in changes if docs[sid].get("parent")):
-        _judge_against_root(cursor, sql, open_events, device_id, sid, doc, docs, now)
-
-
-def _standing(cursor: Any, sql: Mapping[str, str], device_id: str, sighting_id: str) -> tuple[str, str] | None:
-    """A sighting's stored approval and registration (JSON, "" for none); None when it has neither."""
-    cursor.execute(sql["standing"], {"device_id": device_id, "sighting_id": sighting_id})
-    row = cursor.fetchone()
-    return (row[0], row[1]) if row is not None and (row[0] or row[1]) else None
+        _judge_against_root(cursor, sql, open_events, standings, device_id, sid, doc, docs, now)
 
 
 def _judge_against_root(cursor: Any, sql: Mapping[str, str], open_events: dict[str, tuple[int, dict[str, Any]]],
-                        device_id: str, sighting_id: str, doc: Mapping[str, Any],
-                        docs: Mapping[str, Mapping[str, Any]], now: float) -> None:
+                        standings: Mapping[str, tuple[str, str]], device_id: str, sighting_id: str,
+                        doc: Mapping[str, Any], docs: Mapping[str, Mapping[str, Any]], now: float) -> None:
     """A sub-agent or tool server with no standing of its own is held to the declaration of the root of its
     chain (its parent's parent ...): what that does not cover is drift on the root, naming the sighting
     (``via``). Nothing when the root has no approval or approved registration."""
-    if _standing(cursor, sql, device_id, sighting_id) is not None:
+    if sighting_id in standings:
         return  # judged on its own
     root = _root_of(cursor, sql, device_id, str(doc["parent"]), docs)
-    standing = _standing(cursor, sql, device_id, root) if root is not None else None
+    standing = standings.get(root) if root is not None else None
     if root is None or standing is None:
         return
     declared = _declared_systems(cursor, sql, device_id, sighting_id, standing[1])
