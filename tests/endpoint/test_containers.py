@@ -317,6 +317,12 @@ def test_links_in_a_containers_root_resolve_inside_it(tmp_path: Path, spawn: Any
     with pytest.raises(safeio.ReadRefused) as refused:
         walled.read_text_owned(f"{prefix}/srv/agent/app", boundary=prefix, limit=4096)
     assert refused.value.code == "not_regular"
+    # a container process's reads never reach a host path, whatever path a resolver came up with
+    from endpoint.scan.projects import Budget, Reads
+
+    reads = Reads(Budget(), 0, in_root=walled)
+    assert reads.text("/etc/hostname", "/etc") is None and reads.listing("/etc") == []
+    assert [(code, where) for where, code, _ in reads.errors] == [("symlink_escape", "/etc/hostname")]
     # a loop of links ends with a reason, not a hang
     (newroot / "srv" / "agent" / "loop").symlink_to("/srv/agent/loop")
     with pytest.raises(safeio.ReadRefused) as refused:

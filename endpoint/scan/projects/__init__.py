@@ -161,7 +161,7 @@ class Reads:
         if not self.left():
             return None
         try:
-            if self.in_root is not None and self.in_root.inner(path) is not None:
+            if self.in_root is not None:  # a container's: nothing outside its root is its file
                 text, owner = self.in_root.read_text_owned(path, boundary=boundary, limit=limit)
             else:
                 text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
@@ -185,7 +185,7 @@ class Reads:
 
     def listing(self, folder: str) -> list[str]:
         """The names in ``folder`` (at most ``DIR_ENTRIES``); [] when it cannot be listed."""
-        if self.in_root is not None and self.in_root.inner(folder) is not None:
+        if self.in_root is not None:
             names = self.in_root.listing(folder, DIR_ENTRIES)
             if len(names) >= DIR_ENTRIES:
                 self.error(folder, "too_many_entries", f"over {DIR_ENTRIES} entries; the rest not listed")

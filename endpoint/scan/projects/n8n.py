@@ -73,7 +73,7 @@ def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], read
     an error on ``reads`` when it is there but not usable), or when it is not there (not made yet, or the
     platform on another database)."""
     path = os.path.join(folder, name)
-    if reads.in_root is not None and reads.in_root.inner(path) is not None:
+    if reads.in_root is not None:  # a container's platform: nothing outside its root is its store
         return _rows_in_root(path, folder, sql, params, reads, what)
     if not os.path.lexists(path):
         return []
