@@ -57,6 +57,8 @@ ADDED = ("providers", "mcp_servers", "systems", "autonomy")
 MAX_VALUE = 512
 MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
 MAX_CHAIN = 16  # parents followed to the root of a chain
+#: the fields of a sighting's history entry (ingest.changed_fields) its facts and its chain come from
+FACT_FIELDS = frozenset({"endpoints", "mcp_servers", "flags", "parent"})
 #: URL schemes of data systems an MCP server's arguments can name
 DATA_SCHEMES = frozenset({"postgres", "postgresql", "mysql", "mariadb", "mongodb", "mongodb+srv", "redis",
                           "rediss", "sqlserver", "mssql", "snowflake", "clickhouse", "oracle", "jdbc"})
@@ -141,7 +143,9 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
 
     ``cursor`` is the driver's cursor inside the ingest transaction; nothing runs when no sighting changed.
     """
-    changes = {h["sighting_id"]: h["change"] for h in history if h["change"] in ("new", "changed")}
+    # a change elsewhere (a process started, a config file moved) shows no other fact: nothing to write
+    changes = {h["sighting_id"]: h["change"] for h in history if h["change"] == "new"
+               or h["change"] == "changed" and not FACT_FIELDS.isdisjoint(h["fields"].split(","))}
     if not changes:
         return
     sql = _PG_SQL if pg else _SQL
