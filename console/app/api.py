@@ -416,6 +416,15 @@ class Client:
         detail._raw = dict(data)
         return detail
 
+    def timeline(self, device_id: str, sighting_id: str) -> dict[str, Any]:
+        """An agent's behaviour facts and drift events (``GET …/timeline``), as the collector answers them."""
+        return dict(self._get(f"/agents/{_seg(device_id)}/{_seg(sighting_id)}/timeline"))
+
+    def accept_drift(self, device_id: str, sighting_id: str, event_id: int) -> dict[str, Any]:
+        """Accept a drift event: the agent's declaration is widened to cover it (admins only)."""
+        path = f"{API}/agents/{_seg(device_id)}/{_seg(sighting_id)}/drift/{int(event_id)}/accept"
+        return dict(self._request("POST", path, body={}))
+
     def devices(self, *, stale: bool | None = None, incomplete: bool | None = None, skip: int = 0,
                 limit: int = 100) -> DevicePage:
         """Devices by hostname; ``incomplete``: only those whose last scan was (or was not) incomplete."""

@@ -18,6 +18,7 @@ from console.app.errors import ConsoleError
 from console.app.models import AgentTableModel
 from console.app.views.agents import WIDTHS
 from console.app.views.dialogs import TriageDialog
+from console.app.views.timeline import TimelineDialog
 
 DETAIL_REFRESH_LIMIT = 50  # after triage, rows refreshed in place; beyond this the list reloads
 CONFIRMED = frozenset({"approve", "false_positive", "request_registration"})  # asked first when on several
@@ -226,7 +227,29 @@ class AgentsController(QObject):
         detail = menu.addAction("Open the detail")
         detail.triggered.connect(lambda: self._activated(self.model.index(self.roster.rows.index(first), 0))
                                  if first in self.roster.rows else None)
+        menu.addAction("Behaviour over time…").triggered.connect(lambda: self.show_timeline(first))
         return menu
+
+    def show_timeline(self, agent: api.Agent) -> TimelineDialog:
+        """The agent's behaviour facts and drift events in a dialog; an admin accepts an open event there."""
+        dialog = TimelineDialog(agent.name, self.session.window)
+        client, key = self.session.client, agent.key
+
+        def load() -> None:
+            self.session.runner.call(client.timeline, *key, on_error=self.on_error,
+                                     on_done=lambda data: dialog.show_timeline(data, can_accept=self.session.can_triage))
+
+        def accepted(_event: object) -> None:
+            load()
+            self.open_detail(key, agent.name)  # governed again: the detail dock says so
+
+        def accept(event_id: int) -> None:
+            self.session.runner.call(client.accept_drift, *key, event_id, on_error=self.on_error, on_done=accepted)
+
+        dialog.accept_requested.connect(accept)
+        load()
+        dialog.show()
+        return dialog
 
     def show_servers(self, agent: api.Agent) -> None:
         """The roster lists the servers (and sub-agents) under one agent: the device's sightings it is the
