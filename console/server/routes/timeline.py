@@ -10,7 +10,7 @@
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -86,6 +86,8 @@ def list_drift(caller: Caller, state: StateDep, since: datetime | None = None,
                status: Literal["open", "accepted", "resolved"] | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> DriftEventsPublic:
     """The fleet's drift events that began at or after ``since``, newest first."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # a time without a zone is the collector's: UTC, never its local time
     with state.db.engine.connect() as conn:
         events = timeline.events(conn, since=since.timestamp() if since else None, limit=limit)
     return DriftEventsPublic(data=[_event(e) for e in events if status is None or e["status"] == status])

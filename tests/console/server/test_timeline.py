@@ -72,6 +72,12 @@ def test_a_data_system_never_keeps_the_user_password_or_query_of_its_url() -> No
     assert timeline.systems_of([{**MCP_GITHUB, "args": ["http://[::1", "postgres://"]}]) == []  # malformed: nothing
 
 
+def test_a_hostile_document_cannot_fill_the_timeline() -> None:
+    servers = [{**MCP_GITHUB, "name": f"s{i:04d}" + "x" * 600} for i in range(1000)]
+    found = timeline.facts_of(fleet.sighting(mcp_servers=servers))
+    assert len(found) == timeline.MAX_FACTS and all(len(v) <= timeline.MAX_VALUE for _, v in found)
+
+
 def test_each_fact_has_first_and_last_seen_and_gone_at_when_it_disappears(device) -> None:
     made = fleet.sighting(providers=("anthropic",), mcp_servers=[MCP_GITHUB])
     before = time.time()
@@ -117,6 +123,7 @@ def test_new_behaviour_of_a_registered_agent_is_a_drift_event_and_accepting_it_g
     assert event["id"] in [e["id"] for e in fleet_wide]
     later = datetime.fromtimestamp(time.time() + 60, UTC).isoformat()
     assert event["id"] not in [e["id"] for e in device.collector.get("/api/v1/drift", since=later).json()["data"]]
+    assert device.collector.get("/api/v1/drift", since="yesterday").status_code == 422
 
     answer = accept(device, made["id"], event["id"])
     assert answer.status_code == 200, answer.text
