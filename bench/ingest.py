@@ -24,6 +24,14 @@ over plain sockets. Device i's reports go, in order, over connection i mod (clie
     .venv/bin/python bench/ingest.py --backend sqlite --runs 3
     .venv/bin/python bench/ingest.py --backend sqlite --size 20          # 20 sightings per delta
     .venv/bin/python bench/ingest.py --backend sqlite --size 1 --change 0   # the per-report floor
+    .venv/bin/python bench/ingest.py --in-process       # where the write lock's time goes (SQLite)
+
+``--in-process`` is the profiler's view: the fleet is enrolled and snapshotted through a real collector
+as above, which is then stopped; the timed deltas are applied in this process through
+``ingest_store.apply_report``, prepared outside the write lock and applied in batches of ``--batch`` per
+transaction as the collector's writer does. It prints this thread's CPU per report: preparing, each SQL
+statement, the commit (on SQLite, writing the dirty pages to the WAL), and the rest of the apply
+(Python, and what other modules write at ingest). No HTTP, so reports/s there is the write path alone.
 
 The budget (DESIGN.md): >= 1,000 reports/s on a 2-core machine for at least one backend.
 Nothing is asserted; the figures are printed (with the machine's load average, since it is shared).
@@ -90,7 +98,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the device's sightings (or of --size) changing per report")
     parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
     parser.add_argument("--sqlite-workers", type=int, default=2, help="uvicorn workers on SQLite (one writes at a time)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="SQLite: apply the timed deltas in this process and print where the CPU goes")
+    parser.add_argument("--batch", type=int, default=8, help="--in-process: reports per transaction")
     args = parser.parse_args(argv)
+    if args.in_process:
+        print(f"fleet: {args.devices} devices, {args.reports} delta reports per run, in this process; "
+              f"load average before: {_load()}")
+        for run in range(1, args.runs + 1):
+            in_process(args, run)
+        print(f"load average after: {_load()}")
+        return 0
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     shape = (f"{args.size} sightings" if args.size else "the changed sightings") + f" ({args.change:.0%} changing)"
     print(f"fleet: {args.devices} devices, {args.reports} delta reports per run, each of {shape}, "
@@ -229,6 +247,104 @@ def _cpu(processes: list[psutil.Process]) -> float:
 def _busy() -> float:
     times = psutil.cpu_times()
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+# -- in process ----------------------------------------------------------------------------------------
+
+
+class StatementClock:
+    """This thread's CPU time per statement of ``ingest_store``'s cursor, by the statement's name. The
+    cursor's methods are wrapped for this process only (a bench, not the collector)."""
+
+    METHODS = ("one", "all", "run", "many")
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}  # rows for an executemany, calls for the others
+        self.installed = False
+
+    def install(self) -> None:
+        from console.server import ingest_store
+
+        if self.installed:
+            return
+        self.installed = True
+        for method in self.METHODS:
+            setattr(ingest_store._Cursor, method, self._timed(getattr(ingest_store._Cursor, method)))
+
+    def _timed(self, method: Any) -> Any:
+        def timed(cursor: Any, name: str, params: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return method(cursor, name, params)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.thread_time() - started
+                self.rows[name] = self.rows.get(name, 0) + (len(params) if isinstance(params, list) else 1)
+        return timed
+
+    def clear(self) -> None:
+        self.seconds.clear()
+        self.rows.clear()
+
+
+_CLOCK = StatementClock()
+_MANY = ("upsert", "refresh", "history", "tag")  # the statements run once per row (executemany)
+
+
+def in_process(args: argparse.Namespace, run: int) -> None:
+    """One run of ``--in-process``: a fresh SQLite store, its fleet snapshotted through a real collector,
+    then ``--reports`` deltas applied here."""
+    from console.server import auth, ingest, ingest_store
+    from console.server.db import Database
+
+    _CLOCK.install()
+    with tempfile.TemporaryDirectory(prefix="agentroster-bench-") as tmp:
+        url = f"sqlite:///{tmp}/collector.sqlite3"
+        secrets = servers.provision(url)
+        server = servers.CollectorProcess(url, workers=1, log=Path(tmp) / "server.log").start()
+        try:
+            sims = [fleet.SimDevice.build(i, seed=7) for i in range(args.devices)]
+            keys = [enroll(server.port, secrets["enroll_secret"], sim) for sim in sims]
+            send_all(server.port, [request(key, orjson.dumps(sim.snapshot())) for key, sim in zip(keys, sims, strict=True)])
+        finally:
+            server.stop()
+        presented = [auth.parse(key) for key in keys]
+        work = [(key, orjson.loads(orjson.dumps(sim.delta(args.size, args.change))))
+                for _ in range(-(-args.reports // args.devices)) for key, sim in zip(presented, sims, strict=True)]
+        db = Database(url)
+        db.start_checkpoints(0.2)  # as the collector does: the WAL is checkpointed off the write path
+        try:
+            _CLOCK.clear()
+            prepare = apply = commit = 0.0
+            started = time.perf_counter()
+            for start in range(0, len(work), args.batch):
+                batch = work[start:start + args.batch]
+                cpu = time.thread_time()
+                now, policy = time.time(), ingest.cached_policy()
+                prepared = [ingest.prepare_report(report, policy, now) if policy else None for _, report in batch]
+                prepare += time.thread_time() - cpu
+                cpu = time.thread_time()
+                with db.write_lock():
+                    with db.transaction() as conn:
+                        current = ingest_store.current_policy(conn)
+                        for (key, report), ready in zip(batch, prepared, strict=True):
+                            outcome = ingest_store.apply_report(conn, key, report, now, ready, current)  # type: ignore[arg-type]
+                            if outcome.result != "applied":
+                                raise RuntimeError(f"a delta was not applied: {outcome.reason}")
+                        committing = time.thread_time()
+                    commit += time.thread_time() - committing
+                apply += time.thread_time() - cpu
+            wall = time.perf_counter() - started
+        finally:
+            db.engine.dispose()
+    n = len(work)
+    statements = sum(_CLOCK.seconds.values())
+    print(f"  run {run}: {n / wall:6.0f} reports/s in one thread (batches of {args.batch}); CPU per report: "
+          f"prepare {prepare / n * 1e6:.0f} us, apply {apply / n * 1e6:.0f} us = statements "
+          f"{statements / n * 1e6:.0f} + commit {commit / n * 1e6:.0f} + the rest "
+          f"{(apply - statements - commit) / n * 1e6:.0f}   (load {_load()})")
+    for name, seconds in sorted(_CLOCK.seconds.items(), key=lambda kv: -kv[1]):
+        print(f"      {name:16} {seconds / n * 1e6:6.1f} us per report   {_CLOCK.rows[name] / n:5.2f} {'rows' if name in _MANY else 'calls'} per report")
 
 
 # -- the client ---------------------------------------------------------------------------------------
