@@ -284,6 +284,10 @@ def classify(sighting: Mapping[str, Any], *, now: float | None = None) -> tuple[
     it does (the calls, servers, configs and processes it was seen with)."""
     signature, kind = sighting.get("signature"), str(sighting.get("type") or "unknown")
     if signature:
+        project = sighting.get("project")
+        if isinstance(project, Mapping) and project.get("framework"):
+            # an enterprise agent is named after its project ("app.worker in /srv/…"), not its framework
+            return kind, f"runs {project.get('entry') or 'a project'} on {project['framework']} ({signature} signature)"
         name = sighting.get("name") or signature
         return kind, f"matches the {name} signature ({signature})"
     providers = providers_of(sighting.get("endpoints") or [])

@@ -191,6 +191,13 @@ def test_a_known_agent_takes_its_type_from_its_signature() -> None:
         ("coding", "matches the Claude Code signature (claude-code)")
 
 
+def test_an_enterprise_agent_is_explained_by_its_framework_not_its_project_name() -> None:
+    project = {"root": "/srv/invoice-triage", "entry": "app.worker", "framework": "langgraph"}
+    assert classify(sighting(signature="langchain", name="app.worker in /srv/invoice-triage", type="enterprise",
+                             project=project)) == \
+        ("enterprise", "runs app.worker on langgraph (langchain signature)")
+
+
 def test_an_unknown_agent_calling_a_provider_says_so() -> None:
     assert classify(sighting(endpoints=[endpoint("openai")])) == ("unknown", "unknown agent calling openai")
 
