@@ -327,6 +327,36 @@ class InRoot:
         finally:
             os.close(fd)
 
+    def kind(self, path: str, *, follow: bool = True) -> str:
+        """What ``path`` is inside the root: "file", "dir", "link" (only when not ``follow``ing the last
+        component), "other" (a FIFO, socket, device), or "" when it is not there or cannot be reached.
+        The existence checks of a container's project ask this, never the host's kernel by a path string."""
+        inner = self.inner(path)
+        if inner is None:
+            return ""
+        try:
+            if follow or inner == "/":
+                fd, _ = self._open(inner, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    mode = os.fstat(fd).st_mode
+                finally:
+                    os.close(fd)
+            else:
+                parent, name = inner.rsplit("/", 1)
+                if name in ("", ".", ".."):
+                    return self.kind(path)
+                fd, _ = self._open(parent or "/", _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+                finally:
+                    os.close(fd)
+        except safeio.ReadRefused as exc:
+            return "other" if exc.code == "not_regular" else ""
+        except OSError:
+            return ""
+        return ("file" if stat.S_ISREG(mode) else "dir" if stat.S_ISDIR(mode) else
+                "link" if stat.S_ISLNK(mode) else "other")
+
     def listing(self, folder: str, limit: int) -> list[str]:
         """The names in ``folder`` (a folder inside the root, links resolved there), at most ``limit``."""
         inner = self.inner(folder)

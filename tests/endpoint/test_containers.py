@@ -441,3 +441,40 @@ def test_a_rootless_store_is_believed_only_when_its_user_or_root_owns_it(tmp_pat
     assert podman_metadata(ID, str(store), errors, owner=1001) is None  # another user's store: not this one's
     assert podman_metadata(ID, str(store), errors) is None  # the root store must be root's
     assert [code for code, _ in errors] == ["not_owner", "not_owner"]
+
+
+def test_a_containers_paths_exist_or_not_as_the_container_has_them(tmp_path: Path, spawn: Any) -> None:
+    """Whether a module, a manifest or a folder exists is asked through the container's root too: an absolute
+    link in the container names the container's path, so the host's files never answer yes or no for it."""
+    pid, newroot = _in_namespace(tmp_path, spawn)
+    host_only = "/etc/hostname" if os.path.isfile("/etc/hostname") else "/etc/passwd"
+    assert not (newroot / host_only.lstrip("/")).exists()  # the host has it, the container has not
+    api = newroot / "srv" / "api"
+    (api / "langgraph").mkdir(parents=True)
+    (api / "langgraph" / "__init__.py").write_text("")  # vendored: its interpreter's path holds the framework
+    (api / "main.py").symlink_to(host_only)  # fastapi looks for main.py first: in the container it is not there
+    (api / "app.py").write_text("from langgraph.graph import StateGraph\napp = StateGraph(dict)\n")
+    (api / "shared").symlink_to("/opt/shared")  # a folder only the container has, by an absolute link
+    (newroot / "opt" / "shared").mkdir(parents=True)
+    (newroot / "opt" / "shared" / "agent_tools.py").write_text("from openai import OpenAI\n")
+    (api / "extra.py").write_text("import agent_tools\n")
+    web = newroot / "srv" / "web"
+    (web / "dist").mkdir(parents=True)
+    (web / "package.json").write_text(json.dumps({"dependencies": {"@langchain/langgraph": "^0.2.0"}}))
+    (web / "dist" / "package.json").symlink_to(host_only)  # not the project's manifest inside the container
+    (web / "dist" / "index.js").write_text('import { StateGraph } from "@langchain/langgraph";\n')
+
+    def project(cmdline: list[str], cwd: str, env: dict[str, str] | None = None) -> Any:
+        exe = "/usr/bin/node" if cmdline[0] == "node" else "/usr/bin/python3"
+        record = ProcessRecord(pid, 1, os.path.basename(exe), exe, cmdline, "root", 0, 0.0, env_values=env or {},
+                               cwd=cwd)
+        return ProjectReader(interests_of(LIB), maps=False).read(record)
+
+    api_project = project(["/usr/bin/python3", "-m", "fastapi", "run"], "/srv/api")
+    assert api_project is not None and api_project.imports == (("langgraph.graph", "app.py"),), api_project
+    # a PYTHONPATH folder reached by a link that resolves only inside the container is on its search path
+    extra = project(["/usr/bin/python3", "/srv/api/extra.py"], "/srv/api", {"PYTHONPATH": "/srv/api/shared"})
+    assert extra is not None and ("openai", "shared/agent_tools.py") in extra.imports, extra
+    web_project = project(["node", "/srv/web/dist/index.js"], "/srv/web")
+    assert web_project is not None and web_project.root == "/srv/web", web_project
+    assert web_project.imports == (("@langchain/langgraph", "dist/index.js"),)

@@ -202,6 +202,18 @@ class Reads:
             return []
         return names
 
+    def isfile(self, path: str) -> bool:
+        """Whether ``path`` is a regular file as the process sees it (a container's: asked inside its root)."""
+        return self.in_root.kind(path) == "file" if self.in_root is not None else os.path.isfile(path)
+
+    def isdir(self, path: str) -> bool:
+        """Whether ``path`` is a folder as the process sees it (a container's: asked inside its root)."""
+        return self.in_root.kind(path) == "dir" if self.in_root is not None else os.path.isdir(path)
+
+    def islink(self, path: str) -> bool:
+        """Whether ``path`` itself is a symlink as the process sees it."""
+        return self.in_root.kind(path, follow=False) == "link" if self.in_root is not None else os.path.islink(path)
+
     def notice(self, text: str) -> None:
         """Note the model names and statically declared tools in ``text`` (code read, or a notebook's cells)."""
         if len(self.models) < MAX_MODELS and any(word in text for word in _MODEL_WORDS):
@@ -376,11 +388,13 @@ def language(record: ProcessRecord) -> Literal["python", "node"] | None:
     return None
 
 
-def nearest(folder: str, names: Iterable[str], *, levels: int = 8) -> str | None:
-    """The nearest folder at or above ``folder`` (``levels`` at most) that holds one of ``names``."""
+def nearest(folder: str, names: Iterable[str], *, levels: int = 8,
+            isfile: Callable[[str], bool] = os.path.isfile) -> str | None:
+    """The nearest folder at or above ``folder`` (``levels`` at most) that holds one of ``names``; ``isfile``
+    is the process's own view of a file (``Reads.isfile``: a container's is asked inside its root)."""
     names = tuple(names)
     for _ in range(levels):
-        if any(os.path.isfile(os.path.join(folder, n)) for n in names):
+        if any(isfile(os.path.join(folder, n)) for n in names):
             return folder
         parent = os.path.dirname(folder)
         if parent == folder:

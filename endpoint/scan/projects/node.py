@@ -118,7 +118,7 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
     start = os.path.dirname(script) if script and os.path.isabs(script) else cwd
     if not start:
         return None
-    root = nearest(start, ("package.json",)) or (os.path.dirname(script) if script else cwd)
+    root = nearest(start, ("package.json",), isfile=reads.isfile) or (os.path.dirname(script) if script else cwd)
     wanted = reader.interests.npm
     packages: list[tuple[str, str, str, str]] = []
     manifest = reads.text(os.path.join(root, "package.json"), root, limit=MANIFEST_BYTES, code=False)
@@ -160,7 +160,7 @@ def _reachable(root: str, wanted: frozenset[str], reader: ProjectReader, reads: 
         modules = os.path.join(folder, "node_modules")
         names = reader.listings.get(modules)
         if names is None:
-            names = reader.listings[modules] = reads.listing(modules) if os.path.isdir(modules) else []
+            names = reader.listings[modules] = reads.listing(modules) if reads.isdir(modules) else []
         for name in names:
             if name.lower() in wanted:
                 return True
@@ -177,7 +177,7 @@ def _reachable(root: str, wanted: frozenset[str], reader: ProjectReader, reads: 
 def _installed(root: str, name: str, reads: Reads) -> tuple[str, str]:
     """The version of ``name`` in the project's node_modules, and where: ("", "") when it is not there."""
     path = os.path.join(root, "node_modules", *name.split("/"), "package.json")
-    if not os.path.isfile(path):
+    if not reads.isfile(path):
         return "", ""
     text = reads.text(path, root, limit=MANIFEST_BYTES, code=False)
     try:
@@ -208,7 +208,7 @@ def _follow(entry: str, root: str, wanted: frozenset[str], reads: Reads, imports
         for specifier in _SPECIFIER.findall(text):
             if specifier.startswith("."):
                 if depth < IMPORT_LEVELS:
-                    target = _local_file(os.path.join(os.path.dirname(path), specifier))
+                    target = _local_file(os.path.join(os.path.dirname(path), specifier), reads)
                     if target and target not in seen and safeio.is_within(target, root):
                         seen.add(target)
                         queue.append((target, depth + 1))
@@ -227,7 +227,7 @@ def _bare_package(specifier: str) -> str | None:
     return parts[0]
 
 
-def _local_file(base: str) -> str | None:
+def _local_file(base: str, reads: Reads) -> str | None:
     """The file a relative specifier names: as written, with an extension, as a folder's index, or a
     TypeScript source written with its compiled ``.js`` name."""
     base = os.path.normpath(base)
@@ -237,6 +237,6 @@ def _local_file(base: str) -> str | None:
         candidates += [stem + ".ts", stem + ".mts", stem + ".cts", stem + ".tsx"]
     candidates += [base + e for e in EXTENSIONS] + [os.path.join(base, "index" + e) for e in EXTENSIONS]
     for candidate in candidates:
-        if os.path.isfile(candidate):
+        if reads.isfile(candidate):
             return candidate
     return None

@@ -132,7 +132,7 @@ def _script(script: str, rest: list[str], cwd: str) -> Command | None:
     folder = os.path.dirname(path)
     if os.path.basename(folder) in ("bin", "Scripts") and not name.endswith(".py"):
         venv = os.path.dirname(folder)
-        return Command(name, scripts=(path,), venv=venv if os.path.isfile(os.path.join(venv, "pyvenv.cfg")) else "")
+        return Command(name, scripts=(path,), venv=venv)  # a venv only if site_dirs finds its pyvenv.cfg
     entry = os.path.relpath(path, cwd) if cwd and safeio.is_within(path, cwd) else path
     return Command(entry, scripts=(path,), dirs=(folder,))
 
@@ -250,7 +250,7 @@ def site_dirs(record: ProcessRecord, command: Command, reads: Reads,
         candidates.append(os.path.dirname(os.path.dirname(record.cmdline[0])))
     for candidate in candidates:
         if candidate and os.path.isabs(candidate) and candidate not in venvs \
-                and os.path.isfile(os.path.join(candidate, "pyvenv.cfg")):
+                and reads.isfile(os.path.join(candidate, "pyvenv.cfg")):
             venvs.append(candidate)
     prefixes = list(venvs)
     if not prefixes and record.exe and os.path.isabs(record.exe):
@@ -269,7 +269,7 @@ def site_dirs(record: ProcessRecord, command: Command, reads: Reads,
             if name.startswith("python3"):
                 for leaf in ("site-packages", "dist-packages"):
                     folder = os.path.join(lib, name, leaf)
-                    if os.path.isdir(folder):
+                    if reads.isdir(folder):
                         found.append(folder)
     return found[:6], venvs[0] if venvs else ""
 
@@ -305,7 +305,7 @@ def read_site(folder: str, reader: ProjectReader, reads: Reads) -> Site:
             text = reads.text(os.path.join(folder, name), folder, limit=16 << 10, code=False) or ""
             for line in text.splitlines()[:20]:
                 line = line.strip()
-                if line and not line.startswith(("import", "#")) and os.path.isabs(line) and os.path.isdir(line):
+                if line and not line.startswith(("import", "#")) and os.path.isabs(line) and reads.isdir(line):
                     editable.append(line)
     site = Site(tuple(sorted(dists)), tuple(editable), bool(dists) or _holds_modules(names, reader))
     reader.sites[folder] = site
@@ -337,7 +337,7 @@ class Finder:
                 continue
             stem = os.path.join(base, *parts)
             for candidate in (stem + ".py", os.path.join(stem, "__init__.py")):
-                if os.path.isfile(candidate):
+                if self.reads.isfile(candidate):
                     return candidate, base
         return None
 
@@ -443,7 +443,7 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
     search: list[str] = []
     for folder in [*command.dirs, *_pythonpath(record, cwd), *(e for s in installed for e in s.editable)]:
         folder = os.path.normpath(folder)
-        if folder and os.path.isabs(folder) and folder not in search and os.path.isdir(folder):
+        if folder and os.path.isabs(folder) and folder not in search and reads.isdir(folder):
             search.append(folder)
     search = search[:MAX_SEARCH]
     finder = Finder([*search, *sites], reads)
@@ -453,7 +453,7 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
         return Found(_root([], cwd, sites, venv, command), command.entry, [], [])
     entries: list[tuple[str, str, str]] = []  # (file, base, module)
     for script in command.scripts:
-        if os.path.isfile(script):
+        if reads.isfile(script):
             entries.append((script, os.path.dirname(script), "__main__"))
             break  # fastapi's defaults: the first that exists
     for module in command.modules:
@@ -527,6 +527,6 @@ def _folder_modules(folder: str, reads: Reads) -> list[tuple[str, str]]:
                 found.append((full, module))
                 if len(found) >= WALK_FILES:
                     break
-            elif depth < 1 and name.isidentifier() and os.path.isdir(full) and not os.path.islink(full):
+            elif depth < 1 and name.isidentifier() and reads.isdir(full) and not reads.islink(full):
                 stack.append((full, f"{prefix}{name}.", depth + 1))
     return found
