@@ -72,6 +72,19 @@ class Container(NamedTuple):
         return {"runtime": self.runtime, "id": self.id, "name": self.name, "image": self.image}
 
 
+#: the runtimes as a person names them, for the evidence line that says where an agent runs
+RUNTIME_NAMES = {"docker": "Docker", "podman": "Podman", "containerd": "containerd", "cri-o": "CRI-O",
+                 "kubernetes": "Kubernetes", "buildkit": "BuildKit"}
+
+
+def describe(container: tuple[str, str, str, str]) -> str:
+    """A process's container as an evidence line says it: "runs in Docker container invoice-agent, image
+    acme/agent:1.4" (the id's first 12 digits when the runtime's metadata gave no name)."""
+    runtime, ident, name, image = container
+    said = f"runs in {RUNTIME_NAMES.get(runtime, runtime)} container {name or ident[:12]}"
+    return f"{said}, image {image}" if image else said
+
+
 def parse_cgroup(text: str) -> tuple[str, str] | None:
     """(runtime, id) from a ``/proc/PID/cgroup`` text (v2 ``0::PATH`` and v1 ``N:controllers:PATH`` lines)."""
     for line in text.splitlines()[:64]:

@@ -478,3 +478,51 @@ def test_a_containers_paths_exist_or_not_as_the_container_has_them(tmp_path: Pat
     web_project = project(["node", "/srv/web/dist/index.js"], "/srv/web")
     assert web_project is not None and web_project.root == "/srv/web", web_project
     assert web_project.imports == (("@langchain/langgraph", "dist/index.js"),)
+
+
+def test_a_sighting_in_a_container_says_which_container_in_its_evidence() -> None:
+    from endpoint.scan.engine import Engine
+    from endpoint.scan.engine.registry import WEIGHTS, combine
+    from endpoint.scan.evidence import Project
+
+    project = Project("python", "/srv/agent", "app.worker", imports=(("langgraph.graph", "app/graph.py"),))
+
+    def proc(pid: int, container: tuple[str, str, str, str] | None) -> ProcessRecord:
+        return ProcessRecord(pid, 1, "python3", "/usr/bin/python3", ["python3", "-m", "app.worker"], "alice", 1000,
+                             0.0, project=project, container=container)
+
+    engine = Engine(LIB, device_id="dev", platform="linux")
+    engine.add_processes([proc(10, ("docker", ID, "invoice-agent", "acme/agent:1.4")),
+                          proc(11, ("podman", "e" * 64, "", "")), proc(12, None),
+                          proc(13, ("docker", ID, "invoice-agent", "acme/agent:1.4"))])
+    found = {s["name"]: s for s in engine.result("2026-01-01T00:00:00+00:00")}
+    named = found["app.worker in /srv/agent (container invoice-agent)"]
+    lines = [(e["rule"], e["detail"]) for e in named["evidence"]]
+    # one line for the container however many of its processes run the agent
+    assert lines.count(("process.container", "runs in Docker container invoice-agent, image acme/agent:1.4")) == 1
+    plain = found["app.worker in /srv/agent"]
+    assert all(e["rule"] != "process.container" for e in plain["evidence"])
+    unnamed = found[f"app.worker in /srv/agent (container {'e' * 12})"]
+    # the line weighs little: where an agent runs is no proof that it is one (one process each, as plain)
+    assert WEIGHTS["process.container"] < 0.2
+    assert unnamed["confidence"] == combine([*(WEIGHTS[e["rule"]] for e in plain["evidence"]),
+                                             WEIGHTS["process.container"]])
+    assert ("process.container", f"runs in Podman container {'e' * 12}") in [(e["rule"], e["detail"])
+                                                                             for e in unnamed["evidence"]]
+    TypeAdapter(checked(contract.Sighting)).validate_python(named)
+
+
+def test_a_hostile_container_name_in_the_evidence_is_scrubbed_and_cut() -> None:
+    from endpoint.scan.engine import Engine
+    from endpoint.scan.evidence import Project
+
+    project = Project("python", "/srv/agent", "app.worker", imports=(("langgraph.graph", "app/graph.py"),))
+    secret = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000"
+    record = ProcessRecord(10, 1, "python3", "/usr/bin/python3", ["python3", "-m", "app.worker"], "alice", 1000,
+                           0.0, project=project, container=("docker", ID, f"agent-{secret}", "x" * 256))
+    engine = Engine(LIB, device_id="dev", platform="linux")
+    engine.add_processes([record])
+    [sighting] = engine.result("2026-01-01T00:00:00+00:00")
+    [line] = [e["detail"] for e in sighting["evidence"] if e["rule"] == "process.container"]
+    assert secret not in line and line.startswith("runs in Docker container agent-")
+    TypeAdapter(checked(contract.Sighting)).validate_python(sighting)

@@ -210,6 +210,10 @@ class Placement:
                     target.add_evidence("process", "autonomy.flags", f"pid {proc.pid}: {hit}", "process.cmdline")
         self.tree.own(proc, target)
         target.add_evidence("process", match.rule, f"pid {proc.pid}: {match.detail}", match.rule)
+        if proc.container:  # where it runs: a person looks for it there (no new contract field needed)
+            from endpoint.scan.containers import describe
+
+            target.add_evidence("process", "process.container", describe(proc.container), "process.container")
 
     def _project_names(self, project: Project, sig: Signature) -> bool:
         """Whether the project's own code names ``sig`` (a platform run by its name, ``npx n8n``, stays itself)."""
