@@ -448,13 +448,13 @@ DEVICE_COLUMNS: tuple[tuple[str, Callable[[api.Device], str]], ...] = (
 # -- registrations --------------------------------------------------------------------------------
 
 REGISTRATION_HEADERS = ("Submitted (UTC)", "Owner", "Purpose", "Business process", "Declared providers",
-                        "Declared tools", "Data systems", "Autonomy", "Status", "Decided by")
+                        "Declared tools", "Data systems", "Autonomy", "Status", "Decided by", "Comment")
 
 
 def registration_row(r: api.Registration) -> tuple[str, ...]:
     return (when(r.created_at), r.owner, r.purpose, r.business_process, ", ".join(r.providers) or "–",
             ", ".join(r.tools) or "–", ", ".join(r.data_systems) or "–", r.autonomy, r.status,
-            f"{r.decided_by or ''} {when(r.decided_at)}".strip())
+            f"{r.decided_by or ''} {when(r.decided_at)}".strip(), r.decision_note or "")
 
 
 # -- overview ---------------------------------------------------------------------------------------

@@ -1,15 +1,18 @@
-"""The registrations tab: employees' registrations of their agents, by status, and an admin's decision."""
+"""The registrations tab: employees' registrations of their agents, by status (pending first), what the
+selected one declares against what its endpoint observes, and an admin's decision (a rejection needs a
+comment for the owner)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject
 
 from console.app import api
-from console.app import viewmodels as vm
 from console.app.controllers.session import Session
 from console.app.errors import ConsoleError
+from console.app.views.registrations import queue_order
 
 
 class RegistrationsController(QObject):
@@ -27,8 +30,8 @@ class RegistrationsController(QObject):
         self.count: int | None = None
         view = session.window.registrations
         view.status.currentIndexChanged.connect(lambda _: self.load())
-        view.table.selectionModel().currentRowChanged.connect(lambda *_: view.enable_for(self.current_status()))
-        view.rows.modelReset.connect(lambda: view.enable_for(self.current_status()))
+        view.table.selectionModel().currentRowChanged.connect(lambda *_: self.selected())
+        view.rows.modelReset.connect(self.selected)
         view.approve.clicked.connect(lambda: self.decide(True))
         view.reject.clicked.connect(lambda: self.decide(False))
         view.open_agent.clicked.connect(self.open_registration_agent)
@@ -45,14 +48,43 @@ class RegistrationsController(QObject):
         def done(page: api.RegistrationPage) -> None:
             if view.status.currentData() != status:
                 return  # the admin chose another status meanwhile
-            self.listed = list(page.data)
+            kept = self.current()
+            self.listed = queue_order(page.data)
             self.count = page.count
-            view.rows.set_rows([vm.registration_row(r) for r in page.data])
+            view.rows.set_registrations(self.listed)
+            # a refresh keeps the admin's place in the queue: the same registration stays selected
+            row = next((i for i, r in enumerate(self.listed) if kept is not None and r.id == kept.id), -1)
+            if row >= 0:
+                view.table.setCurrentIndex(view.rows.index(row, 0))
             shown = len(page.data)
             view.count.setText(f"{page.count:,} registration{'s' if page.count != 1 else ''}"
                                + (f" (newest {shown:,} shown)" if shown < page.count else ""))
 
         self.session.runner.call(lambda: client.registrations(status, limit=500), on_done=done, on_error=self.on_error)
+
+    def selected(self) -> None:
+        """Enable the decisions the selection allows, and compare its declaration with its timeline."""
+        view = self.session.window.registrations
+        registration = self.current()
+        view.enable_for(registration.status if registration else None)
+        view.show_comparison(registration, None)
+        if registration is None:
+            return
+
+        def still_selected() -> bool:
+            shown = self.current()
+            return shown is not None and shown.id == registration.id
+
+        def done(timeline: dict[str, Any]) -> None:
+            if still_selected():
+                view.show_comparison(registration, timeline)
+
+        def failed(error: ConsoleError) -> None:
+            if still_selected():  # the queue stays usable: the problem shows where the comparison would be
+                view.show_comparison(registration, None, problem=error.message)
+
+        self.session.runner.call(self.session.client.timeline, registration.device_id, registration.sighting_id,
+                                 on_done=done, on_error=failed)
 
     def current(self) -> api.Registration | None:
         row = self.session.window.registrations.current_row()
@@ -72,6 +104,11 @@ class RegistrationsController(QObject):
                                 error=True)
             return
         note = window.registrations.note.text().strip() or None
+        if not approve and note is None:
+            window.show_message("Write in the comment why you reject this registration: its owner reads it.",
+                                error=True)
+            window.registrations.note.setFocus()
+            return
 
         def done(decided: api.Registration) -> None:
             window.show_message(f"Registration by {decided.owner} {decided.status}.")

@@ -1,9 +1,14 @@
 """The registrations tab: what employees declared about their agents (owner, purpose, the providers,
-tools and data systems it may use, its autonomy), for an admin to approve or reject."""
+tools and data systems it may use, its autonomy), for an admin to approve or reject (a rejection says
+why). Below the queue, the selected registration's declaration side by side with what its endpoint was
+seen doing (the collector's behaviour timeline), and the decision's comment once there is one."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -11,13 +16,74 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QTableView,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from console.app import api, theme
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
 from console.app.plain_text import plain_label
+
+COMPARISON_COLUMNS = ("", "Declared", "Observed", "Observed, not declared")
+# (row title, the declaration's field, the timeline's fact kind): the collector judges drift on these pairs
+COMPARED = (("Providers", "providers", "provider"), ("Tools (MCP servers)", "tools", "mcp_server"),
+            ("Data systems", "data_systems", "system"), ("Autonomy", "autonomy", "autonomy"))
+STATUS_ORDER = {"pending": 0}  # the queue: pending ones first, then the rest newest first
+
+
+def queue_order(registrations: Sequence[api.Registration]) -> list[api.Registration]:
+    """Pending registrations first, each group newest first (the collector answers newest first)."""
+    return sorted(registrations, key=lambda r: (STATUS_ORDER.get(r.status, 1), -r.id))
+
+
+def declared_vs_observed(registration: api.Registration,
+                         timeline: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row per compared field: what the registration declares, what the endpoint was seen doing (a
+    value no longer seen says since when it is gone), and what it was seen doing that the declaration
+    does not name."""
+    facts: Sequence[Mapping[str, Any]] = [f for f in timeline.get("facts") or [] if isinstance(f, Mapping)]
+    rows = []
+    for title, field, kind in COMPARED:
+        declared_value = getattr(registration, field)
+        declared = [declared_value] if isinstance(declared_value, str) else list(declared_value)
+        seen = [f for f in facts if f.get("kind") == kind]
+        values = list(dict.fromkeys(str(f.get("value")) for f in seen))
+        gone = {str(f.get("value")) for f in seen if f.get("gone_at")} - {str(f.get("value")) for f in seen
+                                                                          if not f.get("gone_at")}
+        observed = [f"{v} (no longer seen)" if v in gone else v for v in values]
+        beyond = [v for v in values if v not in declared]
+        rows.append((title, ", ".join(declared) or "–", ", ".join(observed) or "–", ", ".join(beyond) or "–"))
+    return rows
+
+
+def decision_text(registration: api.Registration) -> str:
+    """Who decided the registration, when, and the comment they left for its owner."""
+    if registration.decided_at is None:
+        return ("Superseded by a newer registration of the same agent, never decided."
+                if registration.status == "superseded" else "Not decided yet.")
+    text = (f"{registration.status.capitalize()} by {registration.decided_by or 'an admin'} on "
+            f"{vm.when(registration.decided_at)} UTC")
+    return text + (f". Comment: {registration.decision_note}" if registration.decision_note else ", with no comment.")
+
+
+class RegistrationRows(RowsModel):
+    """The queue's rows; a superseded registration is greyed (a newer one of the same agent replaced it)."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(vm.REGISTRATION_HEADERS, parent)
+        self.greyed: set[int] = set()
+
+    def set_registrations(self, registrations: Sequence[api.Registration]) -> None:
+        self.greyed = {i for i, r in enumerate(registrations) if r.status == "superseded"}
+        self.set_rows([vm.registration_row(r) for r in registrations])
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.ForegroundRole and index.isValid():
+            return theme.colour("muted") if index.row() in self.greyed else None
+        return super().data(index, role)
 
 
 class RegistrationsView(QWidget):
@@ -32,8 +98,8 @@ class RegistrationsView(QWidget):
             self.status.addItem(label, value)
         bar.addWidget(self.status)
         self.note = QLineEdit()
-        self.note.setPlaceholderText("Note for the owner (optional)")
-        self.note.setAccessibleName("Decision note")
+        self.note.setPlaceholderText("Comment for the owner (required to reject)")
+        self.note.setAccessibleName("Decision comment")
         self.note.setMaxLength(4000)
         bar.addWidget(self.note, 1)
         self.approve = QPushButton("&Approve registration")  # Alt+V is the View menu, Alt+T Triage
@@ -46,7 +112,7 @@ class RegistrationsView(QWidget):
         self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         bar.addWidget(self.count)
         layout.addLayout(bar)
-        self.rows = RowsModel(vm.REGISTRATION_HEADERS, self)
+        self.rows = RegistrationRows(self)
         self.table = QTableView()
         self.table.setModel(self.rows)
         self.table.setAccessibleName("Registrations")
@@ -56,6 +122,19 @@ class RegistrationsView(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(self.table, 1)
+        self.compared = plain_label("Select a registration to compare what was declared with what its endpoint does.")
+        layout.addWidget(self.compared)
+        self.comparison = QTableWidget(0, len(COMPARISON_COLUMNS))
+        self.comparison.setAccessibleName("Declared and observed")
+        self.comparison.setHorizontalHeaderLabels(list(COMPARISON_COLUMNS))
+        self.comparison.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.comparison.verticalHeader().hide()
+        self.comparison.horizontalHeader().setStretchLastSection(True)
+        self.comparison.setMaximumHeight(150)
+        layout.addWidget(self.comparison)
+        self.decision = plain_label()
+        self.decision.setWordWrap(True)
+        layout.addWidget(self.decision)
         self.can_decide = False
         self.rows.modelReset.connect(self.fit_columns)
         self.fit_columns()
@@ -69,6 +148,32 @@ class RegistrationsView(QWidget):
             needed = metrics.horizontalAdvance(title) + 28  # room for the sort arrow and padding
             contents = self.table.sizeHintForColumn(i) if self.rows.rowCount() else 0
             header.resizeSection(i, max(needed, min(contents + 12, widest)))
+
+    def show_comparison(self, registration: api.Registration | None, timeline: Mapping[str, Any] | None,
+                        *, problem: str = "") -> None:
+        """Declared vs observed for ``registration`` (its timeline None: still loading, or ``problem``)."""
+        self.decision.setText(decision_text(registration) if registration else "")
+        rows = declared_vs_observed(registration, timeline) if registration and timeline is not None else []
+        if registration is None:
+            self.compared.setText("Select a registration to compare what was declared with what its endpoint does.")
+        elif problem:
+            self.compared.setText(f"What the endpoint observes could not be read: {problem}")
+        elif timeline is None:
+            self.compared.setText(f"Reading what {registration.owner}'s endpoint observes…")
+        else:
+            beyond = sum(1 for r in rows if r[3] != "–")
+            self.compared.setText(f"Declared by {registration.owner} and observed on the endpoint: "
+                                  + (f"{beyond} field{'s show' if beyond != 1 else ' shows'} more than was declared."
+                                     if beyond else "nothing observed beyond the declaration."))
+        self.comparison.setRowCount(len(rows))
+        for r, cells in enumerate(rows):
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)  # plain text: declared and observed values are never markup
+                if c == 3 and text != "–":
+                    item.setForeground(theme.colour("bad"))
+                self.comparison.setItem(r, c, item)
+        self.comparison.resizeColumnsToContents()
+
     def current_row(self) -> int:
         index = self.table.currentIndex()
         return index.row() if index.isValid() else -1

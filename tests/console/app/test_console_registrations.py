@@ -72,6 +72,7 @@ def test_rejecting_keeps_the_agent_ungoverned(make_console: Any, qtbot: Any,
     device, registration = registered(collector)
     console = make_console()
     shown(console, qtbot, registration["purpose"])
+    console.window.registrations.note.setText("say which customer data it reads")
     console.window.registrations.reject.click()
     qtbot.waitUntil(lambda: "rejected" in console.window.message.text(), timeout=10_000)
     agent = collector.get(f"/api/v1/agents/{device}/report-bot")

@@ -1,0 +1,114 @@
+"""The registrations queue against a real collector: pending ones first and superseded ones greyed, a
+rejection refused until it says why, the decision's comment shown, and the selected registration's
+declaration side by side with what its endpoint was seen doing (the collector's behaviour timeline).
+Text an employee or an endpoint sent stays plain text."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import console_support as support
+import pytest
+from PySide6.QtCore import Qt
+
+from console.app import theme
+from console.app.views.registrations import COMPARED
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def agent_on_new_host(collector: support.RunningCollector, **kw: Any) -> tuple[str, str, str]:
+    """An ungoverned agent on a fresh host: (host, device id, sighting id)."""
+    host = f"host:queue-{uuid.uuid4().hex[:8]}"
+    made = support.sighting(id=f"bot-{uuid.uuid4().hex[:6]}", name="report bot", signature=None, type="unknown",
+                            user="yann", **kw)
+    return host, collector.snapshot(host, [made]), made["id"]
+
+
+def select(console: Any, qtbot: Any, status: str | None, registration_id: int) -> int:
+    view = console.window.registrations
+    if view.status.currentData() != status:
+        view.status.setCurrentIndex(view.status.findData(status))
+    else:
+        console.registrations.load()
+    qtbot.waitUntil(lambda: any(r.id == registration_id for r in console.registrations.listed), timeout=10_000)
+    row = next(i for i, r in enumerate(console.registrations.listed) if r.id == registration_id)
+    view.table.setCurrentIndex(view.rows.index(row, 0))
+    return row
+
+
+def test_the_queue_lists_pending_first_and_greys_superseded_ones(make_console: Any, qtbot: Any,
+                                                                 collector: support.RunningCollector) -> None:
+    host, _device, sighting_id = agent_on_new_host(collector)
+    older = collector.register(host, sighting_id, purpose="first try")
+    newer = collector.register(host, sighting_id, purpose="second try")  # supersedes the older pending one
+    host2, _device2, other = agent_on_new_host(collector)
+    decided = collector.register(host2, other, purpose="decided already")
+    answer = collector.http.post(f"/api/v1/registrations/{decided['id']}/approve", json={"note": "ok"},
+                                 headers={"authorization": f"Bearer {collector.admin}"})
+    assert answer.status_code == 200, answer.text
+    console = make_console()
+    view = console.window.registrations
+    select(console, qtbot, None, older["id"])
+    statuses = [r.status for r in console.registrations.listed]
+    first_other = next(i for i, s in enumerate(statuses) if s != "pending")
+    assert "pending" not in statuses[first_other:]  # every pending one comes before the rest
+    rows = {r.id: i for i, r in enumerate(console.registrations.listed)}
+    assert rows[newer["id"]] < rows[decided["id"]] and rows[newer["id"]] < rows[older["id"]]
+    assert console.registrations.listed[rows[older["id"]]].status == "superseded"
+    greyed = view.rows.data(view.rows.index(rows[older["id"]], 2), Qt.ItemDataRole.ForegroundRole)
+    assert greyed == theme.colour("muted")
+    assert view.rows.data(view.rows.index(rows[newer["id"]], 2), Qt.ItemDataRole.ForegroundRole) is None
+    assert not view.approve.isEnabled()  # a superseded registration is not decided
+    assert view.decision.text() == "Superseded by a newer registration of the same agent, never decided."
+
+
+def test_a_rejection_needs_a_comment_and_the_comment_is_shown(make_console: Any, qtbot: Any,
+                                                              collector: support.RunningCollector) -> None:
+    host, device, sighting_id = agent_on_new_host(collector)
+    registration = collector.register(host, sighting_id, purpose="<b>payroll</b> export")
+    console = make_console()
+    qtbot.waitUntil(lambda: console.session.role == "admin", timeout=10_000)
+    view = console.window.registrations
+    select(console, qtbot, "pending", registration["id"])
+    view.reject.click()
+    assert "why you reject" in console.window.message.text()
+    assert collector.get(f"/api/v1/agents/{device}/{sighting_id}")["registration"]["status"] == "pending"
+    comment = "<a href='https://evil.example'>Tell us</a> which database it reads"
+    view.note.setText(comment)
+    view.reject.click()
+    qtbot.waitUntil(lambda: "rejected" in console.window.message.text(), timeout=10_000)
+    assert collector.get(f"/api/v1/agents/{device}/{sighting_id}")["registration"]["decision_note"] == comment
+    assert view.note.text() == ""
+    # refreshed after the action: the pending list no longer holds it; the rejected one shows the comment
+    qtbot.waitUntil(lambda: all(r.id != registration["id"] for r in console.registrations.listed), timeout=10_000)
+    row = select(console, qtbot, "rejected", registration["id"])
+    assert view.rows.rows[row][-1] == comment and view.rows.rows[row][2] == "<b>payroll</b> export"
+    assert view.decision.text().startswith("Rejected by test admin on ")
+    assert view.decision.text().endswith(f"Comment: {comment}")
+    assert view.decision.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_declared_and_observed_side_by_side(make_console: Any, qtbot: Any,
+                                            collector: support.RunningCollector) -> None:
+    host, _device, sighting_id = agent_on_new_host(collector, providers=("openai", "mistral"))
+    registration = collector.register(host, sighting_id, providers=["openai", "<i>anthropic</i>"],
+                                      data_systems=["crm"])
+    console = make_console()
+    view = console.window.registrations
+    select(console, qtbot, "pending", registration["id"])
+    qtbot.waitUntil(lambda: view.comparison.rowCount() == len(COMPARED), timeout=10_000)
+    cells = {view.comparison.item(r, 0).text(): [view.comparison.item(r, c).text() for c in (1, 2, 3)]
+             for r in range(view.comparison.rowCount())}
+    declared, observed, beyond = cells["Providers"]
+    assert declared == "openai, <i>anthropic</i>"
+    assert set(observed.split(", ")) == {"openai", "mistral"} and beyond == "mistral"
+    assert cells["Data systems"][0] == "crm"
+    assert cells["Autonomy"] == ["supervised", "supervised", "–"]
+    assert view.compared.text().endswith("1 field shows more than was declared.")
+    assert view.comparison.item(0, 3).foreground().color() == theme.colour("bad")
+    # no registration selected: the comparison empties rather than showing the last one
+    view.table.clearSelection()
+    view.table.setCurrentIndex(view.rows.index(-1, -1))
+    qtbot.waitUntil(lambda: view.comparison.rowCount() == 0, timeout=10_000)
