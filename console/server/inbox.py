@@ -4,7 +4,9 @@ Three kinds of item, each addressed to one device and to the user of one sightin
 
 - ``request``: an admin asked for a registration (a ``request_registration`` triage action);
 - ``decision``: a registration of that device was approved or rejected, with the admin's comment;
-- ``question``: an admin asks something about the agent ("which data systems does it touch?").
+- ``question``: an admin asks something about the agent ("which data systems does it touch?");
+- ``notify`` and ``remind``: the nudge ladder (console/server/lifecycle.py) reached that rung for an
+  ungoverned agent of theirs; a reminder's text names its deadline. One of each per sighting, ever.
 
 Requests and decisions are not written by the triage and registration routes: they are *gathered* here
 from the triage actions and registrations when the device next asks for its inbox (one indexed pass per
@@ -17,11 +19,13 @@ everything after it until it does: exactly once at the device, which also drops 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, insert, select, update
+from sqlalchemy import Connection, and_, exists, false, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from console.server import lifecycle
 from console.server.models import InboxItem, Registration, Sighting, TriageAction
 
 X = InboxItem.__table__  # type: ignore[attr-defined]
@@ -87,7 +91,39 @@ def gatherable(conn: Connection, device_id: str, now: float | None = None) -> li
         rows.append({"kind": "decision", "source_id": source, "sighting_id": sid,
                      "status": "approved" if status == "superseded" else status, "text": note,
                      "sent_by": actor or "", "created_at": at})
-    rows.sort(key=lambda r: (r["created_at"], r["kind"], r["source_id"]))
+    rows += _nudges(conn, device_id, now)
+    rows.sort(key=lambda r: (r["created_at"], r["kind"], r["source_id"] or 0, r["sighting_id"]))
+    return rows
+
+
+def _nudges(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]]:
+    """A ``notify`` (and later a ``remind``) item for each ungoverned sighting of the device the ladder
+    has brought to that rung, once per sighting and rung."""
+    settings = lifecycle.settings(conn)
+    rows: list[dict[str, Any]] = []
+    for rung in ("notify", "remind"):
+        if not settings.reaches(rung):
+            continue
+        # at this rung or above: an age of at least the rung's start
+        low = settings.notify_at if rung == "notify" else settings.remind_at
+        if settings.since > now - low:
+            continue
+        already = exists().where(X.c.device_id == device_id, X.c.kind == rung, X.c.sighting_id == S.c.id)
+        found = conn.execute(
+            select(S.c.id, S.c.recorded_at)
+            .where(S.c.device_id == device_id, S.c.gone == false(), S.c.governed == false(),
+                   S.c.recorded_at <= now - low, ~already)
+            .order_by(S.c.recorded_at, S.c.id).limit(MAX_GATHERED)).all()
+        for sid, recorded_at in found:
+            standing = lifecycle.rung_of(settings, recorded_at, now)
+            deadline = max(recorded_at, settings.since) + settings.deadline_at
+            text = ("An agent of yours was found that nobody has registered yet: please register it."
+                    if rung == "notify" else
+                    "Reminder: please register this agent by "
+                    f"{datetime.fromtimestamp(deadline, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+                    f"{'; the deadline has passed and IT has been told' if standing.rung == 'escalate' else ''}.")
+            rows.append({"kind": rung, "source_id": None, "sighting_id": sid, "status": standing.rung, "text": text,
+                         "sent_by": "", "created_at": now})
     return rows
 
 

@@ -39,7 +39,9 @@ SORT_COLUMNS = ("name", "type", "user", "hostname", "last_seen", "first_seen", "
 Role = Literal["admin", "viewer"]
 TriageKind = Literal["approve", "assign_owner", "request_registration", "false_positive", "note"]
 TriageState = Literal["new", "approved", "registration_requested", "false_positive"]
-RegistrationStatus = Literal["pending", "approved", "rejected", "superseded"]
+RegistrationStatus = Literal["pending", "approved", "rejected", "superseded", "more_information"]
+#: the rungs of the nudge ladder (console/server/lifecycle.py), lowest first
+LadderRung = Literal["report_only", "notify", "remind", "escalate"]
 
 # Text an admin types: no NUL (PostgreSQL text cannot hold it), bounded (the contract's Name and Item
 # are the same rule for what an employee types).
@@ -223,6 +225,9 @@ class SightingPublic(SightingBase):
     triage_state: TriageState = "new"
     risk: int = 0  # 0-100, the weights of its flags (console.governance.RISK_WEIGHTS)
     servers: int = 0  # the MCP servers its configs declare
+    ladder: LadderRung | None = None  # where an ungoverned sighting stands on the nudge ladder; None: governed
+    ladder_due: datetime | None = None  # when it climbs to the next rung (escalated: its deadline)
+    overdue: bool = False  # its deadline has passed
 
 
 class RiskReason(SQLModel):
@@ -440,12 +445,24 @@ class Registration(RegistrationBase, table=True):
     decided_at: float | None = None
     decided_by: str | None = Field(default=None, max_length=128)
     decision_note: str | None = Field(default=None, sa_type=Text)
+    # an admin's question (status more_information); the employee's next registration answers it
+    question: str | None = Field(default=None, sa_type=Text)
+    asked_at: float | None = None
+    asked_by: str | None = Field(default=None, max_length=128)
 
 
 class RegistrationDecision(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     note: Note | None = None
+
+
+class RegistrationQuestion(SQLModel):
+    """An admin's question on a registration (``POST /registrations/{id}/ask``)."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    question: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NOTE, pattern=NO_NUL)]
 
 
 class RegistrationPublic(RegistrationBase):
@@ -456,6 +473,11 @@ class RegistrationPublic(RegistrationBase):
     decided_at: datetime | None
     decided_by: str | None
     decision_note: str | None
+    question: str | None = None
+    asked_at: datetime | None = None
+    asked_by: str | None = None
+    review_due_at: datetime | None = None  # approved: when the policy's re-attestation period ends
+    review_due: bool = False  # approved, and that time has passed
 
 
 class RegistrationsPublic(SQLModel):
@@ -498,6 +520,13 @@ class PolicyBase(SQLModel):
     sanctioned_providers: list[str] = Field(default_factory=list, sa_type=JSON)
     corporate_fingerprints: list[str] = Field(default_factory=list, sa_type=JSON)
     risky_tools: list[str] = Field(default_factory=list, sa_type=JSON)  # globs on MCP server names and commands
+    # the registration lifecycle and the nudge ladder (console/server/lifecycle.py)
+    reattest_days: int = Field(default=180, ge=0, le=36500)  # approved registrations come up for review; 0: never
+    ladder: str = Field(default="report_only", max_length=16)  # the highest rung the ladder climbs to
+    notify_after_days: int = Field(default=0, ge=0, le=3650)  # ungoverned -> the employee is told
+    remind_after_days: int = Field(default=7, ge=0, le=3650)  # notify -> remind, with a deadline
+    deadline_days: int = Field(default=7, ge=0, le=3650)  # remind -> its deadline
+    escalate_after_days: int = Field(default=0, ge=0, le=3650)  # deadline -> escalated to the admin
 
 
 class Policy(PolicyBase, table=True):
@@ -506,6 +535,7 @@ class Policy(PolicyBase, table=True):
     id: int = Field(default=1, primary_key=True)
     version: int = 0
     updated_at: float | None = None
+    ladder_since: float | None = None  # when the ladder last left report_only: no sighting's clock starts earlier
 
 
 class PolicyUpdate(PolicyBase):
@@ -515,6 +545,7 @@ class PolicyUpdate(PolicyBase):
     sanctioned_providers: list[str] = Field(default_factory=list, max_length=10_000)
     corporate_fingerprints: list[str] = Field(default_factory=list, max_length=100_000)
     risky_tools: list[Item] = Field(default_factory=list, max_length=1000)
+    ladder: LadderRung = "report_only"
 
 
 class PolicyPublic(PolicyBase):

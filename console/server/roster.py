@@ -101,6 +101,7 @@ class Plan:
     def __init__(self, session: Session, f: RosterFilter) -> None:
         self.f = f
         self.session = session
+        self.extra: list[ColumnElement[bool]] = []  # conditions a route adds (the nudge ladder's rung)
         self.sqlite = session.get_bind().dialect.name == "sqlite"
         self.text = search.Text(f.q, indexed=search.indexed(session)) if f.q else None
         self.providers = tuple(providers_holding(session, f.q)) if f.q else ()
@@ -123,7 +124,7 @@ class Plan:
 
     def conditions(self, fenced: bool, seek: bool = False, listed: bool = True) -> list[ColumnElement[bool]]:
         return _conditions(self.f, self.text, fenced=fenced, seek=seek, listed=listed, providers=self.providers) \
-            + _triage_conditions(self.f, fenced=fenced)
+            + _triage_conditions(self.f, fenced=fenced) + self.extra
 
     def count(self) -> int:
         """How many sightings the filter matches (the roster's ``count``)."""

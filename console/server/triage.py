@@ -411,8 +411,9 @@ def register(conn: Connection, device_id: str, body: dict[str, Any], now: float 
     key = (device_id, body["sighting_id"])
     if not existing(conn, [key]):
         raise TriageError(404, "sighting_not_found", sighting_id=body["sighting_id"])
+    # a new registration answers an admin's question as it replaces a pending one
     conn.execute(update(R).where(R.c.device_id == device_id, R.c.sighting_id == body["sighting_id"],
-                                 R.c.status == "pending").values(status="superseded"))
+                                 R.c.status.in_(("pending", "more_information"))).values(status="superseded"))
     new_id = conn.execute(insert(R).values(**body, device_id=device_id, status="pending", created_at=now)
                           .returning(R.c.id)).scalar_one()
     _refresh_registration(conn, key, now)
@@ -428,7 +429,7 @@ def decide(conn: Connection, registration_id: int, approve: bool, actor: str, no
     if row is None:
         raise TriageError(404, "registration_not_found", id=registration_id)
     device_id, sighting_id, status, owner = row
-    if status != "pending":
+    if status not in ("pending", "more_information"):
         raise TriageError(409, "registration_not_pending", status=status)
     if approve:
         conn.execute(update(R).where(R.c.device_id == device_id, R.c.sighting_id == sighting_id,
@@ -438,15 +439,32 @@ def decide(conn: Connection, registration_id: int, approve: bool, actor: str, no
     _refresh_registration(conn, (device_id, sighting_id), now, owner=owner if approve else None)
 
 
+def ask(conn: Connection, registration_id: int, actor: str, question: str, now: float | None = None) -> Key:
+    """Mark a pending registration ``more_information`` with the admin's question; returns its sighting."""
+    now = time.time() if now is None else now
+    row = conn.execute(select(R.c.device_id, R.c.sighting_id, R.c.status).where(R.c.id == registration_id)).first()
+    if row is None:
+        raise TriageError(404, "registration_not_found", id=registration_id)
+    device_id, sighting_id, status = row
+    if status not in ("pending", "more_information"):
+        raise TriageError(409, "registration_not_pending", status=status)
+    conn.execute(update(R).where(R.c.id == registration_id).values(
+        status="more_information", question=question, asked_at=now, asked_by=actor))
+    _refresh_registration(conn, (device_id, sighting_id), now)
+    return device_id, sighting_id
+
+
 def _refresh_registration(conn: Connection, key: Key, now: float, owner: str | None = None) -> None:
     """Store the registration that counts for a sighting (the newest approved, else the newest pending),
     give an approved one's owner to a sighting that has none, and re-assess the sighting."""
     found = conn.execute(select(R.c.id, R.c.status, R.c.providers, R.c.tools, R.c.autonomy)
                          .where(R.c.device_id == key[0], R.c.sighting_id == key[1],
-                                R.c.status.in_(("approved", "pending")))
+                                R.c.status.in_(("approved", "pending", "more_information")))
                          .order_by((R.c.status == "approved").desc(), R.c.id.desc()).limit(1)).first()
+    # a question asked keeps the sighting pending: it still awaits an admin's decision
     summary = "" if found is None else orjson.dumps(
-        {"id": found[0], "status": found[1], "providers": found[2], "tools": found[3], "autonomy": found[4]}).decode()
+        {"id": found[0], "status": "pending" if found[1] == "more_information" else found[1],
+         "providers": found[2], "tools": found[3], "autonomy": found[4]}).decode()
     row = _triage_rows(conn, [key]).get(key) or {"device_id": key[0], "sighting_id": key[1], "state": "new",
                                                  "owner": None, "approval": ""}
     row.update(registration=summary, updated_at=now)

@@ -14,6 +14,7 @@ device_id, id), each with its index, so page 1,000 costs what page 1 costs.
 
 import base64
 import binascii
+import time
 from typing import Annotated, Any, Literal, cast
 
 import orjson
@@ -22,7 +23,7 @@ from sqlalchemy import select, tuple_
 from sqlmodel import col
 
 from console import governance
-from console.server import roster, triage
+from console.server import lifecycle, roster, triage
 from console.server.deps import Caller, SessionDep, refuse
 from console.server.models import (
     Registration,
@@ -60,7 +61,9 @@ _UNSORTABLE = {
     "servers": "sort by risk instead",
     "recorded_at": "sort by first_seen instead",
 }  # fmt: skip
-NUMERIC_SORTS = ("last_seen", "first_seen", "confidence", "risk")
+NUMERIC_SORTS = ("last_seen", "first_seen", "confidence", "risk", "overdue")
+#: ``sort=overdue``: the longest-ungoverned first, so the most overdue on the nudge ladder lead
+_SORT_COLUMN["overdue"] = "recorded_at"
 MAX_LIMIT = 500
 HISTORY_SHOWN = 200
 ACTIONS_SHOWN = 200
@@ -74,6 +77,8 @@ def sort_of(sort: str, order: Literal["asc", "desc"]) -> tuple[str, Literal["asc
         order = "desc"
     elif sort.startswith("+"):
         key, order = sort[1:], "asc"
+    if key == "overdue":
+        return key, "asc"
     if key in _SORT_COLUMN:
         return key, order
     if key in _UNSORTABLE:
@@ -94,12 +99,17 @@ def list_agents(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
     count: Annotated[bool | None, Query(description="count the matches (default: on the first page only)")] = None,
+    ladder: Annotated[lifecycle.LadderFilter | None,
+                      Query(description="ungoverned sightings on this rung of the nudge ladder, or overdue")] = None,
 ) -> SightingsPublic:
     """The roster, one page at a time; ``next_cursor`` fetches the next page with the same filters. The
     page without a cursor carries ``count``, the matches over all pages; later pages carry null unless
     ``count=true`` (the count is the costly part of a page, and the filters have not changed)."""
     sort, order = sort_of(sort, order)
     plan = roster.Plan(session, f)
+    settings, now = lifecycle.settings(session.connection()), time.time()
+    if ladder is not None:
+        plan.extra.append(lifecycle.condition(settings, ladder, now))
     counted = None
     wanted = cursor is None if count is None else count
     if wanted:
@@ -115,7 +125,7 @@ def list_agents(
     keys = (sort_col, col(Sighting.device_id), col(Sighting.id))
     query = (select(Sighting, col(SightingTriage.owner), col(SightingTriage.state))
              .outerjoin(SightingTriage, roster.triage_of_sighting()).where(*on_page))
-    if not plan.by_index:
+    if not plan.by_index and sort != "overdue":  # recorded_at has no sort index of its own
         query = query.with_hint(Sighting, f"INDEXED BY ix_sighting_sort_{_SORT_COLUMN[sort]}", "sqlite")
     if cursor:
         position = tuple_(*_decode(cursor, sort, order))
@@ -123,7 +133,8 @@ def list_agents(
     query = query.order_by(*(k.asc() if order == "asc" else k.desc() for k in keys)).limit(limit + 1)
     rows = list(session.execute(query))
     next_cursor = _encode(rows[limit - 1][0], sort, order) if len(rows) > limit else None
-    return SightingsPublic(data=[public(r, o, t) for r, o, t in rows[:limit]], count=counted, next_cursor=next_cursor)
+    return SightingsPublic(data=[on_ladder(public(r, o, t), r, settings, now) for r, o, t in rows[:limit]],
+                           count=counted, next_cursor=next_cursor)
 
 
 @router.get("/agents/{device_id}/{sighting_id}", responses={404: {"description": "no such sighting"}})
@@ -147,8 +158,10 @@ def get_agent(device_id: str, sighting_id: str, session: SessionDep, caller: Cal
     verdict = governance.assess(row.signature, orjson.loads(row.providers), orjson.loads(row.fingerprints),
                                 orjson.loads(row.flags), policy, standing, governance.tools_of(servers),
                                 governance.risky_tools(servers, policy.risky_tools))
+    listed = on_ladder(public(row, state["owner"] if state else None, state["state"] if state else None), row,
+                       lifecycle.settings(conn), time.time())
     return SightingDetail(
-        **public(row, state["owner"] if state else None, state["state"] if state else None).model_dump(), **detail,
+        **listed.model_dump(), **detail,
         history=[SightingHistoryPublic(epoch=h.epoch, seq=h.seq, at=iso(h.at), change=h.change,
                                        fields=[f for f in h.fields.split(",") if f]) for h in history],
         actions=[triage_routes.public(a) for a in triage.actions_of(conn, key, ACTIONS_SHOWN)],
@@ -169,6 +182,14 @@ def public(row: Sighting, owner: str | None = None, triage_state: str | None = N
         recorded_at=iso(row.recorded_at), gone=row.gone, owner=owner,
         triage_state=cast(TriageState, triage_state or "new"), risk=row.risk, servers=row.servers,
     )  # fmt: skip
+
+
+def on_ladder(listed: SightingPublic, row: Sighting, settings: lifecycle.Settings, now: float) -> SightingPublic:
+    """Add where an ungoverned sighting stands on the nudge ladder (computed now, from the policy)."""
+    if not row.governed and not row.gone:
+        standing = lifecycle.rung_of(settings, row.recorded_at, now)
+        listed.ladder, listed.ladder_due, listed.overdue = standing.rung, iso(standing.due), standing.overdue
+    return listed
 
 
 def _encode(row: Sighting, sort: str, order: str) -> str:

@@ -36,11 +36,11 @@ class InboxItemPublic(SQLModel):
     """One message for the user of a sighting on this device."""
 
     id: int
-    kind: Literal["request", "decision", "question"]
+    kind: Literal["request", "decision", "question", "notify", "remind"]
     sighting_id: str
     sighting_name: str
     user: str | None  # the sighting's user as the collector holds it; the device checks it against its own
-    status: str | None  # a decision's: approved or rejected
+    status: str | None  # a decision's: approved or rejected; a nudge's: the ladder's rung when sent
     text: str | None  # the admin's note, comment or question
     sent_by: str
     created_at: datetime

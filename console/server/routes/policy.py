@@ -48,6 +48,9 @@ from contract.scan import FINGERPRINT_PATTERN
 router = APIRouter(prefix=API, tags=["policy"])
 log = logging.getLogger("agentroster.server")
 LISTS = ("sanctioned_signatures", "sanctioned_providers", "corporate_fingerprints", "risky_tools")
+#: the lifecycle's settings (console/server/lifecycle.py): kept, versioned and undone with the lists
+SETTINGS = ("reattest_days", "ladder", "notify_after_days", "remind_after_days", "deadline_days",
+            "escalate_after_days")
 CHOICES_SHOWN = 1000
 _S = Sighting.__table__  # type: ignore[attr-defined]
 _G = SightingTag.__table__  # type: ignore[attr-defined]
@@ -132,7 +135,7 @@ def policy_versions(session: SessionDep, caller: Caller,
     rows = session.scalars(select(PolicyVersion).order_by(col(PolicyVersion.version).desc()).limit(limit)).all()
     count = session.scalar(select(func.count()).select_from(PolicyVersion)) or 0
     return PolicyVersionsPublic(data=[PolicyVersionPublic(
-        **{k: getattr(r, k) for k in LISTS}, version=r.version, at=iso(r.at), actor=r.actor,
+        **{k: getattr(r, k) for k in LISTS + SETTINGS}, version=r.version, at=iso(r.at), actor=r.actor,
         changes=[c for c in r.changes.split("\n") if c]) for r in rows], count=count)
 
 
@@ -148,7 +151,8 @@ def undo_policy(caller: AdminCaller, state: StateDep) -> PolicyPublic:
                                 .order_by(col(PolicyVersion.version).desc()).limit(1)).mappings().first()
         if previous is None:
             raise refuse(409, "no_earlier_policy", message="There is no earlier version of the policy to go back to.")
-        restored = PolicyUpdate(**{k: previous[k] or [] for k in LISTS})
+        restored = PolicyUpdate.model_validate({**{k: previous[k] or [] for k in LISTS},
+                                                **{k: previous[k] for k in SETTINGS}})
         _save(conn, restored, before, actor_of(caller), note=f"undo: back to version {previous['version']}")
     return _read(state)
 
@@ -156,7 +160,7 @@ def undo_policy(caller: AdminCaller, state: StateDep) -> PolicyPublic:
 def public(row: Policy) -> PolicyPublic:
     return PolicyPublic(sanctioned_signatures=row.sanctioned_signatures, sanctioned_providers=row.sanctioned_providers,
                         corporate_fingerprints=row.corporate_fingerprints, risky_tools=row.risky_tools,
-                        version=row.version,
+                        **{k: getattr(row, k) for k in SETTINGS}, version=row.version,
                         updated_at=iso(row.updated_at))
 
 
@@ -164,14 +168,19 @@ def public(row: Policy) -> PolicyPublic:
 
 
 def _current(conn: Connection) -> PolicyUpdate:
-    row = conn.execute(select(*(getattr(Policy, k) for k in LISTS)).where(Policy.id == 1)).first()  # type: ignore[arg-type]
-    return PolicyUpdate(**dict(zip(LISTS, row or ([], [], [], []), strict=True)))
+    row = conn.execute(select(*(getattr(Policy, k) for k in LISTS + SETTINGS)).where(Policy.id == 1)).first()  # type: ignore[arg-type]
+    if row is None:
+        return PolicyUpdate()
+    return PolicyUpdate(**dict(zip(LISTS + SETTINGS, row, strict=True)))
 
 
 def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> PolicyUpdate:
     """The policy as it will be saved (sorted, deduplicated, the covered servers added); 422 with a sentence
     for an id nobody knows. Ids the policy names already stay accepted (the fleet may have moved on)."""
-    clean = PolicyUpdate(**{k: sorted(set(getattr(body, k))) for k in LISTS})
+    # a setting the document leaves out keeps its value: an editor that knows only the lists loses nothing
+    clean = PolicyUpdate.model_validate({
+        **{k: sorted(set(getattr(body, k))) for k in LISTS},
+        **{k: getattr(body if k in body.model_fields_set else before, k) for k in SETTINGS}})
     problems = []
     new_signatures = [s for s in clean.sanctioned_signatures if s not in before.sanctioned_signatures]
     # what the refusal names is what the admin typed, scrubbed: a key pasted into the wrong box is never sent back
@@ -206,8 +215,10 @@ def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> Poli
 
 def _save(conn: Connection, clean: PolicyUpdate, before: PolicyUpdate, actor: str, note: str = "") -> None:
     now = time.time()
+    # the ladder's clocks start when it is turned on, not when each sighting was first stored
+    started = {"ladder_since": now} if before.ladder == "report_only" and clean.ladder != "report_only" else {}
     conn.execute(update(Policy).where(Policy.id == 1)  # type: ignore[arg-type]
-                 .values(**clean.model_dump(), version=Policy.version + 1, updated_at=now))
+                 .values(**clean.model_dump(), **started, version=Policy.version + 1, updated_at=now))
     version = conn.execute(select(Policy.version).where(Policy.id == 1)).scalar_one()  # type: ignore[call-overload]
     changes = ([note] if note else []) + _changes(before, clean)
     conn.execute(PolicyVersion.__table__.insert().values(  # type: ignore[attr-defined]
@@ -237,6 +248,8 @@ def _changes(before: PolicyUpdate, after: PolicyUpdate) -> list[str]:
     for key, (added, removed) in _WORDS.items():
         old, new = set(getattr(before, key)), set(getattr(after, key))
         lines += [f"{added} {v}" for v in sorted(new - old)] + [f"{removed} {v}" for v in sorted(old - new)]
+    lines += [f"{k.replace('_', ' ')} {getattr(before, k)} -> {getattr(after, k)}" for k in SETTINGS
+              if getattr(before, k) != getattr(after, k)]
     return lines
 
 

@@ -3,18 +3,21 @@ with its device key); admins and viewers list them; admins approve or reject the
 
 A pending registration gives its sighting the ``pending`` flag instead of ``unregistered``; an approved
 one governs it unless the sighting does more than was declared (``drift``, decided by
-``console.governance``).
+``console.governance``). An admin may ask a question instead (``POST /registrations/{id}/ask``: the
+registration becomes ``more_information`` and the question goes to the employee through the device
+inbox); the lifecycle (``review_due`` after the policy's re-attestation period) is console/server/lifecycle.py.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
+import time
 from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from console.server import auth, ingest_store, triage
+from console.server import auth, inbox, ingest_store, lifecycle, triage
 from console.server.deps import DeviceKey, Reader, SessionDep, StateDep, refuse
 from console.server.models import (
     Device,
@@ -22,6 +25,7 @@ from console.server.models import (
     RegistrationCreate,
     RegistrationDecision,
     RegistrationPublic,
+    RegistrationQuestion,
     RegistrationsPublic,
     RegistrationStatus,
     iso,
@@ -55,14 +59,19 @@ def create_registration(body: RegistrationCreate, key: DeviceKey, state: StateDe
 def list_registrations(
     session: SessionDep,
     reader: Reader,
-    status: Literal["pending", "approved", "rejected", "superseded"] | None = None,
+    status: Literal["pending", "approved", "rejected", "superseded", "more_information", "review_due"] | None = None,
     device: Annotated[str | None, Query(max_length=32)] = None,
     sighting: Annotated[str | None, Query(max_length=128)] = None,
     skip: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> RegistrationsPublic:
-    """Registrations, newest first: every device's for admins and viewers, its own for a device key."""
-    conditions = [c for c in (col(Registration.status) == status if status else None,
+    """Registrations, newest first: every device's for admins and viewers, its own for a device key.
+    ``status=review_due``: the approved ones whose re-attestation period has passed."""
+    settings = lifecycle.settings(session.connection())
+    wanted = (lifecycle.review_due_condition(settings, time.time(), col(Registration.status),
+                                             col(Registration.decided_at))
+              if status == "review_due" else col(Registration.status) == status if status else None)
+    conditions = [c for c in (wanted,
                               col(Registration.device_id) == device if device else None,
                               col(Registration.sighting_id) == sighting if sighting else None) if c is not None]
     if isinstance(reader, auth.Presented):
@@ -74,7 +83,7 @@ def list_registrations(
     count = session.scalar(select(func.count()).select_from(Registration).where(*conditions)) or 0
     rows = session.scalars(select(Registration).where(*conditions).order_by(col(Registration.id).desc())
                            .offset(skip).limit(limit))
-    return RegistrationsPublic(data=[public(r) for r in rows], count=count)
+    return RegistrationsPublic(data=[public(r, settings) for r in rows], count=count)
 
 
 @router.post("/registrations/{registration_id}/approve",
@@ -89,6 +98,23 @@ def approve_registration(registration_id: RegistrationId, caller: Triager, state
 def reject_registration(registration_id: RegistrationId, caller: Triager, state: StateDep,
                         body: RegistrationDecision | None = None) -> RegistrationPublic:
     return _decide(state, registration_id, False, actor_of(caller), body)
+
+
+@router.post("/registrations/{registration_id}/ask",
+             responses={404: {"description": "no such registration"}, 409: {"description": "not pending"}})
+def ask_registration(registration_id: RegistrationId, body: RegistrationQuestion, caller: Triager,
+                     state: StateDep) -> RegistrationPublic:
+    """Ask the employee for more information about a pending registration: it becomes
+    ``more_information`` and the question reaches them through their device's inbox; their next
+    registration of the agent answers it (and supersedes this one)."""
+    try:
+        with state.db.writing() as conn:
+            triage.lock(conn, ingest_store.POLICY_LOCK_ID)
+            device_id, sighting_id = triage.ask(conn, registration_id, actor_of(caller), body.question)
+            inbox.ask(conn, device_id, sighting_id, body.question, actor_of(caller))
+    except triage.TriageError as exc:
+        raise HTTPException(exc.status, detail=exc.detail) from None
+    return _read(state, registration_id)
 
 
 def _decide(state: StateDep, registration_id: int, approve: bool, actor: str,
@@ -106,14 +132,20 @@ def _read(state: StateDep, registration_id: int) -> RegistrationPublic:
     with Session(state.db.engine) as session:
         row = session.get(Registration, registration_id)
         assert row is not None
-        return public(row)
+        return public(row, lifecycle.settings(session.connection()))
 
 
-def public(row: Registration) -> RegistrationPublic:
+def public(row: Registration, settings: lifecycle.Settings | None = None,
+           now: float | None = None) -> RegistrationPublic:
+    """A registration as the API shows it; ``settings``: the policy's, for when it comes up for review."""
     assert row.id is not None  # a stored row
+    due = lifecycle.review_due_at(settings, row.status, row.decided_at) if settings else None
+    now = time.time() if now is None else now
     return RegistrationPublic(
         id=row.id, device_id=row.device_id, sighting_id=row.sighting_id, owner=row.owner, purpose=row.purpose,
         business_process=row.business_process, providers=row.providers, tools=row.tools,
         data_systems=row.data_systems, autonomy=row.autonomy, status=cast(RegistrationStatus, row.status), created_at=iso(row.created_at),
         decided_at=iso(row.decided_at), decided_by=row.decided_by, decision_note=row.decision_note,
+        question=row.question, asked_at=iso(row.asked_at), asked_by=row.asked_by, review_due_at=iso(due),
+        review_due=due is not None and due <= now,
     )  # fmt: skip
