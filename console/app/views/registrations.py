@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QPushButton,
     QTableView,
@@ -55,6 +56,8 @@ def declared_vs_observed(registration: api.Registration,
                                                                           if not f.get("gone_at")}
         observed = [f"{v} (no longer seen)" if v in gone else v for v in values]
         beyond = [v for v in values if v not in declared]
+        if kind == "autonomy":  # as the collector judges drift: only acting alone when declared supervised
+            beyond = [v for v in beyond if v == "autonomous"]
         rows.append((title, ", ".join(declared) or "–", ", ".join(observed) or "–", ", ".join(beyond) or "–"))
     return rows
 
@@ -129,13 +132,15 @@ class RegistrationsView(QWidget):
         self.comparison.setHorizontalHeaderLabels(list(COMPARISON_COLUMNS))
         self.comparison.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.comparison.verticalHeader().hide()
-        self.comparison.horizontalHeader().setStretchLastSection(True)
+        self.comparison.horizontalHeader().setSectionResizeMode(len(COMPARISON_COLUMNS) - 1,
+                                                                QHeaderView.ResizeMode.Stretch)
         self.comparison.setMaximumHeight(150)
         layout.addWidget(self.comparison)
         self.decision = plain_label()
         self.decision.setWordWrap(True)
         layout.addWidget(self.decision)
         self.can_decide = False
+        self._shown: tuple[api.Registration | None, Mapping[str, Any] | None, str] = (None, None, "")
         self.rows.modelReset.connect(self.fit_columns)
         self.fit_columns()
 
@@ -149,9 +154,15 @@ class RegistrationsView(QWidget):
             contents = self.table.sizeHintForColumn(i) if self.rows.rowCount() else 0
             header.resizeSection(i, max(needed, min(contents + 12, widest)))
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt names the override)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_shown"):  # the tone follows the palette
+            self.show_comparison(*self._shown[:2], problem=self._shown[2])
+
     def show_comparison(self, registration: api.Registration | None, timeline: Mapping[str, Any] | None,
                         *, problem: str = "") -> None:
         """Declared vs observed for ``registration`` (its timeline None: still loading, or ``problem``)."""
+        self._shown = (registration, timeline, problem)
         self.decision.setText(decision_text(registration) if registration else "")
         rows = declared_vs_observed(registration, timeline) if registration and timeline is not None else []
         if registration is None:
@@ -172,7 +183,8 @@ class RegistrationsView(QWidget):
                 if c == 3 and text != "–":
                     item.setForeground(theme.colour("bad"))
                 self.comparison.setItem(r, c, item)
-        self.comparison.resizeColumnsToContents()
+        for column in range(len(COMPARISON_COLUMNS) - 1):  # the last one stretches over the rest
+            self.comparison.resizeColumnToContents(column)
 
     def current_row(self) -> int:
         index = self.table.currentIndex()

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from console.app import theme
-from console.app.views.registrations import COMPARED
+from console.app.views.registrations import COMPARED, declared_vs_observed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -108,6 +108,21 @@ def test_declared_and_observed_side_by_side(make_console: Any, qtbot: Any,
     assert cells["Autonomy"] == ["supervised", "supervised", "–"]
     assert view.compared.text().endswith("1 field shows more than was declared.")
     assert view.comparison.item(0, 3).foreground().color() == theme.colour("bad")
+    try:
+        theme.apply("dark")
+        qtbot.waitUntil(lambda: view.comparison.item(0, 3).foreground().color() == theme.colour("bad"),
+                        timeout=5_000)  # the dark palette's own red, not the light one's
+        assert theme.is_dark()
+    finally:
+        theme.apply("system")
+    # autonomy is more than declared only when it acts alone where supervised was declared
+    autonomous = {"facts": [{"kind": "autonomy", "value": "autonomous", "first_seen": "2026-01-01T00:00:00Z",
+                             "last_seen": "2026-01-02T00:00:00Z", "gone_at": None}]}
+    supervised = {"facts": [{**autonomous["facts"][0], "value": "supervised"}]}
+    listed = next(r for r in console.registrations.listed if r.id == registration["id"])
+    assert declared_vs_observed(listed, autonomous)[3] == ("Autonomy", "supervised", "autonomous", "autonomous")
+    declared_alone = listed.model_copy(update={"autonomy": "autonomous"})
+    assert declared_vs_observed(declared_alone, supervised)[3] == ("Autonomy", "autonomous", "supervised", "–")
     # no registration selected: the comparison empties rather than showing the last one
     view.table.clearSelection()
     view.table.setCurrentIndex(view.rows.index(-1, -1))

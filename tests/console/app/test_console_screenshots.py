@@ -111,12 +111,16 @@ def test_each_main_view_renders(make_console: Any, qtbot: Any, tmp_path_factory:
     window.tabs.setCurrentWidget(window.registrations)
     host = f"host:reg-shot-{uuid.uuid4().hex[:6]}"
     collector.snapshot(host, [support.sighting(id="crm-sync", name="crm sync agent", signature=None, type="unknown",
-                                               providers=("openai",))])
+                                               providers=("openai", "mistral"))])
     collector.register(host, "crm-sync", owner="maria@example.org", purpose="sync leads from the CRM each night",
                        business_process="sales operations", tools=["salesforce"], data_systems=["crm"],
                        autonomy="autonomous")
     console.registrations.load()
     qtbot.waitUntil(lambda: any(r.sighting_id == "crm-sync" for r in console.registrations.listed), timeout=10_000)
+    queue = window.registrations  # the queue with its first registration's declared vs observed below it
+    queue.table.setCurrentIndex(queue.rows.index(next(i for i, r in enumerate(console.registrations.listed)
+                                                      if r.sighting_id == "crm-sync"), 0))
+    qtbot.waitUntil(lambda: queue.comparison.rowCount() > 0, timeout=10_000)
     shots += save_both(window, qtbot, "registrations", out)
     window.tabs.setCurrentWidget(window.policy)
     qtbot.waitUntil(lambda: bool(window.policy.signatures.model.choices), timeout=10_000)
