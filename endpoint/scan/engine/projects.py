@@ -66,6 +66,11 @@ class Frameworks:
         from signatures.matching import Match
 
         platform = self.lib.by_id.get(project.platform) if project.platform else None
+        if platform is not None and project.platform == "dify":  # its apps are in PostgreSQL: named, not listed
+            version = next((v for _, n, v, _ in project.packages if n == "dify-api"), "")
+            return Match(platform, "project.platform", f"Dify {version} api folder {project.root} (its pyproject.toml "
+                                                       "names dify-api); its apps are in PostgreSQL and not read"
+                         .replace("  ", " "))
         if platform is not None:
             count = len(project.workflows)
             return Match(platform, "project.workflows", f"{count} workflow{'s' if count != 1 else ''} with AI agent nodes "

@@ -24,6 +24,7 @@ WEIGHTS = {
     "mcp.process": 0.9, "network": 0.5, "unknown.credential": 0.4, "unknown.sdk": 0.5, "unknown.host": 0.5,
     "project.imports": 0.7, "project.dependency": 0.6, "project.installed": 0.4, "project.native": 0.2,
     "project.workflows": 0.6,
+    "project.platform": 0.8,  # a platform's own project folder (Dify's api, by its pyproject's name)
     "process.container": 0.1,  # says where an agent runs, not that it is one: it adds little to the confidence
 }
 

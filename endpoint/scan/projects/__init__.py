@@ -8,7 +8,8 @@ resolves that project from the process's argv, working directory, environment (`
 project's modules (local imports followed a few levels), the frameworks installed in the interpreter's
 own site-packages or the project's node_modules, the native extensions the process has mapped, the
 model names and statically declared tools in the code it read. A workflow platform (n8n, Flowise,
-Langflow) is read through its own store instead: its flows with AI agent nodes (``n8n``, ``flows``). A
+Langflow) is read through its own store instead: its flows with AI agent nodes (``n8n``, ``flows``); Dify's
+api and worker are named from their api folder (``dify``: its apps live in PostgreSQL, not read). A
 chrooted process is read below its root as this host reaches it; one in another mount namespace (a
 container) through ``/proc/PID/root``, every symlink resolved inside that root (``containers.InRoot``).
 
@@ -291,9 +292,13 @@ class ProjectReader:
             if found is not None:
                 found = found._replace(platform=platform)
         elif kind == "python":
-            from endpoint.scan.projects import python
+            from endpoint.scan.projects import dify, python
 
-            found = python.resolve(record, cwd, self, reads)
+            found = dify.resolve(record, cwd, reads)  # Dify's api and worker: gunicorn app:app, celery -A app.celery
+            if found is not None:
+                found = found._replace(platform="dify")
+            else:
+                found = python.resolve(record, cwd, self, reads)
         else:
             from endpoint.scan.projects import node
 
