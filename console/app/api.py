@@ -466,7 +466,8 @@ class Client:
                       "policy preview")
 
     def registrations(self, status: str | None = None, *, skip: int = 0, limit: int = 100) -> RegistrationPage:
-        """Registrations, newest first (``status``: pending, approved, rejected, superseded)."""
+        """Registrations, newest first (``status``: pending, more_information, approved, review_due, rejected,
+        superseded)."""
         return _parse(RegistrationPage, self._get("/registrations", status=status, skip=skip, limit=limit),
                       "registration list")
 
@@ -529,6 +530,12 @@ class Client:
         """Approve or reject a pending registration (admins); the collector re-assesses its agent."""
         verb = "approve" if approve else "reject"
         data = self._request("POST", f"{API}/registrations/{registration_id}/{verb}", body={"note": note})
+        return _parse(Registration, data, "registration")
+
+    def ask_registration(self, registration_id: int, question: str) -> Registration:
+        """Ask the employee a question about a pending registration (admins): it becomes
+        ``more_information`` and the question reaches them through their device."""
+        data = self._request("POST", f"{API}/registrations/{registration_id}/ask", body={"question": question})
         return _parse(Registration, data, "registration")
 
 def _param(value: Any) -> Any:

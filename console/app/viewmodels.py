@@ -451,9 +451,16 @@ REGISTRATION_HEADERS = ("Submitted (UTC)", "Owner", "Purpose", "Business process
                         "Declared tools", "Data systems", "Autonomy", "Status", "Decided by", "Comment")
 
 
+def registration_status(r: api.Registration) -> str:
+    """The status as the queue says it: an approved one past its re-attestation date is up for review."""
+    if r.status == "approved" and r.review_due:
+        return "approved, review due"
+    return "more information asked" if r.status == "more_information" else r.status
+
+
 def registration_row(r: api.Registration) -> tuple[str, ...]:
     return (when(r.created_at), r.owner, r.purpose, r.business_process, ", ".join(r.providers) or "–",
-            ", ".join(r.tools) or "–", ", ".join(r.data_systems) or "–", r.autonomy, r.status,
+            ", ".join(r.tools) or "–", ", ".join(r.data_systems) or "–", r.autonomy, registration_status(r),
             f"{r.decided_by or ''} {when(r.decided_at)}".strip(), r.decision_note or "")
 
 

@@ -34,6 +34,7 @@ class RegistrationsController(QObject):
         view.rows.modelReset.connect(self.selected)
         view.approve.clicked.connect(lambda: self.decide(True))
         view.reject.clicked.connect(lambda: self.decide(False))
+        view.ask.clicked.connect(self.ask)
         view.open_agent.clicked.connect(self.open_registration_agent)
 
     def set_role(self, admin: bool) -> None:
@@ -117,6 +118,30 @@ class RegistrationsController(QObject):
             self.on_decided()
 
         self.session.runner.call(self.session.client.decide_registration, registration.id, approve, note,
+                                 on_done=done, on_error=self.on_error)
+
+    def ask(self) -> None:
+        """Ask the owner the question typed in the comment field; the queue is read again once sent."""
+        registration = self.current()
+        if registration is None:
+            return
+        window = self.session.window
+        if not self.session.can_triage:
+            window.show_message("Your token is a viewer token: viewers can read registrations, not ask about them.",
+                                error=True)
+            return
+        question = window.registrations.note.text().strip()
+        if not question:
+            window.show_message("Write the question for the owner in the comment field, then ask.", error=True)
+            window.registrations.note.setFocus()
+            return
+
+        def done(asked: api.Registration) -> None:
+            window.show_message(f"Question sent to {asked.owner}.")
+            window.registrations.note.clear()
+            self.load()
+
+        self.session.runner.call(self.session.client.ask_registration, registration.id, question,
                                  on_done=done, on_error=self.on_error)
 
     def open_registration_agent(self) -> None:

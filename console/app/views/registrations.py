@@ -32,12 +32,17 @@ COMPARISON_COLUMNS = ("", "Declared", "Observed", "Observed, not declared")
 # (row title, the declaration's field, the timeline's fact kind): the collector judges drift on these pairs
 COMPARED = (("Providers", "providers", "provider"), ("Tools (MCP servers)", "tools", "mcp_server"),
             ("Data systems", "data_systems", "system"), ("Autonomy", "autonomy", "autonomy"))
-STATUS_ORDER = {"pending": 0}  # the queue: pending ones first, then the rest newest first
+# the queue: what waits for an admin first (pending, then asked, then due for review), then the rest
+STATUS_ORDER = {"pending": 0, "more_information": 1}
+DECIDABLE = ("pending", "more_information")  # an admin may still approve or reject an asked one
 
 
 def queue_order(registrations: Sequence[api.Registration]) -> list[api.Registration]:
-    """Pending registrations first, each group newest first (the collector answers newest first)."""
-    return sorted(registrations, key=lambda r: (STATUS_ORDER.get(r.status, 1), -r.id))
+    """Pending registrations first, then those asked for more information, then approved ones due for
+    review, then the rest; each group newest first."""
+    def rank(r: api.Registration) -> int:
+        return STATUS_ORDER.get(r.status, 2 if r.status == "approved" and r.review_due else 3)
+    return sorted(registrations, key=lambda r: (rank(r), -r.id))
 
 
 def declared_vs_observed(registration: api.Registration,
@@ -64,12 +69,19 @@ def declared_vs_observed(registration: api.Registration,
 
 def decision_text(registration: api.Registration) -> str:
     """Who decided the registration, when, and the comment they left for its owner."""
+    asked = (f"Asked by {registration.asked_by or 'an admin'} on {vm.when(registration.asked_at)} UTC: "
+             f"{registration.question}" if registration.question else "")
     if registration.decided_at is None:
-        return ("Superseded by a newer registration of the same agent, never decided."
+        text = ("Superseded by a newer registration of the same agent, never decided."
                 if registration.status == "superseded" else "Not decided yet.")
+        return f"{asked} {text}" if asked else text
     text = (f"{registration.status.capitalize()} by {registration.decided_by or 'an admin'} on "
             f"{vm.when(registration.decided_at)} UTC")
-    return text + (f". Comment: {registration.decision_note}" if registration.decision_note else ", with no comment.")
+    text += f". Comment: {registration.decision_note}" if registration.decision_note else ", with no comment."
+    if registration.review_due_at is not None:
+        text += (f" Review {'was due' if registration.review_due else 'due'} on {vm.when(registration.review_due_at)}"
+                 " UTC: the owner registers it again to re-attest.")
+    return f"{asked} {text}" if asked else text
 
 
 class RegistrationRows(RowsModel):
@@ -96,19 +108,22 @@ class RegistrationsView(QWidget):
         bar = QHBoxLayout()
         self.status = QComboBox()
         self.status.setAccessibleName("Registration status")
-        for label, value in (("Pending", "pending"), ("Approved", "approved"), ("Rejected", "rejected"),
+        for label, value in (("Pending", "pending"), ("More information asked", "more_information"),
+                             ("Review due", "review_due"), ("Approved", "approved"), ("Rejected", "rejected"),
                              ("Superseded", "superseded"), ("All", None)):
             self.status.addItem(label, value)
         bar.addWidget(self.status)
         self.note = QLineEdit()
-        self.note.setPlaceholderText("Comment for the owner (required to reject)")
+        self.note.setPlaceholderText("Comment for the owner (required to reject), or the question to ask")
         self.note.setAccessibleName("Decision comment")
         self.note.setMaxLength(4000)
         bar.addWidget(self.note, 1)
         self.approve = QPushButton("&Approve registration")  # Alt+V is the View menu, Alt+T Triage
         self.reject = QPushButton("Re&ject")
+        self.ask = QPushButton("As&k for more")
+        self.ask.setToolTip("Sends the comment to the owner as a question; their next registration answers it")
         self.open_agent = QPushButton("Show the a&gent")
-        for button in (self.approve, self.reject, self.open_agent):
+        for button in (self.approve, self.reject, self.ask, self.open_agent):
             button.setEnabled(False)
             bar.addWidget(button)
         self.count = plain_label()
@@ -191,8 +206,8 @@ class RegistrationsView(QWidget):
         return index.row() if index.isValid() else -1
 
     def enable_for(self, status: str | None) -> None:
-        """Decisions only on a pending registration, and only for an admin."""
+        """Decisions only on a pending registration (or one asked for more), and only for an admin."""
         self.open_agent.setEnabled(status is not None)
-        for button in (self.approve, self.reject):
-            button.setEnabled(self.can_decide and status == "pending")
+        for button in (self.approve, self.reject, self.ask):
+            button.setEnabled(self.can_decide and status in DECIDABLE)
             button.setToolTip("" if self.can_decide else "Viewers can read registrations; an admin decides them.")

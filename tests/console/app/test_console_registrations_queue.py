@@ -5,6 +5,7 @@ Text an employee or an endpoint sent stays plain text."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from typing import Any
 
@@ -26,13 +27,15 @@ def agent_on_new_host(collector: support.RunningCollector, **kw: Any) -> tuple[s
     return host, collector.snapshot(host, [made]), made["id"]
 
 
-def select(console: Any, qtbot: Any, status: str | None, registration_id: int) -> int:
+def select(console: Any, qtbot: Any, status: str | None, registration_id: int, *, now: str | None = None) -> int:
+    """Choose ``status`` and select the registration once listed (with the status ``now``, when given)."""
     view = console.window.registrations
     if view.status.currentData() != status:
         view.status.setCurrentIndex(view.status.findData(status))
     else:
         console.registrations.load()
-    qtbot.waitUntil(lambda: any(r.id == registration_id for r in console.registrations.listed), timeout=10_000)
+    qtbot.waitUntil(lambda: any(r.id == registration_id and (now is None or r.status == now)
+                                for r in console.registrations.listed), timeout=10_000)
     row = next(i for i, r in enumerate(console.registrations.listed) if r.id == registration_id)
     view.table.setCurrentIndex(view.rows.index(row, 0))
     return row
@@ -83,7 +86,7 @@ def test_a_rejection_needs_a_comment_and_the_comment_is_shown(make_console: Any,
     assert view.note.text() == ""
     # refreshed after the action: the pending list no longer holds it; the rejected one shows the comment
     qtbot.waitUntil(lambda: all(r.id != registration["id"] for r in console.registrations.listed), timeout=10_000)
-    row = select(console, qtbot, "rejected", registration["id"])
+    row = select(console, qtbot, "rejected", registration["id"], now="rejected")
     assert view.rows.rows[row][-1] == comment and view.rows.rows[row][2] == "<b>payroll</b> export"
     assert view.decision.text().startswith("Rejected by test admin on ")
     assert view.decision.text().endswith(f"Comment: {comment}")
@@ -127,3 +130,55 @@ def test_declared_and_observed_side_by_side(make_console: Any, qtbot: Any,
     view.table.clearSelection()
     view.table.setCurrentIndex(view.rows.index(-1, -1))
     qtbot.waitUntil(lambda: view.comparison.rowCount() == 0, timeout=10_000)
+
+
+def test_an_admin_asks_for_more_information(make_console: Any, qtbot: Any,
+                                            collector: support.RunningCollector) -> None:
+    host, device, sighting_id = agent_on_new_host(collector)
+    registration = collector.register(host, sighting_id, purpose="nightly invoices")
+    console = make_console()
+    qtbot.waitUntil(lambda: console.session.role == "admin", timeout=10_000)
+    view = console.window.registrations
+    select(console, qtbot, "pending", registration["id"])
+    assert view.ask.isEnabled()
+    view.ask.click()  # no question typed: nothing is sent
+    assert "Write the question" in console.window.message.text()
+    assert collector.get(f"/api/v1/agents/{device}/{sighting_id}")["registration"]["status"] == "pending"
+    question = "Which <b>database</b> does it read?"
+    view.note.setText(question)
+    view.ask.click()
+    qtbot.waitUntil(lambda: "Question sent to yann@example.org." in console.window.message.text(), timeout=10_000)
+    asked = collector.get(f"/api/v1/agents/{device}/{sighting_id}")["registration"]
+    assert asked["status"] == "more_information" and asked["question"] == question
+    inbox = collector.http.get("/api/v1/inbox", headers={"authorization": f"Bearer {collector.keys[host]}"})
+    assert inbox.status_code == 200, inbox.text
+    assert question in inbox.text  # the question travels to the employee's device
+    row = select(console, qtbot, "more_information", registration["id"], now="more_information")
+    assert view.rows.rows[row][8] == "more information asked"
+    assert view.decision.text().startswith("Asked by test admin on ") and question in view.decision.text()
+    assert view.approve.isEnabled() and view.reject.isEnabled()  # an asked one can still be decided
+    # in the whole queue, asked ones come after the pending ones and before the rest
+    select(console, qtbot, None, registration["id"])
+    ranks = [{"pending": 0, "more_information": 1}.get(r.status, 2) for r in console.registrations.listed]
+    assert ranks == sorted(ranks)
+
+
+def test_an_approval_past_its_period_is_listed_for_review(make_console: Any, qtbot: Any,
+                                                          collector: support.RunningCollector) -> None:
+    host, _device, sighting_id = agent_on_new_host(collector)
+    registration = collector.register(host, sighting_id, purpose="quarterly audit")
+    answer = collector.http.post(f"/api/v1/registrations/{registration['id']}/approve", json={"note": "ok"},
+                                 headers={"authorization": f"Bearer {collector.admin}"})
+    assert answer.status_code == 200, answer.text
+    # The policy's period is 180 days and nobody waits that long: the approval is moved a year back in the
+    # collector's own SQLite file, the only way to reach a due review here.
+    database = collector.process.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE registration SET decided_at = decided_at - 365 * 86400 WHERE id = ?",
+                     (registration["id"],))
+    console = make_console()
+    view = console.window.registrations
+    row = select(console, qtbot, "review_due", registration["id"], now="approved")
+    assert view.rows.rows[row][8] == "approved, review due"
+    assert "Review was due on " in view.decision.text() and "registers it again" in view.decision.text()
+    assert not view.approve.isEnabled() and not view.ask.isEnabled()
