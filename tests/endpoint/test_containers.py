@@ -526,3 +526,25 @@ def test_a_hostile_container_name_in_the_evidence_is_scrubbed_and_cut() -> None:
     [line] = [e["detail"] for e in sighting["evidence"] if e["rule"] == "process.container"]
     assert secret not in line and line.startswith("runs in Docker container agent-")
     TypeAdapter(checked(contract.Sighting)).validate_python(sighting)
+
+
+def test_difys_api_in_a_container_is_named_from_its_folder_inside_the_container(tmp_path: Path, spawn: Any) -> None:
+    pid, newroot = _in_namespace(tmp_path, spawn)
+    api = newroot / "app" / "api"
+    api.mkdir(parents=True)
+    (newroot / "app" / "shared").mkdir()
+    (newroot / "app" / "shared" / "pyproject.toml").write_text('[project]\nname = "dify-api"\nversion = "1.9.1"\n')
+    (api / "pyproject.toml").symlink_to("/app/shared/pyproject.toml")  # the container's file: out of the folder
+    (api / "app.py").write_text("app = None\n")
+    argv = ["/app/api/.venv/bin/python", "/app/api/.venv/bin/gunicorn", "--bind", "0.0.0.0:5001", "app:app"]
+    record = ProcessRecord(pid, 1, "python", "/usr/bin/python3", argv, "root", 0, 0.0, cwd="/app/api")
+    linked = ProjectReader(interests_of(LIB), maps=False).read(record)
+    # a link out of the api folder is refused (inside the container as on a host): not named Dify
+    assert linked is None or linked.platform != "dify"
+    (api / "pyproject.toml").unlink()
+    os.link(newroot / "app" / "shared" / "pyproject.toml", api / "pyproject.toml")
+    record = ProcessRecord(pid, 1, "python", "/usr/bin/python3", argv, "root", 0, 0.0, cwd="/app/api")
+    project = ProjectReader(interests_of(LIB), maps=False).read(record)
+    assert project is not None and (project.platform, project.root, project.entry) == (
+        "dify", "/app/api", "Dify api (app:app)")
+    assert project.packages == (("pypi", "dify-api", "1.9.1", "pyproject.toml"),)
