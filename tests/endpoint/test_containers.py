@@ -548,3 +548,21 @@ def test_difys_api_in_a_container_is_named_from_its_folder_inside_the_container(
     assert project is not None and (project.platform, project.root, project.entry) == (
         "dify", "/app/api", "Dify api (app:app)")
     assert project.packages == (("pypi", "dify-api", "1.9.1", "pyproject.toml"),)
+
+
+def test_an_n8n_export_in_a_container_is_read_through_its_root(tmp_path: Path, spawn: Any) -> None:
+    """``--output=/data/flows`` names the container's folder: an option's path is taken inside its root as
+    a bare path argument is."""
+    pid, newroot = _in_namespace(tmp_path, spawn)
+    flows = newroot / "data" / "flows"
+    flows.mkdir(parents=True)
+    nodes = [{"name": "Agent", "type": "@n8n/n8n-nodes-langchain.agent"},
+             {"name": "Model", "type": "@n8n/n8n-nodes-langchain.lmChatOpenAi",
+              "credentials": {"openAiApi": {"id": "1", "name": "OpenAI"}}}]
+    (flows / "triage.json").write_text(json.dumps({"name": "Triage", "active": True, "nodes": nodes}))
+    argv = ["node", "/usr/local/lib/node_modules/n8n/bin/n8n", "export:workflow", "--all", "--separate",
+            "--output=/data/flows"]
+    record = ProcessRecord(pid, 1, "node", "/usr/bin/node", argv, "root", 0, 0.0, cwd="/home/node")
+    project = ProjectReader(interests_of(LIB), maps=False).read(record)
+    assert project is not None and project.root == "/data/flows" and project.platform == "n8n"
+    assert project.workflows == (("Triage", True, 1, ("openai",), ("openAiApi",)),)

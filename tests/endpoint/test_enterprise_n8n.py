@@ -115,3 +115,68 @@ def test_an_n8n_without_a_database_is_still_named_after_its_folder(tmp_path: Pat
     engine.add_processes([record])
     [sighting] = engine.result("2026-01-01T00:00:00+00:00")
     assert sighting["name"] == f"n8n in {tmp_path / '.n8n'}" and sighting["project"]["workflows"] == []
+
+
+def _export_command(option: str, cwd: Path) -> ProcessRecord:
+    """``n8n export:workflow …`` as the n8n CLI is run (the process as the sensor records it)."""
+    return ProcessRecord(pid=os.getpid(), ppid=1, name="node", exe="/usr/bin/node",
+                         cmdline=["node", "/usr/local/lib/node_modules/n8n/bin/n8n", "export:workflow", "--all",
+                                  "--separate", option], user="alice", uid=os.getuid(), create_time=0.0,
+                         env_values={"HOME": "/nonexistent"}, cwd=str(cwd))
+
+
+def _exported(name: str, active: bool, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    # the fields n8n's export:workflow writes for a workflow (credentials are references: id and name only)
+    return {"name": name, "active": active, "nodes": nodes, "connections": {}, "settings": {"executionOrder": "v1"},
+            "id": name.lower().replace(" ", "-"), "tags": [], "pinData": {}, "versionId": "v1"}
+
+
+def test_n8n_workflows_are_read_from_an_export_folder_as_from_its_database(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for i, (name, active, nodes) in enumerate(WORKFLOWS):  # --separate: one file per workflow
+        (folder / f"{i}.json").write_text(json.dumps(_exported(name, active, nodes)))
+    (folder / "notes.txt").write_text("not an export")
+    (folder / "broken.json").write_text("{not json")
+    (folder / "escape.json").symlink_to(tmp_path / "elsewhere.json")  # out of the folder: refused
+    (tmp_path / "elsewhere.json").write_text(json.dumps(_exported("Elsewhere", True, WORKFLOWS[0][2])))
+    reader = ProjectReader(interests_of(LIB), maps=False)
+    record = _export_command("--output=flows", tmp_path)  # relative to its working folder
+    record.project = reader.read(record)
+    assert record.project is not None and record.project.root == str(folder)
+    assert record.project.workflows == (("Invoice triage", True, 1, ("openai",), ("openAiApi", "gmailOAuth2")),
+                                        ("Draft replies", False, 1, ("anthropic",), ("anthropicApi",)))
+    assert sorted(e[1] for e in record.project.errors) == ["symlink_escape", "syntax"]
+    engine = Engine(LIB, device_id="dev", platform="linux")
+    engine.add_processes([record])
+    [sighting] = engine.result("2026-01-01T00:00:00+00:00")
+    assert sighting["signature"] == "n8n" and sighting["name"] == f"n8n export in {folder}"
+    assert "workflow 'Invoice triage' (active): 1 AI agent node; providers openai; credentials openAiApi, " \
+           "gmailOAuth2" in [e["detail"] for e in sighting["evidence"]]
+    # --all without --separate: one file holding the list
+    single = tmp_path / "all.json"
+    single.write_text(json.dumps([_exported(n, a, nodes) for n, a, nodes in WORKFLOWS]))
+    project = reader.read(_export_command(f"--output={single}", tmp_path / "elsewhere-cwd"))
+    assert project is not None and [w[0] for w in project.workflows] == ["Invoice triage", "Draft replies"]
+
+
+def test_an_n8n_export_is_read_within_its_bounds(tmp_path: Path) -> None:
+    from endpoint.scan.projects import Budget, Reads
+    from endpoint.scan.projects.n8n import EXPORT_FILES, read_export
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    agent = _exported("Agent", True, WORKFLOWS[0][2])
+    for i in range(EXPORT_FILES + 20):
+        (folder / f"{i:04}.json").write_text(json.dumps(agent))
+    reads = Reads(Budget(), os.getuid(), files=10_000, bytes_=64 << 20)
+    assert len(read_export(str(folder), reads)) == EXPORT_FILES
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "huge.json").write_text(json.dumps(_exported("Huge", True, [*WORKFLOWS[0][2]] * 20_000)))
+    reads = Reads(Budget(), os.getuid())
+    assert read_export(str(big), reads) == [] and [e[1] for e in reads.errors] == ["too_large"]
+    os.mkfifo(big / "fifo.json")  # never opened: an open would block
+    reads = Reads(Budget(), os.getuid())
+    assert read_export(str(big), reads) == []
+    assert sorted(e[1] for e in reads.errors) == ["not_regular", "too_large"]

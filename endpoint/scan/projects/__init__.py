@@ -288,7 +288,8 @@ class ProjectReader:
                     "flowise" if kind == "node" and flows.runs_flowise(record) else
                     "langflow" if kind == "python" and flows.runs_langflow(record) else "")
         if platform:  # a workflow platform: its flows, from its own store
-            found = {"n8n": n8n.resolve, "flowise": flows.flowise, "langflow": flows.langflow}[platform](record, reads)
+            found = (n8n.resolve(record, reads, cwd) if platform == "n8n" else
+                     {"flowise": flows.flowise, "langflow": flows.langflow}[platform](record, reads))
             if found is not None:
                 found = found._replace(platform=platform)
         elif kind == "python":
@@ -357,9 +358,17 @@ def in_root(record: ProcessRecord, inside: str) -> ProcessRecord:
     if "PYTHONPATH" in env:
         env["PYTHONPATH"] = os.pathsep.join(host(p) for p in env["PYTHONPATH"].split(os.pathsep))
     return ProcessRecord(record.pid, record.ppid, record.name, host(record.exe) if record.exe else record.exe,
-                         [host(a) if a.startswith("/") else a for a in record.cmdline], record.user, record.uid,
+                         [_host_arg(a, host) for a in record.cmdline], record.user, record.uid,
                          record.create_time, record.env_keys, env, record.credentials, record.cwd,
                          container=record.container)
+
+
+def _host_arg(arg: str, host: Callable[[str], str]) -> str:
+    """An argument with its absolute path as this process reaches it: ``/srv/x`` and ``--output=/srv/x``."""
+    if arg.startswith("/"):
+        return host(arg)
+    name, eq, value = arg.partition("=")
+    return f"{name}={host(value)}" if eq and name.startswith("-") and value.startswith("/") else arg
 
 
 def as_inside(project: Project, prefix: str) -> Project:

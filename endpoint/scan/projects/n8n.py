@@ -6,6 +6,11 @@ n8n's LangChain package (``@n8n/n8n-nodes-langchain.agent``, ``.lmChatOpenAi``â€
 an AI agent and which model provider it calls; a node's ``credentials`` map names the kinds of credential
 it uses (``openAiApi``), whose values stay encrypted in another table that is never read.
 
+An export (``n8n export:workflow --all --separate --output=DIR``: one JSON file per workflow, or without
+``--separate`` one file holding a list) has the same name, active flag and nodes; it is read when an n8n
+command names it (``export:workflow --output``, ``import:workflow --input``), file by file as project
+files are.
+
 The database is the n8n user's file: it is opened read-only only when it is a regular file below that
 folder, reached without a symlink and owned by the process's user or root, and the query is bounded in
 rows, bytes and SQLite steps.
@@ -28,7 +33,8 @@ if TYPE_CHECKING:
     from endpoint.scan.projects import Reads
 
 MAX_WORKFLOWS = 500
-MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read
+MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read (and bytes of one exported file)
+EXPORT_FILES = 200  # files of an export folder read
 MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
 CONTAINER_DB_BYTES = 32 << 20  # a store in a container is read into memory (see _rows_in_root): at most this
 LANGCHAIN = "@n8n/n8n-nodes-langchain."
@@ -57,7 +63,56 @@ def user_folder(record: ProcessRecord) -> str:
     return os.path.join(base, ".n8n") if os.path.isabs(base) else ""
 
 
-def resolve(record: ProcessRecord, reads: Reads) -> Found | None:
+def export_target(record: ProcessRecord, cwd: str) -> str:
+    """The folder (or file) an ``n8n export:workflow``/``import:workflow`` command names with ``--output``/
+    ``--input``, as this process reaches it; "" for any other n8n command."""
+    args = record.cmdline[1:12]
+    if not any(a in ("export:workflow", "import:workflow") for a in args):
+        return ""
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in ("--output", "--input", "-o"):
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+            if value and not value.startswith("-"):
+                return os.path.normpath(os.path.join(cwd, value)) if cwd or os.path.isabs(value) else ""
+    return ""
+
+
+def read_export(path: str, reads: Reads) -> list[Workflow]:
+    """The workflows with AI agent nodes in an n8n export: a folder of one JSON file per workflow
+    (``--separate``) or one file holding a list of them (``--all --output=FILE``); at most ``EXPORT_FILES``
+    files, each read as any project file is (its user's or root's, capped, links kept inside the folder)."""
+    if reads.isdir(path):
+        folder = path
+        names = sorted(n for n in reads.listing(path) if n.endswith(".json"))[:EXPORT_FILES]
+    elif reads.isfile(path):
+        folder, names = os.path.dirname(path), [os.path.basename(path)]
+    else:
+        return []
+    found: list[Workflow] = []
+    for name in names:
+        text = reads.text(os.path.join(folder, name), folder, limit=MAX_NODES_JSON, code=False)
+        if text is None:
+            continue
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            reads.error(os.path.join(folder, name), "syntax", "not JSON; not an n8n workflow export")
+            continue
+        for item in (doc if isinstance(doc, list) else [doc])[:MAX_WORKFLOWS]:
+            if isinstance(item, dict) and isinstance(item.get("nodes"), list):
+                workflow = _nodes_workflow(item.get("name", name), item.get("active", False), item["nodes"])
+                if workflow is not None:
+                    found.append(workflow)
+        if len(found) >= MAX_WORKFLOWS:
+            break
+    return found[:MAX_WORKFLOWS]
+
+
+def resolve(record: ProcessRecord, reads: Reads, cwd: str = "") -> Found | None:
+    target = export_target(record, cwd)
+    if target:  # n8n export:workflow / import:workflow: the workflows of its export
+        return Found(target, "n8n export", [], [], read_export(target, reads))
     folder = user_folder(record)
     if not folder:
         return None
@@ -181,6 +236,11 @@ def _workflow(name: object, active: object, nodes_json: object) -> Workflow | No
         return None
     if not isinstance(nodes, list):
         return None
+    return _nodes_workflow(name, active, nodes)
+
+
+def _nodes_workflow(name: object, active: object, nodes: list[object]) -> Workflow | None:
+    """A workflow with at least one AI agent node among ``nodes``, or None."""
     agents = 0
     providers: dict[str, None] = {}
     credentials: dict[str, None] = {}
