@@ -74,6 +74,7 @@ def test_difys_api_and_worker_are_found_as_dify_named_after_its_api_folder(tmp_p
     found = {s["name"]: s for s in engine.result("2026-01-01T00:00:00+00:00")}
     sighting = found[f"Dify api (app:app) in {folder}"]
     assert sighting["signature"] == "dify" and sighting["type"] == "enterprise"
+    assert sighting["project"]["version"] == "1.9.1" and sighting["project"]["workflows"] == []
     details = [e["detail"] for e in sighting["evidence"]]
     assert f"pid {api.pid}: Dify 1.9.1 api folder {folder} (its pyproject.toml names dify-api); its apps are in " \
            "PostgreSQL and not read" in details

@@ -116,6 +116,8 @@ class Frameworks:
         """The framework's version: its own package's, else the first of the signature's packages found."""
         from signatures.matching import pep503
 
+        if project.platform == "dify":  # the version its api folder's pyproject.toml names
+            return next((v for _, n, v, _ in project.packages if n == "dify-api" and v), None)
         own = pep503(self.framework(project, sig))
         versions = [(pep503(name) == own, version) for ecosystem, name, version, _ in project.packages
                     if version and self.of_package(ecosystem, name) is sig]
