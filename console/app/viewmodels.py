@@ -57,6 +57,27 @@ def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
+# -- the nudge ladder -------------------------------------------------------------------------------
+
+#: the collector's rungs (console/server/lifecycle.py), lowest first, as an admin reads them
+LADDER_LABELS = {"report_only": "Reported", "notify": "Employee notified", "remind": "Reminded",
+                 "escalate": "Escalated"}
+#: what ``GET /agents?ladder=`` takes: a rung, or the ungoverned agents past their deadline
+LADDER_FILTERS = (*LADDER_LABELS, "overdue")
+
+
+def ladder_label(a: api.Agent) -> str:
+    """Where an ungoverned agent stands on the ladder and when it climbs (or its deadline); "" governed."""
+    if a.ladder is None:
+        return ""
+    rung = LADDER_LABELS.get(a.ladder, a.ladder)
+    if a.overdue:
+        return f"{rung}: overdue since {when(a.ladder_due)}"
+    if a.ladder_due is None:  # the policy's ladder stops here (report only: it climbs nothing)
+        return f"{rung} only" if a.ladder == "report_only" else rung
+    return f"{rung}, next {when(a.ladder_due)}"
+
+
 # -- columns ----------------------------------------------------------------------------------------
 
 
@@ -74,6 +95,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("servers", "MCP servers", lambda a: str(a.servers) if a.servers else ""),
     Column("type", "Type", lambda a: TYPE_LABELS.get(a.type, a.type), "type"),
     Column("governed", "Governed", lambda a: "governed" if a.governed else "ungoverned"),
+    Column("ladder", "Ladder", lambda a: ladder_label(a), "overdue"),  # sorted: longest ungoverned first
     Column("flags", "Flags", lambda a: ", ".join(flag_label(f) for f in a.flags)),
     Column("device", "Device", lambda a: a.hostname, "device"),
     Column("user", "User", lambda a: a.user or "(machine)", "user"),
@@ -88,7 +110,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("vendor", "Vendor", lambda a: a.vendor),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-DEFAULT_COLUMNS = ("name", "risk", "servers", "type", "governed", "flags", "device", "user", "providers", "triage_state",
+DEFAULT_COLUMNS = ("name", "risk", "servers", "type", "governed", "ladder", "flags", "device", "user", "providers", "triage_state",
                    "last_seen")
 
 
@@ -146,6 +168,7 @@ class AgentFilter:
     state: str = "present"
     min_risk: int | None = None
     parent: str | None = None  # the sighting id of the agent whose servers and sub-agents are listed
+    ladder: str | None = None  # a rung of the nudge ladder, or "overdue" (LADDER_FILTERS)
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -197,6 +220,9 @@ class AgentFilter:
                     clean[key] = value
             elif key == "min_risk":
                 if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+                    clean[key] = value
+            elif key == "ladder":
+                if value in LADDER_FILTERS:
                     clean[key] = value
             elif isinstance(value, str) and len(value) <= 256 and "\x00" not in value:
                 clean[key] = value

@@ -32,7 +32,7 @@ TRIAGE_ICONS = {"approve": "SP_DialogApplyButton", "assign_owner": "SP_FileDialo
 
 #: starting widths in pixels, per column; the user may resize
 WIDTHS = {"name": 190, "risk": 50, "servers": 90, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
-          "signature": 120, "owner": 150, "triage_state": 150, "running": 70, "confidence": 90,
+          "signature": 120, "owner": 150, "triage_state": 150, "ladder": 200, "running": 70, "confidence": 90,
           "first_seen": 130, "last_seen": 130, "vendor": 110}  # fmt: skip
 
 
@@ -113,6 +113,11 @@ class AgentsView(QWidget):
         self.with_servers = QCheckBox("&List tool servers too")
         self.with_servers.setToolTip(tooltip("The roster lists agents, with a count of the MCP servers each "
                                              "declares; tick this to list the tool servers as rows too"))
+        rungs: list[tuple[str, object]] = [("Any ladder rung", None), *((label, key) for key, label in
+                                                                        vm.LADDER_LABELS.items()), ("Overdue", "overdue")]
+        self.ladder = _combo("Ladder", rungs)
+        self.ladder.setToolTip("Where ungoverned agents stand on the policy's nudge ladder; Overdue: past their deadline")
+        more.addWidget(self.ladder)
         self.clear = QPushButton("Clear filters")
         more.addWidget(self.clear)
         self.views = QToolButton()
@@ -192,7 +197,7 @@ class AgentsView(QWidget):
         self.search.returnPressed.connect(self.filterChanged)
         self._shown = vm.AGENTS_ONLY  # the filter last set, for what the widgets cannot show ("" signature)
         self.several_menu: QMenu | None = None
-        for box in (self.governed, self.triage_state, self.min_risk):
+        for box in (self.governed, self.triage_state, self.min_risk, self.ladder):
             box.currentIndexChanged.connect(self.filterChanged)
         for box, values in ((self.type, vm.TYPES), (self.flag, vm.FLAGS)):
             box.currentIndexChanged.connect(lambda _i, b=box, v=values: self._choice_changed(b, v))
@@ -252,13 +257,13 @@ class AgentsView(QWidget):
                               q=self.search.text().strip() or None, device=text("device"), user=text("user"),
                               provider=text("provider"), signature=text("signature"), owner=text("owner"),
                               min_risk=self.min_risk.currentData(), state=self._shown.state,
-                              parent=self._shown.parent)
+                              parent=self._shown.parent, ladder=self.ladder.currentData())
 
     def set_filter(self, new: vm.AgentFilter, parent_name: str = "") -> None:
         """Show a filter in the widgets (e.g. from a click on the overview) and apply it once; a filter on
         an agent's servers (``parent``) is named after that agent, ``parent_name``."""
         widgets = [self.search, self.type, self.governed, self.flag, self.triage_state, self.min_risk,
-                   self.with_servers, *self.texts.values()]
+                   self.ladder, self.with_servers, *self.texts.values()]
         self._shown = new
         for widget in widgets:
             widget.blockSignals(True)
@@ -267,7 +272,8 @@ class AgentsView(QWidget):
             # the agents-first filter shows as "Any type" unticked; no type at all lists the servers too
             self.with_servers.setChecked(new.type is None)
             for box, value in ((self.type, None if new.agents_first else new.type), (self.governed, new.governed), (self.flag, new.flag),
-                               (self.triage_state, new.triage_state), (self.min_risk, new.min_risk)):
+                               (self.triage_state, new.triage_state), (self.min_risk, new.min_risk),
+                               (self.ladder, new.ladder)):
                 _choose(box, value)
             for key, edit in self.texts.items():
                 edit.setText(getattr(new, key) or "")
