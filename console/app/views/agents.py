@@ -32,7 +32,7 @@ TRIAGE_ICONS = {"approve": "SP_DialogApplyButton", "assign_owner": "SP_FileDialo
 
 #: starting widths in pixels, per column; the user may resize
 WIDTHS = {"name": 190, "risk": 50, "servers": 90, "type": 100, "governed": 95, "flags": 250, "device": 130, "user": 90, "providers": 110,
-          "signature": 120, "owner": 150, "triage_state": 150, "ladder": 200, "running": 70, "confidence": 90,
+          "signature": 120, "owner": 150, "triage_state": 150, "ladder": 170, "running": 70, "confidence": 90,
           "first_seen": 130, "last_seen": 130, "vendor": 110}  # fmt: skip
 
 
@@ -113,9 +113,10 @@ class AgentsView(QWidget):
         self.with_servers = QCheckBox("&List tool servers too")
         self.with_servers.setToolTip(tooltip("The roster lists agents, with a count of the MCP servers each "
                                              "declares; tick this to list the tool servers as rows too"))
-        rungs: list[tuple[str, object]] = [("Any ladder rung", None), *((label, key) for key, label in
+        rungs: list[tuple[str, object]] = [("Any rung", None), *((label, key) for key, label in
                                                                         vm.LADDER_LABELS.items()), ("Overdue", "overdue")]
         self.ladder = _combo("Ladder", rungs)
+        self.ladder.setMinimumContentsLength(4)  # the second row keeps the window within 1280 pixels
         self.ladder.setToolTip("Where ungoverned agents stand on the policy's nudge ladder; Overdue: past their deadline")
         more.addWidget(self.ladder)
         self.clear = QPushButton("Clear filters")

@@ -76,7 +76,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Menu key, Shift+F10", "the roster's context menu (triage, copy, open the device)"),
     ("Alt+F, Alt+E, Alt+V, Alt+T, Alt+H", "the File, Edit, View, Triage and Help menus"),
     ("Alt+A, Alt+O, Alt+R, Alt+P, Alt+N", "approve, assign owner, request registration, false positive, add note"),
-    ("Alt+A, Alt+J, Alt+G", "(registrations) approve, reject, show the agent"),
+    ("Alt+A, Alt+J, Alt+K, Alt+G", "(registrations) approve, reject, ask for more, show the agent"),
     ("Alt+L, Alt+R, Alt+S, Alt+P", "(fleet) list tool servers too, show in the roster, sanction, approve all"),
     ("Alt+Y", "retry now, when the collector is out of reach"),
     ("Ctrl+Tab", "the next tab of the detail when it has focus"),

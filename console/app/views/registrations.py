@@ -114,7 +114,9 @@ class RegistrationsView(QWidget):
             self.status.addItem(label, value)
         bar.addWidget(self.status)
         self.note = QLineEdit()
-        self.note.setPlaceholderText("Comment for the owner (required to reject), or the question to ask")
+        self.note.setPlaceholderText("Comment or question for the owner")
+        self.note.setToolTip("Optional to approve, required to reject (the owner reads why); Ask for more sends it "
+                             "as a question")
         self.note.setAccessibleName("Decision comment")
         self.note.setMaxLength(4000)
         bar.addWidget(self.note, 1)
