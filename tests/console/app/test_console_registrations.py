@@ -90,6 +90,10 @@ def test_a_viewer_reads_registrations_but_cannot_decide(make_console: Any, qtbot
     shown(console, qtbot, registration["purpose"])
     view = console.window.registrations
     assert not view.approve.isEnabled() and not view.reject.isEnabled() and view.open_agent.isEnabled()
+    assert not view.ask.isEnabled()
     console.registrations.decide(True)
     assert "viewers can read registrations" in console.window.message.text()
+    view.note.setText("which database?")
+    console.registrations.ask()
+    assert "viewers can read registrations, not ask" in console.window.message.text()
     assert vm.registration_row(console.registrations.listed[0])[8] == "pending"

@@ -97,7 +97,7 @@ def test_declared_and_observed_side_by_side(make_console: Any, qtbot: Any,
                                             collector: support.RunningCollector) -> None:
     host, _device, sighting_id = agent_on_new_host(collector, providers=("openai", "mistral"))
     registration = collector.register(host, sighting_id, providers=["openai", "<i>anthropic</i>"],
-                                      data_systems=["crm"])
+                                      data_systems=["crm"], owner="<img src=x>yann")
     console = make_console()
     view = console.window.registrations
     select(console, qtbot, "pending", registration["id"])
@@ -109,7 +109,9 @@ def test_declared_and_observed_side_by_side(make_console: Any, qtbot: Any,
     assert set(observed.split(", ")) == {"openai", "mistral"} and beyond == "mistral"
     assert cells["Data systems"][0] == "crm"
     assert cells["Autonomy"] == ["supervised", "supervised", "–"]
-    assert view.compared.text().endswith("1 field shows more than was declared.")
+    assert view.compared.text() == ("Declared by <img src=x>yann and observed on the endpoint: "
+                                    "1 field shows more than was declared.")
+    assert view.compared.textFormat() == Qt.TextFormat.PlainText
     assert view.comparison.item(0, 3).foreground().color() == theme.colour("bad")
     try:
         theme.apply("dark")
