@@ -108,7 +108,11 @@ class AgentsController(QObject):
 
     @Slot()
     def apply_filter(self) -> None:
-        self.model.set_filter(self.session.window.agents.current_filter())
+        chosen = self.session.window.agents.current_filter()
+        if chosen.ladder is not None and chosen.ladder != self.roster.filter.ladder:
+            self.model.reload(filter=chosen, sort="overdue", order="asc")  # a rung chosen: the overdue first
+        else:
+            self.model.set_filter(chosen)
 
     def _show_sort(self) -> None:
         """The header's sort arrow on the column the collector sorts by (none when it is hidden)."""

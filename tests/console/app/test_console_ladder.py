@@ -98,3 +98,17 @@ def test_sorting_on_the_ladder_lists_the_overdue_first(make_console: Any, qtbot:
     qtbot.waitUntil(lambda: console.agents.roster.sort == "overdue" and len(console.agents.roster.rows) == 2,
                     timeout=10_000)
     assert [a.id for a in console.agents.roster.rows] == ["old-bot", "fresh-bot"]
+
+
+def test_choosing_a_rung_sorts_the_overdue_first(make_console: Any, qtbot: Any,
+                                                 collector: support.RunningCollector) -> None:
+    console = make_console()
+    view = console.window.agents
+    shown(console, qtbot, vm.AGENTS_ONLY.with_(user="yann"))
+    assert console.agents.roster.sort != "overdue"
+    view.ladder.setCurrentIndex(view.ladder.findData("notify"))
+    qtbot.waitUntil(lambda: console.agents.roster.filter.ladder == "notify" and console.agents.roster.count == 1,
+                    timeout=10_000)
+    assert console.agents.roster.sort == "overdue"
+    column = console.agents.model.column_of("ladder")
+    assert view.table.horizontalHeader().sortIndicatorSection() == column  # the arrow on the Ladder column
