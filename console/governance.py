@@ -4,8 +4,8 @@ console names a sighting's type, as pure functions.
 The collector owns five flags (``unregistered``, ``pending``, ``drift``, ``unsanctioned_provider``,
 ``personal_credential``); the endpoint owns the rest, but the collector adds ``broad_tools`` too where an
 MCP server matches one of the policy's risky-tool patterns, on top of the flags the device sent. A
-sighting is covered when the org policy sanctions its signature, when an admin approved it, or when an
-approved registration declares it; it is governed when covered and what it does stays inside what was
+sighting is covered when the org policy sanctions its signature (for everyone, or, a group approval, for
+the users it names), when an admin approved it, or when an approved registration declares it; it is governed when covered and what it does stays inside what was
 approved (no ``drift``). No I/O here: the collector calls ``assess`` at ingest, when the policy changes,
 and when a sighting is triaged or registered.
 """
@@ -64,11 +64,45 @@ class Policy:
     sanctioned_providers: frozenset[str] = frozenset()
     corporate_fingerprints: frozenset[str] = frozenset()
     risky_tools: frozenset[str] = frozenset()  # glob patterns on MCP server names and commands
+    # group approvals: (signature, user names or globs) sanctions the signature for those users only
+    group_approvals: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
 
     @classmethod
     def of(cls, signatures: Iterable[str] = (), providers: Iterable[str] = (),
-           fingerprints: Iterable[str] = (), risky_tools: Iterable[str] = ()) -> Policy:
-        return cls(frozenset(signatures), frozenset(providers), frozenset(fingerprints), frozenset(risky_tools))
+           fingerprints: Iterable[str] = (), risky_tools: Iterable[str] = (),
+           group_approvals: Iterable[Mapping[str, Any]] = ()) -> Policy:
+        return cls(frozenset(signatures), frozenset(providers), frozenset(fingerprints), frozenset(risky_tools),
+                   groups_of(group_approvals))
+
+    def sanctions(self, signature: str | None, user: str | None = None) -> bool:
+        """Whether the policy sanctions the signature, for everyone or for this user by a group approval."""
+        if signature is None:
+            return False
+        if signature in self.sanctioned_signatures:
+            return True
+        return bool(user) and any(s == signature and _user_matches(users, user or "")
+                                  for s, users in self.group_approvals)
+
+
+def groups_of(approvals: Iterable[Mapping[str, Any]]) -> frozenset[tuple[str, tuple[str, ...]]]:
+    """The policy document's group approvals (``{"signature", "users"}``) as ``Policy.group_approvals``;
+    an entry not of that shape counts for nothing."""
+    out = set()
+    for entry in approvals:
+        signature, users = entry.get("signature"), entry.get("users")
+        if isinstance(signature, str) and signature and isinstance(users, list):
+            named = tuple(sorted({u for u in users if isinstance(u, str) and u}))
+            if named:
+                out.add((signature, named))
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_matches(patterns: tuple[str, ...], user: str) -> bool:
+    """A user name matches a group's entry exactly or as a glob, in any case (``*@sales.example.com``,
+    ``alice``); a machine-wide install (no user) belongs to no group."""
+    name = user.lower()
+    return any(fnmatch.fnmatchcase(name, p.lower()) for p in patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +151,16 @@ class Verdict:
 
 def assess(signature: str | None, providers: Iterable[str], fingerprints: Iterable[str],
            device_flags: Iterable[str], policy: Policy, standing: Standing = NO_STANDING,
-           mcp_servers: Iterable[str] = (), risky: Iterable[str] = ()) -> Verdict:
+           mcp_servers: Iterable[str] = (), risky: Iterable[str] = (), user: str | None = None) -> Verdict:
     """Governed or not, with the sighting's full flag list (collector flags recomputed) and the reasons.
+    ``user``: the sighting's, for the policy's group approvals.
 
     ``risky``: its MCP servers that the policy's risky-tool patterns match (``risky_tools``); any makes
     it ``broad_tools``, as the endpoint's own judgement of its tools does."""
     flags = {f for f in device_flags if f not in COLLECTOR_FLAGS}
     providers, fingerprints = sorted(set(providers)), sorted(set(fingerprints))
     reasons: dict[str, str] = {}
-    sanctioned = signature is not None and signature in policy.sanctioned_signatures
+    sanctioned = policy.sanctions(signature, user)
     covered = sanctioned or standing.approval is not None or standing.registration == "approved"
     if not covered:
         if standing.registration == "pending":

@@ -9,7 +9,7 @@ configs, MCP servers, endpoints, credentials, evidence) sit in one JSON text col
 # No ``from __future__ import annotations`` here: SQLModel builds columns from the real annotations.
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, overload
+from typing import Annotated, Any, Literal, overload
 
 from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, Index, Text
@@ -520,6 +520,8 @@ class PolicyBase(SQLModel):
     sanctioned_providers: list[str] = Field(default_factory=list, sa_type=JSON)
     corporate_fingerprints: list[str] = Field(default_factory=list, sa_type=JSON)
     risky_tools: list[str] = Field(default_factory=list, sa_type=JSON)  # globs on MCP server names and commands
+    # a signature sanctioned for some users only: [{"signature": ..., "users": [names or globs]}]
+    group_approvals: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     # the registration lifecycle and the nudge ladder (console/server/lifecycle.py)
     reattest_days: int = Field(default=180, ge=0, le=36500)  # approved registrations come up for review; 0: never
     ladder: str = Field(default="report_only", max_length=16)  # the highest rung the ladder climbs to
@@ -538,6 +540,15 @@ class Policy(PolicyBase, table=True):
     ladder_since: float | None = None  # when the ladder last left report_only: no sighting's clock starts earlier
 
 
+class GroupApproval(SQLModel):
+    """The policy sanctions ``signature`` for these users (names, or globs such as ``*@sales.example.com``)."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    signature: Item
+    users: list[Item] = Field(min_length=1, max_length=1000)
+
+
 class PolicyUpdate(PolicyBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
@@ -546,6 +557,7 @@ class PolicyUpdate(PolicyBase):
     corporate_fingerprints: list[str] = Field(default_factory=list, max_length=100_000)
     risky_tools: list[Item] = Field(default_factory=list, max_length=1000)
     ladder: LadderRung = "report_only"
+    group_approvals: list[GroupApproval] = Field(default_factory=list, max_length=1000)  # type: ignore[assignment]
 
 
 class PolicyPublic(PolicyBase):

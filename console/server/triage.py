@@ -11,6 +11,7 @@ policy lock whole (``lock``), as a policy change does: ingests in flight finish 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -91,7 +92,8 @@ def _declaration(data: dict[str, Any]) -> governance.Declaration:
 
 def load_policy(conn: Connection) -> governance.Policy:
     row = conn.execute(select(Policy.sanctioned_signatures, Policy.sanctioned_providers,  # type: ignore[call-overload]
-                              Policy.corporate_fingerprints, Policy.risky_tools).where(Policy.id == 1)).first()
+                              Policy.corporate_fingerprints, Policy.risky_tools, Policy.group_approvals)
+                       .where(Policy.id == 1)).first()
     return governance.Policy.of(*row) if row else governance.Policy()
 
 
@@ -135,6 +137,9 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
     nothing else when none of its sightings has a standing.
     """
     ids = [r["id"] for r in rows]
+    groups = _groups_for(cursor, policy)
+    if groups:
+        policy = dataclasses.replace(policy, group_approvals=groups)
     found: dict[str, governance.Standing] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
@@ -144,13 +149,15 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
             found[sid] = standing_of(approval, registration)
     for row in rows:
         standing = found.get(row["id"])
-        if standing is None:
-            continue
         doc = docs[row["id"]]
+        if standing is None and not (groups and policy.sanctions(doc["signature"], row["user"])):
+            continue
+        standing = standing or governance.NO_STANDING
         providers = orjson.loads(row["providers"])
         servers = doc["mcp_servers"]
         verdict = governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
-                                    policy, standing, governance.tools_of(servers), _risky(servers, policy))
+                                    policy, standing, governance.tools_of(servers), _risky(servers, policy),
+                                    user=row["user"])
         row["governed"], row["flags"] = verdict.governed, orjson.dumps(verdict.flags).decode()
         row["risk"] = governance.risk_of(verdict.flags)
         tags[row["id"]] = tags_of(verdict.flags, providers)
@@ -170,12 +177,12 @@ def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | 
             select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
             .where(among(conn, T.c.device_id, T.c.sighting_id, chunk)))}
         updates, tags = [], {}
-        for d, s, signature, providers, fingerprints, flags, detail, governed in conn.execute(
+        for d, s, signature, providers, fingerprints, flags, detail, governed, user in conn.execute(
                 select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
-                       S.c.governed).where(among(conn, S.c.device_id, S.c.id, chunk))):
+                       S.c.governed, S.c.user).where(among(conn, S.c.device_id, S.c.id, chunk))):
             providers_list = orjson.loads(providers)
             verdict, recorded = assess_stored(signature, providers_list, orjson.loads(fingerprints), flags, detail,
-                                              policy, standings.get((d, s), governance.NO_STANDING))
+                                              policy, standings.get((d, s), governance.NO_STANDING), user=user)
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
                 updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,
@@ -187,7 +194,7 @@ def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | 
 
 
 def assess_stored(signature: str | None, providers: list[str], fingerprints: list[str], flags: str, detail: str,
-                  policy: governance.Policy, standing: governance.Standing | None = None,
+                  policy: governance.Policy, standing: governance.Standing | None = None, user: str | None = None,
                   ) -> tuple[governance.Verdict, str | None]:
     """Re-assess a stored sighting from the flags its device sent (``governance.sent_flags``), never from
     the flags stored: a ``broad_tools`` the policy's risky-tool patterns added goes again with the pattern,
@@ -201,7 +208,7 @@ def assess_stored(signature: str | None, providers: list[str], fingerprints: lis
     servers = parsed.get("mcp_servers", []) if parsed is not None else []
     sent = governance.sent_flags(parsed or {}, stored)
     verdict = governance.assess(signature, providers, fingerprints, sent, policy, standing or governance.NO_STANDING,
-                                governance.tools_of(servers), _risky(servers, policy))
+                                governance.tools_of(servers), _risky(servers, policy), user=user)
     recorded = None
     if parsed is not None and governance.DEVICE_FLAGS not in parsed:
         recorded = orjson.dumps({**parsed, governance.DEVICE_FLAGS: sorted(set(sent))}).decode()
@@ -238,6 +245,42 @@ def reassess_standing(conn: Connection, policy: governance.Policy) -> int:
     keys = [(d, s) for d, s in conn.execute(select(T.c.device_id, T.c.sighting_id)
                                             .where(or_(T.c.approval != "", T.c.registration != "")))]
     return reassess(conn, keys, policy)
+
+
+def reassess_groups(conn: Connection, policy: governance.Policy) -> int:
+    """After a policy change: re-assess the sightings of the signatures its group approvals name, which
+    the policy-wide pass judged without their users."""
+    signatures = sorted({sig for sig, _ in policy.group_approvals})
+    keys: list[Key] = []
+    for start in range(0, len(signatures), _CHUNK):
+        keys += [(d, s) for d, s in conn.execute(select(S.c.device_id, S.c.id)
+                                                 .where(S.c.signature.in_(signatures[start:start + _CHUNK])))]
+    return reassess(conn, keys, policy)
+
+
+#: the group approvals read for the ingest path's policy object: that object is made once per policy version
+#: (``ingest.policy_of``), so while it is the one in use the groups are those of its version
+_groups_read: tuple[governance.Policy, frozenset[tuple[str, tuple[str, ...]]]] | None = None
+
+
+def _groups_for(cursor: Any, policy: governance.Policy) -> frozenset[tuple[str, tuple[str, ...]]]:
+    """The group approvals of the policy the ingest path holds, which leaves them out: read once per
+    version (one primary-key read), not once per report."""
+    global _groups_read
+    known = _groups_read
+    if known is not None and known[0] is policy:
+        return known[1]
+    cursor.execute("SELECT group_approvals FROM policy WHERE id = 1")
+    stored = cursor.fetchone()
+    groups = governance.groups_of(_json_list(stored[0]) if stored else [])
+    _groups_read = (policy, groups)
+    return groups
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A JSON column as the driver hands it: parsed (psycopg) or text (SQLite)."""
+    parsed = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return parsed if isinstance(parsed, list) else []
 
 
 # -- triage actions ---------------------------------------------------------------------------------------

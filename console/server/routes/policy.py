@@ -27,6 +27,7 @@ from console import governance
 from console.server import ingest, ingest_store, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
 from console.server.models import (
+    GroupApproval,
     Policy,
     PolicyChange,
     PolicyChoice,
@@ -50,7 +51,7 @@ log = logging.getLogger("agentroster.server")
 LISTS = ("sanctioned_signatures", "sanctioned_providers", "corporate_fingerprints", "risky_tools")
 #: the lifecycle's settings (console/server/lifecycle.py): kept, versioned and undone with the lists
 SETTINGS = ("reattest_days", "ladder", "notify_after_days", "remind_after_days", "deadline_days",
-            "escalate_after_days")
+            "escalate_after_days", "group_approvals")
 CHOICES_SHOWN = 1000
 _S = Sighting.__table__  # type: ignore[attr-defined]
 _G = SightingTag.__table__  # type: ignore[attr-defined]
@@ -181,10 +182,17 @@ def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> Poli
     clean = PolicyUpdate.model_validate({
         **{k: sorted(set(getattr(body, k))) for k in LISTS},
         **{k: getattr(body if k in body.model_fields_set else before, k) for k in SETTINGS}})
+    merged: dict[str, set[str]] = {}  # one entry per signature, its users sorted: saved as the admin meant
+    for group in clean.group_approvals:
+        merged.setdefault(group.signature, set()).update(group.users)
+    clean.group_approvals = [GroupApproval(signature=sig, users=sorted(users)) for sig, users in sorted(merged.items())]
     problems = []
     new_signatures = [s for s in clean.sanctioned_signatures if s not in before.sanctioned_signatures]
+    # a group approval names a signature as a sanction does: one nobody knows is a typo
+    named_before = set(before.sanctioned_signatures) | {g.signature for g in before.group_approvals}
+    new_in_groups = sorted({g.signature for g in clean.group_approvals} - named_before - set(new_signatures))
     # what the refusal names is what the admin typed, scrubbed: a key pasted into the wrong box is never sent back
-    unknown = [str(ingest.scrub(u)) for u in _unknown_signatures(conn, new_signatures)]
+    unknown = [str(ingest.scrub(u)) for u in _unknown_signatures(conn, new_signatures + new_in_groups)]
     if unknown:
         hints = _signature_hints(conn, unknown)
         named = ", ".join(f"{u} (its id is {hints[u]})" if u in hints else u for u in unknown[:5])
@@ -224,9 +232,11 @@ def _save(conn: Connection, clean: PolicyUpdate, before: PolicyUpdate, actor: st
     conn.execute(PolicyVersion.__table__.insert().values(  # type: ignore[attr-defined]
         version=version, at=now, actor=actor, changes="\n".join(changes), **clean.model_dump()))
     policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
-                                  clean.corporate_fingerprints, clean.risky_tools)
+                                  clean.corporate_fingerprints, clean.risky_tools,
+                                  [g.model_dump() for g in clean.group_approvals])
     ingest_store.recompute_governance(conn, policy)
     triage.reassess_standing(conn, policy)  # approvals and registrations, which that pass does not know
+    triage.reassess_groups(conn, policy)  # nor the users a group approval names
 
 
 def _read(state: StateDep) -> PolicyPublic:
@@ -249,7 +259,11 @@ def _changes(before: PolicyUpdate, after: PolicyUpdate) -> list[str]:
         old, new = set(getattr(before, key)), set(getattr(after, key))
         lines += [f"{added} {v}" for v in sorted(new - old)] + [f"{removed} {v}" for v in sorted(old - new)]
     lines += [f"{k.replace('_', ' ')} {getattr(before, k)} -> {getattr(after, k)}" for k in SETTINGS
-              if getattr(before, k) != getattr(after, k)]
+              if k != "group_approvals" and getattr(before, k) != getattr(after, k)]
+    old_groups = {(g.signature, tuple(g.users)) for g in before.group_approvals}
+    new_groups = {(g.signature, tuple(g.users)) for g in after.group_approvals}
+    lines += [f"approved signature {sig} for {', '.join(users)}" for sig, users in sorted(new_groups - old_groups)]
+    lines += [f"withdrew the approval of {sig} for {', '.join(users)}" for sig, users in sorted(old_groups - new_groups)]
     return lines
 
 

@@ -241,3 +241,47 @@ def test_the_policy_keeps_settings_a_document_leaves_out_and_versions_them(own_c
     undone = own_collector.http.post("/api/v1/policy/undo", headers=own_collector.as_admin()).json()
     assert (undone["ladder"], undone["remind_after_days"], undone["sanctioned_providers"]) == \
         ("remind", 3, ["anthropic"])
+
+
+# -- group approvals -------------------------------------------------------------------------------------------
+
+
+def test_a_group_approval_governs_that_signature_for_the_users_it_names_only(own_collector, enroll_on) -> None:
+    device = enroll_on(own_collector)
+    users = {"alice": "alice", "bob": "bob@sales.example.com", "carol": "carol", "nobody": None}
+    made = {name: fleet.sighting(name=name, user=user) for name, user in users.items()}
+    device.snapshot(*made.values())
+    saved = put_policy(own_collector, group_approvals=[
+        {"signature": "claude-code", "users": ["alice", "*@SALES.example.com"]},
+        {"signature": "claude-code", "users": ["alice"]}])  # merged into one entry
+    assert saved["group_approvals"] == [{"signature": "claude-code", "users": ["*@SALES.example.com", "alice"]}]
+
+    def governed() -> dict[str, bool]:
+        rows = {a["id"]: a for a in device.agents()}
+        return {name: rows[m["id"]]["governed"] for name, m in made.items()}
+
+    assert governed() == {"alice": True, "bob": True, "carol": False, "nobody": False}
+    assert "unregistered" in next(a for a in device.agents() if a["id"] == made["carol"]["id"])["flags"]
+    # a report of a new sighting of a named user is governed at ingest
+    dave = fleet.sighting(name="dave", user="dave@sales.example.com")
+    device.snapshot(*made.values(), dave)
+    assert next(a for a in device.agents() if a["id"] == dave["id"])["governed"] is True
+    assert governed()["alice"] is True  # and the next report keeps the others so
+    # governed ones are off the ladder; withdrawing the approval puts them back on it
+    assert {a["id"] for a in device.collector.agents(device=device.device_id, ladder="report_only")["data"]} == \
+        {made["carol"]["id"], made["nobody"]["id"]}
+    versions = own_collector.get("/api/v1/policy/versions").json()["data"]
+    assert "approved signature claude-code for *@SALES.example.com, alice" in versions[0]["changes"]
+    put_policy(own_collector, group_approvals=[])
+    assert governed() == {"alice": False, "bob": False, "carol": False, "nobody": False}
+
+
+def test_a_group_approval_of_an_unknown_signature_is_refused(own_collector) -> None:
+    answer = own_collector.http.put("/api/v1/policy", json={"group_approvals": [
+        {"signature": "clade-code", "users": ["alice"]}]}, headers=own_collector.as_admin())
+    assert answer.status_code == 422 and "clade-code" in answer.json()["detail"]["message"]
+    for bad in ({"signature": "claude-code", "users": []}, {"signature": "claude-code"},
+                {"signature": "claude-code", "users": ["a\x00"]}, {"signature": "claude-code", "users": ["a"], "x": 1}):
+        refused = own_collector.http.put("/api/v1/policy", json={"group_approvals": [bad]},
+                                         headers=own_collector.as_admin())
+        assert refused.status_code == 422, bad

@@ -1,5 +1,5 @@
 """The registration lifecycle and the nudge ladder: an admin's question on a registration, and the
-policy's re-attestation period and ladder (see console/server/lifecycle.py).
+policy's re-attestation period, ladder (see console/server/lifecycle.py) and group approvals.
 
 Revision ID: 0011
 Revises: 0010
@@ -35,6 +35,7 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             for name, kind, default in _SETTINGS:
                 batch.add_column(sa.Column(name, kind, nullable=False, server_default=sa.text(default)))
+            batch.add_column(sa.Column('group_approvals', sa.JSON(), nullable=False, server_default='[]'))
     with op.batch_alter_table('policy') as batch:
         batch.add_column(sa.Column('ladder_since', sa.Float(), nullable=True))
 
@@ -44,6 +45,7 @@ def downgrade() -> None:
         batch.drop_column('ladder_since')
     for table in ('policy', 'policy_version'):
         with op.batch_alter_table(table) as batch:
+            batch.drop_column('group_approvals')
             for name, _, _ in reversed(_SETTINGS):
                 batch.drop_column(name)
     with op.batch_alter_table('registration') as batch:
