@@ -260,11 +260,14 @@ def _changes(before: PolicyUpdate, after: PolicyUpdate) -> list[str]:
         lines += [f"{added} {v}" for v in sorted(new - old)] + [f"{removed} {v}" for v in sorted(old - new)]
     lines += [f"{k.replace('_', ' ')} {getattr(before, k)} -> {getattr(after, k)}" for k in SETTINGS
               if k != "group_approvals" and getattr(before, k) != getattr(after, k)]
-    old_groups = {(g.signature, tuple(g.users)) for g in before.group_approvals}
-    new_groups = {(g.signature, tuple(g.users)) for g in after.group_approvals}
+    old_groups, new_groups = _groups(before), _groups(after)
     lines += [f"approved signature {sig} for {', '.join(users)}" for sig, users in sorted(new_groups - old_groups)]
     lines += [f"withdrew the approval of {sig} for {', '.join(users)}" for sig, users in sorted(old_groups - new_groups)]
     return lines
+
+
+def _groups(policy: PolicyUpdate) -> set[tuple[str, tuple[str, ...]]]:
+    return {(g.signature, tuple(g.users)) for g in policy.group_approvals}
 
 
 def _s(items: list[Any]) -> str:
@@ -312,7 +315,10 @@ def _preview(conn: Connection, before: PolicyUpdate, after: PolicyUpdate, covere
     changed_keys = set(before.corporate_fingerprints) ^ set(after.corporate_fingerprints)
     every = set(before.risky_tools) != set(after.risky_tools)
     policy = governance.Policy.of(after.sanctioned_signatures, after.sanctioned_providers,
-                                  after.corporate_fingerprints, after.risky_tools)
+                                  after.corporate_fingerprints, after.risky_tools,
+                                  [g.model_dump() for g in after.group_approvals])
+    # a group approval added, changed or withdrawn concerns its signature's sightings
+    changed_signatures |= {sig for sig, _ in _groups(before) ^ _groups(after)}
     considered = governed_before = governs = newly = lost = 0
     because: Counter[str] = Counter()
     where = [_S.c.gone == False]  # noqa: E712
@@ -335,10 +341,11 @@ def _preview(conn: Connection, before: PolicyUpdate, after: PolicyUpdate, covere
         chunk = ordered[start:start + 500]
         standings = _standings(conn, chunk)
         query = select(_S.c.device_id, _S.c.id, _S.c.signature, _S.c.providers, _S.c.fingerprints, _S.c.flags,
-                       _S.c.detail, _S.c.governed).where(triage.among(conn, _S.c.device_id, _S.c.id, chunk), *where)
-        for d, i, signature, providers, fingerprints, flags, detail, governed in conn.execute(query):
+                       _S.c.detail, _S.c.governed, _S.c.user).where(triage.among(conn, _S.c.device_id, _S.c.id, chunk),
+                                                                     *where)
+        for d, i, signature, providers, fingerprints, flags, detail, governed, user in conn.execute(query):
             verdict, _ = triage.assess_stored(signature, orjson.loads(providers), orjson.loads(fingerprints), flags,
-                                              detail, policy, standings.get((d, i), governance.NO_STANDING))
+                                              detail, policy, standings.get((d, i), governance.NO_STANDING), user=user)
             considered += 1
             governed_before += bool(governed)
             governs += verdict.governed

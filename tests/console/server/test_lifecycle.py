@@ -251,6 +251,10 @@ def test_a_group_approval_governs_that_signature_for_the_users_it_names_only(own
     users = {"alice": "alice", "bob": "bob@sales.example.com", "carol": "carol", "nobody": None}
     made = {name: fleet.sighting(name=name, user=user) for name, user in users.items()}
     device.snapshot(*made.values())
+    preview = own_collector.http.post("/api/v1/policy/preview", json={"group_approvals": [
+        {"signature": "claude-code", "users": ["alice", "*@sales.example.com"]}]}, headers=own_collector.as_admin())
+    assert preview.status_code == 200, preview.text
+    assert (preview.json()["considered"], preview.json()["newly_governed"]) == (4, 2)
     saved = put_policy(own_collector, group_approvals=[
         {"signature": "claude-code", "users": ["alice", "*@SALES.example.com"]},
         {"signature": "claude-code", "users": ["alice"]}])  # merged into one entry
