@@ -95,8 +95,8 @@ def rung_of(s: Settings, recorded_at: float, now: float) -> Standing:
     """The rung of an ungoverned sighting the collector first stored at ``recorded_at``."""
     if not s.on:
         return Standing("report_only", None, False)
-    age = now - max(recorded_at, s.since)
-    start = now - age
+    start = max(recorded_at, s.since)
+    age = now - start
     deadline = start + s.deadline_at if s.reaches("remind") else None
     overdue = deadline is not None and now >= deadline
     if age < s.notify_at:
@@ -104,8 +104,9 @@ def rung_of(s: Settings, recorded_at: float, now: float) -> Standing:
     if age < s.remind_at or not s.reaches("remind"):
         return Standing("notify", start + s.remind_at if s.reaches("remind") else None, False)
     if age < s.escalate_at or not s.reaches("escalate"):
-        return Standing("remind", start + s.escalate_at if s.reaches("escalate") and overdue else deadline,
-                        overdue)
+        # before its deadline it is due at the deadline; past it, at its escalation (if the ladder goes on)
+        escalates = start + s.escalate_at if s.reaches("escalate") else None
+        return Standing("remind", escalates if overdue and escalates is not None else deadline, overdue)
     return Standing("escalate", deadline, True)
 
 
