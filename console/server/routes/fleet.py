@@ -54,13 +54,16 @@ def fleet(session: SessionDep, caller: Caller, f: roster.Filter) -> FleetPublic:
                                       "servers": 0, "max_risk": 0, "flags": dict.fromkeys(FLAGS, 0)})
         row["types"][kind] = row["types"].get(kind, 0) + sightings
         row["sightings"] += sightings
-        row["devices"] += devices  # distinct per type; a signature's types rarely share a device
+        row["devices"] += devices  # distinct per type: counted again below when a signature has several
         row["users"] = max(row["users"], users)
         row["ungoverned"] += ungoverned
         row["servers"] += servers
         row["max_risk"] = max(row["max_risk"], max_risk or 0)
         for flag, n in zip(FLAGS, flags, strict=True):
             row["flags"][flag] += n or 0
+    several = [sig for (sig, kind_key), row in merged.items() if sig is not None and len(row["types"]) > 1]
+    for signature, devices, users in _distinct_across_types(session, where, several):
+        merged[(signature, "")].update(devices=devices, users=users)
     agents: list[FleetRow] = []
     servers_side: list[FleetRow] = []
     for (signature, kind_key), row in merged.items():
@@ -79,6 +82,17 @@ def fleet(session: SessionDep, caller: Caller, f: roster.Filter) -> FleetPublic:
                        sightings=sum(r["sightings"] for r in merged.values()),
                        agent_sightings=sum(r.sightings for r in agents),
                        tool_server_sightings=sum(r.sightings for r in servers_side))
+
+
+def _distinct_across_types(session: SessionDep, where: list[Any], signatures: list[str]) -> list[tuple[str, int, int]]:
+    """Devices and users of each signature seen under several types (rare), counted once across them."""
+    if not signatures:
+        return []
+    s = Sighting.__table__  # type: ignore[attr-defined]
+    query = (select(s.c.signature, func.count(s.c.device_id.distinct()),
+                    func.count(func.nullif(s.c.user, "").distinct()))
+             .select_from(s).where(*where, s.c.signature.in_(signatures[:2 * MAX_ROWS])).group_by(s.c.signature))
+    return [(str(sig), int(devices), int(users)) for sig, devices, users in session.execute(query)]
 
 
 def _names(session: SessionDep, signatures: set[str]) -> dict[str, str]:

@@ -220,6 +220,16 @@ def test_hostnames_and_names_are_returned_as_sent_never_interpreted(own_collecto
 
 
 
+def test_a_signature_seen_under_two_types_counts_each_device_and_user_once(own_collector, enroll_on) -> None:
+    device: Device = enroll_on(own_collector)
+    device.snapshot(fleet.sighting(signature="mixed-agent", name="Mixed", type="coding", user="alice"),
+                    fleet.sighting(signature="mixed-agent", name="Mixed", type="unknown", user="alice"),
+                    fleet.sighting(signature="mixed-agent", name="Mixed", type="unknown", user="bob"))
+    row = next(r for r in fleet_of(own_collector)["agents"] if r["key"] == "mixed-agent")
+    assert (row["sightings"], row["devices"], row["users"]) == (3, 1, 2)
+    assert row["type"] == "unknown"  # listed under its most common type
+
+
 @pytest.mark.parametrize(("path", "params"), [
     ("/api/v1/agents", {"sort": "-"}),
     ("/api/v1/agents", {"sort": "name\x00"}),
