@@ -634,16 +634,10 @@ def secret_from_file(text: str, path: str) -> Secret:
 
 
 def _value_text(settings: Settings, name: str) -> str:
+    """``_plain``'s text, with what is no value in parentheses: ``(set)``, ``(not set)``, ``(none)``."""
     value = getattr(settings, name)
-    if name == "enroll_secret":
-        return "(set)" if value is not None else "(not set)"
-    if value is None:
-        return "(not set)"
-    if isinstance(value, frozenset):
-        return ", ".join(sorted(value)) or "(none)"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    text = _plain(name, value)
+    return f"({text})" if name == "enroll_secret" or value is None or value == frozenset() else text
 
 
 def describe(settings: Settings, origins: Mapping[str, str]) -> list[str]:
