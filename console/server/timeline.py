@@ -367,7 +367,7 @@ def accept(conn: Connection, key: triage.Key, event_id: int, actor: str, now: fl
                                   note=note, batch_id=batch_id))
     conn.execute(update(E).where(E.c.id == event_id).values(status="accepted", ended_at=now, ended_by=actor))
     if registration and registration["status"] == "approved":
-        triage._refresh_registration(conn, key, now)  # stores the widened declaration, re-assesses
+        triage.refresh_registration(conn, key, now)  # stores the widened declaration, re-assesses
     else:
         triage.reassess(conn, [key])
     return {**dict(event), "added": added, "status": "accepted", "ended_at": now, "ended_by": actor}

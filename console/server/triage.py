@@ -459,7 +459,7 @@ def register(conn: Connection, device_id: str, body: dict[str, Any], now: float 
                                  R.c.status.in_(("pending", "more_information"))).values(status="superseded"))
     new_id = conn.execute(insert(R).values(**body, device_id=device_id, status="pending", created_at=now)
                           .returning(R.c.id)).scalar_one()
-    _refresh_registration(conn, key, now)
+    refresh_registration(conn, key, now)
     return int(new_id)
 
 
@@ -479,7 +479,7 @@ def decide(conn: Connection, registration_id: int, approve: bool, actor: str, no
                                      R.c.status == "approved").values(status="superseded"))
     conn.execute(update(R).where(R.c.id == registration_id).values(
         status="approved" if approve else "rejected", decided_at=now, decided_by=actor, decision_note=note))
-    _refresh_registration(conn, (device_id, sighting_id), now, owner=owner if approve else None)
+    refresh_registration(conn, (device_id, sighting_id), now, owner=owner if approve else None)
 
 
 def ask(conn: Connection, registration_id: int, actor: str, question: str, now: float | None = None) -> Key:
@@ -493,11 +493,11 @@ def ask(conn: Connection, registration_id: int, actor: str, question: str, now: 
         raise TriageError(409, "registration_not_pending", status=status)
     conn.execute(update(R).where(R.c.id == registration_id).values(
         status="more_information", question=question, asked_at=now, asked_by=actor))
-    _refresh_registration(conn, (device_id, sighting_id), now)
+    refresh_registration(conn, (device_id, sighting_id), now)
     return device_id, sighting_id
 
 
-def _refresh_registration(conn: Connection, key: Key, now: float, owner: str | None = None) -> None:
+def refresh_registration(conn: Connection, key: Key, now: float, owner: str | None = None) -> None:
     """Store the registration that counts for a sighting (the newest approved, else the newest pending),
     give an approved one's owner to a sighting that has none, and re-assess the sighting."""
     found = conn.execute(select(R.c.id, R.c.status, R.c.providers, R.c.tools, R.c.autonomy)
