@@ -417,11 +417,25 @@ class Daemon:
         self._dirty = True
 
     def _restart_reporter(self) -> None:
+        """A reporter for the current settings, in place of the running one; when the new one cannot be
+        made (a CA bundle that is missing or not PEM), the running one goes on and a settings problem says
+        why: a bad setting never stops the reporting that works."""
+        try:
+            fresh = self.make_reporter()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            problem = SettingsProblem("ca_bundle" if self.settings.ca_bundle else None,
+                                      self.loaded.origins.get("ca_bundle", "default"),
+                                      f"the collector's connection cannot be set up ({type(exc).__name__})",
+                                      "keeping the connection made before" if self.reporter is not None
+                                      else "keeping reports in the local spool")
+            self.restart_needed.append(problem)
+            log.warning("settings: %s", problem)
+            return
         if self.reporter is not None:
             self.reporter.stop(timeout=2.0)
-        self.reporter = self.make_reporter()
-        if self.reporter is not None:
-            self.reporter.start()
+        self.reporter = fresh
+        if fresh is not None:
+            fresh.start()
 
     def _log_problems(self, before: Iterable[str] = ()) -> None:
         """Each settings problem once, when it appears, and once more when it is gone."""
@@ -506,9 +520,7 @@ class Daemon:
             self.publish()
         except Exception as exc:
             self._log_failure("first report", exc)
-        self.reporter = self.make_reporter()
-        if self.reporter is not None:
-            self.reporter.start()
+        self._restart_reporter()
         self.start_local_socket()
         self.notifier.ready(f"watching {len(self.files.homes)} homes: {len(self.last_sightings)} sightings")
         log.info("watching %d homes and %d processes under %s: %d sightings; sensors: %s; collector: %s",
@@ -528,8 +540,7 @@ class Daemon:
             while not self._stop.is_set():
                 now = time.monotonic()
                 wake = min([*due.values(), *self.files.next_due()])
-                for event in self.events.get_all(max(0.0, wake - now)):
-                    self._handle(event)
+                events = self.events.get_all(max(0.0, wake - now))
                 if self._stop.is_set():
                     break
                 now = time.monotonic()
@@ -537,6 +548,8 @@ class Daemon:
                     self.notifier.watchdog()
                     due["watchdog"] = now + watchdog_s
                 try:
+                    for event in events:  # a reload (SIGHUP) that fails is a failed tick, not a dead daemon
+                        self._handle(event)
                     if now >= due["settings"]:
                         due["settings"] = now + SETTINGS_CHECK_S
                         self.check_settings_source()

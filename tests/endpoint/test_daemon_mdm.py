@@ -251,6 +251,24 @@ def test_a_refused_managed_file_and_a_refused_secret_file_keep_it_running(start_
     assert FAKE_SECRET not in json.dumps(doc) + child.log_text()
 
 
+def test_a_ca_bundle_that_is_no_pem_keeps_it_running_at_start_and_on_reload(start_daemon, root, tmp_path):
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    toml = managed_file(root, f'collector_url = "https://127.0.0.1:9"\nca_bundle = "{junk}"\n')
+    child = start_daemon(env={"AGENTROSTER_SENSORS": "files"})
+    doc = child.wait_status(lambda d: d["running"] and d["settings_problems"], "running with a problem")
+    assert child.proc.poll() is None
+    problems = {p["setting"]: p for p in doc["settings_problems"]}
+    assert "cannot be set up" in problems["ca_bundle"]["problem"]
+    assert problems["ca_bundle"]["using"] == "keeping reports in the local spool"
+    missing = tmp_path / "gone.pem"  # a reload to a bundle that is not there: still running, still saying so
+    toml.write_text(f'collector_url = "https://127.0.0.1:9"\nca_bundle = "{missing}"\n')
+    os.kill(child.proc.pid, signal.SIGHUP)
+    child.wait_log("settings read again")
+    doc = child.wait_status(lambda d: any(p["setting"] == "ca_bundle" for p in d["settings_problems"]), "the problem")
+    assert child.proc.poll() is None and doc["running"]
+
+
 def test_a_wrong_command_line_flag_still_exits_2(tmp_path):
     done = agentroster("daemon", "--collector", "ftp://nope", "--data-dir", str(tmp_path / "d"), "--once")
     assert done.returncode == 2 and "collector_url (from cli): must be an https:// URL" in done.stderr
