@@ -108,6 +108,17 @@ def test_an_n8n_database_that_is_not_its_users_or_not_a_database_is_one_error(tm
         assert [e[1] for e in project.errors] == [code], (folder, project.errors)
 
 
+def test_a_folder_named_like_uri_options_opens_its_own_database_and_creates_nothing(tmp_path: Path) -> None:
+    # SQLite reads "?…" in a file: URI as options: a folder named so must not make the root scan open (and
+    # with mode=rwc create) the file the name points at
+    target = tmp_path / "z"
+    folder = tmp_path / "z?mode=rwc&x="
+    _database(folder / ".n8n", WORKFLOWS)
+    project = ProjectReader(interests_of(LIB), maps=False).read(_n8n(folder))
+    assert not target.exists(), "the scan created a file the folder's name chose"
+    assert project is not None and [w[0] for w in project.workflows] == ["Invoice triage", "Draft replies"]
+
+
 def test_an_n8n_without_a_database_is_still_named_after_its_folder(tmp_path: Path) -> None:
     record = _n8n(tmp_path)
     record.project = ProjectReader(interests_of(LIB), maps=False).read(record)

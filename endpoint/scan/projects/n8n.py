@@ -23,6 +23,7 @@ import os
 import sqlite3
 import stat
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from endpoint.scan import safeio
 from endpoint.scan.projects import Found
@@ -214,7 +215,8 @@ def _query(path: str, sql: str, params: tuple[object, ...]) -> list[tuple[object
     last: sqlite3.Error | None = None
     for flags in ("mode=ro", "mode=ro&immutable=1"):  # immutable: a WAL database whose -shm we may not open
         try:
-            db = sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=1)
+            # quoted: a user's folder named "x?mode=rwc&…" must not become the URI's options
+            db = sqlite3.connect(f"file:{quote(path, safe='/')}?{flags}", uri=True, timeout=1)
         except sqlite3.Error as exc:
             last = exc
             continue
