@@ -199,7 +199,7 @@ def podman_metadata(ident: str, store: str = PODMAN_STORE, errors: list[tuple[st
         image = ""
         try:
             meta = json.loads(entry["metadata"]) if isinstance(entry.get("metadata"), str) else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             meta = None
         if isinstance(meta, dict):
             image = _text(meta.get("image-name"))
@@ -222,7 +222,7 @@ def _json(path: str, boundary: str, limit: int, errors: list[tuple[str, str]] | 
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         if errors is not None:
             errors.append(("not_json", f"{path}: not JSON; the container's name and image are not known"))
         return None

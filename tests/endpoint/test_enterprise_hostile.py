@@ -136,3 +136,20 @@ def test_a_module_that_is_a_directory_of_junk_is_no_error(tmp_path: Path) -> Non
     _write(tmp_path / "app" / "data" / "blob.bin", b"\x00\x01")
     project = ProjectReader(interests_of(LIB), maps=False).read(_record(tmp_path))
     assert project is not None and project.errors == () and project.imports == ()
+
+
+def test_json_nested_too_deep_and_quadratic_shapes_cost_one_file_each(tmp_path: Path) -> None:
+    # a package.json nested deeper than the parser's recursion, and source shaped to make a careless regex
+    # quadratic (an open "class A(" per line, "from" then spaces): the project is still read
+    _write(tmp_path / "package.json", "[" * 200_000)
+    _write(tmp_path / "app" / "__init__.py", "")
+    _write(tmp_path / "app" / "main.py", "from app import tools\nfrom langgraph.graph import StateGraph\n")
+    _write(tmp_path / "app" / "tools.py", "# tool\n" + "class A(\n" * 20_000 + "from" + " " * 100_000 + "\n")
+    project = ProjectReader(interests_of(LIB), maps=False).read(_record(tmp_path))
+    assert project is not None and "langgraph" in {m.split(".")[0] for m, _ in project.imports}
+    node = ProcessRecord(pid=os.getpid(), ppid=1, name="node", exe="/nonexistent/bin/node",
+                         cmdline=["node", "index.js"], user="alice", uid=os.getuid(), create_time=0.0,
+                         cwd=str(tmp_path))
+    _write(tmp_path / "index.js", "import 'x'\n" + "\n" * 50_000)
+    found = ProjectReader(interests_of(LIB), maps=False).read(node)  # the deep package.json: no exception
+    assert found is None or all(code != "internal" for _, code, _ in found.errors)

@@ -71,7 +71,7 @@ _MODEL_WORDS = ("gpt", "o1", "o3", "o4", "o5", "claude", "gemini", "mistral", "l
                 "qwen")  # one of these in a file, or the model regex is not run over it
 _TOOL_DECORATED = re.compile(r"^[ \t]*@(?:[\w.]+\.)?(?:tool|function_tool|kernel_function)\b[^\n]*\n"
                              r"(?:[ \t]*@[^\n]*\n){0,4}[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
-_TOOL_CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*\([^)]*\bBaseTool\b", re.M)
+_TOOL_CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*\([^)\n]{0,200}\bBaseTool\b", re.M)  # one line: linear
 #: the MCP clients of the frameworks: a project that makes one reaches MCP servers' tools
 _MCP_CLIENT = re.compile(r"\b(MCPServerStdio|MCPServerSse|MCPServerStreamableHttp|MultiServerMCPClient|"
                          r"StdioServerParameters|MCPServerAdapter|MCPTools|McpToolSpec|McpWorkbench|"

@@ -86,7 +86,7 @@ def langflow(record: ProcessRecord, reads: Reads) -> Found | None:
 def _nodes(text: object) -> list[dict[str, object]]:
     try:
         flow = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return []
     nodes = flow.get("nodes") if isinstance(flow, dict) else None
     if not isinstance(nodes, list):

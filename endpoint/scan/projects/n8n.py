@@ -97,7 +97,7 @@ def read_export(path: str, reads: Reads) -> list[Workflow]:
             continue
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             reads.error(os.path.join(folder, name), "syntax", "not JSON; not an n8n workflow export")
             continue
         for item in (doc if isinstance(doc, list) else [doc])[:MAX_WORKFLOWS]:
@@ -234,7 +234,7 @@ def _workflow(name: object, active: object, nodes_json: object) -> Workflow | No
     """A workflow with at least one AI agent node, or None."""
     try:
         nodes = json.loads(nodes_json) if isinstance(nodes_json, str) else []
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return None
     if not isinstance(nodes, list):
         return None

@@ -32,7 +32,7 @@ EXTENSIONS = (".ts", ".js", ".mjs", ".cjs", ".tsx", ".mts", ".cts", ".jsx")
 
 _VALUE_OPTIONS = frozenset({"-r", "--require", "--import", "--loader", "--experimental-loader", "-e", "--eval",
                             "-p", "--print", "--env-file", "--inspect-port", "--title", "-C", "--conditions"})
-_SPECIFIER = re.compile(r"""(?:\bfrom\s*|\brequire\s*\(\s*|\bimport\s*\(\s*|^\s*import\s+)["']([^"'\n]{1,200})["']""",
+_SPECIFIER = re.compile(r"""(?:\bfrom\s*|\brequire\s*\(\s*|\bimport\s*\(\s*|^[ \t]*import[ \t]+)["']([^"'\n]{1,200})["']""",
                         re.M)
 
 
@@ -125,7 +125,7 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
     if manifest:
         try:
             data = json.loads(manifest)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             reads.error(os.path.join(root, "package.json"), "syntax", "not valid JSON")
             data = {}
         if isinstance(data, dict):
@@ -182,7 +182,7 @@ def _installed(root: str, name: str, reads: Reads) -> tuple[str, str]:
     text = reads.text(path, root, limit=MANIFEST_BYTES, code=False)
     try:
         version = json.loads(text).get("version", "") if text else ""
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         return "", ""
     return (str(version)[:40], "node_modules") if version else ("", "")
 
@@ -190,7 +190,7 @@ def _installed(root: str, name: str, reads: Reads) -> tuple[str, str]:
 def _main_of(manifest: str) -> str:
     try:
         data = json.loads(manifest)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return ""
     main = data.get("main") if isinstance(data, dict) else None
     return main if isinstance(main, str) and not os.path.isabs(main) and ".." not in main else ""

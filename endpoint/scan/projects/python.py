@@ -49,7 +49,7 @@ _PY_VALUE_OPTIONS = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 _FLAGS = frozenset({"--reload", "--factory", "--debug", "-fsd", "--fs-discover", "--headless", "--no-browser",
                     "--watch", "--use-colors", "--no-access-log"})  # options that take no value
 _DIR_OPTIONS = ("--app-dir", "--chdir", "--working-dir", "--pythonpath", "--workdir", "--path", "-P")
-_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)|import[ \t]+([^\n#;]+))",
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]++(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)|import[ \t]+([^\n#;]+))",
                      re.M)
 _SCRIPT_IMPORT = re.compile(r"^from[ \t]+([\w.]+)[ \t]+import[ \t]+(\w+)", re.M)
 
@@ -423,7 +423,7 @@ class Walk:
             cells = json.loads(text).get("cells", [])
             source = "\n".join("".join(c.get("source", [])) if isinstance(c.get("source"), list)
                                else str(c.get("source", "")) for c in cells[:500] if isinstance(c, dict))
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, RecursionError, AttributeError, TypeError):
             self.reads.error(path, "syntax", "not a notebook's JSON")
             return None
         self.reads.notice(source)
