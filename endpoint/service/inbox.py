@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from endpoint.errors import EndpointError
+from endpoint.service.settings import shown_url
 
 if TYPE_CHECKING:
     import httpx
@@ -188,16 +189,16 @@ def fetch(http: httpx.Client, key: str, inbox: Inbox, collector_url: str,
         try:
             answer = http.get(INBOX_PATH, params={"ack": cursor}, headers={"authorization": f"Bearer {key}"})
         except httpx.HTTPError as exc:
-            raise InboxUnavailable(f"{collector_url}: {type(exc).__name__}") from None
+            raise InboxUnavailable(f"{shown_url(collector_url)}: {type(exc).__name__}") from None
         if answer.status_code != 200:
-            raise InboxUnavailable(f"{collector_url}{INBOX_PATH}: {answer.status_code}")
+            raise InboxUnavailable(f"{shown_url(collector_url)}{INBOX_PATH}: {answer.status_code}")
         try:
             body = answer.json()
             data, more = body["data"], bool(body.get("more"))
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise InboxUnavailable(f"{collector_url}{INBOX_PATH}: not an inbox") from None
+            raise InboxUnavailable(f"{shown_url(collector_url)}{INBOX_PATH}: not an inbox") from None
         if not isinstance(data, list):
-            raise InboxUnavailable(f"{collector_url}{INBOX_PATH}: not an inbox")
+            raise InboxUnavailable(f"{shown_url(collector_url)}{INBOX_PATH}: not an inbox")
         arrived = [item for item in map(clean_item, data) if item is not None]
         # an entry that is not an item is passed over (acknowledged with the rest), never asked for forever
         ids = [raw["id"] for raw in data if isinstance(raw, dict) and type(raw.get("id")) is int and raw["id"] > 0]

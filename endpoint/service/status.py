@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from endpoint.service.settings import shown_url
+
 if TYPE_CHECKING:
     from contract.scan import ScanError, Sighting
     from endpoint.service.inventory import Inventory
@@ -163,7 +165,9 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
     doc["status_updated_at"] = updated
     doc["running"] = updated is not None and time.time() - updated < STALE_AFTER_S and _alive(doc.get("pid"))
     doc["enrolled"] = enrolled
-    doc.setdefault("collector_url", meta.get("collector_url"))
+    if "collector_url" not in doc:  # no status row yet: the state's URL, shown as the status row shows it
+        stored = meta.get("collector_url")
+        doc["collector_url"] = shown_url(stored) if isinstance(stored, str) and stored else None
     doc["device_id"] = meta.get("device_id")
     doc["epoch"] = meta.get("epoch")
     doc["next_seq"] = int(meta.get("next_seq", 1))

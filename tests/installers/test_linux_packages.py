@@ -580,6 +580,7 @@ def test_deb_enables_the_unit_where_systemctl_is_there_but_systemd_is_not_runnin
 # systemctl is this stand-in: it records each call and keeps "active" in a file.
 SYSTEMCTL_STAND_IN = """#!/bin/sh
 echo "$*" >> /systemctl.log
+[ "$1" = --no-block ] && shift
 case "$1" in
     is-active) [ -e /run/stand-in-active ] ;;
     start) : > /run/stand-in-active ;;
@@ -615,12 +616,12 @@ UNIT = "agentroster.service"
 def test_deb_scripts_drive_a_running_systemd(built: Built, root: Path) -> None:
     dpkg_root(running_systemd(root))
     dpkg(root, "-i", built.deb_v1)
-    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"--no-block start {UNIT}"]
     assert active(root)
 
     # an upgrade stops the daemon before its files change and starts it after
     dpkg(root, "-i", built.deb_v2)
-    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", f"stop {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", f"stop {UNIT}", "daemon-reload", f"--no-block start {UNIT}"]
     assert active(root) and not (root / "run/agentroster-package-restart").exists()
 
     # one the admin stopped stays stopped
@@ -635,7 +636,7 @@ def test_deb_scripts_drive_a_running_systemd(built: Built, root: Path) -> None:
     dpkg(root, "--remove", "agentroster")
     assert systemctl_calls(root) == [f"stop {UNIT}", f"disable {UNIT}", "daemon-reload"]
     dpkg(root, "-i", built.deb_v2)
-    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"--no-block start {UNIT}"]
     dpkg(root, "--purge", "agentroster")
     assert systemctl_calls(root) == [f"stop {UNIT}", f"disable {UNIT}", "daemon-reload", "daemon-reload"]
 
@@ -646,9 +647,9 @@ def test_rpm_scripts_drive_a_running_systemd(built: Built, root: Path) -> None:
     assert built.rpm_v1 is not None and built.rpm_v2 is not None
     rpm_root(running_systemd(root))
     rpm_cmd(root, "-i", built.rpm_v1)
-    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert systemctl_calls(root) == [f"enable {UNIT}", "daemon-reload", f"--no-block start {UNIT}"]
     rpm_cmd(root, "-U", built.rpm_v2)
-    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", f"stop {UNIT}", "daemon-reload", f"start {UNIT}"]
+    assert systemctl_calls(root) == [f"is-active --quiet {UNIT}", f"stop {UNIT}", "daemon-reload", f"--no-block start {UNIT}"]
     assert active(root)
     rpm_cmd(root, "-e", "agentroster")
     assert systemctl_calls(root) == [f"stop {UNIT}", f"disable {UNIT}", "daemon-reload"]

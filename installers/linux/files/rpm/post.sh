@@ -18,7 +18,7 @@ fi
 if systemd_running; then
     systemctl daemon-reload || true
     if [ "$start" = yes ]; then
-        systemctl start "$UNIT" || echo "agentroster: $UNIT did not start; see: journalctl -u agentroster" >&2
+        systemctl --no-block start "$UNIT" || echo "agentroster: $UNIT did not start; see: journalctl -u agentroster" >&2
     fi
 fi
 exit 0
