@@ -281,10 +281,13 @@ def difference(facts: Iterable[tuple[str, str]], approval: str, registration: st
 
 def _covers(declared: Iterable[str], system: str) -> bool:
     """Whether a declared data system names this one: the whole of it, its host or its database."""
-    parts = urlsplit(system) if "://" in system else None
     names = {system}
-    if parts is not None:
-        names |= {parts.hostname or "", parts.path.strip("/")}
+    if "://" in system:
+        try:
+            parts = urlsplit(system)
+            names |= {parts.hostname or "", parts.path.strip("/")}
+        except ValueError:  # "postgres://a]/db": the whole value still counts
+            pass
     names.discard("")
     return any(d.strip().lower() in names for d in declared)
 
@@ -320,13 +323,15 @@ def facts(conn: Connection, key: triage.Key) -> list[dict[str, Any]]:
 
 
 def events(conn: Connection, key: triage.Key | None = None, since: float | None = None,
-           limit: int = 500) -> list[dict[str, Any]]:
-    """Drift events, newest first: one sighting's, or the fleet's since a time."""
+           status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    """Drift events, newest first: one sighting's, or the fleet's since a time (of one status)."""
     query = select(E).order_by(E.c.began_at.desc(), E.c.id.desc()).limit(limit)
     if key is not None:
         query = query.where(E.c.device_id == key[0], E.c.sighting_id == key[1])
     if since is not None:
         query = query.where(E.c.began_at >= since)
+    if status is not None:  # in the query, before the limit: the newest open ones, not open ones of the newest
+        query = query.where(E.c.status == status)
     return [{**r, "added": orjson.loads(r["added"])} for r in conn.execute(query).mappings()]
 
 

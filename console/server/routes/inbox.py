@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import select
-from sqlmodel import Field, SQLModel, col
+from sqlmodel import SQLModel, col
 
 from console.server import inbox
 from console.server.deps import Caller, DeviceKey, StateDep, refuse
@@ -66,8 +66,8 @@ class QuestionCreate(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    device_id: str = Field(max_length=32)
-    sighting_id: SightingId
+    device_id: Annotated[str, StringConstraints(max_length=32, pattern=NO_NUL)]
+    sighting_id: Annotated[SightingId, StringConstraints(pattern=NO_NUL)]
     question: Question
 
 
@@ -108,8 +108,8 @@ def ask_question(body: QuestionCreate, caller: Triager, state: StateDep) -> Inbo
 
 
 @router.get("/inbox/sent")
-def list_sent(caller: Caller, state: StateDep, device: Annotated[str, Query(max_length=32)],
-              sighting: Annotated[str | None, Query(max_length=128)] = None,
+def list_sent(caller: Caller, state: StateDep, device: Annotated[str, Query(max_length=32, pattern=NO_NUL)],
+              sighting: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> InboxSent:
     """What was sent to a device (about one sighting), newest first, and when each arrived."""
     with state.db.engine.connect() as conn:

@@ -21,11 +21,9 @@ from console.server import ingest_store, timeline, triage
 from console.server.deps import Caller, StateDep, refuse
 from console.server.models import Sighting, iso
 from console.server.routes import API
-from console.server.routes.triage import Triager, actor_of
+from console.server.routes.triage import DeviceId, SightingId, Triager, actor_of
 
 router = APIRouter(prefix=API, tags=["timeline"])
-DeviceId = Annotated[str, Path(max_length=32)]
-SightingId = Annotated[str, Path(max_length=128)]
 EventId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
@@ -89,8 +87,8 @@ def list_drift(caller: Caller, state: StateDep, since: datetime | None = None,
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)  # a time without a zone is the collector's: UTC, never its local time
     with state.db.engine.connect() as conn:
-        events = timeline.events(conn, since=since.timestamp() if since else None, limit=limit)
-    return DriftEventsPublic(data=[_event(e) for e in events if status is None or e["status"] == status])
+        events = timeline.events(conn, since=since.timestamp() if since else None, status=status, limit=limit)
+    return DriftEventsPublic(data=[_event(e) for e in events])
 
 
 @router.post("/agents/{device_id}/{sighting_id}/drift/{event_id}/accept",

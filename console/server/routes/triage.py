@@ -34,10 +34,12 @@ from console.server.models import (
     iso,
 )
 from console.server.routes import API
+from contract.bounds import NO_NUL
 
 router = APIRouter(prefix=API, tags=["triage"])
-DeviceId = Annotated[str, Path(max_length=32)]
-SightingId = Annotated[str, Path(max_length=128)]
+# no NUL: PostgreSQL text cannot hold one (a 500 there, where a 422 with a sentence is right)
+DeviceId = Annotated[str, Path(max_length=32, pattern=NO_NUL)]
+SightingId = Annotated[str, Path(max_length=128, pattern=NO_NUL)]
 
 
 def get_triager(caller: Caller) -> ApiToken:

@@ -239,3 +239,26 @@ def test_a_chain_that_loops_or_has_no_known_root_is_not_judged(device) -> None:
     assert answer.status_code == 200, answer.text
     assert device.collector.get("/api/v1/drift", status="open", limit=1000).status_code == 200
     assert timeline_of(device, "loop-a")["events"] == [] and timeline_of(device, orphan["id"])["events"] == []
+
+
+def test_the_fleets_open_events_are_found_past_newer_closed_ones_and_a_nul_is_a_422(device) -> None:
+    early = fleet.sighting(providers=("anthropic",), mcp_servers=[MCP_GITHUB])
+    late = fleet.sighting(providers=("anthropic",), mcp_servers=[MCP_GITHUB])
+    device.snapshot(early, late)
+    register_and_approve(device, early["id"])
+    register_and_approve(device, late["id"])
+    drifted = fleet.sighting(id=early["id"], providers=("anthropic", "mistral"), mcp_servers=[MCP_GITHUB])
+    device.snapshot(drifted, late)  # early's event: open
+    time.sleep(0.01)
+    device.snapshot(drifted, fleet.sighting(id=late["id"], providers=("anthropic", "openai"), mcp_servers=[MCP_GITHUB]))
+    device.snapshot(drifted, late)  # late's event, the newest: resolved
+    answer = device.collector.get("/api/v1/drift", status="open", limit=1)
+    assert answer.status_code == 200, answer.text
+    assert [(e["sighting_id"], e["status"]) for e in answer.json()["data"]] == [(early["id"], "open")]
+    for path in (f"/api/v1/agents/{device.device_id}/a%00b/timeline", "/api/v1/inbox/sent?device=a%00"):
+        assert device.collector.http.get(path, headers=device.collector.as_admin()).status_code == 422, path
+
+
+def test_a_system_that_is_no_url_is_compared_whole() -> None:
+    assert timeline._covers(["postgres://a]/db"], "postgres://a]/db")
+    assert not timeline._covers(["payroll"], "postgres://a]/db")
