@@ -128,7 +128,7 @@ class OverviewView(QWidget):
         self.by_flag = BarChart("Risks in the fleet (sightings per flag)")
         self.flag_keys: list[str] = []
         self.trend = TrendChart("Ungoverned agents over time")
-        self.by_type = BarChart("Sightings by type")
+        self.by_type = BarChart("Agents by type")  # tool servers have their own card
         self.providers = BarChart("Top providers")
         self.type_keys: list[str] = []  # the collector's key behind each bar, for the filter it opens
         self.provider_keys: list[str] = []
@@ -165,8 +165,9 @@ class OverviewView(QWidget):
                                 for r in overview.riskiest])
         self.flag_keys = [c.key for c in overview.by_flag]
         self.by_flag.set_bars([(vm.flag_label(c.key), c.count) for c in overview.by_flag])
-        self.type_keys = [c.key for c in overview.by_type]
-        self.by_type.set_bars([(vm.TYPE_LABELS.get(c.key, c.key), c.count) for c in overview.by_type])
+        agent_types = [c for c in overview.by_type if c.key in vm.AGENT_TYPES]
+        self.type_keys = [c.key for c in agent_types]
+        self.by_type.set_bars([(vm.TYPE_LABELS.get(c.key, c.key), c.count) for c in agent_types])
         self.provider_keys = [c.key for c in overview.top_providers]
         self.providers.set_bars([(c.key, c.count) for c in overview.top_providers])
         self.top_devices.set_rows([(d.hostname or d.device_id, d.count) for d in overview.top_ungoverned_devices])
