@@ -1,0 +1,210 @@
+"""End to end: the employee's loop (issue 14), over real HTTP, the real local socket and a real daemon,
+with real unprivileged users of this machine (tests/e2e/loop_support.py builds it once per module).
+
+The chain, in one test: an agent found (a stand-in Claude Code run by ``nobody``) → the user's companion
+notified → the user registers through the companion's window → an admin approves with a comment in the
+console's registrations queue → the employee sees the decision (the companion's status window and
+`agentroster status --mine --json` run as that user) → the agent starts calling a new provider and
+gains a new MCP server → a drift event with exactly those two differences and when they began → the
+admin accepts it in the console → governed again.
+
+Then, each on its own: an IT request from the console reaching the employee while another real user
+(``www-data``) sees nothing of it over the socket; the collector down (a question and a report held back,
+each delivered once it is back, exactly once); an approval expiring into re-attestation, and the
+employee told.
+
+The companion and the console run in this process (pytest-qt); desktop notifications are captured at
+the OS boundary (QSystemTrayIcon.showMessage, see loop_support.start_companion).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loop_support import (
+    EMPLOYEE,
+    Machine,
+    eventually,
+    missing_tools,
+    running_machine,
+    select_registration,
+    show_agent,
+    start_companion,
+    start_console,
+    stop_companion,
+    stop_console,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[Machine]:
+    if missing := missing_tools():
+        pytest.skip(missing)
+    with running_machine() as m:
+        yield m
+
+
+@pytest.fixture
+def companion(machine: Machine, qtbot: Any, tmp_path: Path) -> Iterator[Any]:
+    run = start_companion(machine, qtbot, tmp_path / "companion-seen.json")
+    yield run
+    stop_companion(run)
+
+
+@pytest.fixture
+def console(machine: Machine, qtbot: Any, tmp_path: Path) -> Iterator[Any]:
+    made = start_console(machine, qtbot, tmp_path / "console.ini")
+    yield made
+    stop_console(made)
+
+
+def found(m: Machine, user: str, name: str, *, provider: str | None = None) -> dict[str, Any]:
+    """The sighting at the collector once it holds it (with an endpoint of ``provider``, when given)."""
+
+    def check() -> dict[str, Any] | None:
+        row = m.collector_sighting(user, name)
+        if row is None or provider is None:
+            return row
+        detail = m.agent_at_collector(row["id"])
+        return row if any(e["provider"] == provider for e in detail["endpoints"]) else None
+
+    return dict(eventually(check, f"{user}'s {name} at the collector", m.log))
+
+
+def registration_of(m: Machine, sighting_id: str) -> dict[str, Any]:
+    """The newest registration of the sighting, as the collector holds it."""
+    rows = m.api("GET", "/api/v1/registrations", params={"sighting": sighting_id})["data"]
+    return dict(max(rows, key=lambda r: r["id"]))
+
+
+def mine(m: Machine, user: str) -> dict[str, Any]:
+    """`agentroster status --mine --json`, run as ``user``."""
+    done = m.agentroster_as(user, "status", "--mine", "--json")
+    assert done.returncode == 0, f"status --mine as {user}: {done.stderr}"
+    return dict(json.loads(done.stdout))
+
+
+def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_governance(
+        machine: Machine, companion: Any, console: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from console.app.views.timeline import TimelineDialog
+
+    m, app = machine, companion.companion
+
+    # 1. An agent found: the stand-in Claude Code that nobody runs calls Anthropic; the daemon reports it.
+    m.call_provider("api.anthropic.com")
+    agent = found(m, EMPLOYEE, "Claude Code", provider="anthropic")
+    sighting_id, device_id = agent["id"], m.device_id()
+    assert agent["running"] and not m.agent_at_collector(sighting_id)["governed"], "a new agent is not governed"
+
+    # 2. The employee's companion tells them, once. Its connections are nobody's: it lists nobody's agents only.
+    qtbot.waitUntil(lambda: app.snapshot is not None and app.snapshot.agent(sighting_id) is not None, timeout=60_000)
+    assert app.snapshot.user == EMPLOYEE and {a["user"] for a in app.snapshot.agents} == {EMPLOYEE}
+    qtbot.waitUntil(lambda: "agentroster found Claude Code on this machine" in companion.titles(), timeout=30_000)
+    assert companion.titles().count("agentroster found Claude Code on this machine") == 1
+
+    # 3. They register it through the companion's window, typing into its fields.
+    window = app.open_register(sighting_id)
+    assert window is not None, "the companion could not open the registration window for the agent it found"
+    prefilled = window.fields()
+    assert (prefilled["owner"], prefilled["providers"], prefilled["tools"]) == (EMPLOYEE, ["anthropic"], ["github"]), \
+        "the window is prefilled from what the endpoint saw"
+    window.owner.clear()
+    qtbot.keyClicks(window.owner, "nobody@example.org")
+    qtbot.keyClicks(window.purpose, "drafts the release notes")
+    qtbot.keyClicks(window.data_systems, "git")
+    with qtbot.waitSignal(window.registered, timeout=60_000) as sent:
+        qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
+    registration_id = sent.args[0]["id"]
+    [registration] = m.api("GET", "/api/v1/registrations", params={"sighting": sighting_id})["data"]
+    assert (registration["id"], registration["status"], registration["owner"], registration["purpose"],
+            registration["providers"], registration["tools"], registration["data_systems"]) == \
+        (registration_id, "pending", "nobody@example.org", "drafts the release notes", ["anthropic"], ["github"],
+         ["git"]), "the collector holds what the employee typed and what was prefilled"
+
+    # 4. An admin approves it with a comment in the console's registrations queue.
+    comment = "approved for the release team; keep it off production"
+    view = console.window.registrations
+    select_registration(console, qtbot, "pending", registration_id)
+    qtbot.waitUntil(view.approve.isEnabled, timeout=30_000)
+    qtbot.keyClicks(view.note, comment)
+    qtbot.mouseClick(view.approve, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: registration_of(m, sighting_id)["status"] == "approved", timeout=30_000)
+    decided = registration_of(m, sighting_id)
+    assert decided["decision_note"] == comment, "the console sent the admin's comment with the approval"
+    assert m.agent_at_collector(sighting_id)["governed"] is True, "an approved registration governs the agent"
+
+    # 5. The employee sees the decision: a notification, the status window, and status --mine as nobody.
+    qtbot.waitUntil(lambda: any(title == "IT answered your registration" and comment in text
+                                for title, text in companion.shown), timeout=60_000)
+    qtbot.waitUntil(lambda: app.snapshot is not None
+                    and app.snapshot.registration(sighting_id) == f"#{registration_id} approved", timeout=60_000)
+    table = app.window.agents
+    rows = {table.item(r, 0).text(): table.item(r, 2).text() for r in range(table.rowCount())}
+    assert rows.get("Claude Code") == f"#{registration_id} approved", f"the status window lists {rows}"
+    app.window.show_tab(1)
+    messages = [app.window.messages.item(r).text() for r in range(app.window.messages.count())]
+    assert any("your registration of Claude Code was approved" in line and comment in line for line in messages), \
+        messages
+    page = mine(m, EMPLOYEE)
+    assert page["user"] == EMPLOYEE and {s["user"] for s in page["sightings"]} == {EMPLOYEE}
+    assert [(i["kind"], i["status"], i["text"]) for i in page["inbox"] if i["sighting_id"] == sighting_id] == \
+        [("decision", "approved", comment)], page["inbox"]
+    assert page["statuses"][sighting_id]["status"] == "approved", page["statuses"]
+
+    # 6. The agent starts calling a new provider and gains a new MCP server.
+    began = time.time()
+    m.add_mcp_server(EMPLOYEE, "memory", "@modelcontextprotocol/server-memory")
+    m.call_provider("api.mistral.ai")
+
+    # 7. A drift event with exactly those two differences, and when they began.
+    def drift_event() -> dict[str, Any] | None:
+        timeline = m.api("GET", f"/api/v1/agents/{device_id}/{sighting_id}/timeline")
+        events = [e for e in timeline["events"] if e["status"] == "open"]
+        if events and events[0]["added"]["providers"] and events[0]["added"]["mcp_servers"]:
+            return {"event": events[0], "timeline": timeline, "count": len(timeline["events"])}
+        return None
+
+    seen = eventually(drift_event, "a drift event with the new provider and the new MCP server", m.log)
+    event, timeline = seen["event"], seen["timeline"]
+    assert seen["count"] == 1, f"one drift event, not {seen['count']}"
+    added = {k: v for k, v in event["added"].items() if k != "via"}
+    assert added == {"providers": ["mistral"], "mcp_servers": ["memory"], "systems": [], "autonomy": False}, \
+        f"the event holds exactly the two differences: {event['added']}"
+    assert began - 1 <= datetime.fromisoformat(event["began_at"]).timestamp() <= time.time() + 1, \
+        f"the event began when the new behaviour did ({began}): {event['began_at']}"
+    firsts = {(f["kind"], f["value"]): datetime.fromisoformat(f["first_seen"]).timestamp() for f in timeline["facts"]}
+    assert firsts[("provider", "mistral")] >= began - 1 and firsts[("mcp_server", "memory")] >= began - 1
+    assert firsts[("provider", "anthropic")] < began and firsts[("mcp_server", "github")] < began, \
+        "what was declared started before"
+    assert m.agent_at_collector(sighting_id)["governed"] is False, "an agent doing more than declared is not governed"
+
+    # 8. The admin accepts the new behaviour in the console ("Behaviour over time", from the agents tab).
+    row = show_agent(console, qtbot, device_id, sighting_id)
+    menu = console.agents.context_menu([row])
+    next(a for a in menu.actions() if a.text() == "Behaviour over time…").trigger()
+    dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, TimelineDialog) and w.isVisible())
+    qtbot.waitUntil(lambda: dialog.drift.rowCount() == 1 and dialog.drift.item(0, 1).text() == "open",
+                    timeout=30_000)
+    dialog.drift.selectRow(0)
+    qtbot.mouseClick(dialog.accept_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.drift.item(0, 1) is not None and dialog.drift.item(0, 1).text() == "accepted",
+                    timeout=30_000)
+    dialog.close()
+
+    # 9. Governed again: the declaration now covers what the agent does.
+    assert m.agent_at_collector(sighting_id)["governed"] is True, "accepting the drift governs the agent again"
+    declared = registration_of(m, sighting_id)
+    assert "mistral" in declared["providers"] and "memory" in declared["tools"], declared
+    assert [e["status"] for e in m.api("GET", f"/api/v1/agents/{device_id}/{sighting_id}/timeline")["events"]] \
+        == ["accepted"]
