@@ -112,6 +112,9 @@ class McpServer(TypedDict):
     source: Annotated[str, Doc("the config file that declares it")]
     enabled: bool
     project: NotRequired[Annotated[str | None, Default(None)]]
+    # no default: a server without tools keeps the shape (and the checksums) it had before tools were reported
+    tools: NotRequired[Annotated[list[str], Doc("the tools its config names (an allow or auto-approve list); absent "
+                                                 "when it names none, and in older endpoints' reports")]]
 
 
 class Endpoint(TypedDict):

@@ -126,6 +126,7 @@ class McpServerConfig(NamedTuple):
     enabled: bool = True
     project: str | None = None  # the project directory a per-project entry belongs to
     where: str = ""  # JSON pointer of the entry in its file, e.g. /mcpServers/github
+    tools: tuple[str, ...] = ()  # the tools the entry names (an allow or auto-approve list), in its order
 
 
 class ConfigRecord(SlotRecord):

@@ -61,10 +61,14 @@ def _mcp_dict(server: McpServerConfig, source: str) -> contract.McpServer:
     # Everything here comes from a user's file: scrubbed (the engine's own redaction, which also
     # fingerprints, replaces the args); the server's env and headers never leave.
     scrub = redactor()
-    return {"name": scrub.text(server.name), "transport": server.transport,
-            "command": scrub.text(server.command) if server.command else server.command,
-            "args": scrub.argv(server.args), "url": redact_url(server.url) if server.url else None,
-            "source": source, "enabled": server.enabled, "project": server.project}
+    entry: contract.McpServer = {
+        "name": scrub.text(server.name), "transport": server.transport,
+        "command": scrub.text(server.command) if server.command else server.command,
+        "args": scrub.argv(server.args), "url": redact_url(server.url) if server.url else None,
+        "source": source, "enabled": server.enabled, "project": server.project}  # fmt: skip
+    if server.tools:  # only then: a server without tools keeps the shape (and the checksums) it had
+        entry["tools"] = [scrub.text(t) for t in server.tools]
+    return entry
 
 
 class Declarations:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from endpoint.scan.parsers.findings import Findings, mapping
-from endpoint.scan.parsers.mcp import add_server, enabled_flag
+from endpoint.scan.parsers.mcp import add_server, enabled_flag, tools_of
 
 # Codex merges its config layers (the user's, a trusted project's, the managed one) table by table,
 # so a later layer may hold only some fields of a server another one defines.
@@ -39,4 +39,4 @@ def _server(out: Findings, name: str, entry: object, where: str) -> None:
         return  # only overrides settings of a server another layer defines (enabled = false): not an error
     add_server(out, name, where, kind=entry.get("type", entry.get("transport")), command=entry.get("command"),
                args=entry.get("args"), url=entry.get("url"), env=entry.get("env"), env_names=entry.get("env_vars"),
-               enabled=enabled_flag(entry), url_transport="http")  # fmt: skip
+               enabled=enabled_flag(entry), url_transport="http", tools=tools_of(entry))  # fmt: skip

@@ -3,6 +3,8 @@
 The ``mcpServers`` map (Claude Desktop, Cursor, Windsurf, Cline, Roo, Kilo, Claude Code's .mcp.json)
 holds entries with ``command``/``args``/``env`` for a local server, or ``url`` (``serverUrl`` in
 Windsurf, ``httpUrl`` in Gemini CLI) for a remote one, an optional ``type`` and ``disabled``.
+An entry's tools are named where its client keeps an allow or auto-approve list: ``autoApprove``
+(Cline), ``alwaysAllow`` (Roo Code, Kilo), ``includeTools`` (Gemini CLI), ``enabled_tools`` (Codex).
 Transports are normalised: every spelling of Streamable HTTP becomes ``http``; a remote entry
 without a type is ``sse`` when its URL path ends in ``/sse`` (the convention servers follow),
 otherwise ``http``.
@@ -25,6 +27,11 @@ _TRANSPORTS: dict[str, Transport] = {
     "sse": "sse",
     "builtin": "builtin", "platform": "builtin",
 }  # fmt: skip
+
+#: the keys of an entry that list the tools its agent may call (or calls without asking)
+TOOL_LISTS = ("autoApprove", "alwaysAllow", "includeTools", "enabled_tools")
+MAX_TOOLS = 256  # per server: a hostile file cannot make one entry a report's worth of names
+MAX_TOOL_NAME = 256
 
 _INFER = "remote"  # opencode's "remote" tries Streamable HTTP, then SSE: the URL decides
 
@@ -61,6 +68,17 @@ def enabled_flag(entry: Mapping[Any, Any]) -> bool:
     return not (isinstance(extra, Mapping) and extra.get("autoStart") is False)
 
 
+def tools_of(entry: Mapping[Any, Any]) -> tuple[str, ...]:
+    """The tools an entry names in its allow or auto-approve lists, each once, in order; a list that is not
+    a list of names adds nothing (the server itself is still recorded)."""
+    found: dict[str, None] = {}
+    for key in TOOL_LISTS:
+        listed = entry.get(key)
+        if isinstance(listed, list):
+            found.update((t.strip(), None) for t in listed if isinstance(t, str) and 0 < len(t.strip()) <= MAX_TOOL_NAME)
+    return tuple(found)[:MAX_TOOLS]
+
+
 def names(value: object) -> frozenset[str]:
     """A list of server names (as in ``disabledMcpServers``), or nothing."""
     if not isinstance(value, list):
@@ -83,16 +101,18 @@ def add_server(
     project: str | None = None,
     url_transport: Transport | None = None,
     require_target: bool = True,
+    tools: tuple[str, ...] = (),
 ) -> None:
     """Check one entry's fields and record it, or record why it was skipped."""
     with out.entry(where):
         _add_server(out, name, where, kind=kind, command=command, args=args, url=url, env=env, env_names=env_names,
-                    enabled=enabled, project=project, url_transport=url_transport, require_target=require_target)
+                    enabled=enabled, project=project, url_transport=url_transport, require_target=require_target,
+                    tools=tools)
 
 
 def _add_server(out: Findings, name: object, where: str, *, kind: object, command: object, args: object,
                 url: object, env: object, env_names: object, enabled: bool, project: str | None,
-                url_transport: Transport | None, require_target: bool) -> None:
+                url_transport: Transport | None, require_target: bool, tools: tuple[str, ...]) -> None:
     problem = _shape_problem(command=command, args=args, url=url, env=env, env_names=env_names)
     if problem is None and require_target and not command and not url \
             and transport_of(kind, command=None, url=None) == "unknown":
@@ -113,6 +133,7 @@ def _add_server(out: Findings, name: object, where: str, *, kind: object, comman
         enabled=enabled,
         project=project,
         where=where,
+        tools=tools,
     ))  # fmt: skip
 
 
@@ -162,6 +183,7 @@ def standard_server(
         kind=entry.get("type", entry.get("transportType")),  # transportType: older Cline
         command=entry.get("command"), args=entry.get("args"), url=url, env=entry.get("env"),
         enabled=enabled_flag(entry) and name not in disabled, project=project, url_transport=url_transport,
+        tools=tools_of(entry),
     )  # fmt: skip
 
 

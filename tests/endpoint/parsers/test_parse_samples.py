@@ -16,8 +16,9 @@ SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "configs"
 
 
 def S(name: str, transport: str, command: str | None = None, args: tuple[str, ...] = (), url: str | None = None,  # noqa: N802 - short, like a table row
-      env: tuple[str, ...] = (), enabled: bool = True, project: str | None = None) -> McpServerConfig:
-    return McpServerConfig(name, transport, command, args, url, env, enabled, project)  # type: ignore[arg-type]
+      env: tuple[str, ...] = (), enabled: bool = True, project: str | None = None,
+      tools: tuple[str, ...] = ()) -> McpServerConfig:
+    return McpServerConfig(name, transport, command, args, url, env, enabled, project, "", tools)  # type: ignore[arg-type]
 
 
 def parse(rel: str, dialect: str):
@@ -50,15 +51,15 @@ CASES = {
     ], [], [], []),
     "cline/cline_mcp_settings.json": ("mcp_json", [
         S("weather", "stdio", "node", ("/Users/username/Documents/Cline/MCP/weather-server/build/index.js",),
-          env=("OPENWEATHER_API_KEY",)),
+          env=("OPENWEATHER_API_KEY",), tools=("get_forecast",)),
         S("brave-search", "stdio", NPX, ("-y", "@modelcontextprotocol/server-brave-search"), env=("BRAVE_API_KEY",),
           enabled=False),
         S("docs", "http", url="https://docs.example.com/mcp"),
         S("events", "sse", url="https://events.example.com/sse"),
     ], [], [], []),
     "roo-code/mcp_settings.json": ("mcp_json", [
-        S("local-server", "stdio", "python", ("/path/to/server.py",), env=("API_KEY",)),
-        S("modern-remote-server", "http", url="https://your-modern-server-url.com/mcp"),
+        S("local-server", "stdio", "python", ("/path/to/server.py",), env=("API_KEY",), tools=("tool1", "tool2")),
+        S("modern-remote-server", "http", url="https://your-modern-server-url.com/mcp", tools=("newToolA",)),
         S("legacy-remote-server", "sse", url="https://your-legacy-server-url.com/mcp", enabled=False),
     ], [], [], []),
     "claude-code/.claude.json": ("claude_code", [
