@@ -1,9 +1,12 @@
 """Intent over time: each sighting's behaviour as a timeline of facts, and drift as events.
 
-A fact is one thing a sighting was seen doing: a ``provider`` it calls, an ``mcp_server`` it has (the
-"tools" a declaration names), a ``system`` it reaches (the host of a remote tool server's URL, or a data
-system an MCP server's arguments name, such as ``postgresql://db.internal/payroll``), and its
-``autonomy`` (autonomous or supervised). Each has a first_seen, a last_seen and, once a report no longer
+A fact is one thing a sighting was seen doing: a ``provider`` it calls, an ``mcp_server`` present in its
+config (the "tools" a declaration names), an ``mcp_server_used`` (a tool server sighting that runs as a live
+process or whose URL was called: the fact is the tool server's own, and its parent's timeline reads it too),
+an ``mcp_tool`` (``server/tool``, where a config names a server's tools) and a ``tool`` an enterprise agent's
+code declares, a ``system`` it reaches (the host of a remote tool server's URL, or a data system an MCP
+server's arguments name, such as ``postgresql://db.internal/payroll``), and its ``autonomy`` (autonomous or
+supervised). Each has a first_seen, a last_seen and, once a report no longer
 shows it, a gone_at. Facts are written at ingest only for the sightings whose document changed
 (``record``, one call from ``ingest_store``); a present fact's last_seen as the API answers it is the
 sighting's own last_seen, so a report that changes nothing writes nothing here.
@@ -36,6 +39,7 @@ from console.server.models import (
     BehaviourFact,
     DriftEvent,
     Registration,
+    Sighting,
     SightingTriage,
     TriageAction,
     TriageBatch,
@@ -46,19 +50,26 @@ from contract.registration import MAX_ITEMS
 F = BehaviourFact.__table__  # type: ignore[attr-defined]
 E = DriftEvent.__table__  # type: ignore[attr-defined]
 R = Registration.__table__  # type: ignore[attr-defined]
+S = Sighting.__table__  # type: ignore[attr-defined]
 T = SightingTriage.__table__  # type: ignore[attr-defined]
 A = TriageAction.__table__  # type: ignore[attr-defined]
 B = TriageBatch.__table__  # type: ignore[attr-defined]
 U = TriageUndo.__table__  # type: ignore[attr-defined]
 
-KINDS = ("provider", "mcp_server", "system", "autonomy")
+#: ``mcp_server``: present (its config declares it); ``mcp_server_used``: used (a tool server sighting of the
+#: chain runs it as a live process, or calls were seen to its URL); ``mcp_tool``: ``server/tool`` where a
+#: config names a server's tools (an allow or auto-approve list); ``tool``: a tool an enterprise agent's code
+#: declares (its project's ``tools``)
+KINDS = ("provider", "mcp_server", "mcp_server_used", "mcp_tool", "tool", "system", "autonomy")
 #: what a drift event can hold, in the order the API and the console name them
 ADDED = ("providers", "mcp_servers", "systems", "autonomy")
 MAX_VALUE = 512
 MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
 MAX_CHAIN = 16  # parents followed to the root of a chain
 #: the fields of a sighting's history entry (ingest.changed_fields) its facts and its chain come from
-FACT_FIELDS = frozenset({"endpoints", "mcp_servers", "flags", "parent"})
+FACT_FIELDS = frozenset({"endpoints", "mcp_servers", "flags", "parent", "project"})
+#: and, for a tool server, whether it runs: its processes come and go with its use
+USE_FIELDS = frozenset({"processes", "running"})
 #: URL schemes of data systems an MCP server's arguments can name
 DATA_SCHEMES = frozenset({"postgres", "postgresql", "mysql", "mariadb", "mongodb", "mongodb+srv", "redis",
                           "rediss", "sqlserver", "mssql", "snowflake", "clickhouse", "oracle", "jdbc"})
@@ -71,10 +82,35 @@ def facts_of(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     servers = [s for s in doc.get("mcp_servers") or [] if isinstance(s, Mapping)]
     facts = {("provider", p) for p in governance.providers_of(doc.get("endpoints") or [])}
     facts |= {("mcp_server", t) for t in governance.tools_of(servers)}
+    facts |= {("mcp_tool", t) for t in mcp_tools_of(servers)}
     facts |= {("system", s) for s in systems_of(servers)}
+    project = doc.get("project")
+    if isinstance(project, Mapping) and isinstance(project.get("tools"), list):
+        facts |= {("tool", t) for t in project["tools"] if isinstance(t, str)}
+    if used(doc):
+        facts.add(("mcp_server_used", str(doc.get("name") or "")))
     flags = doc.get("flags") or []
     facts.add(("autonomy", "autonomous" if "autonomous" in flags else "supervised"))
     return sorted((k, v[:MAX_VALUE]) for k, v in facts if v)[:MAX_FACTS]
+
+
+def used(doc: Mapping[str, Any]) -> bool:
+    """Whether a tool server sighting is in use: it runs as a live process, or calls reached its URL."""
+    if doc.get("type") != "tool_server":
+        return False
+    return bool(doc.get("running") and doc.get("processes")) or bool(doc.get("endpoints"))
+
+
+def mcp_tools_of(servers: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The tools configs name for their MCP servers (``tools``, from an allow or auto-approve list), each as
+    ``server/tool``; a server the config turns off names none."""
+    found: set[str] = set()
+    for server in servers:
+        name, tools = server.get("name"), server.get("tools")
+        if server.get("enabled") is False or not isinstance(name, str) or not isinstance(tools, list):
+            continue
+        found |= {f"{name}/{t}" for t in tools if isinstance(t, str) and t}
+    return sorted(found)
 
 
 def systems_of(servers: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -145,7 +181,7 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
     """
     # a change elsewhere (a process started, a config file moved) shows no other fact: nothing to write
     changes = {h["sighting_id"]: h["change"] for h in history if h["change"] == "new"
-               or h["change"] == "changed" and not FACT_FIELDS.isdisjoint(h["fields"].split(","))}
+               or h["change"] == "changed" and _shows_facts(docs[h["sighting_id"]], h["fields"].split(","))}
     if not changes:
         return
     sql = _PG_SQL if pg else _SQL
@@ -180,6 +216,11 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
                       difference(facts_of(docs[sid]), standing[0], standing[1], declared), now)
     for sid, doc in ((sid, docs[sid]) for sid in changes if docs[sid].get("parent")):
         _judge_against_root(cursor, sql, open_events, standings, device_id, sid, doc, docs, now)
+
+
+def _shows_facts(doc: Mapping[str, Any], fields: list[str]) -> bool:
+    """Whether a change can show other facts: a tool server's processes say whether it is used."""
+    return not FACT_FIELDS.isdisjoint(fields) or doc.get("type") == "tool_server" and not USE_FIELDS.isdisjoint(fields)
 
 
 def _judge_against_root(cursor: Any, sql: Mapping[str, str], open_events: dict[str, tuple[int, dict[str, Any]]],
@@ -316,10 +357,24 @@ def describe(added: Mapping[str, Any]) -> str:
 
 
 def facts(conn: Connection, key: triage.Key) -> list[dict[str, Any]]:
-    """A sighting's facts, oldest first (present ones before gone ones of the same start)."""
-    rows = conn.execute(select(F).where(F.c.device_id == key[0], F.c.sighting_id == key[1])
-                        .order_by(F.c.first_seen, F.c.kind, F.c.value)).mappings()
-    return [dict(r) for r in rows]
+    """A sighting's facts, oldest first (present ones before gone ones of the same start), with the
+    MCP servers its tool server sightings show used (``mcp_server_used``): each of those carries the tool
+    server's id (``sighting_id``), its last_seen (``seen``) and, once that sighting is gone, its gone_at."""
+    rows = [dict(r) for r in conn.execute(select(F).where(F.c.device_id == key[0], F.c.sighting_id == key[1])
+                                          .order_by(F.c.first_seen, F.c.kind, F.c.value)).mappings()]
+    # the children of a sighting are found on the primary key's device prefix: one device's sightings
+    children = (select(S.c.id, S.c.last_seen, S.c.gone, S.c.gone_at)
+                .where(S.c.device_id == key[0], S.c.parent == key[1], S.c.type == "tool_server").subquery())
+    for row in conn.execute(select(F, children.c.last_seen.label("seen"), children.c.gone.label("child_gone"),
+                                   children.c.gone_at.label("child_gone_at"))
+                            .join(children, F.c.sighting_id == children.c.id)
+                            .where(F.c.device_id == key[0], F.c.kind == "mcp_server_used")).mappings():
+        fact = dict(row)
+        gone, gone_at = fact.pop("child_gone"), fact.pop("child_gone_at")
+        if gone and fact["gone_at"] is None:  # the tool server's sighting is gone: so is its use
+            fact["gone_at"] = gone_at if gone_at is not None else fact["seen"]
+        rows.append(fact)
+    return sorted(rows, key=lambda f: (f["first_seen"], f["kind"], f["value"], f["sighting_id"]))
 
 
 def events(conn: Connection, key: triage.Key | None = None, since: float | None = None,

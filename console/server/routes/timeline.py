@@ -1,7 +1,8 @@
 """Intent over time (console/server/timeline.py) over the API:
 
 - ``GET /agents/{device_id}/{sighting_id}/timeline`` (admin or viewer): the sighting's behaviour facts
-  (provider, mcp_server, system, autonomy; first seen, last seen, gone) and its drift events, newest first.
+  (provider; mcp_server present in its config and mcp_server_used by a tool server of its chain; mcp_tool and
+  tool; system; autonomy; first seen, last seen, gone) and its drift events, newest first.
 - ``GET /drift?since=…`` (admin or viewer): the fleet's drift events that began at or after ``since`` (an
   ISO 8601 time), newest first; ``status=open`` for those still waiting.
 - ``POST /agents/{device_id}/{sighting_id}/drift/{event_id}/accept`` (admin): accept what the agent now
@@ -28,11 +29,14 @@ EventId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class FactPublic(SQLModel):
-    kind: Literal["provider", "mcp_server", "system", "autonomy"]
+    # mcp_server: present in its config; mcp_server_used: run or called; mcp_tool: server/tool a config names;
+    # tool: a tool its code declares
+    kind: Literal["provider", "mcp_server", "mcp_server_used", "mcp_tool", "tool", "system", "autonomy"]
     value: str
     first_seen: datetime
     last_seen: datetime  # for a present fact, when its sighting was last seen
     gone_at: datetime | None  # when a report first no longer showed it
+    sighting_id: str | None = None  # mcp_server_used: the tool server sighting that shows it used
 
 
 class DriftAdded(SQLModel):
@@ -107,9 +111,10 @@ def accept_drift(device_id: DeviceId, sighting_id: SightingId, event_id: EventId
 
 
 def _fact(row: dict[str, Any], sighting_seen: float) -> FactPublic:
-    last = row["last_seen"] if row["gone_at"] is not None else max(row["last_seen"], sighting_seen)
+    seen = row.get("seen", sighting_seen)  # a tool server's use: that sighting's own last_seen
+    last = row["last_seen"] if row["gone_at"] is not None else max(row["last_seen"], seen)
     return FactPublic(kind=row["kind"], value=row["value"], first_seen=iso(row["first_seen"]), last_seen=iso(last),
-                      gone_at=iso(row["gone_at"]))
+                      gone_at=iso(row["gone_at"]), sighting_id=row["sighting_id"] if "seen" in row else None)
 
 
 def _event(row: dict[str, Any]) -> DriftEventPublic:
