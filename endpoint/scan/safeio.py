@@ -124,6 +124,13 @@ def read_text_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES,
     return decode_text(data), uid
 
 
+def read_bytes_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES,
+                     resolver: Resolver | None = None) -> tuple[bytes, int]:
+    """``read_bytes``, and the uid that owns the file that was read (from the open file, as in
+    ``read_text_owned``): for a binary file (a SQLite store) read once and then used from memory."""
+    return _read(path, boundary, limit, resolver)
+
+
 def _read(path: str, boundary: str, limit: int, resolver: Resolver | None) -> tuple[bytes, int]:
     real, pre = _resolve(path, boundary, resolver)
     if pre is None:

@@ -22,6 +22,7 @@ and versions only, never a file's contents.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -32,6 +33,7 @@ from endpoint.scan import safeio
 from endpoint.scan.containers import Container, InRoot
 from endpoint.scan.evidence import ProcessRecord, Project
 from endpoint.scan.relevance import LLM_SDK_MODULES, program_name
+from signatures.trusted_files import read_capped
 
 if TYPE_CHECKING:
     from signatures import Library
@@ -183,6 +185,50 @@ class Reads:
         if code:
             self.notice(text)
         return text
+
+    def data(self, path: str, boundary: str, *, limit: int, too_large: str = "") -> bytes | None:
+        """The bytes of ``path`` below ``boundary``, read once through one descriptor (a platform's SQLite
+        store, then queried from that copy, never opened again by name), or None as ``text``. It is charged
+        to both budgets like any file, so at most what is left of the scan's bytes is read; ``too_large`` is
+        what the error says to do about a file over ``limit``."""
+        if not self.left():
+            return None
+        cap = min(limit, self.scan.bytes)
+        try:
+            data, owner = self._bytes_owned(path, boundary, cap)
+        except safeio.ReadRefused as exc:
+            if exc.code == "too_large" and cap < limit:
+                exc = safeio.ReadRefused("budget", f"larger than the {cap} bytes left of the scan's budget for "
+                                                   "projects; not read")
+            elif exc.code == "too_large" and too_large:
+                exc = safeio.ReadRefused("too_large", f"{exc.detail}; {too_large}")
+            if exc.code != "not_found":
+                self.error(path, exc.code, exc.detail)
+            self.files -= 1
+            self.scan.files -= 1
+            return None
+        self.files -= 1
+        self.scan.files -= 1
+        self.bytes -= len(data)
+        self.scan.bytes -= len(data)
+        if self.uid is not None and owner not in (0, self.uid):
+            self.error(path, "not_owner", f"owned by uid {owner}, not by the process's user or root; not used")
+            return None
+        return data
+
+    def _bytes_owned(self, path: str, boundary: str, limit: int) -> tuple[bytes, int]:
+        if self.in_root is None:
+            return safeio.read_bytes_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
+        fd, st = self.in_root.open_file(path, boundary=boundary, limit=limit)
+        try:
+            data = read_capped(fd, limit)
+        except OSError as exc:
+            raise safeio.ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
+        finally:
+            os.close(fd)
+        if data is None:
+            raise safeio.ReadRefused("too_large", f"grew over the {limit}-byte cap while read")
+        return data, st.st_uid
 
     def listing(self, folder: str) -> list[str]:
         """The names in ``folder`` (at most ``DIR_ENTRIES``); [] when it cannot be listed."""

@@ -21,13 +21,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import stat
+import tempfile
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from endpoint.scan import safeio
 from endpoint.scan.projects import Found
-from signatures.trusted_files import read_capped
 
 if TYPE_CHECKING:
     from endpoint.scan.evidence import ProcessRecord
@@ -37,7 +35,7 @@ MAX_WORKFLOWS = 500
 MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read (and bytes of one exported file)
 EXPORT_FILES = 200  # files of an export folder read
 MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
-CONTAINER_DB_BYTES = 32 << 20  # a store in a container is read into memory (see _rows_in_root): at most this
+STORE_BYTES = 32 << 20  # a platform's store is read whole into memory (see read_rows): at most this
 LANGCHAIN = "@n8n/n8n-nodes-langchain."
 #: node types (after LANGCHAIN) that are an AI agent
 AGENTS = frozenset({"agent", "agentTool", "openAiAssistant", "chainLlm", "chainRetrievalQa"})
@@ -124,110 +122,71 @@ def resolve(record: ProcessRecord, reads: Reads, cwd: str = "") -> Found | None:
 
 def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], reads: Reads,
               what: str) -> list[tuple[object, ...]]:
-    """The rows ``sql`` selects from the SQLite database ``name`` in a platform's ``folder``, read-only: only
-    when it is a regular file below that folder, owned by the process's user or root; [] otherwise (with
-    an error on ``reads`` when it is there but not usable), or when it is not there (not made yet, or the
-    platform on another database)."""
+    """The rows ``sql`` selects from the SQLite database ``name`` in a platform's ``folder``: [] when it is
+    not there (not made yet, or the platform on another database), or with one error on ``reads`` when it
+    is there but not usable (a link out of the folder, a FIFO, another user's file, too large, no database).
+
+    The store is the platform user's file and may be swapped for a link or a FIFO at any moment: it is
+    read once, through one descriptor, as any project file is (``Reads.data``: a regular file below the
+    folder, owned by the process's user or root, charged to the scan's budget), at most ``STORE_BYTES``,
+    and SQLite is only ever given that copy, never the user's path (it would open the path again and
+    follow whatever link is there by then). A container's store is read the same way through its root."""
     path = os.path.join(folder, name)
-    if reads.in_root is not None:  # a container's platform: nothing outside its root is its store
-        return _rows_in_root(path, folder, sql, params, reads, what)
-    if not os.path.lexists(path):
+    main = reads.data(path, folder, limit=STORE_BYTES,
+                      too_large=f"{what}'s workflows are not listed: prune its old executions or VACUUM it")
+    if main is None:
         return []
-    real = os.path.realpath(path)
-    if not safeio.is_within(real, os.path.realpath(folder)):
-        reads.error(path, "symlink_escape", f"links outside {folder}; not followed")
-        return []
+    wal = b""
+    if main[18:20] == b"\x02\x02":  # WAL mode: the latest writes may sit in the -wal file beside it
+        wal = reads.data(path + "-wal", folder, limit=max(STORE_BYTES - len(main), 1)) or b""
     try:
-        st = os.stat(real)
-    except OSError:
-        return []
-    if not stat.S_ISREG(st.st_mode):
-        reads.error(path, "not_regular", f"{safeio.file_kind(st.st_mode)}, not {what}; not opened")
-        return []
-    if reads.uid is not None and st.st_uid not in (0, reads.uid):
-        reads.error(path, "not_owner", f"owned by uid {st.st_uid}, not by the process's user or root; not used")
-        return []
-    try:
-        return _query(real, sql, params)
+        return _query_copy(main, wal, sql, params) if wal else _query_bytes(main, sql, params)
     except sqlite3.Error as exc:
         reads.error(path, "unreadable", f"{what}: {exc}")
         return []
 
 
-def _rows_in_root(path: str, folder: str, sql: str, params: tuple[object, ...], reads: Reads,
-                  what: str) -> list[tuple[object, ...]]:
-    """``read_rows`` for a platform in a container: the database opened through its root with every link
-    resolved inside it (``containers.InRoot``), and SQLite given that open file, never the path again
-    (SQLite resolves the links of a path it is given, and a path under /proc/PID/root has the kernel resolve
-    the container's absolute links from the host's /): its bytes, at most ``CONTAINER_DB_BYTES``, are read
-    from the open file and queried in memory (what sits only in a ``-wal`` file is not seen)."""
-    assert reads.in_root is not None
-    try:
-        fd, st = reads.in_root.open_file(path, boundary=folder, limit=CONTAINER_DB_BYTES)
-    except safeio.ReadRefused as exc:
-        if exc.code != "not_found":
-            reads.error(path, exc.code, exc.detail)
-        return []
-    try:
-        if reads.uid is not None and st.st_uid not in (0, reads.uid):
-            reads.error(path, "not_owner", f"owned by uid {st.st_uid}, not by the process's user or root; not used")
-            return []
-        data = read_capped(fd, CONTAINER_DB_BYTES)
-        if data is None:
-            reads.error(path, "too_large", f"grew over the {CONTAINER_DB_BYTES}-byte cap while read; not used")
-            return []
-        return _query_bytes(data, sql, params)
-    except OSError as exc:
-        reads.error(path, "unreadable", f"{what}: {exc.strerror or exc}")
-        return []
-    except sqlite3.Error as exc:
-        reads.error(path, "unreadable", f"{what}: {exc}")
-        return []
-    finally:
-        os.close(fd)
-
-
-def _query_bytes(data: bytes, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
-    """``sql``'s rows from a database image in memory, bounded in SQLite steps as ``_query`` is."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.deserialize(data)
-        steps = [0]
-
-        def too_long() -> int:
-            steps[0] += 1000
-            return 1 if steps[0] > MAX_STEPS else 0
-
-        db.set_progress_handler(too_long, 1000)
-        return list(db.execute(sql, params))
-    finally:
-        db.close()
-
-
-def _query(path: str, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
-    """``sql``'s rows from a read-only connection, the query cut off after ``MAX_STEPS`` SQLite steps."""
+def _bounded(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """``sql``'s rows, the query cut off after ``MAX_STEPS`` SQLite steps (a store crafted to be slow)."""
     steps = [0]
 
     def too_long() -> int:
         steps[0] += 1000
         return 1 if steps[0] > MAX_STEPS else 0  # non-zero aborts the query
 
-    last: sqlite3.Error | None = None
-    for flags in ("mode=ro", "mode=ro&immutable=1"):  # immutable: a WAL database whose -shm we may not open
+    db.set_progress_handler(too_long, 1000)
+    return list(db.execute(sql, params))
+
+
+def _query_bytes(data: bytes, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """``sql``'s rows from a database image held in memory."""
+    if data[18:20] == b"\x02\x02":
+        # SQLite's in-memory files cannot be in WAL mode (the image would not open): with no -wal to apply,
+        # the image is the whole database, marked as a rollback-journal one
+        data = data[:18] + b"\x01\x01" + data[20:]
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
+        return _bounded(db, sql, params)
+    finally:
+        db.close()
+
+
+def _query_copy(main: bytes, wal: bytes, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """``sql``'s rows from a WAL-mode database and its -wal, both as read: SQLite applies a -wal only to a file
+    beside it, so the two are written to a folder only root can enter (``mkdtemp``: a fresh name, mode 0700,
+    removed after) where no user can swap them, and opened read-only from there."""
+    with tempfile.TemporaryDirectory(prefix="agentroster-store-") as private:
+        copy = os.path.join(private, "store.sqlite")
+        for file, data in ((copy, main), (copy + "-wal", wal)):
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        db = sqlite3.connect(f"file:{quote(copy, safe='/')}?mode=ro", uri=True, timeout=1)
         try:
-            # quoted: a user's folder named "x?mode=rwc&…" must not become the URI's options
-            db = sqlite3.connect(f"file:{quote(path, safe='/')}?{flags}", uri=True, timeout=1)
-        except sqlite3.Error as exc:
-            last = exc
-            continue
-        try:
-            db.set_progress_handler(too_long, 1000)
-            return list(db.execute(sql, params))
-        except sqlite3.Error as exc:
-            last = exc
+            return _bounded(db, sql, params)
         finally:
             db.close()
-    raise last or sqlite3.DatabaseError("not a database")
 
 
 def _workflow(name: object, active: object, nodes_json: object) -> Workflow | None:
