@@ -5,6 +5,8 @@ applies to, so that a fleet row and the roster filtered to it count the same sig
 ``RosterFilter`` is the filter (a body model for POST; ``roster_filter`` reads it from query
 parameters); ``conditions`` words it as SQL for a page (each tag filter a per-row EXISTS, "fenced") or for
 a count (an IN over the tag index); ``count`` counts it; ``chunks`` lists the sightings it matches.
+``signature_names`` names the kinds the fleet and the policy choices list: the signature library's name
+(``catalog``, read once per process), not one sighting's.
 
 Several ``type`` values match any of them; several ``flag`` values match the sightings carrying all of
 them. ``device`` is a device id or a hostname; ``signature=""`` is the sightings no signature matched.
@@ -12,12 +14,15 @@ them. ``device`` is a device id or a hostname; ``signature=""`` is the sightings
 
 # No ``from __future__ import annotations``: FastAPI reads ``roster_filter``'s signature at runtime.
 
-from collections.abc import Callable, Iterator
+import functools
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
 from pydantic import ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col
 
 from console.server import search
@@ -31,6 +36,7 @@ _TRIAGE = SightingTriage.__table__  # type: ignore[attr-defined]
 _Text = Annotated[str | None, Field(default=None, max_length=256, pattern=NO_NUL)]
 _CHUNK = 2000
 WIDE_TEXT = 2000  # free text matching more sightings than this pages along the sort index
+log = logging.getLogger("agentroster.server")
 
 
 class RosterFilter(SQLModel):
@@ -305,3 +311,40 @@ def _tagged(kind: str, value: str, fenced: bool = False, listed: bool = True) ->
                                               col(SightingTag.sighting_id) == col(Sighting.id),
                                               col(SightingTag.kind) == kind, col(SightingTag.value) == value)),
                          fenced))
+
+
+# -- names ----------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def catalog() -> tuple[dict[str, str], dict[str, str]]:
+    """The signature library's signature ids and provider ids, each with its display name, read once per
+    process; empty if it cannot be read."""
+    try:
+        from signatures.loader import load_files, shipped_packs
+
+        library = load_files(shipped_packs())
+    except Exception as exc:  # a broken library must not stop the collector: the fleet's ids and names still count
+        log.warning("the signature library could not be read (%s): names and policy ids come from the fleet only",
+                    type(exc).__name__)
+        return {}, {}
+    return ({s.id: getattr(s, "name", s.id) for s in library.signatures},
+            {p.id: getattr(p, "name", p.id) for p in library.providers})
+
+
+def signature_names(db: Session | Connection, signatures: Iterable[str]) -> dict[str, str]:
+    """A display name for each signature id: the library's ("LangChain / LangGraph"), never one sighting's,
+    since a framework's sightings are named after their projects ("app.worker in /srv/invoice-triage").
+    An id the library does not know (a custom pack's) takes the name one of its sightings carries: every
+    such id asked in one statement that reads one row of each (a GROUP BY would read all its rows)."""
+    wanted = list(dict.fromkeys(signatures))
+    known = catalog()[0]
+    names = {sig: known[sig] for sig in wanted if sig in known}
+    unknown = sorted({sig for sig in wanted if sig not in known})
+    s = Sighting.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(unknown), 500):
+        ids = select(s.c.signature).where(s.c.signature.in_(unknown[start:start + 500])).distinct().subquery("ids")
+        n = s.alias("n")
+        one = select(n.c.name).where(n.c.signature == ids.c.signature).limit(1).scalar_subquery()
+        names.update((str(sig), str(name or sig)) for sig, name in db.execute(select(ids.c.signature, one)))
+    return {sig: names.get(sig, sig) for sig in wanted}

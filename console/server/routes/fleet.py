@@ -45,7 +45,7 @@ def fleet(session: SessionDep, caller: Caller, f: roster.Filter) -> FleetPublic:
     if not plan.text:  # free text finds its rows through the search index's rowids
         query = query.with_hint(s, "INDEXED BY ix_sighting_fleet", "sqlite")
     rows = list(session.execute(query))
-    names = _names(session, {r[0] for r in rows if r[0] is not None})
+    names = roster.signature_names(session, sorted({r[0] for r in rows if r[0] is not None})[:2 * MAX_ROWS])
     merged: dict[tuple[str | None, str], dict[str, Any]] = {}
     for signature, kind, sightings, devices, users, ungoverned, servers, max_risk, *flags in rows:
         # a signature seen with several types (rare) is one row, under its most common type
@@ -93,17 +93,6 @@ def _distinct_across_types(session: SessionDep, where: list[Any], signatures: li
                     func.count(func.nullif(s.c.user, "").distinct()))
              .select_from(s).where(*where, s.c.signature.in_(signatures[:2 * MAX_ROWS])).group_by(s.c.signature))
     return [(str(sig), int(devices), int(users)) for sig, devices, users in session.execute(query)]
-
-
-def _names(session: SessionDep, signatures: set[str]) -> dict[str, str]:
-    """A name for each signature, from one of its sightings (through the signature index)."""
-    s = Sighting.__table__  # type: ignore[attr-defined]
-    found: dict[str, str] = {}
-    for signature in sorted(signatures)[:2 * MAX_ROWS]:
-        name = session.scalar(select(s.c.name).where(s.c.signature == signature).limit(1)
-                              .with_hint(s, "INDEXED BY ix_sighting_signature", "sqlite"))
-        found[signature] = name or signature
-    return found
 
 
 def _unknown_name(kind: str) -> str:

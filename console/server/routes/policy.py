@@ -11,7 +11,6 @@ a sentence (an agent's display name, "Claude Code", is answered with its id).
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
-import functools
 import logging
 import re
 import time
@@ -24,7 +23,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlmodel import Session, col
 
 from console import governance
-from console.server import ingest, ingest_store, triage
+from console.server import ingest, ingest_store, roster, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
 from console.server.models import (
     GroupApproval,
@@ -99,30 +98,57 @@ def policy_choices(session: SessionDep, caller: Caller) -> PolicyChoices:
         .where(_S.c.gone == False, _S.c.signature.is_not(None))  # noqa: E712
         .group_by(_S.c.signature).order_by(func.count().desc(), _S.c.signature).limit(CHOICES_SHOWN)
         .with_hint(_S, "INDEXED BY ix_sighting_fleet", "sqlite")).all()
-    names = _library_names()
-    signatures = [PolicyChoice(id=sig, name=names.get(sig) or _name_of(conn, sig), type=kind or "", sightings=n,
+    names = roster.signature_names(conn, [sig for sig, *_ in counted])
+    signatures = [PolicyChoice(id=sig, name=names[sig], type=kind or "", sightings=n,
                                devices=d, sanctioned=sig in policy.sanctioned_signatures)
                   for sig, kind, n, d in counted]
     provider_names = _library_providers()
-    # each provider tag's sighting looked up in the covering roster index (gone), not by primary key
     providers = [PolicyChoice(id=p, name=provider_names.get(p, p), sightings=n,
                               sanctioned=p in policy.sanctioned_providers)
-                 for p, n in conn.execute(
-                     select(_G.c.value, func.count()).select_from(_G)
-                     .join(_S, (_S.c.device_id == _G.c.device_id) & (_S.c.id == _G.c.sighting_id))
-                     .where(_G.c.kind == "provider", _S.c.gone == False, _S.c.governed.in_((False, True)))  # noqa: E712
-                     .group_by(_G.c.value).order_by(func.count().desc(), _G.c.value).limit(CHOICES_SHOWN)
-                     .with_hint(_S, "INDEXED BY ix_sighting_roster", "sqlite"))]
+                 for p, n in _provider_counts(conn)[:CHOICES_SHOWN]]
     fingerprints = [PolicyChoice(id=fp, sightings=n, devices=d, sanctioned=fp in policy.corporate_fingerprints)
                     for fp, n, d in conn.execute(text(_FINGERPRINTS[conn.dialect.name]), {"shown": CHOICES_SHOWN})]
     return PolicyChoices(signatures=signatures, providers=providers, fingerprints=fingerprints)
 
 
-#: each fingerprint present sightings use, with how many sightings and devices: counted by the database
+def _provider_counts(conn: Connection) -> list[tuple[str, int]]:
+    """Each provider present sightings call, with how many call it, most called first. Counted from the tag
+    index alone (every sighting's tags, gone ones too: 2 ms at 100,000 sightings), less the tags of the gone
+    sightings, read from those; a store holding more gone sightings than provider tags joins the tags to the
+    present sightings instead (each tag's sighting looked up in the covering roster index: 32 ms)."""
+    dialect = conn.dialect.name
+    gone = conn.scalar(select(func.count()).select_from(_S).where(_S.c.gone == True)) or 0  # noqa: E712
+    tagged = conn.scalar(select(func.count()).select_from(_G).where(_G.c.kind == "provider")) or 0
+    if gone > tagged:
+        counts = Counter({p: n for p, n in conn.execute(
+            select(_G.c.value, func.count()).select_from(_G)
+            .join(_S, (_S.c.device_id == _G.c.device_id) & (_S.c.id == _G.c.sighting_id))
+            .where(_G.c.kind == "provider", _S.c.gone == False, _S.c.governed.in_((False, True)))  # noqa: E712
+            .group_by(_G.c.value).with_hint(_S, "INDEXED BY ix_sighting_roster", "sqlite"))})
+    else:
+        counts = Counter({p: n for p, n in conn.execute(
+            select(_G.c.value, func.count()).where(_G.c.kind == "provider").group_by(_G.c.value))})
+        if gone:
+            counts.subtract({p: n for p, n in conn.execute(text(_GONE_PROVIDERS[dialect]))})
+    return sorted(((p, n) for p, n in counts.items() if n > 0), key=lambda pn: (-pn[1], pn[0]))
+
+
+#: the provider tags of gone sightings, read from those (SQLite: CROSS JOIN keeps that order)
+_GONE_PROVIDERS = {
+    "sqlite": "SELECT g.value, count(*) FROM sighting AS s INDEXED BY ix_sighting_roster CROSS JOIN sighting_tag AS g "
+              "ON g.device_id = s.device_id AND g.sighting_id = s.id AND g.kind = 'provider' WHERE s.gone = 1 "
+              "GROUP BY g.value",
+    "postgresql": "SELECT g.value, count(*) FROM sighting AS s JOIN sighting_tag AS g ON g.device_id = s.device_id "
+                  "AND g.sighting_id = s.id AND g.kind = 'provider' WHERE s.gone = true GROUP BY g.value",
+}  # fmt: skip
+
+#: each fingerprint present sightings use, with how many sightings and devices: counted by the database. SQLite
+#: scans the table (55 ms at 100,000 sightings) rather than seek every present one by rowid from an index on
+#: gone (140 ms), and tests gone only where there are fingerprints
 _FINGERPRINTS = {
-    "sqlite": "SELECT f.value, count(*), count(DISTINCT s.device_id) FROM sighting AS s, json_each(s.fingerprints) AS f "
-              "WHERE s.gone = 0 AND s.fingerprints != '[]' GROUP BY f.value ORDER BY count(*) DESC, f.value "
-              "LIMIT :shown",
+    "sqlite": "SELECT f.value, count(*), count(DISTINCT s.device_id) FROM sighting AS s NOT INDEXED, "
+              "json_each(s.fingerprints) AS f WHERE s.fingerprints != '[]' AND s.gone = 0 GROUP BY f.value "
+              "ORDER BY count(*) DESC, f.value LIMIT :shown",
     "postgresql": "SELECT f.value, count(*), count(DISTINCT s.device_id) FROM sighting AS s, "
                   "jsonb_array_elements_text(CAST(s.fingerprints AS jsonb)) AS f(value) WHERE s.gone = false "
                   "AND s.fingerprints != '[]' GROUP BY f.value ORDER BY count(*) DESC, f.value LIMIT :shown",
@@ -281,11 +307,6 @@ def _unknown_signatures(conn: Connection, wanted: list[str]) -> list[str]:
     return [s for s in wanted if s not in reported and s not in _library_signatures()]
 
 
-def _name_of(conn: Connection, signature: str) -> str:
-    """A signature the library does not know: the name one of its sightings carries."""
-    return str(conn.execute(select(_S.c.name).where(_S.c.signature == signature).limit(1)).scalar() or signature)
-
-
 def _signature_hints(conn: Connection, names: list[str]) -> dict[str, str]:
     """A display name given where an id belongs ("Claude Code") -> the id its sightings carry."""
     hints: dict[str, str] = {}
@@ -369,31 +390,16 @@ def _standings(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str,
         .where(triage.among(conn, t.c.device_id, t.c.sighting_id, keys)))}
 
 
-# -- the signature library (what the endpoint can report), read once --------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _library() -> tuple[dict[str, str], dict[str, str]]:
-    """The library's signature ids and provider ids, each with its name; empty if it cannot be read."""
-    try:
-        from signatures.loader import load_files, shipped_packs
-
-        library = load_files(shipped_packs())
-    except Exception as exc:  # a broken library must not stop the policy: the fleet's ids still count
-        log.warning("the signature library could not be read (%s): policy ids are checked against the fleet only",
-                    type(exc).__name__)
-        return {}, {}
-    return ({s.id: getattr(s, "name", s.id) for s in library.signatures},
-            {p.id: getattr(p, "name", p.id) for p in library.providers})
+# -- the signature library (what the endpoint can report), read once per process (roster.catalog) ----------
 
 
 def _library_signatures() -> dict[str, str]:
-    return _library()[0]
+    return roster.catalog()[0]
 
 
 def _library_names() -> dict[str, str]:
-    return _library()[0]
+    return roster.catalog()[0]
 
 
 def _library_providers() -> dict[str, str]:
-    return _library()[1]
+    return roster.catalog()[1]
