@@ -241,6 +241,33 @@ class Machine:
         found = [a for a in rows if a["user"] == user and a["name"] == name and not a.get("parent")]
         return found[0] if found else None
 
+    def rows(self, statement: str, *params: Any) -> list[Any]:
+        """A read of the collector's own SQLite file (what no API route says: its report history)."""
+        with sqlite3.connect(f"file:{self.collector.database_url.removeprefix('sqlite:///')}?mode=ro", uri=True,
+                             timeout=30) as conn:
+            return conn.execute(statement, params).fetchall()
+
+    def position(self, device_id: str) -> tuple[str, int]:
+        """The (epoch, seq) of the device's last report the collector applied."""
+        epoch, seq = self.rows("SELECT epoch, seq FROM device WHERE id = ?", device_id)[0]
+        return str(epoch), int(seq)
+
+    def applied_twice(self, device_id: str) -> list[Any]:
+        """Evidence of a report applied twice: one (sighting, epoch, seq) with two history entries, or a
+        sighting recorded as new twice without going in between."""
+        problems: list[Any] = []
+        seen: set[tuple[str, str, int]] = set()
+        last: dict[str, str] = {}
+        for sid, epoch, seq, change in self.rows("SELECT sighting_id, epoch, seq, change FROM sighting_history "
+                                                 "WHERE device_id = ? ORDER BY sighting_id, id", device_id):
+            if (sid, epoch, seq) in seen:
+                problems.append(("twice in one report", sid, epoch, seq))
+            seen.add((sid, epoch, seq))
+            if change == "new" and last.get(sid) in ("new", "changed"):
+                problems.append(("new again while present", sid, epoch, seq))
+            last[sid] = change
+        return problems
+
     def sql(self, statement: str, *params: Any) -> None:
         """A write to the collector's own SQLite file (used only to move time, which nobody waits for)."""
         with sqlite3.connect(self.collector.database_url.removeprefix("sqlite:///"), timeout=30) as conn:
@@ -347,6 +374,9 @@ def running_machine() -> Iterator[Machine]:
     machine = Machine(base, collector, tokens["admin"], secret)
     listener = _hold_provider_port(machine)
     try:
+        # The org's policy nudges its users (the ladder's notify rung): the companion shows notifications only
+        # then. Its own nudges come after 30 days, so that only what each test sends arrives here.
+        machine.api("PUT", "/api/v1/policy", json={"ladder": "notify", "notify_after_days": 30})
         build(base)
         assert NODE is not None
         cli = base / "root" / "usr" / "lib" / "node_modules" / "@anthropic-ai" / "claude-code" / "cli.js"
@@ -412,7 +442,15 @@ def start_companion(machine: Machine, qtbot: Any, seen_file: Path) -> CompanionR
 
 
 def stop_companion(run: CompanionRun) -> None:
+    """Stop polling, and let the calls in flight land while the companion's windows still exist (pytest-qt
+    deletes them after this)."""
+    from PySide6.QtWidgets import QApplication
+
     run.companion.timer.stop()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(t.name == "agentroster-companion-call" for t in threading.enumerate()):
+        time.sleep(0.05)
+    QApplication.processEvents()
     run.companion.tray.hide()
 
 

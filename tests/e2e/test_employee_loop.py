@@ -20,6 +20,7 @@ the OS boundary (QSystemTrayIcon.showMessage, see loop_support.start_companion).
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 from loop_support import (
     EMPLOYEE,
+    OTHER,
     Machine,
     eventually,
     missing_tools,
@@ -208,3 +210,86 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
     assert "mistral" in declared["providers"] and "memory" in declared["tools"], declared
     assert [e["status"] for e in m.api("GET", f"/api/v1/agents/{device_id}/{sighting_id}/timeline")["events"]] \
         == ["accepted"]
+
+
+def test_an_it_request_from_the_console_reaches_the_employee_and_no_other_user(
+        machine: Machine, companion: Any, console: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    m, app = machine, companion.companion
+    cursor_id, device_id = found(m, EMPLOYEE, "Cursor")["id"], m.device_id()
+    others = found(m, OTHER, "Cursor")["id"]
+
+    # IT asks for a registration from the console's agents tab.
+    show_agent(console, qtbot, device_id, cursor_id)
+    qtbot.mouseClick(console.window.agents.request_registration, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: m.agent_at_collector(cursor_id)["triage_state"] == "registration_requested",
+                    timeout=30_000)
+
+    # It reaches the daemon once, addressed to nobody; the companion tells them, and a click on the
+    # notification (the OS's messageClicked) opens the registration window for that agent.
+    eventually(lambda: [i for i in m.inbox() if i["kind"] == "request" and i["sighting_id"] == cursor_id],
+               "the request in the daemon's inbox", m.log)
+    requests = [i for i in m.inbox() if i["kind"] == "request" and i["sighting_id"] == cursor_id]
+    assert [i["user"] for i in requests] == [EMPLOYEE], requests
+    qtbot.waitUntil(lambda: "IT asks you to register an agent" in companion.titles(), timeout=60_000)
+    assert companion.titles().count("IT asks you to register an agent") == 1
+    assert app.last_target == ("register", cursor_id)
+    app.tray.messageClicked.emit()
+    assert app.register_window is not None and app.register_window.isVisible()
+    assert app.register_window.fields()["sighting_id"] == cursor_id
+    app.register_window.reject()
+    page = mine(m, EMPLOYEE)
+    assert [(i["kind"], i["sighting_id"]) for i in page["inbox"] if i["kind"] == "request"] == \
+        [("request", cursor_id)], page["inbox"]
+
+    # Another real user, over the same socket, sees nothing of it: not the item, not the agent.
+    inbox, listing, theirs = m.socket_as(OTHER, {"op": "inbox"}, {"op": "list"}, {"op": "mine"})
+    assert inbox["ok"] and inbox["user"] == OTHER and not [i for i in inbox["items"] if i["kind"] == "request"], inbox
+    assert [s["id"] for s in listing["sightings"] if not s["parent"]] == [others], listing
+    text = json.dumps([inbox, listing, theirs])
+    assert cursor_id not in text and EMPLOYEE not in text, "www-data was shown something of nobody's"
+    assert {s["user"] for s in theirs["sightings"]} == {OTHER} and {i["sighting_id"] for i in theirs["inbox"]} <= \
+        {s["id"] for s in listing["sightings"]}
+
+
+def test_with_the_collector_down_a_question_and_a_report_wait_and_each_arrives_once(
+        machine: Machine, companion: Any, qtbot: Any) -> None:
+    m, app = machine, companion.companion
+    claude_id, device_id = found(m, EMPLOYEE, "Claude Code")["id"], m.device_id()
+    question = "Is the release-notes bot still in use?"
+
+    # An admin's question waits at the collector while the daemon is paused; then the collector goes down.
+    m.signal_daemon(signal.SIGSTOP)
+    try:
+        m.api("POST", "/api/v1/inbox/questions",
+              json={"device_id": device_id, "sighting_id": claude_id, "question": question})
+        m.collector.stop()
+    finally:
+        m.signal_daemon(signal.SIGCONT)
+
+    # The employee adds an MCP server meanwhile: the daemon holds the report in its spool.
+    m.add_mcp_server(EMPLOYEE, "notes-db", "mcp-server-sqlite-notes", rel=".cursor/mcp.json")
+    eventually(lambda: m.state()["spooled"] > 0, "a report held back in the spool", m.log)
+    assert not any(i["text"] == question for i in m.inbox()), "the question cannot have arrived yet"
+
+    # The collector is back: the report is applied and the question delivered, each exactly once.
+    m.collector.start()
+    eventually(lambda: any(a["name"] == "notes-db" for a in m.api(
+        "GET", "/api/v1/agents", params={"device": device_id, "limit": 500})["data"]), "the held-back report", m.log)
+    eventually(lambda: any(i["text"] == question for i in m.inbox()), "the question in the daemon's inbox", m.log)
+    eventually(lambda: all(s["delivered_at"] for s in m.api(
+        "GET", "/api/v1/inbox/sent", params={"device": device_id})["data"]), "acknowledged at the collector", m.log)
+    eventually(lambda: m.state()["spooled"] == 0, "the spool drained", m.log)
+    qtbot.waitUntil(lambda: "IT has a question about an agent" in companion.titles(), timeout=60_000)
+    for _ in range(3):  # more polls: nothing arrives twice
+        with qtbot.waitSignal(app.polled, timeout=60_000):
+            app.poll(relist=True)
+    assert companion.titles().count("IT has a question about an agent") == 1
+    ids = [i["id"] for i in m.inbox()]
+    assert len(ids) == len(set(ids)) and [i["text"] for i in m.inbox()].count(question) == 1
+    assert m.applied_twice(device_id) == [], "a report was applied twice"
+    meta = m.state()["meta"]
+    assert m.position(device_id) == (meta["epoch"], int(meta["acked_seq"])), \
+        "the collector's last applied report is the daemon's last acknowledged one"
+
