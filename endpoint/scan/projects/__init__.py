@@ -230,6 +230,23 @@ class Reads:
             raise safeio.ReadRefused("too_large", f"grew over the {limit}-byte cap while read")
         return data, st.st_uid
 
+    def foreign(self, folder: str, what: str) -> bool:
+        """Whether ``folder`` (where its links lead) belongs to neither the process's user nor root, as a
+        virtualenv named by another user's ``VIRTUAL_ENV`` or found through a ``HOME`` the process set to
+        someone else's does: then one error says so, and nothing in it may be used for this process."""
+        if self.uid is None:
+            return False
+        try:
+            where = self.in_root.resolve(folder) if self.in_root is not None else folder
+            owner = os.stat(where).st_uid
+        except (OSError, safeio.ReadRefused):
+            return False  # not there: nothing in it is read anyway
+        if owner in (0, self.uid):
+            return False
+        self.error(folder, "not_owner", f"{what} owned by uid {owner}, not by the process's user or root; "
+                                        "its packages are not listed for this process")
+        return True
+
     def listing(self, folder: str) -> list[str]:
         """The names in ``folder`` (at most ``DIR_ENTRIES``); [] when it cannot be listed."""
         if self.in_root is not None:
@@ -305,8 +322,12 @@ class ProjectReader:
         self.maps = maps
         self.cwd_of = cwd_of
         self.resolver = safeio.Resolver()
-        self.sites: dict[str, object] = {}  # site-packages folder -> what python.py read of it
-        self.listings: dict[str, list[str]] = {}  # folders every process of a kind lists (lib/, node_modules)
+        # (site-packages folder, the reading process's uid) -> what python.py read of it: one user's .pth
+        # lines and METADATA are never another's (nor root's)
+        self.sites: dict[tuple[str, int | None], object] = {}
+        # folders every process of a kind lists (lib/, node_modules): names only, no file's content, and
+        # whatever is found through them is read and owner-checked per process
+        self.listings: dict[str, list[str]] = {}
         self.containers: dict[tuple[str, str, int | None], Container] = {}  # each container's metadata, read once
 
     def read(self, record: ProcessRecord) -> Project | None:

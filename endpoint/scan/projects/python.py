@@ -250,7 +250,7 @@ def site_dirs(record: ProcessRecord, command: Command, reads: Reads,
         candidates.append(os.path.dirname(os.path.dirname(record.cmdline[0])))
     for candidate in candidates:
         if candidate and os.path.isabs(candidate) and candidate not in venvs \
-                and reads.isfile(os.path.join(candidate, "pyvenv.cfg")):
+                and reads.isfile(os.path.join(candidate, "pyvenv.cfg")) and not reads.foreign(candidate, "virtualenv"):
             venvs.append(candidate)
     prefixes = list(venvs)
     if not prefixes and record.exe and os.path.isabs(record.exe):
@@ -269,15 +269,17 @@ def site_dirs(record: ProcessRecord, command: Command, reads: Reads,
             if name.startswith("python3"):
                 for leaf in ("site-packages", "dist-packages"):
                     folder = os.path.join(lib, name, leaf)
-                    if reads.isdir(folder):
+                    # the user's own or root's only (a system prefix, HOME/.local of a HOME set to another's)
+                    if reads.isdir(folder) and not reads.foreign(folder, "site-packages folder"):
                         found.append(folder)
     return found[:6], venvs[0] if venvs else ""
 
 
 def read_site(folder: str, reader: ProjectReader, reads: Reads) -> Site:
     """The frameworks installed in ``folder`` (name and version from their METADATA) and the folders
-    its editable installs put on the path; remembered for the scan."""
-    known = reader.sites.get(folder)
+    its editable installs put on the path; remembered for the scan, per folder and user: which of its files
+    may be used (its .pth lines, its METADATA) depends on whose process reads it."""
+    known = reader.sites.get((folder, reads.uid))
     if isinstance(known, Site):
         return known
     names = reads.listing(folder)
@@ -308,7 +310,7 @@ def read_site(folder: str, reader: ProjectReader, reads: Reads) -> Site:
                 if line and not line.startswith(("import", "#")) and os.path.isabs(line) and reads.isdir(line):
                     editable.append(line)
     site = Site(tuple(sorted(dists)), tuple(editable), bool(dists) or _holds_modules(names, reader))
-    reader.sites[folder] = site
+    reader.sites[(folder, reads.uid)] = site
     return site
 
 
