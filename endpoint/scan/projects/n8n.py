@@ -28,8 +28,13 @@ from urllib.parse import quote
 from endpoint.scan.projects import Found
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from endpoint.scan.evidence import ProcessRecord
     from endpoint.scan.projects import Reads
+
+    #: SQL, or what writes it once it has seen the store's schema (n8n's has changed over its versions)
+    Query = str | Callable[[sqlite3.Connection], str]
 
 MAX_WORKFLOWS = 500
 MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read (and bytes of one exported file)
@@ -115,12 +120,27 @@ def resolve(record: ProcessRecord, reads: Reads, cwd: str = "") -> Found | None:
     folder = user_folder(record)
     if not folder:
         return None
-    rows = read_rows(folder, "database.sqlite", "SELECT name, active, substr(nodes, 1, ?) FROM workflow_entity LIMIT ?",
-                     (MAX_NODES_JSON, MAX_WORKFLOWS), reads, "n8n's database")
+    rows = read_rows(folder, "database.sqlite", workflows_query, (MAX_NODES_JSON, MAX_WORKFLOWS), reads,
+                     "n8n's database")
     return Found(folder, "n8n", [], [], [w for w in (_workflow(*row) for row in rows) if w is not None])
 
 
-def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], reads: Reads,
+def workflows_query(db: sqlite3.Connection) -> str:
+    """The query of a workflow's name, active flag and nodes for this database's schema. Since n8n 2 an
+    active workflow runs the version it published (``activeVersionId``, its nodes in ``workflow_history``),
+    not the draft ``workflow_entity.nodes`` holds, which may since have been edited; an archived workflow
+    (``isArchived``, n8n 1.9x on) is in n8n's bin, neither run nor shown: it is left out."""
+    columns = {row[0] for row in db.execute("SELECT name FROM pragma_table_info('workflow_entity')")}
+    history = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workflow_history'").fetchone()
+    nodes, join, where = "w.nodes", "", ""
+    if "activeVersionId" in columns and history:
+        nodes, join = "COALESCE(h.nodes, w.nodes)", " LEFT JOIN workflow_history h ON h.versionId = w.activeVersionId"
+    if "isArchived" in columns:
+        where = " WHERE NOT coalesce(w.isArchived, 0)"
+    return f"SELECT w.name, w.active, substr({nodes}, 1, ?) FROM workflow_entity w{join}{where} LIMIT ?"
+
+
+def read_rows(folder: str, name: str, sql: Query, params: tuple[object, ...], reads: Reads,
               what: str) -> list[tuple[object, ...]]:
     """The rows ``sql`` selects from the SQLite database ``name`` in a platform's ``folder``: [] when it is
     not there (not made yet, or the platform on another database), or with one error on ``reads`` when it
@@ -146,7 +166,7 @@ def read_rows(folder: str, name: str, sql: str, params: tuple[object, ...], read
         return []
 
 
-def _bounded(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+def _bounded(db: sqlite3.Connection, sql: Query, params: tuple[object, ...]) -> list[tuple[object, ...]]:
     """``sql``'s rows, the query cut off after ``MAX_STEPS`` SQLite steps (a store crafted to be slow)."""
     steps = [0]
 
@@ -155,10 +175,10 @@ def _bounded(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> li
         return 1 if steps[0] > MAX_STEPS else 0  # non-zero aborts the query
 
     db.set_progress_handler(too_long, 1000)
-    return list(db.execute(sql, params))
+    return list(db.execute(sql(db) if callable(sql) else sql, params))
 
 
-def _query_bytes(data: bytes, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+def _query_bytes(data: bytes, sql: Query, params: tuple[object, ...]) -> list[tuple[object, ...]]:
     """``sql``'s rows from a database image held in memory."""
     if data[18:20] == b"\x02\x02":
         # SQLite's in-memory files cannot be in WAL mode (the image would not open): with no -wal to apply,
@@ -172,7 +192,7 @@ def _query_bytes(data: bytes, sql: str, params: tuple[object, ...]) -> list[tupl
         db.close()
 
 
-def _query_copy(main: bytes, wal: bytes, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+def _query_copy(main: bytes, wal: bytes, sql: Query, params: tuple[object, ...]) -> list[tuple[object, ...]]:
     """``sql``'s rows from a WAL-mode database and its -wal, both as read: SQLite applies a -wal only to a file
     beside it, so the two are written to a folder only root can enter (``mkdtemp``: a fresh name, mode 0700,
     removed after) where no user can swap them, and opened read-only from there."""
