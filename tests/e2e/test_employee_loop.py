@@ -293,3 +293,59 @@ def test_with_the_collector_down_a_question_and_a_report_wait_and_each_arrives_o
     assert m.position(device_id) == (meta["epoch"], int(meta["acked_seq"])), \
         "the collector's last applied report is the daemon's last acknowledged one"
 
+
+
+def test_an_approval_past_its_period_comes_up_for_review_and_the_employee_is_told(
+        machine: Machine, companion: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    m, app = machine, companion.companion
+    cursor_id = found(m, EMPLOYEE, "Cursor")["id"]
+
+    # Registered from the terminal this time, as the user; an admin approves it.
+    done = m.agentroster_as(EMPLOYEE, "register", cursor_id, "--owner", "nobody@example.org", "--purpose",
+                            "tracks the team's issues")
+    assert done.returncode == 0, done.stderr
+    registration = registration_of(m, cursor_id)
+    m.api("POST", f"/api/v1/registrations/{registration['id']}/approve", json={"note": "fine for now"})
+    eventually(lambda: any(i["kind"] == "decision" and i["sighting_id"] == cursor_id for i in m.inbox()),
+               "the approval in the daemon's inbox", m.log)
+
+    # The policy's period is 180 days and nobody waits that long: the approval is moved 181 days back in
+    # the collector's own SQLite file (its review came due yesterday), the only way to reach it here.
+    m.sql("UPDATE registration SET decided_at = decided_at - 181 * 86400 WHERE id = ?", registration["id"])
+    due = m.api("GET", "/api/v1/registrations", params={"status": "review_due"})["data"]
+    assert [(r["id"], r["review_due"]) for r in due] == [(registration["id"], True)], due
+
+    # The employee is told: once, by the companion, whose notification opens the registration window.
+    reviews = eventually(lambda: [i for i in m.inbox() if i["kind"] == "review" and i["sighting_id"] == cursor_id],
+                         "the review in the daemon's inbox", m.log)
+    assert [(i["user"], i["status"]) for i in reviews] == [(EMPLOYEE, "review_due")], reviews
+    title = "Your registration of an agent is up for review"
+    qtbot.waitUntil(lambda: title in companion.titles(), timeout=60_000)
+    with qtbot.waitSignal(app.polled, timeout=60_000):
+        app.poll(relist=True)
+    assert companion.titles().count(title) == 1
+    assert any("came up for review" in text for t, text in companion.shown if t == title), companion.shown
+    page = mine(m, EMPLOYEE)
+    assert [(i["kind"], i["status"]) for i in page["inbox"] if i["sighting_id"] == cursor_id and
+            i["kind"] == "review"] == [("review", "review_due")], page["inbox"]
+
+    # They register it again from the window the notification opens; once that is approved, it supersedes
+    # the approval under review, which leaves the review queue.
+    assert app.last_target == ("register", cursor_id)
+    app.tray.messageClicked.emit()
+    window = app.register_window
+    assert window is not None and window.fields()["sighting_id"] == cursor_id
+    window.owner.clear()
+    qtbot.keyClicks(window.owner, "nobody@example.org")
+    qtbot.keyClicks(window.purpose, "tracks the team's issues and drafts replies")
+    with qtbot.waitSignal(window.registered, timeout=60_000) as sent:
+        qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
+    again = sent.args[0]["id"]
+    statuses = {r["id"]: r["status"] for r in m.api("GET", "/api/v1/registrations", params={"sighting": cursor_id})["data"]}
+    assert statuses == {registration["id"]: "approved", again: "pending"}, statuses
+    m.api("POST", f"/api/v1/registrations/{again}/approve", json={"note": "thanks"})
+    statuses = {r["id"]: r["status"] for r in m.api("GET", "/api/v1/registrations", params={"sighting": cursor_id})["data"]}
+    assert statuses == {registration["id"]: "superseded", again: "approved"}, statuses
+    assert m.api("GET", "/api/v1/registrations", params={"status": "review_due"})["data"] == []
