@@ -130,6 +130,10 @@ AS = {EMPLOYEE: ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups
 READ_ONLY_ROOT = ("--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search")
 
 
+class CannotRun(Exception):
+    """This machine cannot run the loop (the tests skip, saying why)."""
+
+
 def missing_tools() -> str:
     """What this machine lacks to run the loop, or "" (said by the tests' skip)."""
     if os.geteuid() != 0:
@@ -198,6 +202,12 @@ class Machine:
     def signal_daemon(self, sig: int) -> None:
         assert self.daemon is not None
         os.killpg(self.daemon.pid, sig)
+
+    def sensor(self, name: str) -> str:
+        """The daemon's word on one of its sensors (`agentroster status --json`): "ok", or why not."""
+        done = subprocess.run([AGENTROSTER, "status", "--json", "--data-dir", str(self.data_dir)],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return str(json.loads(done.stdout)["sensors"][name])
 
     def log(self) -> str:
         parts = []
@@ -388,6 +398,9 @@ def running_machine() -> Iterator[Machine]:
         from endpoint.service.localsock import socket_path
 
         eventually(lambda: socket_path(machine.data_dir).exists(), "the daemon's socket", machine.log)
+        network = machine.sensor("network")
+        if network != "ok":  # a provider is seen only in a call's packets (CAP_NET_RAW, as root has)
+            raise CannotRun(f"the network sensor cannot capture here: {network}")
         machine.relay = subprocess.Popen([*AS[EMPLOYEE], SYSTEM_PYTHON, str(base / "relay.py"),
                                           str(machine.relay_socket), str(socket_path(machine.data_dir))],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -31,6 +31,7 @@ import pytest
 from loop_support import (
     EMPLOYEE,
     OTHER,
+    CannotRun,
     Machine,
     eventually,
     missing_tools,
@@ -50,8 +51,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(240)]
 def machine() -> Iterator[Machine]:
     if missing := missing_tools():
         pytest.skip(missing)
-    with running_machine() as m:
-        yield m
+    try:
+        with running_machine() as m:
+            yield m
+    except CannotRun as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
