@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from endpoint.errors import EndpointError
@@ -26,6 +27,10 @@ MAX_SCRIPT_BYTES = 64 << 10  # 64 KiB of a script is enough to see its imports
 # Where /proc/self/fd names what a descriptor has open (Linux), a read can check where it really landed.
 _OPENED_PATHS = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+#: asked where a file really lies before it is read: None, or the (code, detail) that refuses it
+Refuse = Callable[[str], "tuple[str, str] | None"]
 
 
 class ReadRefused(EndpointError):
@@ -116,22 +121,25 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resol
     return _read(path, boundary, limit, resolver)[0]
 
 
-def read_text_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES,
-                    resolver: Resolver | None = None) -> tuple[str, int]:
+def read_text_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None,
+                    refuse: Refuse | None = None) -> tuple[str, int]:
     """``read_text``, and the uid that owns the file that was read (from the open file itself, so that a
-    file swapped between a check and the read cannot be credited to someone else)."""
-    data, uid = _read(path, boundary, limit, resolver)
+    file swapped between a check and the read cannot be credited to someone else). ``refuse`` is asked
+    where the open file really lies (as the kernel names it, on Linux): a (code, detail) it returns
+    refuses the read, so that no link swapped in after a check can take it elsewhere."""
+    data, uid = _read(path, boundary, limit, resolver, refuse)
     return decode_text(data), uid
 
 
-def read_bytes_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES,
-                     resolver: Resolver | None = None) -> tuple[bytes, int]:
+def read_bytes_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None,
+                     refuse: Refuse | None = None) -> tuple[bytes, int]:
     """``read_bytes``, and the uid that owns the file that was read (from the open file, as in
     ``read_text_owned``): for a binary file (a SQLite store) read once and then used from memory."""
-    return _read(path, boundary, limit, resolver)
+    return _read(path, boundary, limit, resolver, refuse)
 
 
-def _read(path: str, boundary: str, limit: int, resolver: Resolver | None) -> tuple[bytes, int]:
+def _read(path: str, boundary: str, limit: int, resolver: Resolver | None,
+          refuse: Refuse | None = None) -> tuple[bytes, int]:
     real, pre = _resolve(path, boundary, resolver)
     if pre is None:
         try:
@@ -157,6 +165,9 @@ def _read(path: str, boundary: str, limit: int, resolver: Resolver | None) -> tu
             raise ReadRefused("too_large", f"{st.st_size} bytes, over the {limit}-byte cap")
         if resolver is not None and not _opened_within(fd, resolver.boundary(boundary)):
             raise ReadRefused("symlink_escape", f"links outside {boundary}; not followed")
+        refused = refuse(_opened_path(fd) or real) if refuse is not None else None
+        if refused is not None:
+            raise ReadRefused(*refused)
         data = read_capped(fd, limit)
         if data is None:  # grew while we read it
             raise ReadRefused("too_large", f"over the {limit}-byte cap")
@@ -165,6 +176,14 @@ def _read(path: str, boundary: str, limit: int, resolver: Resolver | None) -> tu
         raise ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
     finally:
         os.close(fd)
+
+
+def _opened_path(fd: int) -> str:
+    """Where the file open as ``fd`` lies, as the kernel names it (Linux); "" when it cannot tell."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)")
+    except OSError:
+        return ""
 
 
 def _opened_within(fd: int, real_boundary: str) -> bool:

@@ -55,6 +55,23 @@ MAX_MODELS = 12
 MAX_TOOLS = 24
 MAX_ERRORS = 8
 
+#: where no project's file lies, whoever's process names it (see ``Reads._off_limits``)
+PSEUDO_FILESYSTEMS = ("/proc", "/sys")
+
+
+def _root_home() -> str:
+    try:
+        import pwd
+
+        home = os.path.realpath(pwd.getpwuid(0).pw_dir or "/root")
+    except (ImportError, KeyError):  # Windows has no pwd; a system without a uid 0 entry
+        home = "/root"
+    return "" if home == os.sep else home  # a root whose home is / has no home of its own to keep others from
+
+
+#: root's home: its files are root's own, out of reach of other users' processes ("" when it is /)
+ROOT_HOME = _root_home()
+
 PYTHONS = ("python",)  # program_name() folds python3.12, pythonw, python.exe into "python"
 NODES = ("node", "nodejs")
 #: environment variables a project is resolved from (values kept on the record; never credentials)
@@ -167,7 +184,9 @@ class Reads:
             if self.in_root is not None:  # a container's: nothing outside its root is its file
                 text, owner = self.in_root.read_text_owned(path, boundary=boundary, limit=limit)
             else:
-                text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
+                self._check_place(os.path.normpath(path))
+                text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver,
+                                                     refuse=self._off_limits)
         except safeio.ReadRefused as exc:
             if exc.code != "not_found":
                 self.error(path, exc.code, exc.detail)
@@ -218,7 +237,9 @@ class Reads:
 
     def _bytes_owned(self, path: str, boundary: str, limit: int) -> tuple[bytes, int]:
         if self.in_root is None:
-            return safeio.read_bytes_owned(path, boundary=boundary, limit=limit, resolver=self.resolver)
+            self._check_place(os.path.normpath(path))
+            return safeio.read_bytes_owned(path, boundary=boundary, limit=limit, resolver=self.resolver,
+                                           refuse=self._off_limits)
         fd, st = self.in_root.open_file(path, boundary=boundary, limit=limit)
         try:
             data = read_capped(fd, limit)
@@ -229,6 +250,24 @@ class Reads:
         if data is None:
             raise safeio.ReadRefused("too_large", f"grew over the {limit}-byte cap while read")
         return data, st.st_uid
+
+    def _off_limits(self, path: str) -> tuple[str, str] | None:
+        """Why no process's project may hold ``path`` (a host path), or None. Root's own files are any
+        process's to use (a system site-packages, a service deployed by root), but not the kernel's files
+        under /proc and /sys (a path through /proc/PID/cwd lands in another process's folder), nor, for a
+        process of another user, those in root's home: that user cannot read them, and a PYTHONPATH, an
+        --app-dir or a script path naming them must not put root's code in its user's sighting."""
+        if any(safeio.is_within(path, pseudo) for pseudo in PSEUDO_FILESYSTEMS):
+            return "pseudo_file", "a file of the kernel's (/proc, /sys), not of a project; not read"
+        if self.uid not in (None, 0) and ROOT_HOME and safeio.is_within(path, ROOT_HOME):
+            return "root_only", (f"in root's home {ROOT_HOME}, which a process of uid {self.uid} cannot read; "
+                                 "not read for it")
+        return None
+
+    def _check_place(self, path: str) -> None:
+        refused = self._off_limits(path)
+        if refused is not None:
+            raise safeio.ReadRefused(*refused)
 
     def foreign(self, folder: str, what: str) -> bool:
         """Whether ``folder`` (where its links lead) belongs to neither the process's user nor root, as a

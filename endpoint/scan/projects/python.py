@@ -42,6 +42,7 @@ IMPORT_LEVELS = 4  # local imports followed this many modules deep from the entr
 WALK_FILES = 40  # modules and notebooks of a working folder read when the entry is not knowable
 MAX_SEARCH = 16  # folders on a process's module search path that are looked in
 MAX_PTH = 20  # .pth files read per site-packages folder
+MAX_DIR_OPTIONS = 8  # --app-dir, --chdir… taken from one command line (a real one names one or two)
 
 _APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(.*\))?$")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -157,7 +158,7 @@ def _options(rest: list[str]) -> tuple[list[str], list[str], dict[str, str]]:
                 value = rest[i + 1]
                 i += 1
             values.setdefault(name, value)
-            if name in _DIR_OPTIONS and value:
+            if name in _DIR_OPTIONS and value and len(dirs) < MAX_DIR_OPTIONS:
                 dirs.append(value)
         else:
             positional.append(arg)
@@ -444,10 +445,11 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
     installed = [read_site(s, reader, reads) for s in sites]
     search: list[str] = []
     for folder in [*command.dirs, *_pythonpath(record, cwd), *(e for s in installed for e in s.editable)]:
+        if len(search) >= MAX_SEARCH:
+            break  # a command line of 100,000 --app-dir options costs no more than its first folders
         folder = os.path.normpath(folder)
         if folder and os.path.isabs(folder) and folder not in search and reads.isdir(folder):
             search.append(folder)
-    search = search[:MAX_SEARCH]
     finder = Finder([*search, *sites], reads)
     if sites and not any(s.has_modules for s in installed) \
             and not any(_holds_modules(reads.listing(f), reader) for f in search):
