@@ -218,14 +218,14 @@ class Machine:
         return "\n".join(parts)
 
     def state(self) -> dict[str, Any]:
-        """The daemon's own state file: its meta and how many reports wait in its spool."""
+        """The daemon's own state file: its meta, and the kinds of the reports waiting in its spool."""
         db = sqlite3.connect(f"file:{self.data_dir / 'state.sqlite3'}?mode=ro", uri=True, timeout=10)
         try:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            spooled = db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+            kinds = [kind for (kind,) in db.execute("SELECT kind FROM spool ORDER BY seq")]
         finally:
             db.close()
-        return {"meta": meta, "spooled": int(spooled)}
+        return {"meta": meta, "spooled": len(kinds), "kinds": kinds}
 
     def inbox(self) -> list[dict[str, Any]]:
         path = self.data_dir / "inbox.json"

@@ -274,7 +274,7 @@ def test_with_the_collector_down_a_question_and_a_report_wait_and_each_arrives_o
 
     # The employee adds an MCP server meanwhile: the daemon holds the report in its spool.
     m.add_mcp_server(EMPLOYEE, "notes-db", "mcp-server-sqlite-notes", rel=".cursor/mcp.json")
-    eventually(lambda: m.state()["spooled"] > 0, "a report held back in the spool", m.log)
+    eventually(lambda: "delta" in m.state()["kinds"], "a report of the change held back in the spool", m.log)
     assert not any(i["text"] == question for i in m.inbox()), "the question cannot have arrived yet"
 
     # The collector is back: the report is applied and the question delivered, each exactly once.
