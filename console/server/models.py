@@ -209,6 +209,14 @@ class SightingHistoryPublic(SQLModel):
     fields: list[str]
 
 
+class ChainCover(SQLModel):
+    """The root of a sub-agent's or tool server's chain whose declaration covers it (console/server/chains.py)."""
+
+    sighting_id: str
+    name: str
+    by: Literal["registration", "approval"]  # the root's approved registration, or an admin's approval of it
+
+
 class SightingPublic(SightingBase):
     device_id: str
     id: str
@@ -228,6 +236,7 @@ class SightingPublic(SightingBase):
     ladder: LadderRung | None = None  # where an ungoverned sighting stands on the nudge ladder; None: governed
     ladder_due: datetime | None = None  # when it climbs to the next rung (escalated: its deadline)
     overdue: bool = False  # its deadline has passed
+    covered_by: ChainCover | None = None  # no standing of its own: the root of its chain covers it
 
 
 class RiskReason(SQLModel):

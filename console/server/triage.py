@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from console import governance
+from console.server import chains
 from console.server.errors import CollectorError
 from console.server.models import (
     Policy,
@@ -77,17 +78,7 @@ class TriageError(CollectorError):
 
 def standing_of(approval: str, registration: str) -> governance.Standing:
     """The governance standing stored in a ``sighting_triage`` row's two JSON columns."""
-    approved = _declaration(orjson.loads(approval)) if approval else None
-    reg = orjson.loads(registration) if registration else None
-    if reg is None:
-        return governance.Standing(approval=approved)
-    return governance.Standing(approval=approved, registration=reg["status"],
-                               declaration=_declaration(reg) if reg["status"] == "approved" else None)
-
-
-def _declaration(data: dict[str, Any]) -> governance.Declaration:
-    return governance.Declaration.of(data.get("providers", ()), data.get("tools", ()),
-                                     data.get("autonomy") == "autonomous")
+    return chains.standing_of(approval, registration)
 
 
 def load_policy(conn: Connection) -> governance.Policy:
@@ -147,17 +138,25 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
                        {"device_id": device_id, "ids": chunk if pg else orjson.dumps(chunk).decode()})
         for sid, approval, registration in cursor.fetchall():
             found[sid] = standing_of(approval, registration)
+    roots = chains.at_ingest(cursor, pg, device_id, rows, docs, found)  # sub-agents and tool servers: their root's
     for row in rows:
         standing = found.get(row["id"])
         doc = docs[row["id"]]
-        if standing is None and not (groups and policy.sanctions(doc["signature"], row["user"])):
+        if standing is None and row["id"] not in roots and not (groups and policy.sanctions(doc["signature"],
+                                                                                             row["user"])):
             continue
-        standing = standing or governance.NO_STANDING
         providers = orjson.loads(row["providers"])
         servers = doc["mcp_servers"]
-        verdict = governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
-                                    policy, standing, governance.tools_of(servers), _risky(servers, policy),
-                                    user=row["user"])
+
+        def verdict_under(held: governance.Standing, doc: dict[str, Any] = doc, row: dict[str, Any] = row,
+                          providers: list[str] = providers, servers: Any = servers) -> governance.Verdict:
+            return governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
+                                     policy, held, governance.tools_of(servers), _risky(servers, policy),
+                                     user=row["user"])
+
+        if standing is None:
+            standing = chains.chain_standing(roots.get(row["id"]), verdict_under)
+        verdict = verdict_under(standing)
         row["governed"], row["flags"] = verdict.governed, orjson.dumps(verdict.flags).decode()
         row["risk"] = governance.risk_of(verdict.flags)
         tags[row["id"]] = tags_of(verdict.flags, providers)
@@ -170,19 +169,33 @@ def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | 
     """Apply the policy and each sighting's standing to the given stored sightings; returns how many changed."""
     policy = policy or load_policy(conn)
     keys = list(dict.fromkeys(keys))
+    keys += chains.descendants(conn, keys)  # a decision on the root of a chain is one on what it covers
     changed = 0
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start:start + _CHUNK]
         standings = {(d, s): standing_of(a, r) for d, s, a, r in conn.execute(
             select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
             .where(among(conn, T.c.device_id, T.c.sighting_id, chunk)))}
+        stored = list(conn.execute(
+            select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
+                   S.c.governed, S.c.user, S.c.parent).where(among(conn, S.c.device_id, S.c.id, chunk))))
+        roots = chains.roots_of_stored(conn, [(r[0], r[1]) for r in stored if r[9] and standings.get(
+            (r[0], r[1]), governance.NO_STANDING).empty])
         updates, tags = [], {}
-        for d, s, signature, providers, fingerprints, flags, detail, governed, user in conn.execute(
-                select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
-                       S.c.governed, S.c.user).where(among(conn, S.c.device_id, S.c.id, chunk))):
+        for d, s, signature, providers, fingerprints, flags, detail, governed, user, _ in stored:
             providers_list = orjson.loads(providers)
-            verdict, recorded = assess_stored(signature, providers_list, orjson.loads(fingerprints), flags, detail,
-                                              policy, standings.get((d, s), governance.NO_STANDING), user=user)
+
+            def verdict_under(held: governance.Standing, signature: str | None = signature,
+                              providers_list: list[str] = providers_list, fingerprints: str = fingerprints,
+                              flags: str = flags, detail: str = detail, user: str | None = user,
+                              ) -> tuple[governance.Verdict, str | None]:
+                return assess_stored(signature, providers_list, orjson.loads(fingerprints), flags, detail, policy,
+                                     held, user=user)
+
+            standing = standings.get((d, s), governance.NO_STANDING)
+            if standing.empty and (d, s) in roots:
+                standing = chains.chain_standing(roots[(d, s)][2], lambda held: verdict_under(held)[0])
+            verdict, recorded = verdict_under(standing)
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
                 updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,

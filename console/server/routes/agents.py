@@ -23,9 +23,10 @@ from sqlalchemy import select, tuple_
 from sqlmodel import col
 
 from console import governance
-from console.server import lifecycle, roster, triage
+from console.server import chains, lifecycle, roster, triage
 from console.server.deps import Caller, SessionDep, refuse
 from console.server.models import (
+    ChainCover,
     Registration,
     RiskReason,
     Sighting,
@@ -133,8 +134,10 @@ def list_agents(
     query = query.order_by(*(k.asc() if order == "asc" else k.desc() for k in keys)).limit(limit + 1)
     rows = list(session.execute(query))
     next_cursor = _encode(rows[limit - 1][0], sort, order) if len(rows) > limit else None
-    return SightingsPublic(data=[on_ladder(public(r, o, t), r, settings, now) for r, o, t in rows[:limit]],
-                           count=counted, next_cursor=next_cursor)
+    covered = chains.covered_by(session.connection(), [((r.device_id, r.id), r.parent, orjson.loads(r.flags))
+                                                       for r, _, _ in rows[:limit]])
+    return SightingsPublic(data=[with_cover(on_ladder(public(r, o, t), r, settings, now), covered)
+                                 for r, o, t in rows[:limit]], count=counted, next_cursor=next_cursor)
 
 
 @router.get("/agents/{device_id}/{sighting_id}", responses={404: {"description": "no such sighting"}})
@@ -153,13 +156,16 @@ def get_agent(device_id: str, sighting_id: str, session: SessionDep, caller: Cal
     state = triage.triage_of(conn, key)
     newest = triage.newest_registration(conn, key)
     standing = triage.standing_of(state["approval"], state["registration"]) if state else governance.NO_STANDING
+    covered = chains.covered_by(conn, [(key, row.parent, orjson.loads(row.flags))])
+    if key in covered:  # no standing of its own: its chain's root's covers it
+        standing = covered[key].standing
     policy = triage.load_policy(conn)
     servers = detail.get("mcp_servers", [])
     verdict = governance.assess(row.signature, orjson.loads(row.providers), orjson.loads(row.fingerprints),
                                 orjson.loads(row.flags), policy, standing, governance.tools_of(servers),
                                 governance.risky_tools(servers, policy.risky_tools), user=row.user)
-    listed = on_ladder(public(row, state["owner"] if state else None, state["state"] if state else None), row,
-                       lifecycle.settings(conn), time.time())
+    listed = with_cover(on_ladder(public(row, state["owner"] if state else None, state["state"] if state else None),
+                                  row, lifecycle.settings(conn), time.time()), covered)
     return SightingDetail(
         **listed.model_dump(), **detail,
         history=[SightingHistoryPublic(epoch=h.epoch, seq=h.seq, at=iso(h.at), change=h.change,
@@ -182,6 +188,14 @@ def public(row: Sighting, owner: str | None = None, triage_state: str | None = N
         recorded_at=iso(row.recorded_at), gone=row.gone, owner=owner,
         triage_state=cast(TriageState, triage_state or "new"), risk=row.risk, servers=row.servers,
     )  # fmt: skip
+
+
+def with_cover(listed: SightingPublic, covered: dict[tuple[str, str], chains.Cover]) -> SightingPublic:
+    """Name the root of its chain whose declaration covers a sighting without a standing of its own."""
+    cover = covered.get((listed.device_id, listed.id))
+    if cover is not None:
+        listed.covered_by = ChainCover(sighting_id=cover.sighting_id, name=cover.name, by=cover.by)
+    return listed
 
 
 def on_ladder(listed: SightingPublic, row: Sighting, settings: lifecycle.Settings, now: float) -> SightingPublic:
