@@ -6,6 +6,11 @@ macOS package needs a folder frozen on that OS (the artifact of the Windows or m
 ``--payload DIR``. ``--foreign-payload`` wraps a folder of another OS anyway, to check a package's
 layout on a machine that cannot freeze for its OS; the package is then no use on that OS, and this
 says so. Everything is written under ``--out`` (``dist/``).
+
+Every package also ships the tray companion (``agentroster-companion``), frozen into a folder of its
+own (``installers.freeze.COMPANION``) and started at each user's login: frozen here with the endpoint,
+or, with ``--payload``, the folder given by ``--companion DIR`` (the workflows freeze both).
+``--no-companion`` builds the packages without it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ OS_NAMES = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
 WORKFLOWS = {"windows": "the Windows workflow (.github/workflows/windows.yml)",
              "macos": "the macOS workflow (.github/workflows/macos.yml)", "linux": "a Linux machine"}
 
-Builder = Callable[[Path, Path, str], list[Path]]
+#: build(payload, out, version, companion=the companion's folder or None) -> the paths written
+Builder = Callable[..., list[Path]]
 
 
 class BuildError(Exception):
@@ -52,23 +58,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--foreign-payload", action="store_true",
                         help="wrap a folder frozen for another OS (this machine's, without --payload): for "
                              "checking a package's layout only, the package will not run there")
+    parser.add_argument("--companion", metavar="DIR", type=Path,
+                        help="the frozen companion folder to ship with --payload (agentroster-companion-<version>-"
+                             "<os>-<arch>, frozen on the same OS); without --payload it is frozen here")
+    parser.add_argument("--no-companion", action="store_true",
+                        help="build the packages without the tray companion (and freeze only the endpoint)")
     parser.add_argument("--out", metavar="DIR", type=Path, default=freeze.ROOT / "dist",
                         help="where everything is written (default: dist/ in the repository)")
     args = parser.parse_args(argv)
     out: Path = args.out.resolve()
     version = freeze.version()
     try:
+        if args.companion is not None and args.no_companion:
+            raise BuildError("--companion and --no-companion ask for opposite things: give one")
         if args.target == "freeze":
             print(_freeze_here(out))
+            if not args.no_companion:
+                print(_freeze_companion_here(out))
             return 0
         if args.payload is not None:
             _check_payload(args.payload)
+        if args.companion is not None:
+            _check_companion(args.companion)
         wanted = list(FORMATS) if args.target == "all" else [args.target]
         code = 0
         for fmt in wanted:
             try:
                 payload = _payload_for(fmt, args.payload, out, foreign=args.foreign_payload)
-                for path in _builder(fmt)(payload, out, version):
+                companion = _companion_for(fmt, args, out)
+                for path in _builder(fmt)(payload, out, version, companion=companion):
                     print(path)
             except BuildError as exc:
                 if args.target != "all":
@@ -92,7 +110,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 @functools.cache
 def _freeze_here(out: Path) -> Path:
     """This OS's frozen folder, made once per run (``all`` wraps the same one in each package)."""
-    return freeze.freeze(out, out.parent / "build")
+    return freeze.freeze(out)  # PyInstaller works in a private temporary folder, never a shared out/../build
+
+
+@functools.cache
+def _freeze_companion_here(out: Path) -> Path:
+    """This OS's frozen companion folder, made once per run."""
+    return freeze.freeze_companion(out)
+
+
+def _companion_for(fmt: str, args: argparse.Namespace, out: Path) -> Path | None:
+    """The companion folder ``fmt`` ships: ``--companion``, else frozen here with the endpoint (not with
+    ``--payload``: a companion frozen here would not run on the payload's OS), else none (said each time)."""
+    if args.no_companion:
+        return None
+    if args.companion is not None:
+        return Path(args.companion).resolve()
+    if args.payload is None:
+        return _freeze_companion_here(out)
+    print(f"installers: {fmt}: built without the tray companion: pass --companion DIR, the companion folder "
+          "frozen beside the payload (or --no-companion to say so)", file=sys.stderr)
+    return None
+
+
+def _check_companion(companion: Path) -> None:
+    names = ("agentroster-companion", "agentroster-companion.exe", "agentroster-companion.app")
+    if not companion.is_dir() or not any((companion / name).exists() for name in names):
+        raise BuildError(f"--companion {companion}: not a frozen companion folder (it holds agentroster-companion, "
+                         "agentroster-companion.exe or agentroster-companion.app: python -m installers freeze makes it)")
 
 
 def _payload_for(fmt: str, payload: Path | None, out: Path, *, foreign: bool) -> Path:

@@ -3,7 +3,9 @@
 A payload is the folder of the frozen endpoint with its executable ``agentroster`` at the top. Both
 packages install it under ``/usr/lib/agentroster`` with a ``/usr/bin/agentroster`` link, the systemd
 unit, and ``/etc/agentroster/endpoint.toml`` (every managed setting, commented out, generated from
-``endpoint.service.settings_table``). The architecture and the oldest glibc the build runs on are
+``endpoint.service.settings_table``); with the tray companion (its own frozen folder), also
+``/usr/lib/agentroster/companion/``, a ``/usr/bin/agentroster-companion`` link and the XDG autostart
+entry ``/etc/xdg/autostart/agentroster-companion.desktop`` that starts it in each desktop session. The architecture and the oldest glibc the build runs on are
 read from the payload's ELF files, so a package never claims a machine it cannot run on.
 """
 
@@ -35,6 +37,12 @@ LICENSE = "Apache-2.0"
 INSTALL_DIR = "usr/lib/agentroster"
 UNIT_PATH = "usr/lib/systemd/system/agentroster.service"
 CONFIG_PATH = "etc/agentroster/endpoint.toml"
+COMPANION_NAME = "agentroster-companion"
+#: the companion's own frozen folder, inside the package's folder but sharing no file with the endpoint
+COMPANION_DIR = f"{INSTALL_DIR}/companion"
+#: a file in /etc: a conffile in the .deb and %config(noreplace) in the .rpm, so that an admin's edit
+#: (Hidden=true turns it off for every user) survives an upgrade
+AUTOSTART_PATH = f"etc/xdg/autostart/{COMPANION_NAME}.desktop"
 
 FILES = Path(__file__).with_name("files")
 
@@ -62,6 +70,8 @@ class Payload:
     min_glibc: str
     #: it holds ELF files (a real frozen build, not a test payload of scripts)
     has_elf: bool
+    #: the frozen companion's folder (``agentroster-companion`` at its top), or None: not shipped
+    companion: Path | None = None
 
 
 def check_version(version: str) -> str:
@@ -71,8 +81,9 @@ def check_version(version: str) -> str:
     return version
 
 
-def inspect_payload(payload: Path) -> Payload:
-    """Check the payload folder and read its architecture and glibc needs from its ELF files.
+def inspect_payload(payload: Path, companion: Path | None = None) -> Payload:
+    """Check the payload folder (and the companion's, when given) and read their architecture and glibc
+    needs from their ELF files.
 
     A payload with no ELF file (a test payload of scripts) is built for this machine's architecture."""
     exe = payload / NAME
@@ -80,11 +91,21 @@ def inspect_payload(payload: Path) -> Payload:
         raise PackageError(f"{payload}: the payload folder does not exist (freeze the endpoint first: ./dev package)")
     if exe.is_symlink() or not exe.is_file() or not os.access(exe, os.X_OK):
         raise PackageError(f"{exe}: the payload must hold an executable file named {NAME} at its top")
+    if (payload / "companion").exists():
+        raise PackageError(f"{payload}: already has a companion folder; the package puts the companion there itself")
+    folders = [payload]
+    if companion is not None:
+        companion_exe = companion / COMPANION_NAME
+        if not companion.is_dir() or companion_exe.is_symlink() or not companion_exe.is_file() \
+                or not os.access(companion_exe, os.X_OK):
+            raise PackageError(f"{companion}: not a frozen companion folder (an executable {COMPANION_NAME} at its "
+                               "top): python -m installers freeze makes it")
+        folders.append(companion)
     machines: dict[int, Path] = {}
     glibc = (0, 0)
-    for path in sorted(payload.rglob("*")):
+    for folder, path in sorted((f, p) for f in folders for p in f.rglob("*")):
         if path.is_symlink():
-            _check_link(payload, path)
+            _check_link(folder, path)
             continue
         if not path.is_file():
             continue
@@ -110,7 +131,7 @@ def inspect_payload(payload: Path) -> Payload:
             raise PackageError(f"this machine is {host}; the packages are built for x86_64 and aarch64")
         deb_arch, rpm_arch = _HOST_MACHINES[host]
     min_glibc = f"{glibc[0]}.{glibc[1]}" if glibc > (0, 0) else ""
-    return Payload(payload, deb_arch, rpm_arch, min_glibc, bool(machines))
+    return Payload(payload, deb_arch, rpm_arch, min_glibc, bool(machines), companion)
 
 
 def _check_link(payload: Path, link: Path) -> None:
@@ -125,6 +146,8 @@ def stage(payload: Payload, root: Path) -> None:
     """Lay out under ``root`` every file both packages install, with the modes they install with."""
     install_dir = root / INSTALL_DIR
     shutil.copytree(payload.path, install_dir, symlinks=True)
+    if payload.companion is not None:
+        shutil.copytree(payload.companion, root / COMPANION_DIR, symlinks=True)
     for path in [install_dir, *install_dir.rglob("*")]:
         if path.is_symlink():
             continue
@@ -135,6 +158,12 @@ def stage(payload: Payload, root: Path) -> None:
     bin_link = root / "usr/bin" / NAME
     bin_link.parent.mkdir(parents=True, exist_ok=True)
     bin_link.symlink_to(f"../lib/{NAME}/{NAME}")
+    if payload.companion is not None:
+        (root / "usr/bin" / COMPANION_NAME).symlink_to(f"../lib/{NAME}/companion/{COMPANION_NAME}")
+        autostart = root / AUTOSTART_PATH
+        autostart.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(FILES / f"{COMPANION_NAME}.desktop", autostart)
+        autostart.chmod(0o644)
     unit = root / UNIT_PATH
     unit.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(FILES / "agentroster.service", unit)

@@ -1,6 +1,6 @@
 """The .deb: the payload, the systemd unit and the managed config, built with ``dpkg-deb``.
 
-``build(payload, out, version)`` writes ``out/agentroster_<version>_<arch>.deb`` and returns it. The
+``build(payload, out, version, companion=None)`` writes ``out/agentroster_<version>_<arch>.deb`` and returns it. The
 package is native (no Debian revision), owned by root whoever builds it (``--root-owner-group``), and
 repeatable: ``SOURCE_DATE_EPOCH`` sets every timestamp when it is set.
 """
@@ -45,10 +45,11 @@ _FROZEN_LINTIAN_OVERRIDES = {
 }
 
 
-def build(payload: Path, out: Path, version: str) -> list[Path]:
-    """Build the .deb of ``payload`` (a folder with the frozen ``agentroster`` at its top) into ``out``."""
+def build(payload: Path, out: Path, version: str, *, companion: Path | None = None) -> list[Path]:
+    """Build the .deb of ``payload`` (a folder with the frozen ``agentroster`` at its top) into ``out``, with
+    the tray companion when ``companion`` (its frozen folder) is given."""
     common.check_version(version)
-    info = common.inspect_payload(payload)
+    info = common.inspect_payload(payload, companion)
     if shutil.which("dpkg-deb") is None:
         raise PackageError("dpkg-deb is not installed (apt install dpkg)")
     out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,15 @@ def _source_date() -> int:
 
 def lintian_overrides(info: common.Payload) -> dict[str, str]:
     """The lintian tags accepted for this payload, with why."""
-    return _LINTIAN_OVERRIDES | (_FROZEN_LINTIAN_OVERRIDES if info.has_elf else {})
+    if not info.has_elf:
+        return dict(_LINTIAN_OVERRIDES)
+    frozen = dict(_FROZEN_LINTIAN_OVERRIDES)
+    if info.companion is not None:
+        # the companion's folder is a frozen build of its own, with the same reasons
+        for tag, reason in _FROZEN_LINTIAN_OVERRIDES.items():
+            frozen[tag.replace(f"[{common.INSTALL_DIR}/_internal/", f"[{common.COMPANION_DIR}/_internal/")
+                   .replace(f"[{common.INSTALL_DIR}/{NAME}]", f"[{common.COMPANION_DIR}/{common.COMPANION_NAME}]")] = reason
+    return _LINTIAN_OVERRIDES | frozen
 
 
 def _docs(root: Path, version: str, info: common.Payload) -> None:
@@ -133,7 +142,8 @@ def _control(root: Path, info: common.Payload, version: str) -> None:
         "Description": f"{common.SUMMARY}\n{description}",
     }
     (debian / "control").write_text("".join(f"{k}: {v}\n" for k, v in fields.items()), encoding="utf-8")
-    (debian / "conffiles").write_text(f"/{common.CONFIG_PATH}\n", encoding="utf-8")
+    conffiles = [common.CONFIG_PATH] + ([common.AUTOSTART_PATH] if info.companion is not None else [])
+    (debian / "conffiles").write_text("".join(f"/{path}\n" for path in conffiles), encoding="utf-8")
     for name in ("preinst", "postinst", "prerm", "postrm"):
         path = debian / name
         path.write_text(common.script(f"deb/{name}", info), encoding="utf-8")

@@ -1,6 +1,6 @@
 """The .rpm: the payload, the systemd unit and the managed config, built with ``rpmbuild``.
 
-``build(payload, out, version)`` writes ``out/agentroster-<version>-1.<arch>.rpm`` and returns it.
+``build(payload, out, version, companion=None)`` writes ``out/agentroster-<version>-1.<arch>.rpm`` and returns it.
 The frozen build is copied as it is: no dependency generator (it would read the bundled libraries
 as things the package provides), no stripping and no debuginfo (either would break the frozen
 executable). ``SOURCE_DATE_EPOCH`` makes it repeatable when it is set.
@@ -26,10 +26,11 @@ def _source_date() -> int:
     return int(value) if value.isdigit() else int(time.time())
 
 
-def build(payload: Path, out: Path, version: str) -> list[Path]:
-    """Build the .rpm of ``payload`` (a folder with the frozen ``agentroster`` at its top) into ``out``."""
+def build(payload: Path, out: Path, version: str, *, companion: Path | None = None) -> list[Path]:
+    """Build the .rpm of ``payload`` (a folder with the frozen ``agentroster`` at its top) into ``out``, with
+    the tray companion when ``companion`` (its frozen folder) is given."""
     common.check_version(version)
-    info = common.inspect_payload(payload)
+    info = common.inspect_payload(payload, companion)
     if shutil.which("rpmbuild") is None:
         raise PackageError("rpmbuild is not installed (apt install rpm, or dnf install rpm-build)")
     out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,9 @@ def spec_text(info: common.Payload, version: str, stage: Path) -> str:
         "%dir /etc/agentroster",
         # kept on upgrade; a changed file is saved as endpoint.toml.rpmsave on erase
         f"%config(noreplace) %attr(0600,root,root) /{common.CONFIG_PATH}",
+        # the companion is inside /usr/lib/agentroster; its autostart entry is kept when an admin edited it
+        *([f"/usr/bin/{common.COMPANION_NAME}", f"%config(noreplace) /{common.AUTOSTART_PATH}"]
+          if info.companion is not None else []),
         "",
         "%changelog",
         f"* {stamp} {common.MAINTAINER} - {version}-{RELEASE}",
