@@ -165,3 +165,20 @@ def test_paths_that_climb_out_of_a_project_read_nothing_outside_it(tmp_path: Pat
     project = _read(record)
     assert not _leaked(project), project
     assert project is None or not any(str(outside) in p[3] for p in project.packages), project
+
+
+@pytest.mark.timeout(6)
+def test_thousands_of_imports_over_many_search_folders_are_bounded_in_time(tmp_path: Path) -> None:
+    # one import statement naming 30,000 missing modules, looked up in 16 folders on the path, each reached
+    # through 30 links: every lookup used to run to the end of the file, long past the process's time
+    _write(tmp_path / "a" / "__init__.py", "")
+    _write(tmp_path / "a" / "b.py", "from a import (" + ", ".join(f"z{i:05d}" for i in range(30_000)) + ")\n")
+    _write(tmp_path / "a" / "main.py", "from langgraph.graph import StateGraph\nimport a.b\n")
+    for i in range(16):
+        os.symlink(".", tmp_path / f"l{i}")
+    path = [str(tmp_path / f"l{i}" / os.path.join(*["l0"] * 30)) for i in range(15)]
+    record = _python(["python3", "-m", "a.main"], str(tmp_path), {"PYTHONPATH": os.pathsep.join(path)},
+                     uid=os.getuid())
+    project = _read(record)
+    assert project is not None and "langgraph.graph" in {m for m, _ in project.imports}
+    assert "budget" in {code for _, code, _ in project.errors}, project.errors

@@ -176,6 +176,10 @@ class Reads:
                                             "the rest of the project was not read")
         return False
 
+    def in_time(self) -> bool:
+        """Whether the process's time is not yet spent (for work between reads: the next read says so)."""
+        return time.monotonic() < self.deadline
+
     def text(self, path: str, boundary: str, *, limit: int = FILE_BYTES, code: bool = True) -> str | None:
         """The text of ``path`` below ``boundary``, or None (not there, refused, out of budget, not its owner's)."""
         if not self.left():

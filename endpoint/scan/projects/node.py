@@ -207,7 +207,8 @@ def _follow(entry: str, root: str, wanted: frozenset[str], reads: Reads, imports
         shown = os.path.relpath(path, root)
         for specifier in _SPECIFIER.findall(text):
             if specifier.startswith("."):
-                if depth < IMPORT_LEVELS:
+                # a relative specifier costs up to 20 lookups: a file of thousands of them is bounded in time
+                if depth < IMPORT_LEVELS and reads.in_time():
                     target = _local_file(os.path.join(os.path.dirname(path), specifier), reads)
                     if target and target not in seen and safeio.is_within(target, root):
                         seen.add(target)
@@ -216,6 +217,8 @@ def _follow(entry: str, root: str, wanted: frozenset[str], reads: Reads, imports
             package = _bare_package(specifier)
             if package and package.lower() in wanted:
                 imports.append((package, shown))
+    if not reads.in_time():
+        reads.left()  # says once that the rest was not read
 
 
 def _bare_package(specifier: str) -> str | None:

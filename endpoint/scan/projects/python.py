@@ -393,6 +393,11 @@ class Walk:
             self.queue.append((path, base, module, depth))
 
     def run(self) -> None:
+        self._run()
+        if not self.reads.in_time():
+            self.reads.left()  # says once that the rest was not read
+
+    def _run(self) -> None:
         while self.queue:
             path, base, module, depth = self.queue.pop(0)
             if path.endswith(".ipynb"):
@@ -412,7 +417,8 @@ class Walk:
                     if interesting_module(candidate, self.modules):
                         self.imports.append((candidate, shown))
                         break
-                    if depth + 1 <= IMPORT_LEVELS:
+                    # a lookup costs a few stats per folder on the path: thousands of imports are bounded in time
+                    if depth + 1 <= IMPORT_LEVELS and self.reads.in_time():
                         located = self.finder.find(candidate, self.local)
                         if located is not None and (located[1] not in self.sites
                                                     or candidate.split(".")[0] in self.app_tops):
