@@ -14,7 +14,9 @@ chrooted process is read below its root as this host reaches it; one in another 
 container) through ``/proc/PID/root``, every symlink resolved inside that root (``containers.InRoot``).
 
 Every read is ``endpoint.scan.safeio``'s (regular files only, no symlink out of the folder the file
-belongs to, a size cap per file), only of files the process's owner or root owns, and bounded in files,
+belongs to, a size cap per file), only of files the process's owner or root owns (and of a virtualenv or
+site-packages folder only its owner's or root's; never a file under /proc or /sys, nor one in root's home
+for another user's process: ``Reads._off_limits``), and bounded in files,
 bytes and time per process and per scan (``Budget``): a hostile project costs bounded time and yields
 at most one error entry. The result is a ``Project`` record (``endpoint.scan.evidence``): names, paths
 and versions only, never a file's contents.

@@ -11,9 +11,10 @@ An export (``n8n export:workflow --all --separate --output=DIR``: one JSON file 
 command names it (``export:workflow --output``, ``import:workflow --input``), file by file as project
 files are.
 
-The database is the n8n user's file: it is opened read-only only when it is a regular file below that
-folder, reached without a symlink and owned by the process's user or root, and the query is bounded in
-rows, bytes and SQLite steps.
+The database is the n8n user's file, which that user may swap for a link or a FIFO at any moment: it is
+read once (a regular file below that folder, no link out, owned by the process's user or root, at most
+``STORE_BYTES``, charged to the scan's budget) and SQLite only ever queries that copy (``read_rows``),
+bounded in rows, bytes and SQLite steps.
 """
 
 from __future__ import annotations
