@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from loop_support import (
     EMPLOYEE,
+    FAKE_ANTHROPIC,
     OTHER,
     CannotRun,
     Machine,
@@ -167,6 +168,7 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
     assert [(i["kind"], i["status"], i["text"]) for i in page["inbox"] if i["sighting_id"] == sighting_id] == \
         [("decision", "approved", comment)], page["inbox"]
     assert page["statuses"][sighting_id]["status"] == "approved", page["statuses"]
+    assert FAKE_ANTHROPIC not in json.dumps(page), "a credential's value reached the employee's page"
 
     # 6. The agent starts calling a new provider and gains a new MCP server.
     began = time.time()
@@ -184,9 +186,14 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
     seen = eventually(drift_event, "a drift event with the new provider and the new MCP server", m.log)
     event, timeline = seen["event"], seen["timeline"]
     assert seen["count"] == 1, f"one drift event, not {seen['count']}"
-    added = {k: v for k, v in event["added"].items() if k != "via"}
-    assert added == {"providers": ["mistral"], "mcp_servers": ["memory"], "systems": [], "autonomy": False}, \
+    # every other kind of difference the event can hold (systems, autonomy...) is empty or false; "via" names
+    # the tool server the new MCP server is reported as, a child of the agent
+    differences = {k: v for k, v in event["added"].items() if v and k != "via"}
+    assert differences == {"providers": ["mistral"], "mcp_servers": ["memory"]}, \
         f"the event holds exactly the two differences: {event['added']}"
+    children = [a["id"] for a in m.api("GET", "/api/v1/agents", params={"device": device_id, "limit": 500})["data"]
+                if a["name"] == "memory" and a.get("parent") == sighting_id]
+    assert event["added"]["via"] == children and children, "the drift is the root's, through its new tool server"
     assert began - 1 <= datetime.fromisoformat(event["began_at"]).timestamp() <= time.time() + 1, \
         f"the event began when the new behaviour did ({began}): {event['began_at']}"
     firsts = {(f["kind"], f["value"]): datetime.fromisoformat(f["first_seen"]).timestamp() for f in timeline["facts"]}
@@ -253,6 +260,11 @@ def test_an_it_request_from_the_console_reaches_the_employee_and_no_other_user(
     assert [s["id"] for s in listing["sightings"] if not s["parent"]] == [others], listing
     text = json.dumps([inbox, listing, theirs])
     assert cursor_id not in text and EMPLOYEE not in text, "www-data was shown something of nobody's"
+    # ...nor does the employee's own page in the companion show anything of www-data's, or a key's value.
+    app.window.show_tab(2)
+    qtbot.waitUntil(lambda: "Cursor" in app.window.about.toPlainText(), timeout=30_000)
+    about = app.window.about.toPlainText()
+    assert others not in about and OTHER not in about and FAKE_ANTHROPIC not in about, about
     assert {s["user"] for s in theirs["sightings"]} == {OTHER} and {i["sighting_id"] for i in theirs["inbox"]} <= \
         {s["id"] for s in listing["sightings"]}
 
