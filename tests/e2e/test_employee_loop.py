@@ -102,7 +102,7 @@ def mine(m: Machine, user: str) -> dict[str, Any]:
 def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_governance(
         machine: Machine, companion: Any, console: Any, qtbot: Any) -> None:
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QPushButton
 
     from console.app.views.timeline import TimelineDialog
 
@@ -120,9 +120,18 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
     qtbot.waitUntil(lambda: "agentroster found Claude Code on this machine" in companion.titles(), timeout=30_000)
     assert companion.titles().count("agentroster found Claude Code on this machine") == 1
 
-    # 3. They register it through the companion's window, typing into its fields.
-    window = app.open_register(sighting_id)
-    assert window is not None, "the companion could not open the registration window for the agent it found"
+    # 3. They register it through the companion's windows: the agent's row in "Your agents", the register
+    # button, then typing into the registration window's fields.
+    app.window.show_tab(0)
+    agents = app.window.agents
+    row = next(r for r in range(agents.rowCount()) if agents.item(r, 0).text() == "Claude Code")
+    assert agents.item(row, 2).text() == "not registered"
+    agents.selectRow(row)
+    button = next(b for b in app.window.findChildren(QPushButton) if b.text() == "Register the selected agent…")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    window = app.register_window
+    assert window is not None and window.isVisible(), "the companion did not open the registration window"
+    assert window.fields()["sighting_id"] == sighting_id
     prefilled = window.fields()
     assert (prefilled["owner"], prefilled["providers"], prefilled["tools"]) == (EMPLOYEE, ["anthropic"], ["github"]), \
         "the window is prefilled from what the endpoint saw"
@@ -156,8 +165,7 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
                                 for title, text in companion.shown), timeout=60_000)
     qtbot.waitUntil(lambda: app.snapshot is not None
                     and app.snapshot.registration(sighting_id) == f"#{registration_id} approved", timeout=60_000)
-    table = app.window.agents
-    rows = {table.item(r, 0).text(): table.item(r, 2).text() for r in range(table.rowCount())}
+    rows = {agents.item(r, 0).text(): agents.item(r, 2).text() for r in range(agents.rowCount())}
     assert rows.get("Claude Code") == f"#{registration_id} approved", f"the status window lists {rows}"
     app.window.show_tab(1)
     messages = [app.window.messages.item(r).text() for r in range(app.window.messages.count())]
