@@ -51,7 +51,8 @@ def _read(record: ProcessRecord) -> Project | None:
 
 
 def _leaked(project: Project | None) -> bool:
-    return project is not None and (bool(project.imports) or "gpt-4o-root-only-secret" in project.models)
+    return project is not None and (bool(project.imports) or "gpt-4o-root-only-secret" in project.models
+                                    or any(name == "langgraph" for _, name, _, _ in project.packages))
 
 
 @pytest.fixture
@@ -63,16 +64,21 @@ def roots_folder() -> Iterator[Path]:
     _write(folder / "secret_agent.py", SECRET_CODE)
     _write(folder / "app" / "__init__.py", "")
     _write(folder / "app" / "main.py", SECRET_CODE)
+    _write(folder / ".venv" / "pyvenv.cfg", "home = /usr/bin\n")
+    _write(folder / ".venv" / "lib" / "python3.11" / "site-packages" / "langgraph-0.6.0.dist-info" / "METADATA",
+           "Name: langgraph\nVersion: 0.6.0\n\n")
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.mark.parametrize("shape", ["PYTHONPATH", "--app-dir", "../ script path"])
+@pytest.mark.parametrize("shape", ["PYTHONPATH", "--app-dir", "../ script path", "VIRTUAL_ENV"])
 def test_a_users_process_cannot_make_the_scan_read_roots_home(roots_folder: Path, tmp_path: Path, shape: str) -> None:
     cwd = tmp_path / "home" / "nobody"
     cwd.mkdir(parents=True)
     if shape == "PYTHONPATH":
         record = _python(["python3", "-m", "secret_agent"], str(cwd), {"PYTHONPATH": str(roots_folder)})
+    elif shape == "VIRTUAL_ENV":
+        record = _python(["python3", "-m", "app.main"], str(cwd), {"VIRTUAL_ENV": str(roots_folder / ".venv")})
     elif shape == "--app-dir":
         record = _python(["python3", "-m", "uvicorn", "--app-dir", str(roots_folder), "app.main:app"], str(cwd))
     else:
@@ -113,13 +119,24 @@ def roots_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     proc.wait()
 
 
-@pytest.mark.parametrize("uid", ["nobody", "root"])
-def test_a_path_through_proc_reads_nothing(roots_process: tuple[int, Path], tmp_path: Path, uid: str) -> None:
+@pytest.mark.parametrize(("uid", "way"), [("nobody", "PYTHONPATH"), ("root", "PYTHONPATH"), ("nobody", ".pth")])
+def test_a_path_through_proc_reads_nothing(roots_process: tuple[int, Path], tmp_path: Path, uid: str,
+                                           way: str) -> None:
     # /proc/PID/cwd is a link the kernel makes to another process's folder: through it, anyone's process could
-    # name root's (or another user's) working folder as its own
+    # name root's (or another user's) working folder as its own, on its PYTHONPATH or in a .pth file of its venv
     pid, _ = roots_process
-    record = _python(["python3", "-m", "secret_agent"], str(tmp_path), {"PYTHONPATH": f"/proc/{pid}/cwd"},
-                     uid=_uid() if uid == "nobody" else 0)
+    env = {"PYTHONPATH": f"/proc/{pid}/cwd"}
+    if way == ".pth":
+        venv = tmp_path / "venv"
+        _write(venv / "pyvenv.cfg", "home = /usr/bin\n")
+        site = venv / "lib" / "python3.11" / "site-packages"
+        _write(site / "__editable__.x.pth", f"/proc/{pid}/cwd\n")
+        _write(site / "openai_agents-0.2.0.dist-info" / "METADATA", "Name: openai-agents\nVersion: 0.2.0\n\n")
+        if uid == "nobody":
+            for path in (venv, site, site / "__editable__.x.pth", site.parent, site.parent.parent):
+                os.chown(path, _uid(), _uid())
+        env = {"VIRTUAL_ENV": str(venv)}
+    record = _python(["python3", "-m", "secret_agent"], str(tmp_path), env, uid=_uid() if uid == "nobody" else 0)
     project = _read(record)
     assert not _leaked(project), project
     assert project is not None and [code for _, code, _ in project.errors] == ["pseudo_file"]

@@ -275,10 +275,22 @@ class Reads:
         if refused is not None:
             raise safeio.ReadRefused(*refused)
 
+    def off_limits(self, folder: str) -> bool:
+        """Whether ``folder`` (as named, and where its links lead) lies where no file is this process's
+        (``_off_limits``): then one error says so, before anything in it is listed or looked for."""
+        if self.in_root is not None:
+            return False  # a container's paths are its own, resolved inside its root
+        refused = self._off_limits(os.path.normpath(folder)) or self._off_limits(os.path.realpath(folder))
+        if refused is not None:
+            self.error(folder, *refused)
+        return refused is not None
+
     def foreign(self, folder: str, what: str) -> bool:
         """Whether ``folder`` (where its links lead) belongs to neither the process's user nor root, as a
         virtualenv named by another user's ``VIRTUAL_ENV`` or found through a ``HOME`` the process set to
         someone else's does: then one error says so, and nothing in it may be used for this process."""
+        if self.off_limits(folder):
+            return True
         if self.uid is None:
             return False
         try:

@@ -454,7 +454,8 @@ def resolve(record: ProcessRecord, cwd: str, reader: ProjectReader, reads: Reads
         if len(search) >= MAX_SEARCH:
             break  # a command line of 100,000 --app-dir options costs no more than its first folders
         folder = os.path.normpath(folder)
-        if folder and os.path.isabs(folder) and folder not in search and reads.isdir(folder):
+        if folder and os.path.isabs(folder) and folder not in search and reads.isdir(folder) \
+                and not reads.off_limits(folder):
             search.append(folder)
     finder = Finder([*search, *sites], reads)
     if sites and not any(s.has_modules for s in installed) \
