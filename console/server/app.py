@@ -129,16 +129,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    """422 with a reason; submitted values are not echoed (an enroll secret could be among them)."""
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with a reason and a sentence; submitted values are not echoed (an enroll secret could be among
+    them), nor names the API lacks (``messages.invalid``)."""
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse({"detail": {"reason": "invalid_json"}}, 400)
-    shown = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-             for e in errors[:MAX_ERRORS_SHOWN]]
-    return JSONResponse({"detail": {"reason": "invalid_request", "message": messages.sentence(errors),
-                                    "errors": shown, "error_count": len(errors)}}, 422)
+    names = getattr(request.app.state, "field_names", None)
+    if names is None:  # read from the API's own schema once
+        names = request.app.state.field_names = messages.field_names(request.app.openapi())
+    return JSONResponse({"detail": messages.invalid(errors, names, shown=MAX_ERRORS_SHOWN)}, 422)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, func, select, text, tuple_, update
 from sqlmodel import Session, col
 
 from console import governance
@@ -218,7 +218,7 @@ def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> Poli
     named_before = set(before.sanctioned_signatures) | {g.signature for g in before.group_approvals}
     new_in_groups = sorted({g.signature for g in clean.group_approvals} - named_before - set(new_signatures))
     # what the refusal names is what the admin typed, scrubbed: a key pasted into the wrong box is never sent back
-    unknown = [str(ingest.scrub(u)) for u in _unknown_signatures(conn, new_signatures + new_in_groups)]
+    unknown = [_shown(u) for u in _unknown_signatures(conn, new_signatures + new_in_groups)]
     if unknown:
         hints = _signature_hints(conn, unknown)
         named = ", ".join(f"{u} (its id is {hints[u]})" if u in hints else u for u in unknown[:5])
@@ -227,7 +227,7 @@ def _checked(conn: Connection, body: PolicyChange, before: PolicyUpdate) -> Poli
     new_providers = [p for p in clean.sanctioned_providers if p not in before.sanctioned_providers]
     reported = {p for (p,) in conn.execute(select(_G.c.value).where(_G.c.kind == "provider",
                                                                     _G.c.value.in_(new_providers)).distinct())}
-    unknown_providers = [str(ingest.scrub(p)) for p in new_providers
+    unknown_providers = [_shown(p) for p in new_providers
                          if p not in reported and p not in _library_providers()]
     if unknown_providers:
         problems.append(f"no device reports, and the provider catalog does not know, the provider"
@@ -260,9 +260,40 @@ def _save(conn: Connection, clean: PolicyUpdate, before: PolicyUpdate, actor: st
     policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
                                   clean.corporate_fingerprints, clean.risky_tools,
                                   [g.model_dump() for g in clean.group_approvals])
-    ingest_store.recompute_governance(conn, policy)
-    triage.reassess_standing(conn, policy)  # approvals and registrations, which that pass does not know
-    triage.reassess_groups(conn, policy)  # nor the users a group approval names
+    _reassess(conn, policy)
+
+
+def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) -> int:
+    """Apply a saved policy to every stored sighting in one pass, each assessed once with its standing (an
+    approval, a registration) and its user (whom a group approval names), and written only if its verdict
+    changes; returns how many changed. A pass without them would judge a group-approved sighting
+    ungoverned and a second one governed again: two writes, and two assessments, for nothing."""
+    s, t = triage.S, triage.T
+    joined = s.outerjoin(t, (t.c.device_id == s.c.device_id) & (t.c.sighting_id == s.c.id))
+    changed = 0
+    last = ("", "")
+    while True:
+        rows = conn.execute(select(s.c.device_id, s.c.id, s.c.signature, s.c.providers, s.c.fingerprints, s.c.flags,
+                                   s.c.governed, s.c.detail, s.c.user, t.c.approval, t.c.registration)
+                            .select_from(joined).where(tuple_(s.c.device_id, s.c.id) > tuple_(*last))
+                            .order_by(s.c.device_id, s.c.id).limit(batch)).all()
+        if not rows:
+            return changed
+        updates, tags = [], {}
+        for d, i, signature, providers, fingerprints, flags, governed, detail, user, approval, registration in rows:
+            # no standing: the policy alone, which reads the detail only where it can matter
+            standing = triage.standing_of(approval, registration) if approval or registration else None
+            provider_ids = orjson.loads(providers)
+            verdict, recorded = triage.assess_stored(signature, provider_ids, orjson.loads(fingerprints), flags,
+                                                     detail, policy, standing, user=user)
+            new_flags = orjson.dumps(verdict.flags).decode()
+            if new_flags != flags or verdict.governed != governed:
+                updates.append({"d": d, "s": i, "g": verdict.governed, "f": new_flags,
+                                "r": governance.risk_of(verdict.flags), **({"dt": recorded} if recorded else {})})
+                tags[(d, i)] = ingest.tags_of(verdict.flags, provider_ids)
+        triage.write_verdicts(conn, updates, tags)
+        changed += len(updates)
+        last = (rows[-1][0], rows[-1][1])
 
 
 def _read(state: StateDep) -> PolicyPublic:
@@ -294,6 +325,20 @@ def _changes(before: PolicyUpdate, after: PolicyUpdate) -> list[str]:
 
 def _groups(policy: PolicyUpdate) -> set[tuple[str, tuple[str, ...]]]:
     return {(g.signature, tuple(g.users)) for g in policy.group_approvals}
+
+
+#: a run of letters and digits no id or name has: what a key pasted into the wrong box holds
+_KEY_LIKE = re.compile(r"[A-Za-z0-9]{16,}")
+
+
+def _shown(typed: str) -> str:
+    """An id the admin typed, as a refusal may name it: a credential value redacted, and anything that may be
+    one (long, or with a long run of letters and digits) not shown at all, so a key pasted into the wrong box
+    is never sent back; a typo ("not-a-provider") or a display name ("Claude Code") shown as typed."""
+    scrubbed = str(ingest.scrub(typed))
+    if scrubbed != typed:
+        return scrubbed
+    return "[not shown: it may be a key]" if len(typed) > 64 or _KEY_LIKE.search(typed) else typed
 
 
 def _s(items: list[Any]) -> str:

@@ -7,13 +7,14 @@ before a byte of it is read, and so that pydantic validates the raw JSON in one 
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
 
+import functools
 import time
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
 
-from console.server import ingest
+from console.server import ingest, messages
 from console.server.deps import State, get_device_key, invalid_device_key, refuse
 from console.server.limits import retry_after
 from console.server.routes import API
@@ -70,6 +71,12 @@ async def post_report(request: Request) -> Response:
     return Response(orjson.dumps(outcome.ack()), media_type="application/json")
 
 
+@functools.cache
+def _report_names() -> frozenset[str]:
+    """The field names of the report contract: what a refusal's ``loc`` may repeat."""
+    return messages.field_names(REPORT.json_schema())
+
+
 def _validated(body: bytes, state: State) -> Report:
     """The report, once pydantic has checked it against the contract (strictly: no coercion, so what was
     sent is what is stored)."""
@@ -80,8 +87,8 @@ def _validated(body: bytes, state: State) -> Report:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         if any(e["type"] == "json_invalid" for e in errors):
             raise refuse(400, "invalid_json") from None
-        shown = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:MAX_ERRORS_SHOWN]]
-        raise refuse(422, "invalid_report", errors=shown, error_count=len(errors)) from None
+        detail = messages.invalid(errors, _report_names(), reason="invalid_report", shown=MAX_ERRORS_SHOWN)
+        raise HTTPException(422, detail=detail) from None
     try:
         ingest.check_parts(data)
         ingest.check_sizes(data["upserts"], data["removed"])

@@ -35,7 +35,8 @@ def refusal(status: int, body: Any) -> str:
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             loc = [x for x in errors[0].get("loc", []) if x != "body"]
             where = FIELD_FLAGS.get(str(loc[0]), str(loc[0])) if loc else "request"
-            return f"refused ({status} invalid_request): {where}: {str(errors[0].get('msg', ''))[:200]}"
+            said = detail.get("message") or errors[0].get("msg", "")  # the collector's sentence (msg: older ones)
+            return f"refused ({status} invalid_request): {where}: {str(said)[:200]}"
     return f"refused ({status} {reason})"
 
 
