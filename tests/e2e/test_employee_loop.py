@@ -159,6 +159,9 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
     decided = registration_of(m, sighting_id)
     assert decided["decision_note"] == comment, "the console sent the admin's comment with the approval"
     assert m.agent_at_collector(sighting_id)["governed"] is True, "an approved registration governs the agent"
+    select_registration(console, qtbot, "approved", registration_id)
+    qtbot.waitUntil(lambda: view.decision.text().startswith("Approved by test admin on "), timeout=30_000)
+    assert f"Comment: {comment}." in view.decision.text(), view.decision.text()
 
     # 5. The employee sees the decision: a notification, the status window, and status --mine as nobody.
     qtbot.waitUntil(lambda: any(title == "IT answered your registration" and comment in text

@@ -79,6 +79,8 @@ def decision_text(registration: api.Registration) -> str:
             f"{vm.when(registration.decided_at)} UTC")
     text += f". Comment: {registration.decision_note}" if registration.decision_note else ", with no comment."
     if registration.review_due_at is not None:
+        if not text.endswith((".", "!", "?")):  # the comment is the admin's own text: end its sentence
+            text += "."
         text += (f" Review {'was due' if registration.review_due else 'due'} on {vm.when(registration.review_due_at)}"
                  " UTC: the owner registers it again to re-attest.")
     return f"{asked} {text}" if asked else text
