@@ -124,10 +124,22 @@ def test_a_store_swapped_for_a_link_or_a_fifo_never_reads_another_users_database
     assert set(outcomes) - {"own"}, f"the swaps were seen: {outcomes}"
 
 
-def test_a_wal_store_is_read_with_what_sits_only_in_its_wal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executions_mib", [0, 6])
+def test_a_wal_store_is_read_with_what_sits_only_in_its_wal(tmp_path: Path, executions_mib: int) -> None:
     # Langflow (and n8n with a pooled SQLite) keep their store in WAL mode: a flow saved a moment ago is in
-    # the -wal until a checkpoint, and must be seen; nothing of the copy made to read it is left behind
-    writer = _database(tmp_path / ".n8n" / "database.sqlite", ["Invoice triage", "Draft replies"], wal=True)
+    # the -wal until a checkpoint, and must be seen, also beside a store larger than a project's sources may
+    # be (n8n's executions); nothing of the copy made to read it is left behind
+    path = tmp_path / ".n8n" / "database.sqlite"
+    if executions_mib:
+        path.parent.mkdir()
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE execution_data (data BLOB)")
+        db.execute("INSERT INTO execution_data VALUES (?)", (os.urandom(executions_mib << 20),))
+        db.commit()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+    writer = _database(path, ["Invoice triage", "Draft replies"], wal=True)
     try:
         assert (tmp_path / ".n8n" / "database.sqlite-wal").stat().st_size > 0
         before = set(os.listdir(tempfile.gettempdir()))

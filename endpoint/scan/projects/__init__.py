@@ -213,9 +213,10 @@ class Reads:
 
     def data(self, path: str, boundary: str, *, limit: int, too_large: str = "") -> bytes | None:
         """The bytes of ``path`` below ``boundary``, read once through one descriptor (a platform's SQLite
-        store, then queried from that copy, never opened again by name), or None as ``text``. It is charged
-        to both budgets like any file, so at most what is left of the scan's bytes is read; ``too_large`` is
-        what the error says to do about a file over ``limit``."""
+        store, then queried from that copy, never opened again by name), or None as ``text``. Its bytes are
+        charged to the scan's budget, so at most what is left of it is read, not to the process's: a store
+        is what a platform's process is read for, and larger than the few MiB a project's sources may be;
+        ``too_large`` is what the error says to do about a file over ``limit``."""
         if not self.left():
             return None
         cap = min(limit, self.scan.bytes)
@@ -234,7 +235,6 @@ class Reads:
             return None
         self.files -= 1
         self.scan.files -= 1
-        self.bytes -= len(data)
         self.scan.bytes -= len(data)
         if self.uid is not None and owner not in (0, self.uid):
             self.error(path, "not_owner", f"owned by uid {owner}, not by the process's user or root; not used")
