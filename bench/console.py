@@ -14,6 +14,11 @@ made straight with the API client (no Qt) shows how much of it is the collector'
 
     .venv/bin/python bench/console.py
     .venv/bin/python bench/console.py --devices 1000 --per-device 10   # a quick look
+    .venv/bin/python bench/console.py --backend postgresql --collector-only
+
+``--backend postgresql`` starts a throwaway PostgreSQL cluster from the system's binaries (as the
+collector tests do: tests/console/server/servers.py), fills it the same way (never cached: the cluster
+is deleted at the end), runs ANALYZE as autovacuum soon would, and times the same requests.
 
 The budget (DESIGN.md): first page <= 300 ms, filter <= 200 ms, <= 300 MB RSS. Nothing is asserted;
 the figures are printed.
@@ -55,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collector-only", action="store_true",
                         help="time the collector's answers alone (no Qt): every filter, the combinations, the fleet")
     parser.add_argument("--database", type=Path, help="use this SQLite store instead of the cached one")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a throwaway cluster, filled for this run")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.backend == "postgresql":
+        return on_postgresql(args)
 
     directory = CACHE / f"d{args.devices}-s{args.per_device}"
     database = directory / "collector.sqlite3"
@@ -79,6 +88,49 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     return 0
+
+
+def on_postgresql(args: argparse.Namespace) -> int:
+    """Fill a throwaway PostgreSQL cluster through the ingest API, then time it as the SQLite store is."""
+    bindir = servers.postgres_bindir()
+    if bindir is None:
+        print("PostgreSQL's server binaries are not installed (Debian: apt-get install postgresql)", file=sys.stderr)
+        return 2
+    directory = CACHE / f"pg-d{args.devices}-s{args.per_device}"  # the logs; the cluster itself is temporary
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    cluster = servers.PostgresCluster(bindir).start()
+    try:
+        url = cluster.create_database("bench")
+        fill(url, directory, args)
+        analyze(url)
+        tokens = servers.provision(url)
+        server = servers.CollectorProcess(url, log=directory / "server.log").start()
+        try:
+            print(f"PostgreSQL ({bindir.parent.name}), a throwaway cluster, analyzed after the fill")
+            if args.collector_only:
+                measure_collector(server.base_url, tokens["admin"], args)
+            else:
+                measure(server.base_url, tokens["admin"], args)
+        finally:
+            server.stop()
+    finally:
+        cluster.stop()
+    return 0
+
+
+def analyze(url: str) -> None:
+    """Statistics for the planner, as autovacuum gathers them a little after a bulk fill."""
+    from sqlalchemy import text
+
+    from console.server.db import Database
+
+    db = Database(url, pool_size=1)
+    try:
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    finally:
+        db.dispose()
 
 
 # -- filling the collector through its ingest API ----------------------------------------------------
