@@ -141,6 +141,13 @@ def missing_tools() -> str:
     for tool, package in (("setpriv", "util-linux"), (SYSTEM_PYTHON, "python3"), (NODE or "node", "nodejs")):
         if shutil.which(tool) is None:
             return f"needs {tool} (Debian: apt-get install {package})"
+    import pwd
+
+    for user in (EMPLOYEE, OTHER):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return f"needs the user {user} (Debian: base-passwd makes it)"
     return ""
 
 
