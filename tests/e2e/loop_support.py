@@ -6,9 +6,10 @@ and helpers to act as those users: over the daemon's socket, with `agentroster` 
 companion and the console (pytest-qt).
 
 Why the unprivileged users act as they do here:
-- The venv's Python lives under /root, which other users cannot read. `agentroster` runs as ``nobody``
+- The venv's Python lives under /root, which other users cannot read. `agentroster` runs as the user
   (uid and gid, as the kernel tells the daemon's socket) keeping only the capability to read files
   (CAP_DAC_READ_SEARCH, ambient), so that the interpreter loads; nothing else of root's is kept.
+- The org's policy turns the nudge ladder on (the companion notifies nobody otherwise).
 - The companion must run in this process for pytest-qt; its socket connections go through a relay run
   as ``nobody`` (the system python3, stdlib only), so each connection the daemon accepts is nobody's,
   as when the companion runs in that user's session.
