@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from endpoint.service.registration import cli, collector, errors, ledger, policy
+from endpoint.service.registration import cli, collector, errors, ledger, mine, policy
 from endpoint.service.reporter import CollectorUnreachable
 
 
@@ -359,3 +359,16 @@ def test_a_missing_or_bad_ca_bundle_is_named(tmp_path: Path):
     for bundle in (tmp_path / "missing.pem", junk):
         with pytest.raises(CollectorUnreachable, match="CA bundle"):
             collector.send(policy.validate(fields()), collector_url=URL, key="ard_FAKE", ca_bundle=bundle)
+
+
+def test_an_approval_due_for_review_reads_as_review_due_and_its_inbox_item_says_so() -> None:
+    rows = [{"id": 3, "sighting_id": "s1", "status": "approved", "review_due": True},
+            {"id": 4, "sighting_id": "s2", "status": "approved", "review_due": False},
+            {"id": 5, "sighting_id": "s3", "status": "rejected", "review_due": True}]
+    newest = collector.newest_by_sighting(rows)
+    assert {k: v["status"] for k, v in newest.items()} == {"s1": "review_due", "s2": "approved", "s3": "rejected"}
+    review = mine.message_line({"id": 7, "kind": "review", "sighting_name": "Claude Code",
+                                "text": "it needs re-attesting by 2027-01-01"})
+    assert review == "#7 new: your registration of Claude Code is due for review: it needs re-attesting by 2027-01-01"
+    nudge = mine.message_line({"id": 8, "kind": "remind", "sighting_name": "Aider", "read_at": 1.0})
+    assert nudge == "#8 IT asks you to register Aider"

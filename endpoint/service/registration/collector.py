@@ -124,6 +124,9 @@ def newest_by_sighting(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
             continue
         have = out.get(row["sighting_id"])
         if have is None or row["id"] > have["id"]:
-            out[row["sighting_id"]] = {"id": row["id"], "status": row["status"],
-                                       "created_at": row.get("created_at")}
+            # an approval past the policy's re-attestation period is still "approved" at the collector,
+            # with review_due set: the employee is shown what is asked of them
+            status = "review_due" if row["status"] == "approved" and row.get("review_due") is True \
+                else row["status"]
+            out[row["sighting_id"]] = {"id": row["id"], "status": status, "created_at": row.get("created_at")}
     return out

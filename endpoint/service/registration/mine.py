@@ -128,6 +128,10 @@ def message_line(item: Mapping[str, Any]) -> str:
         body = f"{by} asks you to register {name}" + (f": {text}" if text else "")
     elif item.get("kind") == "decision":
         body = f"your registration of {name} was {shown(item.get('status'))} by {by}" + (f": {text}" if text else "")
+    elif item.get("kind") == "review":
+        body = f"your registration of {name} is due for review" + (f": {text}" if text else "")
+    elif item.get("kind") in ("notify", "remind"):
+        body = f"{by} asks you to register {name}" + (f": {text}" if text else "")
     else:
         body = f"{by} asks about {name}: {text}"
     return f"#{item.get('id')} {mark}{body}"[:600]
