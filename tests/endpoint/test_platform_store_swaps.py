@@ -188,3 +188,21 @@ def test_a_store_over_the_cap_is_one_error_that_says_what_to_do(tmp_path: Path) 
     assert read_rows(str(folder), "database.sqlite", SQL, (10, 10), reads, "n8n's database") == []
     [(where, code, detail)] = reads.errors
     assert (where, code) == (str(folder / "database.sqlite"), "too_large") and "prune" in detail
+
+
+@pytest.mark.parametrize(("pad", "code"), [("printf('%.*c', 1900000, 'x')", "too_large"),
+                                          ("hex(zeroblob(25000000))", "unreadable")])
+def test_a_few_kib_of_store_cannot_make_a_gigabyte_of_rows(tmp_path: Path, pad: str, code: str) -> None:
+    # a view (a generated column would do as well) that makes each of 500 workflows' nodes megabytes long:
+    # the store is 4 KiB, its rows were a gigabyte in the root scan's memory (or 25 GB: one value of 50 MB)
+    (tmp_path / ".n8n").mkdir()
+    db = sqlite3.connect(tmp_path / ".n8n" / "database.sqlite")
+    db.execute(f"""CREATE VIEW workflow_entity AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+                   WHERE i < 500) SELECT 'w' || i AS name, 1 AS active,
+                   '[{{"type": "{AGENT}", "pad": "' || {pad} || '"}}]' AS nodes FROM n""")
+    db.commit()
+    db.close()
+    assert (tmp_path / ".n8n" / "database.sqlite").stat().st_size < 16 << 10
+    project = ProjectReader(interests_of(LIB), maps=False).read(_n8n(tmp_path, os.getuid()))
+    assert project is not None and len(project.workflows) <= (32 << 20) // 1_900_000
+    assert [c for _, c, _ in project.errors] == [code], project.errors

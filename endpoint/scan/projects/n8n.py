@@ -42,6 +42,8 @@ MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read (and bytes o
 EXPORT_FILES = 200  # files of an export folder read
 MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
 STORE_BYTES = 32 << 20  # a platform's store is read whole into memory (see read_rows): at most this
+VALUE_BYTES = 4 * MAX_NODES_JSON  # the largest value SQLite may make in a query (2 Mi characters of UTF-8)
+ROWS_BYTES = 32 << 20  # what all the rows of one query may hold together
 LANGCHAIN = "@n8n/n8n-nodes-langchain."
 #: node types (after LANGCHAIN) that are an AI agent
 AGENTS = frozenset({"agent", "agentTool", "openAiAssistant", "chainLlm", "chainRetrievalQa"})
@@ -161,14 +163,22 @@ def read_rows(folder: str, name: str, sql: Query, params: tuple[object, ...], re
     if main[18:20] == b"\x02\x02":  # WAL mode: the latest writes may sit in the -wal file beside it
         wal = reads.data(path + "-wal", folder, limit=max(STORE_BYTES - len(main), 1)) or b""
     try:
-        return _query_copy(main, wal, sql, params) if wal else _query_bytes(main, sql, params)
+        rows, complete = _query_copy(main, wal, sql, params) if wal else _query_bytes(main, sql, params)
     except sqlite3.Error as exc:
         reads.error(path, "unreadable", f"{what}: {exc}")
         return []
+    if not complete:
+        reads.error(path, "too_large", f"{what}: its rows came to over {ROWS_BYTES >> 20} MiB; the rest were not read")
+    return rows
 
 
-def _bounded(db: sqlite3.Connection, sql: Query, params: tuple[object, ...]) -> list[tuple[object, ...]]:
-    """``sql``'s rows, the query cut off after ``MAX_STEPS`` SQLite steps (a store crafted to be slow)."""
+Rows = tuple[list[tuple[object, ...]], bool]  # the rows, and whether they are all of them
+
+
+def _bounded(db: sqlite3.Connection, sql: Query, params: tuple[object, ...]) -> Rows:
+    """``sql``'s rows, the query cut off after ``MAX_STEPS`` SQLite steps (a store crafted to be slow), no value
+    over ``VALUE_BYTES`` made and no more than ``ROWS_BYTES`` of them fetched: a few KiB of store can hold a
+    view (or a generated column) that makes 500 values of megabytes each, in the root scan's memory."""
     steps = [0]
 
     def too_long() -> int:
@@ -176,10 +186,18 @@ def _bounded(db: sqlite3.Connection, sql: Query, params: tuple[object, ...]) -> 
         return 1 if steps[0] > MAX_STEPS else 0  # non-zero aborts the query
 
     db.set_progress_handler(too_long, 1000)
-    return list(db.execute(sql(db) if callable(sql) else sql, params))
+    db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, VALUE_BYTES)
+    rows: list[tuple[object, ...]] = []
+    fetched = 0
+    for row in db.execute(sql(db) if callable(sql) else sql, params):
+        fetched += sum(len(v) for v in row if isinstance(v, (str, bytes)))
+        if fetched > ROWS_BYTES:
+            return rows, False
+        rows.append(row)
+    return rows, True
 
 
-def _query_bytes(data: bytes, sql: Query, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+def _query_bytes(data: bytes, sql: Query, params: tuple[object, ...]) -> Rows:
     """``sql``'s rows from a database image held in memory."""
     if data[18:20] == b"\x02\x02":
         # SQLite's in-memory files cannot be in WAL mode (the image would not open): with no -wal to apply,
@@ -193,7 +211,7 @@ def _query_bytes(data: bytes, sql: Query, params: tuple[object, ...]) -> list[tu
         db.close()
 
 
-def _query_copy(main: bytes, wal: bytes, sql: Query, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+def _query_copy(main: bytes, wal: bytes, sql: Query, params: tuple[object, ...]) -> Rows:
     """``sql``'s rows from a WAL-mode database and its -wal, both as read: SQLite applies a -wal only to a file
     beside it, so the two are written to a folder only root can enter (``mkdtemp``: a fresh name, mode 0700,
     removed after) where no user can swap them, and opened read-only from there."""
