@@ -151,9 +151,12 @@ class Verdict:
 
 def assess(signature: str | None, providers: Iterable[str], fingerprints: Iterable[str],
            device_flags: Iterable[str], policy: Policy, standing: Standing = NO_STANDING,
-           mcp_servers: Iterable[str] = (), risky: Iterable[str] = (), user: str | None = None) -> Verdict:
+           mcp_servers: Iterable[str] = (), risky: Iterable[str] = (), user: str | None = None,
+           tools: tuple[Iterable[str], Iterable[str]] = ((), ())) -> Verdict:
     """Governed or not, with the sighting's full flag list (collector flags recomputed) and the reasons.
-    ``user``: the sighting's, for the policy's group approvals.
+    ``user``: the sighting's, for the policy's group approvals. ``tools``: the MCP tools its configs name and
+    the tools its code declares (``mcp_tools_of``, ``project_tools_of``), drift where a declaration names
+    tools (``tools_beyond``).
 
     ``risky``: its MCP servers that the policy's risky-tool patterns match (``risky_tools``); any makes
     it ``broad_tools``, as the endpoint's own judgement of its tools does."""
@@ -169,7 +172,8 @@ def assess(signature: str | None, providers: Iterable[str], fingerprints: Iterab
             reasons["unregistered"] = (f"the policy does not sanction {signature}, and nobody registered it"
                                        if signature is not None
                                        else "no signature the policy could sanction, and nobody registered it")
-    gaps = _drift(providers, sorted(set(mcp_servers)), "autonomous" in flags, standing)
+    gaps = _drift(providers, sorted(set(mcp_servers)), "autonomous" in flags, standing,
+                  (sorted(set(tools[0])), sorted(set(tools[1]))))
     if gaps:
         reasons["drift"] = "; ".join(gaps)
     outside = [p for p in providers if p not in policy.sanctioned_providers]
@@ -186,7 +190,8 @@ def assess(signature: str | None, providers: Iterable[str], fingerprints: Iterab
                    reasons=tuple(sorted(reasons.items())))
 
 
-def _drift(providers: list[str], tools: list[str], autonomous: bool, standing: Standing) -> list[str]:
+def _drift(providers: list[str], tools: list[str], autonomous: bool, standing: Standing,
+           named: tuple[list[str], list[str]] = ([], [])) -> list[str]:
     """What the sighting does beyond its approved declaration and beyond what it did when approved."""
     gaps: list[str] = []
     for declared, beyond in ((standing.declaration if standing.registration == "approved" else None, "not declared"),
@@ -195,6 +200,7 @@ def _drift(providers: list[str], tools: list[str], autonomous: bool, standing: S
             continue
         gaps += [f"calls {p}, {beyond}" for p in providers if p not in declared.providers]
         gaps += [f"uses MCP server {t}, {beyond}" for t in tools if t not in declared.tools]
+        gaps += [f"uses tool {t}, {beyond}" for t in tools_beyond(declared.tools, *named)]
         if autonomous and not declared.autonomous:
             gaps.append("runs autonomously, " + ("declared supervised" if beyond == "not declared"
                                                  else "was supervised when approved"))
@@ -298,6 +304,38 @@ def sent_flags(detail: Mapping[str, object], stored: Iterable[str]) -> list[str]
 def tools_of(mcp_servers: Iterable[Mapping[str, object]]) -> list[str]:
     """The distinct names of the MCP servers a sighting uses, sorted."""
     return sorted({n for m in mcp_servers if isinstance(n := m.get("name"), str) and n})
+
+
+def mcp_tools_of(mcp_servers: Iterable[Mapping[str, object]]) -> list[str]:
+    """The tools configs name for their MCP servers (an allow or auto-approve list), each as ``server/tool``,
+    sorted; a server the config turns off names none."""
+    found: set[str] = set()
+    for server in mcp_servers:
+        name, tools = server.get("name"), server.get("tools")
+        if server.get("enabled") is False or not isinstance(name, str) or not name or not isinstance(tools, list):
+            continue
+        found |= {f"{name}/{t}" for t in tools if isinstance(t, str) and t}
+    return sorted(found)
+
+
+def project_tools_of(project: object) -> list[str]:
+    """The tools an enterprise agent's code declares (its project's ``tools``), sorted."""
+    tools = project.get("tools") if isinstance(project, Mapping) else None
+    return sorted({t for t in tools if isinstance(t, str) and t}) if isinstance(tools, list) else []
+
+
+def tools_beyond(declared: Iterable[str], mcp_tools: Iterable[str], project_tools: Iterable[str]) -> list[str]:
+    """The tools a sighting names that a declaration does not, judged only where the declaration names
+    tools: an MCP server's ``server/tool`` where it names some tool of that server (``github/create_issue``),
+    a tool of the agent's code where it names some tool of the code. A declaration that names only MCP
+    servers (``github``) lets them bring whatever tools they have."""
+    named = set(declared)
+    servers = {d.rsplit("/", 1)[0] for d in named if "/" in d}
+    code = sorted(set(project_tools))
+    beyond = {t for t in mcp_tools if t not in named and t.rsplit("/", 1)[0] in servers}
+    if named.intersection(code):
+        beyond |= {t for t in code if t not in named}
+    return sorted(beyond)
 
 
 # -- classification ----------------------------------------------------------------------------------

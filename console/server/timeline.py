@@ -62,7 +62,7 @@ U = TriageUndo.__table__  # type: ignore[attr-defined]
 #: declares (its project's ``tools``)
 KINDS = ("provider", "mcp_server", "mcp_server_used", "mcp_tool", "tool", "system", "autonomy")
 #: what a drift event can hold, in the order the API and the console name them
-ADDED = ("providers", "mcp_servers", "systems", "autonomy")
+ADDED = ("providers", "mcp_servers", "tools", "systems", "autonomy")
 MAX_VALUE = 512
 MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
 MAX_CHAIN = 16  # parents followed to the root of a chain
@@ -82,11 +82,9 @@ def facts_of(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     servers = [s for s in doc.get("mcp_servers") or [] if isinstance(s, Mapping)]
     facts = {("provider", p) for p in governance.providers_of(doc.get("endpoints") or [])}
     facts |= {("mcp_server", t) for t in governance.tools_of(servers)}
-    facts |= {("mcp_tool", t) for t in mcp_tools_of(servers)}
+    facts |= {("mcp_tool", t) for t in governance.mcp_tools_of(servers)}
+    facts |= {("tool", t) for t in governance.project_tools_of(doc.get("project"))}
     facts |= {("system", s) for s in systems_of(servers)}
-    project = doc.get("project")
-    if isinstance(project, Mapping) and isinstance(project.get("tools"), list):
-        facts |= {("tool", t) for t in project["tools"] if isinstance(t, str)}
     if used(doc):
         facts.add(("mcp_server_used", str(doc.get("name") or "")))
     flags = doc.get("flags") or []
@@ -99,18 +97,6 @@ def used(doc: Mapping[str, Any]) -> bool:
     if doc.get("type") != "tool_server":
         return False
     return bool(doc.get("running") and doc.get("processes")) or bool(doc.get("endpoints"))
-
-
-def mcp_tools_of(servers: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The tools configs name for their MCP servers (``tools``, from an allow or auto-approve list), each as
-    ``server/tool``; a server the config turns off names none."""
-    found: set[str] = set()
-    for server in servers:
-        name, tools = server.get("name"), server.get("tools")
-        if server.get("enabled") is False or not isinstance(name, str) or not isinstance(tools, list):
-            continue
-        found |= {f"{name}/{t}" for t in tools if isinstance(t, str) and t}
-    return sorted(found)
 
 
 def systems_of(servers: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -313,6 +299,9 @@ def difference(facts: Iterable[tuple[str, str]], approval: str, registration: st
     added: dict[str, Any] = {
         "providers": sorted({p for p in by_kind["provider"] for d in held if p not in d.providers}),
         "mcp_servers": sorted({t for t in by_kind["mcp_server"] for d in held if t not in d.tools}),
+        # a tool only where the declaration names tools (governance.tools_beyond)
+        "tools": sorted({t for d in held for t in governance.tools_beyond(d.tools, by_kind["mcp_tool"],
+                                                                           by_kind["tool"])}),
         "systems": [] if declared_systems is None else
         [s for s in by_kind["system"] if s in declared_systems[1] and not _covers(declared_systems[0], s)],
         "autonomy": "autonomous" in by_kind["autonomy"] and any(not d.autonomous for d in held),
@@ -345,7 +334,8 @@ def merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
 def describe(added: Mapping[str, Any]) -> str:
     """One line for the audit log and the console: ``providers openai; MCP servers slack``."""
     parts = [f"{label} {', '.join(added[k])}" for k, label in
-             (("providers", "providers"), ("mcp_servers", "MCP servers"), ("systems", "systems")) if added.get(k)]
+             (("providers", "providers"), ("mcp_servers", "MCP servers"), ("tools", "tools"), ("systems", "systems"))
+             if added.get(k)]
     if added.get("autonomy"):
         parts.append("runs autonomously")
     if added.get("via"):
@@ -437,7 +427,8 @@ def _widen(declaration: dict[str, Any], added: Mapping[str, Any]) -> str:
     """An approval's declaration (providers, tools, autonomy) covering what was added, as JSON."""
     widened = {**declaration,
                "providers": sorted(set(declaration.get("providers") or []) | set(added["providers"])),
-               "tools": sorted(set(declaration.get("tools") or []) | set(added["mcp_servers"]))}
+               "tools": sorted(set(declaration.get("tools") or []) | set(added["mcp_servers"])
+                               | set(added.get("tools") or []))}
     if added["autonomy"]:
         widened["autonomy"] = "autonomous"
     return orjson.dumps(widened).decode()
@@ -448,7 +439,7 @@ def _widen_registration(conn: Connection, registration_id: int, added: Mapping[s
     if row is None:
         return
     providers = list(dict.fromkeys([*row[0], *added["providers"]]))
-    tools = list(dict.fromkeys([*row[1], *added["mcp_servers"]]))
+    tools = list(dict.fromkeys([*row[1], *added["mcp_servers"], *(added.get("tools") or [])]))
     systems = list(dict.fromkeys([*row[2], *added["systems"]]))
     if max(len(providers), len(tools), len(systems)) > MAX_ITEMS:
         raise triage.TriageError(409, "declaration_too_long", limit=MAX_ITEMS,

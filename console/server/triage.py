@@ -152,7 +152,7 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
                           providers: list[str] = providers, servers: Any = servers) -> governance.Verdict:
             return governance.assess(doc["signature"], providers, orjson.loads(row["fingerprints"]), doc["flags"],
                                      policy, held, governance.tools_of(servers), _risky(servers, policy),
-                                     user=row["user"])
+                                     user=row["user"], tools=named_tools(doc))
 
         if standing is None:
             standing = chains.chain_standing(roots.get(row["id"]), verdict_under)
@@ -221,11 +221,17 @@ def assess_stored(signature: str | None, providers: list[str], fingerprints: lis
     servers = parsed.get("mcp_servers", []) if parsed is not None else []
     sent = governance.sent_flags(parsed or {}, stored)
     verdict = governance.assess(signature, providers, fingerprints, sent, policy, standing or governance.NO_STANDING,
-                                governance.tools_of(servers), _risky(servers, policy), user=user)
+                                governance.tools_of(servers), _risky(servers, policy), user=user,
+                                tools=named_tools(parsed or {}))
     recorded = None
     if parsed is not None and governance.DEVICE_FLAGS not in parsed:
         recorded = orjson.dumps({**parsed, governance.DEVICE_FLAGS: sorted(set(sent))}).decode()
     return verdict, recorded
+
+
+def named_tools(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The tools a sighting's document names: its MCP servers' (``server/tool``) and its code's."""
+    return governance.mcp_tools_of(doc.get("mcp_servers") or []), governance.project_tools_of(doc.get("project"))
 
 
 def _risky(servers: list[dict[str, Any]], policy: governance.Policy) -> list[str]:

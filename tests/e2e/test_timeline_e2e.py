@@ -96,7 +96,7 @@ def test_a_new_mcp_server_is_a_drift_event_with_its_start_and_accepting_it_gover
         # the daemon reports the new server inside the agent and as a tool server child of it: both on the root
         spawned = [a["id"] for a in http.get("/api/v1/agents", params={"limit": 500}).json()["data"]
                    if a["name"] == "payroll-db" and a["id"] != sighting_id]
-        assert event["added"] == {"providers": [], "mcp_servers": ["payroll-db"],
+        assert event["added"] == {"providers": [], "mcp_servers": ["payroll-db"], "tools": [],
                                   "systems": ["postgresql://db.internal/payroll"], "autonomy": False, "via": spawned}
         assert event["status"] == "open"
         assert began - 1 <= datetime.fromisoformat(event["began_at"]).timestamp() <= time.time() + 1

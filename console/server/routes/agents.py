@@ -163,7 +163,8 @@ def get_agent(device_id: str, sighting_id: str, session: SessionDep, caller: Cal
     servers = detail.get("mcp_servers", [])
     verdict = governance.assess(row.signature, orjson.loads(row.providers), orjson.loads(row.fingerprints),
                                 orjson.loads(row.flags), policy, standing, governance.tools_of(servers),
-                                governance.risky_tools(servers, policy.risky_tools), user=row.user)
+                                governance.risky_tools(servers, policy.risky_tools), user=row.user,
+                                tools=triage.named_tools(detail))
     listed = with_cover(on_ladder(public(row, state["owner"] if state else None, state["state"] if state else None),
                                   row, lifecycle.settings(conn), time.time()), covered)
     return SightingDetail(

@@ -44,6 +44,7 @@ class DriftAdded(SQLModel):
 
     providers: list[str]
     mcp_servers: list[str]
+    tools: list[str] = []  # server/tool or a tool of its code, where the declaration names tools (older events: none)
     systems: list[str]
     autonomy: bool  # runs autonomously, declared supervised
     via: list[str] = []  # the sub-agents or tool servers of its chain that do it (empty: the sighting itself)

@@ -115,7 +115,7 @@ def test_new_behaviour_of_a_registered_agent_is_a_drift_event_and_accepting_it_g
                                    mcp_servers=[MCP_GITHUB, MCP_POSTGRES]))
     assert row(device, made["id"])["governed"] is False
     [event] = timeline_of(device, made["id"])["events"]
-    assert event["added"] == {"providers": ["openai"], "mcp_servers": ["postgres"],
+    assert event["added"] == {"providers": ["openai"], "mcp_servers": ["postgres"], "tools": [],
                               "systems": ["postgresql://db.internal/payroll"], "autonomy": False, "via": []}
     assert event["status"] == "open" and began - 1 <= seconds(event["began_at"]) <= time.time() + 1
     since = datetime.fromtimestamp(began - 1, UTC).isoformat()
@@ -216,7 +216,7 @@ def test_a_tool_server_or_sub_agent_is_judged_against_the_root_of_its_chain(devi
     deeper = tool_server(sub_agent["id"], MCP_POSTGRES)  # spawned by the sub-agent: its root is the same
     device.snapshot(root, covered, sub_agent, deeper)
     [event] = timeline_of(device, root["id"])["events"]
-    assert event["added"] == {"providers": ["openai"], "mcp_servers": ["postgres"],
+    assert event["added"] == {"providers": ["openai"], "mcp_servers": ["postgres"], "tools": [],
                               "systems": ["postgresql://db.internal/payroll"], "autonomy": False,
                               "via": sorted([sub_agent["id"], deeper["id"]])}
     assert timeline_of(device, sub_agent["id"])["events"] == []  # drift is on the root, not on the sub-agent
