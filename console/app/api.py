@@ -287,6 +287,7 @@ RiskyAgent = public.RiskyAgent
 Policy = public.PolicyPublic  # the policy as the collector holds it
 PolicyEdit = public.PolicyUpdate  # what an admin sends to change it
 Registration = public.RegistrationPublic
+ChainCover = public.ChainCover  # the root of a chain that covers a sub-agent or tool server
 RegistrationPage = public.RegistrationsPublic
 HistoryEntry = public.SightingHistoryPublic
 TriageAction = public.TriageActionPublic

@@ -78,6 +78,18 @@ def ladder_label(a: api.Agent) -> str:
     return f"{rung}, next {when(a.ladder_due)}"
 
 
+def cover_label(a: api.Agent) -> str:
+    """"covered by Claude Code's registration": a sub-agent or tool server without a standing of its own that
+    the root of its chain covers; "" for any other."""
+    return f"covered by {a.covered_by.name}'s {a.covered_by.by}" if a.covered_by is not None else ""
+
+
+def governed_label(a: api.Agent) -> str:
+    if not a.governed:
+        return "ungoverned"
+    return cover_label(a) or "governed"
+
+
 # -- columns ----------------------------------------------------------------------------------------
 
 
@@ -94,7 +106,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("risk", "Risk", lambda a: str(a.risk), "risk"),
     Column("servers", "MCP servers", lambda a: str(a.servers) if a.servers else ""),
     Column("type", "Type", lambda a: TYPE_LABELS.get(a.type, a.type), "type"),
-    Column("governed", "Governed", lambda a: "governed" if a.governed else "ungoverned"),
+    Column("governed", "Governed", lambda a: governed_label(a)),
     Column("ladder", "Ladder", lambda a: ladder_label(a), "overdue"),  # sorted: longest ungoverned first
     Column("flags", "Flags", lambda a: ", ".join(flag_label(f) for f in a.flags)),
     Column("device", "Device", lambda a: a.hostname, "device"),
@@ -668,6 +680,8 @@ def explain(detail: api.AgentDetail) -> Explained:
     a = detail.agent
     kind, reason = classification.classify(detail.raw)
     governed = "Governed" if a.governed else "Ungoverned"
+    if a.covered_by is not None:  # as its roster row says: covered by the root of its chain
+        governed += f" ({cover_label(a)})"
     if not a.governed:
         collector = [f for f in a.flags if f in ("unregistered", "pending", "drift")]
         governed += f" ({', '.join(collector)})" if collector else ""

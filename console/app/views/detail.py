@@ -164,7 +164,7 @@ class DetailView(QWidget):
         self.evidence.set_rows(vm.evidence_rows(detail))
         self.chain.set_chain(vm.chain(detail, parent, children))
         self.chain_tree.expandAll()
-        self.registration.setText(_registration_text(detail.registration))
+        self.registration.setText(_registration_text(detail.registration, detail.covered_by))
         self.timeline.set_rows([(vm.when(e.at), e.kind, e.who, e.what) for e in vm.timeline(detail)])
         self._show_project(detail)
 
@@ -184,7 +184,12 @@ class DetailView(QWidget):
         self.header.setText(f"<span style='color:{theme.css('bad')}'>{html.escape(message)}</span>")
 
 
-def _registration_text(registration: api.Registration | None) -> str:
+def _registration_text(registration: api.Registration | None, cover: api.ChainCover | None = None) -> str:
+    if registration is None and cover is not None:
+        return (f"Covered by <b>{html.escape(cover.name)}</b>'s {cover.by}: it has no registration of its own, and "
+                f"what it does stays inside what {html.escape(cover.name)}'s {cover.by} declares (the root of its "
+                "chain). Should it do more, it is unregistered again and the difference is drift on "
+                f"{html.escape(cover.name)}.")
     if registration is None:
         return "No registration. Ask the owner to register it (Request registration)."
     lines = []

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console import governance
 from console.app import api, theme
 from console.app import viewmodels as vm
 from console.app.models import RowsModel
@@ -31,7 +32,8 @@ from console.app.plain_text import plain_label
 COMPARISON_COLUMNS = ("", "Declared", "Observed", "Observed, not declared")
 # (row title, the declaration's field, the timeline's fact kind): the collector judges drift on these pairs
 COMPARED = (("Providers", "providers", "provider"), ("Tools (MCP servers)", "tools", "mcp_server"),
-            ("Data systems", "data_systems", "system"), ("Autonomy", "autonomy", "autonomy"))
+            ("Data systems", "data_systems", "system"), ("Autonomy", "autonomy", "autonomy"),
+            ("MCP servers used", "tools", "mcp_server_used"), ("Tools (named)", "tools", "mcp_tool,tool"))
 # the queue: what waits for an admin first (pending, then asked, then due for review), then the rest
 STATUS_ORDER = {"pending": 0, "more_information": 1}
 DECIDABLE = ("pending", "more_information")  # an admin may still approve or reject an asked one
@@ -55,7 +57,7 @@ def declared_vs_observed(registration: api.Registration,
     for title, field, kind in COMPARED:
         declared_value = getattr(registration, field)
         declared = [declared_value] if isinstance(declared_value, str) else list(declared_value)
-        seen = [f for f in facts if f.get("kind") == kind]
+        seen = [f for f in facts if f.get("kind") in kind.split(",")]
         values = list(dict.fromkeys(str(f.get("value")) for f in seen))
         gone = {str(f.get("value")) for f in seen if f.get("gone_at")} - {str(f.get("value")) for f in seen
                                                                           if not f.get("gone_at")}
@@ -63,6 +65,9 @@ def declared_vs_observed(registration: api.Registration,
         beyond = [v for v in values if v not in declared]
         if kind == "autonomy":  # as the collector judges drift: only acting alone when declared supervised
             beyond = [v for v in beyond if v == "autonomous"]
+        elif kind == "mcp_tool,tool":  # only where the declaration names tools, as the collector judges drift
+            beyond = governance.tools_beyond(declared, [str(f.get("value")) for f in seen if f.get("kind") == "mcp_tool"],
+                                             [str(f.get("value")) for f in seen if f.get("kind") == "tool"])
         rows.append((title, ", ".join(declared) or "–", ", ".join(observed) or "–", ", ".join(beyond) or "–"))
     return rows
 

@@ -25,7 +25,11 @@ from console.app.plain_text import plain_label
 
 FACT_COLUMNS = ("What", "Value", "First seen", "Last seen", "Gone")
 EVENT_COLUMNS = ("Began", "Status", "Added")
-KIND_NAMES = {"provider": "provider", "mcp_server": "MCP server", "system": "system", "autonomy": "autonomy"}
+#: each kind of fact in words: an MCP server its config declares is present; one its tool server runs or is
+#: called at is used
+KIND_NAMES = {"provider": "provider called", "mcp_server": "MCP server present (in its config)",
+              "mcp_server_used": "MCP server used (run or called)", "mcp_tool": "MCP tool its config allows",
+              "tool": "tool its code declares", "system": "system reached", "autonomy": "autonomy"}
 
 
 class TimelineDialog(QDialog):
