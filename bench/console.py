@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", type=Path, help="use this SQLite store instead of the cached one")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
                         help="postgresql: a throwaway cluster, filled for this run")
+    parser.add_argument("--filter-action", action="store_true",
+                        help="time an approve on every coding agent (POST /agents/actions/filter) and its undo, "
+                             "and how long a device's report sent meanwhile waits (changes the store and undoes it: "
+                             "use --database with a copy)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.backend == "postgresql":
@@ -81,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     tokens = servers.provision(url)  # a fresh admin token for this run (tokens are stored hashed)
     server = servers.CollectorProcess(url, log=directory / "server.log").start()
     try:
-        if args.collector_only:
+        if args.filter_action:
+            measure_filter_action(server.base_url, tokens, args)
+        elif args.collector_only:
             measure_collector(server.base_url, tokens["admin"], args)
         else:
             measure(server.base_url, tokens["admin"], args)
@@ -147,7 +153,7 @@ def fill(url: str, directory: Path, args: argparse.Namespace) -> None:
     finally:
         server.stop()
     print(f"filled: {args.devices:,} devices, {sum(sent):,} sightings through the ingest API "
-          f"in {time.perf_counter() - started:.0f} s (cached in {directory.relative_to(REPO)})")
+          f"in {time.perf_counter() - started:.0f} s (kept in {directory})")
 
 
 def send_devices(port: int, secret: str, indexes: list[int], per_device: int) -> int:
@@ -380,6 +386,59 @@ def measure_collector(base_url: str, token: str, args: argparse.Namespace) -> No
             shown = f"{matches:>9,} rows" if isinstance(matches, int) else " " * 14
             print(f"{label:50} {shown} {statistics.median(times) * 1000:8.1f} ms  (slowest {max(times) * 1000:6.1f})")
         print("budget: a filter <= 200 ms, the fleet by kind <= 300 ms")
+
+
+def measure_filter_action(base_url: str, tokens: dict[str, str], args: argparse.Namespace) -> None:
+    """An action on a whole filter holds the store's write lock for its whole transaction (one audited
+    action, one undo): how long it takes, and how long a device's report sent while it runs waits for its
+    answer, against the same report alone. Each approve is undone (its undo timed the same way)."""
+    import threading
+
+    import httpx
+
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    with httpx.Client(base_url=base_url, timeout=600) as http:
+        sim = fleet.SimDevice.build(10**6 + 7, seed=5)  # a device of its own, not one of the fleet's
+        enrolled = http.post("/api/v1/enroll", json={"enroll_secret": tokens["enroll_secret"],
+                                                     "host_identifier": sim.device_id, "device": sim.device})
+        key = {"authorization": f"Bearer {enrolled.raise_for_status().json()['device_key']}"}
+        http.post("/api/v1/reports", content=orjson.dumps(sim.snapshot()), headers=key).raise_for_status()
+
+        def report() -> float:
+            started = time.perf_counter()
+            http.post("/api/v1/reports", content=orjson.dumps(sim.delta(20, 0.1)), headers=key).raise_for_status()
+            return (time.perf_counter() - started) * 1000
+
+        alone = [report() for _ in range(args.runs)]
+        coding = {"type": ["coding"]}
+        count = http.post("/api/v1/agents/actions/filter", headers=admin,
+                          json={"action": "approve", "filter": coding, "dry_run": True}).json()["count"]
+        timings: dict[str, list[float]] = {"approve": [], "during approve": [], "undo": [], "during undo": []}
+        for _ in range(args.runs):
+            for step, method in (("approve", "/api/v1/agents/actions/filter"), ("undo", "/api/v1/agents/actions/undo")):
+                body = {"action": "approve", "filter": coding} if step == "approve" else {}
+                taken: list[float] = []
+
+                def act(method: str = method, body: dict[str, object] = body, taken: list[float] = taken) -> None:
+                    started = time.perf_counter()
+                    with httpx.Client(base_url=base_url, timeout=600) as own:
+                        own.post(method, headers=admin, json=body).raise_for_status()
+                    taken.append((time.perf_counter() - started) * 1000)
+
+                worker = threading.Thread(target=act)
+                worker.start()
+                time.sleep(0.3)  # the action has its lock by now
+                timings[f"during {step}"].append(report())
+                worker.join()
+                timings[step].extend(taken)
+    print(f"an approve on every coding agent ({count:,} sightings) and its undo; median and slowest of {args.runs}")
+    print(f"{'a device report (20 upserts), alone':56} {statistics.median(alone):9.1f} ms  (slowest {max(alone):7.1f})")
+    for label, key_ in (("POST /agents/actions/filter (approve)", "approve"),
+                        ("  a device report sent 0.3 s into it: its answer", "during approve"),
+                        ("POST /agents/actions/undo", "undo"),
+                        ("  a device report sent 0.3 s into it: its answer", "during undo")):
+        values = timings[key_]
+        print(f"{label:56} {statistics.median(values):9.1f} ms  (slowest {max(values):7.1f})")
 
 
 def _some_device(client: object) -> str:
