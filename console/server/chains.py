@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, func, select, tuple_
 
 from console import governance
 from console.server.models import Sighting, SightingTriage
@@ -151,36 +151,54 @@ def descendants(conn: Connection, keys: Sequence[Key]) -> list[Key]:
 
 def roots_of_stored(conn: Connection, keys: Iterable[Key]) -> dict[Key, tuple[str, str, governance.Standing]]:
     """For stored sightings without a standing of their own: the root of each one's chain whose standing
-    covers it, as ``{key: (root id, root name, root standing)}``."""
-    cache: dict[Key, tuple[str | None, str]] = {}
+    covers it, as ``{key: (root id, root name, root standing)}``. A few queries whatever the number of keys
+    (one per level of the deepest chain, and one for the roots' standings), each on primary keys."""
+    rows: dict[Key, tuple[str | None, str]] = {}  # (device_id, id) -> (parent, name), read level by level
 
-    def row_of(device_id: str, sighting_id: str) -> tuple[str | None, str]:
-        key = (device_id, sighting_id)
-        if key not in cache:
-            found = conn.execute(select(S.c.parent, S.c.name).where(S.c.device_id == device_id,
-                                                                    S.c.id == sighting_id)).first()
-            if found is None:
-                raise KeyError(sighting_id)
-            cache[key] = (found[0], found[1])
-        return cache[key]
+    def read(wanted: Iterable[Key]) -> None:
+        missing = list(dict.fromkeys(k for k in wanted if k not in rows))
+        for start in range(0, len(missing), _CHUNK):
+            for d, i, parent, name in conn.execute(select(S.c.device_id, S.c.id, S.c.parent, S.c.name).where(
+                    among(conn, S.c.device_id, S.c.id, missing[start:start + _CHUNK]))):
+                rows[(d, i)] = (parent, name)
 
-    out: dict[Key, tuple[str, str, governance.Standing]] = {}
-    for device_id, sighting_id in keys:
-        try:
-            parent = row_of(device_id, sighting_id)[0]
-        except KeyError:
-            continue
-        if not parent:
-            continue
-        root = root_of(lambda s, d=device_id: row_of(d, s)[0], parent)  # type: ignore[misc]
-        if root is None:
-            continue
-        triage = conn.execute(select(T.c.approval, T.c.registration)
-                              .where(T.c.device_id == device_id, T.c.sighting_id == root)).first()
-        standing = standing_of(triage[0], triage[1]) if triage is not None else None
-        if standing is not None and covers(standing):
-            out[(device_id, sighting_id)] = (root, row_of(device_id, root)[1], standing)
-    return out
+    keys = list(dict.fromkeys(keys))
+    read(keys)
+    # each sighting climbs its chain one level per round: where it stands now, and where it has been
+    climbing = {k: (k, {k[1]}) for k in keys if k in rows and rows[k][0]}
+    roots: dict[Key, str] = {}
+    for _ in range(MAX_CHAIN):
+        if not climbing:
+            break
+        read((k[0], str(rows[at][0])) for k, (at, _) in climbing.items())
+        following: dict[Key, tuple[Key, set[str]]] = {}
+        for key, (at, seen) in climbing.items():
+            up = (key[0], str(rows[at][0]))
+            if up not in rows or up[1] in seen:
+                continue  # a parent the collector does not know, or a loop: no root
+            if not rows[up][0]:
+                roots[key] = up[1]
+            else:
+                following[key] = (up, seen | {up[1]})
+        climbing = following
+    standings: dict[Key, governance.Standing] = {}
+    wanted = list(dict.fromkeys((k[0], r) for k, r in roots.items()))
+    for start in range(0, len(wanted), _CHUNK):
+        for d, i, approval, registration in conn.execute(
+                select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
+                .where(among(conn, T.c.device_id, T.c.sighting_id, wanted[start:start + _CHUNK]))):
+            standings[(d, i)] = standing_of(approval, registration)
+    return {key: (root, rows[(key[0], root)][1], standings[(key[0], root)]) for key, root in roots.items()
+            if covers(standings.get((key[0], root)))}
+
+
+def among(conn: Connection, device_column: Any, id_column: Any, keys: Sequence[Key]) -> ColumnElement[bool]:
+    """The row's (device_id, sighting_id) is one of ``keys`` (``triage.among`` says why it is written so)."""
+    if conn.dialect.name != "sqlite":
+        return tuple_(device_column, id_column).in_(list(keys))
+    listed = func.json_each(orjson.dumps([list(k) for k in keys]).decode()).table_valued("value")
+    return tuple_(device_column, id_column).in_(
+        select(func.json_extract(listed.c.value, "$[0]"), func.json_extract(listed.c.value, "$[1]")))
 
 
 class Cover(NamedTuple):
@@ -202,10 +220,10 @@ def covered_by(conn: Connection, rows: Iterable[tuple[Key, str | None, list[str]
     if not candidates:
         return {}
     own: set[Key] = set()
-    for device_id, sighting_id in candidates:
-        found = conn.execute(select(T.c.approval, T.c.registration)
-                             .where(T.c.device_id == device_id, T.c.sighting_id == sighting_id)).first()
-        if found is not None and (found[0] or found[1]):
-            own.add((device_id, sighting_id))
+    for start in range(0, len(candidates), _CHUNK):
+        own.update((d, i) for d, i, approval, registration in conn.execute(
+            select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
+            .where(among(conn, T.c.device_id, T.c.sighting_id, candidates[start:start + _CHUNK])))
+            if approval or registration)
     return {key: Cover(root, name, "registration" if standing.registration == "approved" else "approval", standing)
             for key, (root, name, standing) in roots_of_stored(conn, [k for k in candidates if k not in own]).items()}

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Connection,
     bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -98,11 +97,7 @@ def among(conn: Connection, device_column: Any, id_column: Any, keys: Sequence[K
     """The row's (device_id, sighting_id) is one of ``keys``. SQLite reads a list of row values written out
     (``IN (VALUES ...)``) by scanning the whole table, 85 ms per 500 keys at 100,000 sightings; from a
     subquery over the keys as one JSON parameter it seeks the primary key for each (under 1 ms)."""
-    if conn.dialect.name != "sqlite":
-        return tuple_(device_column, id_column).in_(list(keys))
-    listed = func.json_each(orjson.dumps([list(k) for k in keys]).decode()).table_valued("value")
-    return tuple_(device_column, id_column).in_(
-        select(func.json_extract(listed.c.value, "$[0]"), func.json_extract(listed.c.value, "$[1]")))
+    return chains.among(conn, device_column, id_column, keys)
 
 
 def tags_of(flags: Iterable[str], providers: Iterable[str]) -> list[tuple[str, str]]:

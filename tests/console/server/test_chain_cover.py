@@ -91,3 +91,13 @@ def test_a_tool_server_with_its_own_registration_is_judged_on_its_own(device) ->
     register_and_approve(device, github["id"], providers=[], tools=["github"])
     row = listed(device, root["id"])[github["id"]]
     assert row["covered_by"] is None and row["governed"] is True  # its own registration governs it
+
+
+def test_a_chain_that_loops_covers_nothing_and_its_decision_still_ends(device) -> None:
+    looped = fleet.sighting(id="cover-loop-a", parent="cover-loop-b", providers=("anthropic",))
+    other = fleet.sighting(id="cover-loop-b", parent="cover-loop-a", providers=("anthropic",))
+    device.snapshot(looped, other)
+    act(device, looped["id"], "approve")  # re-assesses the chain under it, which leads back to it
+    row = listed(device, looped["id"])[other["id"]]
+    assert row["covered_by"] is None and "unregistered" in row["flags"]
+    assert detail(device, other["id"])["covered_by"] is None
