@@ -10,7 +10,7 @@ from pathlib import Path
 # tests/ is on sys.path (tests/conftest.py), where tests/signatures would pass for a namespace package
 # named "signatures"; the repo root on the path lets the real package win.
 sys.path.insert(0, str(Path(__file__).parents[2]))
-sys.path.insert(0, str(Path(__file__).parent))  # process_mix, shared with bench/signatures.py
+sys.path.insert(0, str(Path(__file__).parent))  # process_mix, shared with bench/signature_library.py
 
 import pytest
 

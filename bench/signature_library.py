@@ -5,7 +5,7 @@
 - ``Library.match_process`` over 1,000 ordinary, non-agent processes (``tests/signatures/process_mix.py``:
   Linux, macOS and Windows daemons, shells, editors, interpreters), best of 7: budget 10 ms.
 
-``python bench/signatures.py``. CPU time, not wall time, so a busy machine moves the figures less. The
+``python bench/signature_library.py``. CPU time, not wall time, so a busy machine moves the figures less. The
 fresh interpreters run with bytecode cached (a temporary PYTHONPYCACHEPREFIX, filled first), as an
 installed package has it, whatever PYTHONDONTWRITEBYTECODE says in the caller's environment.
 """
