@@ -395,9 +395,14 @@ def test_a_chrooted_process_is_read_through_its_root_as_this_host_reaches_it(tmp
                     cwd=tmp_path)
     deadline = time.monotonic() + 20
     found: list[int] = []
+    def runs_the_agent(child: psutil.Process) -> bool:
+        try:
+            return "/srv/agent/run.py" in child.cmdline()
+        except psutil.Error:  # a mount child that exited meanwhile (a zombie) or is gone
+            return False
+
     while not found and time.monotonic() < deadline:
-        found = [c.pid for c in psutil.Process(started.pid).children(recursive=True)
-                 if "/srv/agent/run.py" in c.cmdline()]
+        found = [c.pid for c in psutil.Process(started.pid).children(recursive=True) if runs_the_agent(c)]
         time.sleep(0.1)
     assert found, "the chrooted interpreter did not start"
     [record] = [r for r in iter_processes(LIB.credential_kind, pids=found, read_env=False)
