@@ -102,10 +102,16 @@ def n8n_install(request: pytest.FixtureRequest) -> Path:
     """A folder whose node_modules holds n8n, installed from the npm registry once and cached."""
     if NODE is None or NPM_BIN is None:
         pytest.skip("needs Node.js and npm (./dev test installs Debian's nodejs and npm)")
+    version = subprocess.run([NODE, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    if tuple(int(part) for part in version.lstrip("v").split(".")[:2]) < (20, 19):
+        pytest.skip(f"n8n {N8N_VERSION} needs Node >= 20.19 (its engines), this machine's node is {version}")
     cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
     target = cache / f"n8n-{_key((f'n8n@{N8N_VERSION}', json.dumps(OVERRIDES, sort_keys=True)))}"
     with _locked(cache):
         if not (target / ".installed").exists():
+            for tool in ("make", "g++"):
+                if shutil.which(tool) is None:
+                    pytest.skip(f"needs {tool} (Debian's {tool}) to build n8n's sqlite3 driver from source")
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             (target / "package.json").write_text(json.dumps({"name": "n8n-e2e", "private": True,
