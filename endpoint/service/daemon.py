@@ -75,6 +75,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+class ScanStopped(Exception):
+    """The daemon was asked to stop in the middle of a scan: what the scan found so far is dropped."""
+
+
 # -- the daemon ------------------------------------------------------------------------------------------
 
 
@@ -133,6 +137,8 @@ class Daemon:
         self._dirty = False
         self.started_at = time.time()
         self.last_scan_at: float | None = None
+        self.scanned = False  # a full scan has finished since the daemon started
+        self._status_in_scan = False  # the status row was written in the middle of a scan
         self.last_fingerprint_s = 0.0
         self.resources = SelfSample()
         self.spool_error = ""
@@ -176,7 +182,8 @@ class Daemon:
         """Rescan the files of these sources (home paths, or MACHINE); all of them when None."""
         if "files" not in self._on:
             return
-        self.files.scan(sources, agent_homes=self.processes.agent_homes(self.root) if sources is None else ())
+        self.files.scan(sources, agent_homes=self.processes.agent_homes(self.root) if sources is None else (),
+                        progress=self.scan_progress)
         self._dirty = True
 
     # -- the resource guard --------------------------------------------------------------------------
@@ -459,6 +466,7 @@ class Daemon:
         self.poll_processes(everything=True)
         self.scan_files()
         self._dirty = True
+        self.scanned = True
 
     def run_once(self) -> int:
         """One full scan, spooled; then, with a collector, enroll if need be and drain the spool."""
@@ -509,33 +517,29 @@ class Daemon:
                 signal.signal(signal.SIGHUP, self._on_hangup)
         self._log_problems()
         s = self.settings
+        # Ready as soon as it can serve: settings read, state open, the local socket bound, the reporter
+        # draining what the last run spooled. The first full scan is the loop's first tick, after READY: a
+        # machine with huge homes can take longer than the unit's TimeoutStartSec to scan, and a start
+        # that times out is killed and restarted, and scans from zero again.
         if "files" in self._on:
             self.files.start_watching()
-        try:
-            self.full_scan()
-        except Exception as exc:
-            self._log_failure("first scan", exc)
         self.network.start()
-        try:
-            self.publish()
-        except Exception as exc:
-            self._log_failure("first report", exc)
         self._restart_reporter()
         self.start_local_socket()
-        self.notifier.ready(f"watching {len(self.files.homes)} homes: {len(self.last_sightings)} sightings")
-        log.info("watching %d homes and %d processes under %s: %d sightings; sensors: %s; collector: %s",
-                 len(self.files.homes), len(self.processes.records), self.root, len(self.last_sightings),
-                 ", ".join(f"{k} {v}" for k, v in sorted(self.sensor_health().items())),
-                 shown_url(self.settings.collector_url) if self.settings.collector_url
-                 else "(none: reports are kept in the local spool)")
         now = time.monotonic()
         due = self._due
-        due.update({"processes": now + jittered(s.process_interval_s), "full": now + jittered(s.full_scan_interval_s),
+        due.update({"processes": now + jittered(s.process_interval_s), "full": now,
                     "heartbeat": now + jittered(s.heartbeat_interval_s), "status": now,
                     "settings": now + SETTINGS_CHECK_S})
         watchdog_s = self.notifier.watchdog_interval_s
         if watchdog_s:
             due["watchdog"] = now
+        self.write_status()  # `agentroster status` says it runs, and systemd's STATUS= that the scan is under way
+        self.notifier.ready()
+        log.info("ready under %s; the first full scan starts now; sensors: %s; collector: %s", self.root,
+                 ", ".join(f"{k} {v}" for k, v in sorted(self.sensor_health().items())),
+                 shown_url(self.settings.collector_url) if self.settings.collector_url
+                 else "(none: reports are kept in the local spool)")
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -544,9 +548,7 @@ class Daemon:
                 if self._stop.is_set():
                     break
                 now = time.monotonic()
-                if watchdog_s and now >= due["watchdog"]:  # from the loop: a wedged loop stops pinging
-                    self.notifier.watchdog()
-                    due["watchdog"] = now + watchdog_s
+                self.keep_alive(now)  # from the loop (and a scan's progress): a wedged loop stops pinging
                 try:
                     for event in events:  # a reload (SIGHUP) that fails is a failed tick, not a dead daemon
                         self._handle(event)
@@ -555,6 +557,8 @@ class Daemon:
                         self.check_settings_source()
                     self._tick(due)
                     self.tick_failures = 0
+                except ScanStopped:  # a stop came in the middle of a scan: drop it, as the next run scans again
+                    break
                 except Exception as exc:  # one bad record or a transient error must not end the watch
                     self.tick_failures += 1
                     self._log_failure("tick", exc)
@@ -562,6 +566,29 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+    def keep_alive(self, now: float) -> None:
+        """Ping systemd's watchdog when it is due; called from the loop and from a scan's progress, never
+        from a thread of its own, so that a wedged loop or a scan stuck on one read stops the pings."""
+        due = self._due.get("watchdog")
+        if due is not None and now >= due:
+            self.notifier.watchdog()
+            self._due["watchdog"] = now + self.notifier.watchdog_interval_s
+
+    def scan_progress(self) -> None:
+        """Called by a scan after each record and each home: a long scan that moves on keeps the watchdog
+        pinged and the status row fresh (older than 30 s, `agentroster status` says not running), and a
+        stop ends it (``ScanStopped``) instead of waiting for the last home."""
+        if not self._due:  # not under run(): --once, or a caller of its own
+            return
+        if self._stop.is_set():
+            raise ScanStopped
+        now = time.monotonic()
+        self.keep_alive(now)
+        if now >= self._due["status"]:
+            self._due["status"] = now + STATUS_EVERY_S
+            self.write_status()
+            self._status_in_scan = True  # the tick writes it again when the scan is done
 
     def _sleep(self, seconds: float) -> None:
         """Wait (a stop ends it), pinging the watchdog meanwhile: a loop backing off is not wedged."""
@@ -606,15 +633,23 @@ class Daemon:
             if self.poll_processes():
                 self._dirty = True
             due["processes"] = now + jittered(s.process_interval_s * slower)
+        first = not self.scanned
         if now >= due["full"]:
             self.full_scan()
-            due["full"] = now + jittered(s.full_scan_interval_s * slower)
+            due["full"] = time.monotonic() + jittered(s.full_scan_interval_s * slower)
+        if not self.scanned:  # nothing is spooled before the first full scan: an empty one would remove every sighting
+            return
         heartbeat = now >= due["heartbeat"]
         if heartbeat:
             due["heartbeat"] = now + jittered(s.heartbeat_interval_s)
         if self._dirty or heartbeat:
             self.publish(heartbeat=heartbeat)
-        if now >= due["status"]:
+        if first:
+            log.info("first scan done in %.1f s: watching %d homes and %d processes under %s: %d sightings",
+                     time.monotonic() - now, len(self.files.homes), len(self.processes.records), self.root,
+                     len(self.last_sightings))
+        if now >= due["status"] or self._status_in_scan:
+            self._status_in_scan = False
             self.check_resources()
             self.write_status()
             due["status"] = now + STATUS_EVERY_S
@@ -657,7 +692,8 @@ def one_line(doc: dict[str, Any]) -> str:
     """The daemon's state in one line, for ``systemctl status`` (sd_notify's STATUS=)."""
     problems = len(doc.get("settings_problems") or [])
     spool = doc.get("spool") or {}
-    parts = [f"{doc.get('sightings', 0)} sightings", "enrolled" if doc.get("enrolled") else
+    found = f"{doc.get('sightings', 0)} sightings" if doc.get("last_scan_at") else "first scan under way"
+    parts = [found, "enrolled" if doc.get("enrolled") else
              ("not enrolled" if doc.get("collector_url") else "no collector: spooling locally"),
              f"{spool.get('reports', 0)} reports queued"]
     if problems:

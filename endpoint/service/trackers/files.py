@@ -11,7 +11,7 @@ import fnmatch
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,8 @@ class Watcher:
         self.plans: dict[str, WatchPlan] = {}
         self.watches: dict[str, Any] = {}
         self.inodes: dict[str, tuple[int, int] | None] = {}
+        self.users: dict[str, set[str]] = {}  # watched (or wanted) directory -> the sources whose plans hold it
+        self.unwatched_dirs: set[str] = set()  # wanted but not watched (over MAX_WATCHED_DIRS, or refused)
         self.unwatched = 0
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -146,35 +148,60 @@ class Watcher:
             self.events.put(("files", source))
 
     def arm(self, source: str, plan: WatchPlan) -> None:
-        """Watch what ``plan`` needs for ``source``; drop the watches no source needs any more."""
+        """Watch what ``plan`` needs for ``source``; drop the watches no source needs any more. The cost is
+        the size of this source's plans, old and new, not of every source's: a full scan arms each of a
+        machine's homes in turn, and a server with thousands of them must not stat every watch each time."""
         with self._lock:
+            old = self.plans.get(source)
             self.plans[source] = plan
-            wanted = set().union(*(p.dirs for p in self.plans.values())) if self.plans else set()
-        for directory in [d for d in self.watches if d not in wanted or _inode(d) != self.inodes.get(d)]:
-            # not needed any more, or deleted (and maybe made again: the old watch sees nothing)
-            self.inodes.pop(directory, None)
-            try:
-                self.observer.unschedule(self.watches.pop(directory))
-            except (KeyError, ValueError, OSError):
-                pass
-        unwatched = 0
-        for directory in sorted(wanted - set(self.watches)):
+        after = set(plan.dirs)
+        for directory in set(old.dirs if old is not None else ()) - after:
+            users = self.users.get(directory, set())
+            users.discard(source)
+            if not users:  # no source needs it any more
+                self.users.pop(directory, None)
+                self.unwatched_dirs.discard(directory)
+                self._unwatch(directory)
+        for directory in sorted(after):
+            self.users.setdefault(directory, set()).add(source)
+            if directory in self.watches and _inode(directory) != self.inodes.get(directory):
+                self._unwatch(directory)  # deleted, and maybe made again: the old watch sees nothing
+            if directory in self.watches:
+                continue
             if len(self.watches) >= MAX_WATCHED_DIRS:
-                unwatched += 1
+                self.unwatched_dirs.add(directory)
                 continue
             try:
                 self.inodes[directory] = _inode(directory)
                 self.watches[directory] = self.observer.schedule(self.handler, directory, recursive=False)
+                self.unwatched_dirs.discard(directory)
             except OSError as exc:
-                unwatched += 1
+                self.unwatched_dirs.add(directory)
                 message = f"{directory}: {exc.strerror or exc}"
                 if message not in self.errors:
                     self.errors = [*self.errors[-9:], message]
-        self.unwatched = unwatched
+        self.unwatched = len(self.unwatched_dirs)
+
+    def _unwatch(self, directory: str) -> None:
+        self.inodes.pop(directory, None)
+        try:
+            self.observer.unschedule(self.watches.pop(directory))
+        except (KeyError, ValueError, OSError):
+            pass
 
     def stop(self) -> None:
         self.observer.stop()
         self.observer.join(timeout=0.5)
+
+
+def _collect(records: Iterable[FileEvidence], progress: Callable[[], None] | None) -> list[FileEvidence]:
+    if progress is None:
+        return list(records)
+    collected = []
+    for record in records:
+        collected.append(record)
+        progress()
+    return collected
 
 
 class FileTracker:
@@ -216,9 +243,12 @@ class FileTracker:
             self._pending.pop(src, None)
         return ready
 
-    def scan(self, sources: Iterable[str] | None = None, *, agent_homes: Iterable[str] = ()) -> None:
+    def scan(self, sources: Iterable[str] | None = None, *, agent_homes: Iterable[str] = (),
+             progress: Callable[[], None] | None = None) -> None:
         """Rescan the files of these sources (home paths, or MACHINE); all of them, with the homes found
-        again (and ``agent_homes``, running agents' homes outside the usual places), when None."""
+        again (and ``agent_homes``, running agents' homes outside the usual places), when None.
+        ``progress`` is called after each record and each source (the daemon pings its watchdog from it;
+        what it raises ends the scan, the records of the source under way dropped)."""
         from endpoint.scan.sensors.files import FileScan
 
         scan = FileScan(self.lib, self.root)
@@ -232,11 +262,13 @@ class FileTracker:
             wanted = list(sources)
         for source in wanted:
             if source == MACHINE:
-                self.records[MACHINE] = list(scan.machine())
+                self.records[MACHINE] = _collect(scan.machine(), progress)
             elif source in self.homes:
-                self.records[source] = list(scan.home(self.homes[source]))
+                self.records[source] = _collect(scan.home(self.homes[source]), progress)
             if self.watcher is not None:
                 self._arm(source)
+            if progress is not None:
+                progress()
 
     def _arm(self, source: str) -> None:
         assert self.watcher is not None
