@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,9 +64,36 @@ def _subprocess_runner(argv: Sequence[str]) -> tuple[int, str]:
     return done.returncode, (done.stderr or done.stdout).strip()
 
 
+class StatLike(Protocol):
+    """What ``link_problem`` reads of a stat result: ``st_mode``, and ``st_file_attributes`` where there is
+    one (``os.stat_result`` on Windows)."""
+
+    @property
+    def st_mode(self) -> int: ...
+
+
+def link_problem(st: StatLike) -> str | None:
+    """Why a data dir (its ``os.lstat``) must not be used, in words; None when it is a plain folder.
+
+    A junction or a symbolic link planted at ``C:\\ProgramData\\agentroster`` before the first start
+    would send the daemon's key and spool into a folder the planter reads, or send SYSTEM's writes (and
+    icacls's owner and ACL changes) into one it chose. ``os.lstat`` does not follow either: a symbolic
+    link has ``S_IFLNK``, a junction (a mount point) has ``FILE_ATTRIBUTE_REPARSE_POINT`` in
+    ``st_file_attributes``, as has every other reparse point (which a data dir has no use for)."""
+    if stat.S_ISLNK(st.st_mode) or getattr(st, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT:
+        return ("it is a junction or a symbolic link (a reparse point), not a folder; someone other than the "
+                "installer may have put it there: remove the link (rmdir removes a link, not its target) and "
+                "start the service again")
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a folder: remove it and start the service again"
+    return None
+
+
 def restrict_data_dir(data_dir: str, run: Runner | None = None, env: Mapping[str, str] | None = None) -> None:
     """Apply the ACL; ``PermissionError`` naming the step when a command fails (the daemon does not
-    keep its key in a dir it could not close)."""
+    keep its key in a dir it could not close), or when the data dir is a link (``link_problem``): it is
+    looked at before icacls changes anything, and again after (a link swapped in meanwhile)."""
+    refuse_link(data_dir)
     runner = run if run is not None else _subprocess_runner
     for argv in icacls_commands(data_dir, env):
         try:
@@ -74,6 +102,18 @@ def restrict_data_dir(data_dir: str, run: Runner | None = None, env: Mapping[str
             raise PermissionError(f"{data_dir}: could not run icacls {argv[2]}: {exc}") from None
         if code != 0:
             raise PermissionError(f"{data_dir}: icacls {argv[2]} failed (exit {code}): {said[:200]}")
+    refuse_link(data_dir)
+
+
+def refuse_link(data_dir: str) -> None:
+    """``PermissionError`` when the data dir is a junction, a symbolic link or no folder (``link_problem``)."""
+    try:
+        st = os.lstat(data_dir)
+    except FileNotFoundError:  # nothing there: no link to refuse (and icacls says it found nothing)
+        return
+    why = link_problem(st)
+    if why is not None:
+        raise PermissionError(f"{data_dir}: refused: {why}")
 
 
 # -- the reader side: who can read a file -----------------------------------------------------------------

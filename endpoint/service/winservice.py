@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -125,10 +126,18 @@ def log_file(data_dir: Path) -> Path:
 
 def file_log_handler(data_dir: Path) -> logging.Handler:
     """The service's log: rotated files in the data dir, which only SYSTEM and Administrators can read.
-    ``OSError`` when ``daemon.log`` is a link (never followed)."""
+    ``OSError`` when ``daemon.log`` is a link (never followed: a symbolic link, a junction or another
+    reparse point), a hard link (another name of a file elsewhere) or no regular file."""
+    from endpoint.service.instance_lock import written_file_problem
+
     path = log_file(data_dir)
-    if path.is_symlink():
-        raise OSError(f"{path} is a link; remove it (the service writes its log there)")
+    try:
+        why = written_file_problem(os.lstat(path), owner=None)
+    except FileNotFoundError:
+        why = None
+    if why is not None:
+        raise OSError(f"{path} is a link or no file the service made ({why}); remove it (the service writes "
+                      "its log there)")
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_COUNT,
                                                    encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
