@@ -6,7 +6,14 @@ Three kinds of item, each addressed to one device and to the user of one sightin
 - ``decision``: a registration of that device was approved or rejected, with the admin's comment;
 - ``question``: an admin asks something about the agent ("which data systems does it touch?");
 - ``notify`` and ``remind``: the nudge ladder (console/server/lifecycle.py) reached that rung for an
-  ungoverned agent of theirs; a reminder's text names its deadline. One of each per sighting, ever.
+  ungoverned agent of theirs; a reminder's text names its deadline. One of each per sighting and spell
+  ungoverned (``ungoverned_since``): an agent that becomes ungoverned again is nudged again. The unique
+  index ``ix_inbox_item_nudge`` keeps it one when two collector processes gather the same device at once;
+- ``review``: an approved registration of theirs came up for review (the policy's ``reattest_days``): they
+  are asked to re-attest it, by the ladder's deadline after that. Once per registration.
+
+Whether the employee is nudged at all is the policy's: with its ladder at ``report_only`` the device is
+told not to show notifications (``notifies``), and no nudge is made; the items still arrive.
 
 Requests and decisions are not written by the triage and registration routes: they are *gathered* here
 from the triage actions and registrations when the device next asks for its inbox (one indexed pass per
@@ -91,6 +98,7 @@ def gatherable(conn: Connection, device_id: str, now: float | None = None) -> li
         rows.append({"kind": "decision", "source_id": source, "sighting_id": sid,
                      "status": "approved" if status == "superseded" else status, "text": note,
                      "sent_by": actor or "", "created_at": at})
+    rows += _reviews(conn, device_id, now)
     rows += _nudges(conn, device_id, now)
     rows.sort(key=lambda r: (r["created_at"], r["kind"], r["source_id"] or 0, r["sighting_id"]))
     return rows
@@ -98,7 +106,7 @@ def gatherable(conn: Connection, device_id: str, now: float | None = None) -> li
 
 def _nudges(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]]:
     """A ``notify`` (and later a ``remind``) item for each ungoverned sighting of the device the ladder
-    has brought to that rung, once per sighting and rung."""
+    has brought to that rung, once per sighting, rung and spell ungoverned."""
     settings = lifecycle.settings(conn)
     rows: list[dict[str, Any]] = []
     for rung in ("notify", "remind"):
@@ -108,23 +116,55 @@ def _nudges(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]
         low = settings.notify_at if rung == "notify" else settings.remind_at
         if settings.since > now - low:
             continue
-        already = exists().where(X.c.device_id == device_id, X.c.kind == rung, X.c.sighting_id == S.c.id)
+        already = exists().where(X.c.device_id == device_id, X.c.kind == rung, X.c.sighting_id == S.c.id,
+                                 X.c.ungoverned_since == S.c.ungoverned_since)
         found = conn.execute(
-            select(S.c.id, S.c.recorded_at)
+            select(S.c.id, S.c.ungoverned_since)
             .where(S.c.device_id == device_id, S.c.gone == false(), S.c.governed == false(),
-                   S.c.recorded_at <= now - low, ~already)
-            .order_by(S.c.recorded_at, S.c.id).limit(MAX_GATHERED)).all()
-        for sid, recorded_at in found:
-            standing = lifecycle.rung_of(settings, recorded_at, now)
-            deadline = max(recorded_at, settings.since) + settings.deadline_at
+                   S.c.ungoverned_since <= now - low, ~already)
+            .order_by(S.c.ungoverned_since, S.c.id).limit(MAX_GATHERED)).all()
+        for sid, since in found:
+            standing = lifecycle.rung_of(settings, since, now)
+            deadline = lifecycle.clock_start(settings, since) + settings.deadline_at
             text = ("An agent of yours was found that nobody has registered yet: please register it."
                     if rung == "notify" else
-                    "Reminder: please register this agent by "
-                    f"{datetime.fromtimestamp(deadline, UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+                    f"Reminder: please register this agent by {_when(deadline)}"
                     f"{'; the deadline has passed and IT has been told' if standing.rung == 'escalate' else ''}.")
             rows.append({"kind": rung, "source_id": None, "sighting_id": sid, "status": standing.rung, "text": text,
-                         "sent_by": "", "created_at": now})
+                         "sent_by": "", "created_at": now, "ungoverned_since": since})
     return rows
+
+
+def _reviews(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]]:
+    """A ``review`` item for each approved registration of the device that came up for review (within the
+    horizon: an upgraded collector does not ask about reviews long past), once per registration."""
+    settings = lifecycle.settings(conn)
+    if settings.reattest_s <= 0:
+        return []
+    already = exists().where(X.c.device_id == device_id, X.c.kind == "review", X.c.source_id == R.c.id)
+    found = conn.execute(
+        select(R.c.id, R.c.sighting_id, R.c.decided_at)
+        .where(R.c.device_id == device_id, R.c.status == "approved", R.c.decided_at.is_not(None),
+               R.c.decided_at <= now - settings.reattest_s, R.c.decided_at >= now - HORIZON_S - settings.reattest_s,
+               ~already)
+        .order_by(R.c.decided_at, R.c.id).limit(MAX_GATHERED)).all()
+    rows: list[dict[str, Any]] = []
+    for source, sid, decided_at in found:
+        due = decided_at + settings.reattest_s
+        text = (f"Your registration #{source} of this agent came up for review on {_when(due)}: it needs "
+                f"re-attesting by {_when(due + settings.deadline_s)}. Register it again, saying what it does now.")
+        rows.append({"kind": "review", "source_id": source, "sighting_id": sid, "status": "review_due", "text": text,
+                     "sent_by": "", "created_at": due})
+    return rows
+
+
+def _when(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def notifies(conn: Connection) -> bool:
+    """Whether the device's users are to be shown notifications: not when the policy's ladder only reports."""
+    return lifecycle.settings(conn).on
 
 
 def add(conn: Connection, device_id: str, rows: list[dict[str, Any]]) -> int:
@@ -133,9 +173,10 @@ def add(conn: Connection, device_id: str, rows: list[dict[str, Any]]) -> int:
         return 0
     _address(conn, device_id, rows)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    # another collector process may gather the same device at the same moment: its rows win, ours go
-    statement = dialect.insert(X).on_conflict_do_nothing(index_elements=["device_id", "kind", "source_id"])
-    conn.execute(statement, [{**r, "device_id": device_id} for r in rows])
+    # another collector process may gather the same device at the same moment: its rows win, ours go. No
+    # conflict target: a request or decision meets ix_inbox_item_source, a nudge ix_inbox_item_nudge
+    statement = dialect.insert(X).on_conflict_do_nothing()
+    conn.execute(statement, [{"ungoverned_since": None, **r, "device_id": device_id} for r in rows])
     return len(rows)
 
 

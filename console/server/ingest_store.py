@@ -44,7 +44,11 @@ _COLUMNS = tuple(c.name for c in T.columns)
 _REFRESH = ("last_seen", "detail", "section_checksums", "updated_at", "touched", "vendor", "running", "parent",
             "providers", "fingerprints", "reach")
 _INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed", "risk", "flags", "servers")
-_UPSERT_KEEP = ("device_id", "id", "recorded_at")  # what an upsert leaves as it was
+_UPSERT_KEEP = ("device_id", "id", "recorded_at", "ungoverned_since")  # what an upsert leaves as it was
+# the nudge ladder's clock (console/server/lifecycle.py): restarted when a report ungoverns a governed sighting
+_UNGOVERNED_SINCE = ("ungoverned_since = CASE WHEN sighting.governed AND NOT excluded.governed "
+                     "THEN excluded.ungoverned_since "
+                     "ELSE COALESCE(sighting.ungoverned_since, excluded.ungoverned_since) END")
 _REFRESH_KEYS = ("device_id", "id", *_REFRESH)
 _core_of, _indexed_of, _refresh_of = itemgetter(*CORE), itemgetter(*_INDEXED), itemgetter(*_REFRESH_KEYS)
 
@@ -64,7 +68,8 @@ _SQL = {
              "FROM sighting WHERE device_id = :device_id AND id IN {ids}",
     "upsert": f"INSERT INTO sighting ({', '.join(map(_q, _COLUMNS))}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
               f"ON CONFLICT (device_id, id) DO UPDATE SET "
-              + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in _COLUMNS if c not in _UPSERT_KEEP),
+              + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in _COLUMNS if c not in _UPSERT_KEEP)
+              + ", " + _UNGOVERNED_SINCE,
     "refresh": f"UPDATE sighting SET {', '.join(f'{c} = :{c}' for c in _REFRESH)} "
                "WHERE device_id = :device_id AND id = :id",
     "gone_ids": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
@@ -269,6 +274,7 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: M
     prior = _prior(cur, device_id, [r["id"] for r in prepared.rows])
     history, upserts, refreshes, retag = [], [], [], {}
     for row in prepared.rows:
+        row["ungoverned_since"] = now  # a new sighting's; a stored one keeps its own unless this ungoverns it
         old = prior.get(row["id"])
         present = old if old is not None and not old["gone"] else None
         if present and present["section_checksums"] == row["section_checksums"] and _core_of(present) == _core_of(row):

@@ -9,9 +9,17 @@ since it was approved; a new registration of the sighting, once approved, supers
 
 Ladder: an ungoverned sighting climbs ``report_only`` → ``notify`` (its employee is told, through the
 inbox) → ``remind`` (told again, with a deadline) → ``escalate`` (the admin's to chase), up to the rung
-the policy's ``ladder`` names. Its clock starts when it was first ungoverned: when the collector first
-stored it (``recorded_at``), or when the policy turned the ladder on (``ladder_since``), whichever is
-later, so that turning the ladder on does not escalate a whole fleet at once.
+the policy's ``ladder`` names. Its clock starts when it became ungoverned, the last time it did
+(``Sighting.ungoverned_since``: first stored ungoverned, an approval or registration rejected or superseded,
+a drift that ungoverns an approved agent, a policy change that no longer covers it), or when the policy
+turned the ladder on (``ladder_since``), whichever is later, so that turning the ladder on does not escalate
+a whole fleet at once. Each spell ungoverned climbs from the bottom again.
+
+The column is kept where ``governed`` is written: the ingest's upsert (console/server/ingest_store.py) and
+``triage.write_verdicts``, which every re-assessment (a decision, a policy change, an accepted drift) goes
+through; a sighting stored governed has its own too (when it was stored). An approved registration that comes up for review
+keeps governing (the admins' queue shows it ``review_due``); its employee is asked to re-attest through
+the inbox (console/server/inbox.py).
 """
 
 from __future__ import annotations
@@ -19,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, false, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, select
 from sqlmodel import col
 
-from console.server.models import Policy, Sighting
+from console.server.models import Policy, Sighting, SightingTriage
 
 DAY = 86400.0
 Rung = Literal["report_only", "notify", "remind", "escalate"]
@@ -91,11 +99,16 @@ class Standing:
     overdue: bool  # its deadline has passed
 
 
-def rung_of(s: Settings, recorded_at: float, now: float) -> Standing:
-    """The rung of an ungoverned sighting the collector first stored at ``recorded_at``."""
+def clock_start(s: Settings, ungoverned_since: float) -> float:
+    """Where the ladder's clock of a sighting ungoverned since then starts."""
+    return max(ungoverned_since, s.since)
+
+
+def rung_of(s: Settings, ungoverned_since: float, now: float) -> Standing:
+    """The rung of a sighting ungoverned since ``ungoverned_since`` (``Sighting.ungoverned_since``)."""
     if not s.on:
         return Standing("report_only", None, False)
-    start = max(recorded_at, s.since)
+    start = clock_start(s, ungoverned_since)
     age = now - start
     deadline = start + s.deadline_at if s.reaches("remind") else None
     overdue = deadline is not None and now >= deadline
@@ -113,8 +126,9 @@ def rung_of(s: Settings, recorded_at: float, now: float) -> Standing:
 def condition(s: Settings, wanted: LadderFilter, now: float) -> ColumnElement[bool]:
     """The sightings ``GET /agents?ladder=wanted`` lists: ungoverned ones whose age puts them on that rung.
 
-    A sighting's age is ``now - max(recorded_at, since)``; it is at least ``a`` exactly when ``recorded_at
-    <= now - a`` and ``since <= now - a``, so each rung is a range on ``recorded_at`` (indexed)."""
+    A sighting's age is ``now - max(ungoverned_since, since)``; it is at least ``a`` exactly when
+    ``ungoverned_since <= now - a`` and ``since <= now - a``, so each rung is a range on ``ungoverned_since``
+    (indexed)."""
     ungoverned = col(Sighting.governed) == false()
     if not s.on:
         return ungoverned if wanted == "report_only" else false()
@@ -133,9 +147,9 @@ def condition(s: Settings, wanted: LadderFilter, now: float) -> ColumnElement[bo
     if low is not None:
         if s.since > now - low:  # the ladder was turned on too recently for any sighting to be this old
             return false()
-        parts.append(col(Sighting.recorded_at) <= now - low)
+        parts.append(col(Sighting.ungoverned_since) <= now - low)
     if high is not None and s.since <= now - high:  # else every sighting is younger than high
-        parts.append(col(Sighting.recorded_at) > now - high)
+        parts.append(col(Sighting.ungoverned_since) > now - high)
     return and_(*parts)
 
 
@@ -151,3 +165,43 @@ def review_due_condition(s: Settings, now: float, status_column: Any, decided_co
     if s.reattest_s <= 0:
         return false()
     return and_(status_column == "approved", decided_column <= now - s.reattest_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated:
+    """One ungoverned sighting the ladder escalated to the admins."""
+
+    device_id: str
+    id: str
+    name: str
+    type: str
+    hostname: str
+    user: str | None
+    ungoverned_since: float
+    deadline: float
+    escalated_at: float
+
+
+def escalated(conn: Connection, s: Settings, now: float, limit: int) -> tuple[int, list[Escalated]]:
+    """How many present ungoverned sightings the ladder has escalated now (false positives apart), and the
+    ``limit`` that were escalated first: what the admins have to chase, without sorting anything."""
+    if not s.reaches("escalate") or s.since > now - s.escalate_at:
+        return 0, []
+    t = SightingTriage.__table__  # type: ignore[attr-defined]
+    false_positive = exists().where(t.c.device_id == col(Sighting.device_id), t.c.sighting_id == col(Sighting.id),
+                                    t.c.state == "false_positive")
+    where = (col(Sighting.gone) == false(), col(Sighting.governed) == false(),
+             col(Sighting.ungoverned_since) <= now - s.escalate_at, ~false_positive)
+    count = conn.execute(select(func.count()).select_from(Sighting).where(*where)).scalar_one()
+    rows = conn.execute(select(col(Sighting.device_id), col(Sighting.id), col(Sighting.name), col(Sighting.type),
+                               col(Sighting.hostname), col(Sighting.user), col(Sighting.ungoverned_since))
+                        .where(*where).order_by(col(Sighting.ungoverned_since), col(Sighting.device_id),
+                                                col(Sighting.id)).limit(limit)).all()
+    out = []
+    for device_id, sid, name, kind, hostname, user, since in rows:
+        if since is None:  # not so: the condition above is on it
+            continue
+        start = clock_start(s, since)
+        out.append(Escalated(device_id, sid, name, kind, hostname, user or None, since, start + s.deadline_at,
+                             start + s.escalate_at))
+    return int(count), out

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, overload
 
 from pydantic import ConfigDict, StringConstraints
-from sqlalchemy import JSON, Index, Text
+from sqlalchemy import JSON, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from contract.bounds import NO_NUL
@@ -164,6 +164,9 @@ class Sighting(SightingBase, table=True):
     first_seen: float
     last_seen: float
     recorded_at: float = Field(index=True)  # when the collector first stored it
+    # when its last spell ungoverned began: when it was first stored, or last went from governed to not.
+    # The nudge ladder's clock (console/server/lifecycle.py) runs from it while it is ungoverned
+    ungoverned_since: float | None = Field(default=None, index=True)
     updated_at: float
     gone: bool = False
     gone_at: float | None = None
@@ -237,6 +240,7 @@ class SightingPublic(SightingBase):
     ladder_due: datetime | None = None  # when it climbs to the next rung (escalated: its deadline)
     overdue: bool = False  # its deadline has passed
     covered_by: ChainCover | None = None  # no standing of its own: the root of its chain covers it
+    ungoverned_since: datetime | None = None  # when it last became ungoverned: where its ladder's clock starts
 
 
 class RiskReason(SQLModel):
@@ -497,6 +501,10 @@ class RegistrationsPublic(SQLModel):
 # -- the device inbox: what travels back to the employee (console/server/inbox.py) --------------------
 
 
+#: the inbox items of the nudge ladder, one of each kind per sighting and spell ungoverned
+NUDGE_KINDS_SQL = "kind IN ('notify', 'remind')"
+
+
 class InboxItem(SQLModel, table=True):
     """One message for the user of a sighting on one device: an admin's request to register it, the
     decision on a registration (with the admin's comment), or a question. ``source_id`` is the triage
@@ -505,20 +513,24 @@ class InboxItem(SQLModel, table=True):
 
     __tablename__ = "inbox_item"
     __table_args__ = (Index("ix_inbox_item_source", "device_id", "kind", "source_id", unique=True),
-                      Index("ix_inbox_item_waiting", "device_id", "delivered_at", "id"))
+                      Index("ix_inbox_item_waiting", "device_id", "delivered_at", "id"),
+                      # one nudge of each rung per sighting and spell ungoverned, even from concurrent requests
+                      Index("ix_inbox_item_nudge", "device_id", "sighting_id", "kind", "ungoverned_since", unique=True,
+                            sqlite_where=text(NUDGE_KINDS_SQL), postgresql_where=text(NUDGE_KINDS_SQL)))
 
     id: int | None = Field(default=None, primary_key=True)
     device_id: str = Field(max_length=32)
     sighting_id: str = Field(max_length=128)
     sighting_name: str = Field(default="", max_length=256)
     user: str | None = Field(default=None, max_length=256)
-    kind: str = Field(max_length=16)  # request, decision, question
+    kind: str = Field(max_length=16)  # request, decision, question, notify, remind, review
     source_id: int | None = None
     status: str | None = Field(default=None, max_length=16)  # a decision's: approved, rejected
     text: str | None = Field(default=None, sa_type=Text)  # the admin's note, comment or question
     sent_by: str = Field(default="", max_length=128)
     created_at: float
     delivered_at: float | None = None
+    ungoverned_since: float | None = None  # a nudge's: the sighting's spell ungoverned it is about
 
 
 # -- policy -----------------------------------------------------------------------------------------
@@ -750,6 +762,20 @@ class RiskyAgent(SQLModel):
     flags: list[str]
 
 
+class EscalatedAgent(SQLModel):
+    """An ungoverned agent the nudge ladder escalated to the admins: its deadline passed, and the days after."""
+
+    device_id: str
+    id: str
+    name: str
+    type: str
+    hostname: str
+    user: str | None
+    ungoverned_since: datetime  # where its ladder's clock started
+    deadline: datetime  # when it should have been registered by
+    escalated_at: datetime  # when it reached the admins
+
+
 class FleetRow(SQLModel):
     """One kind of agent in the fleet: a signature, or (``signature`` null) the agents no signature matched,
     one row per type the collector gave them by behaviour."""
@@ -794,6 +820,8 @@ class OverviewPublic(SQLModel):
     new_agents: int = 0  # agents first recorded since then
     new_tool_servers: int = 0
     by_flag: list[CountBy] = []  # present sightings per flag, most first
+    escalated: int = 0  # ungoverned agents the nudge ladder escalated to the admins (false positives apart)
+    escalated_agents: list[EscalatedAgent] = []  # the longest escalated first, at most ten
 
 
 SightingDetail.model_rebuild()  # its actions and registration are defined further down

@@ -308,7 +308,9 @@ class Companion(QObject):
     def _polled(self, snapshot: Snapshot) -> None:
         self.problem = ""
         self.snapshot = snapshot
-        for note in notifications(snapshot, self.seen):
+        # while the org's policy does not nudge, nothing is notified, nor noted as notified: once it does, the
+        # agents and messages still new are (--quiet instead notes them, so that they never are)
+        for note in notifications(snapshot, self.seen) if snapshot.notify else ():
             self.notify(note)
             self.seen.append(note.key)
         try:

@@ -48,6 +48,7 @@ class Snapshot:
     statuses: dict[str, Any] | None = None  # the collector's status of each registration, when it answered
     ledger: dict[str, Any] = field(default_factory=dict)  # what was registered from this machine
     items: list[dict[str, Any]] = field(default_factory=list)
+    notify: bool = True  # the org's policy nudges its users (false: it only reports; no notification then)
 
     def registration(self, sighting_id: str) -> str:
         """``#7 approved``, ``#7 sent``, or ``""`` when the agent was never registered."""
@@ -80,8 +81,10 @@ def notifications(snapshot: Snapshot, seen: Iterable[str]) -> list[Notification]
         key = f"item:{item.get('id')}"
         if key not in done and not item.get("read_at"):
             title = {"request": "IT asks you to register an agent", "decision": "IT answered your registration",
-                     "question": "IT has a question about an agent"}.get(str(item.get("kind")), "A message from IT")
-            target = ("register", str(item.get("sighting_id"))) if item.get("kind") == "request" \
+                     "question": "IT has a question about an agent",
+                     "review": "Your registration of an agent is up for review"}.get(str(item.get("kind")),
+                                                                                      "A message from IT")
+            target = ("register", str(item.get("sighting_id"))) if item.get("kind") in ("request", "review") \
                 else ("messages", str(item.get("id")))
             out.append(Notification(key, title, message_line({**item, "read_at": "shown"}).partition(" ")[2],
                                     target))
@@ -140,14 +143,15 @@ class Client:
         list asks the collector for the statuses: it is not asked on every poll."""
         inbox = self.call({"op": "inbox"})
         items = [i for i in inbox.get("items") or () if isinstance(i, dict)]
+        notify = inbox.get("notify") is not False  # a daemon that does not say: as before, notifications on
         if previous is not None and not relist and [i.get("id") for i in items] == [i.get("id") for i in previous.items]:
-            return Snapshot(previous.user, previous.agents, previous.statuses, previous.ledger, items)
+            return Snapshot(previous.user, previous.agents, previous.statuses, previous.ledger, items, notify)
         listing = self.call({"op": "list"})
         statuses, ledger = listing.get("statuses"), listing.get("ledger")
         return Snapshot(user=listing.get("user"),
                         agents=[a for a in listing.get("sightings") or () if isinstance(a, dict) and a.get("id")],
                         statuses=statuses if isinstance(statuses, dict) else None,
-                        ledger=ledger if isinstance(ledger, dict) else {}, items=items)
+                        ledger=ledger if isinstance(ledger, dict) else {}, items=items, notify=notify)
 
     def mine(self) -> dict[str, Any]:
         return self.call({"op": "mine"})

@@ -9,8 +9,12 @@ is stored before it is acknowledged and an id stored already is dropped: each ar
 across restarts, outages and kills. An item is addressed to the user of its sighting as *this daemon*
 knows it (the collector's copy of the user only for a sighting the daemon no longer holds).
 
-``inbox.json`` (0600, written whole then renamed): ``{"schema", "collector_url", "cursor", "items"}``;
-each item ``{id, kind, sighting_id, sighting_name, user, status, text, sent_by, created_at,
+The collector's answer also says whether this machine's users are to be shown notifications (``notify``:
+false while the org's policy only reports ungoverned agents); it is kept here, the local socket's
+``inbox`` and ``mine`` answers carry it, and the companion shows no notification while it is false.
+
+``inbox.json`` (0600, written whole then renamed): ``{"schema", "collector_url", "cursor", "notify",
+"items"}``; each item ``{id, kind, sighting_id, sighting_name, user, status, text, sent_by, created_at,
 received_at, read_at}``. A file that is not ours (another owner, readable by others, not a regular file,
 too large, not this schema or another collector's) is started again from the collector, which still
 holds whatever was not acknowledged.
@@ -38,7 +42,7 @@ log = logging.getLogger("agentroster.inbox")
 INBOX_FILE = "inbox.json"
 INBOX_SCHEMA = "agentroster.inbox/1"
 INBOX_PATH = "/api/v1/inbox"
-KINDS = ("request", "decision", "question", "notify", "remind")  # the last two: the nudge ladder
+KINDS = ("request", "decision", "question", "notify", "remind", "review")  # notify, remind: the nudge ladder
 POLL_INTERVAL_S = 300.0  # with no report acknowledged meanwhile (a heartbeat's default interval)
 MAX_PAGES = 20  # pages of the collector's answer read in one fetch (the rest at the next)
 MAX_KEPT = 1000  # items kept; the oldest read ones go first, then the oldest
@@ -115,7 +119,7 @@ class Inbox:
         """The stored inbox (empty when missing, not ours, or, with ``collector_url``, another collector's)."""
         from signatures.trusted_files import Untrusted, me_or_root, read_trusted
 
-        empty: dict[str, Any] = {"collector_url": collector_url or "", "cursor": 0, "items": []}
+        empty: dict[str, Any] = {"collector_url": collector_url or "", "cursor": 0, "notify": True, "items": []}
         try:
             data = read_trusted(self.path, me_or_root(), limit=MAX_FILE_BYTES, private=True)
         except Untrusted as exc:
@@ -139,7 +143,8 @@ class Inbox:
                               "read_at": read_at[:64] if isinstance(read_at, str) else None})
         cursor = doc.get("cursor")
         return {"collector_url": str(doc.get("collector_url", "")), "items": items,
-                "cursor": cursor if isinstance(cursor, int) and cursor >= 0 else 0}
+                "cursor": cursor if isinstance(cursor, int) and cursor >= 0 else 0,
+                "notify": doc.get("notify") is not False}  # only an explicit false quiets anyone
 
     def write(self, doc: Mapping[str, Any]) -> None:
         from endpoint.scan.safeio import write_private
@@ -154,8 +159,18 @@ class Inbox:
             items, added = merge(doc["items"], arrived, users, now_iso())
             cursor = max([doc["cursor"], cursor, *(i["id"] for i in arrived)])
             if added or cursor != doc["cursor"]:
-                self.write({"collector_url": collector_url.rstrip("/"), "cursor": cursor, "items": items})
+                self.write({"collector_url": collector_url.rstrip("/"), "cursor": cursor, "notify": doc["notify"],
+                            "items": items})
             return added
+
+    def set_notify(self, collector_url: str, notify: bool) -> bool:
+        """Keep whether the users are to be shown notifications, as the collector said; whether it changed."""
+        with _lock:
+            doc = self.read(collector_url)
+            if doc["notify"] == notify:
+                return False
+            self.write({**doc, "collector_url": collector_url.rstrip("/"), "notify": notify})
+            return True
 
     def mark_read(self, ids: Iterable[int], visible: Callable[[Mapping[str, Any]], bool]) -> int:
         """Mark read the items with these ids that ``visible`` says are the caller's; how many."""
@@ -199,6 +214,9 @@ def fetch(http: httpx.Client, key: str, inbox: Inbox, collector_url: str,
             raise InboxUnavailable(f"{shown_url(collector_url)}{INBOX_PATH}: not an inbox") from None
         if not isinstance(data, list):
             raise InboxUnavailable(f"{shown_url(collector_url)}{INBOX_PATH}: not an inbox")
+        notify = body.get("notify") if isinstance(body, dict) else None
+        if isinstance(notify, bool) and inbox.set_notify(collector_url, notify):
+            log.info("inbox: the org's policy %s this machine's users", "nudges" if notify else "does not nudge")
         arrived = [item for item in map(clean_item, data) if item is not None]
         # an entry that is not an item is passed over (acknowledged with the rest), never asked for forever
         ids = [raw["id"] for raw in data if isinstance(raw, dict) and type(raw.get("id")) is int and raw["id"] > 0]

@@ -124,6 +124,9 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     root = tmp / "root"
     build_homes(root, homes=2)
     m = Machine(tmp, root, collector, tokens["admin"], secret)
+    # the org's policy nudges its users (else the companion stays quiet); its own nudges come after 30 days,
+    # so that only what each test sends arrives
+    m.admin_call("PUT", "/api/v1/policy", json={"ladder": "notify", "notify_after_days": 30})
     m.start()
     try:
         eventually(lambda: len({a["user"] for a in m.agents() if a["user"]}) >= 2, "both users' agents reported", m)

@@ -112,7 +112,7 @@ def test_another_collectors_inbox_or_a_file_others_can_read_is_not_used(tmp_path
     inbox.store(COLLECTOR, [item(4, ALICES, "alice")], {})
     assert inbox.read("https://other.example.org")["items"] == []
     (tmp_path / INBOX_FILE).chmod(0o644)
-    assert inbox.read(COLLECTOR) == {"collector_url": COLLECTOR, "cursor": 0, "items": []}
+    assert inbox.read(COLLECTOR) == {"collector_url": COLLECTOR, "cursor": 0, "notify": True, "items": []}
 
 
 def test_a_broken_inbox_file_reads_as_empty(tmp_path: Path) -> None:

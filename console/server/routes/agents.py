@@ -64,7 +64,7 @@ _UNSORTABLE = {
 }  # fmt: skip
 NUMERIC_SORTS = ("last_seen", "first_seen", "confidence", "risk", "overdue")
 #: ``sort=overdue``: the longest-ungoverned first, so the most overdue on the nudge ladder lead
-_SORT_COLUMN["overdue"] = "recorded_at"
+_SORT_COLUMN["overdue"] = "ungoverned_since"
 MAX_LIMIT = 500
 HISTORY_SHOWN = 200
 ACTIONS_SHOWN = 200
@@ -126,7 +126,7 @@ def list_agents(
     keys = (sort_col, col(Sighting.device_id), col(Sighting.id))
     query = (select(Sighting, col(SightingTriage.owner), col(SightingTriage.state))
              .outerjoin(SightingTriage, roster.triage_of_sighting()).where(*on_page))
-    if not plan.by_index and sort != "overdue":  # recorded_at has no sort index of its own
+    if not plan.by_index and sort != "overdue":  # ungoverned_since has no sort index of its own
         query = query.with_hint(Sighting, f"INDEXED BY ix_sighting_sort_{_SORT_COLUMN[sort]}", "sqlite")
     if cursor:
         position = tuple_(*_decode(cursor, sort, order))
@@ -202,8 +202,10 @@ def with_cover(listed: SightingPublic, covered: dict[tuple[str, str], chains.Cov
 def on_ladder(listed: SightingPublic, row: Sighting, settings: lifecycle.Settings, now: float) -> SightingPublic:
     """Add where an ungoverned sighting stands on the nudge ladder (computed now, from the policy)."""
     if not row.governed and not row.gone:
-        standing = lifecycle.rung_of(settings, row.recorded_at, now)
+        since = row.recorded_at if row.ungoverned_since is None else row.ungoverned_since
+        standing = lifecycle.rung_of(settings, since, now)
         listed.ladder, listed.ladder_due, listed.overdue = standing.rung, iso(standing.due), standing.overdue
+        listed.ungoverned_since = iso(since)
     return listed
 
 

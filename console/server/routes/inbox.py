@@ -2,11 +2,14 @@
 
 - ``GET /inbox?ack=N`` (device key): acknowledges this device's items up to id N (the highest the device
   has stored), and answers the ones after it, oldest first; until acknowledged an item is answered again.
+  ``notify`` says whether the device's users are to be shown notifications (not when the policy's ladder
+  only reports): the daemon keeps it, and the companion stays quiet while it is false.
 - ``POST /inbox/questions`` (admin): ask the user of one sighting a question; it is delivered with the rest.
 - ``GET /inbox/sent?device=…`` (admin or viewer): what was sent to a device, and whether it arrived.
 
-Requests (``request_registration``) and decisions on registrations are gathered from the triage actions
-and registrations when the device asks (``console/server/inbox.py``).
+Requests (``request_registration``), decisions on registrations, reviews due and the ladder's nudges are
+gathered from the triage actions, registrations and sightings when the device asks
+(``console/server/inbox.py``).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
@@ -36,11 +39,11 @@ class InboxItemPublic(SQLModel):
     """One message for the user of a sighting on this device."""
 
     id: int
-    kind: Literal["request", "decision", "question", "notify", "remind"]
+    kind: Literal["request", "decision", "question", "notify", "remind", "review"]
     sighting_id: str
     sighting_name: str
     user: str | None  # the sighting's user as the collector holds it; the device checks it against its own
-    status: str | None  # a decision's: approved or rejected; a nudge's: the ladder's rung when sent
+    status: str | None  # a decision's: approved or rejected; a nudge's: the ladder's rung when sent; review_due
     text: str | None  # the admin's note, comment or question
     sent_by: str
     created_at: datetime
@@ -50,6 +53,7 @@ class InboxPublic(SQLModel):
     data: list[InboxItemPublic]
     acked: int  # items this request acknowledged
     more: bool  # more items wait after these: ask again, acknowledging these
+    notify: bool = True  # show this device's users notifications (false: the policy's ladder only reports)
 
 
 class InboxItemSent(InboxItemPublic):
@@ -84,6 +88,7 @@ def read_inbox(key: DeviceKey, state: StateDep, ack: ItemId = 0,
             raise refuse(401, "invalid_device_key", reenroll=True)
         new = inbox.gatherable(conn, device_id)
         to_ack = inbox.unacknowledged(conn, device_id, ack)
+        notify = inbox.notifies(conn)
     acked = 0
     if new or to_ack:
         with state.db.writing() as conn:
@@ -91,7 +96,7 @@ def read_inbox(key: DeviceKey, state: StateDep, ack: ItemId = 0,
             inbox.gather(conn, device_id)  # again, inside the write: what another request added is not added twice
     with state.db.engine.connect() as conn:
         rows = inbox.waiting(conn, device_id, ack, limit + 1)
-    return InboxPublic(data=[_public(r) for r in rows[:limit]], acked=acked, more=len(rows) > limit)
+    return InboxPublic(data=[_public(r) for r in rows[:limit]], acked=acked, more=len(rows) > limit, notify=notify)
 
 
 @router.post("/inbox/questions", status_code=201,

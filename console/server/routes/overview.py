@@ -19,12 +19,13 @@ from fastapi import APIRouter
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlmodel import col
 
-from console.server import roster, trend
+from console.server import lifecycle, roster, trend
 from console.server.deps import Caller, SessionDep, StateDep
 from console.server.models import (
     CountBy,
     Device,
     DeviceCount,
+    EscalatedAgent,
     OverviewPublic,
     RiskyAgent,
     Sighting,
@@ -108,6 +109,8 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
     by_type, new_by_type = +by_type, +new_by_type
     by_governed = counting.by(lambda c: select(_S.c.governed, func.count()).select_from(_S).where(present(c))
                               .group_by(_S.c.governed))
+    # what the admins have to chase: the ladder's escalated agents, longest escalated first
+    escalated, chased = lifecycle.escalated(session.connection(), lifecycle.settings(session.connection()), now, TOP)
     return OverviewPublic(
         agents=sum(n for k, n in by_type.items() if k != "tool_server"),
         tool_servers=by_type.get("tool_server", 0),
@@ -128,6 +131,10 @@ def overview(session: SessionDep, caller: Caller, state: StateDep, include_hidde
         top_providers=_top_providers(session, counting),
         top_ungoverned_devices=_top_ungoverned(counting),
         trend=[TrendPoint(at=iso(at), ungoverned=n) for at, n in trend.points(session.connection(), now)],
+        escalated=escalated,
+        escalated_agents=[EscalatedAgent(device_id=e.device_id, id=e.id, name=e.name, type=e.type, hostname=e.hostname,
+                                         user=e.user, ungoverned_since=iso(e.ungoverned_since), deadline=iso(e.deadline),
+                                         escalated_at=iso(e.escalated_at)) for e in chased],
     )  # fmt: skip
 
 

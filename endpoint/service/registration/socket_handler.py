@@ -182,12 +182,13 @@ class Handler:
             return {"ok": True, "acked": inbox.mark_read(ids, lambda item: item_visible(item, who))}
         if request:
             raise InvalidRegistration(f"{op} takes no fields")
-        items = inbox.read()["items"]
+        kept = inbox.read()
+        items, notify = kept["items"], kept["notify"]  # notify: whether the org's policy nudges its users
         if op == "inbox":
-            return {"ok": True, "user": who.name, "items": [i for i in items if item_visible(i, who)]}
+            return {"ok": True, "user": who.name, "notify": notify, "items": [i for i in items if item_visible(i, who)]}
         listing = self.list(who, {})
-        return {"ok": True, **mine_document(who, DeviceState.read(self.data_dir).sightings, listing["ledger"],
-                                            listing["statuses"], items)}
+        return {"ok": True, "notify": notify, **mine_document(who, DeviceState.read(self.data_dir).sightings,
+                                                              listing["ledger"], listing["statuses"], items)}
 
 
 _CODES = {"InvalidRegistration": "invalid", "NotYours": "not_yours", "UnknownSighting": "unknown_sighting",

@@ -42,7 +42,8 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.Runn
     # are moved back in the collector's own SQLite file.
     with sqlite3.connect(database) as conn:
         conn.execute("UPDATE policy SET ladder_since = ladder_since - ?", (30 * DAY,))
-        conn.execute("UPDATE sighting SET recorded_at = recorded_at - ? WHERE id = 'old-bot'", (30 * DAY,))
+        conn.execute("UPDATE sighting SET recorded_at = recorded_at - ?, ungoverned_since = recorded_at - ? "
+                     "WHERE id = 'old-bot'", (30 * DAY, 30 * DAY))
     yield running
     running.close()
 

@@ -2,7 +2,7 @@
 and the nudge ladder (report_only → notify → remind → escalate), over a real collector on SQLite and
 PostgreSQL.
 
-Time is moved by writing timestamps into the store (a sighting's ``recorded_at``, a registration's
+Time is moved by writing timestamps into the store (a sighting's ``recorded_at`` and ``ungoverned_since``, a registration's
 ``decided_at``, the policy's ``ladder_since``), never by sleeping: the collector computes both at read time.
 """
 
@@ -150,7 +150,8 @@ def ladder_fleet(own_collector, enroll_on) -> tuple[Any, dict[str, str]]:
     approve(own_collector, register(device, made["governed"]["id"])["id"])
     now = time.time()
     for name, days in ages.items():
-        in_store(own_collector, "UPDATE sighting SET recorded_at = :at WHERE device_id = :d AND id = :s",
+        in_store(own_collector, "UPDATE sighting SET recorded_at = :at, ungoverned_since = :at "
+                 "WHERE device_id = :d AND id = :s",
                  at=now - days * DAY, d=device.device_id, s=made[name]["id"])
     in_store(own_collector, "UPDATE policy SET ladder_since = 0")  # as if turned on long ago
     return device, {name: m["id"] for name, m in made.items()}
@@ -207,8 +208,12 @@ def test_the_employee_is_nudged_once_per_rung_through_the_inbox(ladder_fleet) ->
     assert [i["id"] for i in inbox(device)] == [i["id"] for i in items]
     assert inbox(device, ack=max(i["id"] for i in items)) == []
     # the fresh one reaches remind: one new item, its reminder
-    in_store(device.collector, "UPDATE sighting SET recorded_at = :at WHERE device_id = :d AND id = :s",
-             at=time.time() - 9 * DAY, d=device.device_id, s=ids["fresh"])
+    moved = {"at": time.time() - 9 * DAY, "d": device.device_id, "s": ids["fresh"]}
+    in_store(device.collector, "UPDATE sighting SET recorded_at = :at, ungoverned_since = :at "
+             "WHERE device_id = :d AND id = :s", **moved)
+    # the same spell ungoverned, moved back: its nudge is about that spell still
+    in_store(device.collector, "UPDATE inbox_item SET ungoverned_since = :at WHERE device_id = :d AND sighting_id = :s",
+             **moved)
     later = inbox(device, ack=max(i["id"] for i in items))
     assert [(i["kind"], name_of[i["sighting_id"]]) for i in later] == [("remind", "fresh")]
 
@@ -219,7 +224,7 @@ def test_turning_the_ladder_on_starts_every_clock_then(own_collector, enroll_on)
     device.snapshot(made)
     assert device.agents()[0]["ladder"] == "report_only"  # the default: report only, no nudges
     assert inbox(device) == []
-    in_store(own_collector, "UPDATE sighting SET recorded_at = :at", at=time.time() - 60 * DAY)
+    in_store(own_collector, "UPDATE sighting SET recorded_at = :at, ungoverned_since = :at", at=time.time() - 60 * DAY)
     put_policy(own_collector, ladder="escalate", notify_after_days=1, remind_after_days=7, deadline_days=7)
     row = device.agents()[0]
     assert (row["ladder"], row["overdue"]) == ("report_only", False)  # 60 days old, but the clock just started

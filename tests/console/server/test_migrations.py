@@ -61,7 +61,7 @@ def test_a_store_made_by_the_first_revision_upgrades_to_the_newest(new_database)
     migrate(db)
     with db.engine.connect() as conn:
         assert {"triage_action", "sighting_triage", "registration"} <= set(inspect(conn).get_table_names())
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0011"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0012"
         # 0007 renamed the sighting's section checksums (content_hash before)
         assert "section_checksums" in {c["name"] for c in inspect(conn).get_columns("sighting")}
         assert conn.exec_driver_sql("SELECT name FROM api_token WHERE id = 'k1'").scalar() == "kept"
