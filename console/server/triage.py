@@ -18,11 +18,17 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Connection,
+    Float,
+    and_,
     bindparam,
+    case,
     delete,
     insert,
+    literal,
+    not_,
     or_,
     select,
     text,
@@ -238,10 +244,15 @@ def write_verdicts(conn: Connection, updates: list[dict[str, Any]], tags: dict[K
     where it gains the device's flags) and replace their tags."""
     if not updates:
         return
+    # the nudge ladder's clock (console/server/lifecycle.py) restarts when a governed sighting is governed no more
+    ungoverned = and_(S.c.governed, not_(bindparam("g", type_=Boolean())))
+    ungoverned_since = case((or_(ungoverned, S.c.ungoverned_since.is_(None)), literal(time.time(), Float())),
+                            else_=S.c.ungoverned_since)
     for with_detail in (False, True):
         batch = [u for u in updates if ("dt" in u) == with_detail]
         if batch:
-            values: dict[str, Any] = {"governed": bindparam("g"), "flags": bindparam("f"), "risk": bindparam("r")}
+            values: dict[str, Any] = {"governed": bindparam("g"), "flags": bindparam("f"), "risk": bindparam("r"),
+                                      "ungoverned_since": ungoverned_since}
             if with_detail:
                 values["detail"] = bindparam("dt")
             conn.execute(update(S).where(S.c.device_id == bindparam("d"), S.c.id == bindparam("s")).values(**values),
