@@ -6,6 +6,9 @@ Under ``out/macos/`` (any OS; the .pkg itself is made on macOS by .github/workfl
   ``usr/local/agentroster/`` (the frozen folder, plus ``uninstall.sh``),
   ``usr/local/bin/agentroster`` (a link to it, for admins and MDM scripts), and
   ``Library/LaunchDaemons/dev.agentroster.endpoint.plist`` (root:wheel 0644);
+  with the tray companion: ``usr/local/agentroster/companion/agentroster-companion.app`` (its own frozen
+  bundle, bundle id ``dev.agentroster.companion``) and ``Library/LaunchAgents/dev.agentroster.companion.plist``,
+  which starts it in each user's GUI (Aqua) session at login, once: a user who quits it is not overruled;
 - ``scripts/preinstall`` (refuses a macOS or CPU this build does not run on) and
   ``scripts/postinstall`` (the data and log directories, then ``launchctl bootstrap``);
 - ``uninstall.sh`` (also in the payload), ``distribution.xml`` for productbuild;
@@ -39,6 +42,12 @@ LINK = "/usr/local/bin/agentroster"
 #: relative, so the link is right wherever the payload root is mounted (a test's folder, a volume)
 LINK_TARGET = os.path.relpath(EXECUTABLE, PurePosixPath(LINK).parent)
 PLIST = f"/Library/LaunchDaemons/{LABEL}.plist"
+#: the companion: its bundle id is the one the notifications profile allows (profiles.COMPANION_BUNDLE_ID)
+AGENT_LABEL = profiles.COMPANION_BUNDLE_ID
+AGENT_PLIST = f"/Library/LaunchAgents/{AGENT_LABEL}.plist"
+COMPANION_DIR = f"{INSTALL_DIR}/companion"
+COMPANION_APP = "agentroster-companion.app"
+COMPANION_EXECUTABLE = f"{COMPANION_DIR}/{COMPANION_APP}/Contents/MacOS/agentroster-companion"
 DATA_DIR = "/Library/Application Support/agentroster"
 LOG_DIR = "/Library/Logs/agentroster"
 LOG_FILE = f"{LOG_DIR}/daemon.log"
@@ -77,6 +86,44 @@ def launchd_plist() -> dict[str, Any]:
         "Umask": 0o077,  # the files the daemon makes (state, spool) are root's alone
         "ExitTimeOut": 20,
     }
+
+
+def launch_agent_plist() -> dict[str, Any]:
+    """The LaunchAgent: the companion in each user's GUI session, started at login and not kept alive."""
+    return {
+        "Label": AGENT_LABEL,
+        "ProgramArguments": [COMPANION_EXECUTABLE],
+        # a login window or an ssh session has no menu bar to put the icon in
+        "LimitLoadToSessionType": "Aqua",
+        "RunAtLoad": True,
+        # an employee who quits the companion has quit it until the next login
+        "KeepAlive": False,
+        # a user-facing app: launchd does not throttle it as a background job
+        "ProcessType": "Interactive",
+    }
+
+
+def _check_companion(companion: Path, archs: tuple[str, ...]) -> None:
+    """Refuses a companion folder the package must not ship: a Mac one holds the application bundle, with
+    the CPU types of the endpoint; another OS's (a layout check) holds its bare executable."""
+    if not companion.is_dir():
+        raise BuildError(f"{companion}: not a folder; give the frozen companion folder (python -m installers freeze)")
+    exe = companion / COMPANION_APP / "Contents" / "MacOS" / "agentroster-companion"
+    bare = companion / "agentroster-companion"
+    if not exe.is_file() and not bare.is_file():
+        raise BuildError(f"{companion}: neither {COMPANION_APP} nor agentroster-companion in it; is it the frozen "
+                         "companion folder?")
+    for dirpath, dirnames, filenames in os.walk(companion):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                target = os.readlink(path)
+                if os.path.isabs(target) or not Path(dirpath, target).resolve().is_relative_to(companion.resolve()):
+                    raise BuildError(f"{path}: a link that leaves the companion folder ({target}); not packaged")
+    got = macho_archs(exe) if exe.is_file() else None
+    if got is not None and not set(archs) <= set(got):
+        raise BuildError(f"{exe}: built for {', '.join(got)}, the endpoint for {', '.join(archs)}: freeze both "
+                         "on the same Mac")
 
 
 def macho_archs(path: Path) -> tuple[str, ...] | None:
@@ -197,7 +244,7 @@ def team_from_identity(signing_identity: str | None, team_id: str | None) -> str
 
 
 def build(payload: Path, out: Path, version: str, *, team_id: str | None = None,
-          signing_identity: str | None = None) -> list[Path]:
+          signing_identity: str | None = None, companion: Path | None = None) -> list[Path]:
     """Writes the pkg root, scripts, distribution and profiles under ``out/macos``; returns what it wrote."""
     if not _VERSION_RE.match(version) or len(version) > 64:
         raise BuildError(f"the version {version!r} is not one Installer compares (such as 1.4.2 or 1.4.2b1)")
@@ -208,7 +255,9 @@ def build(payload: Path, out: Path, version: str, *, team_id: str | None = None,
         except profiles.ProfileError as exc:
             raise BuildError(str(exc)) from None
     archs = _check_payload(payload)
-    values = {"VERSION": version, "MIN_MACOS": MIN_MACOS, "ARCHS": " ".join(archs), "LABEL": LABEL,
+    if companion is not None:
+        _check_companion(companion, archs)
+    values = {"AGENT_LABEL": AGENT_LABEL, "AGENT_PLIST": AGENT_PLIST,"VERSION": version, "MIN_MACOS": MIN_MACOS, "ARCHS": " ".join(archs), "LABEL": LABEL,
               "PKG_ID": PKG_IDENTIFIER, "PLIST": PLIST, "INSTALL_DIR": INSTALL_DIR, "LINK": LINK,
               "LINK_TARGET": LINK_TARGET, "DATA_DIR": DATA_DIR, "LOG_DIR": LOG_DIR}
     texts = {name: _fill((SCRIPTS / name).read_text(encoding="utf-8"), values)
@@ -236,6 +285,11 @@ def build(payload: Path, out: Path, version: str, *, team_id: str | None = None,
     daemon_plist = root / PLIST.lstrip("/")
     daemon_plist.parent.mkdir(parents=True)
     daemon_plist.write_bytes(plistlib.dumps(launchd_plist(), fmt=plistlib.FMT_XML, sort_keys=True))
+    if companion is not None:
+        shutil.copytree(companion, root / COMPANION_DIR.lstrip("/"), symlinks=True)
+        agent_plist = root / AGENT_PLIST.lstrip("/")
+        agent_plist.parent.mkdir(parents=True)
+        agent_plist.write_bytes(plistlib.dumps(launch_agent_plist(), fmt=plistlib.FMT_XML, sort_keys=True))
     _normalise_modes(root, as_root)
 
     scripts.mkdir()

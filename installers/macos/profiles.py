@@ -11,8 +11,8 @@ Three profiles, each an XML property list with PayloadScope System:
 - **pppc**: Privacy Preferences Policy Control (``com.apple.TCC.configuration-profile-policy``) granting
   Full Disk Access (``SystemPolicyAllFiles``) to the daemon's executable by its path and its code
   requirement (the organisation's Developer ID team), so it can read the agents' config files in homes.
-- **notifications**: notifications allowed for the companion app's bundle id (there is no companion app
-  yet: the id is a parameter, ``COMPANION_BUNDLE_ID`` by default).
+- **notifications**: notifications allowed for the companion app's bundle id (a parameter,
+  ``COMPANION_BUNDLE_ID`` by default: the bundle the package ships).
 
 PayloadUUIDs are uuid5 of a fixed namespace and the organisation's identifier, so generating a profile
 again gives the same UUIDs and an MDM replaces the installed profile instead of adding a second one.
@@ -46,7 +46,7 @@ DOMAIN = "dev.agentroster.endpoint"
 DAEMON_EXECUTABLE = "/usr/local/agentroster/agentroster"
 #: the code-signing identifier the CI workflow signs the executable with (codesign --identifier)
 CODESIGN_IDENTIFIER = "dev.agentroster.endpoint"
-#: the bundle id the employee-facing companion app will have; no such app exists yet
+#: the bundle id of the employee-facing companion app (installers/freeze/companion.spec makes the bundle)
 COMPANION_BUNDLE_ID = "dev.agentroster.companion"
 #: where the docs' MDM script puts the enroll secret (root-only, inside the daemon's data dir)
 DEFAULT_SECRET_FILE = "/Library/Application Support/agentroster/enroll.secret"

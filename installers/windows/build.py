@@ -1,6 +1,6 @@
 """Builds the Windows MSI from the frozen endpoint folder, on Linux, with wixl and msibuild (msitools).
 
-``build(payload, out, version)`` writes ``agentroster-<version>-x64.msi`` and the Group Policy templates
+``build(payload, out, version, companion=None)`` writes ``agentroster-<version>-x64.msi`` and the Group Policy templates
 (``policy/agentroster.admx``, ``policy/en-US/agentroster.adml``) under ``out`` and returns their paths.
 
 wixl (0.101, Debian's) writes the MSI from ``wxs.wix_source``; it has no element for a component's
@@ -32,11 +32,13 @@ def msi_name(version: str) -> str:
     return f"agentroster-{wxs.msi_version(version)}-x64.msi"
 
 
-def build(payload: Path, out: Path, version: str) -> list[Path]:
-    """The MSI and the ADMX/ADML templates for the frozen endpoint in ``payload``, written under ``out``."""
+def build(payload: Path, out: Path, version: str, *, companion: Path | None = None) -> list[Path]:
+    """The MSI and the ADMX/ADML templates for the frozen endpoint in ``payload`` (with the tray companion
+    when ``companion``, its frozen folder, is given), written under ``out``."""
     payload, out = Path(payload).resolve(), Path(out)
+    companion = Path(companion).resolve() if companion is not None else None
     try:
-        source = wxs.wix_source(payload, version)
+        source = wxs.wix_source(payload, version, companion)
     except wxs.PayloadError as exc:
         raise BuildError(str(exc)) from None
     wixl, msibuild = _tool("wixl"), _tool("msibuild")

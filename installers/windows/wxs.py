@@ -8,6 +8,9 @@ What the MSI does on a Windows PC:
 - ``agentroster.exe daemon --windows-service`` is installed as the ``agentroster`` service (automatic
   start, LocalSystem), started at install, stopped at upgrade and uninstall, removed at uninstall;
 - ``C:\\ProgramData\\agentroster`` (the data dir) is created;
+- with the tray companion: its own frozen folder goes to ``C:\\Program Files\\agentroster\\companion``,
+  and the value ``agentroster companion`` under ``HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run``
+  starts ``agentroster-companion.exe`` in every user's session at log-on;
 - ``COLLECTOR_URL`` and ``ENROLL_SECRET_FILE`` given to msiexec become ``collector_url`` and
   ``enroll_secret_file`` under ``HKLM\\SOFTWARE\\Policies\\agentroster``, where the daemon reads its
   managed settings; an upgrade without them keeps the values an earlier install wrote. The enroll
@@ -70,6 +73,12 @@ SERVICE_COMPONENT_ID = "AgentrosterService"
 DATA_DIR_ID = "DATADIR"
 DATA_DIR_COMPONENT_ID = "DataDir"
 INSTALL_DIR_ID = "INSTALLDIR"
+#: the companion: its folder under INSTALLDIR, its executable, and the Run value that starts it at log-on
+COMPANION_FOLDER = "companion"
+COMPANION_EXE_NAME = "agentroster-companion.exe"
+RUN_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
+RUN_VALUE_NAME = "agentroster companion"
+RUN_COMPONENT_ID = "CompanionRun"
 
 
 class PayloadError(ValueError):
@@ -127,9 +136,9 @@ def _ident(prefix: str, rel: str) -> str:
     return f"{prefix}_{hashlib.sha256(rel.encode('utf-8')).hexdigest()[:32]}"
 
 
-def payload_files(payload: Path) -> list[str]:
+def payload_files(payload: Path, exe_name: str = EXE_NAME) -> list[str]:
     """The payload's files as sorted POSIX paths relative to it; ``PayloadError`` for what an MSI cannot
-    hold or what a frozen build never has (symlinks, devices), and when agentroster.exe is missing."""
+    hold or what a frozen build never has (symlinks, devices), and when ``exe_name`` is missing."""
     if not payload.is_dir():
         raise PayloadError(f"{payload}: not a folder; give the frozen endpoint folder (./dev package msi --payload DIR)")
     found: list[str] = []
@@ -155,7 +164,12 @@ def payload_files(payload: Path) -> list[str]:
         if other != rel:  # Windows' file names ignore case: one would overwrite the other
             raise PayloadError(f"{payload}: {other} and {rel} differ only in case; Windows would install one "
                                "over the other")
-    if EXE_NAME not in found:
+    if exe_name not in found:
+        if exe_name == COMPANION_EXE_NAME and "agentroster-companion" in found:
+            return found  # another OS's companion, for a layout check (--foreign-payload says so)
+        if exe_name == COMPANION_EXE_NAME:
+            raise PayloadError(f"{payload}: no {exe_name} at the top; give the frozen companion folder "
+                               "(python -m installers freeze on Windows)")
         raise PayloadError(f"{payload}: no {EXE_NAME} at the top; the payload is the frozen endpoint folder "
                            "(python -m installers freeze on Windows)")
     return found
@@ -165,9 +179,12 @@ def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
     return ET.SubElement(parent, f"{{{WIX_NS}}}{tag}", attrs)
 
 
-def wix_source(payload: Path, version: str) -> bytes:
-    """The .wxs document (UTF-8 XML) for the frozen endpoint in ``payload``."""
+def wix_source(payload: Path, version: str, companion: Path | None = None) -> bytes:
+    """The .wxs document (UTF-8 XML) for the frozen endpoint in ``payload`` (and the companion's folder)."""
     files = payload_files(payload)
+    if COMPANION_FOLDER in {rel.split("/")[0] for rel in files if "/" in rel}:
+        raise PayloadError(f"{payload}: already has a {COMPANION_FOLDER} folder; the MSI puts the companion there itself")
+    companion_files = payload_files(companion, COMPANION_EXE_NAME) if companion is not None else []
     msi_ver = msi_version(version)
     ET.register_namespace("", WIX_NS)
     wix = ET.Element(f"{{{WIX_NS}}}Wix")
@@ -202,6 +219,23 @@ def wix_source(payload: Path, version: str) -> bytes:
         component = _el(parent, "Component", Id=component_id, Guid=stable_guid("file", rel), Win64="yes")
         _el(component, "File", Id=_ident("F", rel), Name=name, Source=rel, KeyPath="yes")
         components.append(component_id)
+
+    companion_exe_id = ""
+    for rel in companion_files:
+        assert companion is not None  # companion_files is empty without it
+        installed = f"{COMPANION_FOLDER}/{rel}"
+        parent_rel, _, name = installed.rpartition("/")
+        parent = _directory(dirs, parent_rel)
+        component_id = _ident("C", installed)
+        component = _el(parent, "Component", Id=component_id, Guid=stable_guid("file", installed), Win64="yes")
+        # wixl reads Source relative to the payload folder (its working directory), and only so
+        source = Path(os.path.relpath(Path(companion, rel).resolve(), payload.resolve())).as_posix()
+        _el(component, "File", Id=_ident("F", installed), Name=name, Source=source, KeyPath="yes")
+        components.append(component_id)
+        if rel in (COMPANION_EXE_NAME, "agentroster-companion"):
+            companion_exe_id = _ident("F", installed)
+    if companion_exe_id:
+        components.append(_run_component(install_dir, companion_exe_id))
 
     message_dll = next((rel for rel in files if EVENT_MESSAGE_FILE.fullmatch(rel.rpartition("/")[2].lower())), None)
     if message_dll is not None:
@@ -239,6 +273,15 @@ def _service_component(parent: ET.Element, exe: str) -> str:
     _el(component, "ServiceControl", Id="AgentrosterServiceControl", Name=SERVICE_NAME, Start="install",
         Stop="both", Remove="uninstall", Wait="yes")
     return SERVICE_COMPONENT_ID
+
+
+def _run_component(parent: ET.Element, file_id: str) -> str:
+    """The Run value that starts the companion in each user's session at log-on (the machine's Run key:
+    every user, no per-user install)."""
+    component = _el(parent, "Component", Id=RUN_COMPONENT_ID, Guid=stable_guid("run", RUN_VALUE_NAME), Win64="yes")
+    _el(component, "RegistryValue", Root="HKLM", Key=RUN_KEY, Name=RUN_VALUE_NAME, Type="string",
+        Value=f'"[#{file_id}]"', KeyPath="yes")
+    return RUN_COMPONENT_ID
 
 
 def _event_source_component(parent: ET.Element, file_id: str) -> str:

@@ -770,12 +770,108 @@ def test_a_refused_upgrade_leaves_the_installed_version_in_place(built: Built, t
     assert (root / "var/lib/agentroster/device.key").exists()
 
 
+# ----------------------------------------------------------------------------------------- the companion
+
+COMPANION_EXE = """#!/bin/sh
+# a stand-in for the frozen companion
+echo "agentroster-companion 1.0.0"
+"""
+
+
+def make_companion(folder: Path) -> Path:
+    """A companion folder as the freeze makes it: its executable at the top and its own _internal/."""
+    (folder / "_internal").mkdir(parents=True)
+    with zipfile.ZipFile(folder / "_internal" / "base_library.zip", "w") as archive:
+        archive.writestr("companion_version.py", "VERSION = '1.0.0'\n")
+    exe = folder / common.COMPANION_NAME
+    exe.write_text(COMPANION_EXE, encoding="utf-8")
+    exe.chmod(0o755)
+    return folder
+
+
+@dataclass
+class WithCompanion:
+    info: common.Payload
+    deb: Path
+    rpm: Path | None
+
+
+@pytest.fixture(scope="module")
+def with_companion(tmp_path_factory: pytest.TempPathFactory) -> WithCompanion:
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed (apt install dpkg)")
+    base = tmp_path_factory.mktemp("with-companion")
+    payload = make_payload(base / "payload", "1.0.0")
+    companion = make_companion(base / "companion")
+    have_rpm = shutil.which("rpmbuild") is not None
+    return WithCompanion(common.inspect_payload(payload, companion),
+                         deb.build(payload, base / "dist", "1.0.0", companion=companion)[0],
+                         rpm.build(payload, base / "dist", "1.0.0", companion=companion)[0] if have_rpm else None)
+
+
+def check_autostart_entry(path: Path) -> None:
+    """The XDG autostart entry: valid, for every desktop (no OnlyShowIn), starting the companion."""
+    if shutil.which("desktop-file-validate") is not None:
+        done = run("desktop-file-validate", path, check=False)
+        assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
+    entry = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
+    assert "OnlyShowIn" not in entry and "NotShowIn" not in entry and "Hidden" not in entry
+    assert entry["Exec"] == entry["TryExec"] == common.COMPANION_NAME
+    assert entry["X-GNOME-Autostart-enabled"] == "true"
+
+
+@needs_dpkg
+def test_deb_ships_the_companion_and_its_autostart_entry(with_companion: WithCompanion, tmp_path: Path) -> None:
+    listing = {}
+    for line in run("dpkg-deb", "--contents", with_companion.deb).stdout.splitlines():
+        mode, owner, _size, _day, _time, path, *rest = line.split()
+        listing[path.removeprefix(".")] = (mode, owner, rest)
+    assert listing["/usr/lib/agentroster/companion/agentroster-companion"][:2] == ("-rwxr-xr-x", "root/root")
+    assert "/usr/lib/agentroster/companion/_internal/base_library.zip" in listing
+    assert listing["/usr/bin/agentroster-companion"][2] == ["->", "../lib/agentroster/companion/agentroster-companion"]
+    assert listing["/etc/xdg/autostart/agentroster-companion.desktop"][:2] == ("-rw-r--r--", "root/root")
+    # the endpoint's own files are where they were
+    assert listing["/usr/lib/agentroster/agentroster"][:2] == ("-rwxr-xr-x", "root/root")
+    conffiles = run("sh", "-c", f"dpkg-deb --ctrl-tarfile {with_companion.deb} | tar -xOf - ./conffiles").stdout
+    assert conffiles.split() == ["/etc/agentroster/endpoint.toml", "/etc/xdg/autostart/agentroster-companion.desktop"]
+    tree = extracted(with_companion.deb, tmp_path / "tree")
+    check_autostart_entry(tree / common.AUTOSTART_PATH)
+    assert run(tree / "usr/bin/agentroster-companion").stdout == "agentroster-companion 1.0.0\n"
+    if shutil.which("lintian") is not None:
+        overridden = lintian_overridden(with_companion.deb)
+        assert overridden == {tag.split()[0] for tag in deb.lintian_overrides(with_companion.info)}
+
+
+@needs_rpm
+def test_rpm_ships_the_companion_and_keeps_an_edited_autostart_entry(with_companion: WithCompanion) -> None:
+    assert with_companion.rpm is not None
+    files = {line.split()[8]: line.split() for line in run("rpm", "-qplv", with_companion.rpm).stdout.splitlines()}
+    assert files["/usr/lib/agentroster/companion/agentroster-companion"][0] == "-rwxr-xr-x"
+    assert files["/usr/bin/agentroster-companion"][-2:] == ["->", "../lib/agentroster/companion/agentroster-companion"]
+    assert files["/etc/xdg/autostart/agentroster-companion.desktop"][0] == "-rw-r--r--"
+    assert sorted(run("rpm", "-qpc", with_companion.rpm).stdout.split()) == [
+        "/etc/agentroster/endpoint.toml", "/etc/xdg/autostart/agentroster-companion.desktop"]
+    # %config(noreplace): an admin's Hidden=true survives an upgrade
+    flags = run("rpm", "-qp", "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\\n]", with_companion.rpm).stdout
+    assert re.search(r"^cn /etc/xdg/autostart/agentroster-companion\.desktop$", flags, re.M), flags
+
+
+def test_a_companion_folder_without_its_executable_is_refused(tmp_path: Path) -> None:
+    payload = make_payload(tmp_path / "payload", "1.0.0")
+    (tmp_path / "companion").mkdir()
+    with pytest.raises(PackageError, match="not a frozen companion folder"):
+        common.inspect_payload(payload, tmp_path / "companion")
+
+
 # ------------------------------------------------------------------------------- the real frozen build
 
 
 @needs_dpkg
-def test_frozen_endpoint_from_the_deb_scans_with_no_python_on_the_path(frozen_endpoint: Path, tmp_path: Path) -> None:
-    package = deb.build(frozen_endpoint, tmp_path / "dist", "1.0.0")[0]
+def test_frozen_endpoint_from_the_deb_scans_with_no_python_on_the_path(
+        frozen_endpoint: Path, frozen_companion: Path, tmp_path: Path) -> None:
+    # the real .deb, as ./dev package deb builds it: the endpoint and the companion, each frozen here; packed
+    # with gzip -1 (xz takes a minute of CI over the two folders, and what is checked is what is in it)
+    package = deb.build(frozen_endpoint, tmp_path / "dist", "1.0.0", companion=frozen_companion, compress=False)[0]
     depends = run("dpkg-deb", "--field", package, "Depends").stdout
     assert re.fullmatch(r"libc6 \(>= 2\.\d+\), libpcap0\.8\n", depends), depends
     if shutil.which("lintian") is not None:
@@ -791,3 +887,7 @@ def test_frozen_endpoint_from_the_deb_scans_with_no_python_on_the_path(frozen_en
     document = json.loads(done.stdout)
     assert document["schema"] == "agentroster.scan/1"
     assert isinstance(document["sightings"], list)
+    # the companion from the same package starts (offscreen) and exits, with no Python either
+    check_autostart_entry(tree / common.AUTOSTART_PATH)
+    done = run(tree / common.COMPANION_DIR / common.COMPANION_NAME, "--self-check", env=env)
+    assert "self-check: ok" in done.stdout, done.stdout + done.stderr

@@ -754,3 +754,59 @@ def test_the_windows_workflow_freezes_on_windows_and_builds_the_msi_on_linux():
     assert "wixl" in msi_steps and "msitools" in msi_steps and "installers msi --payload" in msi_steps
     assert ".msi" in uploads[1]["with"]["path"] and ".admx" in uploads[1]["with"]["path"]
 
+
+
+# -- the tray companion ----------------------------------------------------------------------------------
+
+COMPANION_FILES = {
+    "agentroster-companion.exe": b"MZ fake agentroster-companion.exe\n",
+    "_internal/PySide6/QtWidgets.pyd": b"MZ fake QtWidgets\n",
+    "_internal/PySide6/plugins/platforms/qwindows.dll": b"MZ fake qwindows\n",
+    "_internal/base_library.zip": b"PK fake companion\n",
+}
+
+
+@pytest.fixture(scope="module")
+def with_companion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An MSI built from the payload and a companion folder (each a stand-in of files, as above)."""
+    if any(shutil.which(t) is None for t in MSI_TOOLS):
+        pytest.skip("wixl and msitools are needed (apt-get install wixl msitools)")
+    base = tmp_path_factory.mktemp("msi-companion")
+    companion = make_payload(base / "agentroster-companion-1.4.2-windows-x86_64", COMPANION_FILES)
+    msi = build(make_payload(base / "payload"), base / "out", "1.4.2", companion=companion)[0]
+    return msi, base
+
+
+@needs_msitools
+def test_the_msi_installs_the_companion_and_starts_it_at_log_on_from_the_run_key(with_companion, msi):
+    companion_msi, base = with_companion
+    runs = [row for row in table(companion_msi, "Registry") if row["Key"] == wxs.RUN_KEY]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["Root"] == "2"  # HKLM: every user's session
+    assert run["Name"] == "agentroster companion"
+    file_rows = {row["File"]: row for row in table(companion_msi, "File")}
+    exe_id = run["Value"].removeprefix('"[#').removesuffix(']"')
+    assert run["Value"] == f'"[#{exe_id}]"' and file_rows[exe_id]["FileName"].endswith("agentroster-companion.exe")
+    components = {row["Component"]: row for row in table(companion_msi, "Component")}
+    assert components[run["Component_"]]["Attributes"] == "260"  # 64-bit (256) with a registry key path (4)
+    # the companion's folder under INSTALLDIR\companion, every file in it
+    extracted = base / "extracted"
+    extracted.mkdir()
+    subprocess.run(["msiextract", "-C", str(extracted), str(companion_msi)], check=True, capture_output=True,
+                   timeout=120)
+    files = {p.relative_to(extracted).as_posix(): p.read_bytes() for p in extracted.rglob("*") if p.is_file()}
+    for rel, data in COMPANION_FILES.items():
+        (hit,) = [f for f in files if f.endswith(f"agentroster/companion/{rel}")]
+        assert files[hit] == data
+    # the endpoint's files and service are as without the companion
+    assert {r["Name"] for r in table(companion_msi, "ServiceInstall")} == {"agentroster"}
+    # without the companion there is no Run value
+    assert not [row for row in table(msi, "Registry") if row["Key"] == wxs.RUN_KEY]
+
+
+@needs_msitools
+def test_a_companion_folder_without_its_executable_is_refused(tmp_path):
+    companion = make_payload(tmp_path / "companion", {"_internal/base_library.zip": b"PK\n"})
+    with pytest.raises(BuildError, match="no agentroster-companion.exe at the top"):
+        build(make_payload(tmp_path / "payload"), tmp_path / "out", "1.4.2", companion=companion)

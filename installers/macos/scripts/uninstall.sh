@@ -9,6 +9,8 @@ set -u
 LABEL="@LABEL@"
 PKG_ID="@PKG_ID@"
 PLIST="@PLIST@"
+AGENT_LABEL="@AGENT_LABEL@"
+AGENT_PLIST="@AGENT_PLIST@"
 INSTALL_DIR="@INSTALL_DIR@"
 LINK="@LINK@"
 LINK_TARGET="@LINK_TARGET@"
@@ -42,8 +44,13 @@ fi
 
 if [ -z "$root" ]; then
     /bin/launchctl bootout "system/$LABEL" 2>/dev/null || true
+    # the companion of the user at the screen; other sessions' end at their logout
+    console_uid=$(/usr/bin/stat -f %u /dev/console 2>/dev/null || echo 0)
+    if [ "$console_uid" -gt 0 ] 2>/dev/null; then
+        /bin/launchctl bootout "gui/$console_uid/$AGENT_LABEL" 2>/dev/null || true
+    fi
 fi
-/bin/rm -f "$root$PLIST"
+/bin/rm -f "$root$PLIST" "$root$AGENT_PLIST"
 # only our own link (the package's relative one, or an absolute one to the same file): an admin may
 # have put another agentroster there
 if [ -L "$root$LINK" ]; then
