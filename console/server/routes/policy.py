@@ -19,11 +19,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
-from sqlalchemy import Connection, func, select, text, tuple_, update
+from sqlalchemy import Connection, func, or_, select, text, tuple_, update
 from sqlmodel import Session, col
 
 from console import governance
-from console.server import ingest, ingest_store, roster, triage
+from console.server import chains, ingest, ingest_store, roster, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
 from console.server.models import (
     GroupApproval,
@@ -265,10 +265,17 @@ def _save(conn: Connection, clean: PolicyUpdate, before: PolicyUpdate, actor: st
 
 def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) -> int:
     """Apply a saved policy to every stored sighting in one pass, each assessed once with its standing (an
-    approval, a registration) and its user (whom a group approval names), and written only if its verdict
-    changes; returns how many changed. A pass without them would judge a group-approved sighting
+    approval, a registration; for a sub-agent or tool server without one, its chain's root's where that
+    covers it, ``console.server.chains``) and its user (whom a group approval names), and written only if
+    its verdict changes; returns how many changed. A pass without them would judge a group-approved sighting
     ungoverned and a second one governed again: two writes, and two assessments, for nothing."""
     s, t = triage.S, triage.T
+    # the sightings a chain can cover: under a root whose standing covers (few; none in most fleets)
+    roots = [(d, i) for d, i, a, r in conn.execute(select(t.c.device_id, t.c.sighting_id, t.c.approval,
+                                                          t.c.registration).where(or_(t.c.approval != "",
+                                                                                      t.c.registration != "")))
+             if chains.covers(chains.standing_of(a, r))]
+    under_roots = set(chains.descendants(conn, roots)) if roots else set()
     joined = s.outerjoin(t, (t.c.device_id == s.c.device_id) & (t.c.sighting_id == s.c.id))
     changed = 0
     last = ("", "")
@@ -279,13 +286,24 @@ def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) ->
                             .order_by(s.c.device_id, s.c.id).limit(batch)).all()
         if not rows:
             return changed
+        covering = chains.roots_of_stored(conn, [(r[0], r[1]) for r in rows if (r[0], r[1]) in under_roots
+                                                 and not (r[9] or r[10])]) if under_roots else {}
         updates, tags = [], {}
         for d, i, signature, providers, fingerprints, flags, governed, detail, user, approval, registration in rows:
+            provider_ids = orjson.loads(providers)
+
+            def verdict_under(held: governance.Standing | None, signature: str | None = signature,
+                              provider_ids: list[str] = provider_ids, fingerprints: str = fingerprints,
+                              flags: str = flags, detail: str = detail, user: str | None = user,
+                              ) -> tuple[governance.Verdict, str | None]:
+                return triage.assess_stored(signature, provider_ids, orjson.loads(fingerprints), flags, detail,
+                                            policy, held, user=user)
+
             # no standing: the policy alone, which reads the detail only where it can matter
             standing = triage.standing_of(approval, registration) if approval or registration else None
-            provider_ids = orjson.loads(providers)
-            verdict, recorded = triage.assess_stored(signature, provider_ids, orjson.loads(fingerprints), flags,
-                                                     detail, policy, standing, user=user)
+            if standing is None and (d, i) in covering:
+                standing = chains.chain_standing(covering[(d, i)][2], lambda held: verdict_under(held)[0])
+            verdict, recorded = verdict_under(standing)
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
                 updates.append({"d": d, "s": i, "g": verdict.governed, "f": new_flags,

@@ -69,3 +69,24 @@ def test_saving_the_policy_writes_no_sighting_whose_verdict_stays(own_collector,
     save(database, sanctioned_signatures=["cursor"])  # changes carol's alone
     assert sum(written) == 1
     assert governed(database) == {"alice": True, "bob": False, "carol": True}
+
+
+def test_saving_the_policy_keeps_a_tool_server_covered_by_its_approved_root(own_collector, enroll_on,
+                                                                            database) -> None:
+    from test_timeline import MCP_GITHUB, tool_server
+
+    device = enroll_on(own_collector)
+    root = fleet.sighting(providers=("anthropic",), mcp_servers=[MCP_GITHUB])
+    github = tool_server(root["id"], MCP_GITHUB)
+    device.snapshot(root, github)
+    answer = own_collector.http.post(f"/api/v1/agents/{device.device_id}/{root['id']}/actions",
+                                     json={"action": "approve"}, headers=own_collector.as_admin())
+    assert answer.status_code == 201, answer.text
+    covered = own_collector.agents(device=device.device_id, parent=root["id"])["data"]
+    assert [(r["governed"], r["covered_by"]["by"]) for r in covered] == [(True, "approval")]
+
+    written = rows_written(database)
+    save(database, risky_tools=["some-tool-nobody-runs"])  # changes no sighting's verdict
+    assert sum(written) == 0
+    covered = own_collector.agents(device=device.device_id, parent=root["id"])["data"]
+    assert [(r["governed"], r["covered_by"]["by"]) for r in covered] == [(True, "approval")]
