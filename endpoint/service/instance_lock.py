@@ -80,6 +80,10 @@ def data_dir_problem(st: os.stat_result, *, owner: int | None) -> str | None:
     if owner is not None and st.st_uid != owner:
         return (f"it belongs to uid {st.st_uid}, not to uid {owner} that runs the daemon: its owner could "
                 "replace what the daemon keeps there")
+    if owner is not None and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        # made 0700 now, it would still hold what others put there meanwhile (a link named like a state file)
+        return (f"others could write in it (mode {stat.S_IMODE(st.st_mode):04o}), so what it holds may not be "
+                "the daemon's: look at it, then chmod 700 it")
     return None
 
 
@@ -112,7 +116,7 @@ def ancestors_problem(data_dir: Path) -> str | None:
 
 def _refuse(path: Path, why: str) -> RefusedLockFile:
     return RefusedLockFile(f"{path}: refused: {why}. Someone other than the daemon may have put it there: "
-                           f"look at it, remove it (as root: rm -r {path}) and start the daemon again")
+                           f"look at it, remove it (as root: rm -r {path}) or mend it, and start the daemon again")
 
 
 class InstanceLock:

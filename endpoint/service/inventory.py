@@ -34,6 +34,7 @@ from contract.report import MAX_REPORT_BYTES, SEND_TIME_ROOM, Kind, SpoolHealth,
 from contract.scan import ScanError, Sighting
 from endpoint.errors import EndpointError
 from endpoint.scan.platforms import PLATFORM
+from endpoint.scan.safeio import write_private
 
 STATE_FILE = "state.sqlite3"
 KEY_FILE = "device.key"
@@ -329,14 +330,9 @@ class Inventory:
         return key or None
 
     def save_enrollment(self, key: str, *, device_id: str, collector_url: str) -> None:
-        """Keep the key (file 0600, written whole then renamed) and whom it is for."""
-        tmp = self.key_path.with_name(KEY_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(key)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.key_path)
+        """Keep the key (file 0600, made anew, never through a link left in its place, written whole then
+        renamed) and whom it is for."""
+        write_private(self.key_path, key)
         self._forget_proof()
         with self._tx():
             self._set("device_id", device_id)
