@@ -230,3 +230,101 @@ def test_a_format_whose_wrapper_is_missing_says_it_is_not_available_yet(
     monkeypatch.setitem(entry.FORMATS, "deb", ("installers.nowhere.deb", "linux"))
     assert entry.main(["deb", "--payload", str(frozen_endpoint), "--out", str(tmp_path)]) == 2
     assert "not available yet (installers/nowhere/deb.py is not in this checkout)" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the frozen companion
+
+#: the Python modules of Qt for Python the companion may hold: the three it imports, and their binding core
+COMPANION_QT_MODULES = {"PySide6", "PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "shiboken6",
+                        "shiboken6.Shiboken"}
+
+
+@pytest.fixture(scope="module")
+def companion(frozen_companion: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The frozen companion folder copied under a tmp /opt, away from the repository and the venv."""
+    target = tmp_path_factory.mktemp("opt-companion") / "companion"
+    shutil.copytree(frozen_companion, target, symlinks=True)
+    return target
+
+
+def test_the_frozen_companion_starts_offscreen_and_exits_with_no_python_on_the_path(
+        companion: Path, no_python_env: dict[str, str]) -> None:
+    env = {k: v for k, v in no_python_env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = run([freeze.COMPANION.executable_in(companion), "--self-check"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"agentroster-companion {contract.__version__} self-check: ok (Qt 6.")
+    assert "platform offscreen" in done.stdout
+    version = run([freeze.COMPANION.executable_in(companion), "--version"], env)
+    assert (version.returncode, version.stdout) == (0, f"agentroster-companion {contract.__version__}\n")
+
+
+def test_the_frozen_companion_says_what_is_missing_when_its_folder_is_incomplete(
+        companion: Path, no_python_env: dict[str, str], tmp_path: Path) -> None:
+    broken = tmp_path / "companion"
+    shutil.copytree(companion, broken, symlinks=True)
+    for plugin in (broken / "_internal").rglob("libqoffscreen*"):  # the platform the check starts on
+        plugin.unlink()
+    done = run([freeze.COMPANION.executable_in(broken), "--self-check"], no_python_env)
+    assert done.returncode != 0
+    assert "offscreen" in done.stderr
+
+
+def test_the_companion_folder_holds_qt_core_gui_and_widgets_and_nothing_of_the_collector(companion: Path) -> None:
+    names = freeze.bundled_modules(companion, freeze.COMPANION)
+    python_qt = {n for n in names if n.split(".")[0] in ("PySide6", "shiboken6") and n != "PySide6.Qt" and not n.startswith("PySide6.Qt.")}
+    assert python_qt == COMPANION_QT_MODULES
+    assert {"endpoint.companion.app", "endpoint.companion.cli", "endpoint.service.localsock"} <= names
+    not_here = [m for m in freeze.NOT_THE_ENDPOINT if m not in ("PySide6", "shiboken6")] + ["scapy"]
+    assert sorted(n for n in names for bad in not_here if n == bad or n.startswith(bad + ".")) == []
+    internal = companion / "_internal"
+    plugins = {p.parent.name + "/" + p.name.split(".")[0] for p in internal.rglob("*") if "plugins" in p.parts
+               and p.is_file()}
+    # the platforms a desktop session uses, and the offscreen one the self-check starts on; no kiosk
+    # platforms, image formats or GTK theme (which would bundle the build machine's cairo and pango)
+    assert {"platforms/libqxcb", "platforms/libqwayland", "platforms/libqoffscreen"} <= plugins
+    assert not [p for p in plugins if p.split("/")[0] in freeze.COMPANION_DROPPED_PLUGINS]
+    assert not {"platforms/libqvnc", "platforms/libqeglfs", "platformthemes/libqgtk3"} & plugins
+    assert not list(internal.rglob("libQt6Network*")) and not list(internal.rglob("libcairo*"))
+    assert not list(internal.rglob("translations"))
+    dangling = [p for p in companion.rglob("*") if p.is_symlink() and not p.exists()]
+    assert dangling == []
+
+
+def test_the_companion_and_the_endpoint_are_two_folders_that_share_no_file(
+        frozen_endpoint: Path, frozen_companion: Path) -> None:
+    assert frozen_companion.parent == frozen_endpoint.parent
+    assert frozen_companion.name == f"agentroster-companion-{contract.__version__}-{freeze.os_name()}-{freeze.arch()}"
+    assert not frozen_companion.is_relative_to(frozen_endpoint) and not frozen_endpoint.is_relative_to(frozen_companion)
+    # no link from one into the other: the daemon (root) and a user's companion never read one file
+    for folder, other in ((frozen_companion, frozen_endpoint), (frozen_endpoint, frozen_companion)):
+        for path in folder.rglob("*"):
+            if path.is_symlink():
+                assert not path.resolve().is_relative_to(other.resolve()), path
+    # and the endpoint still holds no Qt
+    assert freeze.forbidden_in(frozen_endpoint) == []
+
+
+def test_pyinstaller_works_in_a_private_folder_never_one_beside_out(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # PyInstaller itself is replaced (a stand-in that records where it was told to work): what is
+    # checked is the folder the build hands it, and a real freeze takes half a minute
+    seen: list[tuple[Path, int]] = []
+
+    def record(dist: Path, build: Path, folder: Path, target: freeze.Target, *, log: bool) -> None:
+        seen.append((build, build.stat().st_mode & 0o777))
+        (folder / "_internal").mkdir(parents=True)
+        target.executable_in(folder).write_text("#!/bin/sh\n")
+
+    monkeypatch.setattr(freeze, "_pyinstaller", record)
+    out = tmp_path / "x"
+    assert entry.main(["freeze", "--out", str(out)]) == 0
+    assert [b.name for b, _ in seen] and len(seen) == 2  # the endpoint, then the companion
+    for build, mode in seen:
+        assert not build.is_relative_to(tmp_path) and mode == 0o700 and not build.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # no x/../build for another user to plant
+
+
+def test_the_companion_options_are_refused_when_they_contradict_or_name_no_companion(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert entry.main(["deb", "--companion", str(tmp_path / "empty"), "--no-companion", "--out", str(tmp_path)]) == 2
+    assert entry.main(["deb", "--companion", str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2

@@ -551,3 +551,81 @@ def test_the_workflow_scripts_parse_and_take_no_expressions_inline(tmp_path: Pat
             checked = subprocess.run([SHELLCHECK, "--shell=bash", str(script)], capture_output=True,
                                      text=True, timeout=60)
             assert checked.returncode == 0, checked.stdout
+
+
+# ---- the companion ---------------------------------------------------------------------------------
+
+
+def make_companion_app(folder: Path, executable: bytes = b"#!/bin/sh\necho agentroster-companion \"$@\"\n") -> Path:
+    """A companion folder as the macOS freeze leaves it: the application bundle, with its Info.plist and a
+    framework link inside it (PyInstaller's bundles link Contents/MacOS to Contents/Frameworks)."""
+    contents = folder / mac.COMPANION_APP / "Contents"
+    (contents / "MacOS").mkdir(parents=True)
+    (contents / "Frameworks").mkdir()
+    (contents / "Frameworks" / "base_library.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    (contents / "MacOS" / "base_library.zip").symlink_to("../Frameworks/base_library.zip")
+    exe = contents / "MacOS" / "agentroster-companion"
+    exe.write_bytes(executable)
+    exe.chmod(0o755)
+    (contents / "Info.plist").write_bytes(plistlib.dumps({
+        "CFBundleIdentifier": profiles.COMPANION_BUNDLE_ID, "CFBundleExecutable": "agentroster-companion",
+        "LSUIElement": True}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def with_companion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("macos-companion")
+    mac.build(make_payload(base / "payload"), base / "out", "1.4.2", signing_identity=IDENTITY,
+              companion=make_companion_app(base / "companion"))
+    return base / "out" / "macos"
+
+
+def test_the_launchagent_starts_the_companion_app_in_each_gui_session_once(with_companion: Path) -> None:
+    root = with_companion / "root"
+    agent = root / "Library/LaunchAgents/dev.agentroster.companion.plist"
+    assert stat.S_IMODE(agent.stat().st_mode) == 0o644
+    plist = plistlib.loads(agent.read_bytes())
+    assert plist == {"Label": "dev.agentroster.companion", "ProgramArguments": [mac.COMPANION_EXECUTABLE],
+                     "LimitLoadToSessionType": "Aqua", "RunAtLoad": True, "KeepAlive": False,
+                     "ProcessType": "Interactive"}
+    # what it starts is in the payload: the app's executable, which runs
+    exe = root / mac.COMPANION_EXECUTABLE.lstrip("/")
+    assert stat.S_IMODE(exe.stat().st_mode) == 0o755
+    assert subprocess.run([str(exe), "--self-check"], capture_output=True, text=True, timeout=10).stdout == \
+        "agentroster-companion --self-check\n"
+    info = plistlib.loads((exe.parent.parent / "Info.plist").read_bytes())
+    # the bundle id the notifications profile allows
+    notifications = profiles.notifications_profile("com.example")
+    assert info["CFBundleIdentifier"] == profiles.COMPANION_BUNDLE_ID
+    assert profiles.COMPANION_BUNDLE_ID in json.dumps(notifications.plist, default=str)
+    assert os.readlink(exe.parent / "base_library.zip") == "../Frameworks/base_library.zip"  # links stay links
+    # the daemon's own files are where they were, and the package without a companion has no agent
+    assert (root / mac.PLIST.lstrip("/")).is_file()
+
+
+def test_without_a_companion_there_is_no_launchagent(built: Path) -> None:
+    assert not (built / "root/Library/LaunchAgents").exists()
+    assert not (built / "root" / mac.COMPANION_DIR.lstrip("/")).exists()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="uninstall.sh refuses to run as anyone but root")
+def test_uninstall_removes_the_companion_and_its_launchagent(with_companion: Path, tmp_path: Path) -> None:
+    volume = installed_volume(with_companion, tmp_path / "volume")
+    assert (volume / mac.AGENT_PLIST.lstrip("/")).is_file()
+    run, _ = run_uninstall(with_companion, tmp_path, "--root", str(volume))
+    assert run.returncode == 0, run.stderr
+    assert not (volume / mac.AGENT_PLIST.lstrip("/")).exists()
+    assert not (volume / mac.COMPANION_DIR.lstrip("/")).exists()
+    assert (volume / "Library/LaunchAgents").is_dir()  # other agents' folder stays
+
+
+def test_a_companion_built_for_another_cpu_or_without_its_app_is_refused(tmp_path: Path) -> None:
+    arm64 = struct.pack("<II", 0xFEEDFACF, 0x0100000C) + bytes(24)
+    x86_64 = struct.pack("<II", 0xFEEDFACF, 0x01000007) + bytes(24)
+    payload = make_payload(tmp_path / "payload", executable=x86_64)
+    with pytest.raises(BuildError, match="built for arm64, the endpoint for x86_64"):
+        mac.build(payload, tmp_path / "out", "1.4.2", companion=make_companion_app(tmp_path / "arm", arm64))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BuildError, match="neither agentroster-companion.app nor agentroster-companion"):
+        mac.build(payload, tmp_path / "out", "1.4.2", companion=tmp_path / "empty")
