@@ -209,6 +209,11 @@ def _serve(host: ServiceHost) -> int:  # pragma: no cover - pywin32 and the serv
             servicemanager.LogInfoMsg(f"{SERVICE_NAME}: started")
             try:
                 host.run()
+            except EndpointError as exc:  # a refusal that says what to do (a planted data dir, a second
+                # daemon): into the event log itself, as the log in the data dir may be what was refused
+                log.error("%s", exc)
+                servicemanager.LogErrorMsg(f"{SERVICE_NAME}: {exc}")
+                raise
             except Exception as exc:
                 log.exception("daemon failed")
                 servicemanager.LogErrorMsg(f"{SERVICE_NAME}: the daemon failed ({type(exc).__name__}); the "
