@@ -553,6 +553,21 @@ def test_the_workflow_scripts_parse_and_take_no_expressions_inline(tmp_path: Pat
             assert checked.returncode == 0, checked.stdout
 
 
+def test_the_workflow_removes_the_signing_material_even_after_a_failed_step_and_runs_on_lock_changes() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = workflow_steps()
+    cleanup = [s for s in steps if "security delete-keychain" in s.get("run", "")]
+    assert len(cleanup) == 1 and cleanup[0]["if"] == "always()"
+    assert 'rm -f "$RUNNER_TEMP/signing.p12"' in cleanup[0]["run"]
+    importing = next(s for s in steps if "security import" in s.get("run", ""))
+    # the keychain is named for the clean-up before it is made
+    assert importing["run"].index('"$GITHUB_ENV"') < importing["run"].index("security create-keychain")
+    assert {"requirements/**", "dev"} <= set(workflow[True]["pull_request"]["paths"])  # YAML's "on" is True
+    scripts = "\n".join(s.get("run", "") for s in steps)
+    assert "--identifier \"$COMPANION_IDENTIFIER\"" in scripts and "--self-check" in scripts
+    assert workflow["jobs"]["package"]["env"]["COMPANION_IDENTIFIER"] == profiles.COMPANION_BUNDLE_ID
+
+
 # ---- the companion ---------------------------------------------------------------------------------
 
 
