@@ -129,22 +129,20 @@ def at_ingest(cursor: Any, pg: bool, device_id: str, rows: Iterable[Mapping[str,
 
 
 def descendants(conn: Connection, keys: Sequence[Key]) -> list[Key]:
-    """Every sighting whose chain passes through one of ``keys`` (children, theirs, ...), each once."""
+    """Every sighting whose chain passes through one of ``keys`` (children, theirs, ...), each once: one
+    query per level of the deepest chain (and per 500 parents), each seeking the primary key's device
+    prefix for each parent."""
     found: dict[Key, None] = {}
+    given = set(keys)
     level = list(dict.fromkeys(keys))
     for _ in range(MAX_CHAIN):
+        following: list[Key] = []
+        for start in range(0, len(level), _CHUNK):
+            following += [(d, i) for d, i in conn.execute(select(S.c.device_id, S.c.id).where(
+                among(conn, S.c.device_id, S.c.parent, level[start:start + _CHUNK])))]
+        level = [k for k in dict.fromkeys(following) if k not in found and k not in given]
         if not level:
             break
-        by_device: dict[str, list[str]] = {}
-        for device_id, sighting_id in level:
-            by_device.setdefault(device_id, []).append(sighting_id)
-        following: list[Key] = []
-        for device_id, ids in by_device.items():
-            for start in range(0, len(ids), _CHUNK):
-                # on the primary key's device prefix: one device's sightings
-                following += [(device_id, s) for (s,) in conn.execute(
-                    select(S.c.id).where(S.c.device_id == device_id, S.c.parent.in_(ids[start:start + _CHUNK])))]
-        level = [k for k in following if k not in found and k not in keys]
         found.update(dict.fromkeys(level))
     return list(found)
 
