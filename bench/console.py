@@ -134,7 +134,7 @@ def analyze(url: str) -> None:
     db = Database(url, pool_size=1)
     try:
         with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     finally:
         db.dispose()
 
