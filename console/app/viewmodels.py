@@ -625,7 +625,8 @@ def chain(detail: api.AgentDetail, parent: api.AgentDetail | None = None,
 def _agent_node(detail: api.AgentDetail, children: Iterable[api.Agent], current: bool = False) -> ChainNode:
     a = detail.agent
     node = ChainNode("agent", a.name, f"{TYPE_LABELS.get(a.type, a.type)}; {a.signature or 'no signature'}"
-                     + ("" if a.governed else "; ungoverned"), current=current)
+                     + ("" if a.governed else "; ungoverned") + (f"; {cover_label(a)}" if a.covered_by else ""),
+                     current=current)
     spawned = {c.name: c for c in children if c.parent == a.id}
     reasons = detail.raw.get("reasons")
     broad = str(reasons.get("broad_tools") or "") if isinstance(reasons, Mapping) else ""
@@ -640,6 +641,7 @@ def _agent_node(detail: api.AgentDetail, children: Iterable[api.Agent], current:
         seen = ""
         if sighting is not None:
             seen = f"; {'running' if sighting.running else 'not running'}"
+            seen += f"; {cover_label(sighting)}" if sighting.covered_by else ""
         risky = f"; risk: {', '.join(flag_label(f) for f in risk)}" if risk else ""
         mcp = ChainNode("mcp_server", name, f"{server.get('transport', '')}: {target.strip()}{seen}{risky}",
                         risk=tuple(risk))
@@ -651,8 +653,9 @@ def _agent_node(detail: api.AgentDetail, children: Iterable[api.Agent], current:
     for child in spawned.values():  # sub-agents (and servers it runs that no config declares)
         kind = "mcp_server" if child.type == "tool_server" else "agent"
         risky = f"; risk: {', '.join(flag_label(f) for f in child.flags)}" if child.flags else ""
+        covered = f"; {cover_label(child)}" if child.covered_by else ""
         node.children.append(ChainNode(kind, child.name, f"{TYPE_LABELS.get(child.type, child.type)}; "
-                                       f"{child.signature or 'no signature'}{risky}", risk=tuple(child.flags)))
+                                       f"{child.signature or 'no signature'}{covered}{risky}", risk=tuple(child.flags)))
     for endpoint in detail.endpoints:
         node.children.append(ChainNode("system", f"{endpoint.get('host')}:{endpoint.get('port')}",
                                        f"{endpoint.get('provider') or 'endpoint'} via {endpoint.get('via', '?')}"))

@@ -64,6 +64,14 @@ def test_a_covered_sub_agent_says_so_in_the_roster_and_the_detail(make_console: 
     assert html.escape("Governed (covered by Claude Code's registration)") in detail.header.text()
     assert detail.registration.text().startswith("Covered by <b>Claude Code</b>'s registration")
     assert "Unregistered" not in detail.flags.text()
+    # the root's chain tab says which of its servers and sub-agents its registration covers
+    root = api.AgentDetail.model_validate(collector.get(f"/api/v1/agents/{device}/{ids['root']}"))
+    children = [api.Agent.model_validate(r) for r in collector.get("/api/v1/agents", device=device,
+                                                                   parent=ids["root"])["data"]]
+    described = {node.label: node.detail for _, node in vm.walk(vm.chain(root, None, children))}
+    assert described["github"].endswith("running; covered by Claude Code's registration")
+    assert "covered by Claude Code's registration" in described["reviewer"]
+    assert "covered by" not in described["memory"]  # declared, with no tool server sighting of its own
 
 
 def test_behaviour_over_time_names_present_and_used_servers_and_tools(make_console: Any, qtbot: Any,
