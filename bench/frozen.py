@@ -3,7 +3,8 @@
 (a) Size: the frozen folder (``installers.freeze``, made or reused in dist/) on disk, and packed as a
     package would hold it: a tar compressed with xz (dpkg-deb's default, level 6) and with gzip (9);
     the largest parts of ``_internal/``; and the size of any .deb/.rpm of this version already in dist/.
-    Budget: <= 60 MB compressed.
+    Budget: <= 60 MB compressed. The same for the tray companion's folder (``agentroster-companion``,
+    Qt's core, GUI and widgets), and the two together, as the packages carry both.
 (b) Speed: ``agentroster --version`` (the start alone), ``agentroster scan --json --root HOME
     --no-processes`` on a small tmp home (one ``build_homes`` home) and ``agentroster scan --json`` of
     this machine, each N times from the frozen folder and from the venv, alternating: median wall ms
@@ -12,6 +13,9 @@
 Each side has its own warm signatures cache (AGENTROSTER_CACHE_DIR, filled by a warm-up run: the cache
 is keyed by the packs' paths, which differ between the two) and the venv its bytecode cached (a
 temporary PYTHONPYCACHEPREFIX, filled by the same warm-up), as an installed machine has both.
+
+(b') The companion's start: ``agentroster-companion --self-check`` (Qt started offscreen, its tray icon
+    and windows made, then quit), wall median of N runs.
 
 ``--scapy`` freezes a second folder with scapy in it (as the macOS and Windows builds carry it, since
 they capture through it) into a temporary dist and prints what that adds.
@@ -63,7 +67,8 @@ def packed_size(folder: Path, mode: str, **kw: int) -> int:
     return sink.tell()
 
 
-def sizes(folder: Path) -> None:
+def sizes(folder: Path, target: freeze.Target = freeze.ENDPOINT) -> int:
+    """Print the folder's sizes; answer its tar.xz size."""
     on_disk = freeze.folder_size(folder)
     started = time.monotonic()
     xz = packed_size(folder, "w:xz", preset=6)
@@ -78,13 +83,28 @@ def sizes(folder: Path) -> None:
     print(f"    budget           <= {BUDGET_COMPRESSED_MB} MB compressed: {verdict}")
     internal = folder / "_internal"
     parts = sorted(((freeze.folder_size(p) if p.is_dir() else p.stat().st_size, p.name)
-                    for p in internal.iterdir()), reverse=True)
+                    for p in internal.iterdir() if not p.is_symlink()), reverse=True)  # links: counted where they point
     print("    largest parts    " + ", ".join(f"{name} {mb(size)}" for size, name in parts[:8]))
-    executable = folder / freeze.EXECUTABLE
+    executable = target.executable_in(folder)
     print(f"    executable       {mb(executable.stat().st_size)} (the bootloader and the modules' archive)")
-    for package in sorted(folder.parent.glob(f"agentroster*{freeze.version()}*")):
-        if package.suffix in (".deb", ".rpm", ".msi", ".pkg"):
-            print(f"    {package.name:<16} {mb(package.stat().st_size)}")
+    if target is freeze.ENDPOINT:
+        for package in sorted(folder.parent.glob(f"agentroster*{freeze.version()}*")):
+            if package.suffix in (".deb", ".rpm", ".msi", ".pkg"):
+                print(f"    {package.name:<16} {mb(package.stat().st_size)}")
+    return xz
+
+
+def companion_start(folder: Path, runs: int) -> None:
+    """The frozen companion's --self-check, start to exit (offscreen)."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    exe = str(freeze.COMPANION.executable_in(folder))
+    timed = Runs()
+    timed.run([exe, "--self-check"], env)  # warm: the page cache
+    timed = Runs()
+    for _ in range(runs):
+        timed.run([exe, "--self-check"], env)
+    print(f"(b') agentroster-companion --self-check, {runs} runs: wall median {statistics.median(timed.wall):.0f} ms "
+          f"(min {min(timed.wall):.0f}), CPU median {statistics.median(timed.cpu):.0f} ms")
 
 
 @dataclass
@@ -178,13 +198,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="timed runs of each command on each side (default 15)")
     parser.add_argument("--scapy", action="store_true", help="also measure a build with scapy in it")
     parser.add_argument("--repeat", action="store_true", help="also freeze again and compare the two folders")
+    parser.add_argument("--no-companion", action="store_true", help="measure the endpoint's folder only")
     args = parser.parse_args()
     started = time.monotonic()
     folder = freeze.freeze(REPO / "dist", REPO / "build", log=False)
     print(f"frozen endpoint: {folder} (made or reused in {time.monotonic() - started:.1f} s)")
+    companion = None
+    if not args.no_companion:
+        started = time.monotonic()
+        companion = freeze.freeze_companion(REPO / "dist", REPO / "build", log=False)
+        print(f"frozen companion: {companion} (made or reused in {time.monotonic() - started:.1f} s)")
     with tempfile.TemporaryDirectory(prefix="agentroster-bench-frozen-") as tmp:
-        sizes(folder)
+        xz = sizes(folder)
+        if companion is not None:
+            xz += sizes(companion, freeze.COMPANION)
+            verdict = "within" if xz <= BUDGET_COMPRESSED_MB * 1e6 else "OVER"
+            print(f"(a) both folders, tar.xz: {mb(xz)} (budget <= {BUDGET_COMPRESSED_MB} MB: {verdict})")
         speed(folder, args.runs, Path(tmp))
+        if companion is not None:
+            companion_start(companion, max(3, args.runs // 3))
         if args.scapy:
             with_scapy(folder, Path(tmp))
         if args.repeat:
