@@ -452,8 +452,8 @@ def test_a_payload_the_msi_cannot_hold_is_refused_with_what_to_do(tmp_path):
 def test_an_attribute_wixl_would_ignore_stops_the_build(tmp_path, monkeypatch):
     real = wxs.wix_source
 
-    def with_platform(payload: Path, version: str) -> bytes:  # wixl 0.101 knows no Package/@Platform
-        return real(payload, version).replace(b"<Package ", b'<Package Platform="x64" ', 1)
+    def with_platform(payload: Path, version: str, companion: Path | None = None) -> bytes:  # wixl 0.101 knows no Package/@Platform
+        return real(payload, version, companion).replace(b"<Package ", b'<Package Platform="x64" ', 1)
 
     monkeypatch.setattr(wxs, "wix_source", with_platform)
     with pytest.raises(BuildError, match="wixl failed .*Platform"):
