@@ -362,7 +362,7 @@ class AgentsController(QObject):
                 # a third of the window at most, and what the roster's bar leaves at 1280 pixels
                 window.resizeDocks([window.detail_dock], [min(420, window.width() // 3)], Qt.Orientation.Horizontal)
 
-        def fetch() -> tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]:
+        def fetch() -> tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...], dict[str, Any] | None]:
             detail = client.agent(device_id, sighting_id)
             parent = None
             if detail.parent:
@@ -372,9 +372,17 @@ class AgentsController(QObject):
                     parent = None
             # its sub-agents and servers: the device's sightings whose parent it is (one page of a device)
             same_device = client.agents({"device": device_id}, sort="name", order="asc", limit=api.PAGE_MAX)
-            return detail, parent, tuple(a for a in same_device.data if a.parent == sighting_id)
+            # a registration's declaration is shown beside what the agent was seen doing: its timeline
+            timeline = None
+            if detail.registration is not None:
+                try:
+                    timeline = client.timeline(device_id, sighting_id)
+                except api.ApiError:  # the comparison is left out; the detail itself is shown
+                    timeline = None
+            return detail, parent, tuple(a for a in same_device.data if a.parent == sighting_id), timeline
 
-        def done(result: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]]) -> None:
+        def done(result: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...],
+                               dict[str, Any] | None]) -> None:
             if generation == self._detail_generation:
                 detail_view.show_detail(*result)
                 self.model.update_agent(result[0].agent)

@@ -6,6 +6,8 @@ agent whose report carries its project has a "Why" tab first (``console.app.view
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,6 +27,7 @@ from console.app import api, theme
 from console.app import viewmodels as vm
 from console.app.models import ChainModel, RowsModel
 from console.app.views.project import ProjectPane
+from console.app.views.registrations import COMPARISON_COLUMNS, declared_vs_observed
 
 EMPTY = "Select an agent in the roster to see what it is, why it is flagged and what to do."
 
@@ -87,7 +90,8 @@ class DetailView(QWidget):
         self.tabs.addTab(self.timeline_table, "History")
         layout.addWidget(self.tabs, 1)
         self.detail: api.AgentDetail | None = None
-        self._shown: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...]] | None = None
+        self._shown: tuple[api.AgentDetail, api.AgentDetail | None, tuple[api.Agent, ...],
+                           Mapping[str, Any] | None] | None = None
         self._can_triage = False
         self._show_parts(False)
 
@@ -130,9 +134,11 @@ class DetailView(QWidget):
         self.header.setText(f"<b>{html.escape(name or 'The agent')}</b> — loading its detail…")
 
     def show_detail(self, detail: api.AgentDetail, parent: api.AgentDetail | None = None,
-                    children: tuple[api.Agent, ...] = ()) -> None:
+                    children: tuple[api.Agent, ...] = (), timeline: Mapping[str, Any] | None = None) -> None:
+        """Show an agent; ``timeline`` (its behaviour facts, ``GET …/timeline``) compares its registration's
+        declaration with what it was seen doing."""
         self.detail = detail
-        self._shown = (detail, parent, children)
+        self._shown = (detail, parent, children, timeline)
         self._show_parts(True)
         a = detail.agent
         explained = vm.explain(detail)
@@ -164,7 +170,7 @@ class DetailView(QWidget):
         self.evidence.set_rows(vm.evidence_rows(detail))
         self.chain.set_chain(vm.chain(detail, parent, children))
         self.chain_tree.expandAll()
-        self.registration.setText(_registration_text(detail.registration, detail.covered_by))
+        self.registration.setText(_registration_text(detail.registration, detail.covered_by, timeline))
         self.timeline.set_rows([(vm.when(e.at), e.kind, e.who, e.what) for e in vm.timeline(detail)])
         self._show_project(detail)
 
@@ -184,7 +190,8 @@ class DetailView(QWidget):
         self.header.setText(f"<span style='color:{theme.css('bad')}'>{html.escape(message)}</span>")
 
 
-def _registration_text(registration: api.Registration | None, cover: api.ChainCover | None = None) -> str:
+def _registration_text(registration: api.Registration | None, cover: api.ChainCover | None = None,
+                       timeline: Mapping[str, Any] | None = None) -> str:
     if registration is None and cover is not None:
         return (f"Covered by <b>{html.escape(cover.name)}</b>'s {cover.by}: it has no registration of its own, and "
                 f"what it does stays inside what {html.escape(cover.name)}'s {cover.by} declares (the root of its "
@@ -199,4 +206,14 @@ def _registration_text(registration: api.Registration | None, cover: api.ChainCo
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or "–"
         lines.append(f"<b>{key.replace('_', ' ').capitalize()}:</b> {html.escape(str(value if value else '–'))}")
-    return "<br>".join(lines)
+    text = "<br>".join(lines)
+    if timeline is not None:  # side by side, as the registrations queue shows it; beyond the declaration in red
+        cells = "<tr>" + "".join(f"<th align='left'>{html.escape(c)}</th>" for c in COMPARISON_COLUMNS) + "</tr>"
+        for row in declared_vs_observed(registration, timeline):
+            beyond = row[3] != "–"
+            cells_of = [f"<b>{html.escape(row[0])}</b>", *(html.escape(c) for c in row[1:3]),
+                        (f"<span style='color:{theme.css('bad')}'>{html.escape(row[3])}</span>" if beyond
+                         else html.escape(row[3]))]
+            cells += "<tr>" + "".join(f"<td>{c}</td>" for c in cells_of) + "</tr>"
+        text += f"<br><br><b>Declared and observed</b><table cellspacing='4'>{cells}</table>"
+    return text

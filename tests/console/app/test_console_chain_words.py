@@ -72,6 +72,15 @@ def test_a_covered_sub_agent_says_so_in_the_roster_and_the_detail(make_console: 
     assert described["github"].endswith("running; covered by Claude Code's registration")
     assert "covered by Claude Code's registration" in described["reviewer"]
     assert "covered by" not in described["memory"]  # declared, with no tool server sighting of its own
+    # the root's own Registration tab: its declaration beside what it was seen doing, the new kinds in words
+    console.agents.open_detail((device, ids["root"]))
+    qtbot.waitUntil(lambda: console.window.detail.detail is not None
+                    and console.window.detail.detail.agent.id == ids["root"], timeout=10_000)
+    compared = console.window.detail.registration.text()
+    assert "<b>Declared and observed</b>" in compared
+    assert "<td><b>MCP servers used</b></td><td>github, memory</td><td>github</td><td>–</td>" in compared
+    assert "<td><b>Tools (named)</b></td><td>github, memory</td><td>github/create_issue, github/delete_repo</td>" \
+        in compared
 
 
 def test_behaviour_over_time_names_present_and_used_servers_and_tools(make_console: Any, qtbot: Any,
