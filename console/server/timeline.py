@@ -63,6 +63,7 @@ U = TriageUndo.__table__  # type: ignore[attr-defined]
 KINDS = ("provider", "mcp_server", "mcp_server_used", "mcp_tool", "tool", "system", "autonomy")
 #: what a drift event can hold, in the order the API and the console name them
 ADDED = ("providers", "mcp_servers", "tools", "systems", "autonomy")
+TOOL_KINDS = frozenset({"mcp_tool", "tool"})
 MAX_VALUE = 512
 MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
 MAX_CHAIN = 16  # parents followed to the root of a chain
@@ -89,7 +90,9 @@ def facts_of(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         facts.add(("mcp_server_used", str(doc.get("name") or "")))
     flags = doc.get("flags") or []
     facts.add(("autonomy", "autonomous" if "autonomous" in flags else "supervised"))
-    return sorted((k, v[:MAX_VALUE]) for k, v in facts if v)[:MAX_FACTS]
+    # a long list of tools fills the cap last: it never pushes out a provider, a server or a system
+    kept = sorted(((k, v[:MAX_VALUE]) for k, v in facts if v), key=lambda f: (f[0] in TOOL_KINDS, f))[:MAX_FACTS]
+    return sorted(kept)
 
 
 def used(doc: Mapping[str, Any]) -> bool:

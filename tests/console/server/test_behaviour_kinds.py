@@ -88,3 +88,12 @@ def test_facts_of_a_document_name_tools_and_use() -> None:
     assert ("mcp_server_used", "github") not in timeline.facts_of({**doc, "running": False, "processes": []})
     # an agent running is no tool server in use
     assert all(k != "mcp_server_used" for k, _ in timeline.facts_of(fleet.sighting(mcp_servers=[MCP_GITHUB])))
+
+
+def test_a_long_list_of_tools_never_pushes_a_provider_or_a_server_out_of_the_capped_facts() -> None:
+    many = {**MCP_GITHUB, "tools": [f"tool_{i:04d}" for i in range(1000)]}
+    found = timeline.facts_of(fleet.sighting(providers=("openai",), mcp_servers=[many, MCP_REMOTE],
+                                             project={**PROJECT, "tools": [f"t{i}" for i in range(300)]}))
+    assert len(found) == timeline.MAX_FACTS
+    assert {("provider", "openai"), ("mcp_server", "github"), ("mcp_server", "linear"), ("system", "mcp.linear.app"),
+            ("autonomy", "supervised")} <= set(found)
