@@ -361,7 +361,8 @@ def facts(conn: Connection, key: triage.Key) -> list[dict[str, Any]]:
     for row in conn.execute(select(F, children.c.last_seen.label("seen"), children.c.gone.label("child_gone"),
                                    children.c.gone_at.label("child_gone_at"))
                             .join(children, F.c.sighting_id == children.c.id)
-                            .where(F.c.device_id == key[0], F.c.kind == "mcp_server_used")).mappings():
+                            .where(F.c.device_id == key[0], F.c.kind == "mcp_server_used")
+                            .order_by(F.c.first_seen, F.c.value).limit(MAX_FACTS)).mappings():  # a hostile chain
         fact = dict(row)
         gone, gone_at = fact.pop("child_gone"), fact.pop("child_gone_at")
         if gone and fact["gone_at"] is None:  # the tool server's sighting is gone: so is its use
