@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="postgresql: a throwaway cluster, filled for this run")
     parser.add_argument("--filter-action", action="store_true",
                         help="time an approve on every coding agent (POST /agents/actions/filter) and its undo, "
-                             "and how long a device's report sent meanwhile waits (changes the store and undoes it: "
-                             "use --database with a copy)")
+                             "a policy saved and undone, and how long a device's report sent meanwhile waits "
+                             "(changes the store and undoes it: use --database with a copy)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.backend == "postgresql":
@@ -415,32 +415,37 @@ def measure_filter_action(base_url: str, tokens: dict[str, str], args: argparse.
         coding = {"type": ["coding"]}
         count = http.post("/api/v1/agents/actions/filter", headers=admin,
                           json={"action": "approve", "filter": coding, "dry_run": True}).json()["count"]
-        timings: dict[str, list[float]] = {"approve": [], "during approve": [], "undo": [], "during undo": []}
+        group = {"group_approvals": [{"signature": "claude-code", "users": ["alice"]}]}
+        steps = (("approve", "POST /agents/actions/filter (approve)", "POST", "/api/v1/agents/actions/filter",
+                  {"action": "approve", "filter": coding}),
+                 ("undo", "POST /agents/actions/undo", "POST", "/api/v1/agents/actions/undo", {}),
+                 ("policy", "PUT /policy (claude-code approved for alice)", "PUT", "/api/v1/policy", group),
+                 ("policy undo", "POST /policy/undo", "POST", "/api/v1/policy/undo", {}))
+        timings: dict[str, list[float]] = {}
         for _ in range(args.runs):
-            for step, method in (("approve", "/api/v1/agents/actions/filter"), ("undo", "/api/v1/agents/actions/undo")):
-                body = {"action": "approve", "filter": coding} if step == "approve" else {}
+            for step, _label, verb, path, body in steps:
                 taken: list[float] = []
 
-                def act(method: str = method, body: dict[str, object] = body, taken: list[float] = taken) -> None:
+                def act(verb: str = verb, path: str = path, body: dict[str, object] = body,
+                        taken: list[float] = taken) -> None:
                     started = time.perf_counter()
                     with httpx.Client(base_url=base_url, timeout=600) as own:
-                        own.post(method, headers=admin, json=body).raise_for_status()
+                        own.request(verb, path, headers=admin, json=body).raise_for_status()
                     taken.append((time.perf_counter() - started) * 1000)
 
                 worker = threading.Thread(target=act)
                 worker.start()
                 time.sleep(0.3)  # the action has its lock by now
-                timings[f"during {step}"].append(report())
+                timings.setdefault(f"during {step}", []).append(report())
                 worker.join()
-                timings[step].extend(taken)
-    print(f"an approve on every coding agent ({count:,} sightings) and its undo; median and slowest of {args.runs}")
+                timings.setdefault(step, []).extend(taken)
+    print(f"an approve on every coding agent ({count:,} sightings) and its undo, a policy saved and undone; "
+          f"median and slowest of {args.runs}")
     print(f"{'a device report (20 upserts), alone':56} {statistics.median(alone):9.1f} ms  (slowest {max(alone):7.1f})")
-    for label, key_ in (("POST /agents/actions/filter (approve)", "approve"),
-                        ("  a device report sent 0.3 s into it: its answer", "during approve"),
-                        ("POST /agents/actions/undo", "undo"),
-                        ("  a device report sent 0.3 s into it: its answer", "during undo")):
-        values = timings[key_]
-        print(f"{label:56} {statistics.median(values):9.1f} ms  (slowest {max(values):7.1f})")
+    for step, label, *_ in steps:
+        for key_, shown in ((step, label), (f"during {step}", "  a device report sent 0.3 s into it: its answer")):
+            values = timings[key_]
+            print(f"{shown:56} {statistics.median(values):9.1f} ms  (slowest {max(values):7.1f})")
 
 
 def _some_device(client: object) -> str:
