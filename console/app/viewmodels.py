@@ -62,6 +62,8 @@ def when(value: datetime | None) -> str:
 #: the collector's rungs (console/server/lifecycle.py), lowest first, as an admin reads them
 LADDER_LABELS = {"report_only": "Reported", "notify": "Employee notified", "remind": "Reminded",
                  "escalate": "Escalated"}
+#: the overview's card of the agents the ladder escalated to IT (their deadline passed)
+ESCALATED = "Escalated to IT"
 #: what ``GET /agents?ladder=`` takes: a rung, or the ungoverned agents past their deadline
 LADDER_FILTERS = (*LADDER_LABELS, "overdue")
 
@@ -548,7 +550,7 @@ def overview_cards(o: api.Overview) -> list[tuple[str, str]]:
     agents = o.agents if (o.agents or o.tool_servers) else o.sightings
     new = o.new_agents + o.new_tool_servers if o.new_since is not None else o.new_last_day
     return [("Agents", f"{agents:,}"), ("Tool servers", f"{o.tool_servers:,}"),
-            ("Ungoverned", f"{o.ungoverned:,} ({share})"), (NEW_SINCE, f"{new:,}"),
+            ("Ungoverned", f"{o.ungoverned:,} ({share})"), (ESCALATED, f"{o.escalated:,}"), (NEW_SINCE, f"{new:,}"),
             ("Devices", f"{o.devices:,}"), ("Stale devices", f"{o.stale_devices:,}"),
             (INCOMPLETE_SCANS, f"{o.incomplete_devices:,}")]
 

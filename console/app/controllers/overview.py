@@ -45,6 +45,8 @@ class OverviewController(QObject):
                               ("Tool servers", vm.AgentFilter(type="tool_server")),
                               ("Ungoverned", vm.AgentFilter(governed=False))):
             view.cards[label].clicked.connect(lambda chosen=chosen: self.show_agents(chosen))
+        view.cards[vm.ESCALATED].clicked.connect(
+            lambda: self.show_agents(vm.AgentFilter(ladder="escalate")))  # overdue first (a rung chosen)
         view.cards[vm.NEW_SINCE].clicked.connect(lambda: self.show_agents(vm.AgentFilter(), sort="first_seen"))
         view.cards["Devices"].clicked.connect(lambda: self.show_devices(None))
         view.cards["Stale devices"].clicked.connect(lambda: self.show_devices(True))

@@ -64,7 +64,8 @@ class Card(QFrame):
 
 
 #: the headline cards, in order; every one opens the list behind it
-CARDS = ("Agents", "Tool servers", "Ungoverned", vm.NEW_SINCE, "Devices", "Stale devices", vm.INCOMPLETE_SCANS)
+CARDS = ("Agents", "Tool servers", "Ungoverned", vm.ESCALATED, vm.NEW_SINCE, "Devices", "Stale devices",
+         vm.INCOMPLETE_SCANS)
 RISKIEST_HEADERS = ("Risk", "Agent", "Type", "Device", "User", "Flags")
 
 
@@ -108,6 +109,8 @@ class OverviewView(QWidget):
         for label, tip in (("Agents", "The agents (tool servers apart), in the agents tab"),
                            ("Tool servers", "The MCP tool servers, in the agents tab"),
                            ("Ungoverned", "The ungoverned agents and servers, in the agents tab"),
+                           (vm.ESCALATED, "The ungoverned agents the nudge ladder escalated to IT (their "
+                                          "employees' deadline passed), longest overdue first"),
                            (vm.NEW_SINCE, "The newest first, in the agents tab"),
                            ("Devices", "Every device, in the devices tab"),
                            ("Stale devices", "The devices that stopped reporting, in the devices tab"),

@@ -113,3 +113,21 @@ def test_choosing_a_rung_sorts_the_overdue_first(make_console: Any, qtbot: Any,
     assert console.agents.roster.sort == "overdue"
     column = console.agents.model.column_of("ladder")
     assert view.table.horizontalHeader().sortIndicatorSection() == column  # the arrow on the Ladder column
+
+
+def test_the_overview_counts_the_escalated_and_its_card_lists_them(make_console: Any, qtbot: Any,
+                                                                    collector: support.RunningCollector) -> None:
+    console = make_console()
+    window = console.window
+    qtbot.waitUntil(lambda: console.overview.latest is not None, timeout=10_000)
+    assert console.overview.latest.escalated == 1
+    assert [a.id for a in console.overview.latest.escalated_agents] == ["old-bot"]
+    card = window.overview.cards[vm.ESCALATED]
+    assert card.value.text() == "1"
+    window.tabs.setCurrentWidget(window.overview)
+    qtbot.mouseClick(card, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: console.agents.roster.filter.ladder == "escalate" and console.agents.roster.count == 1,
+                    timeout=10_000)
+    assert window.tabs.currentWidget() is window.agents
+    assert [a.id for a in console.agents.roster.rows] == ["old-bot"]
+    assert console.agents.roster.sort == "overdue"  # the longest overdue first
