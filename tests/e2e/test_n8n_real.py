@@ -148,10 +148,12 @@ class N8nHost:
         self.mount = self.base / "n8n"
         self.home = self.base / "home"
         self.flows = self.base / "flows"
-        for folder in (self.mount, self.home, self.flows):
+        self.tmp = self.base / "tmp"  # n8n's temporary folders (its data table uploads): removed with the rest
+        for folder in (self.mount, self.home, self.flows, self.tmp):
             folder.mkdir()
         nobody = pwd.getpwnam("nobody")
-        os.chown(self.home, nobody.pw_uid, nobody.pw_gid)
+        for folder in (self.home, self.tmp):
+            os.chown(folder, nobody.pw_uid, nobody.pw_gid)
         self.log = self.base / "n8n.log"
         self.netns = helpers.OfflineNetns(f"{NETNS_PREFIX}{os.getpid()}")
         self.netns.create()
@@ -164,7 +166,7 @@ class N8nHost:
 
     def env(self) -> dict[str, str]:
         return {**N8N_ENV, "PATH": f"{Path(NODE or 'node').parent}:/usr/bin:/bin", "HOME": str(self.home),
-                "N8N_USER_FOLDER": str(self.home)}
+                "N8N_USER_FOLDER": str(self.home), "TMPDIR": str(self.tmp)}
 
     def run(self, *args: str) -> str:
         done = subprocess.run(self.argv(*args), env=self.env(), cwd=self.base, capture_output=True, text=True,
