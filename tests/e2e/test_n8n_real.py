@@ -112,15 +112,16 @@ def n8n_install(request: pytest.FixtureRequest) -> Path:
             for tool in ("make", "g++"):
                 if shutil.which(tool) is None:
                     pytest.skip(f"needs {tool} (Debian's {tool}) to build n8n's sqlite3 driver from source")
+            if not Path("/usr/include/node/node.h").exists():  # else node-gyp would fetch them from nodejs.org
+                pytest.skip("needs Node's headers in /usr/include/node (NodeSource's nodejs, Debian's libnode-dev)")
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             (target / "package.json").write_text(json.dumps({"name": "n8n-e2e", "private": True,
                                                              "dependencies": {"n8n": N8N_VERSION},
                                                              "overrides": OVERRIDES}))
             # sqlite3 built from source (its prebuilt binaries are on GitHub), with the system's headers
-            env = {**os.environ, "SCARF_ANALYTICS": "false", "npm_config_build_from_source": "true"}
-            if Path("/usr/include/node/node.h").exists():
-                env["npm_config_nodedir"] = "/usr"
+            env = {**os.environ, "SCARF_ANALYTICS": "false", "npm_config_build_from_source": "true",
+                   "npm_config_nodedir": "/usr"}
             start = time.monotonic()
             _npm(target, env, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
             _npm(target, env, "rebuild", "sqlite3", "--loglevel=error")
