@@ -52,6 +52,27 @@ _HOST_MACHINES = {"x86_64": ("amd64", "x86_64"), "amd64": ("amd64", "x86_64"),
                   "aarch64": ("arm64", "aarch64"), "arm64": ("arm64", "aarch64")}
 _SHARED_LIBRARY = re.compile(r"\.so(\.[0-9.]+)?$")
 _GLIBC_SYMBOL_VERSION = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.\d+)?\x00")
+#: The libraries the companion's Qt takes from the desktop (PyInstaller bundles what the build machine
+#: has; these it must not, or cannot): soname → the Debian package that has it. The packages recommend
+#: them (a server without a desktop installs the package without them; the companion never starts
+#: there). A soname the companion needs that is neither in its folder, nor glibc's, nor here stops the
+#: build: add it here.
+DESKTOP_LIBRARIES: dict[str, str] = {
+    "libEGL.so.1": "libegl1", "libGL.so.1": "libgl1", "libOpenGL.so.0": "libopengl0",
+    "libdbus-1.so.3": "libdbus-1-3", "libfontconfig.so.1": "libfontconfig1", "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0",
+    "libwayland-client.so.0": "libwayland-client0", "libwayland-cursor.so.0": "libwayland-cursor0",
+    "libwayland-egl.so.1": "libwayland-egl1", "libX11.so.6": "libx11-6", "libX11-xcb.so.1": "libx11-xcb1",
+    "libxcb.so.1": "libxcb1", "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0", "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon.so.0": "libxkbcommon0", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+#: glibc's own libraries: the libc6 (glibc) dependency covers them
+_GLIBC_LIBRARIES = re.compile(r"(ld-linux[-\w.]*|lib(c|m|dl|pthread|rt|util|resolv)\.so\.\d+)")
+_ELF_NEEDED = 1  # DT_NEEDED
+
 # Debian and rpm both take this: a digit first, then letters, digits and . + ~ (no "-": it would
 # split off a Debian revision or an rpm release).
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+~]*")
@@ -132,6 +153,65 @@ def inspect_payload(payload: Path, companion: Path | None = None) -> Payload:
         deb_arch, rpm_arch = _HOST_MACHINES[host]
     min_glibc = f"{glibc[0]}.{glibc[1]}" if glibc > (0, 0) else ""
     return Payload(payload, deb_arch, rpm_arch, min_glibc, bool(machines), companion)
+
+
+def desktop_libraries(companion: Path | None) -> list[str]:
+    """The sonames the companion's ELF files need that the desktop provides (DESKTOP_LIBRARIES), sorted;
+    none without a companion or without ELF files (a test's stand-in)."""
+    if companion is None:
+        return []
+    bundled = {p.name for p in companion.rglob("*")}
+    wanted: set[str] = set()
+    for path in sorted(companion.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                continue
+        for name in elf_needed(path.read_bytes()):
+            if name in bundled or _GLIBC_LIBRARIES.fullmatch(name):
+                continue
+            if name not in DESKTOP_LIBRARIES:
+                raise PackageError(f"{path}: needs {name}, which is neither in the companion's folder nor a library "
+                                   "the packages know a desktop provides: add it to DESKTOP_LIBRARIES in "
+                                   "installers/linux/common.py with the Debian package that has it")
+            wanted.add(name)
+    return sorted(wanted)
+
+
+def elf_needed(data: bytes) -> list[str]:
+    """The DT_NEEDED names of a 64-bit little-endian ELF file (x86_64, aarch64), read from its dynamic
+    section; [] for anything else or a file without one."""
+    import struct
+
+    if len(data) < 64 or data[4] != 2 or data[5] != 1:  # ELFCLASS64, ELFDATA2LSB
+        return []
+    try:
+        return _dynamic_needed(data)
+    except (struct.error, ValueError, IndexError):  # a truncated or odd file: no names rather than a crash
+        return []
+
+
+def _dynamic_needed(data: bytes) -> list[str]:
+    import struct
+
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
+                if shoff + (i + 1) * shentsize <= len(data)]
+    names: list[str] = []
+    for _name, kind, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
+        if kind != 6 or not entsize or link >= len(sections):  # SHT_DYNAMIC; its strings: sections[link]
+            continue
+        strings_offset = sections[link][4]
+        for at in range(offset, min(offset + size, len(data) - 15), entsize):
+            tag, value = struct.unpack_from("<qQ", data, at)
+            if tag == 0:
+                break
+            if tag == _ELF_NEEDED:
+                start = strings_offset + value
+                names.append(data[start:data.index(b"\0", start)].decode("ascii", "replace"))
+    return names
 
 
 def _check_link(payload: Path, link: Path) -> None:

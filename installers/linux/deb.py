@@ -133,6 +133,8 @@ def _control(root: Path, info: common.Payload, version: str) -> None:
     debian.mkdir()
     depends = [f"libc6 (>= {info.min_glibc})" if info.min_glibc else "libc6", "libpcap0.8"]
     description = "\n".join(" " + (line or ".") for line in common.DESCRIPTION.splitlines())
+    # the companion's desktop libraries: recommended, so a server without a desktop needs none of them
+    recommends = sorted({common.DESKTOP_LIBRARIES[name] for name in common.desktop_libraries(info.companion)})
     fields = {
         "Package": NAME,
         "Version": version,
@@ -140,6 +142,7 @@ def _control(root: Path, info: common.Payload, version: str) -> None:
         "Maintainer": common.MAINTAINER,
         "Installed-Size": str(_installed_kib(root)),
         "Depends": ", ".join(depends),
+        **({"Recommends": ", ".join(recommends)} if recommends else {}),
         "Section": "admin",
         "Priority": "optional",
         "Description": f"{common.SUMMARY}\n{description}",

@@ -82,6 +82,8 @@ def spec_text(info: common.Payload, version: str, stage: Path) -> str:
         f"Packager: {common.MAINTAINER}",
         "AutoReqProv: no",
         *(f"Requires: {r}" for r in requires),
+        # the companion's desktop libraries, by soname as rpm writes them: weak, as in the .deb
+        *(f"Recommends: {name}()(64bit)" for name in common.desktop_libraries(info.companion)),
         "",
         "%description",
         common.DESCRIPTION,

@@ -856,6 +856,52 @@ def test_rpm_ships_the_companion_and_keeps_an_edited_autostart_entry(with_compan
     assert re.search(r"^cn /etc/xdg/autostart/agentroster-companion\.desktop$", flags, re.M), flags
 
 
+def system_library(soname: str) -> Path | None:
+    """A shared library of this machine, by soname (ldconfig's cache), or None."""
+    done = run("ldconfig", "-p", check=False)
+    for line in done.stdout.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        if name == soname and ("x86-64" in rest or "AArch64" in rest) and "=> " in rest:
+            path = Path(rest.rsplit("=> ", 1)[1].strip())
+            if path.is_file():
+                return path
+    return None
+
+
+@needs_rpm
+def test_packages_recommend_the_desktop_libraries_the_companion_takes_from_the_system(tmp_path: Path) -> None:
+    # a real library of this machine in the companion's folder, as Qt's own would be: it needs
+    # libglib-2.0.so.0 (a desktop's), and glibc
+    library = system_library("libgthread-2.0.so.0")
+    if library is None:
+        pytest.skip("libgthread-2.0.so.0 is not installed (apt install libglib2.0-0; ./dev test installs it)")
+    companion = make_companion(tmp_path / "companion")
+    shutil.copyfile(library, companion / "_internal" / "libgthread-2.0.so.0")
+    assert common.desktop_libraries(companion) == ["libglib-2.0.so.0"]
+    payload = make_payload(tmp_path / "payload", "1.0.0")
+    package = rpm.build(payload, tmp_path / "dist", "1.0.0", companion=companion)[0]
+    assert run("rpm", "-qp", "--recommends", package).stdout.split() == ["libglib-2.0.so.0()(64bit)"]
+    debian = deb.build(payload, tmp_path / "dist", "1.0.0", companion=companion, compress=False)[0]
+    assert run("dpkg-deb", "--field", debian, "Recommends").stdout == "libglib2.0-0\n"
+    # without the companion, nothing is recommended
+    assert run("rpm", "-qp", "--recommends", rpm.build(payload, tmp_path / "plain", "1.0.0")[0]).stdout == ""
+
+
+def test_a_companion_library_the_desktop_is_not_known_to_provide_stops_the_build(tmp_path: Path) -> None:
+    # a real ELF executable of this machine (ls: libselinux, which no desktop list names) in a companion
+    companion = make_companion(tmp_path / "companion")
+    ls = Path(shutil.which("ls") or "/bin/ls").resolve()
+    needed = common.elf_needed(ls.read_bytes())
+    assert "libc.so.6" in needed
+    shutil.copyfile(ls, companion / "_internal" / "ls")
+    unknown = [n for n in needed if n not in common.DESKTOP_LIBRARIES and not n.startswith(("libc.", "ld-linux"))]
+    if not unknown:
+        pytest.skip(f"{ls} needs only glibc here ({needed}): nothing unknown to refuse")
+    with pytest.raises(PackageError, match=f"needs {re.escape(unknown[0])}.*add it to DESKTOP_LIBRARIES"):
+        common.desktop_libraries(companion)
+    assert common.elf_needed(b"\x7fELF\x02\x01" + bytes(20)) == []  # truncated: no names, no crash
+
+
 def test_a_companion_folder_without_its_executable_is_refused(tmp_path: Path) -> None:
     payload = make_payload(tmp_path / "payload", "1.0.0")
     (tmp_path / "companion").mkdir()
@@ -874,6 +920,9 @@ def test_frozen_endpoint_from_the_deb_scans_with_no_python_on_the_path(
     package = deb.build(frozen_endpoint, tmp_path / "dist", "1.0.0", companion=frozen_companion, compress=False)[0]
     depends = run("dpkg-deb", "--field", package, "Depends").stdout
     assert re.fullmatch(r"libc6 \(>= 2\.\d+\), libpcap0\.8\n", depends), depends
+    # the desktop libraries the companion's Qt takes from the system, recommended (a server needs none)
+    recommends = run("dpkg-deb", "--field", package, "Recommends").stdout.strip().split(", ")
+    assert {"libxcb1", "libxcb-icccm4", "libxcb-keysyms1", "libgl1", "libdbus-1-3"} <= set(recommends), recommends
     if shutil.which("lintian") is not None:
         # the bundled Python and libraries: each tag lintian has about them is overridden with a reason
         assert "embedded-library" in lintian_overridden(package)
