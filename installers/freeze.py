@@ -103,14 +103,14 @@ NOT_THE_COMPANION: tuple[str, ...] = tuple(f"PySide6.{m}" for m in (
     "Qt3DExtras", "QtCharts", "QtDataVisualization", "QtGraphs", "QtGraphsWidgets", "QtBluetooth",
     "QtPositioning", "QtLocation", "QtSerialPort", "QtSerialBus", "QtNfc", "QtRemoteObjects", "QtScxml",
     "QtSensors", "QtSpatialAudio", "QtStateMachine", "QtTextToSpeech", "QtHttpServer", "QtNetworkAuth",
-    "QtAxContainer", "QtCanvasPainter", "QtUiTools",
+    "QtAxContainer", "QtCanvasPainter",
 )) + ("scapy",)
 
 #: Qt plugin folders the companion's folder leaves out: image formats (its icon is drawn, it loads no
-#: image), OpenGL and EGL integrations (widgets draw in software), and the ones for devices and
-#: protocols a tray app never meets. Kept: the platforms (xcb, wayland, offscreen; cocoa; windows),
-#: the platform themes and input methods (so that typing works as in the user's other apps) and
-#: the icon engines.
+#: image) and icon engines (it takes no themed icon), OpenGL and EGL integrations (widgets draw in
+#: software), and the ones for devices and protocols a tray app never meets. Kept: the platforms (xcb,
+#: wayland, offscreen; cocoa; windows), the desktop-portal theme and the input methods (so that typing
+#: works as in the user's other apps).
 COMPANION_DROPPED_PLUGINS: tuple[str, ...] = (
     "imageformats", "egldeviceintegrations", "xcbglintegrations", "wayland-graphics-integration-client",
     "wayland-graphics-integration-server", "generic", "networkinformation", "tls", "sqldrivers",
