@@ -82,6 +82,8 @@ def sizes(folder: Path, target: freeze.Target = freeze.ENDPOINT) -> int:
     verdict = "within" if worst <= BUDGET_COMPRESSED_MB * 1e6 else "OVER"
     print(f"    budget           <= {BUDGET_COMPRESSED_MB} MB compressed: {verdict}")
     internal = folder / "_internal"
+    if not internal.is_dir():  # the macOS companion: an application bundle
+        internal = next(folder.glob("*.app/Contents/Frameworks"), folder)
     parts = sorted(((freeze.folder_size(p) if p.is_dir() else p.stat().st_size, p.name)
                     for p in internal.iterdir() if not p.is_symlink()), reverse=True)  # links: counted where they point
     print("    largest parts    " + ", ".join(f"{name} {mb(size)}" for size, name in parts[:8]))

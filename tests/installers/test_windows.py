@@ -754,7 +754,8 @@ def test_the_windows_workflow_freezes_on_windows_and_builds_the_msi_on_linux():
     assert "wixl" in msi_steps and "msitools" in msi_steps and "installers msi --payload" in msi_steps
     assert ".msi" in uploads[1]["with"]["path"] and ".admx" in uploads[1]["with"]["path"]
     # the companion is frozen, checked, signed and shipped with the endpoint
-    assert "agentroster-companion.exe\" --self-check" in freeze_steps and "$env:COMPANION" in freeze_steps
+    assert "'agentroster-companion.exe'" in freeze_steps and "-ArgumentList '--self-check' -Wait" in freeze_steps
+    assert "$env:COMPANION" in freeze_steps
     assert "--companion payload/agentroster-companion-*" in msi_steps
     # the signing material goes even when a signing step failed
     for job in (freeze, msi):
