@@ -223,7 +223,8 @@ def test_the_xdg_autostart_entry_runs_the_companion_and_is_valid() -> None:
     entry.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
     entry.read(DESKTOP_ENTRY, encoding="utf-8")
     section = entry["Desktop Entry"]
-    assert (section["Type"], section["Exec"], section["Terminal"]) == ("Application", "agentroster companion", "false")
+    # the packages ship the companion as its own executable (installers/freeze/companion_entry.py)
+    assert (section["Type"], section["Exec"], section["Terminal"]) == ("Application", "agentroster-companion", "false")
     if shutil.which("desktop-file-validate") is None:
         pytest.skip("desktop-file-validate not installed (Debian: apt-get install desktop-file-utils)")
     done = subprocess.run(["desktop-file-validate", str(DESKTOP_ENTRY)], capture_output=True, text=True, timeout=30)
@@ -234,14 +235,15 @@ def test_the_launch_agent_in_the_docs_is_a_plist_that_runs_the_packaged_companio
     import plistlib
     import re
 
-    from installers.macos.profiles import COMPANION_BUNDLE_ID, DAEMON_EXECUTABLE
+    from installers.macos.build import launch_agent_plist
+    from installers.macos.profiles import COMPANION_BUNDLE_ID
 
     page = (REPO / "docs" / "endpoint.md").read_text(encoding="utf-8")
     [text] = re.findall(r"```xml\n(<\?xml.*?dev\.agentroster\.companion.*?)```", page, flags=re.S)
     agent = plistlib.loads(text.encode())
     assert agent["Label"] == COMPANION_BUNDLE_ID  # one id for the companion, as the MDM profiles name it
-    assert agent["ProgramArguments"] == [DAEMON_EXECUTABLE, "companion"]
-    assert (agent["RunAtLoad"], agent["LimitLoadToSessionType"]) == (True, "Aqua") and "KeepAlive" not in agent
+    assert agent == launch_agent_plist()  # the one the macOS package installs
+    assert (agent["RunAtLoad"], agent["LimitLoadToSessionType"], agent["KeepAlive"]) == (True, "Aqua", False)
 
 
 def test_without_a_daemon_the_companion_says_so_and_keeps_running(qtbot, tmp_path: Path) -> None:
