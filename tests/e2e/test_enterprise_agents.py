@@ -15,9 +15,6 @@ importing its sibling module; a Node service started with ``npm start``; found b
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -25,11 +22,13 @@ import subprocess
 import sys
 import time
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from install_cache import FOLDER as CACHE_FOLDER
+from install_cache import key as _key
+from install_cache import locked as _locked
 from support import AGENTROSTER, run_agentroster, sighting_with_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]  # the first run installs the frameworks
@@ -44,22 +43,9 @@ NPM_BIN = shutil.which("npm")
 PROVIDER = Path(__file__).resolve().parent / "fake_provider.py"
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One installer at a time: parallel runs share the cache."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
-def _key(specs: tuple[str, ...]) -> str:
-    return hashlib.sha256("\n".join((sys.version, *specs)).encode()).hexdigest()[:16]
-
-
 def _venv_with(request: pytest.FixtureRequest, specs: tuple[str, ...]) -> Path:
     """A venv holding ``specs``, made once and cached under pytest's cache folder keyed by them."""
-    cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
+    cache = Path(request.config.cache.mkdir(CACHE_FOLDER))
     target = cache / f"venv-{_key(specs)}"
     with _locked(cache):
         if not (target / ".installed").exists():
@@ -88,7 +74,7 @@ def node_project(request: pytest.FixtureRequest) -> Path:
     """A Node project with @langchain/langgraph in its node_modules, cached like the venv."""
     if NODE is None or NPM_BIN is None:
         pytest.skip("needs Node.js and npm (./dev test installs Debian's nodejs and npm)")
-    cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
+    cache = Path(request.config.cache.mkdir(CACHE_FOLDER))
     target = cache / f"node-{_key(NPM)}"
     with _locked(cache):
         if not (target / ".installed").exists():

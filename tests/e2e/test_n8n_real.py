@@ -1,13 +1,9 @@
 """End to end: a real n8n from the npm registry, holding workflows with an AI Agent node, found by the scan.
 
-A session fixture installs n8n once into the cache ``test_enterprise_agents.py`` keeps its environments
-in (pytest's cache folder, ``agentroster-enterprise``; same lock), keyed by the version and the overrides
-below. The pinned n8n is the newest whose ``engines`` accept the Node 20 this machine and ./dev have.
-n8n-nodes-base declares ``xlsx`` as a tarball on cdn.sheetjs.com, which only the npm registry can be
-reached for here: a wrapper package.json overrides it with the registry's xlsx. Install scripts are
-skipped (one of them reports analytics over the network, the others build optional native helpers)
-except sqlite3's, which compiles n8n's SQLite driver from source with the system's Node headers.
-The first run takes minutes (the fixture prints the figure); later runs reuse the cache.
+A session fixture installs n8n once into the cache the end-to-end tests share (``n8n_install.py`` says
+how, and why the install overrides one dependency and builds one from source); the suite starts that
+install in the background as soon as it has collected this test and runs the test last
+(tests/conftest.py), so that the minutes of a first install overlap the rest of the suite.
 
 The test runs n8n as it is deployed: as an unprivileged user (``nobody``), with ``N8N_USER_FOLDER`` in a
 fresh home, inside a network namespace whose only interface is ``lo``, telemetry, version checks and
@@ -35,16 +31,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import n8n_install as n8n_install_module
 import pytest
+from install_cache import FOLDER as CACHE_FOLDER
 from support import e2e_agents, run_agentroster, sighting_with_pid
-from test_enterprise_agents import _key, _locked, _start_daemon
+from test_enterprise_agents import _start_daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(1200)]  # the first run installs n8n
 
-N8N_VERSION = "2.8.4"
-OVERRIDES = {"xlsx": "0.18.5"}  # n8n-nodes-base's xlsx is a cdn.sheetjs.com tarball: the registry's instead
 NODE = shutil.which("node")
-NPM_BIN = shutil.which("npm")
 NETNS_PREFIX = "ar-n8n-"
 PORT = 5678
 AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
@@ -99,42 +94,25 @@ WORKFLOWS = {
 
 @pytest.fixture(scope="session")
 def n8n_install(request: pytest.FixtureRequest) -> Path:
-    """A folder whose node_modules holds n8n, installed from the npm registry once and cached."""
-    if NODE is None or NPM_BIN is None:
-        pytest.skip("needs Node.js and npm (./dev test installs Debian's nodejs and npm)")
-    version = subprocess.run([NODE, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
-    if tuple(int(part) for part in version.lstrip("v").split(".")[:2]) < (20, 19):
-        pytest.skip(f"n8n {N8N_VERSION} needs Node >= 20.19 (its engines), this machine's node is {version}")
-    cache = Path(request.config.cache.mkdir("agentroster-enterprise"))
-    target = cache / f"n8n-{_key((f'n8n@{N8N_VERSION}', json.dumps(OVERRIDES, sort_keys=True)))}"
-    with _locked(cache):
-        if not (target / ".installed").exists():
-            for tool in ("make", "g++"):
-                if shutil.which(tool) is None:
-                    pytest.skip(f"needs {tool} (Debian's {tool}) to build n8n's sqlite3 driver from source")
-            if not Path("/usr/include/node/node.h").exists():  # else node-gyp would fetch them from nodejs.org
-                pytest.skip("needs Node's headers in /usr/include/node (NodeSource's nodejs, Debian's libnode-dev)")
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            (target / "package.json").write_text(json.dumps({"name": "n8n-e2e", "private": True,
-                                                             "dependencies": {"n8n": N8N_VERSION},
-                                                             "overrides": OVERRIDES}))
-            # sqlite3 built from source (its prebuilt binaries are on GitHub), with the system's headers
-            env = {**os.environ, "SCARF_ANALYTICS": "false", "npm_config_build_from_source": "true",
-                   "npm_config_nodedir": "/usr"}
-            start = time.monotonic()
-            _npm(target, env, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
-            _npm(target, env, "rebuild", "sqlite3", "--loglevel=error")
-            (target / ".installed").write_text(f"{time.monotonic() - start:.1f} s to install n8n@{N8N_VERSION} "
-                                               f"(overrides {OVERRIDES})\n")
+    """A folder whose node_modules holds n8n, installed from the npm registry once and cached (started in
+    the background when the suite collected this test: tests/conftest.py)."""
+    reason = n8n_install_module.missing()
+    if reason:
+        pytest.skip(reason)
+    cache = Path(request.config.cache.mkdir(CACHE_FOLDER))
+    background = request.config.stash.get(n8n_install_module.BACKGROUND_INSTALL, None)
+    if background is not None:
+        background.wait(timeout=1500)
+    if not n8n_install_module.installed(cache):
+        reason = n8n_install_module.missing_to_build()
+        if reason:
+            pytest.skip(reason)
+    try:
+        target = n8n_install_module.install(cache)
+    except n8n_install_module.InstallFailed as failed:
+        pytest.fail(str(failed))
     print(f"\nn8n: {(target / '.installed').read_text().strip()} (0 s this run if cached)")
     return target
-
-
-def _npm(folder: Path, env: dict[str, str], *args: str) -> None:
-    done = subprocess.run([NPM_BIN or "npm", *args], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=1100)
-    assert done.returncode == 0, f"npm {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-3000:]}"
 
 
 class N8nHost:
