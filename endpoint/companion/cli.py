@@ -1,10 +1,15 @@
-"""``agentroster companion``: the tray companion, started in the user's session at login. Without PySide6
-(the packaged endpoint build) it says what to install; this module imports no Qt until it runs."""
+"""``agentroster companion``: the tray companion, started in the user's session at login. The packaged
+endpoint is frozen without Qt: there the command runs the companion's own frozen folder the package
+installs beside it (``companion/agentroster-companion``); without either it says what to install. This
+module imports no Qt until it runs."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 INSTALL_HINT = ("agentroster companion needs Qt for Python (PySide6), which this install does not have; "
@@ -20,12 +25,32 @@ def add_parser(sub: Any) -> None:
     companion.set_defaults(run=main)
 
 
+COMPANION_NAME = "agentroster-companion"  # the frozen companion's executable (installers/)
+
+
+def packaged_companion(executable: str, frozen: bool) -> Path | None:
+    """The companion's frozen executable the package installed beside this frozen endpoint, or None (not
+    frozen: a source install has PySide6 or needs it)."""
+    if not frozen:
+        return None
+    name = COMPANION_NAME + (".exe" if os.name == "nt" else "")
+    candidate = Path(executable).resolve().parent / "companion" / name
+    return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         from PySide6.QtWidgets import QApplication, QSystemTrayIcon
     except ImportError:
-        print(INSTALL_HINT, file=sys.stderr)
-        return 2
+        packaged = packaged_companion(sys.executable, bool(getattr(sys, "frozen", False)))
+        if packaged is None:
+            print(INSTALL_HINT, file=sys.stderr)
+            return 2
+        argv = [str(packaged), *(["--data-dir", args.data_dir] if args.data_dir else []),
+                *(["--quiet"] if args.quiet else [])]
+        if os.name == "nt":  # no exec on Windows that keeps the console's wait: run it and pass its code on
+            return subprocess.call(argv)
+        os.execv(argv[0], argv)
 
     from endpoint.companion.app import Companion
     from endpoint.companion.model import Client

@@ -87,6 +87,23 @@ def test_without_qt_the_command_says_what_to_install() -> None:
     assert done.returncode == 2 and "pip install agentroster[console]" in done.stderr, done.stderr
 
 
+def test_a_frozen_endpoint_without_qt_runs_the_companion_the_package_put_beside_it(tmp_path: Path) -> None:
+    # the package's layout (installers/linux/common.py): the endpoint's executable, and companion/ beside it
+    # holding the companion's own frozen executable; here a real script that says how it was started
+    (tmp_path / "companion").mkdir()
+    companion = tmp_path / "companion" / "agentroster-companion"
+    companion.write_text('#!/bin/sh\necho "companion started with: $*"\n')
+    companion.chmod(0o755)
+    code = ("import sys; sys.modules['PySide6'] = None; sys.frozen = True; "
+            f"sys.executable = {str(tmp_path / 'agentroster')!r}; "
+            "from endpoint.cli import main; sys.exit(main(['companion', '--quiet', '--data-dir', '/x']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "companion started with: --data-dir /x --quiet\n", done
+    companion.chmod(0o644)  # not executable: not run, and the hint says what to install
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "companion package" in done.stderr, done.stderr
+
+
 # -- Qt, over a real socket --------------------------------------------------------------------------------------
 
 
