@@ -12,23 +12,16 @@ policy lock whole (``lock``), as a policy change does: ingests in flight finish 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Connection,
-    Float,
-    and_,
-    bindparam,
-    case,
-    delete,
     insert,
-    literal,
-    not_,
     or_,
     select,
     text,
@@ -167,44 +160,57 @@ def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str,
 
 
 def reassess(conn: Connection, keys: Iterable[Key], policy: governance.Policy | None = None) -> int:
-    """Apply the policy and each sighting's standing to the given stored sightings; returns how many changed."""
+    """Apply the policy and each sighting's standing to the given stored sightings and to the chains under
+    them; returns how many changed. Each is assessed once, and only those whose verdict changes are written:
+    an action on many sightings gathers its keys and calls this once (``apply_actions``' ``deferred``)."""
     policy = policy or load_policy(conn)
     keys = list(dict.fromkeys(keys))
     keys += chains.descendants(conn, keys)  # a decision on the root of a chain is one on what it covers
     changed = 0
     for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start:start + _CHUNK]
-        standings = {(d, s): standing_of(a, r) for d, s, a, r in conn.execute(
-            select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
-            .where(among(conn, T.c.device_id, T.c.sighting_id, chunk)))}
-        stored = list(conn.execute(
-            select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
-                   S.c.governed, S.c.user, S.c.parent).where(among(conn, S.c.device_id, S.c.id, chunk))))
-        roots = chains.roots_of_stored(conn, [(r[0], r[1]) for r in stored if r[9] and standings.get(
-            (r[0], r[1]), governance.NO_STANDING).empty])
-        updates, tags = [], {}
-        for d, s, signature, providers, fingerprints, flags, detail, governed, user, _ in stored:
-            providers_list = orjson.loads(providers)
-
-            def verdict_under(held: governance.Standing, signature: str | None = signature,
-                              providers_list: list[str] = providers_list, fingerprints: str = fingerprints,
-                              flags: str = flags, detail: str = detail, user: str | None = user,
-                              ) -> tuple[governance.Verdict, str | None]:
-                return assess_stored(signature, providers_list, orjson.loads(fingerprints), flags, detail, policy,
-                                     held, user=user)
-
-            standing = standings.get((d, s), governance.NO_STANDING)
-            if standing.empty and (d, s) in roots:
-                standing = chains.chain_standing(roots[(d, s)][2], lambda held: verdict_under(held)[0])
-            verdict, recorded = verdict_under(standing)
-            new_flags = orjson.dumps(verdict.flags).decode()
-            if new_flags != flags or verdict.governed != governed:
-                updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,
-                                "r": governance.risk_of(verdict.flags), **({"dt": recorded} if recorded else {})})
-                tags[(d, s)] = tags_of(verdict.flags, providers_list)
-        write_verdicts(conn, updates, tags)
-        changed += len(updates)
+        changed += _reassess_chunk(conn, keys[start:start + _CHUNK], policy)
     return changed
+
+
+def _reassess_chunk(conn: Connection, chunk: list[Key], policy: governance.Policy) -> int:
+    standings = {(d, s): standing_of(a, r) for d, s, a, r in conn.execute(
+        select(T.c.device_id, T.c.sighting_id, T.c.approval, T.c.registration)
+        .where(among(conn, T.c.device_id, T.c.sighting_id, chunk)))}
+    stored = list(conn.execute(
+        select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
+               S.c.governed, S.c.user, S.c.parent).where(among(conn, S.c.device_id, S.c.id, chunk))))
+    roots = chains.roots_of_stored(conn, [(r[0], r[1]) for r in stored if r[9] and standings.get(
+        (r[0], r[1]), governance.NO_STANDING).empty])
+    updates, tags, before = [], {}, {}
+    for d, s, signature, providers, fingerprints, flags, detail, governed, user, _ in stored:
+        providers_list = orjson.loads(providers)
+        # a covered sighting is first assessed under its root's standing to see whether it drifts from it;
+        # when it does not, that same verdict is the one stored: the sighting is assessed once
+        assessed: dict[int, tuple[governance.Verdict, str | None]] = {}
+
+        def verdict_under(held: governance.Standing, signature: str | None = signature,
+                          providers_list: list[str] = providers_list, fingerprints: str = fingerprints,
+                          flags: str = flags, detail: str = detail, user: str | None = user,
+                          assessed: dict[int, tuple[governance.Verdict, str | None]] = assessed,
+                          ) -> tuple[governance.Verdict, str | None]:
+            if id(held) not in assessed:
+                assessed[id(held)] = assess_stored(signature, providers_list, orjson.loads(fingerprints), flags,
+                                                   detail, policy, held, user=user)
+            return assessed[id(held)]
+
+        standing = standings.get((d, s), governance.NO_STANDING)
+        if standing.empty and (d, s) in roots:
+            standing = chains.chain_standing(roots[(d, s)][2], lambda held: verdict_under(held)[0])
+        verdict, recorded = verdict_under(standing)
+        new_flags = orjson.dumps(verdict.flags).decode()
+        if new_flags != flags or verdict.governed != governed:
+            updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,
+                            "r": governance.risk_of(verdict.flags), **({"dt": recorded} if recorded else {})})
+            if new_flags != flags:  # the provider tags stay; the flag tags change with the flags
+                tags[(d, s)] = tags_of(verdict.flags, providers_list)
+                before[(d, s)] = flags
+    write_verdicts(conn, updates, tags, flags_before=before)
+    return len(updates)
 
 
 def assess_stored(signature: str | None, providers: list[str], fingerprints: list[str], flags: str, detail: str,
@@ -239,30 +245,54 @@ def _risky(servers: list[dict[str, Any]], policy: governance.Policy) -> list[str
     return governance.risky_tools(servers, policy.risky_tools) if policy.risky_tools else []
 
 
-def write_verdicts(conn: Connection, updates: list[dict[str, Any]], tags: dict[Key, list[tuple[str, str]]]) -> None:
+def write_verdicts(conn: Connection, updates: list[dict[str, Any]], tags: dict[Key, list[tuple[str, str]]],
+                   flags_before: Mapping[Key, str] | None = None) -> None:
     """Store re-assessed sightings (``d``, ``s``, ``g``overned, ``f``lags, ``r``isk, and ``dt``, the detail,
-    where it gains the device's flags) and replace their tags."""
+    where it gains the device's flags) and replace their tags. A sighting whose stored flags (JSON) are in
+    ``flags_before`` has only the flag tags that changed deleted and added (its other tags stay as they are),
+    rather than all of its tags rewritten."""
     if not updates:
         return
-    # the nudge ladder's clock (console/server/lifecycle.py) restarts when a governed sighting is governed no more
-    ungoverned = and_(S.c.governed, not_(bindparam("g", type_=Boolean())))
-    ungoverned_since = case((or_(ungoverned, S.c.ungoverned_since.is_(None)), literal(time.time(), Float())),
-                            else_=S.c.ungoverned_since)
+    # the rows go to the driver as they are (one executemany per statement): SQLAlchemy's per-row parameter
+    # handling cost more than the writes themselves for the 85,000 rows of an action on 22,000 agents' chains
+    pg = conn.dialect.name == "postgresql"
+    now = time.time()
     for with_detail in (False, True):
-        batch = [u for u in updates if ("dt" in u) == with_detail]
+        batch = [{**u, "now": now} for u in updates if ("dt" in u) == with_detail]
         if batch:
-            values: dict[str, Any] = {"governed": bindparam("g"), "flags": bindparam("f"), "risk": bindparam("r"),
-                                      "ungoverned_since": ungoverned_since}
-            if with_detail:
-                values["detail"] = bindparam("dt")
-            conn.execute(update(S).where(S.c.device_id == bindparam("d"), S.c.id == bindparam("s")).values(**values),
-                         batch)
-    conn.execute(delete(G).where(G.c.device_id == bindparam("d"), G.c.sighting_id == bindparam("s")),
-                 [{"d": d, "s": s} for d, s in tags])
-    rows = [{"device_id": d, "sighting_id": s, "kind": k, "value": v} for (d, s), pairs in tags.items()
-            for k, v in pairs]
+            _driver_many(conn, pg, _VERDICT_SQL["update_detail" if with_detail else "update"], batch)
+    before = flags_before or {}
+    replaced = [key for key in tags if key not in before]
+    _driver_many(conn, pg, _VERDICT_SQL["untag_all"], [{"d": d, "s": s} for d, s in replaced])
+    rows = [{"d": d, "s": s, "k": k, "v": v} for d, s in replaced for k, v in tags[(d, s)]]
+    untagged: list[dict[str, str]] = []
+    for key, was in before.items():
+        if key not in tags:
+            continue
+        old, new = set(orjson.loads(was)), {v for k, v in tags[key] if k == "flag"}
+        untagged += [{"d": key[0], "s": key[1], "v": v} for v in sorted(old - new)]
+        rows += [{"d": key[0], "s": key[1], "k": "flag", "v": v} for v in sorted(new - old)]
+    _driver_many(conn, pg, _VERDICT_SQL["untag"], untagged)
+    _driver_many(conn, pg, _VERDICT_SQL["tag"], rows)  # a tag already there stays, once
+
+
+# the nudge ladder's clock (console/server/lifecycle.py) restarts when a governed sighting is governed no more
+_SET_VERDICT = ("UPDATE sighting SET governed = :g, flags = :f, risk = :r, ungoverned_since = CASE WHEN "
+                "(governed AND NOT :g) OR ungoverned_since IS NULL THEN :now ELSE ungoverned_since END")
+_VERDICT_SQL = {
+    "update": f"{_SET_VERDICT} WHERE device_id = :d AND id = :s",
+    "update_detail": f"{_SET_VERDICT}, detail = :dt WHERE device_id = :d AND id = :s",
+    "untag_all": "DELETE FROM sighting_tag WHERE device_id = :d AND sighting_id = :s",
+    "untag": "DELETE FROM sighting_tag WHERE device_id = :d AND sighting_id = :s AND kind = 'flag' AND value = :v",
+    "tag": "INSERT INTO sighting_tag (device_id, sighting_id, kind, value) VALUES (:d, :s, :k, :v) "
+           "ON CONFLICT DO NOTHING",
+}
+
+
+def _driver_many(conn: Connection, pg: bool, statement: str, rows: list[dict[str, Any]]) -> None:
+    """One statement (named ``:parameters``) for every row, straight through the driver."""
     if rows:
-        conn.execute(insert(G), rows)
+        conn.exec_driver_sql(re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement) if pg else statement, rows)
 
 
 def reassess_standing(conn: Connection, policy: governance.Policy) -> int:
@@ -333,12 +363,15 @@ def count_batch(conn: Connection, batch_id: int, count: int) -> None:
 
 def apply_actions(conn: Connection, keys: Sequence[Key], body: TriageActionCreate, actor: str,
                   now: float | None = None, batch_id: int | None = None, checked: bool = False,
-                  ) -> list[dict[str, Any]]:
+                  deferred: list[Key] | None = None) -> list[dict[str, Any]]:
     """Record one action on every sighting in ``keys`` and apply its effect; all or nothing: an unknown
     sighting raises TriageError before anything is written (the caller's transaction rolls back).
 
     Each sighting's triage before it is kept under ``batch_id`` (a new batch unless given) for an undo.
-    ``checked``: the keys were just read from the store in this transaction (an action on a filter)."""
+    ``checked``: the keys were just read from the store in this transaction (an action on a filter).
+    ``deferred``: the sightings to re-assess are added to it rather than re-assessed here, so that an action
+    applied a chunk at a time re-assesses each sighting (and the chains under them) once, at its end
+    (``reassess(conn, deferred)``, in the same transaction)."""
     now = time.time() if now is None else now
     keys = list(dict.fromkeys(keys))
     if not checked:
@@ -366,7 +399,9 @@ def apply_actions(conn: Connection, keys: Sequence[Key], body: TriageActionCreat
             row["owner"] = body.owner
         rows.append({**row, "updated_at": now})
     upsert_triage(conn, rows)
-    if state is not None:
+    if state is not None and deferred is not None:
+        deferred += keys
+    elif state is not None:
         reassess(conn, keys)
     records = [{"device_id": d, "sighting_id": s, "action": body.action, "actor": actor, "at": now,
                 "owner": body.owner, "note": body.note, "batch_id": batch_id} for d, s in keys]
@@ -398,6 +433,7 @@ def undo(conn: Connection, actor: str, action_id: int | None = None, now: float 
                                   "was followed by others or was undone already.")
     restored = 0
     last: Key = ("", "")
+    touched: list[Key] = []  # re-assessed once, at the end: the chains under them are walked once
     while True:
         chunk = [(d, s, p) for d, s, p in conn.execute(
             select(U.c.device_id, U.c.sighting_id, U.c.previous)
@@ -414,12 +450,13 @@ def undo(conn: Connection, actor: str, action_id: int | None = None, now: float 
             row.update(before, updated_at=now)
             rows.append(row)
         upsert_triage(conn, rows)
-        reassess(conn, keys)
+        touched += keys
         _insert_actions(conn, [{"device_id": d, "sighting_id": s, "action": "undo", "actor": actor, "at": now,
                                 "owner": None, "note": f"undid action #{batch['id']} ({batch['action']})",
-                                "batch_id": batch["id"]} for d, s in keys])
+                                "batch_id": batch["id"]} for d, s in keys], ids=False)
         restored += len(chunk)
         last = keys[-1]
+    reassess(conn, touched)
     conn.execute(update(B).where(B.c.id == batch["id"]).values(undone_at=now, undone_by=actor))
     return int(batch["id"]), restored
 
@@ -429,9 +466,23 @@ def batches(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(select(B).order_by(B.c.id.desc()).limit(limit)).mappings()]
 
 
-def _insert_actions(conn: Connection, records: list[dict[str, Any]]) -> list[int]:
-    result = conn.execute(insert(A).returning(A.c.id, sort_by_parameter_order=True), records)
-    return [int(r[0]) for r in result]
+def _insert_actions(conn: Connection, records: list[dict[str, Any]], ids: bool = True) -> list[int]:
+    """Insert audit records of one batch; their ids in the records' order (``ids``) or none."""
+    if not records:
+        return []
+    if conn.dialect.name == "postgresql" and ids:
+        result = conn.execute(insert(A).returning(A.c.id, sort_by_parameter_order=True), records)
+        return [int(r[0]) for r in result]
+    # SQLite answers RETURNING in order only row by row (a statement each: 45,000 for an action and its
+    # undo on 22,000 sightings); one executemany, then the batch's newest ids, which are these rows' (the
+    # write lock is held: nothing else inserts meanwhile), read back in insertion order
+    conn.execute(insert(A), records)
+    if not ids:
+        return []
+    batch_id = records[0]["batch_id"]
+    assert all(r["batch_id"] == batch_id for r in records)
+    return sorted(int(i) for i in conn.execute(select(A.c.id).where(A.c.batch_id == batch_id)
+                                                .order_by(A.c.id.desc()).limit(len(records))).scalars())
 
 
 def _triage_rows(conn: Connection, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
