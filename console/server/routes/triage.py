@@ -111,7 +111,7 @@ def triage_filter(body: TriageFilterCreate, caller: Triager, state: StateDep) ->
             # the audit keeps the filter scrubbed: a key typed into the free-text box is not stored
             filter_json = orjson.dumps(ingest.scrub(body.filter.params())).decode()
             batch_id = triage.open_batch(conn, action, actor, 0, time.time(), filter_json)
-            count, touched = 0, []  # re-assessed once for the whole action, chains and all
+            count, touched = 0, list[triage.Key]()  # re-assessed once for the whole action, chains and all
             for keys in plan.chunks():
                 count += len(triage.apply_actions(conn, keys, action, actor, batch_id=batch_id, checked=True,
                                                   deferred=touched))
