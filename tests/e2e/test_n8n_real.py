@@ -225,6 +225,15 @@ def test_a_real_n8n_is_found_with_its_ai_agent_workflows(n8n_host: N8nHost, tmp_
     assert "workflow 'Invoice triage agent' (active): 1 AI agent node; providers openai; credentials openAiApi" \
         in [e["detail"] for e in found["evidence"]]
     assert not [e for e in scan["errors"] if str(host.base) in e["where"]], scan["errors"]
+    # One n8n, one sighting: its ~/.n8n/config (the file sensor's) joins the running n8n of that folder, and
+    # the task runner n8n 2 starts as its child (running n8n's own code) is part of it, not an agent of its own.
+    ours = [s for s in scan["sightings"] if str(host.base) in json.dumps(s)]
+    assert [s["id"] for s in ours] == [found["id"]], _summary(ours)
+    assert str(folder / "config") in [c["path"] for c in found["configs"]], found["configs"]
+    assert project["version"] == "2.8.4", project
+    assert "n8n 2.8.4 in its node_modules" in [e["detail"] for e in found["evidence"]], found["evidence"]
+    runners = [p for p in found["processes"] if p["pid"] != pid]
+    assert runners and all(any("task-runner" in a for a in p["cmdline"]) for p in runners), found["processes"]
 
     # The daemon's process tracker finds the same n8n: its own state (what it reports) holds the sighting.
     held = _start_daemon(tmp_path / "daemon", spawn)
@@ -236,3 +245,12 @@ def test_a_real_n8n_is_found_with_its_ai_agent_workflows(n8n_host: N8nHost, tmp_
     assert doc["type"] == "enterprise" and pid in [p["pid"] for p in doc["processes"]]
     assert sorted(w["name"] for w in doc["project"]["workflows"]) == ["Draft replies", "Invoice triage agent"]
     assert key not in json.dumps(doc)
+    assert doc["project"]["version"] == "2.8.4"
+    assert [name for name, held_doc in held().items() if str(host.base) in json.dumps(held_doc)] == [found["name"]]
+
+
+def _summary(sightings: list[dict[str, Any]]) -> str:
+    """Each sighting's name, signature, type and processes: what an assertion shows when there are too many."""
+    return "\n".join(f"{s['name']!r} {s['signature']} {s['type']} running={s['running']} "
+                     f"pids={[(p['pid'], p['cmdline'][:3]) for p in s['processes']]} "
+                     f"configs={[c['path'] for c in s['configs']]}" for s in sightings)

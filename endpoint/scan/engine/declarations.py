@@ -95,8 +95,25 @@ class Declarations:
                 sig = self.lib.by_id.get(config.signature)
                 if sig is None:
                     continue
-                for target in self.registry.targets(sig, config.user):
+                for target in self._running_from(sig, config) or self.registry.targets(sig, config.user):
                     self._attach_config(target, config)
+
+    def _running_from(self, sig: Signature, config: ConfigRecord) -> list[Sighting]:
+        """The running sightings of ``sig`` whose project folder holds ``config``: a platform's data folder
+        (n8n's ``~/.n8n``, whose ``config`` the file sensor finds) is the folder its running process reads,
+        so the file is evidence of that one sighting, not of a second, not-running one beside it. A folder
+        no running process of the signature reads keeps its file's sighting, as every config does."""
+        found = []
+        for sighting in self.registry.sightings.values():
+            root = sighting.project["root"] if sighting.project is not None else ""
+            if (sighting.signature is not sig or not sighting.processes or not posixpath.isabs(root)
+                    or posixpath.dirname(root) == root):  # a project at "/" holds every file: it names none
+                continue
+            root = posixpath.normpath(root)
+            if any(path == root or path.startswith(root + "/") for path in
+                   (posixpath.normpath(posixpath.dirname(p)) for p in (config.display_path, config.path) if p)):
+                found.append(sighting)
+        return found
 
     def _attach_config(self, target: Sighting, config: ConfigRecord) -> None:
         target.configs[config.display_path] = {"path": config.display_path, "client": config.signature,

@@ -168,6 +168,9 @@ class Placement:
         for pid in sorted(matches, key=tree.depth):
             with isolated(self.errors, f"pid {pid}"):
                 self.place_process(tree.procs[pid], matches[pid])
+        for pid in sorted(matches, key=tree.depth):
+            with isolated(self.errors, f"pid {pid}"):
+                self.join_platform_helpers(tree.procs[pid])
 
     def _needing_details(self, batch: Sequence[ProcessRecord], picked: set[int]) -> list[ProcessRecord]:
         below: dict[int, bool] = {}  # pid -> it or an ancestor is picked or placed
@@ -215,6 +218,33 @@ class Placement:
 
             target.add_evidence("process", "process.container", describe(proc.container), "process.container")
 
+    def join_platform_helpers(self, proc: ProcessRecord) -> None:
+        """The processes below a running platform (n8n) that run the platform's own code join its sighting.
+
+        n8n 2 starts its task runner as a child (``node …/node_modules/@n8n/task-runner/dist/start.js``): no
+        signature names it, so it would be in no sighting at all, yet it is that n8n at work. A descendant that
+        nothing else owns and whose script lies in one of the platform's own npm packages (one the signature
+        lists, ``n8n``, or one of its scope or family, ``@n8n/…``, ``n8n-…``) is part of the platform. Its
+        user controls that script's path, but all it can do is join its own platform's sighting, with its
+        credentials: nothing is hidden from the report.
+        """
+        target = self.tree.owner.get(proc.pid)
+        sig = target.signature if target is not None else None
+        if target is None or sig is None or proc.project is None or proc.project.platform != sig.id:
+            return
+        own = [name.lower() for name in sig.packages.npm]
+        if not own:
+            return
+        for child in self.tree.descendants(proc.pid):
+            if child.pid in self.tree.owner:
+                continue
+            package = npm_package_of(script_of(child.cmdline) or "")
+            if package is not None and any(package == name or package.startswith((f"@{name}/", f"{name}-"))
+                                           for name in own):
+                self.tree.own(child, target)
+                target.add_evidence("process", "process.platform_helper",
+                                    f"pid {child.pid}: runs {package}, part of {sig.name}", "process.platform_helper")
+
     def _project_names(self, project: Project, sig: Signature) -> bool:
         """Whether the project's own code names ``sig`` (a platform run by its name, ``npx n8n``, stays itself)."""
         found = self.frameworks.match(project)
@@ -243,6 +273,18 @@ class Placement:
             if other.id != sig.id and other.process.child_env and proc.env_keys.intersection(other.process.child_env):
                 return self.registry.agent(other, proc.user)
         return None
+
+
+def npm_package_of(path: str) -> str | None:
+    """The npm package (``name`` or ``@scope/name``, lower case) a script inside a ``node_modules`` folder
+    belongs to, or None."""
+    parts = path.replace("\\", "/").lower().split("/")
+    if "node_modules" not in parts:
+        return None
+    rest = parts[len(parts) - parts[::-1].index("node_modules"):]
+    if len(rest) < 2 or rest[0] in ("", ".bin") or (rest[0].startswith("@") and len(rest) < 3):
+        return None  # a package's file is at least one below the package's folder
+    return f"{rest[0]}/{rest[1]}" if rest[0].startswith("@") else rest[0]
 
 
 def is_loose_tool(sighting: Sighting) -> bool:

@@ -25,6 +25,7 @@ WEIGHTS = {
     "project.imports": 0.7, "project.dependency": 0.6, "project.installed": 0.4, "project.native": 0.2,
     "project.workflows": 0.6,
     "project.platform": 0.8,  # a platform's own project folder (Dify's api, by its pyproject's name)
+    "process.platform_helper": 0.2,  # a platform's own child process (n8n's task runner): part of what is there
     "process.container": 0.1,  # says where an agent runs, not that it is one: it adds little to the confidence
 }
 

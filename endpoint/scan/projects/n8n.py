@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from endpoint.scan.projects import Found
+from endpoint.scan.projects import MANIFEST_BYTES, Found
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     Query = str | Callable[[sqlite3.Connection], str]
 
 MAX_WORKFLOWS = 500
+_VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]{0,39}")  # a semver as package.json writes it; anything else is not used
 MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read (and bytes of one exported file)
 EXPORT_FILES = 200  # files of an export folder read
 MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
@@ -125,7 +127,65 @@ def resolve(record: ProcessRecord, reads: Reads, cwd: str = "") -> Found | None:
         return None
     rows = read_rows(folder, "database.sqlite", workflows_query, (MAX_NODES_JSON, MAX_WORKFLOWS), reads,
                      "n8n's database")
-    return Found(folder, "n8n", [], [], [w for w in (_workflow(*row) for row in rows) if w is not None])
+    version = installed_version(record, reads, "n8n")
+    return Found(folder, "n8n", [], [("npm", "n8n", version, "node_modules")] if version else [],
+                 [w for w in (_workflow(*row) for row in rows) if w is not None])
+
+
+def installed_version(record: ProcessRecord, reads: Reads, package: str) -> str:
+    """The version of the npm ``package`` whose program the process runs, from that package's package.json
+    (``…/node_modules/n8n/bin/n8n`` -> ``…/node_modules/n8n/package.json``); "" when it cannot be told.
+
+    The program is named on the command line (``node …/node_modules/n8n/bin/n8n start``) or through the link a
+    global install puts on the PATH (``/usr/local/bin/n8n`` -> ``../lib/node_modules/n8n/bin/n8n``), followed
+    on the host, or taken to be npm's global layout (``PREFIX/bin`` beside ``PREFIX/lib/node_modules``). The
+    manifest is read as a project's is (its user's or root's, capped) and must name ``package`` itself."""
+    script = next((arg for arg in record.cmdline[:3] if os.path.basename(arg) == package), "")
+    if not os.path.isabs(script):
+        return ""
+    folders = [_package_folder(script, package)]
+    if not folders[0]:
+        if reads.in_root is None:
+            folders.append(_package_folder(os.path.realpath(script), package))
+        prefix = os.path.dirname(os.path.dirname(script))  # npm's global layout: PREFIX/bin/n8n
+        folders.append(os.path.join(prefix, "lib", "node_modules", package))
+    for folder in dict.fromkeys(f for f in folders if f):
+        where, manifest = reads, os.path.join(folder, "package.json")
+        if not reads.isfile(manifest) and reads.in_root is None and _own_mounts(record.pid):
+            # a service with mounts of its own (systemd's BindPaths=, PrivateTmp=, an unshared namespace)
+            # sees its install where the host sees another folder: read it as the process sees it
+            from endpoint.scan.containers import InRoot
+            from endpoint.scan.projects import Reads
+
+            where = Reads(reads.scan, reads.uid, resolver=reads.resolver, in_root=InRoot(record.pid))
+            folder = where.in_root.prefix + folder if where.in_root is not None else folder
+            manifest = os.path.join(folder, "package.json")
+        if not where.isfile(manifest):
+            continue
+        text = where.text(manifest, folder, limit=MANIFEST_BYTES, code=False)
+        try:
+            data = json.loads(text) if text else None
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+            continue
+        version = data.get("version") if isinstance(data, dict) and data.get("name") == package else None
+        if isinstance(version, str) and _VERSION.fullmatch(version):
+            return version
+    return ""
+
+
+def _own_mounts(pid: int) -> bool:
+    """Whether process ``pid`` is in a mount namespace other than ours (False when that cannot be told)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/mnt").st_ino != os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return False
+
+
+def _package_folder(script: str, package: str) -> str:
+    """The folder of ``package`` a script path inside ``…/node_modules/PACKAGE/`` lies in, else ""."""
+    marker = f"/node_modules/{package}/"
+    at = script.replace("\\", "/").rfind(marker)
+    return script[: at + len(marker) - 1] if at >= 0 else ""
 
 
 def workflows_query(db: sqlite3.Connection) -> str:
