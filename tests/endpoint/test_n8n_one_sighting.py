@@ -109,14 +109,25 @@ def test_n8ns_version_is_read_from_the_package_json_beside_its_program(tmp_path:
     assert "n8n 2.8.4 in its node_modules" in [e["detail"] for e in sighting["evidence"]]
 
 
-def test_a_global_install_run_through_its_bin_link_has_its_version(tmp_path: Path) -> None:
+def test_an_install_run_through_a_link_on_the_path_has_its_version(tmp_path: Path) -> None:
+    _user_folder(tmp_path / "alice")
+    script = _install(tmp_path / "opt" / "n8n-2", {"name": "n8n", "version": "1.123.4"})
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "n8n").symlink_to(script)  # the kernel runs `node /…/bin/n8n start`: the link's path
+    record = _n8n(tmp_path / "alice", str(tmp_path / "bin" / "n8n"))
+    assert record.project is not None and record.project.packages == (("npm", "n8n", "1.123.4", "node_modules"),)
+
+
+def test_npms_global_layout_gives_the_version_where_the_link_is_not_followed(tmp_path: Path) -> None:
+    # PREFIX/bin/n8n beside PREFIX/lib/node_modules/n8n (`npm install -g`); here the bin is a file, as a link
+    # inside a container's root is to the host
     _user_folder(tmp_path / "alice")
     prefix = tmp_path / "usr-local"
-    script = _install(prefix / "lib", {"name": "n8n", "version": "1.123.4"})
+    _install(prefix / "lib", {"name": "n8n", "version": "2.1.0"})
     (prefix / "bin").mkdir()
-    (prefix / "bin" / "n8n").symlink_to("../lib/node_modules/n8n/bin/n8n")  # what `npm install -g` makes
+    (prefix / "bin" / "n8n").write_text("#!/usr/bin/env node\n")
     record = _n8n(tmp_path / "alice", str(prefix / "bin" / "n8n"))
-    assert record.project is not None and record.project.packages == (("npm", "n8n", "1.123.4", "node_modules"),)
+    assert record.project is not None and record.project.packages == (("npm", "n8n", "2.1.0", "node_modules"),)
 
 
 def test_a_manifest_that_is_not_n8ns_or_not_a_version_gives_no_version(tmp_path: Path) -> None:
@@ -176,3 +187,18 @@ def test_a_runner_shaped_script_below_a_process_that_is_no_platform_joins_nothin
                            create_time=0.0)
     runner = _child(N8N_PID + 100_001, N8N_PID, str(modules / "@n8n" / "task-runner" / "dist" / "start.js"))
     assert _scan([parent, runner], []) == []
+
+
+def test_flowises_version_is_read_as_n8ns_from_its_bin_run(tmp_path: Path) -> None:
+    data = tmp_path / "flowise-data"
+    data.mkdir()
+    package = tmp_path / "lib" / "node_modules" / "flowise"
+    (package / "bin").mkdir(parents=True)
+    (package / "bin" / "run").write_text("#!/usr/bin/env node\n")
+    (package / "package.json").write_text(json.dumps({"name": "flowise", "version": "3.0.11"}))
+    record = ProcessRecord(pid=N8N_PID, ppid=1, name="node", exe="/usr/bin/node",
+                           cmdline=["node", str(package / "bin" / "run"), "start"], user="alice", uid=os.getuid(),
+                           create_time=0.0, env_values={"DATABASE_PATH": str(data), "HOME": str(tmp_path)})
+    record.project = ProjectReader(interests_of(LIB), maps=False).read(record)
+    (sighting,) = _scan([record], [])
+    assert (sighting["signature"], sighting["project"]["version"]) == ("flowise", "3.0.11")

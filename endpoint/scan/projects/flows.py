@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING
 
 from endpoint.scan.projects import Found
-from endpoint.scan.projects.n8n import MAX_NODES_JSON, MAX_WORKFLOWS, Workflow, read_rows
+from endpoint.scan.projects.n8n import MAX_NODES_JSON, MAX_WORKFLOWS, Workflow, installed_version, read_rows
 
 if TYPE_CHECKING:
     from endpoint.scan.evidence import ProcessRecord
@@ -71,7 +71,9 @@ def flowise(record: ProcessRecord, reads: Reads) -> Found | None:
     rows = read_rows(folder, "database.sqlite",
                      "SELECT name, deployed, substr(flowData, 1, ?) FROM chat_flow LIMIT ?",
                      (MAX_NODES_JSON, MAX_WORKFLOWS), reads, "Flowise's database")
-    return Found(folder, "flowise", [], [], [w for w in (_flowise_flow(*row) for row in rows) if w is not None])
+    version = installed_version(record, reads, "flowise")
+    return Found(folder, "flowise", [], [("npm", "flowise", version, "node_modules")] if version else [],
+                 [w for w in (_flowise_flow(*row) for row in rows) if w is not None])
 
 
 def langflow(record: ProcessRecord, reads: Reads) -> Found | None:

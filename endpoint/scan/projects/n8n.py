@@ -134,13 +134,15 @@ def resolve(record: ProcessRecord, reads: Reads, cwd: str = "") -> Found | None:
 
 def installed_version(record: ProcessRecord, reads: Reads, package: str) -> str:
     """The version of the npm ``package`` whose program the process runs, from that package's package.json
-    (``…/node_modules/n8n/bin/n8n`` -> ``…/node_modules/n8n/package.json``); "" when it cannot be told.
+    (``…/node_modules/n8n/bin/n8n`` -> ``…/node_modules/n8n/package.json``; Flowise's ``…/flowise/bin/run``
+    likewise); "" when it cannot be told.
 
     The program is named on the command line (``node …/node_modules/n8n/bin/n8n start``) or through the link a
     global install puts on the PATH (``/usr/local/bin/n8n`` -> ``../lib/node_modules/n8n/bin/n8n``), followed
     on the host, or taken to be npm's global layout (``PREFIX/bin`` beside ``PREFIX/lib/node_modules``). The
     manifest is read as a project's is (its user's or root's, capped) and must name ``package`` itself."""
-    script = next((arg for arg in record.cmdline[:3] if os.path.basename(arg) == package), "")
+    script = next((arg for arg in record.cmdline[:3]
+                   if os.path.basename(arg) == package or f"/node_modules/{package}/" in arg), "")
     if not os.path.isabs(script):
         return ""
     folders = [_package_folder(script, package)]
