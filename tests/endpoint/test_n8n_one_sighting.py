@@ -202,3 +202,20 @@ def test_flowises_version_is_read_as_n8ns_from_its_bin_run(tmp_path: Path) -> No
     record.project = ProjectReader(interests_of(LIB), maps=False).read(record)
     (sighting,) = _scan([record], [])
     assert (sighting["signature"], sighting["project"]["version"]) == ("flowise", "3.0.11")
+
+
+def test_langflows_version_is_read_from_its_venvs_dist_info(tmp_path: Path) -> None:
+    venv = tmp_path / "langflow-venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "langflow-1.5.0.post2.dist-info").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.2\n")
+    (site / "langflow-1.5.0.post2.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.4\nName: langflow\nVersion: 1.5.0.post2\n\nLangflow.\n")
+    (venv / "bin").mkdir()
+    (venv / "bin" / "langflow").write_text(f"#!{venv}/bin/python\nfrom langflow.__main__ import main\nmain()\n")
+    record = ProcessRecord(pid=N8N_PID, ppid=1, name="langflow", exe="/usr/bin/python3.11",
+                           cmdline=[str(venv / "bin" / "python"), str(venv / "bin" / "langflow"), "run"],
+                           user="alice", uid=os.getuid(), create_time=0.0, env_values={"HOME": str(tmp_path)})
+    record.project = ProjectReader(interests_of(LIB), maps=False).read(record)
+    (sighting,) = _scan([record], [])
+    assert (sighting["signature"], sighting["project"]["version"]) == ("langflow", "1.5.0.post2")

@@ -413,7 +413,7 @@ class ProjectReader:
                     "langflow" if kind == "python" and flows.runs_langflow(record) else "")
         if platform:  # a workflow platform: its flows, from its own store
             found = (n8n.resolve(record, reads, cwd) if platform == "n8n" else
-                     {"flowise": flows.flowise, "langflow": flows.langflow}[platform](record, reads))
+                     flows.flowise(record, reads) if platform == "flowise" else flows.langflow(record, reads, self))
             if found is not None:
                 found = found._replace(platform=platform)
         elif kind == "python":

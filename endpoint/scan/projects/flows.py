@@ -20,11 +20,18 @@ import os
 from typing import TYPE_CHECKING
 
 from endpoint.scan.projects import Found
-from endpoint.scan.projects.n8n import MAX_NODES_JSON, MAX_WORKFLOWS, Workflow, installed_version, read_rows
+from endpoint.scan.projects.n8n import (
+    MAX_NODES_JSON,
+    MAX_WORKFLOWS,
+    VERSION,
+    Workflow,
+    installed_version,
+    read_rows,
+)
 
 if TYPE_CHECKING:
     from endpoint.scan.evidence import ProcessRecord
-    from endpoint.scan.projects import Reads
+    from endpoint.scan.projects import ProjectReader, Reads
 
 #: Flowise chat model components -> the provider they call
 FLOWISE_PROVIDERS = {"chatOpenAI": "openai", "azureChatOpenAI": "azure-openai", "chatAnthropic": "anthropic",
@@ -76,13 +83,31 @@ def flowise(record: ProcessRecord, reads: Reads) -> Found | None:
                  [w for w in (_flowise_flow(*row) for row in rows) if w is not None])
 
 
-def langflow(record: ProcessRecord, reads: Reads) -> Found | None:
+def langflow(record: ProcessRecord, reads: Reads, reader: ProjectReader | None = None) -> Found | None:
     folder = _folder(record, "LANGFLOW_CONFIG_DIR", os.path.join(".cache", "langflow"))
     if not folder:
         return None
     rows = read_rows(folder, "langflow.db", "SELECT name, substr(data, 1, ?) FROM flow LIMIT ?",
                      (MAX_NODES_JSON, MAX_WORKFLOWS), reads, "Langflow's database")
-    return Found(folder, "langflow", [], [], [w for w in (_langflow_flow(*row) for row in rows) if w is not None])
+    version = _langflow_version(record, reads, reader) if reader is not None else ""
+    return Found(folder, "langflow", [], [("pypi", "langflow", version, "site-packages")] if version else [],
+                 [w for w in (_langflow_flow(*row) for row in rows) if w is not None])
+
+
+def _langflow_version(record: ProcessRecord, reads: Reads, reader: ProjectReader) -> str:
+    """Langflow's version from its dist-info METADATA in the interpreter's site-packages, found and read as a
+    Python project's installed frameworks are (``python.site_dirs``, ``python.read_site``); "" when not there."""
+    from endpoint.scan.projects import python
+
+    command = python.parse(record.cmdline, record.cwd)
+    if command is None:
+        command = python.Command("langflow")  # `langflow run` through a console script: its interpreter's prefix
+    sites, _ = python.site_dirs(record, command, reads, reader)
+    for site in sites:
+        for name, version in python.read_site(site, reader, reads).dists:
+            if name.lower() == "langflow" and VERSION.fullmatch(version):
+                return version
+    return ""
 
 
 def _nodes(text: object) -> list[dict[str, object]]:

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     Query = str | Callable[[sqlite3.Connection], str]
 
 MAX_WORKFLOWS = 500
-_VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]{0,39}")  # a semver as package.json writes it; anything else is not used
+#: a version as package.json or METADATA writes it; anything else is not used
+VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]{0,39}")
 MAX_NODES_JSON = 2 << 20  # characters of one workflow's nodes read (and bytes of one exported file)
 EXPORT_FILES = 200  # files of an export folder read
 MAX_STEPS = 2_000_000  # SQLite virtual-machine steps for the whole query
@@ -170,7 +171,7 @@ def installed_version(record: ProcessRecord, reads: Reads, package: str) -> str:
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             continue
         version = data.get("version") if isinstance(data, dict) and data.get("name") == package else None
-        if isinstance(version, str) and _VERSION.fullmatch(version):
+        if isinstance(version, str) and VERSION.fullmatch(version):
             return version
     return ""
 
