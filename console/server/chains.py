@@ -147,11 +147,14 @@ def descendants(conn: Connection, keys: Sequence[Key]) -> list[Key]:
     return list(found)
 
 
-def roots_of_stored(conn: Connection, keys: Iterable[Key]) -> dict[Key, tuple[str, str, governance.Standing]]:
+def roots_of_stored(conn: Connection, keys: Iterable[Key], known: Mapping[Key, tuple[str | None, str]] | None = None,
+                    ) -> dict[Key, tuple[str, str, governance.Standing]]:
     """For stored sightings without a standing of their own: the root of each one's chain whose standing
     covers it, as ``{key: (root id, root name, root standing)}``. A few queries whatever the number of keys
-    (one per level of the deepest chain, and one for the roots' standings), each on primary keys."""
-    rows: dict[Key, tuple[str | None, str]] = {}  # (device_id, id) -> (parent, name), read level by level
+    (one per level of the deepest chain, and one for the roots' standings), each on primary keys.
+    ``known``: the (parent, name) of sightings the caller has just read, which are not read again."""
+    # (device_id, id) -> (parent, name), read level by level
+    rows: dict[Key, tuple[str | None, str]] = dict(known or {})
 
     def read(wanted: Iterable[Key]) -> None:
         missing = list(dict.fromkeys(k for k in wanted if k not in rows))

@@ -178,11 +178,11 @@ def _reassess_chunk(conn: Connection, chunk: list[Key], policy: governance.Polic
         .where(among(conn, T.c.device_id, T.c.sighting_id, chunk)))}
     stored = list(conn.execute(
         select(S.c.device_id, S.c.id, S.c.signature, S.c.providers, S.c.fingerprints, S.c.flags, S.c.detail,
-               S.c.governed, S.c.user, S.c.parent).where(among(conn, S.c.device_id, S.c.id, chunk))))
+               S.c.governed, S.c.user, S.c.parent, S.c.name).where(among(conn, S.c.device_id, S.c.id, chunk))))
     roots = chains.roots_of_stored(conn, [(r[0], r[1]) for r in stored if r[9] and standings.get(
-        (r[0], r[1]), governance.NO_STANDING).empty])
+        (r[0], r[1]), governance.NO_STANDING).empty], known={(r[0], r[1]): (r[9], r[10]) for r in stored})
     updates, tags, before = [], {}, {}
-    for d, s, signature, providers, fingerprints, flags, detail, governed, user, _ in stored:
+    for d, s, signature, providers, fingerprints, flags, detail, governed, user, _, _ in stored:
         providers_list = orjson.loads(providers)
         # a covered sighting is first assessed under its root's standing to see whether it drifts from it;
         # when it does not, that same verdict is the one stored: the sighting is assessed once
