@@ -71,6 +71,22 @@ class TriageError(CollectorError):
         self.status = http_status
 
 
+#: what a sighting id looks like (the daemon's are 32 hex digits); anything else is not echoed back
+_ID_SHAPE = re.compile(r"[0-9a-f]{1,64}")
+
+
+def not_found(device_id: str, sighting_id: str, device: bool = True, **extra: Any) -> TriageError:
+    """The 404 for a sighting the collector does not know. The id sent comes back only when it has the shape
+    of an id: a careless client may have put something else there (a key), which is never echoed."""
+    shaped = bool(_ID_SHAPE.fullmatch(sighting_id))
+    named = f"sighting {sighting_id}" if shaped else "the sighting id sent (it is not an id: 1-64 hex digits)"
+    where = " on that device" if device else " on this device"
+    return TriageError(404, "sighting_not_found", **({"device_id": device_id} if device else {}),
+                       **({"sighting_id": sighting_id} if shaped else {}), **extra,
+                       message=f"No such agent: {named} is not known{where}. Check the id against the roster "
+                               "(GET /api/v1/agents).")
+
+
 # -- governance inputs ----------------------------------------------------------------------------------
 
 
@@ -378,8 +394,7 @@ def apply_actions(conn: Connection, keys: Sequence[Key], body: TriageActionCreat
         known = existing(conn, keys)
         missing = [k for k in keys if k not in known]
         if missing:
-            raise TriageError(404, "sighting_not_found", device_id=missing[0][0], sighting_id=missing[0][1],
-                              unknown=len(missing))
+            raise not_found(missing[0][0], missing[0][1], unknown=len(missing))
     if batch_id is None:
         batch_id = open_batch(conn, body, actor, len(keys), now)
     state = STATE_AFTER[body.action]
@@ -529,7 +544,7 @@ def register(conn: Connection, device_id: str, body: dict[str, Any], now: float 
     now = time.time() if now is None else now
     key = (device_id, body["sighting_id"])
     if not existing(conn, [key]):
-        raise TriageError(404, "sighting_not_found", sighting_id=body["sighting_id"])
+        raise not_found(device_id, body["sighting_id"], device=False)
     # a new registration answers an admin's question as it replaces a pending one
     conn.execute(update(R).where(R.c.device_id == device_id, R.c.sighting_id == body["sighting_id"],
                                  R.c.status.in_(("pending", "more_information"))).values(status="superseded"))

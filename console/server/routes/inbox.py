@@ -22,7 +22,7 @@ from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import select
 from sqlmodel import SQLModel, col
 
-from console.server import inbox
+from console.server import inbox, triage
 from console.server.deps import Caller, DeviceKey, StateDep, refuse
 from console.server.models import Device, iso
 from console.server.routes import API
@@ -106,8 +106,7 @@ def ask_question(body: QuestionCreate, caller: Triager, state: StateDep) -> Inbo
     with state.db.writing() as conn:
         item_id = inbox.ask(conn, body.device_id, body.sighting_id, body.question, actor_of(caller))
         if item_id is None:
-            raise HTTPException(404, detail={"reason": "sighting_not_found", "device_id": body.device_id,
-                                             "sighting_id": body.sighting_id})
+            raise HTTPException(404, detail=triage.not_found(body.device_id, body.sighting_id).detail)
         row = inbox.items_of(conn, body.device_id, body.sighting_id, 1)[0]
     return _sent(row)
 

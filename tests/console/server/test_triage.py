@@ -170,8 +170,10 @@ def test_a_bulk_action_with_an_unknown_target_stores_nothing(collector, device) 
     targets.insert(1, {"device_id": device.device_id, "sighting_id": "0" * 20})
     answer = bulk(collector, targets, "approve")
     assert answer.status_code == 404
-    assert answer.json()["detail"] == {"reason": "sighting_not_found", "device_id": device.device_id,
-                                       "sighting_id": "0" * 20, "unknown": 1}
+    detail_ = answer.json()["detail"]
+    assert detail_.pop("message").startswith(f"No such agent: sighting {'0' * 20} is not known on that device.")
+    assert detail_ == {"reason": "sighting_not_found", "device_id": device.device_id, "sighting_id": "0" * 20,
+                       "unknown": 1}
     assert {a["triage_state"] for a in device.agents()} == {"new"}
     assert {a["governed"] for a in device.agents()} == {False}
     assert all(detail(collector, device, m["id"])["actions"] == [] for m in made)
