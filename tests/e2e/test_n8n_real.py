@@ -12,7 +12,9 @@ model with a credential reference of a fake name and no value, an agent on Anthr
 an archived agent, one with no AI node), ``n8n publish:workflow`` activates the first, and ``n8n start``
 serves them. ``agentroster scan --json`` and a real daemon must find n8n as a platform process named
 after its folder, with the two live agent workflows, their providers and credential kinds, and never the
-encryption key n8n wrote into its config.
+encryption key n8n wrote into its config. That n8n is one sighting: its version (2.8.4, from the installed
+package.json), its ``~/.n8n/config`` (which the file sensor finds) and the task runner n8n 2 starts as its
+child are all in it, and no other sighting names the test's folders.
 
 The cache may sit where ``nobody`` cannot walk (a clone under /root): n8n runs from a bind mount of it in a
 mount namespace of its own, so nothing outside that namespace changes.
@@ -246,6 +248,7 @@ def test_a_real_n8n_is_found_with_its_ai_agent_workflows(n8n_host: N8nHost, tmp_
     assert sorted(w["name"] for w in doc["project"]["workflows"]) == ["Draft replies", "Invoice triage agent"]
     assert key not in json.dumps(doc)
     assert doc["project"]["version"] == "2.8.4"
+    assert {p["pid"] for p in doc["processes"]} >= {p["pid"] for p in found["processes"]}, doc["processes"]
     assert [name for name, held_doc in held().items() if str(host.base) in json.dumps(held_doc)] == [found["name"]]
 
 

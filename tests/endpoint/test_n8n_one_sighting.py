@@ -219,3 +219,31 @@ def test_langflows_version_is_read_from_its_venvs_dist_info(tmp_path: Path) -> N
     record.project = ProjectReader(interests_of(LIB), maps=False).read(record)
     (sighting,) = _scan([record], [])
     assert (sighting["signature"], sighting["project"]["version"]) == ("langflow", "1.5.0.post2")
+
+
+def test_a_running_sighting_whose_folder_is_the_filesystem_root_takes_no_config(tmp_path: Path) -> None:
+    # a project record as the reader makes one, its root "/" (a platform given DATA=/): it would hold every file
+    from endpoint.scan.evidence import Project
+
+    folder = _user_folder(tmp_path / "alice")
+    record = ProcessRecord(pid=N8N_PID, ppid=1, name="node", exe="/usr/bin/node",
+                           cmdline=["node", "/usr/local/lib/node_modules/n8n/bin/n8n", "start"], user="alice",
+                           uid=os.getuid(), create_time=0.0)
+    record.project = Project("node", "/", "n8n", platform="n8n")
+    found = {s["name"]: s for s in _scan([record], [_config(folder)])}
+    assert sorted(found) == ["n8n", "n8n in /"]
+    assert found["n8n in /"]["configs"] == [] and found["n8n"]["running"] is False
+
+
+def test_on_windows_the_config_joins_the_n8n_of_its_folder_whatever_the_case_of_its_path(tmp_path: Path) -> None:
+    # the records as the Windows sensors make them (this machine has no Windows n8n to run)
+    from endpoint.scan.evidence import Project
+
+    record = ProcessRecord(pid=N8N_PID, ppid=1, name="node.exe", exe="C:\\Program Files\\nodejs\\node.exe",
+                           cmdline=["node", "C:\\Users\\Alice\\AppData\\Roaming\\npm\\node_modules\\n8n\\bin\\n8n",
+                                    "start"], user="ALICE-PC\\alice", uid=None, create_time=0.0)
+    record.project = Project("node", "C:\\Users\\Alice\\.n8n", "n8n", platform="n8n")
+    config = "c:\\users\\alice\\.n8n\\config"
+    found = _scan([record], [ConfigRecord(config, config, "n8n", "json", "user", "ALICE-PC\\alice")])
+    assert [(s["name"], [c["path"] for c in s["configs"]]) for s in found] == [
+        ("n8n in C:\\Users\\Alice\\.n8n", [config])]

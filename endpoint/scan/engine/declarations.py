@@ -104,14 +104,12 @@ class Declarations:
         so the file is evidence of that one sighting, not of a second, not-running one beside it. A folder
         no running process of the signature reads keeps its file's sighting, as every config does."""
         found = []
+        folders = [_folder_key(posixpath.dirname(p.replace("\\", "/"))) for p in (config.display_path, config.path)]
         for sighting in self.registry.sightings.values():
-            root = sighting.project["root"] if sighting.project is not None else ""
-            if (sighting.signature is not sig or not sighting.processes or not posixpath.isabs(root)
-                    or posixpath.dirname(root) == root):  # a project at "/" holds every file: it names none
-                continue
-            root = posixpath.normpath(root)
-            if any(path == root or path.startswith(root + "/") for path in
-                   (posixpath.normpath(posixpath.dirname(p)) for p in (config.display_path, config.path) if p)):
+            root = _folder_key(sighting.project["root"]) if sighting.project is not None else ""
+            # below root, never a drive's or the filesystem's root itself: that would hold every file, and names none
+            if (sighting.signature is sig and sighting.processes and root and root.rstrip("/").count("/") > 0
+                    and any(f == root or f.startswith(root + "/") for f in folders if f)):
                 found.append(sighting)
         return found
 
@@ -232,6 +230,15 @@ class Declarations:
         detail = f"{art.ident} {art.version}".strip() + f" at {art.display_path}" if art.ident else art.display_path
         for target in self.registry.targets(sig, art.user):
             target.add_evidence("artifact", f"{art.kind}", detail, f"artifact.{art.kind}")
+
+
+def _folder_key(path: str) -> str:
+    """An absolute folder as compared here (``/`` separators, normalised; a Windows path, whose drive letters and
+    names are not case-sensitive, lower-cased), or "" for a relative one."""
+    path = path.replace("\\", "/")
+    if re.match(r"^[A-Za-z]:/", path):
+        return posixpath.normpath(path).lower()
+    return posixpath.normpath(path) if path.startswith("/") else ""
 
 
 def _distinctive_tokens(server: McpServerConfig) -> list[str]:
