@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from contract import scan as contract
+from endpoint.errors import EndpointError
 from endpoint.scan import faults
 from endpoint.scan.evidence import ArtifactRecord, ConfigRecord, ScanError
 from endpoint.scan.platforms import PLATFORM
@@ -75,8 +76,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class ScanStopped(Exception):
+class ScanStopped(EndpointError):
     """The daemon was asked to stop in the middle of a scan: what the scan found so far is dropped."""
+
+    code = "scan_stopped"
 
 
 # -- the daemon ------------------------------------------------------------------------------------------
