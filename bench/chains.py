@@ -5,7 +5,8 @@ each device reports one agent with MCP servers in its config, a running tool ser
 a sub-agent (1 + servers + 1 sightings). Then it times, in the collector's own functions:
 
 - approving every root in one action (``triage.apply_actions``: its chains are re-assessed with it, so
-  the tool servers and sub-agents become covered), and undoing it;
+  the tool servers and sub-agents become covered), with how many assessments and statements that took
+  (each sighting is assessed once), and undoing it;
 - ``chains.covered_by`` on a roster page of 500 covered sightings (what ``GET /agents`` adds per page),
   and on one sighting (what the detail adds);
 - ``chains.descendants`` of 1,000 roots.
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,7 +35,7 @@ sys.path.insert(0, str(REPO / "tests" / "console" / "server"))
 import fleet  # noqa: E402
 import orjson  # noqa: E402
 import servers  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import event, select  # noqa: E402
 
 from console.server import auth, chains, ingest_store, triage  # noqa: E402
 from console.server.db import Database  # noqa: E402
@@ -58,10 +60,26 @@ def main(argv: list[str] | None = None) -> int:
         roots, children = fill(url, args.devices, args.servers)
         print(f"filled through ingest in {time.perf_counter() - started:.1f} s")
         db = Database(url, pool_size=2)
+        work = {"statements": 0, "assessments": 0}
+
+        def statement(*_: Any) -> None:
+            work["statements"] += 1
+
+        event.listen(db.engine, "before_cursor_execute", statement)
+        assess = triage.assess_stored
+
+        def counted(*a: Any, **k: Any) -> Any:
+            work["assessments"] += 1
+            return assess(*a, **k)
+
+        triage.assess_stored = counted  # type: ignore[assignment]  # counts the calls, changes nothing
         with db.writing() as conn:
             started = time.perf_counter()
             triage.apply_actions(conn, roots, TriageActionCreate(action="approve"), "bench")
             approve = time.perf_counter() - started
+        print(f"the approve: {work['assessments']:,} assessments and {work['statements']:,} statements for "
+              f"{len(roots) + len(children):,} sightings (the roots and their chains)")
+        triage.assess_stored = assess  # type: ignore[assignment]
         with db.writing() as conn:
             started = time.perf_counter()
             triage.undo(conn, "bench")
