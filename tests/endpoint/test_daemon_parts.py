@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from pathlib import Path
 
 from endpoint.service.daemon import jittered
@@ -132,3 +133,36 @@ def test_the_resource_guard_sheds_work_and_the_status_says_why(tmp_path: Path):
     assert status["shedding"] and "over the limit" in status["shed_reason"]
     assert daemon.device_status()["shedding"] is True
     daemon.inventory.close()
+
+
+def test_a_config_edited_after_it_was_read_and_before_its_watch_is_read_again(tmp_path: Path):
+    """A home's file is read, then edited, then its watch is set up (the window of a long first scan):
+    the edit must not wait for the next full scan. Real files, a real watcher (inotify), the real library."""
+    import signatures
+    from endpoint.service.trackers.files import FileTracker
+
+    home = tmp_path / "home" / "alice"
+    (home / ".cursor").mkdir(parents=True)
+    config = home / ".cursor" / "mcp.json"
+    config.write_text('{"mcpServers": {"before": {"command": "npx", "args": ["before"]}}}')
+    events = EventQueue()
+    tracker = FileTracker(signatures.load(), str(tmp_path), events)
+    tracker.start_watching()
+    calls = 0
+
+    def edit_while_reading() -> None:  # the daemon's progress callback, here the moment of the edit
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the machine's files, then the first record of alice's home: read, not yet watched
+            config.write_text('{"mcpServers": {"after": {"command": "npx", "args": ["after"]}}}')
+
+    try:
+        tracker.scan(progress=edit_while_reading)
+        assert calls >= 2
+        assert ("files", str(home)) in events.get_all(5), "the edit in the window was lost"
+        # a scan in which nothing changes asks for nothing more (past the mtime clock's slack)
+        time.sleep(0.1)
+        tracker.scan()
+        assert ("files", str(home)) not in events.get_all(1)
+    finally:
+        tracker.stop()

@@ -11,6 +11,7 @@ import fnmatch
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,9 @@ log = logging.getLogger("agentroster.daemon")
 
 DEBOUNCE_S = 0.2  # a burst of file events (write, rename, chmod) becomes one rescan
 MACHINE = "machine"  # the source key of machine-wide files
+#: a file's mtime comes from a clock coarser than time.time_ns(): a write just before a source is read may
+#: carry a stamp a few ms earlier than the read began; the slack takes such writes as "maybe not read"
+MTIME_SLACK_NS = 20_000_000
 MAX_WATCHED_DIRS = 4096  # beyond this, directories are left to the full rescan (inotify has limits too)
 
 FileEvidence = ConfigRecord | ArtifactRecord | ScanError
@@ -69,6 +73,21 @@ class WatchPlan:
     def stale(self) -> bool:
         """A directory that was missing when planned exists now (made between the plan and its watch)."""
         return any(os.path.isdir(p) and not os.path.islink(p) for p in (os.path.join(d, c) for d, c in self.missing))
+
+    def changed_since(self, when_ns: int) -> bool:
+        """A file this plan watches for was written (or made, or moved in) at ``when_ns`` or later."""
+        for directory, patterns in self.dirs.items():
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        # files only: a folder made meanwhile is stale()'s, and one written in is watched
+                        if not entry.is_dir(follow_symlinks=False) \
+                                and any(fnmatch.fnmatchcase(entry.name, p) for p in patterns) \
+                                and entry.stat(follow_symlinks=False).st_mtime_ns >= when_ns:
+                            return True
+            except OSError:  # gone or unreadable: its watch says so, or the next full scan does
+                continue
+        return False
 
     def matches(self, directory: str, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.dirs.get(directory, ()))
@@ -261,16 +280,19 @@ class FileTracker:
         else:
             wanted = list(sources)
         for source in wanted:
+            read_from = time.time_ns() - MTIME_SLACK_NS
             if source == MACHINE:
                 self.records[MACHINE] = _collect(scan.machine(), progress)
             elif source in self.homes:
                 self.records[source] = _collect(scan.home(self.homes[source]), progress)
             if self.watcher is not None:
-                self._arm(source)
+                self._arm(source, read_from)
             if progress is not None:
                 progress()
 
-    def _arm(self, source: str) -> None:
+    def _arm(self, source: str, read_from: int) -> None:
+        """Watch ``source``'s files from now on; a file that changed since ``read_from`` (ns), i.e. while it
+        was being read and before its watch existed, makes the source be read again."""
         assert self.watcher is not None
         if source == MACHINE:
             plan = machine_plan(self.lib, self.root)
@@ -278,7 +300,7 @@ class FileTracker:
             configs = [r for r in self.records.get(source, []) if isinstance(r, ConfigRecord)]
             plan = home_plan(self.lib, self.homes[source], configs)
         self.watcher.arm(source, plan)
-        if plan.stale():  # `mkdir -p` outran the watch: look again
+        if plan.stale() or plan.changed_since(read_from):  # an edit or a `mkdir -p` outran the watch: look again
             self.events.put(("files", source))
 
     def add_homes(self, agent_homes: Iterable[str]) -> list[str]:
