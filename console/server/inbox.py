@@ -11,9 +11,15 @@ Three kinds of item, each addressed to one device and to the user of one sightin
   index ``ix_inbox_item_nudge`` keeps it one when two collector processes gather the same device at once;
 - ``review``: an approved registration of theirs came up for review (the policy's ``reattest_days``): they
   are asked to re-attest it, by the ladder's deadline after that. Once per registration.
+- ``policy``: an admin saved the policy (or undid a save) and it flipped an agent of theirs: now governed
+  (``status`` ``governed``: nothing to do) or no longer covered (``ungoverned``: register it or stop using
+  it); the text names the policy's version. One per flipped sighting and save, written by the save itself
+  (``policy_changes``) in its transaction, from the verdicts it changed: a save that flips nothing adds
+  nothing, and two saves are never interleaved (the store's write lock, PostgreSQL's policy lock).
 
 Whether the employee is nudged at all is the policy's: with its ladder at ``report_only`` the device is
-told not to show notifications (``notifies``), and no nudge is made; the items still arrive.
+told not to show notifications (``notifies``), and no nudge is made; the items still arrive (a policy
+change too: it is news, not a nudge).
 
 Requests and decisions are not written by the triage and registration routes: they are *gathered* here
 from the triage actions and registrations when the device next asks for its inbox (one indexed pass per
@@ -177,6 +183,26 @@ def add(conn: Connection, device_id: str, rows: list[dict[str, Any]]) -> int:
     # conflict target: a request or decision meets ix_inbox_item_source, a nudge ix_inbox_item_nudge
     statement = dialect.insert(X).on_conflict_do_nothing()
     conn.execute(statement, [{"ungoverned_since": None, **r, "device_id": device_id} for r in rows])
+    return len(rows)
+
+
+def policy_changes(conn: Connection, flips: list[tuple[str, str, str | None, str, bool]], version: int,
+                   actor: str, now: float) -> int:
+    """A ``policy`` item for each sighting a policy save flipped, ``(device_id, sighting_id, user, name,
+    governed now)``, addressed to that sighting's user; inserted in one statement. How many."""
+    if not flips:
+        return 0
+    rows = []
+    for device_id, sighting_id, user, name, governed in flips:
+        shown = (name or "an agent of yours")[:200]
+        text = (f"IT's policy (version {version}) now allows {shown}: nothing to do." if governed else
+                f"IT's policy (version {version}) no longer covers {shown}: register it (agentroster register) "
+                "or stop using it.")
+        rows.append({"device_id": device_id, "sighting_id": sighting_id, "sighting_name": (name or "")[:256],
+                     "user": user or None, "kind": "policy", "source_id": None,
+                     "status": "governed" if governed else "ungoverned", "text": text, "sent_by": actor[:128],
+                     "created_at": now, "ungoverned_since": None})
+    conn.execute(insert(X), rows)
     return len(rows)
 
 

@@ -82,9 +82,13 @@ def notifications(snapshot: Snapshot, seen: Iterable[str]) -> list[Notification]
         if key not in done and not item.get("read_at"):
             title = {"request": "IT asks you to register an agent", "decision": "IT answered your registration",
                      "question": "IT has a question about an agent",
-                     "review": "Your registration of an agent is up for review"}.get(str(item.get("kind")),
+                     "review": "Your registration of an agent is up for review",
+                     "policy": ("IT's policy now allows an agent of yours" if item.get("status") == "governed"
+                                else "IT's policy no longer covers an agent of yours")}.get(str(item.get("kind")),
                                                                                       "A message from IT")
-            target = ("register", str(item.get("sighting_id"))) if item.get("kind") in ("request", "review") \
+            no_longer_covered = item.get("kind") == "policy" and item.get("status") != "governed"
+            target = ("register", str(item.get("sighting_id"))) \
+                if item.get("kind") in ("request", "review") or no_longer_covered \
                 else ("messages", str(item.get("id")))
             out.append(Notification(key, title, message_line({**item, "read_at": "shown"}).partition(" ")[2],
                                     target))

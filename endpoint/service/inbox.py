@@ -1,5 +1,6 @@
 """The daemon's inbox: what the collector sends back for this machine's users (an admin's request to
-register an agent, the decision on a registration with the admin's comment, a question), kept in the data
+register an agent, the decision on a registration with the admin's comment, a question, a policy change
+that made an agent of theirs governed or no longer covered), kept in the data
 dir until the user has read it, and handed to that user only over the local socket.
 
 The reporter fetches it (``InboxPoller``) after each report the collector acknowledged and every
@@ -42,7 +43,8 @@ log = logging.getLogger("agentroster.inbox")
 INBOX_FILE = "inbox.json"
 INBOX_SCHEMA = "agentroster.inbox/1"
 INBOX_PATH = "/api/v1/inbox"
-KINDS = ("request", "decision", "question", "notify", "remind", "review")  # notify, remind: the nudge ladder
+# notify, remind: the nudge ladder; policy: a policy save made an agent governed, or no longer covered
+KINDS = ("request", "decision", "question", "notify", "remind", "review", "policy")
 POLL_INTERVAL_S = 300.0  # with no report acknowledged meanwhile (a heartbeat's default interval)
 MAX_PAGES = 20  # pages of the collector's answer read in one fetch (the rest at the next)
 MAX_KEPT = 1000  # items kept; the oldest read ones go first, then the oldest

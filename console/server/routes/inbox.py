@@ -9,7 +9,8 @@
 
 Requests (``request_registration``), decisions on registrations, reviews due and the ladder's nudges are
 gathered from the triage actions, registrations and sightings when the device asks
-(``console/server/inbox.py``).
+(``console/server/inbox.py``). A policy save that flips an agent's verdict writes a ``policy`` item for
+its user itself (``console/server/routes/policy.py``).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures at runtime.
@@ -39,11 +40,13 @@ class InboxItemPublic(SQLModel):
     """One message for the user of a sighting on this device."""
 
     id: int
-    kind: Literal["request", "decision", "question", "notify", "remind", "review"]
+    kind: Literal["request", "decision", "question", "notify", "remind", "review", "policy"]
     sighting_id: str
     sighting_name: str
     user: str | None  # the sighting's user as the collector holds it; the device checks it against its own
-    status: str | None  # a decision's: approved or rejected; a nudge's: the ladder's rung when sent; review_due
+    # a decision's: approved or rejected; a nudge's: the ladder's rung when sent; review_due; a policy
+    # change's: governed (the policy now covers the agent) or ungoverned (it no longer does)
+    status: str | None
     text: str | None  # the admin's note, comment or question
     sent_by: str
     created_at: datetime

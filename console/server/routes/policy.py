@@ -4,7 +4,8 @@ counts), what a change would do before it is saved (``POST /policy/preview``), e
 saved it and what changed (``GET /policy/versions``), and ``POST /policy/undo`` back to the previous one.
 
 Writing it re-assesses every stored sighting in the same transaction, so filters on ``governed`` and
-flags agree with the new policy as soon as the PUT returns. A policy naming a signature or provider
+flags agree with the new policy as soon as the PUT returns; the user of each agent it flips (now governed,
+or no longer covered) gets a ``policy`` item in their device's inbox in the same transaction. A policy naming a signature or provider
 neither the fleet nor the signature library knows, or a fingerprint of the wrong shape, is refused with
 a sentence (an agent's display name, "Claude Code", is answered with its id).
 """
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, func, or_, select, text, tuple_, update
 from sqlmodel import Session, col
 
 from console import governance
-from console.server import chains, ingest, ingest_store, roster, triage
+from console.server import chains, inbox, ingest, ingest_store, roster, triage
 from console.server.deps import AdminCaller, Caller, SessionDep, StateDep, refuse
 from console.server.models import (
     GroupApproval,
@@ -260,15 +261,19 @@ def _save(conn: Connection, clean: PolicyUpdate, before: PolicyUpdate, actor: st
     policy = governance.Policy.of(clean.sanctioned_signatures, clean.sanctioned_providers,
                                   clean.corporate_fingerprints, clean.risky_tools,
                                   [g.model_dump() for g in clean.group_approvals])
-    _reassess(conn, policy)
+    _reassess(conn, policy, news=(version, actor, now))
 
 
-def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) -> int:
+def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000,
+              news: tuple[int, str, float] | None = None) -> int:
     """Apply a saved policy to every stored sighting in one pass, each assessed once with its standing (an
     approval, a registration; for a sub-agent or tool server without one, its chain's root's where that
     covers it, ``console.server.chains``) and its user (whom a group approval names), and written only if
     its verdict changes; returns how many changed. A pass without them would judge a group-approved sighting
-    ungoverned and a second one governed again: two writes, and two assessments, for nothing."""
+    ungoverned and a second one governed again: two writes, and two assessments, for nothing.
+
+    ``news`` (the saved version, who saved it, when): each sighting still on its device whose ``governed``
+    flips gets a ``policy`` inbox item for its user, inserted with the batch's verdicts."""
     s, t = triage.S, triage.T
     # the sightings a chain can cover: under a root whose standing covers (few; none in most fleets)
     roots = [(d, i) for d, i, a, r in conn.execute(select(t.c.device_id, t.c.sighting_id, t.c.approval,
@@ -281,7 +286,8 @@ def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) ->
     last = ("", "")
     while True:
         rows = conn.execute(select(s.c.device_id, s.c.id, s.c.signature, s.c.providers, s.c.fingerprints, s.c.flags,
-                                   s.c.governed, s.c.detail, s.c.user, t.c.approval, t.c.registration)
+                                   s.c.governed, s.c.detail, s.c.user, t.c.approval, t.c.registration,
+                                   s.c.gone, s.c.name)
                             .select_from(joined).where(tuple_(s.c.device_id, s.c.id) > tuple_(*last))
                             .order_by(s.c.device_id, s.c.id).limit(batch)).all()
         if not rows:
@@ -289,7 +295,9 @@ def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) ->
         covering = chains.roots_of_stored(conn, [(r[0], r[1]) for r in rows if (r[0], r[1]) in under_roots
                                                  and not (r[9] or r[10])]) if under_roots else {}
         updates, tags = [], {}
-        for d, i, signature, providers, fingerprints, flags, governed, detail, user, approval, registration in rows:
+        flips: list[tuple[str, str, str | None, str, bool]] = []
+        for (d, i, signature, providers, fingerprints, flags, governed, detail, user, approval, registration,
+             gone, name) in rows:
             provider_ids = orjson.loads(providers)
 
             def verdict_under(held: governance.Standing | None, signature: str | None = signature,
@@ -309,7 +317,11 @@ def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000) ->
                 updates.append({"d": d, "s": i, "g": verdict.governed, "f": new_flags,
                                 "r": governance.risk_of(verdict.flags), **({"dt": recorded} if recorded else {})})
                 tags[(d, i)] = ingest.tags_of(verdict.flags, provider_ids)
+                if verdict.governed != bool(governed) and not gone:
+                    flips.append((d, i, user, name or "", verdict.governed))
         triage.write_verdicts(conn, updates, tags)
+        if news is not None:
+            inbox.policy_changes(conn, flips, *news)
         changed += len(updates)
         last = (rows[-1][0], rows[-1][1])
 

@@ -130,6 +130,10 @@ def message_line(item: Mapping[str, Any]) -> str:
         body = f"your registration of {name} was {shown(item.get('status'))} by {by}" + (f": {text}" if text else "")
     elif item.get("kind") == "review":
         body = f"your registration of {name} is due for review" + (f": {text}" if text else "")
+    elif item.get("kind") == "policy":
+        # the collector's sentence names the version and the next step; without it, say the same in short
+        body = text or (f"IT's policy now allows {name}: nothing to do" if item.get("status") == "governed" else
+                        f"IT's policy no longer covers {name}: register it (agentroster register) or stop using it")
     elif item.get("kind") in ("notify", "remind"):
         body = f"{by} asks you to register {name}" + (f": {text}" if text else "")
     else:
