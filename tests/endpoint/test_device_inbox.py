@@ -85,7 +85,7 @@ def test_the_oldest_read_items_go_first_when_too_many_are_kept() -> None:
 @pytest.mark.parametrize("bad", [None, [], {"id": "1", "kind": "request", "sighting_id": "x"},
                                  {"id": 0, "kind": "request", "sighting_id": "x"},
                                  {"id": True, "kind": "request", "sighting_id": "x"},
-                                 {"id": 1, "kind": "policy", "sighting_id": "x"},
+                                 {"id": 1, "kind": "telepathy", "sighting_id": "x"},
                                  {"id": 1, "kind": "request", "sighting_id": "x" * 129}])
 def test_what_is_not_an_item_is_dropped(bad: Any) -> None:
     assert clean_item(bad) is None
@@ -274,7 +274,7 @@ def collector_answering(*answers: Any) -> tuple[Any, list[str]]:
 def test_an_entry_that_is_not_an_item_is_passed_over_and_acknowledged(tmp_path: Path) -> None:
     from endpoint.service.inbox import fetch
 
-    http, asked = collector_answering({"data": [{"id": 5, "kind": "policy", "sighting_id": ALICES},
+    http, asked = collector_answering({"data": [{"id": 5, "kind": "telepathy", "sighting_id": ALICES},
                                                 item(6, ALICES, "bob")], "acked": 0, "more": False})
     assert fetch(http, "FAKE-device-key", Inbox(tmp_path), COLLECTOR, lambda: {ALICES: "alice"}) == 1
     doc = Inbox(tmp_path).read(COLLECTOR)
