@@ -523,7 +523,7 @@ class InboxItem(SQLModel, table=True):
     sighting_id: str = Field(max_length=128)
     sighting_name: str = Field(default="", max_length=256)
     user: str | None = Field(default=None, max_length=256)
-    kind: str = Field(max_length=16)  # request, decision, question, notify, remind, review
+    kind: str = Field(max_length=16)  # request, decision, question, notify, remind, review, policy
     source_id: int | None = None
     status: str | None = Field(default=None, max_length=16)  # a decision's: approved, rejected
     text: str | None = Field(default=None, sa_type=Text)  # the admin's note, comment or question
