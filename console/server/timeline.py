@@ -34,7 +34,7 @@ import orjson
 from sqlalchemy import Connection, insert, select, update
 
 from console import governance
-from console.server import triage
+from console.server import chains, triage
 from console.server.models import (
     BehaviourFact,
     DriftEvent,
@@ -66,7 +66,6 @@ ADDED = ("providers", "mcp_servers", "tools", "systems", "autonomy")
 TOOL_KINDS = frozenset({"mcp_tool", "tool"})
 MAX_VALUE = 512
 MAX_FACTS = 256  # per sighting: a hostile document cannot fill the table
-MAX_CHAIN = 16  # parents followed to the root of a chain
 #: the fields of a sighting's history entry (ingest.changed_fields) its facts and its chain come from
 FACT_FIELDS = frozenset({"endpoints", "mcp_servers", "flags", "parent", "project"})
 #: and, for a tool server, whether it runs: its processes come and go with its use
@@ -234,24 +233,17 @@ def _root_of(cursor: Any, sql: Mapping[str, str], device_id: str, parent: str,
              docs: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The root of a chain from a parent id: this report's documents first, then the stored sightings; None
     for an unknown parent, a loop or a chain deeper than a hostile device should send."""
-    seen: set[str] = set()
-    current = parent
-    for _ in range(MAX_CHAIN):
-        if current in seen:
-            return None
-        seen.add(current)
-        if current in docs:
-            up = docs[current].get("parent")
-        else:
-            cursor.execute(sql["parent"], {"device_id": device_id, "sighting_id": current})
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            up = row[0]
-        if not up:
-            return current
-        current = str(up)
-    return None
+
+    def parent_of(sighting_id: str) -> str | None:
+        if sighting_id in docs:
+            return docs[sighting_id].get("parent")
+        cursor.execute(sql["parent"], {"device_id": device_id, "sighting_id": sighting_id})
+        row = cursor.fetchone()
+        if row is None:
+            raise KeyError(sighting_id)
+        return row[0]  # type: ignore[no-any-return]
+
+    return chains.root_of(parent_of, parent)
 
 
 def _open_or_grow(cursor: Any, sql: Mapping[str, str], open_events: dict[str, tuple[int, dict[str, Any]]],
