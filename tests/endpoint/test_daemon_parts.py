@@ -166,3 +166,30 @@ def test_a_config_edited_after_it_was_read_and_before_its_watch_is_read_again(tm
         assert ("files", str(home)) not in events.get_all(1)
     finally:
         tracker.stop()
+
+
+def test_a_file_stamped_in_the_future_does_not_make_its_home_be_read_again_and_again(tmp_path: Path):
+    """A user can stamp a watched file with any mtime (``touch -d 2099-01-01``). An edit made while a home
+    was read carries the time of that edit, never a future one: a future stamp must not count as one, or
+    every rescan of the home would queue the next, and the root daemon would read it in a loop."""
+    import os
+
+    import signatures
+    from endpoint.service.trackers.files import FileTracker
+
+    home = tmp_path / "home" / "alice"
+    (home / ".cursor").mkdir(parents=True)
+    config = home / ".cursor" / "mcp.json"
+    config.write_text('{"mcpServers": {"one": {"command": "npx", "args": ["one"]}}}')
+    future = time.time_ns() + 10 * 365 * 86400 * 10**9
+    os.utime(config, ns=(future, future))
+    events = EventQueue()
+    tracker = FileTracker(signatures.load(), str(tmp_path), events)
+    tracker.start_watching()
+    try:
+        tracker.scan()
+        events.get_all(1)  # whatever the first scan's arming asked for
+        tracker.scan([str(home)])
+        assert ("files", str(home)) not in events.get_all(1), "a future mtime made the home be read again"
+    finally:
+        tracker.stop()

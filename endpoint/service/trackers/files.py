@@ -75,7 +75,10 @@ class WatchPlan:
         return any(os.path.isdir(p) and not os.path.islink(p) for p in (os.path.join(d, c) for d, c in self.missing))
 
     def changed_since(self, when_ns: int) -> bool:
-        """A file this plan watches for was written (or made, or moved in) at ``when_ns`` or later."""
+        """A file this plan watches for was written (or made, or moved in) at ``when_ns`` or later. A stamp
+        later than now is no write's (a user's ``touch -d``, a skewed clock's): it counts as no change,
+        or each read of the source would ask for the next, in a loop."""
+        until_ns = time.time_ns() + MTIME_SLACK_NS
         for directory, patterns in self.dirs.items():
             try:
                 with os.scandir(directory) as entries:
@@ -83,7 +86,7 @@ class WatchPlan:
                         # files only: a folder made meanwhile is stale()'s, and one written in is watched
                         if not entry.is_dir(follow_symlinks=False) \
                                 and any(fnmatch.fnmatchcase(entry.name, p) for p in patterns) \
-                                and entry.stat(follow_symlinks=False).st_mtime_ns >= when_ns:
+                                and when_ns <= entry.stat(follow_symlinks=False).st_mtime_ns <= until_ns:
                             return True
             except OSError:  # gone or unreadable: its watch says so, or the next full scan does
                 continue
