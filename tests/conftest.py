@@ -45,6 +45,7 @@ BACKGROUND_INSTALLS = {"test_n8n_real.py": "n8n_install.py"}  # the test file ->
 _STARTED = pytest.StashKey["list[subprocess.Popen[bytes]]"]()
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have dropped what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests that need a long first install run last, and their install starts now in the background
     (at a lower priority), so that it overlaps the rest of the suite instead of adding to it."""
