@@ -86,15 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     tokens = servers.provision(url)  # a fresh admin token for this run (tokens are stored hashed)
     server = servers.CollectorProcess(url, log=directory / "server.log").start()
     try:
-        if args.filter_action:
-            measure_filter_action(server.base_url, tokens, args)
-        elif args.collector_only:
-            measure_collector(server.base_url, tokens["admin"], args)
-        else:
-            measure(server.base_url, tokens["admin"], args)
+        measure_chosen(server.base_url, tokens, args)
     finally:
         server.stop()
     return 0
+
+
+def measure_chosen(base_url: str, tokens: dict[str, str], args: argparse.Namespace) -> None:
+    """The figures the flags ask for, on either backend."""
+    if args.filter_action:
+        measure_filter_action(base_url, tokens, args)
+    elif args.collector_only:
+        measure_collector(base_url, tokens["admin"], args)
+    else:
+        measure(base_url, tokens["admin"], args)
 
 
 def on_postgresql(args: argparse.Namespace) -> int:
@@ -115,10 +120,7 @@ def on_postgresql(args: argparse.Namespace) -> int:
         server = servers.CollectorProcess(url, log=directory / "server.log").start()
         try:
             print(f"PostgreSQL ({bindir.parent.name}), a throwaway cluster, vacuumed and analyzed after the fill")
-            if args.collector_only:
-                measure_collector(server.base_url, tokens["admin"], args)
-            else:
-                measure(server.base_url, tokens["admin"], args)
+            measure_chosen(server.base_url, tokens, args)
         finally:
             server.stop()
     finally:
