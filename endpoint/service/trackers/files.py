@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ MACHINE = "machine"  # the source key of machine-wide files
 #: a file's mtime comes from a clock coarser than time.time_ns(): a write just before a source is read may
 #: carry a stamp a few ms earlier than the read began; the slack takes such writes as "maybe not read"
 MTIME_SLACK_NS = 20_000_000
+_GLOB_CHARS = frozenset("*?[")  # a watched name with one of these is a pattern (fnmatch)
 MAX_WATCHED_DIRS = 4096  # beyond this, directories are left to the full rescan (inotify has limits too)
 
 FileEvidence = ConfigRecord | ArtifactRecord | ScanError
@@ -79,14 +81,27 @@ class WatchPlan:
         later than now is no write's (a user's ``touch -d``, a skewed clock's): it counts as no change,
         or each read of the source would ask for the next, in a loop."""
         until_ns = time.time_ns() + MTIME_SLACK_NS
+
+        def written(st: os.stat_result) -> bool:
+            # files only: a folder made meanwhile is stale()'s, and one written in is watched
+            return not stat.S_ISDIR(st.st_mode) and when_ns <= st.st_mtime_ns <= until_ns
+
         for directory, patterns in self.dirs.items():
+            globs = [p for p in patterns if _GLOB_CHARS.intersection(p)]
+            # a name is looked up, not searched for: a home of a million files costs a few lstats, not a listing
+            for name in patterns.difference(globs):
+                try:
+                    if written(os.lstat(os.path.join(directory, name))):
+                        return True
+                except OSError:  # not there, or gone: its watch says so, or the next full scan does
+                    continue
+            if not globs:
+                continue
             try:
                 with os.scandir(directory) as entries:
                     for entry in entries:
-                        # files only: a folder made meanwhile is stale()'s, and one written in is watched
-                        if not entry.is_dir(follow_symlinks=False) \
-                                and any(fnmatch.fnmatchcase(entry.name, p) for p in patterns) \
-                                and when_ns <= entry.stat(follow_symlinks=False).st_mtime_ns <= until_ns:
+                        if any(fnmatch.fnmatchcase(entry.name, p) for p in globs) \
+                                and written(entry.stat(follow_symlinks=False)):
                             return True
             except OSError:  # gone or unreadable: its watch says so, or the next full scan does
                 continue
