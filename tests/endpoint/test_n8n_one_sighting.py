@@ -247,3 +247,16 @@ def test_on_windows_the_config_joins_the_n8n_of_its_folder_whatever_the_case_of_
     found = _scan([record], [ConfigRecord(config, config, "n8n", "json", "user", "ALICE-PC\\alice")])
     assert [(s["name"], [c["path"] for c in s["configs"]]) for s in found] == [
         ("n8n in C:\\Users\\Alice\\.n8n", [config])]
+
+
+def test_an_n8n_pointed_at_another_users_folder_does_not_take_that_users_config(tmp_path: Path) -> None:
+    """alice starts n8n with N8N_USER_FOLDER set to bob's home: bob's own n8n config stays bob's sighting, not
+    evidence folded into alice's running one (where it would no longer show as bob's agent)."""
+    bobs = _user_folder(tmp_path / "bob")
+    script = _install(tmp_path / "opt", {"name": "n8n", "version": "2.8.4"})
+    path = str(bobs / "config")
+    found = _scan([_n8n(tmp_path / "bob", str(script))], [ConfigRecord(path, path, "n8n", "json", "user", "bob")])
+    by_user = {s["user"]: s for s in found}
+    assert sorted(by_user) == ["alice", "bob"], found
+    assert by_user["alice"]["configs"] == []
+    assert by_user["bob"]["running"] is False and [c["path"] for c in by_user["bob"]["configs"]] == [path]

@@ -102,13 +102,15 @@ class Declarations:
         """The running sightings of ``sig`` whose project folder holds ``config``: a platform's data folder
         (n8n's ``~/.n8n``, whose ``config`` the file sensor finds) is the folder its running process reads,
         so the file is evidence of that one sighting, not of a second, not-running one beside it. A folder
-        no running process of the signature reads keeps its file's sighting, as every config does."""
+        no running process of the signature reads keeps its file's sighting, as every config does, and so does
+        a user's file in a folder another user's process names (its environment is that user's to set)."""
         found = []
         folders = [_folder_key(posixpath.dirname(p.replace("\\", "/"))) for p in (config.display_path, config.path)]
         for sighting in self.registry.sightings.values():
             root = _folder_key(sighting.project["root"]) if sighting.project is not None else ""
             # below root, never a drive's or the filesystem's root itself: that would hold every file, and names none
             if (sighting.signature is sig and sighting.processes and root and root.rstrip("/").count("/") > 0
+                    and (not config.user or sighting.user == config.user)
                     and any(f == root or f.startswith(root + "/") for f in folders if f)):
                 found.append(sighting)
         return found
