@@ -200,24 +200,9 @@ def _reassess_chunk(conn: Connection, chunk: list[Key], policy: governance.Polic
     updates, tags, before = [], {}, {}
     for d, s, signature, providers, fingerprints, flags, detail, governed, user, _, _ in stored:
         providers_list = orjson.loads(providers)
-        # a covered sighting is first assessed under its root's standing to see whether it drifts from it;
-        # when it does not, that same verdict is the one stored: the sighting is assessed once
-        assessed: dict[int, tuple[governance.Verdict, str | None]] = {}
-
-        def verdict_under(held: governance.Standing, signature: str | None = signature,
-                          providers_list: list[str] = providers_list, fingerprints: str = fingerprints,
-                          flags: str = flags, detail: str = detail, user: str | None = user,
-                          assessed: dict[int, tuple[governance.Verdict, str | None]] = assessed,
-                          ) -> tuple[governance.Verdict, str | None]:
-            if id(held) not in assessed:
-                assessed[id(held)] = assess_stored(signature, providers_list, orjson.loads(fingerprints), flags,
-                                                   detail, policy, held, user=user)
-            return assessed[id(held)]
-
-        standing = standings.get((d, s), governance.NO_STANDING)
-        if standing.empty and (d, s) in roots:
-            standing = chains.chain_standing(roots[(d, s)][2], lambda held: verdict_under(held)[0])
-        verdict, recorded = verdict_under(standing)
+        root = roots[(d, s)][2] if (d, s) in roots else None
+        verdict, recorded = assess_stored_in_chain(signature, providers_list, fingerprints, flags, detail, policy,
+                                                   standings.get((d, s), governance.NO_STANDING), root, user=user)
         new_flags = orjson.dumps(verdict.flags).decode()
         if new_flags != flags or verdict.governed != governed:
             updates.append({"d": d, "s": s, "g": verdict.governed, "f": new_flags,
@@ -227,6 +212,28 @@ def _reassess_chunk(conn: Connection, chunk: list[Key], policy: governance.Polic
                 before[(d, s)] = flags
     write_verdicts(conn, updates, tags, flags_before=before)
     return len(updates)
+
+
+def assess_stored_in_chain(signature: str | None, providers: list[str], fingerprints: str, flags: str, detail: str,
+                           policy: governance.Policy, standing: governance.Standing | None,
+                           root: governance.Standing | None, user: str | None = None,
+                           ) -> tuple[governance.Verdict, str | None]:
+    """``assess_stored`` for a stored sighting that may be in a chain (``fingerprints`` as stored, JSON):
+    one without a standing of its own and with a covering ``root`` (its chain's root's standing,
+    ``chains.roots_of_stored``) takes the root's where ``chains.chain_standing`` says so. It is first
+    assessed under the root's standing to see whether it drifts from it; when it does not, that same verdict
+    is the one answered: the sighting is assessed once."""
+    assessed: dict[int, tuple[governance.Verdict, str | None]] = {}
+
+    def verdict_under(held: governance.Standing | None) -> tuple[governance.Verdict, str | None]:
+        if id(held) not in assessed:
+            assessed[id(held)] = assess_stored(signature, providers, orjson.loads(fingerprints), flags, detail,
+                                               policy, held, user=user)
+        return assessed[id(held)]
+
+    if root is not None and (standing is None or standing.empty):
+        standing = chains.chain_standing(root, lambda held: verdict_under(held)[0])
+    return verdict_under(standing)
 
 
 def assess_stored(signature: str | None, providers: list[str], fingerprints: list[str], flags: str, detail: str,

@@ -299,19 +299,11 @@ def _reassess(conn: Connection, policy: governance.Policy, batch: int = 2000,
         for (d, i, signature, providers, fingerprints, flags, governed, detail, user, approval, registration,
              gone, name) in rows:
             provider_ids = orjson.loads(providers)
-
-            def verdict_under(held: governance.Standing | None, signature: str | None = signature,
-                              provider_ids: list[str] = provider_ids, fingerprints: str = fingerprints,
-                              flags: str = flags, detail: str = detail, user: str | None = user,
-                              ) -> tuple[governance.Verdict, str | None]:
-                return triage.assess_stored(signature, provider_ids, orjson.loads(fingerprints), flags, detail,
-                                            policy, held, user=user)
-
             # no standing: the policy alone, which reads the detail only where it can matter
             standing = triage.standing_of(approval, registration) if approval or registration else None
-            if standing is None and (d, i) in covering:
-                standing = chains.chain_standing(covering[(d, i)][2], lambda held: verdict_under(held)[0])
-            verdict, recorded = verdict_under(standing)
+            root = covering[(d, i)][2] if (d, i) in covering else None
+            verdict, recorded = triage.assess_stored_in_chain(signature, provider_ids, fingerprints, flags, detail,
+                                                              policy, standing, root, user=user)
             new_flags = orjson.dumps(verdict.flags).decode()
             if new_flags != flags or verdict.governed != governed:
                 updates.append({"d": d, "s": i, "g": verdict.governed, "f": new_flags,
