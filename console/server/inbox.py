@@ -104,16 +104,16 @@ def gatherable(conn: Connection, device_id: str, now: float | None = None) -> li
         rows.append({"kind": "decision", "source_id": source, "sighting_id": sid,
                      "status": "approved" if status == "superseded" else status, "text": note,
                      "sent_by": actor or "", "created_at": at})
-    rows += _reviews(conn, device_id, now)
-    rows += _nudges(conn, device_id, now)
+    settings = lifecycle.settings(conn)  # read once for both: devices ask after every report
+    rows += _reviews(conn, device_id, now, settings)
+    rows += _nudges(conn, device_id, now, settings)
     rows.sort(key=lambda r: (r["created_at"], r["kind"], r["source_id"] or 0, r["sighting_id"]))
     return rows
 
 
-def _nudges(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]]:
+def _nudges(conn: Connection, device_id: str, now: float, settings: lifecycle.Settings) -> list[dict[str, Any]]:
     """A ``notify`` (and later a ``remind``) item for each ungoverned sighting of the device the ladder
     has brought to that rung, once per sighting, rung and spell ungoverned."""
-    settings = lifecycle.settings(conn)
     rows: list[dict[str, Any]] = []
     for rung in ("notify", "remind"):
         if not settings.reaches(rung):
@@ -141,10 +141,9 @@ def _nudges(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]
     return rows
 
 
-def _reviews(conn: Connection, device_id: str, now: float) -> list[dict[str, Any]]:
+def _reviews(conn: Connection, device_id: str, now: float, settings: lifecycle.Settings) -> list[dict[str, Any]]:
     """A ``review`` item for each approved registration of the device that came up for review (within the
     horizon: an upgraded collector does not ask about reviews long past), once per registration."""
-    settings = lifecycle.settings(conn)
     if settings.reattest_s <= 0:
         return []
     already = exists().where(X.c.device_id == device_id, X.c.kind == "review", X.c.source_id == R.c.id)
