@@ -73,13 +73,15 @@ def shared_tree() -> Iterator[Path]:
 def _run_as(user: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``python3 -m app.main`` (it sleeps) run as ``user`` in ``cwd`` with ``env``."""
     entry = pwd.getpwnam(user)
+    started = cwd / "app" / "started"
+    started.unlink(missing_ok=True)  # the processes share one project: each must touch it anew
     proc = subprocess.Popen(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
                              "env", "-i", *(f"{k}={v}" for k, v in env.items()), SYSTEM_PYTHON, "-m", "app.main"],
                             cwd=cwd, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # setpriv and env exec python; wait for python to import app.main
-        with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
-            if b"app.main" in fh.read() and os.path.exists(cwd / "app" / "started"):
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:  # env's argv names app.main too: python's first
+            if fh.read().split(b"\0")[0] == SYSTEM_PYTHON.encode() and started.exists():
                 return proc
         time.sleep(0.05)
     proc.kill()
