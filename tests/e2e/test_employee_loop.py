@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,10 +73,15 @@ def console(machine: Machine, qtbot: Any, tmp_path: Path) -> Iterator[Any]:
     stop_console(made)
 
 
-def found(m: Machine, user: str, name: str, *, provider: str | None = None) -> dict[str, Any]:
-    """The sighting at the collector once it holds it (with an endpoint of ``provider``, when given)."""
+def found(m: Machine, user: str, name: str, *, provider: str | None = None,
+          again: Callable[[], None] | None = None) -> dict[str, Any]:
+    """The sighting at the collector once it holds it (with an endpoint of ``provider``, when given).
+    ``again``, when given, is done before each look (an agent calls its provider more than once: a call
+    made before the daemon's capture was listening is not the only one it sees)."""
 
     def check() -> dict[str, Any] | None:
+        if again is not None:
+            again()
         row = m.collector_sighting(user, name)
         if row is None or provider is None:
             return row
@@ -109,8 +114,8 @@ def test_an_agent_is_found_registered_approved_drifts_and_is_accepted_back_into_
     m, app = machine, companion.companion
 
     # 1. An agent found: the stand-in Claude Code that nobody runs calls Anthropic; the daemon reports it.
-    m.call_provider("api.anthropic.com")
-    agent = found(m, EMPLOYEE, "Claude Code", provider="anthropic")
+    agent = found(m, EMPLOYEE, "Claude Code", provider="anthropic",
+                  again=lambda: m.call_provider("api.anthropic.com"))
     sighting_id, device_id = agent["id"], m.device_id()
     assert agent["running"] and not m.agent_at_collector(sighting_id)["governed"], "a new agent is not governed"
 
