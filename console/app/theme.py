@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle, QWidget
@@ -114,12 +115,16 @@ class _PaletteWatcher(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if watched is QApplication.instance() and event.type() == QEvent.Type.ApplicationPaletteChange:
+            restylable = []
             for widget in QApplication.allWidgets():
                 if widget.property(_TONE_PROPERTY):
                     _apply_tone(widget)
-                restyle = getattr(widget, "restyle", None)
-                if callable(restyle):  # widgets that put colours in rich text or a style sheet
-                    restyle()
+                if callable(getattr(widget, "restyle", None)):  # colours in rich text or a style sheet
+                    restylable.append(widget)
+            # after the tones: a restyle may rebuild what it shows and delete widgets of the list above
+            for widget in restylable:
+                if shiboken6.isValid(widget):
+                    widget.restyle()  # type: ignore[attr-defined]
         return False
 
 
@@ -145,7 +150,11 @@ def apply(theme: Theme = "system") -> None:
     if theme == "system":
         app.setPalette(QPalette())
         return
-    app.setStyle("Fusion")
+    style = app.style()
+    if style is None or style.name().lower() != "fusion":
+        # setStyle makes a new style and deletes the old one under every widget, even when both are Fusion:
+        # once is enough (a second time, a widget still polishing with the old one crashes)
+        app.setStyle("Fusion")
     app.setPalette(dark_palette() if theme == "dark" else light_palette())
 
 
