@@ -385,7 +385,9 @@ def _live(tmp: Path, base: Path, root: Path, socket_path: Any) -> Iterator[LiveM
     try:
         for _ in range(1200):  # enrolled, and its first report acknowledged (the collector knows the agents)
             done = run("status", "--json", "--data-dir", str(data))
-            if done.returncode == 0 and json.loads(done.stdout).get("acked_seq", 0) >= 1 and machine.socket.exists():
+            status = json.loads(done.stdout) if done.returncode == 0 else {}
+            # READY comes before the first full scan: wait for that scan too (last_scan_at), not only a report
+            if status.get("acked_seq", 0) >= 1 and status.get("last_scan_at") and machine.socket.exists():
                 break
             assert daemon.poll() is None, (tmp / "live-daemon.log").read_text()
             time.sleep(0.1)
