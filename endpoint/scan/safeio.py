@@ -31,6 +31,8 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLL
 
 #: asked where a file really lies before it is read: None, or the (code, detail) that refuses it
 Refuse = Callable[[str], "tuple[str, str] | None"]
+#: asked where the open file lies and what its ``fstat`` says (owner, group, mode) before a byte of it is read
+Vet = Callable[[str, os.stat_result], "tuple[str, str] | None"]
 
 
 class ReadRefused(EndpointError):
@@ -122,24 +124,25 @@ def read_bytes(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resol
 
 
 def read_text_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None,
-                    refuse: Refuse | None = None) -> tuple[str, int]:
+                    refuse: Refuse | None = None, vet: Vet | None = None) -> tuple[str, int]:
     """``read_text``, and the uid that owns the file that was read (from the open file itself, so that a
     file swapped between a check and the read cannot be credited to someone else). ``refuse`` is asked
     where the open file really lies (as the kernel names it, on Linux): a (code, detail) it returns
-    refuses the read, so that no link swapped in after a check can take it elsewhere."""
-    data, uid = _read(path, boundary, limit, resolver, refuse)
+    refuses the read, so that no link swapped in after a check can take it elsewhere. ``vet`` is asked
+    the same with the open file's ``fstat`` (whose file it is, its mode), before anything is read."""
+    data, uid = _read(path, boundary, limit, resolver, refuse, vet)
     return decode_text(data), uid
 
 
 def read_bytes_owned(path: str, *, boundary: str, limit: int = MAX_CONFIG_BYTES, resolver: Resolver | None = None,
-                     refuse: Refuse | None = None) -> tuple[bytes, int]:
+                     refuse: Refuse | None = None, vet: Vet | None = None) -> tuple[bytes, int]:
     """``read_bytes``, and the uid that owns the file that was read (from the open file, as in
     ``read_text_owned``): for a binary file (a SQLite store) read once and then used from memory."""
-    return _read(path, boundary, limit, resolver, refuse)
+    return _read(path, boundary, limit, resolver, refuse, vet)
 
 
 def _read(path: str, boundary: str, limit: int, resolver: Resolver | None,
-          refuse: Refuse | None = None) -> tuple[bytes, int]:
+          refuse: Refuse | None = None, vet: Vet | None = None) -> tuple[bytes, int]:
     real, pre = _resolve(path, boundary, resolver)
     if pre is None:
         try:
@@ -165,7 +168,10 @@ def _read(path: str, boundary: str, limit: int, resolver: Resolver | None,
             raise ReadRefused("too_large", f"{st.st_size} bytes, over the {limit}-byte cap")
         if resolver is not None and not _opened_within(fd, resolver.boundary(boundary)):
             raise ReadRefused("symlink_escape", f"links outside {boundary}; not followed")
-        refused = refuse(_opened_path(fd) or real) if refuse is not None else None
+        opened = (_opened_path(fd) or real) if refuse is not None or vet is not None else real
+        refused = refuse(opened) if refuse is not None else None
+        if refused is None and vet is not None:
+            refused = vet(opened, st)
         if refused is not None:
             raise ReadRefused(*refused)
         data = read_capped(fd, limit)

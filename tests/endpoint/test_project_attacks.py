@@ -119,9 +119,20 @@ def roots_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     proc.wait()
 
 
+@pytest.fixture
+def searchable_tmp() -> Iterator[Path]:
+    """A folder every user may search: pytest's tmp folders are root's only, which nobody's process could not
+    be in (the scan refuses what lies there for it: ``not_readable_by_user``)."""
+    folder = Path(tempfile.mkdtemp(prefix="ar-attack-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.parametrize(("uid", "way"), [("nobody", "PYTHONPATH"), ("root", "PYTHONPATH"), ("nobody", ".pth")])
-def test_a_path_through_proc_reads_nothing(roots_process: tuple[int, Path], tmp_path: Path, uid: str,
+def test_a_path_through_proc_reads_nothing(roots_process: tuple[int, Path], searchable_tmp: Path, uid: str,
                                            way: str) -> None:
+    tmp_path = searchable_tmp
     # /proc/PID/cwd is a link the kernel makes to another process's folder: through it, anyone's process could
     # name root's (or another user's) working folder as its own, on its PYTHONPATH or in a .pth file of its venv
     pid, _ = roots_process

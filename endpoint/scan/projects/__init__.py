@@ -16,7 +16,9 @@ container) through ``/proc/PID/root``, every symlink resolved inside that root (
 Every read is ``endpoint.scan.safeio``'s (regular files only, no symlink out of the folder the file
 belongs to, a size cap per file), only of files the process's owner or root owns (and of a virtualenv or
 site-packages folder only its owner's or root's; never a file under /proc or /sys, nor one in root's home
-for another user's process: ``Reads._off_limits``), and bounded in files,
+for another user's process: ``Reads._off_limits``), of root's files for another user's process only those
+that user could read itself (``Reads._vet``, ``Reads.unlisted``: mode bits and the folders on the way, as
+the kernel would judge that process's uid and groups), and bounded in files,
 bytes and time per process and per scan (``Budget``): a hostile project costs bounded time and yields
 at most one error entry. The result is a ``Project`` record (``endpoint.scan.evidence``): names, paths
 and versions only, never a file's contents.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
@@ -59,6 +62,11 @@ MAX_ERRORS = 8
 
 #: where no project's file lies, whoever's process names it (see ``Reads._off_limits``)
 PSEUDO_FILESYSTEMS = ("/proc", "/sys")
+#: the error of a file (or folder) of root's that the process's own user could not read: not read for it
+NOT_READABLE = "not_readable_by_user"
+#: a process's view of the filesystem for permissions: (folder, uid, its groups) -> the first folder at or
+#: above it that uid may not search ("" when none): one scan asks each folder once per user and groups
+FolderVerdicts = dict[tuple[str, int, frozenset[int]], str]
 
 
 def _root_home() -> str:
@@ -129,6 +137,49 @@ def interesting_module(module: str, modules: frozenset[str]) -> bool:
     return any(".".join(parts[:n]) in modules for n in range(len(parts), 0, -1))
 
 
+def process_groups(pid: int, uid: int) -> frozenset[int] | None:
+    """The gids process ``pid`` acts with: the four of its ``Gid:`` line (real, effective, saved, filesystem:
+    it may take any of them up again) and its supplementary ``Groups:``, from /proc/PID/status; None when
+    that is no live process whose real uid is ``uid`` (gone, its pid taken by another, a record of none)."""
+    try:
+        with open(f"{PROC}/{pid}/status", "rb") as fh:  # the kernel's file: a pid is a number, no user's path
+            data = fh.read(64 << 10)
+    except OSError:
+        return None
+    fields: dict[bytes, list[bytes]] = {}
+    for line in data.splitlines():
+        key, colon, value = line.partition(b":")
+        if colon and key in (b"Uid", b"Gid", b"Groups"):
+            fields[key] = value.split()
+    try:
+        if int(fields[b"Uid"][0]) != uid:
+            return None
+        return frozenset(int(gid) for gid in (*fields[b"Gid"], *fields.get(b"Groups", [])))
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def account_groups(uid: int) -> frozenset[int]:
+    """The groups of ``uid``'s account (its primary group and those the group database lists it in): what a
+    new login of that user acts with; none for a uid with no account (then only others' bits let it read)."""
+    try:
+        import pwd
+
+        entry = pwd.getpwuid(uid)
+        return frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    except (ImportError, KeyError, OSError):
+        return frozenset()
+
+
+def grants(st: os.stat_result, uid: int, groups: frozenset[int], bits: int) -> bool:
+    """Whether the mode of ``st`` grants ``bits`` (others' r=4, x=1, or both) to ``uid`` acting with ``groups``:
+    from the owner's, the group's or others' bits, whichever class the kernel puts that user in (only that
+    one: a group denied what others may do is denied it). POSIX ACLs are not asked: a file only an ACL
+    opens to the user counts as closed to it, the safe way to be wrong."""
+    shift = 6 if st.st_uid == uid else 3 if st.st_gid in groups else 0
+    return (st.st_mode >> shift) & bits == bits
+
+
 class Budget:
     """What one scan may still read from projects: files and bytes (one per scan, shared by processes)."""
 
@@ -146,10 +197,15 @@ class Reads:
 
     def __init__(self, scan: Budget, uid: int | None, *, files: int = PROCESS_FILES, bytes_: int = PROCESS_BYTES,
                  seconds: float = PROCESS_SECONDS, resolver: safeio.Resolver | None = None,
-                 in_root: InRoot | None = None) -> None:
+                 in_root: InRoot | None = None, pid: int | None = None, folders: FolderVerdicts | None = None,
+                 top: str = "") -> None:
         self.scan = scan
         self.in_root = in_root  # a container's root: its files are opened through it, links resolved inside
         self.uid = uid
+        self.pid = pid  # whose groups (/proc/PID/status) say which of root's files its user could read
+        self.folders: FolderVerdicts = {} if folders is None else folders  # the reader's, shared by the scan
+        self.top = top  # a chrooted process's root: the folders above it are not on its way to any file
+        self._groups: frozenset[int] | None = None
         self.files = files
         self.bytes = bytes_
         self.deadline = time.monotonic() + seconds
@@ -192,7 +248,7 @@ class Reads:
             else:
                 self._check_place(os.path.normpath(path))
                 text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver,
-                                                     refuse=self._off_limits)
+                                                     refuse=self._off_limits, vet=self._vet)
         except safeio.ReadRefused as exc:
             if exc.code != "not_found":
                 self.error(path, exc.code, exc.detail)
@@ -245,7 +301,7 @@ class Reads:
         if self.in_root is None:
             self._check_place(os.path.normpath(path))
             return safeio.read_bytes_owned(path, boundary=boundary, limit=limit, resolver=self.resolver,
-                                           refuse=self._off_limits)
+                                           refuse=self._off_limits, vet=self._vet)
         fd, st = self.in_root.open_file(path, boundary=boundary, limit=limit)
         try:
             data = read_capped(fd, limit)
@@ -269,6 +325,91 @@ class Reads:
             return "root_only", (f"in root's home {ROOT_HOME}, which a process of uid {self.uid} cannot read; "
                                  "not read for it")
         return None
+
+    def _judged(self) -> bool:
+        """Whether what this process's user could read must be asked: not for root's process nor one of no
+        known user, not where mode bits say nothing (Windows), not in a container (read through its root)."""
+        return self.uid not in (None, 0) and os.name == "posix" and self.in_root is None
+
+    def groups(self) -> frozenset[int]:
+        """The groups this process acts with (``process_groups``), else those of its user's account."""
+        if self._groups is None:
+            uid = self.uid if self.uid is not None else 0
+            found = process_groups(self.pid, uid) if self.pid is not None else None
+            self._groups = found if found is not None else account_groups(uid)
+        return self._groups
+
+    def _vet(self, opened: str, st: os.stat_result) -> tuple[str, str] | None:
+        """Why a file of root's, open at ``opened`` with ``st`` its fstat, is not to be read for this
+        process: its user could not read it (mode, or a folder on the way it may not search); None when it
+        could, or the file is the user's own (another user's is refused as ``not_owner`` once read). Asked
+        of the open file, so that no file swapped in after a check is judged by another's mode."""
+        uid = self.uid
+        if uid is None or not self._judged() or st.st_uid != 0:
+            return None
+        groups = self.groups()
+        if not grants(st, uid, groups, 4):
+            return NOT_READABLE, (f"mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}, group gid "
+                                  f"{st.st_gid}: the process's user (uid {uid}) could not read it; not read for it")
+        closed = self.closed_folder(os.path.dirname(opened))
+        if closed:
+            return NOT_READABLE, (f"below {closed}, which the process's user (uid {uid}) may not search; "
+                                  "not read for it")
+        return None
+
+    def closed_folder(self, folder: str) -> str:
+        """The first folder from / (or a chrooted process's root) down to ``folder``, a resolved path, that this
+        process's user may not search (lstat: a link there now is no folder it may pass); "" when none is.
+        Each folder's verdict is kept in ``folders`` for the scan, per user and groups."""
+        uid = self.uid if self.uid is not None else 0
+        groups = self.groups()
+        below: list[str] = []
+        closed = self.folders.get((folder, uid, groups))
+        while closed is None:  # climb to a folder already judged (or the top), then judge the way down
+            parent = os.path.dirname(folder)
+            below.append(folder)
+            if parent == folder or folder == self.top:
+                closed = ""
+                break
+            folder = parent
+            closed = self.folders.get((folder, uid, groups))
+        for path in reversed(below):
+            if not closed and path != self.top:
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    closed = path
+                else:
+                    if not stat.S_ISDIR(st.st_mode) or (st.st_uid != uid and not grants(st, uid, groups, 1)):
+                        closed = path
+            self.folders[(path, uid, groups)] = closed
+        return closed
+
+    def unlisted(self, folder: str) -> bool:
+        """Whether ``folder`` is root's and its process's user could not list it itself (no read on it, or a
+        folder on the way it may not search): then one error says so, and none of its names are used."""
+        if not self._judged():
+            return False
+        real = os.path.realpath(folder)
+        try:
+            st = os.lstat(real)
+        except OSError:
+            return False  # not there: nothing is listed anyway
+        if st.st_uid != 0 or not stat.S_ISDIR(st.st_mode):
+            return False  # the user's own (or another's: ``foreign`` says so) or no folder: listing finds nothing
+        uid = self.uid if self.uid is not None else 0
+        if not grants(st, uid, self.groups(), 5):
+            closed = real
+        else:
+            closed = self.closed_folder(os.path.dirname(real))
+        if closed == real:
+            self.error(folder, NOT_READABLE, f"mode {stat.S_IMODE(st.st_mode):04o}, owner uid 0, group gid "
+                                             f"{st.st_gid}: the process's user (uid {uid}) could not list it; "
+                                             "its names are not used for it")
+        elif closed:
+            self.error(folder, NOT_READABLE, f"below {closed}, which the process's user (uid {uid}) may not "
+                                             "search; its names are not used for it")
+        return bool(closed)
 
     def _check_place(self, path: str) -> None:
         refused = self._off_limits(path)
@@ -312,6 +453,8 @@ class Reads:
                 self.error(folder, "too_many_entries", f"over {DIR_ENTRIES} entries; the rest not listed")
             return names
         names = []
+        if self.unlisted(folder):
+            return names
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
@@ -386,6 +529,7 @@ class ProjectReader:
         # whatever is found through them is read and owner-checked per process
         self.listings: dict[str, list[str]] = {}
         self.containers: dict[tuple[str, str, int | None], Container] = {}  # each container's metadata, read once
+        self.folders: FolderVerdicts = {}  # which folders a user (with its groups) may search: see ``Reads``
 
     def read(self, record: ProcessRecord) -> Project | None:
         """The project ``record`` runs, or None when it runs no Python or Node project we can name."""
@@ -405,7 +549,8 @@ class ProjectReader:
             inside = walled.prefix
         if inside:
             record, cwd = in_root(record, inside), cwd if safeio.is_within(cwd, inside) else inside + cwd
-        reads = Reads(self.budget, record.uid, resolver=self.resolver, in_root=walled)
+        reads = Reads(self.budget, record.uid, resolver=self.resolver, in_root=walled, pid=record.pid,
+                      folders=self.folders, top=inside if walled is None else "")
         from endpoint.scan.projects import flows, n8n
 
         platform = ("n8n" if kind == "node" and n8n.runs_n8n(record) else

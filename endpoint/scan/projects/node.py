@@ -158,7 +158,7 @@ def _reachable(root: str, wanted: frozenset[str], reader: ProjectReader, reads: 
     folder = root
     for _ in range(8):
         modules = os.path.join(folder, "node_modules")
-        names = reader.listings.get(modules)
+        names = reader.listings.get(modules) if not reads.unlisted(modules) else []  # not another process's listing
         if names is None:
             names = reader.listings[modules] = reads.listing(modules) if reads.isdir(modules) else []
         for name in names:

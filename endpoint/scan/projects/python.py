@@ -263,7 +263,7 @@ def site_dirs(record: ProcessRecord, command: Command, reads: Reads,
     found: list[str] = []
     for prefix in prefixes[:4]:
         lib = os.path.join(prefix, "lib")
-        listed = reader.listings.get(lib)
+        listed = reader.listings.get(lib) if not reads.unlisted(lib) else []  # not another process's listing
         if listed is None:
             listed = reader.listings[lib] = sorted(reads.listing(lib))
         for name in listed:
