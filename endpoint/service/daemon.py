@@ -51,7 +51,7 @@ from endpoint.service.trackers.processes import MatchCache, ProcessTracker
 
 if TYPE_CHECKING:
     from endpoint.service.instance_lock import InstanceLock
-    from endpoint.service.localsock import LocalServer
+    from endpoint.service.localsock import Server
     from endpoint.service.managed import SettingsSource
     from endpoint.service.reporter import Reporter
     from endpoint.service.settings import Settings
@@ -152,7 +152,7 @@ class Daemon:
         self.shed_level = 0
         self.shed_reason = ""
         self.cpu_percent_window: float | None = None
-        self.local_socket: LocalServer | None = None
+        self.local_socket: Server | None = None
 
     @property
     def settings_problems(self) -> list[SettingsProblem]:
@@ -658,19 +658,19 @@ class Daemon:
             due["status"] = now + STATUS_EVERY_S
 
     def start_local_socket(self) -> None:
-        """The socket where users list and register their own agents (``endpoint/service/localsock.py``); without
-        it (Windows, a bad path) ``agentroster register`` needs root, and the daemon runs on."""
-        if PLATFORM == "windows":
-            return
-        from endpoint.service.localsock import LocalServer, LocalSocketError, socket_path
+        """The socket where users list and register their own agents (``endpoint/service/localsock.py``; a
+        named pipe on Windows); without it (a bad path, a name another process holds) ``agentroster
+        register`` needs root, and the daemon runs on."""
+        from endpoint.service.localsock import LocalSocketError, serve, socket_path
         from endpoint.service.registration.socket_handler import Handler
 
         path = socket_path(self.settings.data_dir)
         try:
-            server = LocalServer(path, Handler(self.settings.data_dir, ca_bundle=self.settings.ca_bundle))
+            server = serve(path, Handler(self.settings.data_dir, ca_bundle=self.settings.ca_bundle))
             server.start()
         except (LocalSocketError, NotImplementedError, OSError) as exc:
-            log.warning("local socket: %s; `agentroster register` needs sudo", exc)
+            log.warning("local socket: %s; `agentroster register` needs %s", exc,
+                        "an administrator" if PLATFORM == "windows" else "sudo")
             return
         self.local_socket = server
         log.info("local socket: %s", path)

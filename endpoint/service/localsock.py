@@ -14,7 +14,13 @@ object per line: ``{"ok": true, ...}`` or ``{"ok": false, "code": ..., "error": 
 
 Root may add ``"as_user": NAME`` to act for that user only (``sudo agentroster register``); from any
 other uid it is refused. The peer's uid comes from SO_PEERCRED on Linux and LOCAL_PEERCRED on macOS
-(``_peer_common`` picks ``_peer_linux`` or ``_peer_macos``); Windows has no socket.
+(``_peer_common`` picks ``_peer_linux`` or ``_peer_macos``).
+
+Windows has no Unix-domain socket in CPython: there the same protocol runs over a named pipe
+(``_pipe_windows``), whose peer is the client's token (SID, account name, elevated or not). Both
+transports share what happens once a client is connected: ``Admission`` (how many clients at once, and per
+user) and ``serve_connection`` (the request loop over a ``Connection``). ``serve`` and ``call`` pick the
+transport of this OS.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ import os
 import selectors
 import socket
 import stat
+import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,6 +78,10 @@ def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -
 
     plat = normalize_platform(platform)
     data = Path(data_dir)
+    if plat == "windows":
+        from endpoint.service._pipe_windows import pipe_name
+
+        return Path(pipe_name(str(data_dir), default=str(data_dir) == str(default_data_dir(plat))))
     if plat in RUN_DIRS and data == default_data_dir(plat):
         return RUN_DIRS[plat] / SOCKET_NAME
     return data.with_name(data.name + ".run") / SOCKET_NAME
@@ -83,13 +95,203 @@ def encode(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
-# -- the server ----------------------------------------------------------------------------------------------
+# -- what both transports share once a client is connected ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end, as the OS tells it (never as the client says): ``key`` counts connections
+    (a uid, or a Windows SID), ``superuser`` may list every user's agents and act for one (root; on Windows
+    SYSTEM or an elevated administrator), ``name`` is the account where the transport knows it."""
+
+    key: int | str
+    superuser: bool
+    name: str | None = None
 
 
 class RequestHandler(Protocol):
     """Answers one request line of one peer (``registration.socket_handler.Handler``)."""
 
-    def answer(self, line: bytes, uid: int) -> dict[str, Any]: ...
+    def answer(self, line: bytes, peer: Peer) -> dict[str, Any]: ...
+
+
+class Connection(Protocol):
+    """One connected client, whatever carries it (a Unix socket, a named pipe instance)."""
+
+    def recv(self, size: int, timeout: float) -> bytes:
+        """At most ``size`` bytes, b"" at the end; ``TimeoutError`` when nothing came within ``timeout``."""
+        ...
+
+    def send(self, data: bytes, timeout: float) -> None:
+        """All of ``data``; ``OSError`` (``TimeoutError``) when the client does not take it in time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Admission:
+    """How many clients are served at once (``max_clients``) and, of those, how many from one user other
+    than the superuser (``max_per_user``): one user cannot starve the others."""
+
+    def __init__(self, max_clients: int, max_per_user: int) -> None:
+        self.max_clients = max_clients
+        self.max_per_user = max_per_user
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self._per_key: dict[int | str, int] = {}
+        self._lock = threading.Lock()
+        self.refused_busy = 0
+
+    def slot(self) -> str:
+        """Take one of the ``max_clients`` slots: "" when taken, else why not (answered as "busy")."""
+        if self._slots.acquire(blocking=False):
+            return ""
+        with self._lock:
+            self.refused_busy += 1
+        return f"the daemon is serving {self.max_clients} clients"
+
+    def release_slot(self) -> None:
+        self._slots.release()
+
+    def user(self, peer: Peer) -> str:
+        """Count one more connection of ``peer``'s user: "" when within the limit, else why not."""
+        with self._lock:
+            mine = self._per_key.get(peer.key, 0)
+            if not peer.superuser and mine >= self.max_per_user:
+                self.refused_busy += 1
+                return f"{_who(peer)} already has {mine} connections open"
+            self._per_key[peer.key] = mine + 1
+            return ""
+
+    def release_user(self, peer: Peer) -> None:
+        with self._lock:
+            left = self._per_key.get(peer.key, 1) - 1
+            if left > 0:
+                self._per_key[peer.key] = left
+            else:
+                self._per_key.pop(peer.key, None)
+
+
+def _who(peer: Peer) -> str:
+    return f"uid {peer.key}" if isinstance(peer.key, int) else "this user"
+
+
+def serve_connection(conn: Connection, peer: Peer | Callable[[], Peer], handler: RequestHandler, *,
+                     read_timeout_s: float, write_timeout_s: float, admission: Admission | None = None,
+                     on_answer: Callable[[], None] | None = None) -> None:
+    """Answer up to ``MAX_REQUESTS_PER_CONNECTION`` request lines of one client, then return (the caller
+    closes ``conn``). ``peer`` is who the client is, or how to find out once its first line is read (a
+    named pipe tells its client's token only after a read); with ``admission`` that user is counted
+    against its per-user limit from then on. A bug in one request is answered, logged and survived."""
+    counted: Peer | None = None
+    try:
+        buffer = bytearray()
+        for _ in range(MAX_REQUESTS_PER_CONNECTION):
+            line = _read_line(conn, buffer, read_timeout_s, write_timeout_s)
+            if line is None:
+                return
+            if not isinstance(peer, Peer):
+                try:
+                    peer = peer()
+                except OSError as exc:
+                    _send(conn, error("unsupported", f"the daemon cannot tell who you are: {exc}"), write_timeout_s)
+                    return
+            if admission is not None and counted is None:
+                busy = admission.user(peer)
+                if busy:
+                    _send(conn, error("busy", busy + "; try again"), write_timeout_s)
+                    return
+                counted = peer
+            try:
+                answer = handler.answer(line, peer)
+            except Exception:  # a bug in one request must not take the daemon (or this thread) down
+                log.exception("local socket: request failed")
+                answer = error("internal", "the daemon could not answer this request (see its log)")
+            if on_answer is not None:
+                on_answer()
+            _send(conn, answer, write_timeout_s)
+    except OSError:  # the client went away, or would not take its answer in time
+        pass
+    finally:
+        if admission is not None and counted is not None:
+            admission.release_user(counted)
+
+
+def _read_line(conn: Connection, buffer: bytearray, read_timeout_s: float, write_timeout_s: float) -> bytes | None:
+    """The next request line, or None at the end; a line too long or too slow is answered and ends."""
+    deadline = time.monotonic() + read_timeout_s
+    while True:
+        end = buffer.find(b"\n")
+        if end >= 0:
+            if end + 1 > MAX_REQUEST_BYTES:
+                break
+            line = bytes(buffer[:end])
+            del buffer[:end + 1]
+            return line
+        if len(buffer) >= MAX_REQUEST_BYTES:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _send(conn, error("timeout", f"no whole request line within {read_timeout_s:g} s"), write_timeout_s)
+            return None
+        try:
+            chunk = conn.recv(MAX_REQUEST_BYTES, left)
+        except TimeoutError:
+            continue
+        if not chunk:
+            if buffer.strip():
+                _send(conn, error("bad_request", "a request must end with a newline"), write_timeout_s)
+            return None
+        buffer += chunk
+    _send(conn, error("too_large", f"a request line is at most {MAX_REQUEST_BYTES} bytes"), write_timeout_s)
+    return None
+
+
+def _send(conn: Connection, doc: Mapping[str, Any], timeout: float) -> None:
+    try:
+        conn.send(encode(doc), timeout)
+    except OSError:
+        pass
+
+
+class Server(Protocol):
+    """What the daemon holds of its local server, whichever the transport."""
+
+    served: int
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 1.0) -> None: ...
+
+
+def serve(path: str | os.PathLike[str], handler: RequestHandler) -> Server:
+    """The local server of this OS (not started): a Unix socket at ``path``, or on Windows the named pipe
+    of that name."""
+    if sys.platform == "win32":
+        from endpoint.service._pipe_windows import PipeServer
+
+        return PipeServer(str(path), handler)
+    return LocalServer(path, handler)
+
+
+# -- the Unix-domain socket (Linux, macOS) ---------------------------------------------------------------------
+
+
+class _SocketConnection:
+    """A connected Unix socket as a ``Connection``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def recv(self, size: int, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        return self.sock.recv(size)
+
+    def send(self, data: bytes, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class LocalServer:
@@ -101,21 +303,21 @@ class LocalServer:
                  write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
         self.path = Path(path)
         self.handler = handler
-        self.max_clients = max_clients
-        self.max_clients_per_user = max_clients_per_user
         self.read_timeout_s = read_timeout_s
         self.write_timeout_s = write_timeout_s
-        self._slots = threading.BoundedSemaphore(max_clients)
+        self.admission = Admission(max_clients, max_clients_per_user)
         self._peer_uid = peer_uid_function()
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = -1, -1
         self._thread: threading.Thread | None = None
         self._inode: tuple[int, int] | None = None
         self._clients: set[socket.socket] = set()
-        self._per_uid: dict[int, int] = {}
         self._lock = threading.Lock()
         self.served = 0
-        self.refused_busy = 0
+
+    @property
+    def refused_busy(self) -> int:
+        return self.admission.refused_busy
 
     # -- start / stop ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -192,25 +394,22 @@ class LocalServer:
         except (OSError, NotImplementedError) as exc:
             self._refuse(conn, error("unsupported", str(exc)))
             return
-        with self._lock:
-            mine = self._per_uid.get(uid, 0)
-            if uid != 0 and mine >= self.max_clients_per_user:
-                busy = f"uid {uid} already has {mine} connections open"
-            elif not self._slots.acquire(blocking=False):
-                busy = f"the daemon is serving {self.max_clients} clients"
-            else:
-                busy = ""
-                self._per_uid[uid] = mine + 1
-                self._clients.add(conn)
+        peer = Peer(uid, superuser=uid == 0)
+        busy = self.admission.user(peer)
+        if not busy:
+            busy = self.admission.slot()
+            if busy:
+                self.admission.release_user(peer)
         if busy:
-            self.refused_busy += 1
             self._refuse(conn, error("busy", busy + "; try again"))
             return
+        with self._lock:
+            self._clients.add(conn)
         try:
-            threading.Thread(target=self._serve, args=(conn, uid), name="agentroster-localsock-client",
+            threading.Thread(target=self._serve, args=(conn, peer), name="agentroster-localsock-client",
                              daemon=True).start()
         except RuntimeError:  # no thread to be had: drop this client, keep accepting
-            self._forget(conn, uid)
+            self._forget(conn, peer)
 
     @staticmethod
     def _refuse(conn: socket.socket, doc: Mapping[str, Any]) -> None:
@@ -221,73 +420,23 @@ class LocalServer:
             pass
         conn.close()
 
-    def _forget(self, conn: socket.socket, uid: int) -> None:
+    def _forget(self, conn: socket.socket, peer: Peer) -> None:
         with self._lock:
             self._clients.discard(conn)
-            left = self._per_uid.get(uid, 1) - 1
-            if left > 0:
-                self._per_uid[uid] = left
-            else:
-                self._per_uid.pop(uid, None)
-            self._slots.release()
+        self.admission.release_user(peer)
+        self.admission.release_slot()
         conn.close()
 
-    def _serve(self, conn: socket.socket, uid: int) -> None:
+    def _count(self) -> None:
+        self.served += 1
+
+    def _serve(self, conn: socket.socket, peer: Peer) -> None:
         conn.setblocking(True)
         try:
-            buffer = bytearray()
-            for _ in range(MAX_REQUESTS_PER_CONNECTION):
-                line = self._read_line(conn, buffer)
-                if line is None:
-                    return
-                try:
-                    answer = self.handler.answer(bytes(line), uid)
-                except Exception:  # a bug in one request must not take the daemon (or this thread) down
-                    log.exception("local socket: request failed")
-                    answer = error("internal", "the daemon could not answer this request (see its log)")
-                self.served += 1
-                self._send(conn, answer)
-        except OSError:  # the client went away, or would not take its answer in time
-            pass
+            serve_connection(_SocketConnection(conn), peer, self.handler, read_timeout_s=self.read_timeout_s,
+                             write_timeout_s=self.write_timeout_s, on_answer=self._count)
         finally:
-            self._forget(conn, uid)
-
-    def _read_line(self, conn: socket.socket, buffer: bytearray) -> bytes | None:
-        """The next request line, or None at the end; a line too long or too slow is answered and ends."""
-        deadline = time.monotonic() + self.read_timeout_s
-        while True:
-            end = buffer.find(b"\n")
-            if end >= 0:
-                if end + 1 > MAX_REQUEST_BYTES:
-                    break
-                line = bytes(buffer[:end])
-                del buffer[:end + 1]
-                return line
-            if len(buffer) >= MAX_REQUEST_BYTES:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._send(conn, error("timeout", f"no whole request line within {self.read_timeout_s:g} s"))
-                return None
-            conn.settimeout(left)
-            try:
-                chunk = conn.recv(MAX_REQUEST_BYTES)
-            except TimeoutError:
-                continue
-            if not chunk:
-                if buffer.strip():
-                    self._send(conn, error("bad_request", "a request must end with a newline"))
-                return None
-            buffer += chunk
-        self._send(conn, error("too_large", f"a request line is at most {MAX_REQUEST_BYTES} bytes"))
-        return None
-
-    def _send(self, conn: socket.socket, doc: Mapping[str, Any]) -> None:
-        conn.settimeout(self.write_timeout_s)
-        try:
-            conn.sendall(encode(doc))
-        except OSError:
-            pass
+            self._forget(conn, peer)
 
 
 def prepare_dir(directory: Path) -> None:
@@ -348,6 +497,10 @@ def trusted(path: Path) -> None:
 def call(path: str | os.PathLike[str], request: Mapping[str, Any], *,
          timeout_s: float = CLIENT_TIMEOUT_S) -> dict[str, Any]:
     """Send one request and return the daemon's answer; ``DaemonNotListening`` when nobody is there."""
+    if sys.platform == "win32":
+        from endpoint.service._pipe_windows import call_pipe
+
+        return read_answer(call_pipe(str(path), encode(request), timeout_s=timeout_s))
     if not hasattr(socket, "AF_UNIX"):
         raise DaemonNotListening("no local socket on this OS")
     trusted(Path(path))
@@ -369,7 +522,14 @@ def call(path: str | os.PathLike[str], request: Mapping[str, Any], *,
                 raise OSError(f"the daemon's answer is larger than {MAX_ANSWER_BYTES} bytes")
     finally:
         conn.close()
-    line = bytes(data).partition(b"\n")[0]
+    return read_answer(bytes(data))
+
+
+def read_answer(data: bytes) -> dict[str, Any]:
+    """The daemon's answer in what it sent (its first line); ``OSError`` when it is not one."""
+    line = data.partition(b"\n")[0]
+    if not line.strip():
+        raise OSError("the daemon closed the connection without an answer (see its log)")
     try:
         answer = json.loads(line)
     except ValueError:

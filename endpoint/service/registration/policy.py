@@ -50,9 +50,19 @@ def registrant_of(*, euid: int | None, login: str | None, env: Mapping[str, str]
 
 
 def same_user(a: str | None, b: str | None, *, fold_case: bool = False) -> bool:
+    """Whether two user names are one user. With ``fold_case`` (macOS and Windows) case does not count, and
+    a name with a domain matches a bare one by its account part: Windows names a process's user
+    ``DOMAIN\\name`` and a home folder's user ``name``."""
     if not a or not b:
         return False
-    return a.casefold() == b.casefold() if fold_case else a == b
+    if not fold_case:
+        return a == b
+    a, b = a.casefold(), b.casefold()
+    if a == b:
+        return True
+    if ("\\" in a) != ("\\" in b):
+        return a.rpartition("\\")[2] == b.rpartition("\\")[2]
+    return False
 
 
 

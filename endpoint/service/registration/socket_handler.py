@@ -1,8 +1,10 @@
 """The daemon's answers on its local socket (``endpoint/service/localsock.py`` carries them): list a
 user's own sightings, show one, register one with the collector.
 
-Each request comes with the peer's uid as the kernel told the socket; it decides who the registrant is
-(root may act for one user with ``as_user``), and reads the daemon's state afresh, read-only.
+Each request comes with its peer as the OS told the transport (a uid on Linux and macOS; a SID, its account
+and whether it is elevated on Windows); it decides who the registrant is (root, or on Windows SYSTEM or an
+elevated administrator, may act for one user with ``as_user``), and reads the daemon's state afresh,
+read-only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from endpoint.service.localsock import error
+from endpoint.service.localsock import Peer, error
 from endpoint.service.registration.collector import fetch_statuses, send
 from endpoint.service.registration.errors import InvalidRegistration, NotYours, RegisterError, UnknownSighting
 from endpoint.service.registration.ledger import DeviceState
@@ -71,7 +73,7 @@ class Handler:
     def __post_init__(self) -> None:
         self._ledger_lock = threading.Lock()
 
-    def answer(self, line: bytes, uid: int) -> dict[str, Any]:
+    def answer(self, line: bytes, peer: Peer) -> dict[str, Any]:
         from endpoint.service.reporter import ReporterError
 
         try:
@@ -81,7 +83,7 @@ class Handler:
         if not isinstance(request, dict) or not isinstance(request.get("op"), str):
             return error("bad_request", 'a request is a JSON object with an "op"')
         try:
-            who = self.registrant(uid, request.pop("as_user", None))
+            who = self.registrant(peer, request.pop("as_user", None))
             op = request.pop("op")
             if op == "list":
                 return self.list(who, request)
@@ -98,10 +100,11 @@ class Handler:
         except ReporterError as exc:
             return error("unreachable", str(exc))
 
-    def registrant(self, uid: int, as_user: Any) -> Any:
+    def registrant(self, peer: Peer, as_user: Any) -> Any:
         if as_user is None:
-            return Registrant(self.names(uid), any_user=uid == 0)
-        if uid != 0:
+            name = peer.name if peer.name is not None or not isinstance(peer.key, int) else self.names(peer.key)
+            return Registrant(name, any_user=peer.superuser)
+        if not peer.superuser:
             raise NotYours("as_user: only root may act for another user")
         if not isinstance(as_user, str) or not as_user.strip() or len(as_user) > 256:
             raise InvalidRegistration("as_user: a user name")
