@@ -64,9 +64,9 @@ MAX_ERRORS = 8
 PSEUDO_FILESYSTEMS = ("/proc", "/sys")
 #: the error of a file (or folder) of root's that the process's own user could not read: not read for it
 NOT_READABLE = "not_readable_by_user"
-#: a process's view of the filesystem for permissions: (folder, uid, its groups) -> the first folder at or
-#: above it that uid may not search ("" when none): one scan asks each folder once per user and groups
-FolderVerdicts = dict[tuple[str, int, frozenset[int]], str]
+#: folder -> its owner uid, group and mode (``lstat``), None when it is no folder (missing, a link): what
+#: whose process may search it is judged from, each folder asked of the kernel once per scan
+FolderStats = dict[str, "tuple[int, int, int] | None"]
 
 
 def _root_home() -> str:
@@ -159,6 +159,14 @@ def process_groups(pid: int, uid: int) -> frozenset[int] | None:
         return None
 
 
+def _opened_folder(fd: int) -> str:
+    """Where the folder open as ``fd`` lies, as the kernel names it (Linux); "" when it cannot tell."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
 def account_groups(uid: int) -> frozenset[int]:
     """The groups of ``uid``'s account (its primary group and those the group database lists it in): what a
     new login of that user acts with; none for a uid with no account (then only others' bits let it read)."""
@@ -169,15 +177,6 @@ def account_groups(uid: int) -> frozenset[int]:
         return frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
     except (ImportError, KeyError, OSError):
         return frozenset()
-
-
-def grants(st: os.stat_result, uid: int, groups: frozenset[int], bits: int) -> bool:
-    """Whether the mode of ``st`` grants ``bits`` (others' r=4, x=1, or both) to ``uid`` acting with ``groups``:
-    from the owner's, the group's or others' bits, whichever class the kernel puts that user in (only that
-    one: a group denied what others may do is denied it). POSIX ACLs are not asked: a file only an ACL
-    opens to the user counts as closed to it, the safe way to be wrong."""
-    shift = 6 if st.st_uid == uid else 3 if st.st_gid in groups else 0
-    return (st.st_mode >> shift) & bits == bits
 
 
 class Budget:
@@ -197,13 +196,14 @@ class Reads:
 
     def __init__(self, scan: Budget, uid: int | None, *, files: int = PROCESS_FILES, bytes_: int = PROCESS_BYTES,
                  seconds: float = PROCESS_SECONDS, resolver: safeio.Resolver | None = None,
-                 in_root: InRoot | None = None, pid: int | None = None, folders: FolderVerdicts | None = None,
+                 in_root: InRoot | None = None, pid: int | None = None, folders: FolderStats | None = None,
                  top: str = "") -> None:
         self.scan = scan
         self.in_root = in_root  # a container's root: its files are opened through it, links resolved inside
         self.uid = uid
         self.pid = pid  # whose groups (/proc/PID/status) say which of root's files its user could read
-        self.folders: FolderVerdicts = {} if folders is None else folders  # the reader's, shared by the scan
+        self.folders: FolderStats = {} if folders is None else folders  # the reader's, shared by the scan
+        self._closed: dict[str, str] = {}  # folder -> ``closed_folder``'s answer for this process
         self.top = top  # a chrooted process's root: the folders above it are not on its way to any file
         self._groups: frozenset[int] | None = None
         self.files = files
@@ -347,8 +347,7 @@ class Reads:
         uid = self.uid
         if uid is None or not self._judged() or st.st_uid != 0:
             return None
-        groups = self.groups()
-        if not grants(st, uid, groups, 4):
+        if not self.grants(st.st_uid, st.st_gid, st.st_mode, 4):
             return NOT_READABLE, (f"mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}, group gid "
                                   f"{st.st_gid}: the process's user (uid {uid}) could not read it; not read for it")
         closed = self.closed_folder(os.path.dirname(opened))
@@ -357,14 +356,25 @@ class Reads:
                                   "not read for it")
         return None
 
+    def grants(self, owner: int, gid: int, mode: int, bits: int) -> bool:
+        """Whether a file of ``owner`` and group ``gid`` with ``mode`` grants ``bits`` (r=4, x=1, or both) to
+        this process: its user's own always (it may change the mode), else the group's or others' bits,
+        whichever class the kernel puts the process in (only that one: a group denied what others may do is
+        denied it); its groups are read only when the two classes differ. POSIX ACLs are not asked: a file
+        only an ACL opens to the user counts as closed to it, the safe way to be wrong."""
+        if owner == self.uid:
+            return True
+        by_group, by_others = (mode >> 3) & bits == bits, mode & bits == bits
+        if by_group == by_others:
+            return by_others
+        return by_group if gid in self.groups() else by_others
+
     def closed_folder(self, folder: str) -> str:
         """The first folder from / (or a chrooted process's root) down to ``folder``, a resolved path, that this
         process's user may not search (lstat: a link there now is no folder it may pass); "" when none is.
-        Each folder's verdict is kept in ``folders`` for the scan, per user and groups."""
-        uid = self.uid if self.uid is not None else 0
-        groups = self.groups()
+        Each folder's lstat is kept in ``folders`` for the scan, each answer for the process."""
         below: list[str] = []
-        closed = self.folders.get((folder, uid, groups))
+        closed = self._closed.get(folder)
         while closed is None:  # climb to a folder already judged (or the top), then judge the way down
             parent = os.path.dirname(folder)
             below.append(folder)
@@ -372,33 +382,46 @@ class Reads:
                 closed = ""
                 break
             folder = parent
-            closed = self.folders.get((folder, uid, groups))
+            closed = self._closed.get(folder)
         for path in reversed(below):
             if not closed and path != self.top:
-                try:
-                    st = os.lstat(path)
-                except OSError:
+                facts = self._folder_stat(path)
+                if facts is None or not self.grants(*facts, 1):
                     closed = path
-                else:
-                    if not stat.S_ISDIR(st.st_mode) or (st.st_uid != uid and not grants(st, uid, groups, 1)):
-                        closed = path
-            self.folders[(path, uid, groups)] = closed
+            self._closed[path] = closed
         return closed
+
+    def _folder_stat(self, folder: str) -> tuple[int, int, int] | None:
+        """(owner uid, group, mode) of ``folder`` by ``lstat``, None when it is no folder; once per scan."""
+        if folder in self.folders:
+            return self.folders[folder]
+        try:
+            st = os.lstat(folder)
+        except OSError:
+            facts = None
+        else:
+            facts = (st.st_uid, st.st_gid, st.st_mode) if stat.S_ISDIR(st.st_mode) else None
+        self.folders[folder] = facts
+        return facts
 
     def unlisted(self, folder: str) -> bool:
         """Whether ``folder`` is root's and its process's user could not list it itself (no read on it, or a
         folder on the way it may not search): then one error says so, and none of its names are used."""
         if not self._judged():
             return False
-        real = os.path.realpath(folder)
-        try:
-            st = os.lstat(real)
-        except OSError:
+        try:  # the scan's resolver: each folder above it is resolved once per scan
+            real, own = self.resolver.realpath(folder) if self.resolver is not None else (os.path.realpath(folder), None)
+            st = own if own is not None else os.lstat(real)
+        except (OSError, RuntimeError):  # RuntimeError: a link loop, as older realpath reports it
             return False  # not there: nothing is listed anyway
+        return self._closed_to_user(folder, real, st)
+
+    def _closed_to_user(self, folder: str, real: str, st: os.stat_result) -> bool:
+        """``unlisted`` for the folder ``folder`` found at ``real`` with ``st`` its (f)stat."""
         if st.st_uid != 0 or not stat.S_ISDIR(st.st_mode):
             return False  # the user's own (or another's: ``foreign`` says so) or no folder: listing finds nothing
         uid = self.uid if self.uid is not None else 0
-        if not grants(st, uid, self.groups(), 5):
+        if not self.grants(st.st_uid, st.st_gid, st.st_mode, 5):
             closed = real
         else:
             closed = self.closed_folder(os.path.dirname(real))
@@ -453,10 +476,13 @@ class Reads:
                 self.error(folder, "too_many_entries", f"over {DIR_ENTRIES} entries; the rest not listed")
             return names
         names = []
-        if self.unlisted(folder):
-            return names
+        fd = -1
         try:
-            with os.scandir(folder) as entries:
+            if self._judged():  # judged on the folder opened (no swap after the check), listed through it
+                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | os.O_CLOEXEC)
+                if self._closed_to_user(folder, _opened_folder(fd) or os.path.realpath(folder), os.fstat(fd)):
+                    return names
+            with os.scandir(fd if fd >= 0 else folder) as entries:
                 for entry in entries:
                     names.append(entry.name)
                     if len(names) >= DIR_ENTRIES:
@@ -464,6 +490,9 @@ class Reads:
                         break
         except OSError:
             return []
+        finally:
+            if fd >= 0:
+                os.close(fd)
         return names
 
     def isfile(self, path: str) -> bool:
@@ -529,7 +558,7 @@ class ProjectReader:
         # whatever is found through them is read and owner-checked per process
         self.listings: dict[str, list[str]] = {}
         self.containers: dict[tuple[str, str, int | None], Container] = {}  # each container's metadata, read once
-        self.folders: FolderVerdicts = {}  # which folders a user (with its groups) may search: see ``Reads``
+        self.folders: FolderStats = {}  # each folder's owner, group and mode, for whose process may search it
 
     def read(self, record: ProcessRecord) -> Project | None:
         """The project ``record`` runs, or None when it runs no Python or Node project we can name."""
