@@ -18,6 +18,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import time
@@ -302,3 +303,22 @@ def test_a_global_n8n_install_of_roots_is_read_for_a_users_n8n(tree: Path) -> No
     assert project is not None and ("npm", "n8n", "1.99.0", "node_modules") in project.packages, project
     assert [w[0] for w in project.workflows] == ["Support agent"], project
     assert project.errors == (), project
+
+
+def test_the_vet_judges_the_file_opened_through_a_link_before_a_byte_is_read(tmp_path: Path) -> None:
+    from endpoint.scan import safeio
+
+    target = _write(tmp_path / "real" / "module.py", SECRET, 0o600)
+    (tmp_path / "link.py").symlink_to(target)
+    seen: list[tuple[str, int, int]] = []
+
+    def vet(opened: str, st: os.stat_result) -> tuple[str, str] | None:
+        seen.append((opened, st.st_ino, stat.S_IMODE(st.st_mode)))
+        return NOT_READABLE, "closed to the process's user"
+
+    with pytest.raises(safeio.ReadRefused) as refused:
+        safeio.read_text_owned(str(tmp_path / "link.py"), boundary=str(tmp_path), vet=vet)
+    assert refused.value.code == NOT_READABLE
+    assert seen == [(str(target), target.stat().st_ino, 0o600)], "the open file itself, where its link leads"
+    text, owner = safeio.read_text_owned(str(target), boundary=str(tmp_path), vet=lambda _path, _st: None)
+    assert text == SECRET and owner == os.getuid()
