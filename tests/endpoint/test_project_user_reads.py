@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +323,61 @@ def test_the_vet_judges_the_file_opened_through_a_link_before_a_byte_is_read(tmp
     assert seen == [(str(target), target.stat().st_ino, 0o600)], "the open file itself, where its link leads"
     text, owner = safeio.read_text_owned(str(target), boundary=str(tmp_path), vet=lambda _path, _st: None)
     assert text == SECRET and owner == os.getuid()
+
+
+def _container_of_nobody(base: Path, spawn: Any, pythonpath: str) -> int:
+    """A process of nobody's, pid 1 of its own pid namespace and pivoted into a root of its own below ``base``
+    (as a runtime starts a container), running /srv/agent/run.py with ``pythonpath``: its host pid."""
+    if not shutil.which("unshare") or not shutil.which("pivot_root"):
+        pytest.skip("needs util-linux's unshare and pivot_root")
+    import psutil
+
+    newroot = base / "rootfs"
+    binds = [d for d in ("usr", "lib", "lib64", "bin") if os.path.isdir(f"/{d}") and not os.path.islink(f"/{d}")]
+    for folder in [*binds, "proc", ".old", "etc"]:
+        (newroot / folder).mkdir(parents=True, exist_ok=True)
+    for folder in ("lib", "lib64", "bin", "sbin"):  # a merged-/usr system's links, as they are
+        if os.path.islink(f"/{folder}"):
+            os.symlink(os.readlink(f"/{folder}"), newroot / folder)
+    agent = newroot / "srv" / "agent"
+    _write(agent / "run.py", "import time\ntime.sleep(120)\nimport secret_agent\n")
+    _write(agent / "langgraph" / "__init__.py", "")  # vendored: its interpreter's path holds a framework
+    _chown_tree(agent, USER)
+    uid = pwd.getpwnam(USER).pw_uid
+    mounts = " && ".join(f"mount --bind /{d} {newroot}/{d}" for d in binds)
+    script = (f"mount --make-rprivate / && mount --bind {newroot} {newroot} && {mounts} && "
+              f"mount -t proc proc {newroot}/proc && cd {newroot} && pivot_root . .old && umount -l /.old && "
+              f"cd /srv/agent && exec setpriv --reuid={uid} --regid={uid} --clear-groups "
+              f"env PYTHONPATH={pythonpath} /usr/bin/python3 /srv/agent/run.py")
+    started = spawn(["unshare", "--mount", "--pid", "--fork", "sh", "-c", script], cwd=base)
+    deadline = time.monotonic() + 20
+    found: list[int] = []
+    while not found and time.monotonic() < deadline:
+        try:
+            found = [c.pid for c in psutil.Process(started.pid).children(recursive=True)
+                     if c.cmdline()[:2] == ["/usr/bin/python3", "/srv/agent/run.py"]]
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    assert found, "the namespaced interpreter did not start"
+    return found[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shape", ["0600", "0644", "0644 in a 0700 folder"])
+def test_a_module_of_the_containers_root_is_read_for_its_user_only_when_it_may_read_it(
+        tmp_path: Path, spawn: Any, shape: str) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to run a process as another user in a namespace")
+    lib = "/srv/closed/lib" if "folder" in shape else "/srv/lib"
+    _roots(tmp_path / "rootfs" / lib.lstrip("/"), 0o600 if shape == "0600" else 0o644)
+    if "folder" in shape:
+        (tmp_path / "rootfs" / "srv" / "closed").chmod(0o700)
+    pid = _container_of_nobody(tmp_path, spawn, lib)
+    [record] = [r for r in iter_processes(LIB.credential_kind, pids=[pid], read_env=False)
+                if isinstance(r, ProcessRecord)]
+    read_details(record, LIB.credential_kind, projects=ProjectReader(interests_of(LIB), maps=False))
+    project = record.project
+    assert project is not None and project.root == "/srv/agent", project
+    assert _leaked(project) is (shape == "0644"), project
+    assert (NOT_READABLE in _codes(project)) is (shape != "0644"), project

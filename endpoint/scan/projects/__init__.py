@@ -204,7 +204,9 @@ class Reads:
         self.pid = pid  # whose groups (/proc/PID/status) say which of root's files its user could read
         self.folders: FolderStats = {} if folders is None else folders  # the reader's, shared by the scan
         self._closed: dict[str, str] = {}  # folder -> ``closed_folder``'s answer for this process
-        self.top = top  # a chrooted process's root: the folders above it are not on its way to any file
+        # a chrooted process's root, or a container's (as this process reaches it): the folders above it are
+        # not on that process's way to any file
+        self.top = top or (in_root.prefix if in_root is not None else "")
         self._groups: frozenset[int] | None = None
         self.files = files
         self.bytes = bytes_
@@ -244,7 +246,8 @@ class Reads:
             return None
         try:
             if self.in_root is not None:  # a container's: nothing outside its root is its file
-                text, owner = self.in_root.read_text_owned(path, boundary=boundary, limit=limit)
+                data, owner = self._bytes_owned(path, boundary, limit)
+                text = safeio.decode_text(data)
             else:
                 self._check_place(os.path.normpath(path))
                 text, owner = safeio.read_text_owned(path, boundary=boundary, limit=limit, resolver=self.resolver,
@@ -304,6 +307,7 @@ class Reads:
                                            refuse=self._off_limits, vet=self._vet)
         fd, st = self.in_root.open_file(path, boundary=boundary, limit=limit)
         try:
+            self._vet_inside(path, st)
             data = read_capped(fd, limit)
         except OSError as exc:
             raise safeio.ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
@@ -328,8 +332,8 @@ class Reads:
 
     def _judged(self) -> bool:
         """Whether what this process's user could read must be asked: not for root's process nor one of no
-        known user, not where mode bits say nothing (Windows), not in a container (read through its root)."""
-        return self.uid not in (None, 0) and os.name == "posix" and self.in_root is None
+        known user, nor where mode bits say nothing (Windows)."""
+        return self.uid not in (None, 0) and os.name == "posix"
 
     def groups(self) -> frozenset[int]:
         """The groups this process acts with (``process_groups``), else those of its user's account."""
@@ -355,6 +359,19 @@ class Reads:
             return NOT_READABLE, (f"below {closed}, which the process's user (uid {uid}) may not search; "
                                   "not read for it")
         return None
+
+    def _vet_inside(self, path: str, st: os.stat_result) -> None:
+        """``_vet`` for a file opened through a container's root (``st`` its fstat): its folders are judged
+        where the file lies inside that root, from the root down. Raises ``safeio.ReadRefused``."""
+        if self.in_root is None or not self._judged() or st.st_uid != 0:
+            return
+        try:
+            opened = self.in_root.resolve(path)
+        except OSError as exc:
+            raise safeio.ReadRefused("unreadable", os.strerror(exc.errno or errno.EIO)) from exc
+        refused = self._vet(opened, st)
+        if refused is not None:
+            raise safeio.ReadRefused(*refused)
 
     def grants(self, owner: int, gid: int, mode: int, bits: int) -> bool:
         """Whether a file of ``owner`` and group ``gid`` with ``mode`` grants ``bits`` (r=4, x=1, or both) to
@@ -406,8 +423,9 @@ class Reads:
 
     def unlisted(self, folder: str) -> bool:
         """Whether ``folder`` is root's and its process's user could not list it itself (no read on it, or a
-        folder on the way it may not search): then one error says so, and none of its names are used."""
-        if not self._judged():
+        folder on the way it may not search): then one error says so, and none of its names are used. A
+        container's folders are listed as they are (names only: what is read from them is judged as any file)."""
+        if not self._judged() or self.in_root is not None:
             return False
         try:  # the scan's resolver: each folder above it is resolved once per scan
             real, own = self.resolver.realpath(folder) if self.resolver is not None else (os.path.realpath(folder), None)
