@@ -381,3 +381,21 @@ def test_a_module_of_the_containers_root_is_read_for_its_user_only_when_it_may_r
     assert project is not None and project.root == "/srv/agent", project
     assert _leaked(project) is (shape == "0644"), project
     assert (NOT_READABLE in _codes(project)) is (shape != "0644"), project
+
+
+@pytest.mark.timeout(60)
+def test_a_process_acts_with_its_own_groups_and_a_record_of_no_such_process_with_its_accounts(tree: Path) -> None:
+    from endpoint.scan.projects import Budget, Reads, process_groups
+
+    entry = pwd.getpwnam(USER)
+    proc = _start(["/usr/bin/sleep", "60"], tree / "user", {}, groups=(_group(), 4243))
+    try:
+        assert process_groups(proc.pid, entry.pw_uid) == {entry.pw_gid, _group(), 4243}
+        assert process_groups(proc.pid, entry.pw_uid + 1) is None, "another uid's process says nothing of this one"
+        assert Reads(Budget(), entry.pw_uid, pid=proc.pid).groups() == {entry.pw_gid, _group(), 4243}
+    finally:
+        proc.kill()
+        proc.wait()
+    # this test's own process is root's: a record of nobody's on its pid takes the groups of nobody's account
+    account = frozenset(os.getgrouplist(USER, entry.pw_gid))
+    assert Reads(Budget(), entry.pw_uid, pid=os.getpid()).groups() == account
