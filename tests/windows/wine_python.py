@@ -370,7 +370,7 @@ def main(argv: Sequence[str]) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     cold = provisioned(cache) is None
-    home = provision(cache, log=lambda line: print(f"  {line}", flush=True))
+    home = provision(cache, log=lambda line: print(f"  at {time.perf_counter() - began:.1f} s: {line}", flush=True))
     print(f"provisioning ({'download, extract, pip' if cold else 'already cached'}): "
           f"{time.perf_counter() - began:.1f} s, {home}")
     with tempfile.TemporaryDirectory(prefix="wine-prefix-") as prefix:
