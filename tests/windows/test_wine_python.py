@@ -86,6 +86,28 @@ def test_the_endpoints_socket_and_registration_code_imports_and_validates(win_py
     assert facts["pydantic"].lower().startswith(winpath(win_python.site).lower())
 
 
+def test_the_bcryptprimitives_shim_gives_random_bytes(win_python: WinePython) -> None:
+    """Wine 8 lacks bcryptprimitives.dll: the forwarding one provisioning writes is the one loaded, and its
+    ProcessPrng fills buffers with advapi32's random bytes."""
+    done = win_python.run(
+        "import ctypes, json, os\n"
+        "from ctypes import wintypes\n"
+        "dll = ctypes.WinDLL('bcryptprimitives.dll')\n"
+        "path = ctypes.create_unicode_buffer(1024)\n"
+        "ctypes.windll.kernel32.GetModuleFileNameW(wintypes.HMODULE(dll._handle), path, 1024)\n"
+        "dll.ProcessPrng.argtypes = [ctypes.c_void_p, ctypes.c_size_t]\n"
+        "buffers = [ctypes.create_string_buffer(64) for _ in range(2)]\n"
+        "for b in buffers:\n"
+        "    dll.ProcessPrng(b, 64)\n"
+        "print(json.dumps({'path': path.value, 'bytes': [b.raw.hex() for b in buffers]}))",
+        timeout=60)
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["path"].lower() == winpath(win_python.python.parent / wine_python.SHIM_DLL).lower()
+    first, second = facts["bytes"]
+    assert first != second and first != "00" * 64 and second != "00" * 64
+
+
 # Only ctypes over kernel32, as the endpoint's pipe transport does; 64-bit handles need the argtypes.
 PIPE_PRELUDE = """
 import ctypes, hashlib, json, os, sys
