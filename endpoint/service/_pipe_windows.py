@@ -3,7 +3,7 @@
 CPython has no Unix-domain sockets on Windows, so there ``agentroster register``, ``agentroster status
 --mine`` and the companion reach the daemon (a service running as SYSTEM) through ``\\\\.\\pipe\\agentroster``:
 one JSON request per line, one JSON answer per line, the same limits and the same ``serve_connection``
-loop as the socket. What differs is how each side knows the other:
+loop as the socket (``localproto``). What differs is how each side knows the other:
 
 - **Who may open it.** The pipe's access list lets SYSTEM and Administrators do anything, lets
   authenticated users read and write data only, and denies network logons; the pipe also rejects remote
@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any
 
-from endpoint.service.localsock import (
+from endpoint.service.localproto import (
     MAX_ANSWER_BYTES,
     MAX_CLIENTS,
     MAX_CLIENTS_PER_USER,
@@ -435,7 +435,13 @@ if sys.platform == "win32":
                 raise _os_error(exc, f"{name}: its owner") from None
             if problem:
                 raise OSError(f"{name}: {problem}")
-            conn.send(request, max(0.0, deadline - time.monotonic()))
+            try:
+                conn.send(request, max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise
+            except OSError as exc:  # closed before the request was taken: a refusal ("busy") may wait unread
+                if not isinstance(exc, BrokenPipeError) and exc.errno not in _GONE:
+                    raise
             data = bytearray()
             while b"\n" not in data:
                 chunk = conn.recv(1 << 16, max(0.0, deadline - time.monotonic()))

