@@ -255,3 +255,13 @@ print(json.dumps({"user": listing["user"], "any_user": listing["any_user"],
     assert got["mine_ok"] is True
     assert "FAKE" not in done.stdout
     assert int(running.stop()[2]) == 2
+
+
+def test_the_native_check_that_the_windows_workflow_runs_passes_here_but_for_the_first_instance_flag(
+        win_python: WinePython) -> None:
+    done = win_python.run([winpath(Path(__file__).with_name("native_pipe_check.py")), "--wine"], timeout=120)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["failures"] == [] and found["peer"][0].startswith("S-1-5-")
+    # Wine 8 lets a second server take the name; Windows refuses it (the workflow runs this without --wine)
+    assert found["second_server"] == "served" or found["second_server"].startswith("refused: ")
