@@ -11,7 +11,9 @@ loop as the socket (``localproto``). What differs is how each side knows the oth
   user could add an instance of the daemon's pipe and answer other users' clients themselves.
 - **Whether the name is ours.** The first instance is created with ``FILE_FLAG_FIRST_PIPE_INSTANCE``: when
   something else already holds the name (a user who created it before the service started, to collect
-  what clients send), the daemon refuses to serve instead of adding an instance to another's pipe.
+  what clients send), the daemon refuses to serve instead of adding an instance to another's pipe; it also
+  checks the owner its instances show (a pipe's owner is its first instance's). Each next instance is made
+  before the last one is handed to a client or closed: the name never goes free while the daemon runs.
 - **Who the client is.** Its token, taken by impersonating it once its first line is read (a pipe gives
   the token of the last message read), then reverting at once: the SID, the account (``DOMAIN\\name``),
   and whether it is SYSTEM or an elevated administrator (Administrators enabled in the token), which may
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -74,6 +77,7 @@ PIPE_SDDL = f"D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;{USER_ACCESS:#x};;;AU)"
 
 BUFFER_BYTES = 64 << 10
 CONNECT_RETRY_S = 0.1  # after a failed instance or connect: wait this long rather than spin
+INSTANCE_RETRY_MAX_S = 5.0  # a new instance that keeps failing is retried at most this far apart
 
 
 def pipe_name(data_dir: str, *, default: bool) -> str:
@@ -188,6 +192,12 @@ if sys.platform == "win32":
                 except pywintypes.error:
                     pass
 
+    def _close(handle: Any) -> None:
+        try:
+            handle.Close()
+        except pywintypes.error:
+            pass
+
     def _token_user(token: Any) -> tuple[Any, str]:
         sid = win32security.GetTokenInformation(token, win32security.TokenUser)[0]
         return sid, str(win32security.ConvertSidToStringSid(sid))
@@ -221,13 +231,22 @@ if sys.platform == "win32":
         except pywintypes.error as exc:
             raise _os_error(exc, "reading the client's token") from None
         finally:
-            win32security.RevertToSelf()  # at once: nothing runs as the client
+            _revert()  # at once: nothing runs as the client
         try:
             return peer_of_token(token)
         except pywintypes.error as exc:
             raise _os_error(exc, "reading the client's token") from None
         finally:
             token.Close()
+
+    def _revert() -> None:
+        """Stop acting as the client. Should Windows fail to, this thread goes on as the client: Microsoft's
+        RevertToSelf page says to end the process then, and the service manager starts the daemon again."""
+        try:
+            win32security.RevertToSelf()
+        except pywintypes.error as exc:
+            log.critical("local pipe: could not stop acting as a client (%s); the daemon ends", exc.strerror)
+            os._exit(70)  # not an exception: any code still to run in this thread would run as the client
 
     def own_sid() -> str:
         token = win32security.OpenProcessToken(win32api.GetCurrentProcess(), win32security.TOKEN_QUERY)
@@ -264,6 +283,7 @@ if sys.platform == "win32":
             self.max_instances = max_clients + 2  # the serving ones, one waiting, one being refused
             self.sddl = sddl
             self._security: Any = None
+            self._owner: str | None = None  # what every instance must show: else it is one of another's pipe
             self._stop: Any = None
             self._thread: threading.Thread | None = None
             self._clients: set[threading.Thread] = set()
@@ -285,13 +305,26 @@ if sys.platform == "win32":
             self._security = win32security.SECURITY_ATTRIBUTES()
             self._security.SECURITY_DESCRIPTOR = descriptor
             self._security.bInheritHandle = False
+            held = (f"{self.name}: another process already holds this pipe (not the daemon's: it could collect what "
+                    "users send); not served")
             try:
                 first = self._instance(first=True)
             except pywintypes.error as exc:
                 if exc.winerror in (winerror.ERROR_ACCESS_DENIED, winerror.ERROR_PIPE_BUSY):
-                    raise LocalSocketError(f"{self.name}: another process already holds this pipe (not the "
-                                           "daemon's: it could collect what users send); not served") from None
+                    raise LocalSocketError(held) from None
                 raise LocalSocketError(f"{self.name}: {exc.strerror}") from None
+            # A pipe's owner and access list are those of its first instance, whatever a later one asks for:
+            # an owner other than the one asked for means this is an instance of a pipe someone else made
+            # (FILE_FLAG_FIRST_PIPE_INSTANCE refuses that on Windows; the check holds wherever it is not enforced).
+            wanted = descriptor.GetSecurityDescriptorOwner()
+            try:
+                self._owner = pipe_owner(first)
+            except pywintypes.error as exc:
+                first.Close()
+                raise LocalSocketError(f"{self.name}: its owner: {exc.strerror}") from None
+            if wanted is not None and self._owner != str(win32security.ConvertSidToStringSid(wanted)):
+                first.Close()
+                raise LocalSocketError(f"{held} (owned by {self._owner})")
             self._stop = win32event.CreateEvent(None, True, False, None)
             self._thread = threading.Thread(target=self._accept_loop, args=(first,), name="agentroster-localsock",
                                             daemon=True)
@@ -324,19 +357,49 @@ if sys.platform == "win32":
             event = win32event.CreateEvent(None, True, False, None)
             try:
                 while handle is not None:
-                    if self._connect(handle, event):
+                    connected = self._connect(handle, event)
+                    # The next instance is made before this one is handed on or closed. A pipe's name exists
+                    # only while one of its instances does: were the daemon's last one closed first, anyone could
+                    # create the name anew, with an access list of their own, and the daemon's next instance
+                    # would be one of theirs.
+                    following = self._next_instance()
+                    if connected and following is not None:
                         self._dispatch(handle)
                     else:
-                        handle.Close()
-                    handle = None
-                    while handle is None and not self._stopping():
-                        try:
-                            handle = self._instance()
-                        except pywintypes.error as exc:  # out of instances or handles: wait, do not spin
-                            log.warning("local pipe: a new instance: %s", exc.strerror)
-                            win32event.WaitForSingleObject(self._stop, int(CONNECT_RETRY_S * 1000))
+                        _close(handle)
+                    handle = following
             finally:
                 event.Close()
+
+        def _next_instance(self) -> Any:
+            """A new instance of the daemon's pipe; None when stopping, or when the name is no longer the
+            daemon's (logged). A failure (out of instances or handles) is retried, each time a little later, and
+            logged once until an instance is made again, not at every retry."""
+            delay = CONNECT_RETRY_S
+            failing = ""
+            while not self._stopping():
+                try:
+                    handle = self._instance()
+                except pywintypes.error as exc:
+                    if exc.strerror != failing:
+                        log.warning("local pipe: a new instance: %s; retrying", exc.strerror)
+                        failing = exc.strerror
+                    win32event.WaitForSingleObject(self._stop, int(delay * 1000))
+                    delay = min(delay * 2, INSTANCE_RETRY_MAX_S)
+                    continue
+                try:
+                    owner: str | None = pipe_owner(handle)
+                except pywintypes.error as exc:
+                    owner = f"unknown ({exc.strerror})"
+                if owner != self._owner:
+                    _close(handle)
+                    log.error("local pipe: %s is now owned by %s, not by the daemon: no longer served",
+                              self.name, owner)
+                    return None
+                if failing:
+                    log.warning("local pipe: a new instance was made again")
+                return handle
+            return None
 
         def _connect(self, handle: Any, event: Any) -> bool:
             """Wait for a client on ``handle``: True once one is connected, False when stopping or when
@@ -356,6 +419,9 @@ if sys.platform == "win32":
             if ready != win32event.WAIT_OBJECT_0:
                 try:
                     win32file.CancelIo(handle)
+                    # the OVERLAPPED must outlive the cancelled wait: Windows writes its result there when the
+                    # cancel lands (CancelIoEx's page: not freed until the operation completed)
+                    win32file.GetOverlappedResult(handle, overlapped, True)
                 except pywintypes.error:
                     pass
                 return False

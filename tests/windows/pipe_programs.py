@@ -4,6 +4,10 @@ its clients (the endpoint's own ``localsock.call``, and raw ones a hostile user 
 ``python pipe_programs.py server OPTIONS_JSON`` serves until the file ``stop`` names exists, printing
 ``listening PID``, or ``refused MESSAGE`` when the pipe cannot be served, then ``stopped SECONDS SERVED BUSY``.
 ``python pipe_programs.py client OPTIONS_JSON`` does one thing and prints one JSON line.
+``python pipe_programs.py hostile OPTIONS_JSON`` is a server a client must not trust to behave: it makes the
+pipe itself (owned by this account, which its clients trust, or with no owner at all: ``"owner": false``),
+prints ``listening``, and answers its first client with 33 MiB and no newline (``flood``) or one byte every
+0.2 s (``trickle``), or reads what it sends and prints ``read N bytes`` (``collect``).
 Nothing here reaches the network: only the named pipe of the test.
 """
 
@@ -54,6 +58,45 @@ def server(opts: dict[str, Any]) -> int:
     return 0
 
 
+def hostile(opts: dict[str, Any]) -> int:
+    import pywintypes
+    import win32file
+    import win32pipe
+    import win32security
+
+    from endpoint.service import _pipe_windows as pipe
+
+    security = None  # Wine then gives the pipe no owner at all
+    if opts.get("owner", True):
+        security = win32security.SECURITY_ATTRIBUTES()
+        security.SECURITY_DESCRIPTOR = win32security.ConvertStringSecurityDescriptorToSecurityDescriptor(
+            f"O:{pipe.own_sid()}D:(A;;GA;;;WD)", win32security.SDDL_REVISION_1)
+    handle = win32pipe.CreateNamedPipe(opts["name"], win32pipe.PIPE_ACCESS_DUPLEX, win32pipe.PIPE_TYPE_BYTE
+                                       | win32pipe.PIPE_READMODE_BYTE | win32pipe.PIPE_WAIT, 1, 1 << 16, 1 << 16,
+                                       0, security)
+    print("listening", os.getpid(), flush=True)
+    win32pipe.ConnectNamedPipe(handle, None)
+    try:
+        if opts["mode"] == "collect":
+            got = 0
+            while True:
+                got += len(win32file.ReadFile(handle, 1 << 16)[1])
+        elif opts["mode"] == "flood":
+            block = b"x" * (1 << 20)
+            for _ in range(33):
+                win32file.WriteFile(handle, block)
+        else:
+            for _ in range(300):
+                win32file.WriteFile(handle, b"{")
+                time.sleep(0.2)
+    except pywintypes.error as exc:  # the client left or gave up: what the test wants
+        if opts["mode"] == "collect":
+            print("read", got, "bytes", flush=True)
+        print("client left", exc.winerror, flush=True)
+    handle.Close()
+    return 0
+
+
 def client(opts: dict[str, Any]) -> dict[str, Any]:
     from endpoint.service import _pipe_windows as pipe
     from endpoint.service import localsock
@@ -65,6 +108,24 @@ def client(opts: dict[str, Any]) -> dict[str, Any]:
             return {"answer": localsock.call(name, opts["request"], timeout_s=opts.get("timeout_s", 20.0))}
         except Exception as exc:  # the test reads which error, and its words
             return {"error": type(exc).__name__, "message": str(exc)}
+    if mode == "churn":  # clients come and go; between them, is the name ever missing (no instance at all)?
+        import pywintypes
+        import win32file
+        import win32pipe
+
+        missing = probes = 0
+        for _ in range(opts["times"]):
+            try:
+                win32file.CreateFile(name, pipe.CLIENT_ACCESS, 0, None, win32file.OPEN_EXISTING, 0, None).Close()
+            except pywintypes.error as exc:
+                missing += exc.winerror == 2  # ERROR_FILE_NOT_FOUND; ERROR_PIPE_BUSY is fine
+            for _ in range(20):
+                probes += 1
+                try:
+                    win32pipe.WaitNamedPipe(name, 1)
+                except pywintypes.error as exc:
+                    missing += exc.winerror == 2
+        return {"missing": missing, "probes": probes}
     if mode == "whoami":  # this process's account, found another way than the server's
         import win32api
         import win32security
@@ -123,4 +184,6 @@ if __name__ == "__main__":
     options = json.loads(sys.argv[2])
     if sys.argv[1] == "server":
         sys.exit(server(options))
+    if sys.argv[1] == "hostile":
+        sys.exit(hostile(options))
     print(json.dumps(client(options)), flush=True)

@@ -265,3 +265,26 @@ def test_the_native_check_that_the_windows_workflow_runs_passes_here_but_for_the
     assert found["failures"] == [] and found["peer"][0].startswith("S-1-5-")
     # Wine 8 lets a second server take the name; Windows refuses it (the workflow runs this without --wine)
     assert found["second_server"] == "served" or found["second_server"].startswith("refused: ")
+
+
+# -- attacks on the pipe's name, and servers a client must not wait on forever ------------------------------------
+
+
+def test_the_name_never_goes_missing_while_clients_come_and_go(win_python: WinePython, served: Served) -> None:
+    # A pipe's name exists only while one of its instances does. Were the daemon's last instance closed before
+    # its next one was made, a client would be told "no daemon", and anyone could create the name anew with an
+    # access list of their own (the daemon's next instance then one of theirs).
+    got = client(win_python, name=served.name, mode="churn", times=1000)
+    assert got["probes"] == 20000 and got["missing"] == 0, got
+
+
+def test_a_name_someone_else_made_first_is_refused_by_its_owner(win_python: WinePython, tmp_path: Path) -> None:
+    # Windows refuses this one through FILE_FLAG_FIRST_PIPE_INSTANCE; Wine 8 does not, so what refuses it here
+    # is the daemon checking the owner its first instance shows (a pipe's owner is its first instance's)
+    squatter = Served(win_python, tmp_path, sddl="O:BUD:(A;;GA;;;WD)")
+    assert squatter.first[0] == "listening"
+    daemon = Served(win_python, tmp_path, name=squatter.name)
+    assert daemon.first[0] == "refused", daemon.first
+    assert "another process already holds this pipe" in daemon.first[1] and "S-1-5-32-545" in daemon.first[1]
+    assert daemon.process.wait(timeout=60) == 3
+    assert squatter.stop()[2] == "0"
