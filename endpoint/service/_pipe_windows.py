@@ -96,8 +96,11 @@ def account(name: str | None, domain: str | None) -> str | None:
     return f"{domain}\\{name}" if domain else name
 
 
-def owner_problem(owner_sid: str, own_sid: str) -> str | None:
-    """Why a pipe owned by ``owner_sid`` is not the daemon's, in words; None when it may be trusted."""
+def owner_problem(owner_sid: str | None, own_sid: str) -> str | None:
+    """Why a pipe owned by ``owner_sid`` (None: it has no owner) is not the daemon's, in words; None when it
+    may be trusted."""
+    if owner_sid is None:
+        return "has no owner, so it is not the daemon's; not used"
     if owner_sid in TRUSTED_OWNERS or owner_sid == own_sid:
         return None
     return f"owned by {owner_sid}, not by SYSTEM or Administrators: not the daemon's; not used"
@@ -255,10 +258,13 @@ if sys.platform == "win32":
         finally:
             token.Close()
 
-    def pipe_owner(handle: Any) -> str:
+    def pipe_owner(handle: Any) -> str | None:
+        """The SID of the pipe's owner; None when its security descriptor names none (Wine makes such a pipe
+        when it is created without one; a hostile server may send anything)."""
         descriptor = win32security.GetSecurityInfo(handle, win32security.SE_KERNEL_OBJECT,
                                                    win32security.OWNER_SECURITY_INFORMATION)
-        return str(win32security.ConvertSidToStringSid(descriptor.GetSecurityDescriptorOwner()))
+        owner = descriptor.GetSecurityDescriptorOwner()
+        return None if owner is None else str(win32security.ConvertSidToStringSid(owner))
 
     def pipe_sddl(handle: Any) -> str:
         """The pipe's owner and access list as SDDL (what the tests check the daemon set)."""
@@ -509,13 +515,15 @@ if sys.platform == "win32":
                 if not isinstance(exc, BrokenPipeError) and exc.errno not in _GONE:
                     raise
             data = bytearray()
-            while b"\n" not in data:
+            while True:
                 chunk = conn.recv(1 << 16, max(0.0, deadline - time.monotonic()))
                 if not chunk:
                     break
                 data += chunk
                 if len(data) > MAX_ANSWER_BYTES:
                     raise OSError(f"the daemon's answer is larger than {MAX_ANSWER_BYTES} bytes")
+                if b"\n" in chunk:  # only the new chunk is searched: 32 MiB without one is not searched 500 times
+                    break
             return bytes(data)
         finally:
             conn.close()

@@ -186,13 +186,14 @@ def test_what_a_client_opens_with_is_what_users_are_granted() -> None:
     (BOB_SID, ALICE_SID, False),  # bob's pipe squatting the name
     ("S-1-5-32-545", ALICE_SID, False),  # Users
     ("S-1-1-0", ALICE_SID, False),  # Everyone
+    (None, ALICE_SID, False),  # no owner at all (a hostile server's descriptor)
 ])
-def test_the_client_trusts_a_pipe_of_system_administrators_or_its_own_account(owner: str, own: str,
+def test_the_client_trusts_a_pipe_of_system_administrators_or_its_own_account(owner: str | None, own: str,
                                                                              trusted: bool) -> None:
     problem = pipe.owner_problem(owner, own)
     assert (problem is None) is trusted
-    if not trusted:
-        assert owner in problem and "not the daemon's" in problem
+    if problem is not None:
+        assert (owner or "no owner") in problem and "not the daemon's" in problem
 
 
 def test_the_account_is_named_as_psutil_names_a_process_user() -> None:

@@ -288,3 +288,29 @@ def test_a_name_someone_else_made_first_is_refused_by_its_owner(win_python: Wine
     assert "another process already holds this pipe" in daemon.first[1] and "S-1-5-32-545" in daemon.first[1]
     assert daemon.process.wait(timeout=60) == 3
     assert squatter.stop()[2] == "0"
+
+
+@pytest.mark.parametrize(("behaviour", "timeout_s", "error", "words"), [
+    ("flood", 60.0, "OSError", "larger than 33554432 bytes"),  # 33 MiB and never a newline
+    ("trickle", 2.0, "TimeoutError", "no answer in time"),  # a byte every 0.2 s: the whole call has one deadline
+])
+def test_a_client_gives_up_on_a_server_that_floods_or_trickles(win_python: WinePython, behaviour: str,
+                                                                timeout_s: float, error: str, words: str) -> None:
+    name = rf"\\.\pipe\agentroster-test-{uuid.uuid4().hex}"
+    server = win_python.popen([winpath(PROGRAMS), "hostile", json.dumps({"name": name, "mode": behaviour})])
+    assert read_line(server, timeout=90).startswith("listening")
+    got = client(win_python, name=name, mode="call", request={"op": "list"}, timeout_s=timeout_s)
+    assert got.get("error") == error and words in got["message"], got
+    out, _ = server.communicate(timeout=60)
+    assert "client left" in out  # the server was still writing when the client gave up
+
+
+def test_a_pipe_with_no_owner_is_refused_before_a_byte_is_sent(win_python: WinePython) -> None:
+    name = rf"\\.\pipe\agentroster-test-{uuid.uuid4().hex}"
+    server = win_python.popen([winpath(PROGRAMS), "hostile", json.dumps({"name": name, "mode": "collect",
+                                                                         "owner": False})])
+    assert read_line(server, timeout=90).startswith("listening")
+    got = client(win_python, name=name, mode="call", request={"op": "register", "purpose": "FAKE"})
+    assert got.get("error") == "OSError" and "has no owner" in got["message"], got  # not a TypeError
+    out, _ = server.communicate(timeout=60)
+    assert "read 0 bytes" in out
