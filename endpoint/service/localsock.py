@@ -333,6 +333,8 @@ def call(path: str | os.PathLike[str], request: Mapping[str, Any], *,
     trusted(Path(path))
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(timeout_s)
+    # one deadline for the whole call, not one per chunk: a byte now and then must not hold the caller
+    deadline = time.monotonic() + timeout_s
     try:
         try:
             conn.connect(str(path))
@@ -340,13 +342,22 @@ def call(path: str | os.PathLike[str], request: Mapping[str, Any], *,
             raise DaemonNotListening(f"{path}: {exc.strerror or exc}") from None
         conn.sendall(encode(request))
         data = bytearray()
-        while b"\n" not in data:
-            chunk = conn.recv(1 << 16)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                conn.settimeout(left)
+                chunk = conn.recv(1 << 16)
+            except TimeoutError:
+                raise TimeoutError(f"{path}: no whole answer within {timeout_s:g} s") from None
             if not chunk:
                 break
             data += chunk
             if len(data) > MAX_ANSWER_BYTES:
                 raise OSError(f"the daemon's answer is larger than {MAX_ANSWER_BYTES} bytes")
+            if b"\n" in chunk:  # only the new chunk is searched, not all that came before
+                break
     finally:
         conn.close()
     return read_answer(bytes(data))

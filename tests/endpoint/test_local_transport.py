@@ -225,3 +225,39 @@ def test_the_pipe_module_imports_here_without_windows() -> None:
     # its Windows half is defined only on Windows; the pure half and the constants are everywhere
     assert not hasattr(pipe, "PipeServer") and not hasattr(pipe, "call_pipe")
     assert Path(localsock.__file__).with_name("_pipe_windows.py").is_file()
+
+
+# -- the Unix socket's client against a server that trickles -----------------------------------------------
+
+
+def test_the_socket_client_has_one_deadline_for_the_whole_answer(tmp_path: Path) -> None:
+    # a server (root's, as the client trusts) that sends a byte every 0.1 s and never a newline: each byte
+    # came well within the timeout, the whole answer never does
+    path = tmp_path / "run" / localsock.SOCKET_NAME
+    path.parent.mkdir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    sent = []
+    done = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while not done.wait(0.1) and len(sent) < 200:  # 20 s at most
+                try:
+                    conn.sendall(b"{")
+                except OSError:  # the client gave up
+                    return
+                sent.append(1)
+
+    worker = threading.Thread(target=trickle)
+    worker.start()
+    try:
+        with pytest.raises(TimeoutError, match="no whole answer within 1 s"):
+            localsock.call(path, {"op": "list"}, timeout_s=1.0)
+        assert 3 <= len(sent) < 200  # bytes came, and the client left long before the server stopped
+    finally:
+        done.set()
+        worker.join(5)
+        listener.close()
