@@ -438,7 +438,14 @@ if sys.platform == "win32":
             return True
 
         def _dispatch(self, handle: Any) -> None:
-            conn = PipeConnection(handle, self._stop)
+            # out of handles: this client is dropped and the next accepted (were the error to end this
+            # thread, the daemon would answer nobody again until restarted)
+            try:
+                conn = PipeConnection(handle, self._stop)
+            except pywintypes.error as exc:
+                log.warning("local pipe: a client: %s", exc.strerror)
+                _close(handle)
+                return
             busy = self.admission.slot()
             if busy:
                 self._refuse(conn, error("busy", busy + "; try again"))
