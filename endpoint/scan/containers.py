@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import stat
 from collections import deque
@@ -235,6 +234,8 @@ def _text(value: object) -> str:
 def _home(uid: int | None) -> str:
     if uid is None or uid == 0:
         return ""
+    import pwd  # here: Windows has no pwd, and imports this module too (through the projects)
+
     try:
         return pwd.getpwuid(uid).pw_dir
     except KeyError:
@@ -260,8 +261,10 @@ def _read_proc(path: str) -> str:
 # -- reading inside a container's root -------------------------------------------------------------
 
 _O_PATH = getattr(os, "O_PATH", 0)  # Linux: a descriptor that only names a folder
-_STEP = _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+# getattr: Windows has none of these and imports this module too; a container's root is Linux's /proc only
+_STEP = _O_PATH | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_FILE = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
+         | getattr(os, "O_CLOEXEC", 0))
 
 
 class InRoot:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 from typing import NamedTuple
+
+from endpoint.scan.platforms import is_this_machine
 
 Platform = str  # "linux" | "macos" | "windows"
 
@@ -28,8 +29,8 @@ class Home(NamedTuple):
 
 def display_path(path: str, root: str) -> str:
     """The path as the scanned system names it (the scan root's prefix removed)."""
-    if root in ("", "/"):
-        return path
+    if is_this_machine(root):  # on Windows with one kind of slash (a template's are "/"): C:\Users\a\.cursor\mcp.json
+        return path if os.sep == "/" else os.path.normpath(path)
     rel = os.path.relpath(path, root)
     return "/" + rel if not rel.startswith("..") else path
 
@@ -46,6 +47,8 @@ def _layout(path: str, default: frozenset[Platform]) -> frozenset[Platform]:
 def _owner(path: str, fallback: str, root: str) -> str:
     if root not in ("", "/"):
         return fallback  # uids in a mounted image do not map to this machine's users
+    import pwd  # here: Windows has none (a root there is never "/": a home is named by its folder, above)
+
     try:
         return pwd.getpwuid(os.stat(path).st_uid).pw_name
     except (KeyError, OSError):

@@ -25,6 +25,15 @@ def normalize_platform(platform: str | None = None) -> Platform:
 PLATFORM: Platform = normalize_platform()
 
 
+def is_this_machine(root: str) -> bool:
+    """Whether a scan root is this machine's own filesystem rather than a mounted image or a test tree:
+    ``/``, or on Windows the root of a drive (the daemon's default root, ``\\``, is the system drive's ``C:\\``)."""
+    if root in ("", "/"):
+        return True
+    drive, rest = os.path.splitdrive(root)  # never a drive on Linux and macOS
+    return bool(drive) and rest in ("\\", "/")
+
+
 def default_data_dir(platform: str | None = None, env: Mapping[str, str] | None = None) -> Path:
     """Where the daemon keeps its state on each OS."""
     plat = normalize_platform(platform)

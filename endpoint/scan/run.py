@@ -28,7 +28,7 @@ from endpoint.scan.evidence import (
 )
 from endpoint.scan.faults import isolated_records
 from endpoint.scan.homes import find_homes
-from endpoint.scan.platforms import PLATFORM
+from endpoint.scan.platforms import PLATFORM, is_this_machine
 
 if TYPE_CHECKING:
     from endpoint.scan.sensors.processes import Reduced
@@ -68,9 +68,10 @@ def device_info(root: str = "/") -> dict[str, Any]:
         if machine_id:
             break
     node, release, machine = _uname()
-    hostname = node if root in ("", "/") else os.path.basename(os.path.abspath(root))
+    live = is_this_machine(root)  # C:\ on Windows: its host name, not the name of a folder
+    hostname = node if live else os.path.basename(os.path.abspath(root))
     return {"id": machine_id or f"host:{hostname}", "hostname": hostname, "os": PLATFORM,
-            "os_version": release if root in ("", "/") else "", "arch": machine,
+            "os_version": release if live else "", "arch": machine,
             "agentroster_version": contract.__version__}
 
 

@@ -9,6 +9,7 @@ read), and two from LSB's range for applications: ``RUNNING_NOT_ENROLLED`` and `
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -212,6 +213,10 @@ def _iso(ts: object) -> str | None:
 def _alive(pid: object) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if sys.platform == "win32":  # os.kill there is TerminateProcess whatever the signal: it would end the daemon
+        import psutil
+
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -57,9 +57,12 @@ MAX_EXTRACTED_BYTES = 200 << 20  # all of cp311/ is 86 MB
 # What `import endpoint.service.localsock, endpoint.service.registration.socket_handler,
 # endpoint.service.registration.cli` needs beyond the standard library (pydantic and what it imports),
 # plus annotated-types, which pydantic requires and imports when it builds the contract's validators, and
-# pywin32, which the endpoint's Windows-only modules use (the named pipe, the service).
+# pywin32, which the endpoint's Windows-only modules use (the named pipe, the service); then what the whole
+# `agentroster daemon` imports (pyproject.toml's dependencies): psutil, watchdog, PyYAML, platformdirs, and
+# httpx with what it imports (httpcore, h11, anyio, idna, certifi).
 RUNTIME_PACKAGES = ("pydantic", "pydantic-core", "typing-extensions", "typing-inspection", "annotated-types",
-                    "pywin32")
+                    "pywin32", "psutil", "watchdog", "httpx", "httpcore", "h11", "anyio", "idna", "certifi",
+                    "pyyaml", "platformdirs")
 SITE_DIR = "site"
 MARKER = "provisioned.json"
 

@@ -13,7 +13,8 @@ import psutil
 
 from endpoint.scan.evidence import RawProcess
 
-_ATTRS = ["ppid", "name", "exe", "cmdline", "username", "uids", "create_time"]
+#: what is read of each process; psutil has no uids on Windows (a process is its account's: username)
+_ATTRS = [a for a in ("ppid", "name", "exe", "cmdline", "username", "uids", "create_time") if hasattr(psutil.Process, a)]
 
 
 @contextlib.contextmanager
@@ -36,7 +37,7 @@ def read(pid: int, users: dict[int, str]) -> RawProcess | None:
         proc = psutil.Process(pid)
         with proc.oneshot():
             info = proc.as_dict(_ATTRS, ad_value=None)
-    uids = info["uids"]
+    uids = info.get("uids")
     uid = uids.real if uids else None
     return RawProcess(pid=pid, ppid=info["ppid"] or 0, name=_clean(info["name"] or ""), exe=_clean(info["exe"] or ""),
                       cmdline=[_clean(a) for a in info["cmdline"] or []],
@@ -56,6 +57,8 @@ def cwd(pid: int) -> str:
 
 
 def real_uid(pid: int) -> int | None:
+    if not hasattr(psutil.Process, "uids"):  # Windows: no uid at all
+        return None
     with _mapped():
         uids = psutil.Process(pid).uids()
     return uids.real

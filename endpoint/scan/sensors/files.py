@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import stat
 from collections import deque
@@ -335,6 +334,8 @@ class FileScan:
         one user whose homes that uid owns (a uid owning several users' homes names none of them)."""
         if self._live():
             if uid not in self.uid_names:
+                import pwd  # here: Windows has no pwd (nor a live root of "/")
+
                 try:
                     self.uid_names[uid] = pwd.getpwuid(uid).pw_name
                 except KeyError:

@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import select
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -287,7 +288,9 @@ class NetworkSensor:
             self.errors.append(f"network sensor stopped: {exc!r}")
 
     def _run(self, deadline: float | None, poll_s: float) -> None:
-        wake: list[Any] = [self._wake_r] if self._wake_r >= 0 else []
+        # Windows' select() takes sockets only, not the wake pipe: there a stop ends the wait through the stop
+        # event (no capture socket) or within one wait (a capture's sockets)
+        wake: list[Any] = [self._wake_r] if self._wake_r >= 0 and sys.platform != "win32" else []
         next_poll = time.monotonic() + (poll_s if self._capture is not None else 0.0)
         while not self._stop.is_set():
             now = time.monotonic()
