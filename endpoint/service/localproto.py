@@ -165,7 +165,9 @@ def serve_connection(conn: Connection, peer: Peer | Callable[[], Peer], handler:
                 answer = error("internal", "the daemon could not answer this request (see its log)")
             if on_answer is not None:
                 on_answer()
-            _send(conn, answer, write_timeout_s)
+            # not _send: a client that does not take its answer in time is dropped here, not answered 31 times
+            # more, each waiting write_timeout_s, while it holds one of the daemon's few slots
+            conn.send(encode(answer), write_timeout_s)
     except OSError:  # the client went away, or would not take its answer in time
         pass
     finally:

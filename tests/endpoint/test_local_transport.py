@@ -261,3 +261,27 @@ def test_the_socket_client_has_one_deadline_for_the_whole_answer(tmp_path: Path)
         done.set()
         worker.join(5)
         listener.close()
+
+
+def test_a_client_that_does_not_take_its_answer_is_dropped_at_once() -> None:
+    # it sends every request it may and reads nothing: the first answer (larger than the socket's buffer)
+    # cannot be taken in time, and the connection ends there, not after 32 answers each waiting its timeout
+    class Large(Echo):
+        def answer(self, line: bytes, peer: Peer) -> dict[str, Any]:
+            super().answer(line, peer)
+            return {"ok": True, "blob": "x" * (4 << 20)}
+
+    ours, theirs = socket.socketpair()
+    handler = Large()
+    conn = localsock._SocketConnection(theirs)
+    ours.sendall(b'{"op": "list"}\n' * localsock.MAX_REQUESTS_PER_CONNECTION)
+    worker = threading.Thread(target=serve_connection, args=(conn, Peer(1000, superuser=False), handler),
+                              kwargs={"read_timeout_s": 2.0, "write_timeout_s": 0.3})
+    worker.start()
+    worker.join(30)
+    try:
+        assert not worker.is_alive()
+        assert len(handler.peers) == 1  # one request answered (or tried), then dropped
+    finally:
+        conn.close()
+        ours.close()
