@@ -340,11 +340,15 @@ if sys.platform == "win32":
             if self._thread is None:
                 return
             win32event.SetEvent(self._stop)  # the accept loop and every client's wait wake up and end
+            # one deadline for all: a client thread still in its handler is not waited for once more each
+            deadline = time.monotonic() + timeout
             self._thread.join(timeout)
             with self._lock:
                 clients = list(self._clients)
             for client in clients:
-                client.join(timeout)
+                client.join(max(0.0, deadline - time.monotonic()))
+            if not self._thread.is_alive() and not any(client.is_alive() for client in clients):
+                _close(self._stop)  # nothing waits on it any more (a thread still running keeps it)
             self._thread = None
 
         def _instance(self, *, first: bool = False) -> Any:

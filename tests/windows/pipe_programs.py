@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,17 @@ def server(opts: dict[str, Any]) -> int:
     from endpoint.service.localproto import LocalSocketError, Peer
 
     class Echo:
-        """Answers each line with what it was and who sent it; "crash" is a bug, "slow" takes 0.5 s."""
+        """Answers each line with what it was and who sent it; "crash" is a bug, "slow" takes 0.5 s,
+            "stuck" 5 s."""
 
         def answer(self, line: bytes, peer: Peer) -> dict[str, Any]:
             if line == b"crash":
                 raise RuntimeError("FAKE-bug-in-one-request")
             if line == b"slow":
                 time.sleep(0.5)
+            if line == b"stuck":  # a handler that takes long (a slow collector): marked as started, then 5 s
+                Path(opts["marks"], f"{threading.get_ident()}").touch()
+                time.sleep(5)
             return {"ok": True, "line": line.decode("utf-8", "replace"), "pid": os.getpid(),
                     "peer": [peer.key, peer.superuser, peer.name]}
 

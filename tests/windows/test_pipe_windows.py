@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,3 +315,23 @@ def test_a_pipe_with_no_owner_is_refused_before_a_byte_is_sent(win_python: WineP
     assert got.get("error") == "OSError" and "has no owner" in got["message"], got  # not a TypeError
     out, _ = server.communicate(timeout=60)
     assert "read 0 bytes" in out
+
+
+def test_stopping_waits_one_timeout_in_all_not_one_per_client_in_its_handler(win_python: WinePython,
+                                                                             tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    running = Served(win_python, tmp_path, marks=winpath(marks))
+    assert running.first[0] == "listening"
+    clients = [win_python.popen([winpath(PROGRAMS), "client", json.dumps(
+        {"name": running.name, "mode": "raw", "send": "stuck\n", "wait_s": 20.0})]) for _ in range(3)]
+    for _ in range(600):  # until the three are in the handler (each Windows process takes a while to start)
+        if len(list(marks.iterdir())) == 3:
+            break
+        time.sleep(0.05)
+    assert len(list(marks.iterdir())) == 3
+    last = running.stop()
+    # stop(timeout=1.0): about one second in all, not one more per client still in its 5 s handler
+    assert float(last[1]) < 2.5, last
+    for each in clients:
+        each.communicate(timeout=60)
