@@ -130,6 +130,7 @@ if sys.platform == "win32":
     _SECURITY_IDENTIFICATION = 0x00010000
     _PIPE_REJECT_REMOTE_CLIENTS = 0x00000008
     _FILE_FLAG_FIRST_PIPE_INSTANCE = 0x00080000
+    _PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 
     class PipeConnection:
         """One end of a pipe instance as a ``Connection``: overlapped reads and writes, each waited for with
@@ -222,6 +223,29 @@ if sys.platform == "win32":
         except pywintypes.error:  # an account that no longer resolves: it sees nothing but what names its SID
             name, domain = None, None
         return Peer(text, superuser=superuser, name=account(name, domain))
+
+    def client_account(handle: Any) -> str:
+        """The SID of the account whose process opened the client end of ``handle``, or "?" when it cannot
+        be read. Only for counting connections per user at once, before the client has written anything
+        (a user holding silent connections must not take every slot); who the client is, for what it may
+        do, is its token (``identify``), once its first line is read."""
+        try:
+            pid = win32pipe.GetNamedPipeClientProcessId(handle)
+            process = win32api.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+        except pywintypes.error:
+            return "?"
+        try:
+            token = win32security.OpenProcessToken(process, win32security.TOKEN_QUERY)
+        except pywintypes.error:
+            return "?"
+        finally:
+            _close(process)
+        try:
+            return _token_user(token)[1]
+        except pywintypes.error:
+            return "?"
+        finally:
+            _close(token)
 
     def identify(handle: Any) -> Peer:
         """Who the client of ``handle`` is, from its token (call once its first message was read)."""
@@ -450,11 +474,19 @@ if sys.platform == "win32":
                 log.warning("local pipe: a client: %s", exc.strerror)
                 _close(handle)
                 return
-            busy = self.admission.slot()
+            # counted by the account of the client's process now, before it writes: silent connections of one
+            # user cannot take every slot while the daemon waits for the line that tells their token
+            account = client_account(handle)
+            counted = Peer(account, superuser=account == SYSTEM_SID)
+            busy = self.admission.user(counted)
+            if not busy:
+                busy = self.admission.slot()
+                if busy:
+                    self.admission.release_user(counted)
             if busy:
                 self._refuse(conn, error("busy", busy + "; try again"))
                 return
-            thread = threading.Thread(target=self._serve, args=(conn,), name="agentroster-localsock-client",
+            thread = threading.Thread(target=self._serve, args=(conn, counted), name="agentroster-localsock-client",
                                       daemon=True)
             with self._lock:
                 self._clients.add(thread)
@@ -463,6 +495,7 @@ if sys.platform == "win32":
             except RuntimeError:  # no thread to be had: drop this client, keep accepting
                 with self._lock:
                     self._clients.discard(thread)
+                self.admission.release_user(counted)
                 self.admission.release_slot()
                 conn.close()
 
@@ -476,13 +509,13 @@ if sys.platform == "win32":
         def _count(self) -> None:
             self.served += 1
 
-        def _serve(self, conn: PipeConnection) -> None:
+        def _serve(self, conn: PipeConnection, counted: Peer) -> None:
             try:
                 serve_connection(conn, lambda: identify(conn.handle), self.handler, read_timeout_s=self.read_timeout_s,
-                                 write_timeout_s=self.write_timeout_s, admission=self.admission,
-                                 on_answer=self._count)
+                                 write_timeout_s=self.write_timeout_s, on_answer=self._count)
             finally:
                 conn.close()
+                self.admission.release_user(counted)
                 self.admission.release_slot()
                 with self._lock:
                     self._clients.discard(threading.current_thread())

@@ -133,13 +133,12 @@ def _who(peer: Peer) -> str:
 
 
 def serve_connection(conn: Connection, peer: Peer | Callable[[], Peer], handler: RequestHandler, *,
-                     read_timeout_s: float, write_timeout_s: float, admission: Admission | None = None,
+                     read_timeout_s: float, write_timeout_s: float,
                      on_answer: Callable[[], None] | None = None) -> None:
     """Answer up to ``MAX_REQUESTS_PER_CONNECTION`` request lines of one client, then return (the caller
-    closes ``conn``). ``peer`` is who the client is, or how to find out once its first line is read (a
-    named pipe tells its client's token only after a read); with ``admission`` that user is counted
-    against its per-user limit from then on. A bug in one request is answered, logged and survived."""
-    counted: Peer | None = None
+    closes ``conn``, and counted it in its ``Admission`` when it accepted it). ``peer`` is who the client
+    is, or how to find out once its first line is read (a named pipe tells its client's token only after a
+    read). A bug in one request is answered, logged and survived."""
     try:
         buffer = bytearray()
         for _ in range(MAX_REQUESTS_PER_CONNECTION):
@@ -152,12 +151,6 @@ def serve_connection(conn: Connection, peer: Peer | Callable[[], Peer], handler:
                 except OSError as exc:
                     _send(conn, error("unsupported", f"the daemon cannot tell who you are: {exc}"), write_timeout_s)
                     return
-            if admission is not None and counted is None:
-                busy = admission.user(peer)
-                if busy:
-                    _send(conn, error("busy", busy + "; try again"), write_timeout_s)
-                    return
-                counted = peer
             try:
                 answer = handler.answer(line, peer)
             except Exception:  # a bug in one request must not take the daemon (or this thread) down
@@ -170,9 +163,6 @@ def serve_connection(conn: Connection, peer: Peer | Callable[[], Peer], handler:
             conn.send(encode(answer), write_timeout_s)
     except OSError:  # the client went away, or would not take its answer in time
         pass
-    finally:
-        if admission is not None and counted is not None:
-            admission.release_user(counted)
 
 
 def _read_line(conn: Connection, buffer: bytearray, read_timeout_s: float, write_timeout_s: float) -> bytes | None:

@@ -36,8 +36,7 @@ class Echo:
         return {"ok": True, "line": line.decode()}
 
 
-def served(identify: Any, lines: bytes, admission: Admission | None = None,
-           handler: Any = None) -> tuple[list[dict[str, Any]], Any]:
+def served(identify: Any, lines: bytes, handler: Any = None) -> tuple[list[dict[str, Any]], Any]:
     """Run ``serve_connection`` on one end of a real socket pair, send ``lines`` and close; every answer."""
     ours, theirs = socket.socketpair()
     handler = handler or Echo()
@@ -45,7 +44,7 @@ def served(identify: Any, lines: bytes, admission: Admission | None = None,
 
     def serve() -> None:
         try:
-            serve_connection(conn, identify, handler, read_timeout_s=2.0, write_timeout_s=2.0, admission=admission)
+            serve_connection(conn, identify, handler, read_timeout_s=2.0, write_timeout_s=2.0)
         finally:
             conn.close()  # as the servers do: the loop returns, its caller closes
 
@@ -88,21 +87,21 @@ def test_a_client_whose_identity_cannot_be_read_is_answered_and_nothing_is_run()
     assert handler.peers == []
 
 
-def test_the_per_user_limit_counts_a_user_known_only_after_its_first_line() -> None:
-    admission = Admission(max_clients=8, max_per_user=1)
+def test_the_per_user_limit_holds_a_user_back_and_never_another_nor_the_superuser() -> None:
+    admission = Admission(max_clients=8, max_per_user=2)
     alice = Peer(ALICE_SID, superuser=False, name="CORP\\alice")
-    assert admission.user(alice) == ""  # alice already has her one connection open
-    answers, handler = served(lambda: alice, b'{"op":"list"}\n', admission)
-    assert answers[0]["code"] == "busy" and "this user already has 1" in answers[0]["error"]
-    assert handler.peers == []
-    # another user is not held back by alice, and its count is released when it ends
+    assert admission.user(alice) == "" and admission.user(alice) == ""
+    assert "this user already has 2 connections open" in admission.user(alice)
     bob = Peer(BOB_SID, superuser=False, name="CORP\\bob")
-    answers, _ = served(lambda: bob, b'{"op":"list"}\n', admission)
-    assert answers[0]["ok"] is True
-    assert admission.user(bob) == ""
-    # the superuser is never held back by the per-user limit
+    assert admission.user(bob) == ""  # not held back by alice
+    admission.release_user(alice)
+    assert admission.user(alice) == ""  # one of hers ended: one more may come
+    uid = Peer(1000, superuser=False)  # a Unix user is counted by its uid
+    assert admission.user(uid) == "" and admission.user(uid) == ""
+    assert "uid 1000 already has 2" in admission.user(uid)
     system = Peer(pipe.SYSTEM_SID, superuser=True, name="NT AUTHORITY\\SYSTEM")
-    assert admission.user(system) == "" and admission.user(system) == ""
+    assert all(admission.user(system) == "" for _ in range(5))
+    assert admission.refused_busy == 2
 
 
 def test_the_slots_refuse_past_max_clients_and_count_it() -> None:

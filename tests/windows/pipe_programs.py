@@ -48,6 +48,7 @@ def server(opts: dict[str, Any]) -> int:
     else:
         handler = Echo()
     served = pipe.PipeServer(opts["name"], handler, max_clients=opts.get("max_clients", 8),
+                             max_clients_per_user=opts.get("max_clients_per_user", 4),
                              read_timeout_s=opts.get("read_timeout_s", 5.0), sddl=opts.get("sddl"))
     try:
         served.start()

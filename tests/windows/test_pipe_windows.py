@@ -129,6 +129,26 @@ def test_past_max_clients_a_client_is_told_busy_and_served_once_a_slot_frees(win
     assert last[3] == "1"  # refused once
 
 
+def test_one_users_silent_connections_are_counted_at_connect_and_cannot_take_every_slot(
+        win_python: WinePython, tmp_path: Path) -> None:
+    # counted by the account of the client's process as it connects, before it writes a byte (the token
+    # comes only with the first line); Wine's one user is not SYSTEM, so it is counted
+    running = Served(win_python, tmp_path, max_clients=8, max_clients_per_user=2, read_timeout_s=20.0)
+    assert running.first[0] == "listening"
+    release = tmp_path / "release"
+    holder = win_python.popen([winpath(PROGRAMS), "client", json.dumps(
+        {"name": running.name, "mode": "hold", "connections": 2, "release": winpath(release)})])
+    assert json.loads(read_line(holder, timeout=90)) == {"holding": 2}
+    busy = client(win_python, name=running.name, mode="call", request={"op": "list"})
+    assert "answer" in busy, busy
+    assert busy["answer"]["code"] == "busy" and "this user already has 2 connections open" in busy["answer"]["error"]
+    release.touch()
+    holder.communicate(timeout=60)
+    again = client(win_python, name=running.name, mode="call", request={"op": "list"})
+    assert again["answer"]["ok"] is True  # the held ones ended: counted no more
+    assert running.stop()[3] == "1"
+
+
 def test_stopping_wakes_a_silent_client_and_frees_the_name(win_python: WinePython, tmp_path: Path) -> None:
     running = Served(win_python, tmp_path, read_timeout_s=60.0)
     release = tmp_path / "release"
