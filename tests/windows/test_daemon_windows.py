@@ -190,6 +190,8 @@ def test_the_daemon_serves_its_pipe_named_from_its_data_dir(win_python: WinePyth
     # every sensor ran on Windows: no failed unit, no stopped thread, no traceback
     assert "Traceback" not in daemon.log and " ERROR " not in daemon.log, daemon.log
     assert "could not be processed" not in daemon.log, daemon.log
+    # what the session's close kills when `wineserver -k` cannot find the server (wine_python.py): the daemon too
+    assert daemon.process.pid in win_python.prefix_processes()
 
 
 def test_status_mine_reaches_the_daemon_and_shows_the_wine_users_agents(win_python: WinePython, daemon: Daemon,

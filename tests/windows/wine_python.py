@@ -384,6 +384,29 @@ class WinePython:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.communicate(timeout=10)
         subprocess.run(["wineserver", "-k"], env=self.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        # `wineserver -k` finds the server by the lock it holds on a file of its own; under Wine 8 a server
+        # can lose that lock while Windows programs lock and unlock their own files (seen with the daemon's
+        # SQLite state), and then `-k` finds nothing and the server, services.exe and winedevice.exe would
+        # run on after the session. So whatever still runs in this prefix is found by its environment.
+        for pid in self.prefix_processes():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    def prefix_processes(self) -> list[int]:
+        """The pids of the processes whose environment names this prefix (WINEPREFIX): the wineserver and
+        every Windows process of this prefix, which is the session's own."""
+        wanted = b"WINEPREFIX=" + os.fsencode(self.prefix)
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if wanted in environ.split(b"\0"):
+                found.append(int(entry.name))
+        return found
 
 
 def main(argv: Sequence[str]) -> int:
