@@ -62,6 +62,7 @@ log = logging.getLogger("agentroster.daemon")
 STATUS_EVERY_S = 5.0  # how often the status row for `agentroster status` is written
 TICK_BACKOFF_MAX_S = 300.0  # a tick that keeps failing is retried at 1, 2, 4 … s, then every 5 minutes
 SETTINGS_CHECK_S = 3.0  # how often the managed source's stat is looked at for a change
+LOCAL_SOCKET_RETRY_S = 60.0  # how often a local socket that could not be served is tried again
 #: what cannot change while the daemon runs: the state it holds open, and what it watches
 RESTART_ONLY = ("data_dir", "root")
 
@@ -153,6 +154,7 @@ class Daemon:
         self.shed_reason = ""
         self.cpu_percent_window: float | None = None
         self.local_socket: Server | None = None
+        self.local_socket_error = ""  # why it is not served, while it is not
 
     @property
     def settings_problems(self) -> list[SettingsProblem]:
@@ -534,6 +536,8 @@ class Daemon:
         due.update({"processes": now + jittered(s.process_interval_s), "full": now,
                     "heartbeat": now + jittered(s.heartbeat_interval_s), "status": now,
                     "settings": now + SETTINGS_CHECK_S})
+        if self.local_socket is None and self.local_socket_error:
+            due["local_socket"] = now + LOCAL_SOCKET_RETRY_S
         watchdog_s = self.notifier.watchdog_interval_s
         if watchdog_s:
             due["watchdog"] = now
@@ -651,6 +655,12 @@ class Daemon:
             log.info("first scan done in %.1f s: watching %d homes and %d processes under %s: %d sightings",
                      time.monotonic() - now, len(self.files.homes), len(self.processes.records), self.root,
                      len(self.last_sightings))
+        if now >= due.get("local_socket", float("inf")):
+            self.start_local_socket()
+            if self.local_socket is None:
+                due["local_socket"] = now + LOCAL_SOCKET_RETRY_S
+            else:
+                del due["local_socket"]
         if now >= due["status"] or self._status_in_scan:
             self._status_in_scan = False
             self.check_resources()
@@ -669,11 +679,19 @@ class Daemon:
             server = serve(path, Handler(self.settings.data_dir, ca_bundle=self.settings.ca_bundle))
             server.start()
         except (LocalSocketError, NotImplementedError, OSError) as exc:
-            log.warning("local socket: %s; `agentroster register` needs %s", exc,
-                        "an administrator" if PLATFORM == "windows" else "sudo")
+            # tried again every LOCAL_SOCKET_RETRY_S by the loop (a name another process held may come free);
+            # `agentroster status` shows why, and the log says it once per reason, not every minute
+            if str(exc) != self.local_socket_error:
+                log.warning("local socket: %s; `agentroster register` needs %s", exc,
+                            "an administrator" if PLATFORM == "windows" else "sudo")
+            self.local_socket_error = str(exc)
             return
         self.local_socket = server
-        log.info("local socket: %s", path)
+        if self.local_socket_error:
+            log.info("local socket: %s (served after all: %s)", path, self.local_socket_error)
+        else:
+            log.info("local socket: %s", path)
+        self.local_socket_error = ""
 
     def shutdown(self) -> None:
         """Flush state and stop every thread, within about a second."""

@@ -79,6 +79,7 @@ class DaemonState(Protocol):
     degraded: list[str]
     tick_failures: int
     spool_error: str
+    local_socket_error: str
     shed_level: int
     shed_reason: str
     cpu_percent_window: float | None
@@ -143,6 +144,7 @@ def daemon_status(daemon: DaemonState) -> dict[str, Any]:
         "fingerprint_ms": round(daemon.last_fingerprint_s * 1000, 1), "processes": len(daemon.processes.records),
         "settings_problems": [p.as_dict() for p in daemon.settings_problems],
         "settings_warnings": list(daemon.settings.warnings),
+        "local_socket_error": daemon.local_socket_error or None,
     }
 
 
@@ -265,6 +267,9 @@ def render(doc: Mapping[str, Any], *, now: float | None = None) -> str:
         lines.append(f"last error: {reporter['last_error']} ({_when(reporter.get('last_error_at'), now)})")
     if spool.get("error"):
         lines.append(f"spool:      {spool['error']}")
+    if doc.get("local_socket_error"):
+        lines.append(f"local socket: {doc['local_socket_error']} (users cannot list or register their agents "
+                     "without an administrator or sudo; tried again every minute)")
     for name, health in sorted((doc.get("sensors") or {}).items()):
         lines.append(f"sensor:     {name}: {health}")
     reason = str(doc.get("shed_reason") or "")
