@@ -95,16 +95,25 @@ _SQL = {
 _PG_SQL = {name: re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement) for name, statement in _SQL.items()}
 
 
+def stored_standings(cursor: Any, pg: bool, device_id: str) -> dict[str, tuple[str, str]]:
+    """The device's stored standings as ``{sighting id: (approval, registration)}`` (the JSON text of a
+    ``sighting_triage`` row that has either): read once per report, on the primary key's device prefix, for
+    the report's own sightings, the roots of its chains and its drift alike. Empty for most of a fleet."""
+    cursor.execute((_PG_SQL if pg else _SQL)["standings"], {"device_id": device_id})
+    return {sid: (approval, registration) for sid, approval, registration in cursor.fetchall()}
+
+
 def at_ingest(cursor: Any, pg: bool, device_id: str, rows: Iterable[Mapping[str, Any]],
-              docs: Mapping[str, Mapping[str, Any]], own: Mapping[str, governance.Standing]) -> dict[str, governance.Standing]:
+              docs: Mapping[str, Mapping[str, Any]], own: Mapping[str, governance.Standing],
+              stored: Mapping[str, tuple[str, str]]) -> dict[str, governance.Standing]:
     """The standing of each root whose chain holds a sighting of this report without a standing of its own
-    (``own``), by sighting id; only roots whose standing covers. One query when the device has no standing."""
+    (``own``), by sighting id; only roots whose standing covers. ``stored`` is ``stored_standings``: nothing
+    is read when the device has none."""
     waiting = [r["id"] for r in rows if docs[r["id"]].get("parent") and r["id"] not in own]
-    if not waiting:
+    if not waiting or not stored:
         return {}
     sql = _PG_SQL if pg else _SQL
-    cursor.execute(sql["standings"], {"device_id": device_id})
-    standings = {sid: standing_of(a, r) for sid, a, r in cursor.fetchall()}
+    standings = {sid: standing_of(a, r) for sid, (a, r) in stored.items()}
     if not any(covers(s) for s in standings.values()):
         return {}  # most of a fleet: nobody approved or registered anything on this device
 

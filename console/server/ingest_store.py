@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Connection, select, tuple_
 
 from console import governance
-from console.server import auth, ingest, timeline, triage
+from console.server import auth, chains, ingest, timeline, triage
 from console.server.ingest import CORE, DeviceMismatch, InvalidDeviceKey, Outcome, Prepared
 from console.server.models import Sighting, SightingHistory, SightingTag, claimed_identifier
 
@@ -37,10 +37,11 @@ H = SightingHistory.__table__  # type: ignore[attr-defined]
 # array on SQLite, an array on PostgreSQL), so that each statement is prepared once and runs in bulk.
 
 _COLUMNS = tuple(c.name for c in T.columns)
-# What an update of a present sighting writes when none of its indexed columns moved but last_seen: it
-# leaves every other index alone (SQLite rewrites only the indexes of the columns it sets).
-# flags and servers are in the fleet's covering index (ix_sighting_fleet): a sighting whose flags or MCP servers
-# moved is upserted whole, and a refresh leaves that index alone
+# What an update of a present sighting always writes: of the indexed columns only last_seen. SQLite rewrites
+# the entries of every index holding a column an UPDATE sets, whether its value changed or not, so a present
+# sighting is updated in place with these and only those of _INDEXED whose values moved (a changed flag: the
+# indexes of flags and risk, not the dozen others an upsert of the whole row would rewrite). flags and servers
+# are in the fleet's covering index (ix_sighting_fleet).
 _REFRESH = ("last_seen", "detail", "section_checksums", "updated_at", "touched", "vendor", "running", "parent",
             "providers", "fingerprints", "reach")
 _INDEXED = ("name", "type", "user", "first_seen", "confidence", "signature", "governed", "risk", "flags", "servers")
@@ -49,8 +50,7 @@ _UPSERT_KEEP = ("device_id", "id", "recorded_at", "ungoverned_since")  # what an
 _UNGOVERNED_SINCE = ("ungoverned_since = CASE WHEN sighting.governed AND NOT excluded.governed "
                      "THEN excluded.ungoverned_since "
                      "ELSE COALESCE(sighting.ungoverned_since, excluded.ungoverned_since) END")
-_REFRESH_KEYS = ("device_id", "id", *_REFRESH)
-_core_of, _indexed_of, _refresh_of = itemgetter(*CORE), itemgetter(*_INDEXED), itemgetter(*_REFRESH_KEYS)
+_core_of = itemgetter(*CORE)
 
 
 def _q(name: str) -> str:
@@ -64,14 +64,12 @@ _SQL = {
     "policy": "SELECT version, sanctioned_signatures, sanctioned_providers, corporate_fingerprints, risky_tools "
               "FROM policy WHERE id = 1",
     "prior": f"SELECT id, {', '.join(_q(k) for k in CORE)}, providers, section_checksums, gone, first_seen, governed, "
-             "risk, servers "
+             "risk, servers, ungoverned_since IS NULL "
              "FROM sighting WHERE device_id = :device_id AND id IN {ids}",
     "upsert": f"INSERT INTO sighting ({', '.join(map(_q, _COLUMNS))}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
               f"ON CONFLICT (device_id, id) DO UPDATE SET "
               + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in _COLUMNS if c not in _UPSERT_KEEP)
               + ", " + _UNGOVERNED_SINCE,
-    "refresh": f"UPDATE sighting SET {', '.join(f'{c} = :{c}' for c in _REFRESH)} "
-               "WHERE device_id = :device_id AND id = :id",
     "gone_ids": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
                 "WHERE device_id = :device_id AND id IN {ids} AND NOT gone RETURNING id",
     "gone_untouched": "UPDATE sighting SET gone = :yes, gone_at = :now, updated_at = :now, touched = :touched "
@@ -113,15 +111,39 @@ _TAG_COLUMNS = ("device_id", "sighting_id", "kind", "value")
 _PG_BULK = {
     "upsert": (_COLUMNS, _SQL["upsert"].replace(
         "VALUES (" + ", ".join(":" + c for c in _COLUMNS) + ")", "SELECT * FROM " + _unnest(T, _COLUMNS))),
-    "refresh": (("device_id", "id", *_REFRESH), "UPDATE sighting AS s SET "
-                + ", ".join(f"{c} = v.{c}" for c in _REFRESH) + " FROM "
-                + _unnest(T, ("device_id", "id", *_REFRESH)) + f" AS v(device_id, id, {', '.join(_REFRESH)}) "
-                "WHERE s.device_id = v.device_id AND s.id = v.id"),
     "history": (_HISTORY_COLUMNS, f"INSERT INTO sighting_history ({', '.join(_HISTORY_COLUMNS)}) SELECT * FROM "
                 + _unnest(H, _HISTORY_COLUMNS)),
     "tag": (_TAG_COLUMNS, f"INSERT INTO sighting_tag ({', '.join(_TAG_COLUMNS)}) SELECT * FROM "
             + _unnest(G, _TAG_COLUMNS) + " ON CONFLICT DO NOTHING"),
 }
+
+
+
+
+def refresh_statement(moved: tuple[str, ...], since: str) -> str:
+    """The name of the in-place update of present sightings that writes ``_REFRESH`` and ``moved`` (the
+    indexed columns whose values changed), made the first time it is asked for, in both dialects. ``since``
+    is what it does to ``ungoverned_since``, as the upsert would: "" nothing, "fill" set it where it is
+    NULL, "case" also restart it when the report ungoverns the sighting (``moved`` holds governed)."""
+    name = "refresh" + (f"+{','.join(moved)}" if moved else "") + (f"+since:{since}" if since else "")
+    if name in _SQL:
+        return name
+    columns = (*_REFRESH, *moved)
+    clause = {"": "", "fill": "ungoverned_since = COALESCE({s}ungoverned_since, {v}ungoverned_since)",
+              "case": "ungoverned_since = CASE WHEN {s}governed AND NOT {v}governed THEN {v}ungoverned_since "
+                      "ELSE COALESCE({s}ungoverned_since, {v}ungoverned_since) END"}[since]
+    sets = [f"{_q(c)} = :{c}" for c in columns] + ([clause.format(s="", v=":")] if clause else [])
+    bulk = ("device_id", "id", *columns, *(("ungoverned_since",) if since else ()))
+    pg_sets = [f"{_q(c)} = v.{_q(c)}" for c in columns] + ([clause.format(s="s.", v="v.")] if clause else [])
+    _PG_BULK[name] = (bulk, f"UPDATE sighting AS s SET {', '.join(pg_sets)} FROM {_unnest(T, bulk)} "
+                            f"AS v({', '.join(map(_q, bulk))}) WHERE s.device_id = v.device_id AND s.id = v.id")
+    _SQL[name] = f"UPDATE sighting SET {', '.join(sets)} WHERE device_id = :device_id AND id = :id"
+    for dialect, statements in _dialect_sql.items():  # added in place: cursors hold these dicts
+        pg = dialect == "postgresql"
+        statements[name] = _pyformat(_SQL[name]) if pg else _SQL[name]
+        if pg:
+            statements["bulk_" + name] = _pyformat(_PG_BULK[name][1])
+    return name
 
 
 def _sql_for(dialect: str) -> dict[str, str]:
@@ -190,7 +212,8 @@ def load_policy(cur: _Cursor) -> governance.Policy:
 _DEVICE_FIELDS = ("id", "host_identifier", "key_salt", "key_hash", "revoked_at", "epoch", "seq", "applied",
                   "hostname", "last_seen", "os", "os_version", "arch", "agentroster_version", "snapshot_from")
 _INFO = ("hostname", "os", "os_version", "arch", "agentroster_version")
-_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed", "risk", "servers")
+_PRIOR_FIELDS = ("id", *CORE, "providers", "section_checksums", "gone", "first_seen", "governed", "risk", "servers",
+                 "no_ungoverned_since")
 
 
 def apply_report(conn: Connection, presented: auth.Presented, report: Mapping[str, Any],
@@ -254,10 +277,14 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now:
     else:
         for row in prepared.rows:
             row["device_id"], row["touched"] = device_id, touched
-    # an admin's approval or an employee's registration outranks the policy alone
-    triage.adjust_at_ingest(cur.cursor, cur.pg, device_id, prepared.rows, prepared.tags, prepared.docs, policy)
+    # an admin's approval or an employee's registration outranks the policy alone; read once for the
+    # report's own sightings, its chains' roots and its drift (nothing ingest writes changes them)
+    standings = chains.stored_standings(cur.cursor, cur.pg, device_id)
+    triage.adjust_at_ingest(cur.cursor, cur.pg, device_id, prepared.rows, prepared.tags, prepared.docs, policy,
+                            standings)
     history = _write_sightings(cur, device_id, prepared, report, now)
-    timeline.record(cur.cursor, cur.pg, device_id, prepared.docs, prepared.rows, history, now)  # changed ones only
+    timeline.record(cur.cursor, cur.pg, device_id, prepared.docs, prepared.rows, history, now,
+                    standings)  # changed ones only
     # a snapshot's sightings are those every part of it carried: the first part's count and on
     since = device["snapshot_from"] if report.get("part", 1) > 1 else touched
     last_part = report.get("part", 1) == report.get("parts", 1)
@@ -269,10 +296,11 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now:
 
 def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: Mapping[str, Any],
                      now: float) -> list[dict[str, Any]]:
-    """New sightings (and those whose indexed columns moved) are upserted whole; the others are updated
-    in place without touching their indexes but last_seen's. Returns the history entries."""
+    """New sightings (and those that were gone) are upserted whole; present ones are updated in place,
+    touching only the indexes of the columns that moved (and last_seen's). Returns the history entries."""
     prior = _prior(cur, device_id, [r["id"] for r in prepared.rows])
-    history, upserts, refreshes, retag = [], [], [], {}
+    history, upserts, retag = [], [], {}
+    refreshes: dict[str, list[dict[str, Any]]] = {}  # by statement: present sightings whose same columns moved
     for row in prepared.rows:
         row["ungoverned_since"] = now  # a new sighting's; a stored one keeps its own unless this ungoverns it
         old = prior.get(row["id"])
@@ -281,8 +309,11 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: M
             fields = None  # a refresh: nothing material moved
         else:
             fields = ingest.changed_fields(old, row)
-        if present and _indexed_of(present) == _indexed_of(row):
-            refreshes.append(dict(zip(_REFRESH_KEYS, _refresh_of(row), strict=True)))
+        if present:
+            moved = tuple(c for c in _INDEXED if present[c] != row[c])
+            # ungoverned_since as the upsert keeps it: restarted when this ungoverns it, set where it is NULL
+            since = "case" if "governed" in moved else "fill" if moved and present["no_ungoverned_since"] else ""
+            refreshes.setdefault(refresh_statement(moved, since), []).append(row)
         else:
             upserts.append(row)
         if fields is not None:
@@ -292,7 +323,8 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: M
         if old is None or old["flags"] != row["flags"] or old["providers"] != row["providers"]:
             retag[row["id"]] = prepared.tags[row["id"]]
     cur.many("upsert", upserts)
-    cur.many("refresh", refreshes)
+    for statement, rows in refreshes.items():
+        cur.many(statement, rows)
     _retag(cur, device_id, retag, [sid for sid in retag if sid in prior])
     return history
 
@@ -303,6 +335,7 @@ def _prior(cur: _Cursor, device_id: str, ids: list[str]) -> dict[str, dict[str, 
         for row in cur.all("prior", {"device_id": device_id, "ids": cur.ids(ids[start:start + _CHUNK])}):
             found = dict(zip(_PRIOR_FIELDS, row, strict=True))
             found["running"], found["gone"] = bool(found["running"]), bool(found["gone"])
+            found["no_ungoverned_since"] = bool(found["no_ungoverned_since"])
             prior[found["id"]] = found
     return prior
 

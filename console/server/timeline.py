@@ -146,8 +146,6 @@ _SQL = {
     "gone": "UPDATE behaviour_fact SET gone_at = :now WHERE device_id = :device_id AND sighting_id = :sighting_id "
             "AND gone_at IS NULL AND last_seen < :now",
     "open": "SELECT id, sighting_id, added FROM drift_event WHERE device_id = :device_id AND status = 'open'",
-    "standings": "SELECT sighting_id, approval, registration FROM sighting_triage WHERE device_id = :device_id "
-                 "AND (approval <> '' OR registration <> '')",
     "systems": "SELECT data_systems, decided_at FROM registration WHERE id = :id",
     "since": "SELECT value FROM behaviour_fact WHERE device_id = :device_id AND sighting_id = :sighting_id "
              "AND kind = 'system' AND gone_at IS NULL AND first_seen > :decided_at",
@@ -161,11 +159,13 @@ _PG_SQL = {name: re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement) for name, sta
 
 
 def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str, Any]],
-           rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]], now: float) -> None:
+           rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]], now: float,
+           standings: Mapping[str, tuple[str, str]]) -> None:
     """Write the facts of the sightings a report changed (``history``'s new and changed entries), mark the
     facts they no longer show gone, and open, grow or resolve their drift events.
 
     ``cursor`` is the driver's cursor inside the ingest transaction; nothing runs when no sighting changed.
+    ``standings`` is the device's (``chains.stored_standings``, read once for the whole report).
     """
     # a change elsewhere (a process started, a config file moved) shows no other fact: nothing to write
     changes = {h["sighting_id"]: h["change"] for h in history if h["change"] == "new"
@@ -180,10 +180,7 @@ def record(cursor: Any, pg: bool, device_id: str, docs: Mapping[str, Mapping[str
     before = [{"device_id": device_id, "sighting_id": sid, "now": now} for sid, c in changes.items() if c == "changed"]
     if before:
         cursor.executemany(sql["gone"], before)
-    # Drift needs a standing (an approval or a registration): a device with none, most of a fleet, stops here
-    # after one query on the primary key's prefix.
-    cursor.execute(sql["standings"], {"device_id": device_id})
-    standings: dict[str, tuple[str, str]] = {sid: (a, r) for sid, a, r in cursor.fetchall()}
+    # Drift needs a standing (an approval or a registration): a device with none, most of a fleet, stops here.
     if not standings:
         return
     drifting = {r["id"] for r in rows if r["id"] in changes and "drift" in orjson.loads(r["flags"])}

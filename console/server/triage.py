@@ -121,34 +121,21 @@ def tags_of(flags: Iterable[str], providers: Iterable[str]) -> list[tuple[str, s
 
 # -- at ingest ------------------------------------------------------------------------------------------
 
-_STANDING_SQL = {
-    "sqlite": "SELECT sighting_id, approval, registration FROM sighting_triage WHERE device_id = :device_id "
-              "AND sighting_id IN (SELECT value FROM json_each(:ids)) AND (approval <> '' OR registration <> '')",
-    "postgresql": "SELECT sighting_id, approval, registration FROM sighting_triage WHERE device_id = %(device_id)s "
-                  "AND sighting_id = ANY(%(ids)s) AND (approval <> '' OR registration <> '')",
-}  # fmt: skip
-
 
 def adjust_at_ingest(cursor: Any, pg: bool, device_id: str, rows: list[dict[str, Any]],
                      tags: dict[str, list[tuple[str, str]]], docs: dict[str, dict[str, Any]],
-                     policy: governance.Policy) -> None:
+                     policy: governance.Policy, standings: Mapping[str, tuple[str, str]]) -> None:
     """Re-assess the rows of a report whose sightings an admin approved or an employee registered.
 
-    ``cursor`` is the driver's cursor inside the ingest transaction; one indexed query per report, and
-    nothing else when none of its sightings has a standing.
+    ``cursor`` is the driver's cursor inside the ingest transaction; ``standings`` the device's stored
+    standings (``chains.stored_standings``, read once per report): nothing else is read when none of its
+    sightings has one.
     """
-    ids = [r["id"] for r in rows]
     groups = _groups_for(cursor, policy)
     if groups:
         policy = dataclasses.replace(policy, group_approvals=groups)
-    found: dict[str, governance.Standing] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        cursor.execute(_STANDING_SQL["postgresql" if pg else "sqlite"],
-                       {"device_id": device_id, "ids": chunk if pg else orjson.dumps(chunk).decode()})
-        for sid, approval, registration in cursor.fetchall():
-            found[sid] = standing_of(approval, registration)
-    roots = chains.at_ingest(cursor, pg, device_id, rows, docs, found)  # sub-agents and tool servers: their root's
+    found = {r["id"]: standing_of(*standings[r["id"]]) for r in rows if r["id"] in standings}
+    roots = chains.at_ingest(cursor, pg, device_id, rows, docs, found, standings)  # sub-agents and tool servers: their root's
     for row in rows:
         standing = found.get(row["id"])
         doc = docs[row["id"]]
