@@ -25,6 +25,7 @@ over plain sockets. Device i's reports go, in order, over connection i mod (clie
     .venv/bin/python bench/ingest.py --backend sqlite --size 20          # 20 sightings per delta
     .venv/bin/python bench/ingest.py --backend sqlite --size 1 --change 0   # the per-report floor
     .venv/bin/python bench/ingest.py --in-process       # where the write lock's time goes (SQLite)
+    .venv/bin/python bench/ingest.py --in-process --backend postgresql   # and each statement's round trip
 
 ``--in-process`` is the profiler's view: the fleet is enrolled and snapshotted through a real collector
 as above, which is then stopped; the timed deltas are applied in this process through
@@ -32,6 +33,8 @@ as above, which is then stopped; the timed deltas are applied in this process th
 transaction as the collector's writer does. It prints this thread's CPU per report: preparing, each SQL
 statement, the commit (on SQLite, writing the dirty pages to the WAL), and the rest of the apply
 (Python, and what other modules write at ingest). No HTTP, so reports/s there is the write path alone.
+With ``--backend postgresql`` it does the same on a throw-away cluster and prints each statement's wall
+time beside its CPU: there a statement costs mostly its round trip and PostgreSQL's work.
 
 The budget (DESIGN.md): >= 1,000 reports/s on a 2-core machine for at least one backend.
 Nothing is asserted; the figures are printed (with the machine's load average, since it is shared).
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
     parser.add_argument("--sqlite-workers", type=int, default=2, help="uvicorn workers on SQLite (one writes at a time)")
     parser.add_argument("--in-process", action="store_true",
-                        help="SQLite: apply the timed deltas in this process and print where the CPU goes")
+                        help="apply the timed deltas in this process and print where the time goes "
+                             "(SQLite, or --backend postgresql)")
     parser.add_argument("--batch", type=int, default=8, help="--in-process: reports per transaction")
     args = parser.parse_args(argv)
     if args.in_process:
@@ -253,13 +257,15 @@ def _busy() -> float:
 
 
 class StatementClock:
-    """This thread's CPU time per statement of ``ingest_store``'s cursor, by the statement's name. The
-    cursor's methods are wrapped for this process only (a bench, not the collector)."""
+    """This thread's CPU time per statement of ``ingest_store``'s cursor, by the statement's name (on
+    PostgreSQL the wall time too: a statement is mostly a round trip there). The cursor's methods are
+    wrapped for this process only (a bench, not the collector)."""
 
     METHODS = ("one", "all", "run", "many")
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
         self.rows: dict[str, int] = {}  # rows for an executemany, calls for the others
         self.installed = False
 
@@ -274,16 +280,18 @@ class StatementClock:
 
     def _timed(self, method: Any) -> Any:
         def timed(cursor: Any, name: str, params: Any) -> Any:
-            started = time.thread_time()
+            started, clock = time.thread_time(), time.perf_counter()
             try:
                 return method(cursor, name, params)
             finally:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.thread_time() - started
+                self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - clock
                 self.rows[name] = self.rows.get(name, 0) + (len(params) if isinstance(params, list) else 1)
         return timed
 
     def clear(self) -> None:
         self.seconds.clear()
+        self.wall.clear()
         self.rows.clear()
 
 
@@ -293,14 +301,30 @@ _MANY = ("upsert", "refresh", "history", "tag")  # the statements run once per r
 
 
 def in_process(args: argparse.Namespace, run: int) -> None:
-    """One run of ``--in-process``: a fresh SQLite store, its fleet snapshotted through a real collector,
-    then ``--reports`` deltas applied here."""
+    """One run of ``--in-process``: a fresh store (SQLite, or a throw-away PostgreSQL cluster with
+    ``--backend postgresql``), its fleet snapshotted through a real collector, then ``--reports`` deltas
+    applied here."""
+    cluster = None
+    if args.backend == "postgresql":
+        bindir = servers.postgres_bindir()
+        if bindir is None:
+            print("postgresql: skipped: no PostgreSQL server binaries (apt-get install postgresql)")
+            return
+        cluster = servers.PostgresCluster(bindir, durable=True).start()
+    try:
+        _in_process(args, run, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _in_process(args: argparse.Namespace, run: int, cluster: servers.PostgresCluster | None) -> None:
     from console.server import auth, ingest, ingest_store
     from console.server.db import Database
 
     _CLOCK.install()
     with tempfile.TemporaryDirectory(prefix="agentroster-bench-") as tmp:
-        url = f"sqlite:///{tmp}/collector.sqlite3"
+        url = f"sqlite:///{tmp}/collector.sqlite3" if cluster is None else cluster.create_database("bench")
         secrets = servers.provision(url)
         server = servers.CollectorProcess(url, workers=1, log=Path(tmp) / "server.log").start()
         try:
@@ -316,7 +340,7 @@ def in_process(args: argparse.Namespace, run: int) -> None:
         db.start_checkpoints(0.2)  # as the collector does: the WAL is checkpointed off the write path
         try:
             _CLOCK.clear()
-            prepare = apply = commit = 0.0
+            prepare = apply = commit = apply_wall = 0.0
             started = time.perf_counter()
             for start in range(0, len(work), args.batch):
                 batch = work[start:start + args.batch]
@@ -324,7 +348,7 @@ def in_process(args: argparse.Namespace, run: int) -> None:
                 now, policy = time.time(), ingest.cached_policy()
                 prepared = [ingest.prepare_report(report, policy, now) if policy else None for _, report in batch]
                 prepare += time.thread_time() - cpu
-                cpu = time.thread_time()
+                cpu, clock = time.thread_time(), time.perf_counter()
                 with db.write_lock():
                     with db.transaction() as conn:
                         current = ingest_store.current_policy(conn)
@@ -335,6 +359,7 @@ def in_process(args: argparse.Namespace, run: int) -> None:
                         committing = time.thread_time()
                     commit += time.thread_time() - committing
                 apply += time.thread_time() - cpu
+                apply_wall += time.perf_counter() - clock
             wall = time.perf_counter() - started
         finally:
             db.engine.dispose()
@@ -344,8 +369,13 @@ def in_process(args: argparse.Namespace, run: int) -> None:
           f"prepare {prepare / n * 1e6:.0f} us, apply {apply / n * 1e6:.0f} us = statements "
           f"{statements / n * 1e6:.0f} + commit {commit / n * 1e6:.0f} + the rest "
           f"{(apply - statements - commit) / n * 1e6:.0f}   (load {_load()})")
+    if cluster is not None:
+        print(f"      wall time of the apply {apply_wall / n * 1e6:.0f} us per report (statements "
+              f"{sum(_CLOCK.wall.values()) / n * 1e6:.0f}): PostgreSQL's share is a round trip per statement")
     for name, seconds in sorted(_CLOCK.seconds.items(), key=lambda kv: -kv[1]):
-        print(f"      {name:16} {seconds / n * 1e6:6.1f} us per report   {_CLOCK.rows[name] / n:5.2f} {'rows' if name.partition('+')[0] in _MANY else 'calls'} per report")
+        wall = f"   wall {_CLOCK.wall[name] / n * 1e6:6.1f} us" if cluster is not None else ""
+        print(f"      {name:16} {seconds / n * 1e6:6.1f} us per report{wall}   {_CLOCK.rows[name] / n:5.2f} "
+              f"{'rows' if name.partition('+')[0] in _MANY else 'calls'} per report")
 
 
 # -- the client ---------------------------------------------------------------------------------------

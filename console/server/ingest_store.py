@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from operator import itemgetter
 from typing import Any
 
@@ -176,6 +177,12 @@ class _Cursor:
         self.sql = _sql_for(conn.dialect.name)
         self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """On PostgreSQL, the driver's pipeline mode: a write is sent without waiting for its answer, and
+        the writes queued meanwhile share the round trip of the next read (or of the pipeline's end). An
+        error in any of them is raised there, and takes the transaction down as it would have anyway."""
+        return self.cursor.connection.pipeline() if self.pg else nullcontext()
+
     def ids(self, values: list[str]) -> Any:
         return values if self.pg else orjson.dumps(values).decode()
 
@@ -239,7 +246,8 @@ def apply_report(conn: Connection, presented: auth.Presented, report: Mapping[st
         outcome = Outcome("need_snapshot", device["seq"] if report["epoch"] == device["epoch"] else 0,
                           f"part {report['part']} of a snapshot whose part {report['part'] - 1} was not the last applied")
     if outcome.result == "applied":
-        _apply(cur, device, report, now, prepared, policy)
+        with cur.pipeline():
+            _apply(cur, device, report, now, prepared, policy)
     return outcome
 
 
