@@ -1,11 +1,13 @@
 """A present sighting is updated in place, writing only the indexed columns that moved (SQLite rewrites
 the entries of every index whose columns an UPDATE sets): what is stored is still exactly what the report
 says, the nudge ladder's clock (``ungoverned_since``) moves as the upsert of the whole row moved it, and
-the device's standings are read once per report. In process, on a real store (SQLite file, or the
-PostgreSQL test cluster)."""
+the device's standings are read once per report. On PostgreSQL a report's writes are pipelined: a write the
+store refuses still fails its own report alone. In process, on a real store (SQLite file, or the PostgreSQL
+test cluster)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
@@ -17,9 +19,11 @@ import orjson
 import pytest
 from sqlalchemy import text
 from test_ingest_path import Store, apply, open_store
+from test_ingest_path import sim_reports as snapshots
 
 from console.server import auth, ingest, ingest_store
 from console.server.db import Database
+from console.server.writer import StoreUnavailable, Writer
 
 # what ingest keeps of its own rather than from the report
 KEPT = {"device_id", "recorded_at", "ungoverned_since"}
@@ -182,3 +186,52 @@ def test_a_report_reads_its_devices_standings_once_on_sqlite(tmp_path: Any) -> N
         assert len([s for s in statements if "FROM sighting_triage" in s]) == 1, statements
     finally:
         db.dispose()
+
+
+_PLANTED = {  # the database refuses one device's history rows: an error only the store can raise
+    "sqlite": ["CREATE TRIGGER planted BEFORE INSERT ON sighting_history WHEN NEW.device_id = :d "
+               "BEGIN SELECT RAISE(ABORT, 'planted failure'); END"],
+    "postgresql": ["CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF NEW.device_id = current_setting('planted.device') THEN RAISE EXCEPTION 'planted failure'; "
+                   "END IF; RETURN NEW; END $$",
+                   "CREATE TRIGGER planted BEFORE INSERT ON sighting_history FOR EACH ROW EXECUTE FUNCTION planted()",
+                   "ALTER DATABASE {database} SET planted.device = :d"],
+}
+
+
+@pytest.mark.timeout(120)
+def test_a_write_the_store_refuses_fails_its_own_report_alone(new_database: Any) -> None:
+    """A batch of reports shares one transaction; on PostgreSQL a report's writes are pipelined, so the
+    error of one comes back later than the statement that caused it. The batch is rolled back and each
+    report applied alone: the others are stored, the refused one is not (the device retries it)."""
+    url = new_database()
+    db, keys = open_store(url, 3)
+    bad = keys[1].key_id
+    with db.writing() as conn:
+        for statement in _PLANTED[db.engine.dialect.name]:
+            statement = statement.replace("{database}", str(db.engine.url.database))
+            conn.exec_driver_sql(statement.replace(":d", f"'{bad}'"))  # a key id: hex, from auth.issue
+    db.engine.dispose()  # PostgreSQL: new sessions read the database's setting
+    ingest._policy_cache.clear()
+    writer = Writer(db)
+    reports = [snapshots(index, 0)[0] for index in range(len(keys))]
+
+    async def send_all() -> list[Any]:
+        pending = [asyncio.ensure_future(writer.apply(key, report)) for key, report in zip(keys, reports, strict=True)]
+        while writer._queue.qsize() != len(keys):  # all queued before the writer starts: one batch
+            await asyncio.sleep(0.01)
+        writer.start()
+        return list(await asyncio.gather(*pending, return_exceptions=True))
+
+    try:
+        outcomes = asyncio.run(send_all())
+    finally:
+        writer.stop()
+    assert isinstance(outcomes[1], StoreUnavailable)
+    assert [o.result for i, o in enumerate(outcomes) if i != 1] == ["applied", "applied"]
+    with db.engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT device_id, count(*) FROM sighting GROUP BY device_id")).all())
+        seqs = dict(conn.execute(text("SELECT id, seq FROM device")).all())
+    db.dispose()
+    assert set(stored) == {keys[0].key_id, keys[2].key_id}
+    assert seqs[bad] == 0 and seqs[keys[0].key_id] == seqs[keys[2].key_id] == 1
