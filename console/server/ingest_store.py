@@ -1,8 +1,10 @@
 """Writing a device's report to the store, exactly once per (device, epoch, seq).
 
-``apply_report`` runs inside the caller's transaction: lock the device's row, ``ingest.decide``, one bulk
-read of the prior state of the sightings it carries, a bulk upsert (``INSERT ... ON CONFLICT DO UPDATE``)
-of new ones, an in-place update of the rest, history, tags, the device's row. No per-sighting round trip.
+``apply_report`` runs inside the caller's transaction: lock the device's row, ``ingest.decide``, one read
+of the device's standings, one bulk read of the prior state of the sightings it carries, a bulk upsert
+(``INSERT ... ON CONFLICT DO UPDATE``) of new ones, an in-place update of the rest (the indexed columns
+that moved, and last_seen), history, tags, the device's row. No per-sighting round trip; on PostgreSQL
+the writes are pipelined.
 The rows themselves are ``ingest.prepare``'s. ``recompute_governance`` re-assesses every stored sighting
 when the policy changes, from the flags its device sent.
 """

@@ -15,7 +15,7 @@ a drift that ungoverns an approved agent, a policy change that no longer covers 
 turned the ladder on (``ladder_since``), whichever is later, so that turning the ladder on does not escalate
 a whole fleet at once. Each spell ungoverned climbs from the bottom again.
 
-The column is kept where ``governed`` is written: the ingest's upsert (console/server/ingest_store.py) and
+The column is kept where ``governed`` is written: the ingest's upsert and in-place update (console/server/ingest_store.py) and
 ``triage.write_verdicts``, which every re-assessment (a decision, a policy change, an accepted drift) goes
 through; a sighting stored governed has its own too (when it was stored). An approved registration that comes up for review
 keeps governing (the admins' queue shows it ``review_due``); its employee is asked to re-attest through
