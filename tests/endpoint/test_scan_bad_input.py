@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,11 @@ def test_special_files_are_never_opened(root: Path):
     os.mkfifo(home / ".cursor" / "mcp.json")
     sock = socket.socket(socket.AF_UNIX)
     (home / ".codeium" / "windsurf" / "mcp_config.json").unlink()
-    sock.bind(str(home / ".codeium" / "windsurf" / "mcp_config.json"))
+    # bound at a short path and moved into place: a socket's path is at most 107 bytes, and pytest's
+    # tmp folders grow longer with each run on a machine (pytest-of-root/pytest-1081/…)
+    with tempfile.TemporaryDirectory(prefix="ar-", dir="/tmp") as short:
+        sock.bind(os.path.join(short, "s"))
+        os.rename(os.path.join(short, "s"), home / ".codeium" / "windsurf" / "mcp_config.json")
     try:
         if os.geteuid() == 0:
             (home / ".gemini" / "settings.json").unlink()
