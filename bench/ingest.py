@@ -261,7 +261,7 @@ class StatementClock:
     PostgreSQL the wall time too: a statement is mostly a round trip there). The cursor's methods are
     wrapped for this process only (a bench, not the collector)."""
 
-    METHODS = ("one", "all", "run", "many")
+    METHODS = ("one", "all", "run", "many", "send")  # send: a read fetched later (its wait is the fetch's)
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from operator import itemgetter
 from typing import Any
@@ -188,6 +188,13 @@ class _Cursor:
     def ids(self, values: list[str]) -> Any:
         return values if self.pg else orjson.dumps(values).decode()
 
+    def send(self, name: str, params: dict[str, Any]) -> Any:
+        """A read on a cursor of its own, its rows not fetched yet: in PostgreSQL's pipeline mode the query
+        is only sent, and answered along with the next read that is fetched."""
+        reader = self.cursor.connection.cursor()
+        reader.execute(self.sql[name], params)
+        return reader
+
     def one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         self.cursor.execute(self.sql[name], params)
         row: tuple[Any, ...] | None = self.cursor.fetchone()
@@ -287,12 +294,13 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now:
     else:
         for row in prepared.rows:
             row["device_id"], row["touched"] = device_id, touched
+    prior = _prior(cur, device_id, [r["id"] for r in prepared.rows])  # on PostgreSQL answered with the next read
     # an admin's approval or an employee's registration outranks the policy alone; read once for the
     # report's own sightings, its chains' roots and its drift (nothing ingest writes changes them)
     standings = chains.stored_standings(cur.cursor, cur.pg, device_id)
     triage.adjust_at_ingest(cur.cursor, cur.pg, device_id, prepared.rows, prepared.tags, prepared.docs, policy,
                             standings)
-    history = _write_sightings(cur, device_id, prepared, report, now)
+    history = _write_sightings(cur, device_id, prepared, report, now, prior())
     timeline.record(cur.cursor, cur.pg, device_id, prepared.docs, prepared.rows, history, now,
                     standings)  # changed ones only
     # a snapshot's sightings are those every part of it carried: the first part's count and on
@@ -305,10 +313,9 @@ def _apply(cur: _Cursor, device: dict[str, Any], report: Mapping[str, Any], now:
 
 
 def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: Mapping[str, Any],
-                     now: float) -> list[dict[str, Any]]:
+                     now: float, prior: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """New sightings (and those that were gone) are upserted whole; present ones are updated in place,
     touching only the indexes of the columns that moved (and last_seen's). Returns the history entries."""
-    prior = _prior(cur, device_id, [r["id"] for r in prepared.rows])
     history, upserts, retag = [], [], {}
     refreshes: dict[str, list[dict[str, Any]]] = {}  # by statement: present sightings whose same columns moved
     for row in prepared.rows:
@@ -339,15 +346,27 @@ def _write_sightings(cur: _Cursor, device_id: str, prepared: Prepared, report: M
     return history
 
 
-def _prior(cur: _Cursor, device_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    prior: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        for row in cur.all("prior", {"device_id": device_id, "ids": cur.ids(ids[start:start + _CHUNK])}):
-            found = dict(zip(_PRIOR_FIELDS, row, strict=True))
-            found["running"], found["gone"] = bool(found["running"]), bool(found["gone"])
-            found["no_ungoverned_since"] = bool(found["no_ungoverned_since"])
-            prior[found["id"]] = found
-    return prior
+def _prior(cur: _Cursor, device_id: str, ids: list[str]) -> Callable[[], dict[str, dict[str, Any]]]:
+    """The stored state of the sightings ``ids``, as a call that answers it. On PostgreSQL the reads (one
+    per 500 ids) are only sent here, in the pipeline: the next read fetched answers them in its round trip."""
+    readers = [cur.send("prior", {"device_id": device_id, "ids": cur.ids(ids[start:start + _CHUNK])})
+               for start in range(0, len(ids), _CHUNK)]
+
+    def answer() -> dict[str, dict[str, Any]]:
+        prior: dict[str, dict[str, Any]] = {}
+        for reader in readers:
+            for row in reader.fetchall():
+                found = dict(zip(_PRIOR_FIELDS, row, strict=True))
+                found["running"], found["gone"] = bool(found["running"]), bool(found["gone"])
+                found["no_ungoverned_since"] = bool(found["no_ungoverned_since"])
+                prior[found["id"]] = found
+            reader.close()
+        return prior
+
+    if cur.pg:
+        return answer
+    stored = answer()  # SQLite: read now, before anything else runs on the connection
+    return lambda: stored
 
 
 def _retag(cur: _Cursor, device_id: str, tags: dict[str, list[tuple[str, str]]], stored: list[str]) -> None:
