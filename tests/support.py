@@ -39,3 +39,15 @@ def sighting_with_pid(scan: dict[str, Any], pid: int) -> dict[str, Any]:
             return sighting  # type: ignore[no-any-return]
     names = [(s.get("name"), [p.get("pid") for p in s.get("processes", [])]) for s in scan["sightings"]]
     raise AssertionError(f"no sighting holds pid {pid}; sightings: {names}")
+
+
+def chown_tree(path: Path, user: str) -> None:
+    """Give ``path`` and everything below it to the account ``user`` (and its group), links left as links."""
+    import os
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for folder, dirs, files in os.walk(path):
+        os.lchown(folder, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)

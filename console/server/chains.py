@@ -103,6 +103,24 @@ def stored_standings(cursor: Any, pg: bool, device_id: str) -> dict[str, tuple[s
     return {sid: (approval, registration) for sid, approval, registration in cursor.fetchall()}
 
 
+def parent_lookup(cursor: Any, statement: str, device_id: str,
+                  docs: Mapping[str, Mapping[str, Any]]) -> Callable[[str], str | None]:
+    """A sighting's parent as ``root_of`` asks for it at ingest: from this report's documents first, then
+    from the store by ``statement`` (its parameters ``device_id`` and ``sighting_id``); ``KeyError`` for a
+    sighting known to neither."""
+
+    def parent_of(sighting_id: str) -> str | None:
+        if sighting_id in docs:
+            return docs[sighting_id].get("parent")
+        cursor.execute(statement, {"device_id": device_id, "sighting_id": sighting_id})
+        found = cursor.fetchone()
+        if found is None:
+            raise KeyError(sighting_id)
+        return found[0]  # type: ignore[no-any-return]
+
+    return parent_of
+
+
 def at_ingest(cursor: Any, pg: bool, device_id: str, rows: Iterable[Mapping[str, Any]],
               docs: Mapping[str, Mapping[str, Any]], own: Mapping[str, governance.Standing],
               stored: Mapping[str, tuple[str, str]]) -> dict[str, governance.Standing]:
@@ -117,15 +135,7 @@ def at_ingest(cursor: Any, pg: bool, device_id: str, rows: Iterable[Mapping[str,
     if not any(covers(s) for s in standings.values()):
         return {}  # most of a fleet: nobody approved or registered anything on this device
 
-    def parent_of(sighting_id: str) -> str | None:
-        if sighting_id in docs:
-            return docs[sighting_id].get("parent")
-        cursor.execute(sql["parent"], {"device_id": device_id, "sighting_id": sighting_id})
-        found = cursor.fetchone()
-        if found is None:
-            raise KeyError(sighting_id)
-        return found[0]  # type: ignore[no-any-return]
-
+    parent_of = parent_lookup(cursor, sql["parent"], device_id, docs)
     roots: dict[str, governance.Standing] = {}
     for sid in waiting:
         root = root_of(parent_of, str(docs[sid]["parent"]))

@@ -230,17 +230,7 @@ def _root_of(cursor: Any, sql: Mapping[str, str], device_id: str, parent: str,
              docs: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The root of a chain from a parent id: this report's documents first, then the stored sightings; None
     for an unknown parent, a loop or a chain deeper than a hostile device should send."""
-
-    def parent_of(sighting_id: str) -> str | None:
-        if sighting_id in docs:
-            return docs[sighting_id].get("parent")
-        cursor.execute(sql["parent"], {"device_id": device_id, "sighting_id": sighting_id})
-        row = cursor.fetchone()
-        if row is None:
-            raise KeyError(sighting_id)
-        return row[0]  # type: ignore[no-any-return]
-
-    return chains.root_of(parent_of, parent)
+    return chains.root_of(chains.parent_lookup(cursor, sql["parent"], device_id, docs), parent)
 
 
 def _open_or_grow(cursor: Any, sql: Mapping[str, str], open_events: dict[str, tuple[int, dict[str, Any]]],

@@ -42,14 +42,13 @@ from endpoint.service.localproto import (
     MAX_CLIENTS_PER_USER,
     READ_TIMEOUT_S,
     WRITE_TIMEOUT_S,
-    Admission,
     DaemonNotListening,
     LocalSocketError,
     Peer,
     RequestHandler,
+    Serving,
     encode,
     error,
-    serve_connection,
 )
 
 log = logging.getLogger("agentroster.localsock")
@@ -297,7 +296,7 @@ if sys.platform == "win32":
         return str(win32security.ConvertSecurityDescriptorToStringSecurityDescriptor(
             descriptor, win32security.SDDL_REVISION_1, info))
 
-    class PipeServer:
+    class PipeServer(Serving):
         """The named pipe, served like ``localsock.LocalServer``: one thread waits for clients on a free
         instance, each client gets a thread of its own (at most ``max_clients``); ``stop()`` wakes every
         thread and closes every instance."""
@@ -305,11 +304,9 @@ if sys.platform == "win32":
         def __init__(self, name: str, handler: RequestHandler, *, max_clients: int = MAX_CLIENTS,
                      max_clients_per_user: int = MAX_CLIENTS_PER_USER, read_timeout_s: float = READ_TIMEOUT_S,
                      write_timeout_s: float = WRITE_TIMEOUT_S, sddl: str | None = None) -> None:
+            super().__init__(handler, max_clients=max_clients, max_clients_per_user=max_clients_per_user,
+                             read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s)
             self.path = self.name = name
-            self.handler = handler
-            self.read_timeout_s = read_timeout_s
-            self.write_timeout_s = write_timeout_s
-            self.admission = Admission(max_clients, max_clients_per_user)
             self.max_instances = max_clients + 2  # the serving ones, one waiting, one being refused
             self.sddl = sddl
             self._security: Any = None
@@ -318,11 +315,6 @@ if sys.platform == "win32":
             self._thread: threading.Thread | None = None
             self._clients: set[threading.Thread] = set()
             self._lock = threading.Lock()
-            self.served = 0
-
-        @property
-        def refused_busy(self) -> int:
-            return self.admission.refused_busy
 
         def start(self) -> None:
             if self.sddl is None:  # owned by the daemon's own account (SYSTEM as a service), whatever the default
@@ -506,13 +498,9 @@ if sys.platform == "win32":
                 pass
             conn.close()
 
-        def _count(self) -> None:
-            self.served += 1
-
         def _serve(self, conn: PipeConnection, counted: Peer) -> None:
             try:
-                serve_connection(conn, lambda: identify(conn.handle), self.handler, read_timeout_s=self.read_timeout_s,
-                                 write_timeout_s=self.write_timeout_s, on_answer=self._count)
+                self.serve(conn, lambda: identify(conn.handle))
             finally:
                 conn.close()
                 self.admission.release_user(counted)

@@ -212,6 +212,31 @@ class Server(Protocol):
     def stop(self, timeout: float = 1.0) -> None: ...
 
 
+class Serving:
+    """What both servers keep, whatever accepts their clients: the handler, the timeouts, the ``Admission``,
+    and how many requests were answered (``served``) or refused as busy."""
+
+    def __init__(self, handler: RequestHandler, *, max_clients: int, max_clients_per_user: int,
+                 read_timeout_s: float, write_timeout_s: float) -> None:
+        self.handler = handler
+        self.read_timeout_s = read_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self.admission = Admission(max_clients, max_clients_per_user)
+        self.served = 0
+
+    @property
+    def refused_busy(self) -> int:
+        return self.admission.refused_busy
+
+    def serve(self, conn: Connection, peer: Peer | Callable[[], Peer]) -> None:
+        """``serve_connection`` with this server's handler and timeouts, counting what it answers."""
+        serve_connection(conn, peer, self.handler, read_timeout_s=self.read_timeout_s,
+                         write_timeout_s=self.write_timeout_s, on_answer=self._count)
+
+    def _count(self) -> None:
+        self.served += 1
+
+
 def read_answer(data: bytes) -> dict[str, Any]:
     """The daemon's answer in what it sent (its first line); ``OSError`` when it is not one."""
     line = data.partition(b"\n")[0]

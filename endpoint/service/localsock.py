@@ -53,6 +53,7 @@ from endpoint.service.localproto import (
     Peer,
     RequestHandler,
     Server,
+    Serving,
     encode,
     error,
     read_answer,
@@ -121,18 +122,16 @@ class _SocketConnection:
         self.sock.close()
 
 
-class LocalServer:
+class LocalServer(Serving):
     """A thread accepting connections on the socket, and one short-lived thread per client (at most
     ``max_clients``); ``stop()`` closes everything and removes the socket."""
 
     def __init__(self, path: str | os.PathLike[str], handler: RequestHandler, *, max_clients: int = MAX_CLIENTS,
                  max_clients_per_user: int = MAX_CLIENTS_PER_USER, read_timeout_s: float = READ_TIMEOUT_S,
                  write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
+        super().__init__(handler, max_clients=max_clients, max_clients_per_user=max_clients_per_user,
+                         read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s)
         self.path = Path(path)
-        self.handler = handler
-        self.read_timeout_s = read_timeout_s
-        self.write_timeout_s = write_timeout_s
-        self.admission = Admission(max_clients, max_clients_per_user)
         self._peer_uid = peer_uid_function()
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -140,11 +139,6 @@ class LocalServer:
         self._inode: tuple[int, int] | None = None
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self.served = 0
-
-    @property
-    def refused_busy(self) -> int:
-        return self.admission.refused_busy
 
     # -- start / stop ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -254,14 +248,10 @@ class LocalServer:
         self.admission.release_slot()
         conn.close()
 
-    def _count(self) -> None:
-        self.served += 1
-
     def _serve(self, conn: socket.socket, peer: Peer) -> None:
         conn.setblocking(True)
         try:
-            serve_connection(_SocketConnection(conn), peer, self.handler, read_timeout_s=self.read_timeout_s,
-                             write_timeout_s=self.write_timeout_s, on_answer=self._count)
+            self.serve(_SocketConnection(conn), peer)
         finally:
             self._forget(conn, peer)
 

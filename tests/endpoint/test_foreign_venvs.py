@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import chown_tree
 
 import signatures
 from endpoint.scan.evidence import ProcessRecord, Project
@@ -34,14 +35,6 @@ def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-def _chown_tree(path: Path, user: str) -> None:
-    entry = pwd.getpwnam(user)
-    for folder, dirs, files in os.walk(path):
-        os.lchown(folder, entry.pw_uid, entry.pw_gid)
-        for name in dirs + files:
-            os.lchown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
 
 
 def _site(prefix: Path, *dists: tuple[str, str]) -> Path:
@@ -101,14 +94,14 @@ def test_a_process_naming_another_users_venv_or_home_does_not_list_its_packages(
     victim_home = shared_tree / "victim"
     _venv(victim_home / ".venv", ("langgraph", "0.6.0"))
     _site(victim_home / ".local", ("crewai", "0.100.0"))
-    _chown_tree(victim_home, VICTIM)
+    chown_tree(victim_home, VICTIM)
     attacker_home = shared_tree / "attacker"
     _venv(attacker_home / ".venv", ("openai-agents", "0.2.0"))
     project_dir = attacker_home / "proj"
     _write(project_dir / "app" / "__init__.py", "")
     _write(project_dir / "app" / "main.py", "import pathlib, time\n"
                                              "pathlib.Path(__file__).with_name('started').touch()\ntime.sleep(60)\n")
-    _chown_tree(attacker_home, ATTACKER)
+    chown_tree(attacker_home, ATTACKER)
     procs = [_run_as(ATTACKER, project_dir, {"VIRTUAL_ENV": str(victim_home / ".venv"), "HOME": str(attacker_home)}),
              _run_as(ATTACKER, project_dir, {"HOME": str(victim_home)}),
              _run_as(ATTACKER, project_dir, {"VIRTUAL_ENV": str(attacker_home / ".venv"), "HOME": str(attacker_home)})]
@@ -146,7 +139,7 @@ def _shared_venv(base: Path) -> tuple[Path, Path, Path]:
     src = base / "attacker" / "src"
     _write(src / "agentpkg" / "__init__.py", "")
     _write(src / "agentpkg" / "main.py", "from langgraph.graph import StateGraph\n")
-    _chown_tree(base / "attacker", ATTACKER)
+    chown_tree(base / "attacker", ATTACKER)
     pth = _write(venv / "lib" / "python3.11" / "site-packages" / "__editable__.agentpkg-0.1.pth", f"{src}\n")
     entry = pwd.getpwnam(ATTACKER)
     os.chown(pth, entry.pw_uid, entry.pw_gid)

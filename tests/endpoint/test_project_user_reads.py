@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import chown_tree
 
 import signatures
 from endpoint.scan.evidence import ProcessRecord, Project
@@ -47,14 +48,6 @@ def _write(path: Path, text: str, mode: int = 0o644) -> Path:
     path.write_text(text)
     path.chmod(mode)
     return path
-
-
-def _chown_tree(path: Path, user: str) -> None:
-    entry = pwd.getpwnam(user)
-    for folder, dirs, files in os.walk(path):
-        os.lchown(folder, entry.pw_uid, entry.pw_gid)
-        for name in dirs + files:
-            os.lchown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
 
 
 def _group() -> int:
@@ -87,7 +80,7 @@ def tree() -> Iterator[Path]:
     _write(user / ".venv" / "pyvenv.cfg", "home = /usr/bin\ninclude-system-site-packages = false\n")
     _write(user / ".venv" / "lib" / "python3.11" / "site-packages" / "openai_agents-0.2.0.dist-info" / "METADATA",
            "Metadata-Version: 2.1\nName: openai-agents\nVersion: 0.2.0\n\n")
-    _chown_tree(user, USER)
+    chown_tree(user, USER)
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
@@ -159,7 +152,7 @@ def test_a_module_only_root_may_read_named_by_a_pth_line_of_the_users_venv_is_no
     folder = _roots(tree / "root-editable", 0o600)
     pth = _write(tree / "user" / ".venv" / "lib" / "python3.11" / "site-packages" / "__editable__.x.pth",
                  f"{folder}\n")
-    _chown_tree(pth, USER)
+    chown_tree(pth, USER)
     project = _run_app(tree, {})
     assert not _leaked(project), project
     assert NOT_READABLE in _codes(project), project
@@ -222,7 +215,7 @@ def test_an_n8n_store_only_root_may_read_named_by_n8n_user_folder_is_not_read(tr
         pytest.skip("needs node (the nodejs package) to run a process as n8n runs")
     n8n = _write(tree / "user" / "n8n" / "bin" / "n8n",
                  "require('fs').writeFileSync(__dirname + '/started', '');\nsetInterval(() => {}, 1000);\n")
-    _chown_tree(tree / "user" / "n8n", USER)
+    chown_tree(tree / "user" / "n8n", USER)
     store = tree / "root-n8n" / ".n8n"
     store.mkdir(parents=True)
     db = sqlite3.connect(store / "database.sqlite")
@@ -257,7 +250,7 @@ def test_a_system_site_packages_of_roots_is_listed_for_a_users_process_when_it_m
     _write(site / "langgraph-0.6.0.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: langgraph\nVersion: 0.6.0\n\n")
     _write(site / "langgraph" / "__init__.py", "")
     _write(tree / "user" / "proj" / "agent.py", "from langgraph.graph import StateGraph\n")
-    _chown_tree(tree / "user" / "proj", USER)
+    chown_tree(tree / "user" / "proj", USER)
     (prefix / "lib").chmod(lib_mode)
     proc = _start(["/usr/bin/sleep", "60"], tree / "user", {})
     try:
@@ -292,7 +285,7 @@ def test_a_global_n8n_install_of_roots_is_read_for_a_users_n8n(tree: Path) -> No
                "'[{\"type\": \"@n8n/n8n-nodes-langchain.agent\"}]')")
     db.commit()
     db.close()
-    _chown_tree(tree / "user", USER)
+    chown_tree(tree / "user", USER)
     node = os.path.realpath(shutil.which("node") or "node")
     proc = _start([node, str(n8n), "start"], tree / "user", {"N8N_USER_FOLDER": str(tree / "user" / "home")},
                   started=started)
@@ -342,7 +335,7 @@ def _container_of_nobody(base: Path, spawn: Any, pythonpath: str) -> int:
     agent = newroot / "srv" / "agent"
     _write(agent / "run.py", "import time\ntime.sleep(120)\nimport secret_agent\n")
     _write(agent / "langgraph" / "__init__.py", "")  # vendored: its interpreter's path holds a framework
-    _chown_tree(agent, USER)
+    chown_tree(agent, USER)
     uid = pwd.getpwnam(USER).pw_uid
     mounts = " && ".join(f"mount --bind /{d} {newroot}/{d}" for d in binds)
     script = (f"mount --make-rprivate / && mount --bind {newroot} {newroot} && {mounts} && "

@@ -13,6 +13,7 @@ another account owns before it writes a byte, and the real handler and clients.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -57,6 +58,21 @@ def served(win_python: WinePython, tmp_path: Path) -> Iterator[Served]:
     yield running
     if running.process.poll() is None:
         running.stop()
+
+
+@contextlib.contextmanager
+def holding(win_python: WinePython, tmp_path: Path, name: str, connections: int) -> Iterator[None]:
+    """``connections`` connections to the pipe ``name``, open and silent in a Windows process of their own
+    until the block ends."""
+    release = tmp_path / f"release-{uuid.uuid4().hex}"
+    holder = win_python.popen([winpath(PROGRAMS), "client", json.dumps(
+        {"name": name, "mode": "hold", "connections": connections, "release": winpath(release)})])
+    assert json.loads(read_line(holder, timeout=90)) == {"holding": connections}
+    try:
+        yield
+    finally:
+        release.touch()
+        holder.communicate(timeout=60)
 
 
 def client(win_python: WinePython, timeout: float = 90, **opts: Any) -> dict[str, Any]:
@@ -113,16 +129,11 @@ def test_past_max_clients_a_client_is_told_busy_and_served_once_a_slot_frees(win
                                                                            tmp_path: Path) -> None:
     running = Served(win_python, tmp_path, max_clients=2, read_timeout_s=20.0)
     assert running.first[0] == "listening"
-    release = tmp_path / "release"
-    holder = win_python.popen([winpath(PROGRAMS), "client", json.dumps(
-        {"name": running.name, "mode": "hold", "connections": 2, "release": winpath(release)})])
-    assert json.loads(read_line(holder, timeout=90)) == {"holding": 2}
-    busy = client(win_python, name=running.name, mode="call", request={"op": "list"})
-    assert "answer" in busy, busy
-    assert busy["answer"]["ok"] is False and busy["answer"]["code"] == "busy"
-    assert "serving 2 clients" in busy["answer"]["error"]
-    release.touch()
-    holder.communicate(timeout=60)
+    with holding(win_python, tmp_path, running.name, 2):
+        busy = client(win_python, name=running.name, mode="call", request={"op": "list"})
+        assert "answer" in busy, busy
+        assert busy["answer"]["ok"] is False and busy["answer"]["code"] == "busy"
+        assert "serving 2 clients" in busy["answer"]["error"]
     served_after = client(win_python, name=running.name, mode="call", request={"op": "list"})
     assert served_after["answer"]["ok"] is True
     last = running.stop()
@@ -135,15 +146,10 @@ def test_one_users_silent_connections_are_counted_at_connect_and_cannot_take_eve
     # comes only with the first line); Wine's one user is not SYSTEM, so it is counted
     running = Served(win_python, tmp_path, max_clients=8, max_clients_per_user=2, read_timeout_s=20.0)
     assert running.first[0] == "listening"
-    release = tmp_path / "release"
-    holder = win_python.popen([winpath(PROGRAMS), "client", json.dumps(
-        {"name": running.name, "mode": "hold", "connections": 2, "release": winpath(release)})])
-    assert json.loads(read_line(holder, timeout=90)) == {"holding": 2}
-    busy = client(win_python, name=running.name, mode="call", request={"op": "list"})
-    assert "answer" in busy, busy
-    assert busy["answer"]["code"] == "busy" and "this user already has 2 connections open" in busy["answer"]["error"]
-    release.touch()
-    holder.communicate(timeout=60)
+    with holding(win_python, tmp_path, running.name, 2):
+        busy = client(win_python, name=running.name, mode="call", request={"op": "list"})
+        assert "answer" in busy, busy
+        assert busy["answer"]["code"] == "busy" and "this user already has 2 connections open" in busy["answer"]["error"]
     again = client(win_python, name=running.name, mode="call", request={"op": "list"})
     assert again["answer"]["ok"] is True  # the held ones ended: counted no more
     assert running.stop()[3] == "1"
@@ -151,14 +157,9 @@ def test_one_users_silent_connections_are_counted_at_connect_and_cannot_take_eve
 
 def test_stopping_wakes_a_silent_client_and_frees_the_name(win_python: WinePython, tmp_path: Path) -> None:
     running = Served(win_python, tmp_path, read_timeout_s=60.0)
-    release = tmp_path / "release"
-    holder = win_python.popen([winpath(PROGRAMS), "client", json.dumps(
-        {"name": running.name, "mode": "hold", "connections": 1, "release": winpath(release)})])
-    assert json.loads(read_line(holder, timeout=90)) == {"holding": 1}
-    last = running.stop()
-    assert float(last[1]) < 2.0  # not the 60 s read timeout: the stop event woke the client's wait
-    release.touch()
-    holder.communicate(timeout=60)
+    with holding(win_python, tmp_path, running.name, 1):
+        last = running.stop()
+        assert float(last[1]) < 2.0  # not the 60 s read timeout: the stop event woke the client's wait
     again = Served(win_python, tmp_path, name=running.name)
     assert again.first[0] == "listening"
     again.stop()
